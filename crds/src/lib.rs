@@ -4,6 +4,10 @@
 //! validation (OpenAPI formats, ranges and CEL rules) so the API server refuses a bad manifest before
 //! any reconciler sees it; doc comments become the descriptions `kubectl explain` prints.
 
+// `#[kube(printcolumn(...))]` repeats `type_ = "string"` once per column, which clippy takes for a
+// duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod certificate;
 pub mod cloudpod;
 pub mod common;
@@ -13,6 +17,7 @@ pub mod domain;
 
 pub mod formats;
 pub mod mailbox;
+pub mod manifests;
 pub mod subscription;
 
 pub use certificate::{Certificate, CertificateSpec, CertificateStatus};
