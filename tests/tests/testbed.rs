@@ -1,0 +1,76 @@
+//! The testbed scripts themselves: `up` reuses what runs, and fails loudly when a component does not
+//! come up.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use mpanel_tests::{Testbed, repo_root};
+
+fn script(name: &str) -> Command {
+    Command::new(repo_root().join("tests/testbed").join(name))
+}
+
+#[test]
+fn up_again_reuses_the_running_control_plane() -> anyhow::Result<()> {
+    let before = Testbed::from_env()?;
+    let out = script("up").output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("already running; reusing it"), "{stderr}");
+    let after = Testbed::from_env()?;
+    assert_eq!(before.get("KUBECONFIG")?, after.get("KUBECONFIG")?);
+    let kubeconfig = std::fs::read_to_string(after.get("KUBECONFIG")?)?;
+    after.kubectl_ok(&["get", "crd", "cloudpods.mpanel.migrahosting.com"], None)?;
+    assert!(kubeconfig.contains("https://127.0.0.1:"), "{kubeconfig}");
+    Ok(())
+}
+
+fn write_executable(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+#[test]
+fn up_fails_at_once_with_the_log_tail_when_the_apiserver_dies() -> anyhow::Result<()> {
+    let real = Testbed::from_env()?;
+    let real_bin = Path::new(real.get("KUBECTL")?).canonicalize()?;
+    let real_bin = real_bin.parent().unwrap_or(Path::new("/"));
+    let real_helm = Path::new(real.get("HELM")?).canonicalize()?;
+
+    // binaries where kube-apiserver refuses to start; everything else is the real thing
+    let scratch = std::env::temp_dir().join(format!("mpanel-testbed-broken-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let bin = scratch.join("bin");
+    std::fs::create_dir_all(&bin)?;
+    for tool in ["etcd", "kubectl", "kube-controller-manager"] {
+        std::os::unix::fs::symlink(real_bin.join(tool), bin.join(tool))?;
+    }
+    write_executable(
+        &bin.join("kube-apiserver"),
+        "#!/bin/sh\necho 'E1123 invalid flag: the testbed broke me' >&2\nexit 1\n",
+    )?;
+    let run = |name: &str| {
+        script(name)
+            .env("MPANEL_K8S_BIN", &bin)
+            .env("MPANEL_HELM_DIR", real_helm.parent().unwrap_or(Path::new("/")))
+            .env("TESTBED_DIR", scratch.join("testbed"))
+            .output()
+    };
+
+    let started = std::time::Instant::now();
+    let out = run("up")?;
+    // stop the etcd it started, by pid, before asserting anything
+    let down = run("down")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+
+    assert!(!out.status.success(), "up succeeded with a broken kube-apiserver:\n{stderr}");
+    assert!(stderr.contains("kube-apiserver exited while waiting for kube-apiserver /readyz"), "{stderr}");
+    assert!(stderr.contains("E1123 invalid flag: the testbed broke me"), "the log tail is missing:\n{stderr}");
+    assert!(started.elapsed().as_secs() < 60, "up took {:?} to notice", started.elapsed());
+    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+    assert!(!scratch.join("testbed/etcd.pid").exists(), "down left etcd running");
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(())
+}
