@@ -1,4 +1,5 @@
-//! Writes the CustomResourceDefinitions to `crds/manifests/<plural>.yaml`, one file per kind.
+//! Writes the CustomResourceDefinitions to `crds/manifests/<plural>.yaml` and the Helm chart's
+//! `charts/mpanel/crds/`, one file per kind.
 //! With `--check`, writes nothing and fails if any committed file differs from what the types
 //! generate (the test command runs this).
 
@@ -12,7 +13,7 @@ use mpanel_crds::manifests;
 #[derive(Parser)]
 #[command(about = "Generate the mPanel CRD manifests")]
 struct Args {
-    /// Directory of the manifests (default: crds/manifests).
+    /// Write to this directory only (default: crds/manifests and charts/mpanel/crds).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Compare instead of writing; exit 1 when a file is missing or differs.
@@ -22,9 +23,12 @@ struct Args {
 
 fn main() -> anyhow::Result<ExitCode> {
     let args = Args::parse();
-    let dir = args.out.unwrap_or_else(manifests::default_dir);
+    let dirs = args.out.map_or_else(|| manifests::committed_dirs().to_vec(), |d| vec![d]);
     if args.check {
-        let drifted = manifests::drifted(&dir)?;
+        let mut drifted = Vec::new();
+        for dir in &dirs {
+            drifted.extend(manifests::drifted(dir)?);
+        }
         for path in &drifted {
             eprintln!("out of date: {}", path.display());
         }
@@ -36,10 +40,12 @@ fn main() -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::FAILURE);
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    for crd in mpanel_crds::crds() {
-        let path = manifests::path_in(&dir, &crd);
-        std::fs::write(&path, manifests::render(&crd)?).with_context(|| format!("writing {}", path.display()))?;
+    for dir in &dirs {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for crd in mpanel_crds::crds() {
+            let path = manifests::path_in(dir, &crd);
+            std::fs::write(&path, manifests::render(&crd)?).with_context(|| format!("writing {}", path.display()))?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

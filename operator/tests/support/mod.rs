@@ -1,0 +1,87 @@
+//! Running the operator binary in a test: start it, wait for /readyz, stop it by pid.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+/// Status code of `GET path` on `addr`, if the server answered.
+pub fn http_status(addr: &str, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// An operator process; killed when dropped if `stop` was not called.
+pub struct Operator {
+    child: Option<Child>,
+    pub health_addr: String,
+}
+
+/// How an operator run ended.
+pub struct Stopped {
+    pub success: bool,
+    pub logs: String,
+    pub shutdown_took: Duration,
+}
+
+impl Operator {
+    pub fn start(kubeconfig: &Path) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let health_addr = format!("127.0.0.1:{port}");
+        let child = Command::new(env!("CARGO_BIN_EXE_mpanel-operator"))
+            .args(["run", "--health-addr", &health_addr])
+            .env("KUBECONFIG", kubeconfig)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting mpanel-operator")?;
+        Ok(Self { child: Some(child), health_addr })
+    }
+
+    /// Waits until /readyz answers 200; false when the deadline passes or the process exits.
+    pub fn wait_ready(&mut self, within: Duration) -> anyhow::Result<bool> {
+        let deadline = Instant::now() + within;
+        loop {
+            if http_status(&self.health_addr, "/readyz") == Some(200) {
+                return Ok(true);
+            }
+            let exited = match self.child.as_mut() {
+                Some(child) => child.try_wait()?.is_some(),
+                None => true,
+            };
+            if exited || Instant::now() > deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends SIGTERM by pid and collects the output.
+    pub fn stop(mut self) -> anyhow::Result<Stopped> {
+        let child = self.child.take().context("already stopped")?;
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let sent = Instant::now();
+        let out = child.wait_with_output()?;
+        Ok(Stopped {
+            success: out.status.success(),
+            logs: format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+            shutdown_took: sent.elapsed(),
+        })
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
