@@ -59,5 +59,7 @@ fn chart_installs_and_its_service_account_can_run_the_operator() -> anyhow::Resu
     let _ = tb.kubectl(&["delete", "clusterrole,clusterrolebinding", &format!("{release}-operator")], None);
     let _ = std::fs::remove_file(&kubeconfig);
     assert!(ready, "the operator did not become ready as the chart's ServiceAccount:\n{}", stopped.logs);
+    assert!(stopped.success, "non-zero exit after SIGTERM:\n{}", stopped.logs);
+    assert!(stopped.shutdown_took < Duration::from_secs(10), "shutdown took {:?}", stopped.shutdown_took);
     Ok(())
 }
