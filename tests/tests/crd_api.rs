@@ -336,6 +336,14 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+fn edited(base: &Value, edits: &[(&'static str, Option<Value>)]) -> Value {
+    let mut out = base.clone();
+    for (pointer, value) in edits {
+        edit(&mut out, pointer, value.clone());
+    }
+    out
+}
+
 /// Runs one case; returns what went wrong, if anything.
 fn check(tb: &Testbed, ns: &str, case: &Case) -> anyhow::Result<Option<String>> {
     let plural = format!("{}.mpanel.migrahosting.com", case.kind.to_lowercase());
@@ -349,19 +357,13 @@ fn check(tb: &Testbed, ns: &str, case: &Case) -> anyhow::Result<Option<String>> 
 
     let (refusal, survivor_ok) = match &case.change {
         Change::Create(edits) => {
-            let mut bad = base.clone();
-            for (pointer, value) in edits {
-                edit(&mut bad, pointer, value.clone());
-            }
+            let bad = edited(&base, edits);
             let out = apply(&bad)?;
             (out, stored()?.is_none())
         }
         Change::Update(edits) => {
             tb.kubectl_ok(&["apply", "-f", "-"], Some(&base.to_string()))?;
-            let mut bad = base.clone();
-            for (pointer, value) in edits {
-                edit(&mut bad, pointer, value.clone());
-            }
+            let bad = edited(&base, edits);
             let out = apply(&bad)?;
             let after = stored()?.unwrap_or_default();
             let unchanged = edits.iter().all(|(p, _)| after.pointer(p) == base.pointer(p));
