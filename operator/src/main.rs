@@ -1,6 +1,6 @@
 //! The mPanel operator: one binary that runs a controller per kind.
 
-mod health;
+use mpanel_operator::{health, tls};
 
 use std::net::SocketAddr;
 
@@ -49,10 +49,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(health_addr: SocketAddr) -> anyhow::Result<()> {
-    // kube and reqwest both pull in rustls; exactly one process-wide crypto provider must be chosen
-    rustls::crypto::ring::default_provider()
-        .install_default()
-        .map_err(|_| anyhow::anyhow!("a rustls crypto provider was already installed"))?;
+    tls::install_crypto_provider();
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))

@@ -81,6 +81,43 @@ impl Testbed {
         Ok(out.stdout)
     }
 
+    /// Asks the testbed's PowerDNS (`PDNS_DNS_ADDR`) directly, as `dig` would.
+    pub fn dig(&self, name: &str, rtype: &str) -> anyhow::Result<DnsAnswer> {
+        let addr = self.get("PDNS_DNS_ADDR")?;
+        let (host, port) = addr.rsplit_once(':').with_context(|| format!("PDNS_DNS_ADDR {addr:?} is not host:port"))?;
+        let out = Command::new("dig")
+            .args([
+                &format!("@{host}"),
+                "-p",
+                port,
+                "+tries=1",
+                "+time=3",
+                "+noall",
+                "+comments",
+                "+answer",
+                name,
+                rtype,
+            ])
+            .output()
+            .context("running dig")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let rcode = text
+            .lines()
+            .find_map(|l| l.split("status: ").nth(1))
+            .and_then(|s| s.split(',').next())
+            .with_context(|| format!("dig printed no status:\n{text}{}", String::from_utf8_lossy(&out.stderr)))?
+            .to_owned();
+        let answers = text
+            .lines()
+            .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+            .filter_map(|l| {
+                let fields: Vec<&str> = l.split_whitespace().collect();
+                (fields.len() >= 5 && fields[3].eq_ignore_ascii_case(rtype)).then(|| fields[4..].join(" "))
+            })
+            .collect();
+        Ok(DnsAnswer { rcode, answers })
+    }
+
     /// Creates a namespace unique to this test process; it is deleted when the value is dropped.
     pub fn namespace(&self, prefix: &str) -> anyhow::Result<TestNamespace<'_>> {
         static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -88,6 +125,14 @@ impl Testbed {
         self.kubectl_ok(&["create", "namespace", &name], None)?;
         Ok(TestNamespace { testbed: self, name })
     }
+}
+
+/// What a DNS server answered: the response code and the data of the answer records of the asked
+/// type, in zone-file form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsAnswer {
+    pub rcode: String,
+    pub answers: Vec<String>,
 }
 
 /// A namespace that is deleted (without waiting) when dropped.

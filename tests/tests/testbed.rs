@@ -1,5 +1,5 @@
-//! The testbed scripts themselves: `up` reuses what runs, and fails loudly when a component does not
-//! come up.
+//! The testbed scripts themselves: `up` reuses what runs (Kubernetes, PostgreSQL, PowerDNS), and fails
+//! loudly when a component does not come up.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -17,9 +17,13 @@ fn up_again_reuses_the_running_control_plane() -> anyhow::Result<()> {
     let out = script("up").output()?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("already running; reusing it"), "{stderr}");
+    for component in ["control plane", "PostgreSQL", "PowerDNS"] {
+        assert!(stderr.contains(&format!("{component} already running; reusing it")), "{stderr}");
+    }
     let after = Testbed::from_env()?;
-    assert_eq!(before.get("KUBECONFIG")?, after.get("KUBECONFIG")?);
+    for key in ["KUBECONFIG", "PG_URL", "PDNS_API_URL", "PDNS_API_KEY", "PDNS_DNS_ADDR"] {
+        assert_eq!(before.get(key)?, after.get(key)?, "{key} changed");
+    }
     let kubeconfig = std::fs::read_to_string(after.get("KUBECONFIG")?)?;
     after.kubectl_ok(&["get", "crd", "cloudpods.mpanel.migrahosting.com"], None)?;
     assert!(kubeconfig.contains("https://127.0.0.1:"), "{kubeconfig}");

@@ -1,0 +1,3 @@
+//! One typed client per external system, each behind a trait so controllers can be unit-tested.
+
+pub mod powerdns;
