@@ -59,3 +59,49 @@ pub const CEL_IPV4_CIDR: &str = "isCIDR(self) && cidr(self).ip().family() == 4";
 
 /// CEL: the value is an IPv4 address.
 pub const CEL_IPV4: &str = "isIP(self) && ip(self).family() == 4";
+
+/// Parses a duration in the [`DURATION`] format (`30d`, `720h`, `1h30m`, `90s`).
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    if text.is_empty() {
+        return None;
+    }
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            'd' => 86_400,
+            'h' => 3_600,
+            'm' => 60,
+            's' => 1,
+            _ => return None,
+        };
+        let n: u64 = number.parse().ok()?;
+        total = total.checked_add(n.checked_mul(unit)?)?;
+        number.clear();
+    }
+    number.is_empty().then_some(std::time::Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn parses_each_unit_and_combinations() {
+        assert_eq!(parse_duration("30d"), Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5_400)));
+        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
+    }
+
+    #[test]
+    fn refuses_what_the_format_refuses() {
+        for bad in ["", "30", "d", "1.5h", "10x", "1h30"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+}

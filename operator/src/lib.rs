@@ -1,6 +1,10 @@
 //! The mPanel operator as a library: the binary in `main.rs` wires these together, and the
 //! integration tests use them directly.
 
-pub mod health;
+pub mod config;
+pub mod controllers;
+pub mod endpoints;
+pub mod leader;
+pub mod metrics;
 pub mod providers;
 pub mod tls;

@@ -1,16 +1,26 @@
 //! The mPanel operator: one binary that runs a controller per kind.
 
-use mpanel_operator::{health, tls};
-
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector;
 use kube::{Api, Client, ResourceExt};
+use mpanel_operator::config::{Config, SecretRef};
+use mpanel_operator::controllers::{Backoff, dnszone};
+use mpanel_operator::endpoints::{self, Health};
+use mpanel_operator::leader::Leadership;
+use mpanel_operator::metrics::Metrics;
+use mpanel_operator::providers::powerdns::{self, PowerDns};
+use mpanel_operator::tls;
 use tokio::net::TcpListener;
-
-/// Kinds that have a controller in this build. The sandbox waits for these to report Ready.
-const CONTROLLERS: &[&str] = &[];
+use tokio::sync::watch;
 
 #[derive(Parser)]
 #[command(
@@ -26,45 +36,163 @@ struct Cli {
 enum Command {
     /// Connect to the cluster (KUBECONFIG or in-cluster) and run the controllers until SIGTERM.
     Run {
-        /// Address of /healthz and /readyz.
+        /// Configuration file; without one, the built-in defaults (no external systems).
+        #[arg(long, env = "MPANEL_CONFIG")]
+        config: Option<PathBuf>,
+        /// Address of /healthz, /readyz and /metrics.
         #[arg(long, env = "MPANEL_HEALTH_ADDR", default_value = "127.0.0.1:8080")]
         health_addr: SocketAddr,
+        /// Name of this replica in the Lease and in Events (default: host name and pid).
+        #[arg(long, env = "POD_NAME")]
+        identity: Option<String>,
     },
-    /// Print the kinds this build has a controller for, one per line.
-    Controllers,
+    /// Print the kinds the configuration enables a controller for, one per line.
+    Controllers {
+        #[arg(long, env = "MPANEL_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    match path {
+        Some(path) => Ok(Config::load(path)?),
+        None => Config::parse("{}").map_err(anyhow::Error::msg),
+    }
+}
+
+/// The kinds `config` runs a controller for.
+fn enabled(config: &Config) -> Vec<&'static str> {
+    let mut kinds = Vec::new();
+    if config.powerdns.is_some() {
+        kinds.push(dnszone::KIND);
+    }
+    kinds
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Controllers => {
-            for kind in CONTROLLERS {
+    match Cli::parse().command {
+        Command::Controllers { config } => {
+            for kind in enabled(&load(config.as_ref())?) {
                 println!("{kind}");
             }
             Ok(())
         }
-        Command::Run { health_addr } => run(health_addr).await,
+        Command::Run { config, health_addr, identity } => {
+            let config = load(config.as_ref())?;
+            let identity = identity.unwrap_or_else(default_identity);
+            run(config, health_addr, identity).await
+        }
     }
 }
 
-async fn run(health_addr: SocketAddr) -> anyhow::Result<()> {
+fn default_identity() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "mpanel-operator".to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
+async fn run(config: Config, health_addr: SocketAddr, identity: String) -> anyhow::Result<()> {
     tls::install_crypto_provider();
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
 
-    let health = health::Health::default();
+    let (stop, stopping) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let shutdown = {
+        let stopping = stopping.clone();
+        move || {
+            let mut stopping = stopping.clone();
+            async move {
+                let _ = stopping.wait_for(|s| *s).await;
+            }
+        }
+    };
+
+    let metrics = Arc::new(Metrics::default());
+    let health = Health::default();
     let listener = TcpListener::bind(health_addr).await?;
-    tracing::info!(%health_addr, "serving /healthz and /readyz");
-    let server = tokio::spawn(health::serve(listener, health.clone(), shutdown_signal()));
+    tracing::info!(%health_addr, "serving /healthz, /readyz and /metrics");
+    let server = tokio::spawn(endpoints::serve(listener, health.clone(), metrics.clone(), shutdown()));
 
     let client = Client::try_default().await?;
     verify_crds_installed(&client).await?;
     health.set_ready();
-    tracing::info!(controllers = ?CONTROLLERS, "operator ready");
+    let kinds = enabled(&config);
+    tracing::info!(controllers = ?kinds, %identity, "operator ready");
 
+    // a replica with nothing to reconcile writes nothing, so it need not lead
+    let leadership = if config.leader_election.enabled && !kinds.is_empty() {
+        tokio::select! {
+            held = Leadership::acquire(client.clone(), &config.leader_election, &identity) => Some(held?),
+            _ = shutdown() => None,
+        }
+    } else {
+        None
+    };
+
+    if *stopping.borrow() {
+        server.await??;
+        tracing::info!("shut down");
+        return Ok(());
+    }
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter { controller: "mpanel-operator".into(), instance: Some(identity.clone()) },
+    );
+    let mut controllers = tokio::task::JoinSet::new();
+    if let Some(pdns) = &config.powerdns {
+        let api_key = read_secret(&client, &pdns.api_key_secret_ref).await?;
+        let dns = PowerDns::new(
+            powerdns::Config {
+                api_url: pdns.api_url.clone(),
+                api_key,
+                server_id: pdns.server_id.clone(),
+                timeout: Duration::from_secs(pdns.timeout_seconds),
+            },
+            metrics.clone(),
+        )?;
+        let (cloudpods, writer) = reflector::store();
+        let ctx = Arc::new(dnszone::Context {
+            client: client.clone(),
+            namespace: config.watch_namespace.clone(),
+            dns,
+            metrics: metrics.clone(),
+            recorder: recorder.clone(),
+            resync: config.resync().map_err(anyhow::Error::msg)?,
+            backoff: Backoff::default(),
+            cloudpods,
+        });
+        controllers.spawn(dnszone::run(ctx, writer, shutdown()));
+    }
+
+    let lost = async move {
+        match leadership {
+            Some(held) => held.lost().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = lost => {
+            // another replica may already be writing: stop at once and let the Deployment restart us
+            tracing::error!("lost the Lease; exiting so that only the leader writes");
+            std::process::exit(1);
+        }
+        _ = async { while controllers.join_next().await.is_some() {} } => {}
+    }
+    if !*stopping.borrow() {
+        // every controller ended on its own: wait for the shutdown signal
+        shutdown().await;
+    }
     server.await??;
     tracing::info!("shut down");
     Ok(())
@@ -82,9 +210,19 @@ async fn verify_crds_installed(client: &Client) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn read_secret(client: &Client, r: &SecretRef) -> anyhow::Result<String> {
+    let secret = Api::<Secret>::namespaced(client.clone(), &r.namespace)
+        .get(&r.name)
+        .await
+        .with_context(|| format!("reading Secret {}/{}", r.namespace, r.name))?;
+    let bytes = secret
+        .data
+        .and_then(|d| d.get(&r.key).cloned())
+        .with_context(|| format!("Secret {}/{} has no key {}", r.namespace, r.name, r.key))?;
+    Ok(String::from_utf8(bytes.0)?.trim().to_owned())
+}
+
 async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
@@ -93,10 +231,8 @@ async fn shutdown_signal() {
             Err(_) => std::future::pending::<()>().await,
         }
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
     tokio::select! {
-        _ = ctrl_c => {},
+        _ = tokio::signal::ctrl_c() => {},
         _ = term => {},
     }
     tracing::info!("shutdown signal received");

@@ -52,7 +52,7 @@ fn chart_installs_and_its_service_account_can_run_the_operator() -> anyhow::Resu
             token.trim()
         ),
     )?;
-    let mut operator = Operator::start(&kubeconfig)?;
+    let mut operator = Operator::start(&kubeconfig, &[])?;
     let ready = operator.wait_ready(Duration::from_secs(30))?;
     let stopped = operator.stop()?;
 

@@ -3,16 +3,22 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use mpanel_operator::metrics::Metrics;
 use mpanel_operator::providers::powerdns::{Config, DnsApi, NewZone, PowerDns, PowerDnsError, RrSet};
 use mpanel_tests::Testbed;
 
 fn client(tb: &Testbed) -> anyhow::Result<PowerDns> {
-    Ok(PowerDns::new(Config {
-        api_url: tb.get("PDNS_API_URL")?.to_owned(),
-        api_key: tb.get("PDNS_API_KEY")?.to_owned(),
-        server_id: tb.get("PDNS_SERVER_ID")?.to_owned(),
-        timeout: Duration::from_secs(10),
-    })?)
+    Ok(PowerDns::new(
+        Config {
+            api_url: tb.get("PDNS_API_URL")?.to_owned(),
+            api_key: tb.get("PDNS_API_KEY")?.to_owned(),
+            server_id: tb.get("PDNS_SERVER_ID")?.to_owned(),
+            timeout: Duration::from_secs(10),
+        },
+        Arc::new(Metrics::default()),
+    )?)
 }
 
 /// A zone name no other test uses.
@@ -122,12 +128,15 @@ async fn creating_an_existing_zone_is_a_conflict_and_the_account_marker_can_be_s
 #[tokio::test]
 async fn an_unreachable_server_is_reported_as_such() -> anyhow::Result<()> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port(); // closed again at once
-    let pdns = PowerDns::new(Config {
-        api_url: format!("http://127.0.0.1:{port}"),
-        api_key: "unused".to_owned(),
-        server_id: "localhost".to_owned(),
-        timeout: Duration::from_secs(2),
-    })?;
+    let pdns = PowerDns::new(
+        Config {
+            api_url: format!("http://127.0.0.1:{port}"),
+            api_key: "unused".to_owned(),
+            server_id: "localhost".to_owned(),
+            timeout: Duration::from_secs(2),
+        },
+        Arc::new(Metrics::default()),
+    )?;
     let err = pdns.zones().await.err();
     assert_eq!(err.as_ref().map(PowerDnsError::reason), Some("PowerDnsUnreachable"), "{err:?}");
     Ok(())

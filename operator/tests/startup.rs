@@ -12,7 +12,7 @@ use support::{Operator, http_status};
 #[test]
 fn operator_becomes_ready_against_the_api_server_and_stops_on_sigterm() -> anyhow::Result<()> {
     let tb = Testbed::from_env()?;
-    let mut operator = Operator::start(Path::new(tb.get("KUBECONFIG")?))?;
+    let mut operator = Operator::start(Path::new(tb.get("KUBECONFIG")?), &[])?;
     let ready = operator.wait_ready(Duration::from_secs(30))?;
     let healthz = http_status(&operator.health_addr, "/healthz");
     let stopped = operator.stop()?;

@@ -5,13 +5,15 @@
 //! rrsets); creating a zone is not.
 
 use std::future::Future;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::Metrics;
 use crate::tls;
 
 /// Where the API is and how to authenticate.
@@ -192,6 +194,7 @@ pub fn canonical(name: &str) -> String {
 pub struct PowerDns {
     http: reqwest::Client,
     config: Config,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for PowerDns {
@@ -205,14 +208,15 @@ impl std::fmt::Debug for PowerDns {
 }
 
 impl PowerDns {
-    pub fn new(config: Config) -> Result<Self, PowerDnsError> {
+    /// Every call is counted in `metrics` (`mpanel_provider_calls_total{provider="powerdns"}`).
+    pub fn new(config: Config, metrics: Arc<Metrics>) -> Result<Self, PowerDnsError> {
         tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(5)))
             .build()
             .map_err(|e| PowerDnsError::Unreachable(e.to_string()))?;
-        Ok(Self { http, config })
+        Ok(Self { http, config, metrics })
     }
 
     fn url(&self, path: &str) -> String {
@@ -220,7 +224,21 @@ impl PowerDns {
     }
 
     /// One request; the body of a 2xx answer, or the error PowerDNS gave.
-    async fn send_once(&self, method: Method, path: &str, body: Option<&[u8]>) -> Result<Vec<u8>, PowerDnsError> {
+    async fn send_once(
+        &self,
+        operation: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<Vec<u8>, PowerDnsError> {
+        let started = Instant::now();
+        let write = method != Method::GET;
+        let result = self.request(method, path, body).await;
+        self.metrics.provider_call("powerdns", operation, write, result.is_ok(), started.elapsed());
+        result
+    }
+
+    async fn request(&self, method: Method, path: &str, body: Option<&[u8]>) -> Result<Vec<u8>, PowerDnsError> {
         let mut request = self
             .http
             .request(method, self.url(path))
@@ -241,12 +259,13 @@ impl PowerDns {
     /// A request, retried with backoff on transient failures when `idempotent`.
     async fn send(
         &self,
+        operation: &'static str,
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
         idempotent: bool,
     ) -> Result<Vec<u8>, PowerDnsError> {
-        let attempt = || self.send_once(method.clone(), path, body.as_deref());
+        let attempt = || self.send_once(operation, method.clone(), path, body.as_deref());
         if !idempotent {
             return attempt().await;
         }
@@ -285,7 +304,7 @@ fn error_message(status: StatusCode, body: &[u8]) -> String {
 
 impl DnsApi for PowerDns {
     async fn zone(&self, name: &str) -> Result<Option<Zone>, PowerDnsError> {
-        match self.send(Method::GET, &format!("/zones/{}", canonical(name)), None, true).await {
+        match self.send("get_zone", Method::GET, &format!("/zones/{}", canonical(name)), None, true).await {
             Ok(body) => Self::decode(&body).map(Some),
             // PowerDNS 4.7 answers 404 for an unknown zone id, older versions 422 "Could not find domain"
             Err(PowerDnsError::Rejected { status: 404, .. }) => Ok(None),
@@ -297,26 +316,28 @@ impl DnsApi for PowerDns {
     }
 
     async fn zones(&self) -> Result<Vec<ZoneSummary>, PowerDnsError> {
-        Self::decode(&self.send(Method::GET, "/zones", None, true).await?)
+        Self::decode(&self.send("list_zones", Method::GET, "/zones", None, true).await?)
     }
 
     async fn create_zone(&self, zone: &NewZone) -> Result<Zone, PowerDnsError> {
         let body = Self::encode(zone)?;
-        Self::decode(&self.send(Method::POST, "/zones", Some(body), false).await?)
+        Self::decode(&self.send("create_zone", Method::POST, "/zones", Some(body), false).await?)
     }
 
     async fn patch_rrsets(&self, zone: &str, rrsets: &[RrSet]) -> Result<(), PowerDnsError> {
         let body = Self::encode(&RrSetPatch { rrsets })?;
-        self.send(Method::PATCH, &format!("/zones/{}", canonical(zone)), Some(body), true).await.map(drop)
+        self.send("patch_rrsets", Method::PATCH, &format!("/zones/{}", canonical(zone)), Some(body), true)
+            .await
+            .map(drop)
     }
 
     async fn set_account(&self, zone: &str, account: &str) -> Result<(), PowerDnsError> {
         let body = Self::encode(&AccountUpdate { account })?;
-        self.send(Method::PUT, &format!("/zones/{}", canonical(zone)), Some(body), true).await.map(drop)
+        self.send("set_account", Method::PUT, &format!("/zones/{}", canonical(zone)), Some(body), true).await.map(drop)
     }
 
     async fn delete_zone(&self, zone: &str) -> Result<bool, PowerDnsError> {
-        match self.send(Method::DELETE, &format!("/zones/{}", canonical(zone)), None, true).await {
+        match self.send("delete_zone", Method::DELETE, &format!("/zones/{}", canonical(zone)), None, true).await {
             Ok(_) => Ok(true),
             Err(PowerDnsError::Rejected { status: 404, .. }) => Ok(false),
             Err(PowerDnsError::Rejected { status: 422, message }) if message.contains("Could not find domain") => {

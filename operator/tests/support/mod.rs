@@ -1,4 +1,7 @@
-//! Running the operator binary in a test: start it, wait for /readyz, stop it by pid.
+//! Running the operator binary in a test: start it, wait for /readyz, read /metrics, stop it by pid;
+//! and a harness for DnsZone tests against the testbed's PowerDNS.
+// each test binary uses a part of this module
+#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -8,14 +11,45 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-/// Status code of `GET path` on `addr`, if the server answered.
-pub fn http_status(addr: &str, path: &str) -> Option<u16> {
+/// Status code and body of `GET path` on `addr`, if the server answered.
+pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(addr).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
-    response.split_whitespace().nth(1)?.parse().ok()
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Some((status, body))
+}
+
+/// Status code of `GET path` on `addr`, if the server answered.
+pub fn http_status(addr: &str, path: &str) -> Option<u16> {
+    http_get(addr, path).map(|(status, _)| status)
+}
+
+/// Sum of the samples of `name` whose labels include every `label="value"` in `labels`.
+pub fn metric_sum(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    exposition
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Polls `check` every 100 ms until it returns true or `within` passes.
+pub fn eventually(within: Duration, mut check: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<bool> {
+    let deadline = Instant::now() + within;
+    loop {
+        if check()? {
+            return Ok(true);
+        }
+        if Instant::now() > deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// An operator process; killed when dropped if `stop` was not called.
@@ -32,11 +66,12 @@ pub struct Stopped {
 }
 
 impl Operator {
-    pub fn start(kubeconfig: &Path) -> anyhow::Result<Self> {
+    pub fn start(kubeconfig: &Path, extra_args: &[&str]) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let health_addr = format!("127.0.0.1:{port}");
         let child = Command::new(env!("CARGO_BIN_EXE_mpanel-operator"))
             .args(["run", "--health-addr", &health_addr])
+            .args(extra_args)
             .env("KUBECONFIG", kubeconfig)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -60,6 +95,19 @@ impl Operator {
                 return Ok(false);
             }
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The current `/metrics` text.
+    pub fn metrics(&self) -> anyhow::Result<String> {
+        http_get(&self.health_addr, "/metrics").map(|(_, body)| body).context("/metrics did not answer")
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 

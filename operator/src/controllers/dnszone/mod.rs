@@ -1,0 +1,384 @@
+//! The DnsZone controller: converges a PowerDNS zone to its DnsZone.
+//!
+//! Each reconcile observes the zone first, expresses what differs as conditions, then writes only
+//! what differs (whole-rrset REPLACE/DELETE in one atomic PATCH); a resync of an unchanged zone
+//! makes no write. A zone that exists but does not carry this object's UID as its account is a
+//! Conflict and is never written.
+
+pub mod records;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::Recorder;
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use mpanel_crds::FINALIZER;
+use mpanel_crds::cloudpod::CloudPod;
+use mpanel_crds::common::{DeletionPolicy, ReconcileMode};
+use mpanel_crds::conditions::{self, Observation, READY};
+use mpanel_crds::dnszone::{DnsZone, DnsZonePhase, DnsZoneStatus, ZoneKind};
+
+use super::{Backoff, apply_status, now, publish};
+use crate::metrics::Metrics;
+use crate::providers::powerdns::{DnsApi, NewZone, PowerDnsError, RrSet, canonical};
+use records::Wanted;
+
+pub const KIND: &str = "DnsZone";
+const FIELD_MANAGER: &str = "mpanel-dnszone";
+const PROGRAMMED: &str = "Programmed";
+const CONFLICT: &str = "Conflict";
+
+pub struct Context<P> {
+    pub client: Client,
+    /// The only namespace reconciled; all when `None`.
+    pub namespace: Option<String>,
+    pub dns: P,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    /// Drift detection interval.
+    pub resync: Duration,
+    pub backoff: Backoff,
+    /// CloudPods, for records that follow a CloudPod's address.
+    pub cloudpods: Store<CloudPod>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    PowerDns(#[from] PowerDnsError),
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Finalizer(Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    pub fn reason(&self) -> &'static str {
+        use kube::runtime::finalizer::Error as F;
+        match self {
+            Self::PowerDns(e) => e.reason(),
+            Self::Kube(_) => "KubernetesApiError",
+            Self::Finalizer(inner) => match inner.as_ref() {
+                F::ApplyFailed(e) | F::CleanupFailed(e) => e.reason(),
+                _ => "FinalizerError",
+            },
+        }
+    }
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run<P: DnsApi + 'static>(
+    ctx: Arc<Context<P>>,
+    cloudpod_writer: reflector::store::Writer<CloudPod>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let pods = reflector::reflector(cloudpod_writer, watcher(scoped::<CloudPod>(&ctx), watcher::Config::default()))
+        .default_backoff()
+        .touched_objects()
+        .for_each(|_| std::future::ready(()));
+    tokio::spawn(pods);
+    if ctx.cloudpods.wait_until_ready().await.is_err() {
+        tracing::error!("the CloudPod watch ended before it was ready");
+        return;
+    }
+    let controller = Controller::new(scoped::<DnsZone>(&ctx), watcher::Config::default().any_semantic())
+        .with_config(ControllerConfig::default().concurrency(32));
+    let zones = controller.store();
+    controller
+        .watches(scoped::<CloudPod>(&ctx), watcher::Config::default(), move |pod| {
+            let (ns, name) = (pod.namespace(), pod.name_any());
+            zones
+                .state()
+                .iter()
+                .filter(|z| {
+                    z.namespace() == ns
+                        && z.spec.records.iter().any(|r| r.cloud_pod_ref.as_ref().is_some_and(|p| p.name == name))
+                })
+                .map(|z| ObjectRef::from_obj(z.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "DnsZone reconcile ended with an error");
+            }
+        })
+        .await;
+}
+
+/// The API of `K` in the watched namespace, or in all namespaces.
+fn scoped<K>(ctx: &Context<impl DnsApi>) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+{
+    match &ctx.namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    }
+}
+
+fn key(zone: &DnsZone) -> String {
+    format!("{}/{}", zone.namespace().unwrap_or_default(), zone.name_any())
+}
+
+async fn reconcile<P: DnsApi>(zone: Arc<DnsZone>, ctx: Arc<Context<P>>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = reconcile_inner(zone.clone(), &ctx).await;
+    ctx.metrics.reconciled(KIND, started.elapsed(), result.as_ref().err().map(Error::reason));
+    if result.is_ok() {
+        ctx.backoff.succeeded(&key(&zone));
+    }
+    result
+}
+
+fn error_policy<P: DnsApi>(zone: Arc<DnsZone>, error: &Error, ctx: Arc<Context<P>>) -> Action {
+    let delay = ctx.backoff.failed(&key(&zone));
+    tracing::warn!(zone = %key(&zone), reason = error.reason(), error = %error, ?delay, "DnsZone reconcile failed");
+    Action::requeue(delay)
+}
+
+async fn reconcile_inner<P: DnsApi>(zone: Arc<DnsZone>, ctx: &Context<P>) -> Result<Action, Error> {
+    let api: Api<DnsZone> = Api::namespaced(ctx.client.clone(), &zone.namespace().unwrap_or_default());
+    let mode = match ReconcileMode::of(&zone.metadata) {
+        Ok(mode) => mode,
+        Err(invalid) => {
+            let mut status = zone.status.clone().unwrap_or_default();
+            let generation = zone.metadata.generation;
+            conditions::set(
+                &mut status.conditions,
+                Observation::new(READY, false, "InvalidReconcileMode", invalid.to_string()),
+                generation,
+                &now(),
+            );
+            write_status(&api, &zone, status).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    if mode == ReconcileMode::Paused {
+        return Ok(Action::await_change());
+    }
+    finalizer(&api, FINALIZER, zone, |event| async {
+        match event {
+            FinalizerEvent::Apply(zone) => apply(&api, &zone, mode, ctx).await,
+            FinalizerEvent::Cleanup(zone) => cleanup(&zone, mode, ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// Writes `status` unless it equals what is stored (a resync that finds nothing new writes nothing).
+async fn write_status(api: &Api<DnsZone>, zone: &DnsZone, status: DnsZoneStatus) -> Result<(), Error> {
+    if zone.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    apply_status(api, zone, FIELD_MANAGER, &status).await?;
+    Ok(())
+}
+
+/// The rrsets a new zone starts with; the apex NS set comes from `nameservers`.
+fn initial_rrsets(wanted: &Wanted, zone: &str) -> Vec<RrSet> {
+    wanted
+        .rrsets
+        .iter()
+        .filter(|((name, rtype), _)| !(name == zone && rtype == "NS"))
+        .map(|((name, rtype), want)| RrSet {
+            changetype: None,
+            ..RrSet::replace(name.clone(), rtype.clone(), want.ttl, want.contents.iter().cloned())
+        })
+        .collect()
+}
+
+async fn apply<P: DnsApi>(
+    api: &Api<DnsZone>,
+    zone: &DnsZone,
+    mode: ReconcileMode,
+    ctx: &Context<P>,
+) -> Result<Action, Error> {
+    let generation = zone.metadata.generation;
+    let ns = zone.namespace().unwrap_or_default();
+    let uid = zone.uid().unwrap_or_default();
+    let name = canonical(&zone.spec.zone);
+    let was = zone.status.clone().unwrap_or_default();
+    let mut status = was.clone();
+    let t = now();
+    let set = |status: &mut DnsZoneStatus, o: Observation| conditions::set(&mut status.conditions, o, generation, &t);
+    let requeue = Action::requeue(ctx.resync);
+
+    let wanted = match records::wanted(&zone.spec, |pod| {
+        ctx.cloudpods.get(&ObjectRef::new(pod).within(&ns)).and_then(|cp| cp.status.as_ref()?.ip_address.clone())
+    }) {
+        Ok(wanted) => wanted,
+        Err(invalid) => {
+            set(&mut status, Observation::new(PROGRAMMED, false, "InvalidRecord", invalid.to_string()));
+            set(&mut status, Observation::new(READY, false, "InvalidRecord", invalid.to_string()));
+            status.phase = Some(DnsZonePhase::Failed);
+            status.observed_generation = generation;
+            write_status(api, zone, status).await?;
+            return Ok(Action::await_change());
+        }
+    };
+
+    // observe
+    let observed = match ctx.dns.zone(&name).await {
+        Ok(observed) => observed,
+        Err(e) => return fail(api, zone, status, e, ctx).await,
+    };
+    let observed = match observed {
+        Some(existing) if existing.account != uid => {
+            let message = format!(
+                "zone {name} already exists in PowerDNS and is not this object's (account {:?}); it is left untouched",
+                existing.account
+            );
+            let new = set(&mut status, Observation::new(CONFLICT, true, "ZoneOwnedElsewhere", message.clone()));
+            set(&mut status, Observation::new(READY, false, "Conflict", message.clone()));
+            status.phase = Some(DnsZonePhase::Conflict);
+            status.observed_generation = generation;
+            if new {
+                publish(&ctx.recorder, zone, true, "Conflict", "Observe", message).await;
+            }
+            write_status(api, zone, status).await?;
+            return Ok(requeue);
+        }
+        Some(existing) => Some(existing),
+        None if mode == ReconcileMode::ObserveOnly => None,
+        None => {
+            let new_zone = NewZone {
+                name: name.clone(),
+                kind: match zone.spec.kind {
+                    ZoneKind::Native => "Native",
+                    ZoneKind::Master => "Master",
+                }
+                .to_owned(),
+                nameservers: zone.spec.nameservers.iter().map(|n| canonical(&n.to_ascii_lowercase())).collect(),
+                account: uid.clone(),
+                soa_edit_api: "DEFAULT".to_owned(),
+                rrsets: initial_rrsets(&wanted, &name),
+            };
+            if let Err(e) = ctx.dns.create_zone(&new_zone).await {
+                return fail(api, zone, status, e, ctx).await;
+            }
+            publish(&ctx.recorder, zone, false, "Created", "CreateZone", format!("created zone {name} in PowerDNS"))
+                .await;
+            match ctx.dns.zone(&name).await {
+                Ok(created) => created,
+                Err(e) => return fail(api, zone, status, e, ctx).await,
+            }
+        }
+    };
+    set(&mut status, Observation::new(CONFLICT, false, "Owned", format!("zone {name} belongs to this object")));
+
+    // diff, then act only on what differs
+    let Some(mut current) = observed else {
+        let message = format!("zone {name} does not exist in PowerDNS (ObserveOnly: not created)");
+        set(&mut status, Observation::new(PROGRAMMED, false, "ZoneMissing", message.clone()));
+        set(&mut status, Observation::new(READY, false, "ZoneMissing", message));
+        status.phase = Some(DnsZonePhase::Pending);
+        status.observed_generation = generation;
+        write_status(api, zone, status).await?;
+        return Ok(requeue);
+    };
+    let patch = records::changes(&wanted, &current.rrsets, zone.spec.policy);
+    if !patch.is_empty() {
+        if mode == ReconcileMode::ObserveOnly {
+            let message = format!("{} rrsets differ from the spec (ObserveOnly: not written)", patch.len());
+            set(&mut status, Observation::new(PROGRAMMED, false, "OutOfSync", message.clone()));
+            set(&mut status, Observation::new(READY, false, "OutOfSync", message));
+            status.observed_generation = generation;
+            write_status(api, zone, status).await?;
+            return Ok(requeue);
+        }
+        if let Err(e) = ctx.dns.patch_rrsets(&name, &patch).await {
+            return fail(api, zone, status, e, ctx).await;
+        }
+        let programmed_before = conditions::find(&was.conditions, PROGRAMMED).is_some_and(|c| c.status == "True");
+        if was.observed_generation == generation && programmed_before {
+            ctx.metrics.drift_repaired(KIND);
+            publish(
+                &ctx.recorder,
+                zone,
+                true,
+                "DriftRepaired",
+                "PatchRRSets",
+                format!("{} rrsets were changed outside the operator and restored", patch.len()),
+            )
+            .await;
+        }
+        status.last_sync_time = Some(t.clone());
+        current = match ctx.dns.zone(&name).await {
+            Ok(Some(after)) => after,
+            Ok(None) => return Ok(Action::requeue(Duration::from_secs(1))),
+            Err(e) => return fail(api, zone, status, e, ctx).await,
+        };
+    } else if status.last_sync_time.is_none() {
+        status.last_sync_time = Some(t.clone());
+    }
+
+    let count = u32::try_from(wanted.rrsets.len()).unwrap_or(u32::MAX);
+    set(&mut status, Observation::new(PROGRAMMED, true, "Synced", format!("{count} rrsets in sync")));
+    if wanted.waiting_for.is_empty() {
+        set(&mut status, Observation::new(READY, true, "Ready", format!("zone {name} is served with {count} rrsets")));
+        status.phase = Some(DnsZonePhase::Ready);
+    } else {
+        let message = format!("waiting for the address of CloudPod {}", wanted.waiting_for.join(", "));
+        set(&mut status, Observation::new(READY, false, "WaitingForCloudPod", message));
+        status.phase = Some(DnsZonePhase::Pending);
+    }
+    status.records = Some(count);
+    status.serial = Some(current.serial);
+    status.observed_generation = generation;
+    write_status(api, zone, status).await?;
+    Ok(requeue)
+}
+
+/// Records a provider failure verbatim in the status and hands the error to the backoff.
+async fn fail<P: DnsApi>(
+    api: &Api<DnsZone>,
+    zone: &DnsZone,
+    mut status: DnsZoneStatus,
+    error: PowerDnsError,
+    ctx: &Context<P>,
+) -> Result<Action, Error> {
+    let generation = zone.metadata.generation;
+    let t = now();
+    let reason = error.reason();
+    let message = error.to_string();
+    let new = conditions::set(
+        &mut status.conditions,
+        Observation::new(PROGRAMMED, false, reason, message.clone()),
+        generation,
+        &t,
+    );
+    conditions::set(&mut status.conditions, Observation::new(READY, false, reason, message.clone()), generation, &t);
+    status.phase = Some(DnsZonePhase::Failed);
+    status.observed_generation = generation;
+    if new {
+        publish(&ctx.recorder, zone, true, reason, "Program", message).await;
+    }
+    write_status(api, zone, status).await?;
+    Err(error.into())
+}
+
+async fn cleanup<P: DnsApi>(zone: &DnsZone, mode: ReconcileMode, ctx: &Context<P>) -> Result<Action, Error> {
+    let name = canonical(&zone.spec.zone);
+    if zone.spec.deletion_policy == DeletionPolicy::Orphan || mode == ReconcileMode::ObserveOnly {
+        return Ok(Action::await_change());
+    }
+    match ctx.dns.zone(&name).await? {
+        Some(existing) if existing.account == zone.uid().unwrap_or_default() => {
+            ctx.dns.delete_zone(&name).await?;
+        }
+        Some(_) => {
+            let note = format!("zone {name} is not this object's; it was left in PowerDNS");
+            publish(&ctx.recorder, zone, true, "NotOwner", "DeleteZone", note).await;
+        }
+        None => {}
+    }
+    Ok(Action::await_change())
+}

@@ -1,0 +1,111 @@
+//! One controller per kind, and what they share: status written by server-side apply, Events, and
+//! per-object exponential backoff with jitter.
+
+pub mod dnszone;
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The current time as a Kubernetes timestamp.
+pub fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+/// Writes `status` with server-side apply as `field_manager` (one per controller).
+pub async fn apply_status<K>(
+    api: &Api<K>,
+    obj: &K,
+    field_manager: &str,
+    status: &impl Serialize,
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(&obj.name_any(), &PatchParams::apply(field_manager).force(), &Patch::Apply(patch)).await.map(drop)
+}
+
+/// Publishes an Event about `obj`; failing to record one never fails a reconcile.
+pub async fn publish<K: Resource<DynamicType = ()>>(
+    recorder: &Recorder,
+    obj: &K,
+    warning: bool,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let event = Event {
+        type_: if warning { EventType::Warning } else { EventType::Normal },
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: action.to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &obj.object_ref(&())).await {
+        tracing::warn!(error = %e, reason, "could not record an Event");
+    }
+}
+
+/// Per-object retry delays: 1 s doubling to 5 min, ±20 % jitter, reset by a success.
+#[derive(Default)]
+pub struct Backoff {
+    failures: Mutex<HashMap<String, u32>>,
+    jitter: RandomState,
+}
+
+impl Backoff {
+    const BASE: Duration = Duration::from_secs(1);
+    const MAX: Duration = Duration::from_secs(300);
+
+    /// The delay before retrying `key` after one more failure.
+    pub fn failed(&self, key: &str) -> Duration {
+        let attempts = {
+            let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+            let n = failures.entry(key.to_owned()).or_default();
+            *n = n.saturating_add(1);
+            *n
+        };
+        let exp = Self::BASE.saturating_mul(1u32 << (attempts - 1).min(16)).min(Self::MAX);
+        // a hash of (key, attempts) spreads retries of objects that failed together
+        let spread = (self.jitter.hash_one((key, attempts)) % 401) as f64 / 1000.0 - 0.2;
+        exp.mul_f64(1.0 + spread)
+    }
+
+    pub fn succeeded(&self, key: &str) {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_caps_and_resets() {
+        let b = Backoff::default();
+        let first = b.failed("ns/a");
+        assert!(first >= Duration::from_millis(800) && first <= Duration::from_millis(1200), "{first:?}");
+        let second = b.failed("ns/a");
+        assert!(second >= Duration::from_millis(1600) && second <= Duration::from_millis(2400), "{second:?}");
+        for _ in 0..20 {
+            b.failed("ns/a");
+        }
+        assert!(b.failed("ns/a") <= Backoff::MAX.mul_f64(1.2));
+        b.succeeded("ns/a");
+        assert!(b.failed("ns/a") <= Duration::from_millis(1200));
+        assert!(b.failed("ns/other") <= Duration::from_millis(1200), "objects back off independently");
+    }
+}
