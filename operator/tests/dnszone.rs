@@ -151,6 +151,7 @@ impl Drop for Harness<'_> {
 
 fn spec(zone: &str, records: Value) -> Value {
     json!({"zone": zone, "nameservers": ["ns1.migrahosting.com", "ns2.migrahosting.com"], "records": records,
+           "soa": {"hostmaster": "dns.admin@migrahosting.com", "minimum": 300},
            "mail": {"mx": [{"host": "mail.migrahosting.com", "priority": 10}], "spf": "v=spf1 mx -all"}})
 }
 
@@ -181,6 +182,9 @@ fn records_are_served_changed_and_removed_under_sync_and_kept_under_upsert_only(
     h.wait_served(&zone, "MX", Some(&["10 mail.migrahosting.com."]))?;
     h.wait_served(&zone, "TXT", Some(&["\"v=spf1 mx -all\""]))?;
     h.wait_served(&format!("old.{zone}"), "TXT", Some(&["\"hello world\""]))?;
+    let soa = tb.dig(&zone, "SOA")?.answers.join(" ");
+    assert!(soa.starts_with("ns1.migrahosting.com. dns\\.admin.migrahosting.com. "), "SOA served: {soa}");
+    assert!(soa.ends_with(" 300"), "SOA minimum: {soa}");
 
     // change a record: the answer changes
     let changed = json!([

@@ -284,7 +284,8 @@ async fn apply<P: DnsApi>(
         write_status(api, zone, status).await?;
         return Ok(requeue);
     };
-    let patch = records::changes(&wanted, &current.rrsets, zone.spec.policy);
+    let mut patch = records::changes(&wanted, &current.rrsets, zone.spec.policy);
+    patch.extend(records::soa_change(&zone.spec, &current.rrsets));
     if !patch.is_empty() {
         if mode == ReconcileMode::ObserveOnly {
             let message = format!("{} rrsets differ from the spec (ObserveOnly: not written)", patch.len());

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use mpanel_crds::dnszone::{DnsZoneSpec, RecordPolicy, RecordType};
+use mpanel_crds::dnszone::{DnsZoneSpec, RecordPolicy, RecordType, Soa};
 
 use crate::providers::powerdns::{RrSet, canonical};
 
@@ -206,6 +206,39 @@ pub fn changes(wanted: &Wanted, existing: &[RrSet], policy: RecordPolicy) -> Vec
     out
 }
 
+/// `hostmaster@example.com` as the SOA RNAME `hostmaster.example.com.` (dots in the local part
+/// escaped).
+fn rname(address: &str) -> String {
+    match address.split_once('@') {
+        Some((local, domain)) => format!("{}.{}", local.replace('.', "\\."), canonical(domain)),
+        None => canonical(address),
+    }
+}
+
+/// The REPLACE that makes the zone's SOA match `spec.soa`, if it differs. Fields the spec leaves out
+/// keep their current value; the serial is never compared or changed (PowerDNS moves it).
+pub fn soa_change(spec: &DnsZoneSpec, existing: &[RrSet]) -> Option<RrSet> {
+    let soa: &Soa = spec.soa.as_ref()?;
+    let zone = canonical(&spec.zone);
+    let current = existing.iter().find(|r| r.rtype == "SOA" && r.name == zone)?;
+    let content = current.records.first()?.content.clone();
+    let fields: Vec<&str> = content.split_whitespace().collect();
+    let [mname, rname_now, serial, refresh, retry, expire, minimum] = fields.as_slice() else { return None };
+    let primary = soa.primary.as_deref().or(spec.nameservers.first().map(String::as_str)).map(host);
+    let wanted = [
+        primary.unwrap_or_else(|| (*mname).to_owned()),
+        soa.hostmaster.as_deref().map(rname).unwrap_or_else(|| (*rname_now).to_owned()),
+        (*serial).to_owned(),
+        soa.refresh.map_or_else(|| (*refresh).to_owned(), |v| v.to_string()),
+        soa.retry.map_or_else(|| (*retry).to_owned(), |v| v.to_string()),
+        soa.expire.map_or_else(|| (*expire).to_owned(), |v| v.to_string()),
+        soa.minimum.map_or_else(|| (*minimum).to_owned(), |v| v.to_string()),
+    ]
+    .join(" ");
+    let ttl = soa.ttl.or(current.ttl).unwrap_or(DEFAULT_TTL);
+    (wanted != content || Some(ttl) != current.ttl).then(|| RrSet::replace(zone, "SOA", ttl, [wanted]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,6 +343,39 @@ mod tests {
             records: contents.iter().map(|c| RecordData { content: c.to_string(), disabled: false }).collect(),
             changetype: None,
         }
+    }
+
+    #[test]
+    fn soa_follows_the_spec_except_for_the_serial() {
+        let mut s = spec(vec![]);
+        let current = [existing(
+            "example.com.",
+            "SOA",
+            3600,
+            &["a.misconfigured.dns.server.invalid. hostmaster.example.com. 2026112301 10800 3600 604800 3600"],
+        )];
+        assert_eq!(soa_change(&s, &current), None, "no soa in the spec: PowerDNS's defaults stay");
+        s.soa = Some(Soa {
+            primary: None,
+            hostmaster: Some("dns.admin@example.com".into()),
+            refresh: None,
+            retry: None,
+            expire: None,
+            minimum: Some(300),
+            ttl: None,
+        });
+        let change = soa_change(&s, &current).unwrap();
+        assert_eq!(
+            change.records[0].content,
+            "ns1.example.net. dns\\.admin.example.com. 2026112301 10800 3600 604800 300"
+        );
+        let applied = [existing(
+            "example.com.",
+            "SOA",
+            3600,
+            &["ns1.example.net. dns\\.admin.example.com. 2026112302 10800 3600 604800 300"],
+        )];
+        assert_eq!(soa_change(&s, &applied), None, "a moved serial alone is no difference");
     }
 
     #[test]
