@@ -1,5 +1,6 @@
-//! The Helm chart: rendered by the real helm, accepted by the real API server, and its RBAC is
-//! enough for the operator to run as the chart's ServiceAccount.
+//! The Helm chart: rendered by the real helm, accepted by the real API server, and its RBAC and
+//! configuration are enough for the operator, running as the chart's ServiceAccount, to bring a
+//! DnsZone to Ready against the real PowerDNS.
 
 mod support;
 
@@ -12,8 +13,16 @@ use support::Operator;
 
 fn helm_template(tb: &Testbed, release: &str, namespace: &str) -> anyhow::Result<String> {
     let chart = repo_root().join("charts/mpanel");
+    let values = [
+        format!("config.powerdns.apiUrl={}", tb.get("PDNS_API_URL")?),
+        format!("config.powerdns.serverId={}", tb.get("PDNS_SERVER_ID")?),
+        "config.powerdns.apiKeySecret.name=powerdns-api".to_owned(),
+        format!("config.watchNamespace={namespace}"),
+        "config.resyncInterval=5s".to_owned(),
+    ];
     let out = Command::new(tb.get("HELM")?)
         .args(["template", release, &chart.to_string_lossy(), "--namespace", namespace])
+        .args(values.iter().flat_map(|v| ["--set", v.as_str()]))
         .output()
         .context("running helm")?;
     if !out.status.success() {
@@ -23,7 +32,7 @@ fn helm_template(tb: &Testbed, release: &str, namespace: &str) -> anyhow::Result
 }
 
 #[test]
-fn chart_installs_and_its_service_account_can_run_the_operator() -> anyhow::Result<()> {
+fn chart_installs_and_its_service_account_runs_the_dnszone_controller() -> anyhow::Result<()> {
     let tb = Testbed::from_env()?;
     let lint = Command::new(tb.get("HELM")?)
         .args(["lint", "--strict", &repo_root().join("charts/mpanel").to_string_lossy()])
@@ -32,6 +41,8 @@ fn chart_installs_and_its_service_account_can_run_the_operator() -> anyhow::Resu
 
     let ns = tb.namespace("chart")?;
     let release = ns.name.clone();
+    let key = format!("--from-literal=api-key={}", tb.get("PDNS_API_KEY")?);
+    tb.kubectl_ok(&["create", "secret", "generic", "powerdns-api", "-n", &ns.name, &key], None)?;
     let rendered = helm_template(&tb, &release, &ns.name)?;
     let dry = tb.kubectl_ok(&["apply", "--dry-run=server", "-f", "-"], Some(&rendered))?;
     assert!(dry.contains(&format!("deployment.apps/{release}-operator created (server dry run)")), "{dry}");
@@ -52,13 +63,34 @@ fn chart_installs_and_its_service_account_can_run_the_operator() -> anyhow::Resu
             token.trim()
         ),
     )?;
-    let mut operator = Operator::start(&kubeconfig, &[])?;
+    // the configuration the chart mounts
+    let config_text = tb.kubectl_ok(
+        &["get", "configmap", &format!("{release}-operator"), "-n", &ns.name, "-o", "jsonpath={.data.operator\\.yaml}"],
+        None,
+    )?;
+    let config = std::env::temp_dir().join(format!("{release}.operator.yaml"));
+    std::fs::write(&config, config_text)?;
+
+    let mut operator = Operator::start(&kubeconfig, &["--config", &config.to_string_lossy()])?;
     let ready = operator.wait_ready(Duration::from_secs(30))?;
+    let zone = format!("{}.mpanel-e2e.", ns.name);
+    let manifest = serde_json::json!({"apiVersion": "mpanel.migrahosting.com/v1alpha1", "kind": "DnsZone",
+        "metadata": {"name": "zone", "namespace": ns.name},
+        "spec": {"zone": zone, "nameservers": ["ns1.migrahosting.com"], "records": [{"name": "www", "type": "A", "values": ["192.0.2.7"]}]}});
+    tb.kubectl_ok(&["apply", "-f", "-"], Some(&manifest.to_string()))?;
+    let zone_ready =
+        tb.kubectl(&["wait", "--for=condition=Ready", "dnszone/zone", "-n", &ns.name, "--timeout=60s"], None)?;
+    let served = tb.dig(&format!("www.{zone}"), "A")?;
+    let deleted = tb.kubectl(&["delete", "dnszone", "zone", "-n", &ns.name, "--timeout=60s"], None)?;
     let stopped = operator.stop()?;
 
     let _ = tb.kubectl(&["delete", "clusterrole,clusterrolebinding", &format!("{release}-operator")], None);
     let _ = std::fs::remove_file(&kubeconfig);
+    let _ = std::fs::remove_file(&config);
     assert!(ready, "the operator did not become ready as the chart's ServiceAccount:\n{}", stopped.logs);
+    assert!(zone_ready.success, "the DnsZone did not become Ready: {}\n{}", zone_ready.stderr, stopped.logs);
+    assert_eq!(served.answers, ["192.0.2.7"]);
+    assert!(deleted.success, "the finalizer did not complete: {}\n{}", deleted.stderr, stopped.logs);
     assert!(stopped.success, "non-zero exit after SIGTERM:\n{}", stopped.logs);
     assert!(stopped.shutdown_took < Duration::from_secs(10), "shutdown took {:?}", stopped.shutdown_took);
     Ok(())
