@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# DnsZones at scale (issue 3's benchmark) on a testbed of its own; prints wall times, the ratio
+# against direct PowerDNS calls, the operator's peak RSS and writes per idle resync.
+#   benches/dnszone-scale.sh                 # 1000 zones x 10 records
+#   ZONES=100 RECORDS=5 benches/dnszone-scale.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export TESTBED_DIR="$PWD/target/testbed-bench" TESTBED_ENV="$PWD/target/testbed-bench/env"
+tests/testbed/install-deps
+trap 'tests/testbed/down' EXIT
+tests/testbed/up
+cargo bench -p mpanel-operator --bench dnszone_scale

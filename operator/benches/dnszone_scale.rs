@@ -1,0 +1,219 @@
+//! DnsZones at scale against the testbed's real kube-apiserver and PowerDNS (run it with
+//! `benches/dnszone-scale.sh`, which brings up a testbed of its own).
+//!
+//! 1. Baseline: this program makes, directly and with the same concurrency, the PowerDNS calls the
+//!    operator needs per new zone (look up, create with its records, read back): the physical
+//!    limit of PowerDNS here.
+//! 2. The operator binary from cold: ZONES DnsZones of RECORDS records each are applied and the clock
+//!    stops when every one reports Ready at its generation.
+//! 3. One idle resync of all of them: PowerDNS writes during it (must be 0).
+//!
+//! Prints wall times, the ratio, the operator's peak RSS and the writes per idle resync.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures::StreamExt;
+use mpanel_operator::metrics::Metrics;
+use mpanel_operator::providers::powerdns::{self, DnsApi, NewZone, PowerDns, RrSet};
+use mpanel_tests::Testbed;
+use serde_json::{Value, json};
+
+const CONCURRENCY: usize = 32;
+
+fn env_usize(key: &str, default: usize) -> usize {
+    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn records(count: usize) -> Vec<(String, String)> {
+    (0..count).map(|i| (format!("host{i}"), format!("192.0.2.{}", i % 250 + 1))).collect()
+}
+
+async fn baseline(pdns: &PowerDns, zones: usize, per_zone: usize, run: &str) -> anyhow::Result<Duration> {
+    let names: Vec<String> = (0..zones).map(|i| format!("z{i}.{run}.baseline.")).collect();
+    let started = Instant::now();
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(names.iter().cloned())
+        .map(|name| async move {
+            pdns.zone(&name).await?;
+            let rrsets = records(per_zone)
+                .into_iter()
+                .map(|(host, ip)| RrSet { changetype: None, ..RrSet::replace(format!("{host}.{name}"), "A", 3600, [ip]) })
+                .collect();
+            pdns.create_zone(&NewZone {
+                name: name.clone(),
+                kind: "Native".into(),
+                nameservers: vec!["ns1.migrahosting.com.".into(), "ns2.migrahosting.com.".into()],
+                account: "baseline".into(),
+                soa_edit_api: "DEFAULT".into(),
+                rrsets,
+            })
+            .await?;
+            pdns.zone(&name).await?;
+            Ok(())
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let took = started.elapsed();
+    results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    futures::stream::iter(names)
+        .map(|name| async move { pdns.delete_zone(&name).await })
+        .buffer_unordered(CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+    Ok(took)
+}
+
+fn metrics(addr: &str) -> anyhow::Result<String> {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    write!(stream, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    let mut out = String::new();
+    stream.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+fn metric(text: &str, name: &str, must_contain: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && must_contain.iter().all(|m| l.contains(m)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Peak resident set size of `pid` in MiB (VmHWM).
+fn peak_rss_mib(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .context("no VmHWM")?;
+    Ok(kib / 1024.0)
+}
+
+fn ready_count(tb: &Testbed, ns: &str) -> anyhow::Result<usize> {
+    let list: Value = serde_json::from_str(&tb.kubectl_ok(&["get", "dnszones", "-n", ns, "-o", "json"], None)?)?;
+    Ok(list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|z| {
+            let generation = &z["metadata"]["generation"];
+            z["status"]["conditions"].as_array().into_iter().flatten().any(|c| {
+                c["type"] == "Ready" && c["status"] == "True" && &c["observedGeneration"] == generation
+            })
+        })
+        .count())
+}
+
+fn main() -> anyhow::Result<()> {
+    mpanel_operator::tls::install_crypto_provider();
+    let zones = env_usize("ZONES", 1000);
+    let per_zone = env_usize("RECORDS", 10);
+    let tb = Testbed::from_env()?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let pdns = PowerDns::new(
+        powerdns::Config {
+            api_url: tb.get("PDNS_API_URL")?.to_owned(),
+            api_key: tb.get("PDNS_API_KEY")?.to_owned(),
+            server_id: tb.get("PDNS_SERVER_ID")?.to_owned(),
+            timeout: Duration::from_secs(30),
+        },
+        Arc::new(Metrics::default()),
+    )?;
+    let run = format!("r{}", std::process::id());
+    println!("dnszone_scale: {zones} zones x {per_zone} records, concurrency {CONCURRENCY}");
+
+    let base = rt.block_on(baseline(&pdns, zones, per_zone, &run))?;
+    println!("baseline (direct PowerDNS calls): {:.2} s", base.as_secs_f64());
+
+    // the operator, cold
+    let ns = tb.namespace("bench")?;
+    let key = format!("--from-literal=api-key={}", tb.get("PDNS_API_KEY")?);
+    tb.kubectl_ok(&["create", "secret", "generic", "powerdns", "-n", &ns.name, &key], None)?;
+    let resync = 20;
+    let config = std::env::temp_dir().join(format!("{}.yaml", ns.name));
+    std::fs::write(
+        &config,
+        format!(
+            "resyncInterval: {resync}s\nwatchNamespace: {n}\nleaderElection: {{namespace: {n}, leaseName: bench}}\npowerdns:\n  apiUrl: {u}\n  serverId: {s}\n  apiKeySecretRef: {{namespace: {n}, name: powerdns, key: api-key}}\n",
+            n = ns.name,
+            u = tb.get("PDNS_API_URL")?,
+            s = tb.get("PDNS_SERVER_ID")?
+        ),
+    )?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut operator = std::process::Command::new(env!("CARGO_BIN_EXE_mpanel-operator"))
+        .args(["run", "--config", &config.to_string_lossy(), "--health-addr", &addr])
+        .env("KUBECONFIG", tb.get("KUBECONFIG")?)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let pid = operator.id();
+    let outcome = (|| -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while metrics(&addr).is_err() {
+            if Instant::now() > deadline {
+                bail!("the operator did not start");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let items: Vec<Value> = (0..zones)
+            .map(|i| {
+                let recs: Vec<Value> = records(per_zone).into_iter().map(|(h, ip)| json!({"name": h, "type": "A", "values": [ip]})).collect();
+                json!({"apiVersion": "mpanel.migrahosting.com/v1alpha1", "kind": "DnsZone",
+                       "metadata": {"name": format!("z{i}"), "namespace": ns.name},
+                       "spec": {"zone": format!("z{i}.{run}.operator."), "nameservers": ["ns1.migrahosting.com", "ns2.migrahosting.com"], "records": recs}})
+            })
+            .collect();
+        let list = json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string();
+        let started = Instant::now();
+        tb.kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(&list))?;
+        let applied = started.elapsed();
+        loop {
+            let ready = ready_count(&tb, &ns.name)?;
+            if ready == zones {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(1800) {
+                bail!("only {ready} of {zones} Ready after 30 minutes");
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let all_ready = started.elapsed();
+        println!("operator, cold to all Ready: {:.2} s (of which kubectl apply: {:.2} s)", all_ready.as_secs_f64(), applied.as_secs_f64());
+        println!("ratio operator / baseline: {:.2}", all_ready.as_secs_f64() / base.as_secs_f64());
+
+        // one idle resync of every zone
+        let text = metrics(&addr)?;
+        let writes = |t: &str| metric(t, "mpanel_provider_calls_total", &["access=\"write\""]);
+        let reconciles = |t: &str| metric(t, "mpanel_reconciles_total", &["kind=\"DnsZone\""]);
+        let (w0, r0) = (writes(&text), reconciles(&text));
+        let deadline = Instant::now() + Duration::from_secs(resync * 4);
+        loop {
+            let now = metrics(&addr)?;
+            if reconciles(&now) >= r0 + zones as f64 {
+                println!("writes during one idle resync of {zones} zones: {}", writes(&now) - w0);
+                println!("PowerDNS writes while creating: {w0} ({:.2} per zone)", w0 / zones as f64);
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("no full resync within {}s", resync * 4);
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        println!("operator peak RSS: {:.1} MiB", peak_rss_mib(pid)?);
+
+        // clean up through the finalizers
+        tb.kubectl_ok(&["delete", "dnszones", "--all", "-n", &ns.name, "--timeout=600s"], None)?;
+        Ok(())
+    })();
+    let _ = operator.kill();
+    let _ = operator.wait();
+    let _ = std::fs::remove_file(&config);
+    outcome
+}
