@@ -435,3 +435,68 @@ fn records_that_follow_a_cloud_pod_wait_for_its_address_then_track_it() -> anyho
     op.stop()?;
     Ok(())
 }
+
+#[test]
+fn observe_only_reports_differences_without_writing_and_paused_is_left_alone() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let h = Harness::new(&tb, "dz-modes")?;
+    let op = h.operator()?;
+    let annotate = |name: &str, mode: &str| {
+        tb.kubectl_ok(
+            &[
+                "annotate",
+                "--overwrite",
+                "dnszone",
+                name,
+                "-n",
+                &h.ns.name,
+                &format!("mpanel.migrahosting.com/reconcile-mode={mode}"),
+            ],
+            None,
+        )
+    };
+
+    // ObserveOnly on a zone that does not exist: reported, not created
+    let observed = format!("observed-{}", h.zone_name());
+    let obj = json!({"apiVersion": "mpanel.migrahosting.com/v1alpha1", "kind": "DnsZone",
+        "metadata": {"name": "observed", "namespace": h.ns.name, "annotations": {"mpanel.migrahosting.com/reconcile-mode": "ObserveOnly"}},
+        "spec": spec(&observed, json!([{"name": "www", "type": "A", "values": ["192.0.2.1"]}]))});
+    tb.kubectl_ok(&["apply", "-f", "-"], Some(&obj.to_string()))?;
+    let missing = h.wait_condition("observed", "Ready", "False")?;
+    assert_eq!(Harness::condition(&missing, "Ready")["reason"], "ZoneMissing", "{}", missing["status"]);
+    assert_eq!(h.pdns.zone(&observed).await_blocking()?, None, "ObserveOnly created the zone");
+
+    // a managed zone switched to ObserveOnly: an out-of-band edit is reported, not repaired
+    let zone = h.zone_name();
+    h.apply("managed", spec(&zone, json!([{"name": "www", "type": "A", "values": ["192.0.2.1"]}])))?;
+    h.wait_condition("managed", "Ready", "True")?;
+    annotate("managed", "ObserveOnly")?;
+    let writes = Harness::writes(&op)?;
+    h.pdns
+        .patch_rrsets(&zone, &[RrSet::replace(format!("www.{zone}"), "A", 3600, ["198.51.100.5".to_owned()])])
+        .await_blocking()?;
+    let drifted = eventually(WAIT, || {
+        let obj = h.get("managed")?;
+        Ok(Harness::condition(&obj, "Programmed")["reason"] == "OutOfSync")
+    })?;
+    assert!(drifted, "ObserveOnly did not report the difference: {}", h.get("managed")?["status"]);
+    assert_eq!(tb.dig(&format!("www.{zone}"), "A")?.answers, ["198.51.100.5"], "ObserveOnly repaired the zone");
+    assert_eq!(Harness::writes(&op)?, writes, "ObserveOnly wrote to PowerDNS");
+
+    // Paused: even a spec change is not acted on; back to Reconcile repairs everything
+    annotate("managed", "Paused")?;
+    h.apply("managed", spec(&zone, json!([{"name": "www", "type": "A", "values": ["192.0.2.2"]}])))?;
+    let r0 = metric_sum(&op.metrics()?, "mpanel_reconciles_total", &[("kind", "DnsZone")]);
+    eventually(RESYNC * 3, || {
+        Ok(metric_sum(&op.metrics()?, "mpanel_reconciles_total", &[("kind", "DnsZone")]) >= r0 + 2.0)
+    })?;
+    assert_eq!(tb.dig(&format!("www.{zone}"), "A")?.answers, ["198.51.100.5"], "Paused acted on the spec");
+    annotate("managed", "Reconcile")?;
+    h.wait_served(&format!("www.{zone}"), "A", Some(&["192.0.2.2"]))?;
+
+    h.delete("managed")?;
+    annotate("observed", "Reconcile")?;
+    h.delete("observed")?;
+    op.stop()?;
+    Ok(())
+}
