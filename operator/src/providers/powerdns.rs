@@ -57,7 +57,7 @@ impl PowerDnsError {
     }
 }
 
-/// A zone with its rrsets, as `GET /zones/{id}` returns it.
+/// A zone as `GET /zones/{id}` returns it; in the listing of `GET /zones`, without rrsets.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Zone {
     pub id: String,
@@ -71,18 +71,6 @@ pub struct Zone {
     pub serial: u32,
     #[serde(default)]
     pub rrsets: Vec<RrSet>,
-}
-
-/// A zone as listed by `GET /zones` (without rrsets).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct ZoneSummary {
-    pub id: String,
-    pub name: String,
-    pub kind: String,
-    #[serde(default)]
-    pub account: String,
-    #[serde(default)]
-    pub serial: u32,
 }
 
 /// All records of one name and type.
@@ -173,7 +161,7 @@ pub trait DnsApi: Send + Sync {
     /// The zone with its rrsets; `None` when there is no such zone.
     fn zone(&self, name: &str) -> impl Future<Output = Result<Option<Zone>, PowerDnsError>> + Send;
     /// Every zone on the server, without rrsets.
-    fn zones(&self) -> impl Future<Output = Result<Vec<ZoneSummary>, PowerDnsError>> + Send;
+    fn zones(&self) -> impl Future<Output = Result<Vec<Zone>, PowerDnsError>> + Send;
     /// Creates a zone; refused with 409 when it exists.
     fn create_zone(&self, zone: &NewZone) -> impl Future<Output = Result<Zone, PowerDnsError>> + Send;
     /// Applies whole-rrset REPLACE/DELETE changes atomically.
@@ -315,7 +303,7 @@ impl DnsApi for PowerDns {
         }
     }
 
-    async fn zones(&self) -> Result<Vec<ZoneSummary>, PowerDnsError> {
+    async fn zones(&self) -> Result<Vec<Zone>, PowerDnsError> {
         Self::decode(&self.send("list_zones", Method::GET, "/zones", None, true).await?)
     }
 
