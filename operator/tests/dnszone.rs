@@ -397,7 +397,10 @@ fn only_the_leader_writes_and_a_standby_takes_over_within_the_lease_time() -> an
     h.apply("zone", spec(&zone, json!([{"name": "www", "type": "A", "values": ["192.0.2.2"]}])))?;
     h.wait_served(&format!("www.{zone}"), "A", Some(&["192.0.2.2"]))?;
     let took = killed.elapsed();
-    assert!(took < Duration::from_secs(LEASE_SECONDS * 2 + 5), "takeover took {took:?} with a {LEASE_SECONDS} s lease");
+    eprintln!("takeover after the leader was killed: {took:?} (lease {LEASE_SECONDS} s)");
+    // the dead leader's last renewal is at most a lease old: the standby must hold the Lease and have
+    // written within it, plus a margin for one reconcile on a loaded machine
+    assert!(took < Duration::from_secs(LEASE_SECONDS + 3), "takeover took {took:?} with a {LEASE_SECONDS} s lease");
     assert!(Harness::writes(&standby)? > 0.0, "the new leader made no write");
 
     h.delete("zone")?;
