@@ -51,6 +51,16 @@ impl PowerDnsError {
         }
     }
 
+    /// PowerDNS says there is no such zone: 404 from 4.7, 422 "Could not find domain" from older
+    /// versions.
+    fn is_unknown_zone(&self) -> bool {
+        match self {
+            Self::Rejected { status: 404, .. } => true,
+            Self::Rejected { status: 422, message } => message.contains("Could not find domain"),
+            _ => false,
+        }
+    }
+
     /// Worth retrying: the request may not have been processed.
     fn is_transient(&self) -> bool {
         matches!(self, Self::Unreachable(_)) || matches!(self, Self::Rejected { status, .. } if *status >= 500)
@@ -294,11 +304,7 @@ impl DnsApi for PowerDns {
     async fn zone(&self, name: &str) -> Result<Option<Zone>, PowerDnsError> {
         match self.send("get_zone", Method::GET, &format!("/zones/{}", canonical(name)), None, true).await {
             Ok(body) => Self::decode(&body).map(Some),
-            // PowerDNS 4.7 answers 404 for an unknown zone id, older versions 422 "Could not find domain"
-            Err(PowerDnsError::Rejected { status: 404, .. }) => Ok(None),
-            Err(PowerDnsError::Rejected { status: 422, message }) if message.contains("Could not find domain") => {
-                Ok(None)
-            }
+            Err(e) if e.is_unknown_zone() => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -327,10 +333,7 @@ impl DnsApi for PowerDns {
     async fn delete_zone(&self, zone: &str) -> Result<bool, PowerDnsError> {
         match self.send("delete_zone", Method::DELETE, &format!("/zones/{}", canonical(zone)), None, true).await {
             Ok(_) => Ok(true),
-            Err(PowerDnsError::Rejected { status: 404, .. }) => Ok(false),
-            Err(PowerDnsError::Rejected { status: 422, message }) if message.contains("Could not find domain") => {
-                Ok(false)
-            }
+            Err(e) if e.is_unknown_zone() => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -370,6 +373,19 @@ mod tests {
             delete,
             serde_json::json!({"name": "old.example.com.", "type": "TXT", "changetype": "DELETE", "records": []})
         );
+    }
+
+    #[test]
+    fn an_unknown_zone_is_recognised_in_both_forms_powerdns_uses() {
+        assert!(PowerDnsError::Rejected { status: 404, message: "Not Found".into() }.is_unknown_zone());
+        assert!(
+            PowerDnsError::Rejected { status: 422, message: "Could not find domain 'x.'".into() }.is_unknown_zone()
+        );
+        assert!(
+            !PowerDnsError::Rejected { status: 422, message: "Record x/A 'y': Parsing failed".into() }
+                .is_unknown_zone()
+        );
+        assert!(!PowerDnsError::Unreachable("refused".into()).is_unknown_zone());
     }
 
     #[test]
