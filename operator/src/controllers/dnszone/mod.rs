@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::Recorder;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
@@ -216,10 +217,7 @@ async fn apply<P: DnsApi>(
     }) {
         Ok(wanted) => wanted,
         Err(invalid) => {
-            set(&mut status, Observation::new(PROGRAMMED, false, "InvalidRecord", invalid.to_string()));
-            set(&mut status, Observation::new(READY, false, "InvalidRecord", invalid.to_string()));
-            status.phase = Some(DnsZonePhase::Failed);
-            status.observed_generation = generation;
+            not_ready(&mut status, generation, &t, Some(DnsZonePhase::Failed), "InvalidRecord", invalid.to_string());
             write_status(api, zone, status).await?;
             return Ok(Action::await_change());
         }
@@ -277,10 +275,7 @@ async fn apply<P: DnsApi>(
     // diff, then act only on what differs
     let Some(mut current) = observed else {
         let message = format!("zone {name} does not exist in PowerDNS (ObserveOnly: not created)");
-        set(&mut status, Observation::new(PROGRAMMED, false, "ZoneMissing", message.clone()));
-        set(&mut status, Observation::new(READY, false, "ZoneMissing", message));
-        status.phase = Some(DnsZonePhase::Pending);
-        status.observed_generation = generation;
+        not_ready(&mut status, generation, &t, Some(DnsZonePhase::Pending), "ZoneMissing", message);
         write_status(api, zone, status).await?;
         return Ok(requeue);
     };
@@ -289,9 +284,8 @@ async fn apply<P: DnsApi>(
     if !patch.is_empty() {
         if mode == ReconcileMode::ObserveOnly {
             let message = format!("{} rrsets differ from the spec (ObserveOnly: not written)", patch.len());
-            set(&mut status, Observation::new(PROGRAMMED, false, "OutOfSync", message.clone()));
-            set(&mut status, Observation::new(READY, false, "OutOfSync", message));
-            status.observed_generation = generation;
+            // the zone exists and is served as it is: the phase stays what it was
+            not_ready(&mut status, generation, &t, None, "OutOfSync", message);
             write_status(api, zone, status).await?;
             return Ok(requeue);
         }
@@ -338,6 +332,30 @@ async fn apply<P: DnsApi>(
     Ok(requeue)
 }
 
+/// Marks the zone neither programmed nor ready for one reason at `generation`, and moves the phase
+/// (`None` keeps it). Returns whether this is news (the Programmed condition changed), for Events.
+fn not_ready(
+    status: &mut DnsZoneStatus,
+    generation: Option<i64>,
+    now: &Time,
+    phase: Option<DnsZonePhase>,
+    reason: &str,
+    message: String,
+) -> bool {
+    let news = conditions::set(
+        &mut status.conditions,
+        Observation::new(PROGRAMMED, false, reason, message.clone()),
+        generation,
+        now,
+    );
+    conditions::set(&mut status.conditions, Observation::new(READY, false, reason, message), generation, now);
+    if phase.is_some() {
+        status.phase = phase;
+    }
+    status.observed_generation = generation;
+    news
+}
+
 /// Records a provider failure verbatim in the status and hands the error to the backoff.
 async fn fail<P: DnsApi>(
     api: &Api<DnsZone>,
@@ -346,20 +364,9 @@ async fn fail<P: DnsApi>(
     error: PowerDnsError,
     ctx: &Context<P>,
 ) -> Result<Action, Error> {
-    let generation = zone.metadata.generation;
-    let t = now();
     let reason = error.reason();
     let message = error.to_string();
-    let new = conditions::set(
-        &mut status.conditions,
-        Observation::new(PROGRAMMED, false, reason, message.clone()),
-        generation,
-        &t,
-    );
-    conditions::set(&mut status.conditions, Observation::new(READY, false, reason, message.clone()), generation, &t);
-    status.phase = Some(DnsZonePhase::Failed);
-    status.observed_generation = generation;
-    if new {
+    if not_ready(&mut status, zone.metadata.generation, &now(), Some(DnsZonePhase::Failed), reason, message.clone()) {
         publish(&ctx.recorder, zone, true, reason, "Program", message).await;
     }
     write_status(api, zone, status).await?;
