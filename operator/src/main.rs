@@ -140,18 +140,34 @@ async fn run(config: Config, health_addr: SocketAddr, identity: String) -> anyho
         None
     };
 
-    if *stopping.borrow() {
-        server.await??;
-        tracing::info!("shut down");
-        return Ok(());
+    if !*stopping.borrow() {
+        run_controllers(&config, &client, &metrics, &identity, leadership, &shutdown).await?;
     }
+    server.await??;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+/// Starts the controllers `config` enables and runs them until shutdown. Exits the process when the
+/// Lease is lost, since another replica may already be writing.
+async fn run_controllers<F>(
+    config: &Config,
+    client: &Client,
+    metrics: &Arc<Metrics>,
+    identity: &str,
+    leadership: Option<Leadership>,
+    shutdown: &impl Fn() -> F,
+) -> anyhow::Result<()>
+where
+    F: std::future::Future<Output = ()> + Send + Sync + 'static,
+{
     let recorder = Recorder::new(
         client.clone(),
-        Reporter { controller: "mpanel-operator".into(), instance: Some(identity.clone()) },
+        Reporter { controller: "mpanel-operator".into(), instance: Some(identity.to_owned()) },
     );
     let mut controllers = tokio::task::JoinSet::new();
     if let Some(pdns) = &config.powerdns {
-        let api_key = read_secret(&client, &pdns.api_key_secret_ref).await?;
+        let api_key = read_secret(client, &pdns.api_key_secret_ref).await?;
         let dns = PowerDns::new(
             powerdns::Config {
                 api_url: pdns.api_url.clone(),
@@ -183,18 +199,13 @@ async fn run(config: Config, health_addr: SocketAddr, identity: String) -> anyho
     };
     tokio::select! {
         _ = lost => {
-            // another replica may already be writing: stop at once and let the Deployment restart us
             tracing::error!("lost the Lease; exiting so that only the leader writes");
             std::process::exit(1);
         }
         _ = async { while controllers.join_next().await.is_some() {} } => {}
     }
-    if !*stopping.borrow() {
-        // every controller ended on its own: wait for the shutdown signal
-        shutdown().await;
-    }
-    server.await??;
-    tracing::info!("shut down");
+    // the controllers end on shutdown, or on their own: either way wait for the signal
+    shutdown().await;
     Ok(())
 }
 
