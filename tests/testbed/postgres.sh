@@ -4,6 +4,10 @@
 
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 
+# The server runs as the postgres user, which may not be able to enter the checkout (a clone in a
+# 0700 directory, say): its data and socket live in /tmp, one directory per testbed.
+pg_home() { echo "/tmp/mpanel-testbed-pg-$(printf %s "$TESTBED_DIR" | cksum | cut -d' ' -f1)"; }
+
 pg_ready() {
   [ -f "$TESTBED_DIR/postgres/port" ] \
     && "$(pg_bin)/pg_isready" -q -h 127.0.0.1 -p "$(cat "$TESTBED_DIR/postgres/port")"
@@ -22,17 +26,18 @@ up_postgres() {
     log "PostgreSQL already running; reusing it"
   else
     stop_daemon postgres
-    local d=$TESTBED_DIR/postgres port
-    rm -rf "$d"; mkdir -p "$d/run"
+    local d=$TESTBED_DIR/postgres home port
+    home=$(pg_home)
+    rm -rf "$d" "$home"; mkdir -p "$d" "$home/run"
     port=$(freeport); echo "$port" >"$d/port"
-    chown -R postgres:postgres "$d"
+    chown -R postgres:postgres "$home"; chmod 700 "$home"
     # PostgreSQL refuses to run as root: initdb and the server run as the postgres user
-    setpriv --reuid=postgres --regid=postgres --init-groups "$bin/initdb" -D "$d/data" -U postgres \
+    setpriv --reuid=postgres --regid=postgres --init-groups "$bin/initdb" -D "$home/data" -U postgres \
       --auth=trust --encoding=UTF8 --no-instructions >"$TESTBED_DIR/postgres.log" 2>&1 \
       || fail postgres "initdb failed"
     # durability is not what the tests exercise: skip fsync for speed
-    start_daemon postgres setpriv --reuid=postgres --regid=postgres --init-groups "$bin/postgres" -D "$d/data" \
-      -p "$port" -k "$d/run" -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+    start_daemon postgres setpriv --reuid=postgres --regid=postgres --init-groups "$bin/postgres" -D "$home/data" \
+      -p "$port" -k "$home/run" -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
       -c full_page_writes=off -c max_connections=300
     wait_for_daemon postgres 30 "PostgreSQL to accept connections" pg_ready
   fi

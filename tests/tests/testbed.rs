@@ -78,3 +78,29 @@ fn up_fails_at_once_with_the_log_tail_when_the_apiserver_dies() -> anyhow::Resul
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(())
 }
+
+#[test]
+fn up_works_inside_a_directory_other_users_cannot_enter() -> anyhow::Result<()> {
+    // a checkout in `mktemp -d` is mode 0700: PostgreSQL, which runs as its own user, must still start
+    let outer = std::env::temp_dir().join(format!("mpanel-testbed-private-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&outer);
+    std::fs::create_dir_all(&outer)?;
+    std::fs::set_permissions(&outer, std::fs::Permissions::from_mode(0o700))?;
+    let testbed = outer.join("testbed");
+    let run = |name: &str| script(name).env("TESTBED_DIR", &testbed).output();
+
+    let up = run("up")?;
+    let env = std::fs::read_to_string(testbed.join("env")).unwrap_or_default();
+    let down = run("down")?;
+    let leftover: Vec<_> = std::fs::read_dir(&testbed)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pid"))
+        .collect();
+    let _ = std::fs::remove_dir_all(&outer);
+
+    assert!(up.status.success(), "up failed in a 0700 directory:\n{}", String::from_utf8_lossy(&up.stderr));
+    assert!(env.contains("PG_URL=") && env.contains("PDNS_API_URL="), "{env}");
+    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+    assert!(leftover.is_empty(), "down left {leftover:?}");
+    Ok(())
+}
