@@ -1,11 +1,17 @@
-//! The testbed scripts themselves: `up` reuses what runs (Kubernetes, PostgreSQL, PowerDNS), and fails
-//! loudly when a component does not come up.
+//! The testbed scripts themselves: `up` reuses what runs (Kubernetes, PostgreSQL, PowerDNS, pebble),
+//! and fails loudly when a component does not come up.
 
+use std::io::BufReader;
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 
+use anyhow::{Context, ensure};
 use mpanel_tests::{Testbed, repo_root};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 
 fn script(name: &str) -> Command {
     Command::new(repo_root().join("tests/testbed").join(name))
@@ -17,11 +23,21 @@ fn up_again_reuses_the_running_control_plane() -> anyhow::Result<()> {
     let out = script("up").output()?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    for component in ["control plane", "PostgreSQL", "PowerDNS"] {
+    for component in ["control plane", "PostgreSQL", "PowerDNS", "pebble"] {
         assert!(stderr.contains(&format!("{component} already running; reusing it")), "{stderr}");
     }
     let after = Testbed::from_env()?;
-    for key in ["KUBECONFIG", "PG_URL", "PDNS_API_URL", "PDNS_API_KEY", "PDNS_DNS_ADDR"] {
+    for key in [
+        "KUBECONFIG",
+        "PG_URL",
+        "PDNS_API_URL",
+        "PDNS_API_KEY",
+        "PDNS_DNS_ADDR",
+        "ACME_DIRECTORY",
+        "ACME_CA_BUNDLE",
+        "ACME_ROOTS_URL",
+        "ACME_LOG",
+    ] {
         assert_eq!(before.get(key)?, after.get(key)?, "{key} changed");
     }
     let kubeconfig = std::fs::read_to_string(after.get("KUBECONFIG")?)?;
@@ -99,8 +115,59 @@ fn up_works_inside_a_directory_other_users_cannot_enter() -> anyhow::Result<()> 
     let _ = std::fs::remove_dir_all(&outer);
 
     assert!(up.status.success(), "up failed in a 0700 directory:\n{}", String::from_utf8_lossy(&up.stderr));
-    assert!(env.contains("PG_URL=") && env.contains("PDNS_API_URL="), "{env}");
+    assert!(env.contains("PG_URL=") && env.contains("PDNS_API_URL=") && env.contains("ACME_DIRECTORY="), "{env}");
     assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
     assert!(leftover.is_empty(), "down left {leftover:?}");
+    Ok(())
+}
+
+/// curl with `ca` as the only trust; the body, or an error with curl's message.
+fn curl_trusting(ca: &str, url: &str) -> anyhow::Result<String> {
+    let out = Command::new("curl")
+        .args(["-fsS", "--max-time", "10", "--cacert", ca, url])
+        .output()
+        .context("running curl")?;
+    ensure!(out.status.success(), "curl {url}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn pebble_serves_its_directory_and_issuing_root_to_a_client_trusting_only_the_ca_bundle() -> anyhow::Result<()> {
+    let testbed = Testbed::from_env()?;
+    let ca = testbed.get("ACME_CA_BUNDLE")?;
+    let directory_url = testbed.get("ACME_DIRECTORY")?;
+
+    let directory: serde_json::Value = serde_json::from_str(&curl_trusting(ca, directory_url)?)?;
+    let new_order = directory["newOrder"].as_str().with_context(|| format!("no newOrder in {directory}"))?;
+    assert!(new_order.starts_with("https://127.0.0.1:"), "{directory}");
+    let root = curl_trusting(ca, testbed.get("ACME_ROOTS_URL")?)?;
+    assert!(
+        root.starts_with("-----BEGIN CERTIFICATE-----") && root.trim_end().ends_with("-----END CERTIFICATE-----"),
+        "{root}"
+    );
+    // the bundle is what makes it work: the system's trust store does not know this CA
+    let untrusted = Command::new("curl").args(["-fsS", "--max-time", "10", directory_url]).output()?;
+    assert!(!untrusted.status.success(), "pebble's HTTPS verified without the CA bundle");
+
+    // rustls (the operator's TLS) refuses a serving certificate that is a CA: shake hands as it would
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_reader_iter(BufReader::new(std::fs::File::open(ca)?)) {
+        roots.add(cert?)?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let addr = directory_url
+        .strip_prefix("https://")
+        .and_then(|rest| rest.split('/').next())
+        .with_context(|| format!("ACME_DIRECTORY {directory_url:?} is not https://host:port/..."))?;
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    let mut tls = rustls::ClientConnection::new(Arc::new(config), ServerName::try_from(host.to_owned())?)?;
+    let mut tcp = TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    while tls.is_handshaking() {
+        tls.complete_io(&mut tcp).context("rustls handshake with pebble")?;
+    }
     Ok(())
 }
