@@ -30,6 +30,9 @@ pub struct Config {
     /// The PowerDNS server DnsZones are written to; without it the DnsZone controller is off.
     #[serde(default)]
     pub powerdns: Option<PowerDnsConfig>,
+    /// ACME CAs that Certificates name as their `issuer`; Certificates need `powerdns` too (DNS-01).
+    #[serde(default)]
+    pub acme: Option<AcmeConfig>,
 }
 
 fn default_resync() -> String {
@@ -85,6 +88,69 @@ pub struct PowerDnsConfig {
     pub api_key_secret_ref: SecretRef,
     #[serde(default = "default_timeout_seconds")]
     pub timeout_seconds: u64,
+    /// `host:port` of the server's DNS listener, asked directly to see that a DNS-01 record is
+    /// served before the CA is told to validate. Needed for Certificates.
+    #[serde(default)]
+    pub dns_address: Option<String>,
+}
+
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AcmeConfig {
+    /// Issuers by the name a Certificate's `spec.issuer` uses, e.g. `letsencrypt`.
+    pub issuers: std::collections::BTreeMap<String, IssuerConfig>,
+    /// New orders allowed per registered domain in any 7 days, across all Certificates (Let's
+    /// Encrypt allows 50 certificates); past it a Certificate waits with a condition saying so.
+    #[serde(default = "default_orders_per_week")]
+    pub orders_per_registered_domain_per_week: u32,
+    /// The ConfigMap (in the Lease's namespace) where orders are counted, so a restart keeps the count.
+    #[serde(default = "default_budget_config_map")]
+    pub budget_config_map: String,
+}
+
+fn default_orders_per_week() -> u32 {
+    40
+}
+fn default_budget_config_map() -> String {
+    "mpanel-acme-orders".to_owned()
+}
+
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// The ACME directory URL.
+    pub directory_url: String,
+    /// Contact address given to the CA.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Secret holding the account (key `credentials`); the operator registers an account and
+    /// creates the Secret when it does not exist.
+    pub account_secret_ref: SecretName,
+    /// PEM file trusted for the directory's HTTPS (test CAs such as pebble); the platform's roots
+    /// otherwise.
+    #[serde(default)]
+    pub ca_bundle: Option<String>,
+    /// External account binding, for CAs that require one.
+    #[serde(default)]
+    pub external_account_binding: Option<ExternalAccountBinding>,
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: u64,
+}
+
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExternalAccountBinding {
+    pub key_id: String,
+    /// The HMAC key, base64url as CAs hand it out.
+    pub hmac_key_secret_ref: SecretRef,
+}
+
+/// A Secret in a named namespace.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretName {
+    pub namespace: String,
+    pub name: String,
 }
 
 fn default_server_id() -> String {
@@ -113,6 +179,14 @@ impl Config {
     pub fn parse(text: &str) -> Result<Self, String> {
         let config: Self = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
         config.resync()?;
+        if let Some(acme) = &config.acme {
+            if config.powerdns.as_ref().and_then(|p| p.dns_address.as_ref()).is_none() {
+                return Err("acme needs powerdns with its dnsAddress: DNS-01 records are written to PowerDNS".into());
+            }
+            if acme.orders_per_registered_domain_per_week == 0 {
+                return Err("acme.ordersPerRegisteredDomainPerWeek must be at least 1".into());
+            }
+        }
         Ok(config)
     }
 
@@ -145,6 +219,19 @@ mod tests {
         let p = c.powerdns.unwrap();
         assert_eq!(p.server_id, "localhost");
         assert_eq!(p.api_key_secret_ref.name, "pdns");
+    }
+
+    #[test]
+    fn acme_issuers_are_read_and_need_powerdns_dns_address() {
+        let pdns =
+            "powerdns:\n  apiUrl: http://127.0.0.1:8081\n  apiKeySecretRef: {namespace: s, name: pdns, key: k}\n";
+        let acme = "acme:\n  issuers:\n    letsencrypt:\n      directoryUrl: https://acme.test/dir\n      accountSecretRef: {namespace: s, name: le}\n";
+        let err = Config::parse(&format!("{pdns}{acme}")).unwrap_err();
+        assert!(err.contains("dnsAddress"), "{err}");
+        let c = Config::parse(&format!("{pdns}  dnsAddress: 127.0.0.1:53\n{acme}")).unwrap();
+        let a = c.acme.unwrap();
+        assert_eq!(a.orders_per_registered_domain_per_week, 40);
+        assert_eq!(a.issuers["letsencrypt"].account_secret_ref.name, "le");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector;
 use kube::{Api, Client, ResourceExt};
 use mpanel_operator::config::{Config, SecretRef};
+use mpanel_operator::controllers::certificate::{self, budget::Budget, dns01::Dns01, issuers::Issuers};
 use mpanel_operator::controllers::{Backoff, dnszone};
 use mpanel_operator::endpoints::{self, Health};
 use mpanel_operator::leader::Leadership;
@@ -65,6 +66,9 @@ fn enabled(config: &Config) -> Vec<&'static str> {
     let mut kinds = Vec::new();
     if config.powerdns.is_some() {
         kinds.push(dnszone::KIND);
+        if config.acme.is_some() {
+            kinds.push(certificate::KIND);
+        }
     }
     kinds
 }
@@ -168,15 +172,13 @@ where
     let mut controllers = tokio::task::JoinSet::new();
     if let Some(pdns) = &config.powerdns {
         let api_key = read_secret(client, &pdns.api_key_secret_ref).await?;
-        let dns = PowerDns::new(
-            powerdns::Config {
-                api_url: pdns.api_url.clone(),
-                api_key,
-                server_id: pdns.server_id.clone(),
-                timeout: Duration::from_secs(pdns.timeout_seconds),
-            },
-            metrics.clone(),
-        )?;
+        let pdns_config = powerdns::Config {
+            api_url: pdns.api_url.clone(),
+            api_key,
+            server_id: pdns.server_id.clone(),
+            timeout: Duration::from_secs(pdns.timeout_seconds),
+        };
+        let dns = PowerDns::new(pdns_config.clone(), metrics.clone())?;
         let (cloudpods, writer) = reflector::store();
         let ctx = Arc::new(dnszone::Context {
             client: client.clone(),
@@ -189,6 +191,36 @@ where
             cloudpods,
         });
         controllers.spawn(dnszone::run(ctx, writer, shutdown()));
+
+        if let (Some(acme), Some(dns_address)) = (&config.acme, &pdns.dns_address) {
+            let server = tokio::net::lookup_host(dns_address)
+                .await
+                .with_context(|| format!("powerdns.dnsAddress {dns_address}"))?
+                .next()
+                .with_context(|| format!("powerdns.dnsAddress {dns_address} resolves to nothing"))?;
+            let (dnszones, writer) = reflector::store();
+            let ctx = Arc::new(certificate::Context {
+                client: client.clone(),
+                namespace: config.watch_namespace.clone(),
+                dns01: Dns01::new(
+                    PowerDns::new(pdns_config, metrics.clone())?,
+                    server,
+                    Duration::from_secs(pdns.timeout_seconds),
+                ),
+                issuers: Issuers::new(acme, client.clone(), metrics.clone()),
+                budget: Budget {
+                    api: Api::namespaced(client.clone(), &config.leader_election.namespace),
+                    name: acme.budget_config_map.clone(),
+                    limit: acme.orders_per_registered_domain_per_week,
+                },
+                metrics: metrics.clone(),
+                recorder: recorder.clone(),
+                resync: config.resync().map_err(anyhow::Error::msg)?,
+                backoff: Backoff::default(),
+                dnszones,
+            });
+            controllers.spawn(certificate::run(ctx, writer, shutdown()));
+        }
     }
 
     let lost = async move {

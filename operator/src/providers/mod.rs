@@ -1,3 +1,5 @@
 //! One typed client per external system, each behind a trait so controllers can be unit-tested.
 
+pub mod acme;
+pub mod dns;
 pub mod powerdns;
