@@ -178,6 +178,12 @@ fn error_policy<P: DnsApi>(cert: Arc<Certificate>, error: &Error, ctx: Arc<Conte
 
 async fn reconcile_inner<P: DnsApi>(cert: Arc<Certificate>, ctx: &Context<P>) -> Result<Action, Error> {
     let api: Api<Certificate> = Api::namespaced(ctx.client.clone(), &cert.namespace().unwrap_or_default());
+    // The cache can lag behind this controller's own last status write (a trigger from the Secret
+    // it just wrote may run first), and acting on a stale orderURL would order twice or resume an
+    // order already finished: read the object itself.
+    let Some(cert) = api.get_opt(&cert.name_any()).await?.map(Arc::new) else {
+        return Ok(Action::await_change());
+    };
     let mode = match ReconcileMode::of(&cert.metadata) {
         Ok(mode) => mode,
         Err(invalid) => {
@@ -326,14 +332,21 @@ async fn apply<P: DnsApi>(
         }
         // a certificate that still serves stays Ready while its successor is obtained
         (Some(_), true) => {}
+        // a Ready=False that says why the last attempt failed is kept until one succeeds
         (Some(why), false) => {
-            step.set(Observation::new(READY, false, "NotIssued", why.clone()));
+            if conditions::find(&step.status.conditions, READY).is_none_or(|c| c.status == "True") {
+                step.set(Observation::new(READY, false, "NotIssued", why.clone()));
+            }
         }
     }
 
     let Some(order_url) = step.status.order_url.clone() else {
         let Some(why) = need else {
-            step.set(Observation::new(ISSUING, false, "UpToDate", "no issuance needed".to_owned()));
+            // the last issuance's outcome (and its cleanup) stays readable until the next one
+            let issued = conditions::find(&step.status.conditions, ISSUING).is_some_and(|c| c.reason == "Issued");
+            if !issued {
+                step.set(Observation::new(ISSUING, false, "UpToDate", "the Secret holds a valid certificate".to_owned()));
+            }
             step.status.phase = Some(CertificatePhase::Ready);
             step.write(api, cert).await?;
             let next = renewal.map(|r| until(r, t)).unwrap_or(ctx.resync);
