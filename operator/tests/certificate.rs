@@ -141,7 +141,11 @@ impl<'a> Harness<'a> {
     /// Orders pebble has accepted so far (all tests share it: compare counts within one test only
     /// when nothing else could order, or use the operator's own count).
     fn acme_new_orders(op: &Operator) -> anyhow::Result<f64> {
-        Ok(metric_sum(&op.metrics()?, "mpanel_provider_calls_total", &[("provider", "acme"), ("operation", "new_order")]))
+        Ok(metric_sum(
+            &op.metrics()?,
+            "mpanel_provider_calls_total",
+            &[("provider", "acme"), ("operation", "new_order")],
+        ))
     }
 }
 
@@ -177,7 +181,13 @@ fn openssl(args: &[&str]) -> anyhow::Result<String> {
 }
 
 fn condition(obj: &Value, type_: &str) -> Value {
-    obj["status"]["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == type_).cloned().unwrap_or_default()
+    obj["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == type_)
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// pebble's issuing root, fetched from its management interface.
@@ -234,14 +244,28 @@ fn apex_and_wildcard_are_issued_the_chain_verifies_and_no_challenge_record_remai
     let cert_key = openssl(&["x509", "-noout", "-pubkey", "-in", &leaf.to_string_lossy()])?;
     let private_key = openssl(&["pkey", "-pubout", "-in", &key.to_string_lossy()])?;
     assert_eq!(cert_key, private_key, "the Secret's key is the certificate's");
-    assert!(openssl(&["pkey", "-noout", "-text", "-in", &key.to_string_lossy()])?.contains("P-256"), "ECDSA P-256 by default");
+    assert!(
+        openssl(&["pkey", "-noout", "-text", "-in", &key.to_string_lossy()])?.contains("P-256"),
+        "ECDSA P-256 by default"
+    );
 
     let secret = h.get("secret", "site-tls")?;
-    assert_eq!(secret["metadata"]["ownerReferences"][0]["kind"], "Certificate", "the Secret is owned by the Certificate");
+    assert_eq!(
+        secret["metadata"]["ownerReferences"][0]["kind"], "Certificate",
+        "the Secret is owned by the Certificate"
+    );
     assert!(h.get("secret", "site-next-key").is_err(), "the pending key is gone once the chain is stored");
-    let events = tb.kubectl_ok(&["get", "events", "-n", &h.ns.name, "-o", "custom-columns=T:.lastTimestamp,R:.reason,M:.note,M2:.message"], None)?;
+    let events = tb.kubectl_ok(
+        &["get", "events", "-n", &h.ns.name, "-o", "custom-columns=T:.lastTimestamp,R:.reason,M:.note,M2:.message"],
+        None,
+    )?;
     let status = h.get("certificate", "site")?;
-    assert_eq!(h.challenge_txt(&zone)?, Vec::<String>::new(), "no _acme-challenge TXT remains\n{events}\n{:#}", status["status"]);
+    assert_eq!(
+        h.challenge_txt(&zone)?,
+        Vec::<String>::new(),
+        "no _acme-challenge TXT remains\n{events}\n{:#}",
+        status["status"]
+    );
     Ok(())
 }
 
@@ -313,7 +337,11 @@ fn an_operator_killed_mid_order_resumes_that_order_and_leaves_no_record() -> any
 
     let second = h.operator()?;
     let ready = h.wait_condition("crashy", "Ready", "True", None)?;
-    assert_eq!(Harness::acme_new_orders(&second)?, 0.0, "the restarted operator resumed {order_url} instead of ordering");
+    assert_eq!(
+        Harness::acme_new_orders(&second)?,
+        0.0,
+        "the restarted operator resumed {order_url} instead of ordering"
+    );
     let issuing = condition(&ready, "Issuing");
     assert!(issuing["message"].as_str().unwrap_or("").contains("issued"), "{:#}", ready["status"]);
     assert_eq!(h.challenge_txt(&zone)?, Vec::<String>::new(), "no TXT left behind");
@@ -343,7 +371,10 @@ fn a_spent_order_budget_is_a_condition_and_no_order_reaches_the_ca() -> anyhow::
     };
     let before = reconciles(&op)?;
     for poke in ["1", "2"] {
-        tb.kubectl_ok(&["annotate", "--overwrite", "certificate", "second", "-n", &h.ns.name, &format!("poke={poke}")], None)?;
+        tb.kubectl_ok(
+            &["annotate", "--overwrite", "certificate", "second", "-n", &h.ns.name, &format!("poke={poke}")],
+            None,
+        )?;
     }
     assert!(eventually(WAIT, || Ok(reconciles(&op)? >= before + 2.0))?, "the Certificate was reconciled again");
     // the operator counts every newOrder request it sends, answered or not

@@ -1,6 +1,6 @@
 //! The Helm chart: rendered by the real helm, accepted by the real API server, and its RBAC and
 //! configuration are enough for the operator, running as the chart's ServiceAccount, to bring a
-//! DnsZone to Ready against the real PowerDNS.
+//! DnsZone to Ready against the real PowerDNS and a Certificate to Ready against the real pebble.
 
 mod support;
 
@@ -17,6 +17,9 @@ fn helm_template(tb: &Testbed, release: &str, namespace: &str) -> anyhow::Result
         format!("config.powerdns.apiUrl={}", tb.get("PDNS_API_URL")?),
         format!("config.powerdns.serverId={}", tb.get("PDNS_SERVER_ID")?),
         "config.powerdns.apiKeySecret.name=powerdns-api".to_owned(),
+        format!("config.powerdns.dnsAddress={}", tb.get("PDNS_DNS_ADDR")?),
+        format!("config.acme.issuers.pebble.directoryUrl={}", tb.get("ACME_DIRECTORY")?),
+        format!("config.acme.issuers.pebble.caBundle={}", tb.get("ACME_CA_BUNDLE")?),
         format!("config.watchNamespace={namespace}"),
         "config.resyncInterval=5s".to_owned(),
     ];
@@ -32,7 +35,7 @@ fn helm_template(tb: &Testbed, release: &str, namespace: &str) -> anyhow::Result
 }
 
 #[test]
-fn chart_installs_and_its_service_account_runs_the_dnszone_controller() -> anyhow::Result<()> {
+fn chart_installs_and_its_service_account_runs_the_dnszone_and_certificate_controllers() -> anyhow::Result<()> {
     let tb = Testbed::from_env()?;
     let lint = Command::new(tb.get("HELM")?)
         .args(["lint", "--strict", &repo_root().join("charts/mpanel").to_string_lossy()])
@@ -81,7 +84,16 @@ fn chart_installs_and_its_service_account_runs_the_dnszone_controller() -> anyho
     let zone_ready =
         tb.kubectl(&["wait", "--for=condition=Ready", "dnszone/zone", "-n", &ns.name, "--timeout=60s"], None)?;
     let served = tb.dig(&format!("www.{zone}"), "A")?;
-    let deleted = tb.kubectl(&["delete", "dnszone", "zone", "-n", &ns.name, "--timeout=60s"], None)?;
+    let certificate = serde_json::json!({"apiVersion": "mpanel.migrahosting.com/v1alpha1", "kind": "Certificate",
+        "metadata": {"name": "www", "namespace": ns.name},
+        "spec": {"dnsNames": [format!("www.{}", zone.trim_end_matches('.'))], "secretName": "www-tls", "issuer": "pebble"}});
+    tb.kubectl_ok(&["apply", "-f", "-"], Some(&certificate.to_string()))?;
+    let certificate_ready =
+        tb.kubectl(&["wait", "--for=condition=Ready", "certificate/www", "-n", &ns.name, "--timeout=60s"], None)?;
+    let tls_secret = tb.kubectl(&["get", "secret", "www-tls", "-n", &ns.name, "-o", "jsonpath={.type}"], None)?;
+    let deleted = tb.kubectl(&["delete", "certificate/www", "dnszone/zone", "-n", &ns.name, "--timeout=60s"], None)?;
+    let orphaned =
+        tb.kubectl(&["get", "secret", "www-tls", "-n", &ns.name, "-o", "jsonpath={.metadata.ownerReferences}"], None)?;
     let stopped = operator.stop()?;
 
     let _ = tb.kubectl(&["delete", "clusterrole,clusterrolebinding", &format!("{release}-operator")], None);
@@ -90,6 +102,16 @@ fn chart_installs_and_its_service_account_runs_the_dnszone_controller() -> anyho
     assert!(ready, "the operator did not become ready as the chart's ServiceAccount:\n{}", stopped.logs);
     assert!(zone_ready.success, "the DnsZone did not become Ready: {}\n{}", zone_ready.stderr, stopped.logs);
     assert_eq!(served.answers, ["192.0.2.7"]);
+    assert!(
+        certificate_ready.success,
+        "the Certificate did not become Ready: {}\n{}",
+        certificate_ready.stderr, stopped.logs
+    );
+    assert_eq!(tls_secret.stdout, "kubernetes.io/tls");
+    assert!(
+        orphaned.success && orphaned.stdout.is_empty(),
+        "deletionPolicy Orphan keeps the Secret, unowned: {orphaned:?}"
+    );
     assert!(deleted.success, "the finalizer did not complete: {}\n{}", deleted.stderr, stopped.logs);
     assert!(stopped.success, "non-zero exit after SIGTERM:\n{}", stopped.logs);
     assert!(stopped.shutdown_took < Duration::from_secs(10), "shutdown took {:?}", stopped.shutdown_took);

@@ -345,7 +345,12 @@ async fn apply<P: DnsApi>(
             // the last issuance's outcome (and its cleanup) stays readable until the next one
             let issued = conditions::find(&step.status.conditions, ISSUING).is_some_and(|c| c.reason == "Issued");
             if !issued {
-                step.set(Observation::new(ISSUING, false, "UpToDate", "the Secret holds a valid certificate".to_owned()));
+                step.set(Observation::new(
+                    ISSUING,
+                    false,
+                    "UpToDate",
+                    "the Secret holds a valid certificate".to_owned(),
+                ));
             }
             step.status.phase = Some(CertificatePhase::Ready);
             step.write(api, cert).await?;
