@@ -50,12 +50,7 @@ impl<'a> Harness<'a> {
     }
 
     fn operator(&self) -> anyhow::Result<Operator> {
-        let mut op =
-            Operator::start(Path::new(self.tb.get("KUBECONFIG")?), &["--config", &self.config.to_string_lossy()])?;
-        if !op.wait_ready(Duration::from_secs(30))? {
-            bail!("operator did not become ready: {}", op.stop()?.logs);
-        }
-        Ok(op)
+        Operator::start_ready(Path::new(self.tb.get("KUBECONFIG")?), &self.config)
     }
 
     /// The zone this test owns, without the trailing dot.
@@ -301,7 +296,7 @@ fn a_name_no_zone_serves_fails_with_the_cas_words_and_issues_once_the_dnszone_ex
     let h = Harness::new(&tb, "cert-nozone", 40)?;
     let _op = h.operator()?;
     let zone = h.zone();
-    h.apply_certificate("early", &[zone.clone()], json!({}))?;
+    h.apply_certificate("early", std::slice::from_ref(&zone), json!({}))?;
     let failed = h.wait_condition("early", "Ready", "False", Some("OrderFailed"))?;
     let message = condition(&failed, "Ready")["message"].as_str().unwrap_or_default().to_owned();
     println!("Ready=False message: {message}");
@@ -355,7 +350,7 @@ fn a_spent_order_budget_is_a_condition_and_no_order_reaches_the_ca() -> anyhow::
     let op = h.operator()?;
     let zone = h.zone();
     h.apply_zone()?;
-    h.apply_certificate("first", &[zone.clone()], json!({}))?;
+    h.apply_certificate("first", std::slice::from_ref(&zone), json!({}))?;
     h.wait_condition("first", "Ready", "True", None)?;
     let orders = Harness::acme_new_orders(&op)?;
     assert_eq!(orders, 1.0);

@@ -61,12 +61,7 @@ impl<'a> Harness<'a> {
     }
 
     fn operator(&self) -> anyhow::Result<Operator> {
-        let mut op =
-            Operator::start(Path::new(self.tb.get("KUBECONFIG")?), &["--config", &self.config.to_string_lossy()])?;
-        if !op.wait_ready(Duration::from_secs(30))? {
-            bail!("operator did not become ready: {}", op.stop()?.logs);
-        }
-        Ok(op)
+        Operator::start_ready(Path::new(self.tb.get("KUBECONFIG")?), &self.config)
     }
 
     /// A zone name no other test uses (with the trailing dot).

@@ -12,9 +12,52 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+/// The API of `K` in the one namespace a controller watches, or in all namespaces.
+pub fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Keeps the store behind `writer` filled from a watch of `api`, in the background, so a
+/// controller can look up related objects (`Store::wait_until_ready` before the first use).
+pub fn spawn_reflector<K>(writer: kube::runtime::reflector::store::Writer<K>, api: Api<K>)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, reflector, watcher};
+    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .touched_objects()
+        .for_each(|_| std::future::ready(()));
+    tokio::spawn(stream);
+}
+
+/// `namespace/name`: how logs and the backoff name an object.
+pub fn object_key<K: ResourceExt>(obj: &K) -> String {
+    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+/// The stable reason of a finalizer error: the reason of the apply or cleanup error inside it.
+pub fn finalizer_reason<E: std::error::Error + 'static>(
+    error: &kube::runtime::finalizer::Error<E>,
+    reason: impl Fn(&E) -> &'static str,
+) -> &'static str {
+    use kube::runtime::finalizer::Error as F;
+    match error {
+        F::ApplyFailed(e) | F::CleanupFailed(e) => reason(e),
+        _ => "FinalizerError",
+    }
+}
 
 /// The current time as a Kubernetes timestamp.
 pub fn now() -> Time {

@@ -80,6 +80,16 @@ impl Operator {
         Ok(Self { child: Some(child), health_addr })
     }
 
+    /// Starts the operator with the configuration file `config` and waits until it is ready;
+    /// fails with its logs when it is not.
+    pub fn start_ready(kubeconfig: &Path, config: &Path) -> anyhow::Result<Self> {
+        let mut op = Self::start(kubeconfig, &["--config", &config.to_string_lossy()])?;
+        if !op.wait_ready(Duration::from_secs(30))? {
+            anyhow::bail!("operator did not become ready: {}", op.stop()?.logs);
+        }
+        Ok(op)
+    }
+
     /// Waits until /readyz answers 200; false when the deadline passes or the process exits.
     pub fn wait_ready(&mut self, within: Duration) -> anyhow::Result<bool> {
         let deadline = Instant::now() + within;

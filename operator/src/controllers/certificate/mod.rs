@@ -26,7 +26,7 @@ use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::Recorder;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use mpanel_crds::FINALIZER;
 use mpanel_crds::certificate::{Certificate, CertificatePhase, CertificateStatus, RotationPolicy};
@@ -36,7 +36,7 @@ use mpanel_crds::dnszone::DnsZone;
 use mpanel_crds::formats::parse_duration;
 use rcgen::KeyPair;
 
-use super::{Backoff, apply_status, now, publish};
+use super::{Backoff, apply_status, finalizer_reason, now, object_key, publish, scoped, spawn_reflector};
 use crate::metrics::Metrics;
 use crate::providers::acme::{AcmeApi, AcmeError, OrderPhase, OrderView};
 use crate::providers::powerdns::DnsApi;
@@ -89,17 +89,13 @@ pub enum Error {
 
 impl Error {
     pub fn reason(&self) -> &'static str {
-        use kube::runtime::finalizer::Error as F;
         match self {
             Self::Acme(e) => e.reason(),
             Self::Dns01(e) => e.reason(),
             Self::Key(_) => "KeyError",
             Self::Issuer(e) => e.reason(),
             Self::Kube(_) => "KubernetesApiError",
-            Self::Finalizer(inner) => match inner.as_ref() {
-                F::ApplyFailed(e) | F::CleanupFailed(e) => e.reason(),
-                _ => "FinalizerError",
-            },
+            Self::Finalizer(inner) => finalizer_reason(inner, Self::reason),
         }
     }
 }
@@ -110,21 +106,23 @@ pub async fn run<P: DnsApi + 'static>(
     dnszone_writer: reflector::store::Writer<DnsZone>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let zones = reflector::reflector(dnszone_writer, watcher(scoped::<DnsZone>(&ctx), watcher::Config::default()))
-        .default_backoff()
-        .touched_objects()
-        .for_each(|_| std::future::ready(()));
-    tokio::spawn(zones);
+    spawn_reflector(dnszone_writer, scoped::<DnsZone>(&ctx.client, ctx.namespace.as_deref()));
     if ctx.dnszones.wait_until_ready().await.is_err() {
         tracing::error!("the DnsZone watch ended before it was ready");
         return;
     }
-    let controller = Controller::new(scoped::<Certificate>(&ctx), watcher::Config::default().any_semantic())
-        .with_config(ControllerConfig::default().concurrency(16));
+    let controller = Controller::new(
+        scoped::<Certificate>(&ctx.client, ctx.namespace.as_deref()),
+        watcher::Config::default().any_semantic(),
+    )
+    .with_config(ControllerConfig::default().concurrency(16));
     let certificates = controller.store();
     controller
-        .owns(scoped::<Secret>(&ctx), watcher::Config::default().labels(CERTIFICATE_LABEL))
-        .watches(scoped::<DnsZone>(&ctx), watcher::Config::default(), move |zone| {
+        .owns(
+            scoped::<Secret>(&ctx.client, ctx.namespace.as_deref()),
+            watcher::Config::default().labels(CERTIFICATE_LABEL),
+        )
+        .watches(scoped::<DnsZone>(&ctx.client, ctx.namespace.as_deref()), watcher::Config::default(), move |zone| {
             let ns = zone.namespace();
             certificates
                 .state()
@@ -145,34 +143,19 @@ pub async fn run<P: DnsApi + 'static>(
         .await;
 }
 
-/// The API of `K` in the watched namespace, or in all namespaces.
-fn scoped<K>(ctx: &Context<impl DnsApi>) -> Api<K>
-where
-    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
-{
-    match &ctx.namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
-    }
-}
-
-fn key(cert: &Certificate) -> String {
-    format!("{}/{}", cert.namespace().unwrap_or_default(), cert.name_any())
-}
-
 async fn reconcile<P: DnsApi>(cert: Arc<Certificate>, ctx: Arc<Context<P>>) -> Result<Action, Error> {
     let started = Instant::now();
     let result = reconcile_inner(cert.clone(), &ctx).await;
     ctx.metrics.reconciled(KIND, started.elapsed(), result.as_ref().err().map(Error::reason));
     if result.is_ok() {
-        ctx.backoff.succeeded(&key(&cert));
+        ctx.backoff.succeeded(&object_key(cert.as_ref()));
     }
     result
 }
 
 fn error_policy<P: DnsApi>(cert: Arc<Certificate>, error: &Error, ctx: Arc<Context<P>>) -> Action {
-    let delay = ctx.backoff.failed(&key(&cert));
-    tracing::warn!(certificate = %key(&cert), reason = error.reason(), error = %error, ?delay, "Certificate reconcile failed");
+    let delay = ctx.backoff.failed(&object_key(cert.as_ref()));
+    tracing::warn!(certificate = %object_key(cert.as_ref()), reason = error.reason(), error = %error, ?delay, "Certificate reconcile failed");
     Action::requeue(delay)
 }
 
@@ -222,6 +205,19 @@ impl Step {
     fn set(&mut self, o: Observation) -> bool {
         self.status.observed_generation = self.generation;
         conditions::set(&mut self.status.conditions, o, self.generation, &self.at)
+    }
+
+    /// Issuing=False for `reason`, and Ready=False too unless a certificate still serves (`usable`).
+    /// Returns whether Issuing changed.
+    fn failed(&mut self, reason: &str, message: &str, usable: bool) -> bool {
+        let news = self.set(Observation::new(ISSUING, false, reason, message.to_owned()));
+        if usable {
+            self.status.phase = Some(CertificatePhase::Ready);
+        } else {
+            self.set(Observation::new(READY, false, reason, message.to_owned()));
+            self.status.phase = Some(CertificatePhase::Failed);
+        }
+        news
     }
 
     fn not_ready(&mut self, reason: &str, message: String) -> bool {
@@ -398,12 +394,8 @@ async fn order<P: DnsApi>(
             let message = format!(
                 "{why}, but the order budget of {domain} is spent ({used} orders in 7 days); next order possible at {free_at}"
             );
-            if step.set(Observation::new(ISSUING, false, "OrderBudgetExhausted", message.clone())) {
-                publish(&ctx.recorder, cert, true, "OrderBudgetExhausted", "Order", message.clone()).await;
-            }
-            if !usable {
-                step.set(Observation::new(READY, false, "OrderBudgetExhausted", message));
-                step.status.phase = Some(CertificatePhase::Failed);
+            if step.failed("OrderBudgetExhausted", &message, usable) {
+                publish(&ctx.recorder, cert, true, "OrderBudgetExhausted", "Order", message).await;
             }
             step.write(api, cert).await?;
             return Ok(Action::requeue(until(free_at, t).min(ctx.resync)));
@@ -602,13 +594,7 @@ async fn attempt_failed<P: DnsApi>(
     let failed = step.status.failed_attempts.unwrap_or(0).saturating_add(1);
     step.status.failed_attempts = Some(failed);
     step.status.last_failure_time = Some(step.at.clone());
-    step.set(Observation::new(ISSUING, false, reason, message.clone()));
-    if usable {
-        step.status.phase = Some(CertificatePhase::Ready);
-    } else {
-        step.set(Observation::new(READY, false, reason, message.clone()));
-        step.status.phase = Some(CertificatePhase::Failed);
-    }
+    step.failed(reason, &message, usable);
     publish(&ctx.recorder, cert, true, reason, "Issue", message).await;
     step.write(api, cert).await?;
     Ok(Action::requeue(retry_delay(failed)))
@@ -626,12 +612,7 @@ async fn failed_step<P: DnsApi>(
     ctx: &Context<P>,
     error: Error,
 ) -> Error {
-    let news = step.set(Observation::new(ISSUING, false, reason, message.clone()));
-    if !usable {
-        step.set(Observation::new(READY, false, reason, message.clone()));
-        step.status.phase = Some(CertificatePhase::Failed);
-    }
-    if news {
+    if step.failed(reason, &message, usable) {
         publish(&ctx.recorder, cert, true, reason, "Issue", message).await;
     }
     match step.write(api, cert).await {

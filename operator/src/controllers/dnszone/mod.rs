@@ -16,7 +16,7 @@ use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::Recorder;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use mpanel_crds::FINALIZER;
 use mpanel_crds::cloudpod::CloudPod;
@@ -24,7 +24,7 @@ use mpanel_crds::common::{DeletionPolicy, ReconcileMode};
 use mpanel_crds::conditions::{self, Observation, READY};
 use mpanel_crds::dnszone::{DnsZone, DnsZonePhase, DnsZoneStatus, ZoneKind};
 
-use super::{Backoff, apply_status, now, publish};
+use super::{Backoff, apply_status, finalizer_reason, now, object_key, publish, scoped, spawn_reflector};
 use crate::metrics::Metrics;
 use crate::providers::powerdns::{DnsApi, NewZone, PowerDnsError, RrSet, canonical};
 use records::Wanted;
@@ -60,14 +60,10 @@ pub enum Error {
 
 impl Error {
     pub fn reason(&self) -> &'static str {
-        use kube::runtime::finalizer::Error as F;
         match self {
             Self::PowerDns(e) => e.reason(),
             Self::Kube(_) => "KubernetesApiError",
-            Self::Finalizer(inner) => match inner.as_ref() {
-                F::ApplyFailed(e) | F::CleanupFailed(e) => e.reason(),
-                _ => "FinalizerError",
-            },
+            Self::Finalizer(inner) => finalizer_reason(inner, Self::reason),
         }
     }
 }
@@ -78,20 +74,19 @@ pub async fn run<P: DnsApi + 'static>(
     cloudpod_writer: reflector::store::Writer<CloudPod>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let pods = reflector::reflector(cloudpod_writer, watcher(scoped::<CloudPod>(&ctx), watcher::Config::default()))
-        .default_backoff()
-        .touched_objects()
-        .for_each(|_| std::future::ready(()));
-    tokio::spawn(pods);
+    spawn_reflector(cloudpod_writer, scoped::<CloudPod>(&ctx.client, ctx.namespace.as_deref()));
     if ctx.cloudpods.wait_until_ready().await.is_err() {
         tracing::error!("the CloudPod watch ended before it was ready");
         return;
     }
-    let controller = Controller::new(scoped::<DnsZone>(&ctx), watcher::Config::default().any_semantic())
-        .with_config(ControllerConfig::default().concurrency(32));
+    let controller = Controller::new(
+        scoped::<DnsZone>(&ctx.client, ctx.namespace.as_deref()),
+        watcher::Config::default().any_semantic(),
+    )
+    .with_config(ControllerConfig::default().concurrency(32));
     let zones = controller.store();
     controller
-        .watches(scoped::<CloudPod>(&ctx), watcher::Config::default(), move |pod| {
+        .watches(scoped::<CloudPod>(&ctx.client, ctx.namespace.as_deref()), watcher::Config::default(), move |pod| {
             let (ns, name) = (pod.namespace(), pod.name_any());
             zones
                 .state()
@@ -113,34 +108,19 @@ pub async fn run<P: DnsApi + 'static>(
         .await;
 }
 
-/// The API of `K` in the watched namespace, or in all namespaces.
-fn scoped<K>(ctx: &Context<impl DnsApi>) -> Api<K>
-where
-    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
-{
-    match &ctx.namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
-    }
-}
-
-fn key(zone: &DnsZone) -> String {
-    format!("{}/{}", zone.namespace().unwrap_or_default(), zone.name_any())
-}
-
 async fn reconcile<P: DnsApi>(zone: Arc<DnsZone>, ctx: Arc<Context<P>>) -> Result<Action, Error> {
     let started = Instant::now();
     let result = reconcile_inner(zone.clone(), &ctx).await;
     ctx.metrics.reconciled(KIND, started.elapsed(), result.as_ref().err().map(Error::reason));
     if result.is_ok() {
-        ctx.backoff.succeeded(&key(&zone));
+        ctx.backoff.succeeded(&object_key(zone.as_ref()));
     }
     result
 }
 
 fn error_policy<P: DnsApi>(zone: Arc<DnsZone>, error: &Error, ctx: Arc<Context<P>>) -> Action {
-    let delay = ctx.backoff.failed(&key(&zone));
-    tracing::warn!(zone = %key(&zone), reason = error.reason(), error = %error, ?delay, "DnsZone reconcile failed");
+    let delay = ctx.backoff.failed(&object_key(zone.as_ref()));
+    tracing::warn!(zone = %object_key(zone.as_ref()), reason = error.reason(), error = %error, ?delay, "DnsZone reconcile failed");
     Action::requeue(delay)
 }
 
