@@ -8,9 +8,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use mpanel_operator::metrics::Metrics;
+use mpanel_operator::providers::powerdns::{self, DnsApi, NewZone, PowerDns};
 use mpanel_tests::{TestNamespace, Testbed};
 use serde_json::{Value, json};
-use support::{Operator, eventually, metric_sum};
+use support::{AwaitBlocking, Operator, eventually, metric_sum};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -273,10 +275,21 @@ fn the_certificate_renews_by_itself_with_a_new_serial_and_key() -> anyhow::Resul
     h.apply_zone()?;
     // pebble's certificates last 600 s: renew 585 s before expiry, 15 s after issuance
     h.apply_certificate("renewing", &[format!("www.{zone}")], json!({"renewBefore": "585s"}))?;
+    // an RSA key that is kept across renewals
+    h.apply_certificate(
+        "keeping",
+        &[format!("mail.{zone}")],
+        json!({"renewBefore": "585s", "privateKey": {"algorithm": "RSA", "size": 2048, "rotationPolicy": "Never"}}),
+    )?;
     let first = h.wait_condition("renewing", "Ready", "True", None)?;
     let (leaf, _, key) = h.secret_files("renewing-tls")?;
     let (first_serial, first_key) = (serial(&leaf)?, std::fs::read_to_string(&key)?);
     let renewal = first["status"]["renewalTime"].clone();
+    let kept_first = h.wait_condition("keeping", "Ready", "True", None)?;
+    let (kept_leaf, _, kept_key) = h.secret_files("keeping-tls")?;
+    let (kept_serial, kept_key_pem) = (serial(&kept_leaf)?, std::fs::read_to_string(&kept_key)?);
+    let rsa = openssl(&["pkey", "-noout", "-text", "-in", &kept_key.to_string_lossy()])?;
+    assert!(rsa.contains("2048 bit"), "an RSA 2048 key: {}", rsa.lines().next().unwrap_or_default());
 
     let renewed = h.wait_certificate("renewing", "renewed", |c| {
         c["status"]["notAfter"] != first["status"]["notAfter"] && condition(c, "Ready")["status"] == "True"
@@ -287,6 +300,13 @@ fn the_certificate_renews_by_itself_with_a_new_serial_and_key() -> anyhow::Resul
     assert_ne!(renewed["status"]["renewalTime"], renewal, "the next renewal moved on");
     assert!(renewed["status"]["notBefore"].as_str() > first["status"]["notBefore"].as_str());
     assert_eq!(h.challenge_txt(&format!("www.{zone}"))?, Vec::<String>::new());
+
+    h.wait_certificate("keeping", "renewed", |c| {
+        c["status"]["notAfter"] != kept_first["status"]["notAfter"] && condition(c, "Ready")["status"] == "True"
+    })?;
+    let (kept_leaf, _, kept_key) = h.secret_files("keeping-tls")?;
+    assert_ne!(serial(&kept_leaf)?, kept_serial, "a new certificate");
+    assert_eq!(std::fs::read_to_string(&kept_key)?, kept_key_pem, "rotationPolicy Never: the same key");
     Ok(())
 }
 
@@ -377,5 +397,46 @@ fn a_spent_order_budget_is_a_condition_and_no_order_reaches_the_ca() -> anyhow::
     assert!(h.get("secret", "second-tls").is_err());
     let budget = h.get("configmap", "mpanel-acme-orders")?;
     assert_eq!(budget["data"][&zone].as_str().unwrap_or_default().split_whitespace().count(), 1);
+    Ok(())
+}
+
+#[test]
+fn no_challenge_record_is_written_into_a_zone_the_namespace_does_not_own() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let h = Harness::new(&tb, "cert-foreign", 40)?;
+    let zone = h.zone();
+    let pdns = PowerDns::new(
+        powerdns::Config {
+            api_url: tb.get("PDNS_API_URL")?.to_owned(),
+            api_key: tb.get("PDNS_API_KEY")?.to_owned(),
+            server_id: tb.get("PDNS_SERVER_ID")?.to_owned(),
+            timeout: Duration::from_secs(10),
+        },
+        std::sync::Arc::new(Metrics::default()),
+    )?;
+    // another tenant's zone of the same name, already in PowerDNS
+    pdns.create_zone(&NewZone {
+        name: format!("{zone}."),
+        kind: "Native".to_owned(),
+        nameservers: vec!["ns.elsewhere.example.".to_owned()],
+        account: "someone-else".to_owned(),
+        soa_edit_api: "DEFAULT".to_owned(),
+        rrsets: vec![],
+    })
+    .await_blocking()?;
+    let _op = h.operator()?;
+    h.apply_zone()?;
+    h.apply_certificate("hijack", std::slice::from_ref(&zone), json!({}))?;
+    let refused = h.wait_condition("hijack", "Issuing", "True", Some("ZoneOwnedElsewhere"))?;
+    let message = condition(&refused, "Issuing")["message"].as_str().unwrap_or_default().to_owned();
+    assert!(message.contains("someone-else") && message.contains("no challenge record was written"), "{message}");
+    assert_eq!(condition(&refused, "Ready")["status"], "False");
+    let stored = pdns.zone(&format!("{zone}.")).await_blocking()?.context("the zone is still there")?;
+    assert!(
+        !stored.rrsets.iter().any(|r| r.name.starts_with("_acme-challenge.")),
+        "nothing was written into the foreign zone: {:?}",
+        stored.rrsets
+    );
+    pdns.delete_zone(&format!("{zone}.")).await_blocking()?;
     Ok(())
 }

@@ -12,7 +12,7 @@ use mpanel_operator::metrics::Metrics;
 use mpanel_operator::providers::powerdns::{self, DnsApi, NewZone, PowerDns, RrSet};
 use mpanel_tests::{TestNamespace, Testbed};
 use serde_json::{Value, json};
-use support::{Operator, eventually, metric_sum};
+use support::{AwaitBlocking, Operator, eventually, metric_sum};
 
 /// Resync interval the tests configure: drift is repaired within this.
 const RESYNC: Duration = Duration::from_secs(2);
@@ -252,17 +252,6 @@ fn out_of_band_edit_is_repaired_within_one_resync_counted_and_an_idle_resync_wri
     op.stop()?;
     Ok(())
 }
-
-/// Runs a provider future from a synchronous test.
-trait AwaitBlocking: std::future::Future + Sized {
-    fn await_blocking(self) -> Self::Output {
-        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt.block_on(self),
-            Err(e) => panic!("no tokio runtime: {e}"),
-        }
-    }
-}
-impl<F: std::future::Future> AwaitBlocking for F {}
 
 #[test]
 fn a_foreign_zone_is_a_conflict_and_stays_byte_for_byte_unchanged() -> anyhow::Result<()> {

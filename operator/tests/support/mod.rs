@@ -143,3 +143,14 @@ impl Drop for Operator {
         }
     }
 }
+
+/// Runs a provider future from a synchronous test.
+pub trait AwaitBlocking: std::future::Future + Sized {
+    fn await_blocking(self) -> Self::Output {
+        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt.block_on(self),
+            Err(e) => panic!("no tokio runtime: {e}"),
+        }
+    }
+}
+impl<F: std::future::Future> AwaitBlocking for F {}

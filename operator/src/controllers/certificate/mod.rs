@@ -355,7 +355,19 @@ async fn apply<P: DnsApi>(
         };
         return order(api, cert, mode, step, why, usable, ctx).await;
     };
-    progress(api, cert, step, &order_url, current, usable, ctx).await
+    let result = progress(api, cert, step, &order_url, current, usable, ctx).await;
+    if let Err(e) = &result
+        && !matches!(e, Error::Kube(_))
+    {
+        // the order stays in flight and is retried; the CA's or PowerDNS's words are shown meanwhile
+        let mut step = Step::new(cert);
+        let message = format!("order {order_url}: {e}");
+        if step.set(Observation::new(ISSUING, true, e.reason(), message.clone())) {
+            publish(&ctx.recorder, cert, true, e.reason(), "Issue", message).await;
+        }
+        step.write(api, cert).await?;
+    }
+    result
 }
 
 /// Places a new order, unless backoff, the budget or the mode says not to.
