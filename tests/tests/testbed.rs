@@ -1,5 +1,6 @@
-//! The testbed scripts themselves: `up` reuses what runs (Kubernetes, PostgreSQL, PowerDNS, pebble),
-//! and fails loudly when a component does not come up.
+//! The testbed scripts themselves: `up` reuses what runs (Kubernetes, PostgreSQL, PowerDNS, pebble,
+//! mail-core), and fails loudly when a component does not come up; and the real servers behave as the
+//! controllers' tests expect.
 
 use std::io::BufReader;
 use std::net::TcpStream;
@@ -9,6 +10,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use anyhow::{Context, ensure};
+use mpanel_tests::mail::{Imap, doveadm_auth, smtp_send};
 use mpanel_tests::{Testbed, repo_root};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -23,7 +25,7 @@ fn up_again_reuses_the_running_control_plane() -> anyhow::Result<()> {
     let out = script("up").output()?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    for component in ["control plane", "PostgreSQL", "PowerDNS", "pebble"] {
+    for component in ["control plane", "PostgreSQL", "PowerDNS", "pebble", "mail-core"] {
         assert!(stderr.contains(&format!("{component} already running; reusing it")), "{stderr}");
     }
     let after = Testbed::from_env()?;
@@ -37,6 +39,11 @@ fn up_again_reuses_the_running_control_plane() -> anyhow::Result<()> {
         "ACME_CA_BUNDLE",
         "ACME_ROOTS_URL",
         "ACME_LOG",
+        "MAILCORE_DATABASE_URL",
+        "DOVECOT_CONF",
+        "IMAP_ADDR",
+        "SMTP_ADDR",
+        "MAILCORE_VMAIL_DIR",
     ] {
         assert_eq!(before.get(key)?, after.get(key)?, "{key} changed");
     }
@@ -115,7 +122,9 @@ fn up_works_inside_a_directory_other_users_cannot_enter() -> anyhow::Result<()> 
     let _ = std::fs::remove_dir_all(&outer);
 
     assert!(up.status.success(), "up failed in a 0700 directory:\n{}", String::from_utf8_lossy(&up.stderr));
-    assert!(env.contains("PG_URL=") && env.contains("PDNS_API_URL=") && env.contains("ACME_DIRECTORY="), "{env}");
+    for key in ["PG_URL=", "PDNS_API_URL=", "ACME_DIRECTORY=", "IMAP_ADDR=", "SMTP_ADDR="] {
+        assert!(env.contains(key), "{env}");
+    }
     assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
     assert!(leftover.is_empty(), "down left {leftover:?}");
     Ok(())
@@ -170,4 +179,104 @@ fn pebble_serves_its_directory_and_issuing_root_to_a_client_trusting_only_the_ca
         tls.complete_io(&mut tcp).context("rustls handshake with pebble")?;
     }
     Ok(())
+}
+
+/// psql against mail-core's database as the operator logs in (`MAILCORE_DATABASE_URL`); what it printed.
+fn mailcore_sql(tb: &Testbed, sql: &str) -> anyhow::Result<String> {
+    let out = Command::new("psql")
+        .args([tb.get("MAILCORE_DATABASE_URL")?, "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .context("running psql")?;
+    ensure!(out.status.success(), "psql {sql:?}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Polls INBOX of `user` until it holds `want` messages; fails after 30 s with the last count.
+fn wait_for_inbox(tb: &Testbed, user: &str, password: &str, want: u64) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut imap = Imap::login(tb.get("IMAP_ADDR")?, user, password)?.context("IMAP LOGIN refused")?;
+    loop {
+        let count = imap.inbox_count()?;
+        if count == want {
+            return Ok(());
+        }
+        ensure!(std::time::Instant::now() < deadline, "INBOX of {user} holds {count} messages, not {want}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// What a Mailbox controller relies on: a row in postfixadmin's tables is a mailbox Dovecot
+/// authenticates (scheme-prefixed hash), with the quota of `mailbox.quota`, that Postfix accepts mail
+/// for and Dovecot delivers to; an alias row delivers there too; `active = 0` locks it.
+fn mailcore_scenario(tb: &Testbed, domain: &str) -> anyhow::Result<()> {
+    let imap_addr = tb.get("IMAP_ADDR")?;
+    let smtp_addr = tb.get("SMTP_ADDR")?;
+    let address = format!("box@{domain}");
+    let alias = format!("alias@{domain}");
+    let hash = Command::new("doveadm").args(["pw", "-s", "SHA512-CRYPT", "-p", "secret"]).output()?;
+    ensure!(hash.status.success(), "doveadm pw: {}", String::from_utf8_lossy(&hash.stderr));
+    let hash = String::from_utf8(hash.stdout)?.trim().to_owned();
+    assert!(hash.starts_with("{SHA512-CRYPT}$6$"), "{hash}");
+    mailcore_sql(tb, &format!("INSERT INTO domain (domain, owner) VALUES ('{domain}', 'tests/mailcore/1')"))?;
+    mailcore_sql(
+        tb,
+        &format!(
+            "INSERT INTO mailbox (username, password, maildir, quota, local_part, domain, owner) \
+             VALUES ('{address}', '{hash}', '{domain}/box/', 1048576, 'box', '{domain}', 'tests/mailcore/1')"
+        ),
+    )?;
+
+    // Dovecot's passdb: the right password passes, a wrong one fails cleanly (77, not a tempfail)
+    assert!(doveadm_auth(tb, &address, "secret")?, "doveadm auth test refused the right password");
+    let wrong =
+        Command::new("doveadm").args(["-c", tb.get("DOVECOT_CONF")?, "auth", "test", &address, "wrong"]).output()?;
+    assert_eq!(wrong.status.code(), Some(77), "{}", String::from_utf8_lossy(&wrong.stdout));
+
+    // IMAP: the quota is mailbox.quota, in KiB
+    let mut imap = Imap::login(imap_addr, &address, "secret")?.context("IMAP LOGIN refused the right password")?;
+    assert_eq!(imap.quota_kib()?, Some(1024), "GETQUOTAROOT INBOX");
+    assert_eq!(imap.inbox_count()?, 0);
+    assert!(Imap::login(imap_addr, &address, "wrong")?.is_none(), "IMAP LOGIN took a wrong password");
+
+    // SMTP: accepted, delivered over LMTP; an unknown address of the domain is refused
+    let sent = smtp_send(smtp_addr, "sender@example.org", &address, "to the mailbox")?;
+    assert_eq!((sent.rcpt, sent.data), (250, 250), "{sent:?}");
+    wait_for_inbox(tb, &address, "secret", 1)?;
+    let unknown = smtp_send(smtp_addr, "sender@example.org", &format!("nobody@{domain}"), "to nobody")?;
+    assert_eq!(unknown.rcpt / 100, 5, "{unknown:?}");
+    // and nothing is relayed anywhere else
+    let outside = smtp_send(smtp_addr, "sender@example.org", "someone@example.org", "outbound")?;
+    assert_eq!(outside.rcpt / 100, 5, "{outside:?}");
+
+    // an alias row delivers to the mailbox
+    mailcore_sql(
+        tb,
+        &format!("INSERT INTO alias (address, goto, domain) VALUES ('{alias}', '{address}', '{domain}')"),
+    )?;
+    let via_alias = smtp_send(smtp_addr, "sender@example.org", &alias, "to the alias")?;
+    assert_eq!((via_alias.rcpt, via_alias.data), (250, 250), "{via_alias:?}");
+    wait_for_inbox(tb, &address, "secret", 2)?;
+    let maildir = Path::new(tb.get("MAILCORE_VMAIL_DIR")?).join(domain).join("box");
+    assert!(maildir.join("cur").is_dir() || maildir.join("new").is_dir(), "no maildir at {}", maildir.display());
+
+    // suspended: active = 0 locks IMAP and doveadm out at once
+    mailcore_sql(tb, &format!("UPDATE mailbox SET active = 0 WHERE username = '{address}'"))?;
+    assert!(Imap::login(imap_addr, &address, "secret")?.is_none(), "IMAP LOGIN works with active = 0");
+    assert!(!doveadm_auth(tb, &address, "secret")?, "doveadm auth test passes with active = 0");
+    Ok(())
+}
+
+#[test]
+fn mailcore_authenticates_delivers_and_suspends_mailboxes_from_the_sql_rows() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.subsec_nanos();
+    let domain = format!("mc-{}-{nanos}.test", std::process::id());
+    let result = mailcore_scenario(&tb, &domain);
+    // the rows go whatever happened; then the maildir
+    let cleanup = ["alias", "mailbox", "domain"]
+        .iter()
+        .try_for_each(|table| mailcore_sql(&tb, &format!("DELETE FROM {table} WHERE domain = '{domain}'")).map(drop));
+    let _ = std::fs::remove_dir_all(Path::new(tb.get("MAILCORE_VMAIL_DIR")?).join(&domain));
+    result?;
+    cleanup
 }
