@@ -33,6 +33,28 @@ pub struct Config {
     /// ACME CAs that Certificates name as their `issuer`; Certificates need `powerdns` too (DNS-01).
     #[serde(default)]
     pub acme: Option<AcmeConfig>,
+    /// mail-core's database; without it the Mailbox controller is off.
+    #[serde(default)]
+    pub mailcore: Option<MailCoreConfig>,
+}
+
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MailCoreConfig {
+    /// The Secret key holding the database URL (`postgres://user:password@host:port/db`).
+    pub database_url_secret_ref: SecretRef,
+    /// Where mail-core keeps maildirs, as mounted into the operator (e.g. `/var/vmail`): a deleted
+    /// Mailbox's maildir is removed there. Without it maildirs are left for mail-core to clean up.
+    #[serde(default)]
+    pub maildir_root: Option<String>,
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: u64,
+    #[serde(default = "default_mailcore_connections")]
+    pub max_connections: u32,
+}
+
+fn default_mailcore_connections() -> u32 {
+    4
 }
 
 fn default_resync() -> String {

@@ -14,10 +14,11 @@ use kube::runtime::reflector;
 use kube::{Api, Client, ResourceExt};
 use mpanel_operator::config::{Config, SecretRef};
 use mpanel_operator::controllers::certificate::{self, budget::Budget, dns01::Dns01, issuers::Issuers};
-use mpanel_operator::controllers::{Backoff, dnszone};
+use mpanel_operator::controllers::{Backoff, dnszone, mailbox};
 use mpanel_operator::endpoints::{self, Health};
 use mpanel_operator::leader::Leadership;
 use mpanel_operator::metrics::Metrics;
+use mpanel_operator::providers::mailcore::{self, MailCore};
 use mpanel_operator::providers::powerdns::{self, PowerDns};
 use mpanel_operator::tls;
 use tokio::net::TcpListener;
@@ -69,6 +70,9 @@ fn enabled(config: &Config) -> Vec<&'static str> {
         if config.acme.is_some() {
             kinds.push(certificate::KIND);
         }
+    }
+    if config.mailcore.is_some() {
+        kinds.push(mailbox::KIND);
     }
     kinds
 }
@@ -221,6 +225,31 @@ where
             });
             controllers.spawn(certificate::run(ctx, writer, shutdown()));
         }
+    }
+
+    if let Some(mc) = &config.mailcore {
+        let database_url = read_secret(client, &mc.database_url_secret_ref).await?;
+        let mail = MailCore::new(
+            &mailcore::Config {
+                database_url,
+                timeout: Duration::from_secs(mc.timeout_seconds),
+                max_connections: mc.max_connections,
+            },
+            metrics.clone(),
+        )?;
+        let (dnszones, writer) = reflector::store();
+        let ctx = Arc::new(mailbox::Context {
+            client: client.clone(),
+            namespace: config.watch_namespace.clone(),
+            mail,
+            maildir_root: mc.maildir_root.as_ref().map(Into::into),
+            metrics: metrics.clone(),
+            recorder: recorder.clone(),
+            resync: config.resync().map_err(anyhow::Error::msg)?,
+            backoff: Backoff::default(),
+            dnszones,
+        });
+        controllers.spawn(mailbox::run(ctx, writer, shutdown()));
     }
 
     let lost = async move {

@@ -3,6 +3,7 @@
 
 pub mod certificate;
 pub mod dnszone;
+pub mod mailbox;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};

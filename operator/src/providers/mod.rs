@@ -2,4 +2,5 @@
 
 pub mod acme;
 pub mod dns;
+pub mod mailcore;
 pub mod powerdns;

@@ -1,0 +1,555 @@
+//! The Mailbox controller: converges mail-core's SQL rows (domain, mailbox, aliases) to a Mailbox.
+//!
+//! Each reconcile observes the rows first and writes only what differs. The password comes from a
+//! Secret (watched, so rotating it re-hashes) and is checked against the stored hash, so an
+//! out-of-band change is repaired too. Rows carry the object's marker in `owner`; a row without it
+//! is a Conflict and is never written. The domain row is created with the first mailbox of a
+//! namespace and removed with the last one, unless it was there before (then it is never removed).
+//! DNS for the mail domain (MX, SPF, DMARC, DKIM) is the DnsZone's `mail` block; this controller
+//! only reports whether such a zone publishes MX.
+
+pub mod password;
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::Recorder;
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
+use mpanel_crds::FINALIZER;
+use mpanel_crds::common::{DeletionPolicy, ReconcileMode};
+use mpanel_crds::conditions::{self, Observation, READY};
+use mpanel_crds::dnszone::DnsZone;
+use mpanel_crds::mailbox::{Mailbox, MailboxPhase, MailboxStatus};
+
+use super::{Backoff, apply_status, finalizer_reason, now, object_key, publish, scoped, spawn_reflector};
+use crate::metrics::Metrics;
+use crate::providers::mailcore::{AliasRow, MailApi, MailCoreError, MailboxChange, MailboxRow};
+use crate::providers::powerdns::canonical;
+use password::PasswordError;
+
+pub const KIND: &str = "Mailbox";
+const FIELD_MANAGER: &str = "mpanel-mailbox";
+const DOMAIN_READY: &str = "DomainReady";
+const PASSWORD_SYNCED: &str = "PasswordSynced";
+const CONFLICT: &str = "Conflict";
+const MIB: i64 = 1024 * 1024;
+
+pub struct Context<M> {
+    pub client: Client,
+    /// The only namespace reconciled; all when `None`.
+    pub namespace: Option<String>,
+    pub mail: M,
+    /// mail-core's maildir root as mounted here; maildirs of deleted Mailboxes are removed below it.
+    pub maildir_root: Option<PathBuf>,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    pub resync: Duration,
+    pub backoff: Backoff,
+    /// DnsZones, to say whether the mail domain's MX is published.
+    pub dnszones: Store<DnsZone>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    MailCore(#[from] MailCoreError),
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error("cannot remove the maildir {path}: {message}")]
+    Maildir { path: String, message: String },
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Finalizer(Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::MailCore(e) => e.reason(),
+            Self::Password(e) => e.reason(),
+            Self::Maildir { .. } => "MaildirNotRemoved",
+            Self::Kube(_) => "KubernetesApiError",
+            Self::Finalizer(inner) => finalizer_reason(inner, Self::reason),
+        }
+    }
+}
+
+/// Runs the controller until `shutdown` resolves; `dnszone_writer` feeds `ctx.dnszones`.
+pub async fn run<M: MailApi + 'static>(
+    ctx: Arc<Context<M>>,
+    dnszone_writer: reflector::store::Writer<DnsZone>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    spawn_reflector(dnszone_writer, scoped::<DnsZone>(&ctx.client, ctx.namespace.as_deref()));
+    if ctx.dnszones.wait_until_ready().await.is_err() {
+        tracing::error!("the DnsZone watch ended before it was ready");
+        return;
+    }
+    let controller = Controller::new(
+        scoped::<Mailbox>(&ctx.client, ctx.namespace.as_deref()),
+        watcher::Config::default().any_semantic(),
+    )
+    .with_config(ControllerConfig::default().concurrency(16));
+    let mailboxes = controller.store();
+    controller
+        .watches(scoped::<Secret>(&ctx.client, ctx.namespace.as_deref()), watcher::Config::default(), move |secret| {
+            let (ns, name) = (secret.namespace(), secret.name_any());
+            mailboxes
+                .state()
+                .iter()
+                .filter(|m| m.namespace() == ns && m.spec.password_secret_ref.name == name)
+                .map(|m| ObjectRef::from_obj(m.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "Mailbox reconcile ended with an error");
+            }
+        })
+        .await;
+}
+
+async fn reconcile<M: MailApi>(mailbox: Arc<Mailbox>, ctx: Arc<Context<M>>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = reconcile_inner(mailbox.clone(), &ctx).await;
+    ctx.metrics.reconciled(KIND, started.elapsed(), result.as_ref().err().map(Error::reason));
+    if result.is_ok() {
+        ctx.backoff.succeeded(&object_key(mailbox.as_ref()));
+    }
+    result
+}
+
+fn error_policy<M: MailApi>(mailbox: Arc<Mailbox>, error: &Error, ctx: Arc<Context<M>>) -> Action {
+    let delay = ctx.backoff.failed(&object_key(mailbox.as_ref()));
+    tracing::warn!(mailbox = %object_key(mailbox.as_ref()), reason = error.reason(), error = %error, ?delay, "Mailbox reconcile failed");
+    Action::requeue(delay)
+}
+
+async fn reconcile_inner<M: MailApi>(mailbox: Arc<Mailbox>, ctx: &Context<M>) -> Result<Action, Error> {
+    let api: Api<Mailbox> = Api::namespaced(ctx.client.clone(), &mailbox.namespace().unwrap_or_default());
+    let mode = match ReconcileMode::of(&mailbox.metadata) {
+        Ok(mode) => mode,
+        Err(invalid) => {
+            let mut step = Step::new(&mailbox);
+            step.not_ready(None, "InvalidReconcileMode", invalid.to_string());
+            step.write(&api, &mailbox).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    if mode == ReconcileMode::Paused {
+        return Ok(Action::await_change());
+    }
+    finalizer(&api, FINALIZER, mailbox, |event| async {
+        match event {
+            FinalizerEvent::Apply(mailbox) => apply(&api, &mailbox, mode, ctx).await,
+            FinalizerEvent::Cleanup(mailbox) => cleanup(&mailbox, mode, ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// The status being worked out in one reconcile.
+struct Step {
+    status: MailboxStatus,
+    generation: Option<i64>,
+    at: Time,
+}
+
+impl Step {
+    fn new(mailbox: &Mailbox) -> Self {
+        Self { status: mailbox.status.clone().unwrap_or_default(), generation: mailbox.metadata.generation, at: now() }
+    }
+
+    fn set(&mut self, o: Observation) -> bool {
+        self.status.observed_generation = self.generation;
+        conditions::set(&mut self.status.conditions, o, self.generation, &self.at)
+    }
+
+    /// Ready=False for `reason`, moving the phase (`None` keeps it). Returns whether Ready changed.
+    fn not_ready(&mut self, phase: Option<MailboxPhase>, reason: &str, message: String) -> bool {
+        if phase.is_some() {
+            self.status.phase = phase;
+        }
+        self.set(Observation::new(READY, false, reason, message))
+    }
+
+    /// Writes the status unless it equals what is stored (an idle resync writes nothing).
+    async fn write(self, api: &Api<Mailbox>, mailbox: &Mailbox) -> Result<(), Error> {
+        if mailbox.status.as_ref() != Some(&self.status) {
+            apply_status(api, mailbox, FIELD_MANAGER, &self.status).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The marker in the `owner` column of this Mailbox's mailbox and alias rows.
+fn owner(mailbox: &Mailbox) -> String {
+    let (ns, name, uid) =
+        (mailbox.namespace().unwrap_or_default(), mailbox.name_any(), mailbox.uid().unwrap_or_default());
+    let full = format!("{ns}/{name}/{uid}");
+    // the column holds 255 characters; the UID alone identifies the object
+    if full.len() <= 255 { full } else { format!("{ns}/{uid}") }
+}
+
+/// The marker of a domain row: the namespace whose Mailboxes use it.
+fn domain_owner(mailbox: &Mailbox) -> String {
+    format!("namespace/{}", mailbox.namespace().unwrap_or_default())
+}
+
+/// `(local part, domain)` of the address (the CRD has checked its form).
+fn split(address: &str) -> (String, String) {
+    let address = address.to_ascii_lowercase();
+    match address.rsplit_once('@') {
+        Some((local, domain)) => (local.to_owned(), domain.to_owned()),
+        None => (address.clone(), String::new()),
+    }
+}
+
+/// The password in the Secret, and the Secret's resourceVersion; or why there is none.
+async fn read_password(mailbox: &Mailbox, client: &Client) -> Result<Result<(String, String), String>, Error> {
+    let r = &mailbox.spec.password_secret_ref;
+    let ns = mailbox.namespace().unwrap_or_default();
+    let Some(secret) = Api::<Secret>::namespaced(client.clone(), &ns).get_opt(&r.name).await? else {
+        return Ok(Err(format!("Secret {} does not exist", r.name)));
+    };
+    let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(&r.key)) else {
+        return Ok(Err(format!("Secret {} has no key {:?}", r.name, r.key)));
+    };
+    let Ok(password) = String::from_utf8(bytes.0.clone()) else {
+        return Ok(Err(format!("key {:?} of Secret {} is not UTF-8 text", r.key, r.name)));
+    };
+    Ok(Ok((password, secret.resource_version().unwrap_or_default())))
+}
+
+/// What the DnsZone of the mail domain says about mail, for the DomainReady message.
+fn dns_note<M>(mailbox: &Mailbox, domain: &str, ctx: &Context<M>) -> String {
+    let ns = mailbox.namespace();
+    let wanted = canonical(domain);
+    let zone = ctx
+        .dnszones
+        .state()
+        .into_iter()
+        .find(|z| z.namespace() == ns && canonical(&z.spec.zone.to_ascii_lowercase()) == wanted);
+    match zone {
+        Some(z) => match z.spec.mail.as_ref().filter(|m| !m.mx.is_empty()) {
+            Some(mail) => format!(
+                "DnsZone {} publishes MX {}",
+                z.name_any(),
+                mail.mx.iter().map(|m| format!("{} {}", m.priority, m.host)).collect::<Vec<_>>().join(", ")
+            ),
+            None => format!("DnsZone {} has no MX in its mail settings", z.name_any()),
+        },
+        None => format!("no DnsZone for {domain} in this namespace: its MX is managed elsewhere"),
+    }
+}
+
+async fn apply<M: MailApi>(
+    api: &Api<Mailbox>,
+    mailbox: &Mailbox,
+    mode: ReconcileMode,
+    ctx: &Context<M>,
+) -> Result<Action, Error> {
+    let mut step = Step::new(mailbox);
+    let requeue = Action::requeue(ctx.resync);
+    let address = mailbox.spec.address.to_ascii_lowercase();
+    let (local, domain) = split(&address);
+    let (owner, domain_owner) = (owner(mailbox), domain_owner(mailbox));
+    let aliases: Vec<String> = mailbox.spec.aliases.iter().map(|a| a.to_ascii_lowercase()).collect();
+    let password = read_password(mailbox, &ctx.client).await?;
+
+    // observe
+    let domain_row = ctx.mail.domain(&domain).await?;
+    let row = ctx.mail.mailbox(&address).await?;
+    let alias_rows = ctx.mail.aliases(&aliases, &owner).await?;
+    let mut conflicts = Vec::new();
+    if let Some(d) = &domain_row
+        && let Some(other) = d.owner.as_ref().filter(|o| **o != domain_owner)
+    {
+        conflicts.push(format!("domain {domain} on mail-core is used by {other}"));
+    }
+    if let Some(r) = &row
+        && r.owner.as_deref() != Some(owner.as_str())
+    {
+        conflicts.push(format!("mailbox {address} exists on mail-core and is not this object's (owner {:?})", r.owner));
+    }
+    for a in alias_rows.iter().filter(|a| aliases.contains(&a.address) && a.owner.as_deref() != Some(owner.as_str())) {
+        conflicts
+            .push(format!("alias {} exists on mail-core and is not this object's (owner {:?})", a.address, a.owner));
+    }
+    if !conflicts.is_empty() {
+        let message = format!("{}; nothing was changed", conflicts.join("; "));
+        if step.set(Observation::new(CONFLICT, true, "RowOwnedElsewhere", message.clone())) {
+            publish(&ctx.recorder, mailbox, true, "Conflict", "Observe", message.clone()).await;
+        }
+        step.not_ready(Some(MailboxPhase::Failed), "Conflict", message);
+        step.write(api, mailbox).await?;
+        return Ok(requeue);
+    }
+    step.set(Observation::new(CONFLICT, false, "Owned", "the rows are this object's".to_owned()));
+
+    let (password, secret_version) = match password {
+        Ok(p) => (Some(p.0), Some(p.1)),
+        Err(message) => {
+            step.set(Observation::new(PASSWORD_SYNCED, false, "PasswordSecretMissing", message.clone()));
+            if row.is_none() {
+                // a mailbox is not created without its password
+                step.not_ready(Some(MailboxPhase::Pending), "PasswordSecretMissing", message);
+                step.write(api, mailbox).await?;
+                return Ok(requeue);
+            }
+            (None, None)
+        }
+    };
+
+    // the mailbox row as the spec wants it
+    let wanted = MailboxRow {
+        username: address.clone(),
+        password: String::new(),
+        name: mailbox.spec.display_name.clone().unwrap_or_default(),
+        maildir: format!("{domain}/{local}/"),
+        quota_bytes: i64::from(mailbox.spec.quota_mib) * MIB,
+        local_part: local.clone(),
+        domain: domain.clone(),
+        active: !mailbox.spec.suspended,
+        owner: Some(owner.clone()),
+    };
+    let change = match &row {
+        Some(r) => MailboxChange {
+            password: None,
+            name: (r.name != wanted.name).then(|| wanted.name.clone()),
+            quota_bytes: (r.quota_bytes != wanted.quota_bytes).then_some(wanted.quota_bytes),
+            active: (r.active != wanted.active).then_some(wanted.active),
+        },
+        None => MailboxChange::default(),
+    };
+    let password_stale = matches!((&row, &password), (Some(r), Some(p)) if !password::matches(p, &r.password));
+    let alias_changes: Vec<&String> = aliases
+        .iter()
+        .filter(|a| !alias_rows.iter().any(|r| &r.address == *a && r.goto == address && r.active))
+        .collect();
+    let stale_aliases: Vec<&AliasRow> = alias_rows
+        .iter()
+        .filter(|r| r.owner.as_deref() == Some(owner.as_str()) && !aliases.contains(&r.address))
+        .collect();
+    let differs = row.is_none()
+        || domain_row.is_none()
+        || !change.is_empty()
+        || password_stale
+        || !alias_changes.is_empty()
+        || !stale_aliases.is_empty();
+
+    if differs && mode == ReconcileMode::ObserveOnly {
+        step.not_ready(
+            None,
+            "OutOfSync",
+            format!("mailbox {address} differs from the spec on mail-core (ObserveOnly: not written)"),
+        );
+        step.write(api, mailbox).await?;
+        return Ok(requeue);
+    }
+
+    // act on what differs
+    if domain_row.is_none() {
+        ctx.mail.add_domain(&domain, &domain_owner).await?;
+    }
+    step.set(Observation::new(
+        DOMAIN_READY,
+        true,
+        "DomainOnMailCore",
+        format!("domain {domain} is on mail-core; {}", dns_note(mailbox, &domain, ctx)),
+    ));
+    let mut password_written = false;
+    match (&row, &password) {
+        (None, Some(p)) => {
+            let new = MailboxRow { password: password::hash(p)?, ..wanted.clone() };
+            if !ctx.mail.add_mailbox(&new).await? {
+                // someone made the row since it was read: look again
+                return Ok(Action::requeue(Duration::from_secs(1)));
+            }
+            password_written = true;
+            publish(
+                &ctx.recorder,
+                mailbox,
+                false,
+                "Created",
+                "AddMailbox",
+                format!("mailbox {address} created on mail-core"),
+            )
+            .await;
+        }
+        (Some(_), _) => {
+            let change = MailboxChange {
+                password: match (&password, password_stale) {
+                    (Some(p), true) => Some(password::hash(p)?),
+                    _ => None,
+                },
+                ..change.clone()
+            };
+            if !change.is_empty() {
+                if !ctx.mail.change_mailbox(&address, &owner, &change).await? {
+                    return Ok(Action::requeue(Duration::from_secs(1)));
+                }
+                password_written = change.password.is_some();
+                // the same spec and Secret as last time, yet the row differed: changed out of band
+                let same_inputs = step.status.observed_generation == step.generation
+                    && step.status.password_secret_version == secret_version
+                    && conditions::find(&step.status.conditions, READY).is_some_and(|c| c.status == "True");
+                if same_inputs {
+                    ctx.metrics.drift_repaired(KIND);
+                    publish(
+                        &ctx.recorder,
+                        mailbox,
+                        true,
+                        "DriftRepaired",
+                        "ChangeMailbox",
+                        format!("mailbox {address} was changed outside the operator and restored"),
+                    )
+                    .await;
+                }
+            }
+        }
+        // without a password no row is created: the function returned above
+        (None, None) => {}
+    }
+    for a in &alias_changes {
+        let (_, alias_domain) = split(a);
+        let alias = AliasRow {
+            address: (*a).clone(),
+            goto: address.clone(),
+            domain: alias_domain.clone(),
+            active: true,
+            owner: Some(owner.clone()),
+        };
+        if alias_domain != domain && ctx.mail.domain(&alias_domain).await?.is_none() {
+            ctx.mail.add_domain(&alias_domain, &domain_owner).await?;
+        }
+        if !ctx.mail.put_alias(&alias).await? {
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        }
+    }
+    for stale in stale_aliases {
+        ctx.mail.delete_alias(&stale.address, &owner).await?;
+    }
+
+    // report
+    match (&password, password_written) {
+        (Some(_), true) => {
+            step.status.last_password_sync = Some(step.at.clone());
+            step.status.password_secret_version = secret_version.clone();
+            step.set(Observation::new(
+                PASSWORD_SYNCED,
+                true,
+                "Synced",
+                "the stored hash matches the Secret".to_owned(),
+            ));
+        }
+        (Some(_), false) => {
+            step.status.password_secret_version = secret_version.clone();
+            step.set(Observation::new(
+                PASSWORD_SYNCED,
+                true,
+                "Synced",
+                "the stored hash matches the Secret".to_owned(),
+            ));
+        }
+        (None, _) => {}
+    }
+    step.status.quota_mib = Some(mailbox.spec.quota_mib);
+    if password.is_none() {
+        let message =
+            conditions::find(&step.status.conditions, PASSWORD_SYNCED).map(|c| c.message.clone()).unwrap_or_default();
+        step.not_ready(Some(MailboxPhase::Failed), "PasswordSecretMissing", message);
+    } else {
+        let (phase, state) = if mailbox.spec.suspended {
+            (MailboxPhase::Suspended, "suspended (login disabled)")
+        } else {
+            (MailboxPhase::Active, "active")
+        };
+        step.status.phase = Some(phase);
+        step.set(Observation::new(
+            READY,
+            true,
+            if mailbox.spec.suspended { "Suspended" } else { "Active" },
+            format!("mailbox {address} is {state} on mail-core with {} aliases", aliases.len()),
+        ));
+    }
+    step.write(api, mailbox).await?;
+    Ok(requeue)
+}
+
+/// Refuses maildir paths that would leave the root.
+fn maildir_path(root: &Path, maildir: &str) -> Option<PathBuf> {
+    let relative = Path::new(maildir);
+    let plain = relative.components().all(|c| matches!(c, Component::Normal(_)));
+    (plain && !maildir.is_empty()).then(|| root.join(relative))
+}
+
+async fn cleanup<M: MailApi>(mailbox: &Mailbox, mode: ReconcileMode, ctx: &Context<M>) -> Result<Action, Error> {
+    if mailbox.spec.deletion_policy == DeletionPolicy::Orphan || mode == ReconcileMode::ObserveOnly {
+        return Ok(Action::await_change());
+    }
+    let address = mailbox.spec.address.to_ascii_lowercase();
+    let (_, domain) = split(&address);
+    let owner = owner(mailbox);
+    for alias in ctx.mail.aliases(&[], &owner).await? {
+        ctx.mail.delete_alias(&alias.address, &owner).await?;
+    }
+    let row = ctx.mail.mailbox(&address).await?;
+    match row {
+        Some(r) if r.owner.as_deref() == Some(owner.as_str()) => {
+            ctx.mail.delete_mailbox(&address, &owner).await?;
+            if let Some(path) = ctx.maildir_root.as_deref().and_then(|root| maildir_path(root, &r.maildir)) {
+                match tokio::fs::remove_dir_all(&path).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::Maildir { path: path.display().to_string(), message: e.to_string() }),
+                }
+            }
+        }
+        Some(_) => {
+            let note = format!("mailbox {address} on mail-core is not this object's; it was left there");
+            publish(&ctx.recorder, mailbox, true, "NotOwner", "DeleteMailbox", note).await;
+        }
+        None => {}
+    }
+    let domain_owner = domain_owner(mailbox);
+    ctx.mail.delete_domain_if_unused(&domain, &domain_owner).await?;
+    for alias in &mailbox.spec.aliases {
+        let (_, alias_domain) = split(alias);
+        if alias_domain != domain {
+            ctx.mail.delete_domain_if_unused(&alias_domain, &domain_owner).await?;
+        }
+    }
+    Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maildirs_never_leave_the_root() {
+        let root = Path::new("/var/vmail");
+        assert_eq!(maildir_path(root, "example.com/info/"), Some(PathBuf::from("/var/vmail/example.com/info/")));
+        assert_eq!(maildir_path(root, "../etc/"), None);
+        assert_eq!(maildir_path(root, "/etc/"), None);
+        assert_eq!(maildir_path(root, ""), None);
+    }
+
+    #[test]
+    fn addresses_split_at_the_last_at_sign_in_lower_case() {
+        assert_eq!(split("Info@Example.com"), ("info".to_owned(), "example.com".to_owned()));
+    }
+}
