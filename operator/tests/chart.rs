@@ -1,6 +1,7 @@
 //! The Helm chart: rendered by the real helm, accepted by the real API server, and its RBAC and
 //! configuration are enough for the operator, running as the chart's ServiceAccount, to bring a
-//! DnsZone to Ready against the real PowerDNS and a Certificate to Ready against the real pebble.
+//! DnsZone to Ready against the real PowerDNS, a Certificate against the real pebble and a Mailbox
+//! against the real mail-core.
 
 mod support;
 
@@ -20,6 +21,7 @@ fn helm_template(tb: &Testbed, release: &str, namespace: &str) -> anyhow::Result
         format!("config.powerdns.dnsAddress={}", tb.get("PDNS_DNS_ADDR")?),
         format!("config.acme.issuers.pebble.directoryUrl={}", tb.get("ACME_DIRECTORY")?),
         format!("config.acme.issuers.pebble.caBundle={}", tb.get("ACME_CA_BUNDLE")?),
+        "config.mailcore.databaseUrlSecret.name=mailcore-db".to_owned(),
         format!("config.watchNamespace={namespace}"),
         "config.resyncInterval=5s".to_owned(),
     ];
@@ -35,7 +37,7 @@ fn helm_template(tb: &Testbed, release: &str, namespace: &str) -> anyhow::Result
 }
 
 #[test]
-fn chart_installs_and_its_service_account_runs_the_dnszone_and_certificate_controllers() -> anyhow::Result<()> {
+fn chart_installs_and_its_service_account_runs_the_dnszone_certificate_and_mailbox_controllers() -> anyhow::Result<()> {
     let tb = Testbed::from_env()?;
     let lint = Command::new(tb.get("HELM")?)
         .args(["lint", "--strict", &repo_root().join("charts/mpanel").to_string_lossy()])
@@ -46,6 +48,12 @@ fn chart_installs_and_its_service_account_runs_the_dnszone_and_certificate_contr
     let release = ns.name.clone();
     let key = format!("--from-literal=api-key={}", tb.get("PDNS_API_KEY")?);
     tb.kubectl_ok(&["create", "secret", "generic", "powerdns-api", "-n", &ns.name, &key], None)?;
+    let url = format!("--from-literal=url={}", tb.get("MAILCORE_DATABASE_URL")?);
+    tb.kubectl_ok(&["create", "secret", "generic", "mailcore-db", "-n", &ns.name, &url], None)?;
+    tb.kubectl_ok(
+        &["create", "secret", "generic", "box-password", "-n", &ns.name, "--from-literal=password=Chart-2026"],
+        None,
+    )?;
     let rendered = helm_template(&tb, &release, &ns.name)?;
     let dry = tb.kubectl_ok(&["apply", "--dry-run=server", "-f", "-"], Some(&rendered))?;
     assert!(dry.contains(&format!("deployment.apps/{release}-operator created (server dry run)")), "{dry}");
@@ -90,6 +98,13 @@ fn chart_installs_and_its_service_account_runs_the_dnszone_and_certificate_contr
     tb.kubectl_ok(&["apply", "-f", "-"], Some(&certificate.to_string()))?;
     let certificate_ready =
         tb.kubectl(&["wait", "--for=condition=Ready", "certificate/www", "-n", &ns.name, "--timeout=60s"], None)?;
+    let mailbox = serde_json::json!({"apiVersion": "mpanel.migrahosting.com/v1alpha1", "kind": "Mailbox",
+        "metadata": {"name": "box", "namespace": ns.name},
+        "spec": {"address": format!("chart@{}", zone.trim_end_matches('.')), "quotaMiB": 10,
+                 "passwordSecretRef": {"name": "box-password", "key": "password"}}});
+    tb.kubectl_ok(&["apply", "-f", "-"], Some(&mailbox.to_string()))?;
+    let mailbox_ready =
+        tb.kubectl(&["wait", "--for=condition=Ready", "mailbox/box", "-n", &ns.name, "--timeout=60s"], None)?;
     let tls_secret = tb.kubectl(&["get", "secret", "www-tls", "-n", &ns.name, "-o", "jsonpath={.type}"], None)?;
     let deleted = tb.kubectl(&["delete", "certificate/www", "dnszone/zone", "-n", &ns.name, "--timeout=60s"], None)?;
     let orphaned =
@@ -108,6 +123,7 @@ fn chart_installs_and_its_service_account_runs_the_dnszone_and_certificate_contr
         certificate_ready.stderr, stopped.logs
     );
     assert_eq!(tls_secret.stdout, "kubernetes.io/tls");
+    assert!(mailbox_ready.success, "the Mailbox did not become Ready: {}\n{}", mailbox_ready.stderr, stopped.logs);
     assert!(
         orphaned.success && orphaned.stdout.is_empty(),
         "deletionPolicy Orphan keeps the Secret, unowned: {orphaned:?}"

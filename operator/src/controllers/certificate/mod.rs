@@ -745,13 +745,28 @@ async fn write_tls_secret<P: DnsApi>(
 
 async fn cleanup<P: DnsApi>(cert: &Certificate, ctx: &Context<P>) -> Result<Action, Error> {
     if let Some(url) = cert.status.as_ref().and_then(|s| s.order_url.as_ref()) {
-        let acme = ctx.issuers.account(&cert.spec.issuer).await?;
+        // the challenge values can only be worked out from the order; an issuer that is no longer
+        // configured must not keep the Certificate (and its namespace) from going away
+        let acme = match ctx.issuers.account(&cert.spec.issuer).await {
+            Ok(acme) => acme,
+            Err(e @ IssuerError::Unknown { .. }) => {
+                let note = format!("challenge records of order {url} may remain in PowerDNS: {e}");
+                publish(&ctx.recorder, cert, true, e.reason(), "Cleanup", note).await;
+                return orphan_or_delete_secret(cert, ctx).await;
+            }
+            Err(e) => return Err(e.into()),
+        };
         match acme.order(url).await {
             Ok(view) => remove_challenges(cert, &view, ctx).await?,
             Err(e) if e.is_order_gone() => {}
             Err(e) => return Err(e.into()),
         }
     }
+    orphan_or_delete_secret(cert, ctx).await
+}
+
+/// On deletion: `Delete` removes the Secret; `Orphan` drops the owner reference so it stays.
+async fn orphan_or_delete_secret<P: DnsApi>(cert: &Certificate, ctx: &Context<P>) -> Result<Action, Error> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &cert.namespace().unwrap_or_default());
     let Some(secret) = secrets.get_opt(&cert.spec.secret_name).await? else {
         return Ok(Action::await_change());
