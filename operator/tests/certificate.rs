@@ -12,7 +12,7 @@ use mpanel_operator::metrics::Metrics;
 use mpanel_operator::providers::powerdns::{self, DnsApi, NewZone, PowerDns};
 use mpanel_tests::{TestNamespace, Testbed};
 use serde_json::{Value, json};
-use support::{AwaitBlocking, Operator, eventually, metric_sum};
+use support::{AwaitBlocking, Operator, condition, eventually, metric_sum};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -61,9 +61,7 @@ impl<'a> Harness<'a> {
     }
 
     fn apply(&self, kind: &str, name: &str, spec: Value) -> anyhow::Result<()> {
-        let obj = json!({"apiVersion": "mpanel.migrahosting.com/v1alpha1", "kind": kind,
-                         "metadata": {"name": name, "namespace": self.ns.name}, "spec": spec});
-        self.tb.kubectl_ok(&["apply", "-f", "-"], Some(&obj.to_string())).map(drop)
+        support::apply_object(self.tb, &self.ns.name, kind, name, spec)
     }
 
     fn apply_zone(&self) -> anyhow::Result<()> {
@@ -84,29 +82,16 @@ impl<'a> Harness<'a> {
     }
 
     fn get(&self, kind: &str, name: &str) -> anyhow::Result<Value> {
-        Ok(serde_json::from_str(&self.tb.kubectl_ok(&["get", kind, name, "-n", &self.ns.name, "-o", "json"], None)?)?)
+        support::get_object(self.tb, &self.ns.name, kind, name)
     }
 
     /// Waits until `check` holds for the Certificate; fails with its last status.
-    fn wait_certificate(&self, name: &str, what: &str, mut check: impl FnMut(&Value) -> bool) -> anyhow::Result<Value> {
-        let mut last = Value::Null;
-        let met = eventually(WAIT, || {
-            last = self.get("certificate", name)?;
-            Ok(check(&last))
-        })?;
-        if !met {
-            bail!("certificate {name} never {what}; status: {:#}", last["status"]);
-        }
-        Ok(last)
+    fn wait_certificate(&self, name: &str, what: &str, check: impl FnMut(&Value) -> bool) -> anyhow::Result<Value> {
+        support::wait_object(self.tb, &self.ns.name, "certificate", name, what, WAIT, check)
     }
 
     fn wait_condition(&self, name: &str, type_: &str, status: &str, reason: Option<&str>) -> anyhow::Result<Value> {
-        self.wait_certificate(name, &format!("had {type_}={status} ({reason:?})"), |c| {
-            let cond = condition(c, type_);
-            cond["status"] == status
-                && cond["observedGeneration"] == c["metadata"]["generation"]
-                && reason.is_none_or(|r| cond["reason"] == r)
-        })
+        support::wait_condition(self.tb, &self.ns.name, "certificate", name, (type_, status, reason), WAIT)
     }
 
     /// The challenge TXT values PowerDNS serves for `name` (empty for none).
@@ -175,16 +160,6 @@ fn openssl(args: &[&str]) -> anyhow::Result<String> {
         bail!("openssl {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn condition(obj: &Value, type_: &str) -> Value {
-    obj["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["type"] == type_)
-        .cloned()
-        .unwrap_or_default()
 }
 
 /// pebble's issuing root, fetched from its management interface.

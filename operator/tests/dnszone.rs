@@ -70,43 +70,20 @@ impl<'a> Harness<'a> {
     }
 
     fn apply(&self, name: &str, spec: Value) -> anyhow::Result<()> {
-        let obj = json!({"apiVersion": "mpanel.migrahosting.com/v1alpha1", "kind": "DnsZone",
-                         "metadata": {"name": name, "namespace": self.ns.name}, "spec": spec});
-        self.tb.kubectl_ok(&["apply", "-f", "-"], Some(&obj.to_string())).map(drop)
+        support::apply_object(self.tb, &self.ns.name, "DnsZone", name, spec)
     }
 
     fn get(&self, name: &str) -> anyhow::Result<Value> {
-        Ok(serde_json::from_str(
-            &self.tb.kubectl_ok(&["get", "dnszone", name, "-n", &self.ns.name, "-o", "json"], None)?,
-        )?)
+        support::get_object(self.tb, &self.ns.name, "dnszone", name)
     }
 
     /// Waits until condition `type_` is `status` at the object's current generation.
     fn wait_condition(&self, name: &str, type_: &str, status: &str) -> anyhow::Result<Value> {
-        let mut last = Value::Null;
-        let met = eventually(WAIT, || {
-            last = self.get(name)?;
-            let generation = last["metadata"]["generation"].clone();
-            Ok(last["status"]["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["type"] == type_ && c["status"] == status && c["observedGeneration"] == generation))
-        })?;
-        if !met {
-            bail!("{name} never had {type_}={status}; status: {}", last["status"]);
-        }
-        Ok(last)
+        support::wait_condition(self.tb, &self.ns.name, "dnszone", name, (type_, status, None), WAIT)
     }
 
     fn condition(obj: &Value, type_: &str) -> Value {
-        obj["status"]["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|c| c["type"] == type_)
-            .cloned()
-            .unwrap_or_default()
+        support::condition(obj, type_)
     }
 
     /// Waits until the DNS listener answers `want` for `name`/`rtype` (sorted), or NXDOMAIN for `None`.

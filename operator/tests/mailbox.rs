@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use mpanel_tests::mail::{Imap, doveadm_auth, smtp_send};
 use mpanel_tests::{TestNamespace, Testbed};
 use serde_json::{Value, json};
-use support::{Operator, eventually};
+use support::{Operator, condition, eventually};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -56,30 +56,15 @@ impl<'a> Harness<'a> {
     }
 
     fn apply(&self, name: &str, spec: Value) -> anyhow::Result<()> {
-        let obj = json!({"apiVersion": "mpanel.migrahosting.com/v1alpha1", "kind": "Mailbox",
-                         "metadata": {"name": name, "namespace": self.ns.name}, "spec": spec});
-        self.tb.kubectl_ok(&["apply", "-f", "-"], Some(&obj.to_string())).map(drop)
+        support::apply_object(self.tb, &self.ns.name, "Mailbox", name, spec)
     }
 
     fn get(&self, name: &str) -> anyhow::Result<Value> {
-        Ok(serde_json::from_str(
-            &self.tb.kubectl_ok(&["get", "mailbox", name, "-n", &self.ns.name, "-o", "json"], None)?,
-        )?)
+        support::get_object(self.tb, &self.ns.name, "mailbox", name)
     }
 
     fn wait_condition(&self, name: &str, type_: &str, status: &str, reason: Option<&str>) -> anyhow::Result<Value> {
-        let mut last = Value::Null;
-        let met = eventually(WAIT, || {
-            last = self.get(name)?;
-            let c = condition(&last, type_);
-            Ok(c["status"] == status
-                && c["observedGeneration"] == last["metadata"]["generation"]
-                && reason.is_none_or(|r| c["reason"] == r))
-        })?;
-        if !met {
-            bail!("mailbox {name} never had {type_}={status} ({reason:?}); status: {:#}", last["status"]);
-        }
-        Ok(last)
+        support::wait_condition(self.tb, &self.ns.name, "mailbox", name, (type_, status, reason), WAIT)
     }
 
     /// One row of mail-core's database, `|`-separated, or None.
@@ -108,16 +93,6 @@ impl Drop for Harness<'_> {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.config);
     }
-}
-
-fn condition(obj: &Value, type_: &str) -> Value {
-    obj["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["type"] == type_)
-        .cloned()
-        .unwrap_or_default()
 }
 
 fn spec(address: &str, quota_mib: u32, aliases: &[String]) -> Value {

@@ -60,6 +60,40 @@ pub fn finalizer_reason<E: std::error::Error + 'static>(
     }
 }
 
+/// Runs one reconcile of `obj`: times and counts it as `kind`, with the error's stable reason, and
+/// forgets the object's backoff after a success.
+pub async fn measured<K: ResourceExt, E>(
+    kind: &'static str,
+    obj: &K,
+    metrics: &crate::metrics::Metrics,
+    backoff: &Backoff,
+    reason: fn(&E) -> &'static str,
+    run: impl std::future::Future<Output = Result<kube::runtime::controller::Action, E>>,
+) -> Result<kube::runtime::controller::Action, E> {
+    let started = std::time::Instant::now();
+    let result = run.await;
+    metrics.reconciled(kind, started.elapsed(), result.as_ref().err().map(reason));
+    if result.is_ok() {
+        backoff.succeeded(&object_key(obj));
+    }
+    result
+}
+
+/// The retry after a failed reconcile of `obj`: logged with its stable reason and delayed by the
+/// object's own backoff.
+pub fn retry_later<K: ResourceExt>(
+    kind: &'static str,
+    obj: &K,
+    reason: &'static str,
+    error: &dyn std::fmt::Display,
+    backoff: &Backoff,
+) -> kube::runtime::controller::Action {
+    let key = object_key(obj);
+    let delay = backoff.failed(&key);
+    tracing::warn!(kind, object = %key, reason, error = %error, ?delay, "reconcile failed");
+    kube::runtime::controller::Action::requeue(delay)
+}
+
 /// The current time as a Kubernetes timestamp.
 pub fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())

@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use mpanel_tests::Testbed;
+use serde_json::Value;
 
 /// Status code and body of `GET path` on `addr`, if the server answered.
 pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
@@ -154,3 +156,64 @@ pub trait AwaitBlocking: std::future::Future + Sized {
     }
 }
 impl<F: std::future::Future> AwaitBlocking for F {}
+
+/// Applies a `kind` object of the mPanel API with `spec` in namespace `ns`.
+pub fn apply_object(tb: &Testbed, ns: &str, kind: &str, name: &str, spec: Value) -> anyhow::Result<()> {
+    let obj = serde_json::json!({"apiVersion": "mpanel.migrahosting.com/v1alpha1", "kind": kind,
+                                 "metadata": {"name": name, "namespace": ns}, "spec": spec});
+    tb.kubectl_ok(&["apply", "-f", "-"], Some(&obj.to_string())).map(drop)
+}
+
+/// An object as `kubectl get -o json` prints it; `kind` as kubectl takes it (`dnszone`, `secret`).
+pub fn get_object(tb: &Testbed, ns: &str, kind: &str, name: &str) -> anyhow::Result<Value> {
+    Ok(serde_json::from_str(&tb.kubectl_ok(&["get", kind, name, "-n", ns, "-o", "json"], None)?)?)
+}
+
+/// Waits until `check` holds for the object; fails saying `what` with its last status.
+pub fn wait_object(
+    tb: &Testbed,
+    ns: &str,
+    kind: &str,
+    name: &str,
+    what: &str,
+    within: Duration,
+    mut check: impl FnMut(&Value) -> bool,
+) -> anyhow::Result<Value> {
+    let mut last = Value::Null;
+    let met = eventually(within, || {
+        last = get_object(tb, ns, kind, name)?;
+        Ok(check(&last))
+    })?;
+    if !met {
+        anyhow::bail!("{kind} {name} never {what}; status: {:#}", last["status"]);
+    }
+    Ok(last)
+}
+
+/// Waits until condition `type_` is `status` (with `reason`, if given) at the object's generation.
+pub fn wait_condition(
+    tb: &Testbed,
+    ns: &str,
+    kind: &str,
+    name: &str,
+    (type_, status, reason): (&str, &str, Option<&str>),
+    within: Duration,
+) -> anyhow::Result<Value> {
+    wait_object(tb, ns, kind, name, &format!("had {type_}={status} ({reason:?})"), within, |obj| {
+        let c = condition(obj, type_);
+        c["status"] == status
+            && c["observedGeneration"] == obj["metadata"]["generation"]
+            && reason.is_none_or(|r| c["reason"] == r)
+    })
+}
+
+/// The status condition `type_` of `obj` (null when absent).
+pub fn condition(obj: &Value, type_: &str) -> Value {
+    obj["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == type_)
+        .cloned()
+        .unwrap_or_default()
+}

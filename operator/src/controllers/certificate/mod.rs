@@ -14,7 +14,7 @@ pub mod keys;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use jiff::Timestamp;
@@ -36,7 +36,7 @@ use mpanel_crds::dnszone::DnsZone;
 use mpanel_crds::formats::parse_duration;
 use rcgen::KeyPair;
 
-use super::{Backoff, apply_status, finalizer_reason, now, object_key, publish, scoped, spawn_reflector};
+use super::{Backoff, apply_status, finalizer_reason, measured, now, publish, retry_later, scoped, spawn_reflector};
 use crate::metrics::Metrics;
 use crate::providers::acme::{AcmeApi, AcmeError, OrderPhase, OrderView};
 use crate::providers::powerdns::DnsApi;
@@ -144,19 +144,11 @@ pub async fn run<P: DnsApi + 'static>(
 }
 
 async fn reconcile<P: DnsApi>(cert: Arc<Certificate>, ctx: Arc<Context<P>>) -> Result<Action, Error> {
-    let started = Instant::now();
-    let result = reconcile_inner(cert.clone(), &ctx).await;
-    ctx.metrics.reconciled(KIND, started.elapsed(), result.as_ref().err().map(Error::reason));
-    if result.is_ok() {
-        ctx.backoff.succeeded(&object_key(cert.as_ref()));
-    }
-    result
+    measured(KIND, cert.as_ref(), &ctx.metrics, &ctx.backoff, Error::reason, reconcile_inner(cert.clone(), &ctx)).await
 }
 
 fn error_policy<P: DnsApi>(cert: Arc<Certificate>, error: &Error, ctx: Arc<Context<P>>) -> Action {
-    let delay = ctx.backoff.failed(&object_key(cert.as_ref()));
-    tracing::warn!(certificate = %object_key(cert.as_ref()), reason = error.reason(), error = %error, ?delay, "Certificate reconcile failed");
-    Action::requeue(delay)
+    retry_later(KIND, cert.as_ref(), error.reason(), error, &ctx.backoff)
 }
 
 async fn reconcile_inner<P: DnsApi>(cert: Arc<Certificate>, ctx: &Context<P>) -> Result<Action, Error> {

@@ -8,7 +8,7 @@
 pub mod records;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -24,7 +24,7 @@ use mpanel_crds::common::{DeletionPolicy, ReconcileMode};
 use mpanel_crds::conditions::{self, Observation, READY};
 use mpanel_crds::dnszone::{DnsZone, DnsZonePhase, DnsZoneStatus, ZoneKind};
 
-use super::{Backoff, apply_status, finalizer_reason, now, object_key, publish, scoped, spawn_reflector};
+use super::{Backoff, apply_status, finalizer_reason, measured, now, publish, retry_later, scoped, spawn_reflector};
 use crate::metrics::Metrics;
 use crate::providers::powerdns::{DnsApi, NewZone, PowerDnsError, RrSet, canonical};
 use records::Wanted;
@@ -109,19 +109,11 @@ pub async fn run<P: DnsApi + 'static>(
 }
 
 async fn reconcile<P: DnsApi>(zone: Arc<DnsZone>, ctx: Arc<Context<P>>) -> Result<Action, Error> {
-    let started = Instant::now();
-    let result = reconcile_inner(zone.clone(), &ctx).await;
-    ctx.metrics.reconciled(KIND, started.elapsed(), result.as_ref().err().map(Error::reason));
-    if result.is_ok() {
-        ctx.backoff.succeeded(&object_key(zone.as_ref()));
-    }
-    result
+    measured(KIND, zone.as_ref(), &ctx.metrics, &ctx.backoff, Error::reason, reconcile_inner(zone.clone(), &ctx)).await
 }
 
 fn error_policy<P: DnsApi>(zone: Arc<DnsZone>, error: &Error, ctx: Arc<Context<P>>) -> Action {
-    let delay = ctx.backoff.failed(&object_key(zone.as_ref()));
-    tracing::warn!(zone = %object_key(zone.as_ref()), reason = error.reason(), error = %error, ?delay, "DnsZone reconcile failed");
-    Action::requeue(delay)
+    retry_later(KIND, zone.as_ref(), error.reason(), error, &ctx.backoff)
 }
 
 async fn reconcile_inner<P: DnsApi>(zone: Arc<DnsZone>, ctx: &Context<P>) -> Result<Action, Error> {

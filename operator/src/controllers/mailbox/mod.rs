@@ -12,7 +12,7 @@ pub mod password;
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
@@ -29,7 +29,7 @@ use mpanel_crds::conditions::{self, Observation, READY};
 use mpanel_crds::dnszone::DnsZone;
 use mpanel_crds::mailbox::{Mailbox, MailboxPhase, MailboxStatus};
 
-use super::{Backoff, apply_status, finalizer_reason, now, object_key, publish, scoped, spawn_reflector};
+use super::{Backoff, apply_status, finalizer_reason, measured, now, publish, retry_later, scoped, spawn_reflector};
 use crate::metrics::Metrics;
 use crate::providers::mailcore::{AliasRow, MailApi, MailCoreError, MailboxChange, MailboxRow};
 use crate::providers::powerdns::canonical;
@@ -121,19 +121,12 @@ pub async fn run<M: MailApi + 'static>(
 }
 
 async fn reconcile<M: MailApi>(mailbox: Arc<Mailbox>, ctx: Arc<Context<M>>) -> Result<Action, Error> {
-    let started = Instant::now();
-    let result = reconcile_inner(mailbox.clone(), &ctx).await;
-    ctx.metrics.reconciled(KIND, started.elapsed(), result.as_ref().err().map(Error::reason));
-    if result.is_ok() {
-        ctx.backoff.succeeded(&object_key(mailbox.as_ref()));
-    }
-    result
+    measured(KIND, mailbox.as_ref(), &ctx.metrics, &ctx.backoff, Error::reason, reconcile_inner(mailbox.clone(), &ctx))
+        .await
 }
 
 fn error_policy<M: MailApi>(mailbox: Arc<Mailbox>, error: &Error, ctx: Arc<Context<M>>) -> Action {
-    let delay = ctx.backoff.failed(&object_key(mailbox.as_ref()));
-    tracing::warn!(mailbox = %object_key(mailbox.as_ref()), reason = error.reason(), error = %error, ?delay, "Mailbox reconcile failed");
-    Action::requeue(delay)
+    retry_later(KIND, mailbox.as_ref(), error.reason(), error, &ctx.backoff)
 }
 
 async fn reconcile_inner<M: MailApi>(mailbox: Arc<Mailbox>, ctx: &Context<M>) -> Result<Action, Error> {
