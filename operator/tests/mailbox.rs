@@ -129,6 +129,8 @@ fn a_mailbox_logs_in_shows_its_quota_receives_mail_and_its_alias_delivers() -> a
     let via_alias = smtp_send(smtp, "sender@example.net", &alias, "to the alias")?;
     assert_eq!(via_alias.rcpt, 250, "the alias is a valid recipient");
     h.wait("the alias delivered to the mailbox", || Ok(imap.inbox_count()? >= 2))?;
+    assert_eq!(imap.subject(1)?.as_deref(), Some("to the mailbox"), "the message reads back over IMAP");
+    assert_eq!(imap.subject(2)?.as_deref(), Some("to the alias"));
     let unknown = smtp_send(smtp, "sender@example.net", &format!("nobody@{}", h.domain()), "x")?;
     assert_eq!(unknown.rcpt / 100, 5, "an unknown address in the domain is refused");
 

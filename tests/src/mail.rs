@@ -101,6 +101,14 @@ impl Imap {
     }
 }
 
+impl Imap {
+    /// The Subject of message `n` of the selected mailbox.
+    pub fn subject(&mut self, n: u32) -> anyhow::Result<Option<String>> {
+        let reply = self.command(&format!("FETCH {n} BODY.PEEK[HEADER.FIELDS (SUBJECT)]"))?;
+        Ok(reply.lines.iter().find_map(|l| l.strip_prefix("Subject: ").map(str::to_owned)))
+    }
+}
+
 /// What an SMTP server said to one message.
 #[derive(Debug)]
 pub struct SmtpOutcome {
