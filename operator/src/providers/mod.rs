@@ -4,3 +4,4 @@ pub mod acme;
 pub mod dns;
 pub mod mailcore;
 pub mod powerdns;
+pub mod proxmox;
