@@ -36,6 +36,35 @@ pub struct Config {
     /// mail-core's database; without it the Mailbox controller is off.
     #[serde(default)]
     pub mailcore: Option<MailCoreConfig>,
+    /// The Proxmox VE cluster CloudPods run on; without it the CloudPod controller is off.
+    #[serde(default)]
+    pub proxmox: Option<ProxmoxConfig>,
+}
+
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProxmoxConfig {
+    /// e.g. `https://pve.example.net:8006`
+    pub url: String,
+    /// The Secret key holding the API token, `user@realm!tokenid=secret`.
+    pub token_secret_ref: SecretRef,
+    /// PEM file of the CA that signed the API's certificate; the platform's roots otherwise.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// VMIDs the operator gives out, e.g. `{first: 10000, last: 19999}`: it never takes one outside.
+    pub vmid_range: VmidRange,
+    /// Storage for cloned disks; the template's when absent.
+    #[serde(default)]
+    pub storage: Option<String>,
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: u64,
+}
+
+#[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VmidRange {
+    pub first: u32,
+    pub last: u32,
 }
 
 #[derive(Deserialize, Clone, Debug, PartialEq)]
@@ -201,6 +230,11 @@ impl Config {
     pub fn parse(text: &str) -> Result<Self, String> {
         let config: Self = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
         config.resync()?;
+        if let Some(px) = &config.proxmox
+            && (px.vmid_range.first < 100 || px.vmid_range.first > px.vmid_range.last)
+        {
+            return Err("proxmox.vmidRange must have 100 <= first <= last".into());
+        }
         if let Some(acme) = &config.acme {
             if config.powerdns.as_ref().and_then(|p| p.dns_address.as_ref()).is_none() {
                 return Err("acme needs powerdns with its dnsAddress: DNS-01 records are written to PowerDNS".into());

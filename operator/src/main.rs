@@ -14,12 +14,13 @@ use kube::runtime::reflector;
 use kube::{Api, Client, ResourceExt};
 use mpanel_operator::config::{Config, SecretRef};
 use mpanel_operator::controllers::certificate::{self, budget::Budget, dns01::Dns01, issuers::Issuers};
-use mpanel_operator::controllers::{Backoff, dnszone, mailbox};
+use mpanel_operator::controllers::{Backoff, cloudpod, dnszone, mailbox};
 use mpanel_operator::endpoints::{self, Health};
 use mpanel_operator::leader::Leadership;
 use mpanel_operator::metrics::Metrics;
 use mpanel_operator::providers::mailcore::{self, MailCore};
 use mpanel_operator::providers::powerdns::{self, PowerDns};
+use mpanel_operator::providers::proxmox::{self, Proxmox};
 use mpanel_operator::tls;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -73,6 +74,9 @@ fn enabled(config: &Config) -> Vec<&'static str> {
     }
     if config.mailcore.is_some() {
         kinds.push(mailbox::KIND);
+    }
+    if config.proxmox.is_some() {
+        kinds.push(cloudpod::KIND);
     }
     kinds
 }
@@ -250,6 +254,34 @@ where
             dnszones,
         });
         controllers.spawn(mailbox::run(ctx, writer, shutdown()));
+    }
+
+    if let Some(px) = &config.proxmox {
+        let token = read_secret(client, &px.token_secret_ref).await?;
+        let ca_pem = match &px.ca_file {
+            Some(path) => Some(std::fs::read(path).with_context(|| format!("reading proxmox.caFile {path}"))?),
+            None => None,
+        };
+        let proxmox = Proxmox::new(
+            proxmox::Config { url: px.url.clone(), token, ca_pem, timeout: Duration::from_secs(px.timeout_seconds) },
+            metrics.clone(),
+        )?;
+        let ctx = Arc::new(cloudpod::Context {
+            client: client.clone(),
+            namespace: config.watch_namespace.clone(),
+            proxmox,
+            vmids: (px.vmid_range.first, px.vmid_range.last),
+            storage: px.storage.clone(),
+            metrics: metrics.clone(),
+            recorder: recorder.clone(),
+            resync: config.resync().map_err(anyhow::Error::msg)?,
+            backoff: Backoff::default(),
+            reserved: Default::default(),
+            cloning: Default::default(),
+            // test-only fault point (crash right after a clone request)
+            exit_after_clone: std::env::var("MPANEL_FAULT_EXIT_AFTER").is_ok_and(|v| v == "clone"),
+        });
+        controllers.spawn(cloudpod::run(ctx, shutdown()));
     }
 
     let lost = async move {

@@ -2,6 +2,7 @@
 //! per-object exponential backoff with jitter.
 
 pub mod certificate;
+pub mod cloudpod;
 pub mod dnszone;
 pub mod mailbox;
 
