@@ -69,12 +69,18 @@ pub struct Stopped {
 
 impl Operator {
     pub fn start(kubeconfig: &Path, extra_args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with_env(kubeconfig, extra_args, &[])
+    }
+
+    /// Starts the operator with extra environment variables (e.g. a test-only fault point).
+    pub fn start_with_env(kubeconfig: &Path, extra_args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let health_addr = format!("127.0.0.1:{port}");
         let child = Command::new(env!("CARGO_BIN_EXE_mpanel-operator"))
             .args(["run", "--health-addr", &health_addr])
             .args(extra_args)
             .env("KUBECONFIG", kubeconfig)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -90,6 +96,21 @@ impl Operator {
             anyhow::bail!("operator did not become ready: {}", op.stop()?.logs);
         }
         Ok(op)
+    }
+
+    /// Waits until the process exits by itself; its exit code, or None at the deadline.
+    pub fn wait_exit(&mut self, within: Duration) -> anyhow::Result<Option<i32>> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                self.child = None;
+                return Ok(Some(status.code().unwrap_or(-1)));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(None)
     }
 
     /// Waits until /readyz answers 200; false when the deadline passes or the process exits.
