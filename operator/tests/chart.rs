@@ -1,7 +1,7 @@
 //! The Helm chart: rendered by the real helm, accepted by the real API server, and its RBAC and
 //! configuration are enough for the operator, running as the chart's ServiceAccount, to bring a
-//! DnsZone to Ready against the real PowerDNS, a Certificate against the real pebble and a Mailbox
-//! against the real mail-core.
+//! DnsZone to Ready against the real PowerDNS, a Certificate against the real pebble, a Mailbox
+//! against the real mail-core and a CloudPod against fakepve.
 
 mod support;
 
@@ -22,6 +22,12 @@ fn helm_template(tb: &Testbed, release: &str, namespace: &str) -> anyhow::Result
         format!("config.acme.issuers.pebble.directoryUrl={}", tb.get("ACME_DIRECTORY")?),
         format!("config.acme.issuers.pebble.caBundle={}", tb.get("ACME_CA_BUNDLE")?),
         "config.mailcore.databaseUrlSecret.name=mailcore-db".to_owned(),
+        format!("config.proxmox.url={}", tb.get("PROXMOX_URL")?),
+        format!("config.proxmox.caFile={}", tb.get("PROXMOX_CA")?),
+        "config.proxmox.tokenSecret.name=proxmox-token".to_owned(),
+        "config.proxmox.storage=ceph-pool".to_owned(),
+        format!("config.proxmox.vmidRange.first={}", 200_000 + (std::process::id() % 100_000) * 10),
+        format!("config.proxmox.vmidRange.last={}", 200_009 + (std::process::id() % 100_000) * 10),
         format!("config.watchNamespace={namespace}"),
         "config.resyncInterval=5s".to_owned(),
     ];
@@ -37,7 +43,7 @@ fn helm_template(tb: &Testbed, release: &str, namespace: &str) -> anyhow::Result
 }
 
 #[test]
-fn chart_installs_and_its_service_account_runs_the_dnszone_certificate_and_mailbox_controllers() -> anyhow::Result<()> {
+fn chart_installs_and_its_service_account_runs_every_controller() -> anyhow::Result<()> {
     let tb = Testbed::from_env()?;
     let lint = Command::new(tb.get("HELM")?)
         .args(["lint", "--strict", &repo_root().join("charts/mpanel").to_string_lossy()])
@@ -50,6 +56,8 @@ fn chart_installs_and_its_service_account_runs_the_dnszone_certificate_and_mailb
     tb.kubectl_ok(&["create", "secret", "generic", "powerdns-api", "-n", &ns.name, &key], None)?;
     let url = format!("--from-literal=url={}", tb.get("MAILCORE_DATABASE_URL")?);
     tb.kubectl_ok(&["create", "secret", "generic", "mailcore-db", "-n", &ns.name, &url], None)?;
+    let token = format!("--from-literal=token={}", tb.get("PROXMOX_TOKEN")?);
+    tb.kubectl_ok(&["create", "secret", "generic", "proxmox-token", "-n", &ns.name, &token], None)?;
     tb.kubectl_ok(
         &["create", "secret", "generic", "box-password", "-n", &ns.name, "--from-literal=password=Chart-2026"],
         None,
@@ -105,6 +113,14 @@ fn chart_installs_and_its_service_account_runs_the_dnszone_certificate_and_mailb
     tb.kubectl_ok(&["apply", "-f", "-"], Some(&mailbox.to_string()))?;
     let mailbox_ready =
         tb.kubectl(&["wait", "--for=condition=Ready", "mailbox/box", "-n", &ns.name, "--timeout=60s"], None)?;
+    let pod = serde_json::json!({"apiVersion": "mpanel.migrahosting.com/v1alpha1", "kind": "CloudPod",
+        "metadata": {"name": "pod", "namespace": ns.name},
+        "spec": {"plan": "mini", "type": "lxc", "template": "100", "hostname": "chart",
+                 "resources": {"cores": 1, "memoryMiB": 512, "diskGiB": 8},
+                 "network": {"bridge": "vmbr0", "ipv4": {"address": "203.0.113.99/24", "gateway": "203.0.113.1"}}}});
+    tb.kubectl_ok(&["apply", "-f", "-"], Some(&pod.to_string()))?;
+    let pod_ready =
+        tb.kubectl(&["wait", "--for=condition=Ready", "cloudpod/pod", "-n", &ns.name, "--timeout=60s"], None)?;
     let tls_secret = tb.kubectl(&["get", "secret", "www-tls", "-n", &ns.name, "-o", "jsonpath={.type}"], None)?;
     let deleted = tb.kubectl(&["delete", "certificate/www", "dnszone/zone", "-n", &ns.name, "--timeout=60s"], None)?;
     let orphaned =
@@ -123,6 +139,7 @@ fn chart_installs_and_its_service_account_runs_the_dnszone_certificate_and_mailb
         certificate_ready.stderr, stopped.logs
     );
     assert_eq!(tls_secret.stdout, "kubernetes.io/tls");
+    assert!(pod_ready.success, "the CloudPod did not become Ready: {}\n{}", pod_ready.stderr, stopped.logs);
     assert!(mailbox_ready.success, "the Mailbox did not become Ready: {}\n{}", mailbox_ready.stderr, stopped.logs);
     assert!(
         orphaned.success && orphaned.stdout.is_empty(),
