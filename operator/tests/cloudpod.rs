@@ -312,3 +312,32 @@ fn ten_cloudpods_at_once_get_ten_guests_with_distinct_vmids() -> anyhow::Result<
     assert!(guests.iter().all(|g| g["status"] == "running"));
     Ok(())
 }
+
+#[test]
+fn an_out_of_band_change_is_restored_and_a_deleted_guest_is_cloned_again() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let h = Harness::new(&tb, "cpod-drift")?;
+    let _op = h.operator()?;
+    h.apply("drifty", lxc("drifty", "203.0.113.60/24", 2, 1024, 8))?;
+    let ready = h.wait_condition("drifty", "Ready", "True", None)?;
+    let (id, node) = (vmid(&ready)?, ready["status"]["node"].as_str().unwrap_or_default().to_owned());
+    let api = |method: &str, path: &str, body: Option<Value>| h.pve(method, &format!("/api2/json{path}"), body);
+
+    api("PUT", &format!("/nodes/{node}/lxc/{id}/config"), Some(json!({"cores": 1, "memory": 256})))?;
+    if !eventually(WAIT, || {
+        let c = &h.guest(id)?.context("guest")?["config"];
+        Ok(c["cores"].to_string() == "2" && c["memory"].to_string() == "1024")
+    })? {
+        bail!("cores and memory were not restored");
+    }
+
+    api("POST", &format!("/nodes/{node}/lxc/{id}/status/stop"), Some(json!({})))?;
+    api("DELETE", &format!("/nodes/{node}/lxc/{id}?purge=1"), None)?;
+    if !eventually(WAIT, || Ok(h.guest(id)?.is_some_and(|g| g["status"] == "running")))? {
+        bail!("the deleted guest was not cloned again at VMID {id}");
+    }
+    let again = h.wait_condition("drifty", "Ready", "True", None)?;
+    assert_eq!(vmid(&again)?, id, "the same VMID");
+    assert_eq!(h.guests()?.len(), 1);
+    Ok(())
+}
