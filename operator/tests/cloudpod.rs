@@ -326,7 +326,7 @@ fn an_out_of_band_change_is_restored_and_a_deleted_guest_is_cloned_again() -> an
     api("PUT", &format!("/nodes/{node}/lxc/{id}/config"), Some(json!({"cores": 1, "memory": 256})))?;
     if !eventually(WAIT, || {
         let c = &h.guest(id)?.context("guest")?["config"];
-        Ok(c["cores"].to_string() == "2" && c["memory"].to_string() == "1024")
+        Ok(c["cores"] == 2 && c["memory"] == 1024)
     })? {
         bail!("cores and memory were not restored");
     }
