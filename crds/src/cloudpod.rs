@@ -33,9 +33,11 @@ use crate::formats;
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.resources) || self.plan in ['mini', 'pro', 'business', 'enterprise']").message("resources are required unless plan is mini, pro, business or enterprise").field_path(".resources"))]
 pub struct CloudPodSpec {
-    /// Plan label the customer bought, e.g. `mini`, `pro`, `business`, `enterprise`. Informational:
-    /// the sizes that apply are those in `resources`.
+    /// Plan the customer bought, e.g. `mini`, `pro`, `business`, `enterprise`. Without `resources`,
+    /// the plan's sizes from the operator configuration apply (by default mini 1 core/1 GiB/20 GiB,
+    /// pro 2/2/50, business 4/4/100, enterprise 8/8/200).
     #[schemars(length(min = 1, max = 63), pattern(formats::DNS_LABEL))]
     pub plan: String,
 
@@ -49,8 +51,10 @@ pub struct CloudPodSpec {
     #[x_kube(validation = Rule::new("self == oldSelf").message("template is immutable"))]
     pub template: String,
 
-    /// CPU, memory and disk of the guest. Cores and memory may go up or down; the disk only grows.
-    pub resources: Resources,
+    /// CPU, memory and disk of the guest, overriding the plan's. Cores and memory may go up or down;
+    /// the disk only grows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
 
     /// Hostname of the guest (a DNS label).
     #[schemars(length(min = 1, max = 63), pattern(formats::DNS_LABEL))]

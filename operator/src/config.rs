@@ -56,8 +56,21 @@ pub struct ProxmoxConfig {
     /// Storage for cloned disks; the template's when absent.
     #[serde(default)]
     pub storage: Option<String>,
+    /// Sizes of the plans a CloudPod without `resources` gets.
+    #[serde(default = "default_plans")]
+    pub plans: std::collections::BTreeMap<String, mpanel_crds::cloudpod::Resources>,
     #[serde(default = "default_timeout_seconds")]
     pub timeout_seconds: u64,
+}
+
+fn default_plans() -> std::collections::BTreeMap<String, mpanel_crds::cloudpod::Resources> {
+    [("mini", 1, 20), ("pro", 2, 50), ("business", 4, 100), ("enterprise", 8, 200)]
+        .into_iter()
+        .map(|(name, n, disk)| {
+            let size = mpanel_crds::cloudpod::Resources { cores: n, memory_mib: n * 1024, disk_gib: disk };
+            (name.to_owned(), size)
+        })
+        .collect()
 }
 
 #[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq)]

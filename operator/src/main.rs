@@ -272,6 +272,7 @@ where
             proxmox,
             vmids: (px.vmid_range.first, px.vmid_range.last),
             storage: px.storage.clone(),
+            plans: px.plans.clone(),
             metrics: metrics.clone(),
             recorder: recorder.clone(),
             resync: config.resync().map_err(anyhow::Error::msg)?,

@@ -341,3 +341,39 @@ fn an_out_of_band_change_is_restored_and_a_deleted_guest_is_cloned_again() -> an
     assert_eq!(h.guests()?.len(), 1);
     Ok(())
 }
+
+#[test]
+fn a_plan_without_resources_gets_the_plans_sizes_and_a_smaller_plan_never_shrinks_the_disk() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let h = Harness::new(&tb, "cpod-plan")?;
+    let _op = h.operator()?;
+    let plan = |plan: &str| {
+        json!({"plan": plan, "type": "lxc", "template": "tmpl-debian", "hostname": "planned",
+               "network": {"bridge": "vmbr0", "ipv4": {"address": "203.0.113.70/24", "gateway": "203.0.113.1"}}})
+    };
+    let size = |id: u64| -> anyhow::Result<(Value, Value, String)> {
+        let c = h.guest(id)?.context("guest")?["config"].clone();
+        Ok((c["cores"].clone(), c["memory"].clone(), c["rootfs"].as_str().unwrap_or_default().to_owned()))
+    };
+    h.apply("planned", plan("mini"))?;
+    let id = vmid(&h.wait_condition("planned", "Ready", "True", None)?)?;
+    let (cores, memory, rootfs) = size(id)?;
+    assert_eq!((cores, memory), (json!(1), json!(1024)), "mini: 1 core, 1 GiB");
+    assert!(rootfs.ends_with("size=20G"), "mini: 20 GiB, {rootfs}");
+
+    h.apply("planned", plan("pro"))?;
+    let pro = h.wait_condition("planned", "Ready", "True", None)?;
+    assert_eq!(pro["status"]["appliedResources"], json!({"cores": 2, "memoryMiB": 2048, "diskGiB": 50}));
+    let (cores, memory, rootfs) = size(id)?;
+    assert_eq!((cores, memory), (json!(2), json!(2048)));
+    assert!(rootfs.ends_with("size=50G"), "{rootfs}");
+
+    h.apply("planned", plan("mini"))?;
+    let mini = h.wait_condition("planned", "Configured", "True", Some("DiskLargerThanSpec"))?;
+    assert!(condition(&mini, "Configured")["message"].as_str().unwrap_or_default().contains("never shrunk"));
+    assert_eq!(mini["status"]["appliedResources"], json!({"cores": 1, "memoryMiB": 1024, "diskGiB": 50}));
+    let (cores, _, rootfs) = size(id)?;
+    assert_eq!(cores, json!(1), "cores follow the smaller plan");
+    assert!(rootfs.ends_with("size=50G"), "the disk stays: {rootfs}");
+    Ok(())
+}

@@ -141,7 +141,12 @@ fn cases() -> Vec<Case> {
             Create(vec![set("/spec/network/vlan", json!(5000))]),
             "spec.network.vlan",
         ),
-        case("cpod-no-resources", "CloudPod", Create(vec![unset("/spec/resources")]), "spec.resources"),
+        case(
+            "cpod-custom-plan-without-resources",
+            "CloudPod",
+            Create(vec![unset("/spec/resources"), set("/spec/plan", json!("custom"))]),
+            "spec.resources",
+        ),
         case(
             "cpod-bad-ssh-key",
             "CloudPod",

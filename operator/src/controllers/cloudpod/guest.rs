@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mpanel_crds::cloudpod::{CloudPodSpec, GuestType};
+use mpanel_crds::cloudpod::{CloudPodSpec, GuestType, Resources};
 use serde_json::Value;
 
 use crate::providers::proxmox::{Guest, Kind, Node};
@@ -33,11 +33,22 @@ pub fn is_owned(config: &BTreeMap<String, Value>, uid: &str) -> bool {
     tagged || text("description").contains(&format!("uid={uid}"))
 }
 
-/// The config keys this CloudPod sets.
-pub fn desired(spec: &CloudPodSpec, namespace: &str, name: &str, uid: &str) -> BTreeMap<String, String> {
+/// The sizes that apply: `resources`, else the plan's from `plans`.
+pub fn resources(spec: &CloudPodSpec, plans: &BTreeMap<String, Resources>) -> Option<Resources> {
+    spec.resources.clone().or_else(|| plans.get(&spec.plan).cloned())
+}
+
+/// The config keys this CloudPod sets, with `size` from [`resources`].
+pub fn desired(
+    spec: &CloudPodSpec,
+    size: &Resources,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+) -> BTreeMap<String, String> {
     let mut c = BTreeMap::new();
-    c.insert("cores".into(), spec.resources.cores.to_string());
-    c.insert("memory".into(), spec.resources.memory_mib.to_string());
+    c.insert("cores".into(), size.cores.to_string());
+    c.insert("memory".into(), size.memory_mib.to_string());
     c.insert("description".into(), marker(namespace, name, uid));
     c.insert("tags".into(), tag(uid));
     let vlan = spec.network.vlan.map(|v| format!(",tag={v}")).unwrap_or_default();
@@ -186,19 +197,22 @@ mod tests {
 
     #[test]
     fn an_lxc_guest_gets_its_size_name_network_and_marks() {
-        let want = desired(&spec("lxc"), "ns", "web", "UID-1");
+        let s = spec("lxc");
+        let want = desired(&s, s.resources.as_ref().unwrap(), "ns", "web", "UID-1");
         assert_eq!(want["cores"], "2");
         assert_eq!(want["memory"], "2048");
         assert_eq!(want["hostname"], "web-1");
         assert_eq!(want["net0"], "name=eth0,bridge=vmbr0,tag=5,ip=203.0.113.10/24,gw=203.0.113.1");
         assert_eq!(want["tags"], "mpanel-uid-1");
-        let q = desired(&spec("qemu"), "ns", "web", "u");
+        let q = spec("qemu");
+        let q = desired(&q, q.resources.as_ref().unwrap(), "ns", "web", "u");
         assert_eq!((q["name"].as_str(), q["ipconfig0"].as_str()), ("web-1", "ip=203.0.113.10/24,gw=203.0.113.1"));
     }
 
     #[test]
     fn what_proxmox_adds_is_not_a_difference_but_a_changed_value_is() {
-        let want = desired(&spec("lxc"), "ns", "web", "u1");
+        let s = spec("lxc");
+        let want = desired(&s, s.resources.as_ref().unwrap(), "ns", "web", "u1");
         let have = observed(&[
             ("cores", Value::from(2)),
             ("memory", Value::from(2048)),
@@ -218,6 +232,17 @@ mod tests {
         let mut drifted = have.clone();
         drifted.insert("cores".into(), Value::from(1));
         assert_eq!(differences(&want, &drifted).keys().collect::<Vec<_>>(), ["cores"]);
+    }
+
+    #[test]
+    fn explicit_resources_override_the_plan() {
+        let plans = BTreeMap::from([("pro".to_owned(), Resources { cores: 2, memory_mib: 2048, disk_gib: 50 })]);
+        let mut s = spec("lxc");
+        assert_eq!(resources(&s, &plans).unwrap().disk_gib, 50, "explicit");
+        s.resources = None;
+        assert_eq!(resources(&s, &plans), plans.get("pro").cloned(), "the plan's");
+        s.plan = "custom".into();
+        assert_eq!(resources(&s, &plans), None);
     }
 
     #[test]

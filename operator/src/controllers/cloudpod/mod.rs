@@ -46,6 +46,8 @@ pub struct Context<P> {
     pub proxmox: P,
     pub vmids: (u32, u32),
     pub storage: Option<String>,
+    /// Sizes by plan, for CloudPods without `resources`.
+    pub plans: BTreeMap<String, mpanel_crds::cloudpod::Resources>,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
     pub resync: Duration,
@@ -310,11 +312,19 @@ async fn apply<P: ProxmoxApi>(
     step.set(Observation::new(CLONED, true, "Cloned", format!("guest {vmid} exists on {}", found.node)));
 
     // configuration
-    let want = guest::desired(&pod.spec, &ns, &name, &uid);
+    let Some(size) = guest::resources(&pod.spec, &ctx.plans) else {
+        let message =
+            format!("plan {:?} is not in the operator configuration and resources are not set", pod.spec.plan);
+        step.set(Observation::new(CONFIGURED, false, "UnknownPlan", message.clone()));
+        step.not_ready(None, "UnknownPlan", message);
+        step.write(api, pod).await?;
+        return Ok(requeue);
+    };
+    let want = guest::desired(&pod.spec, &size, &ns, &name, &uid);
     let changes = guest::differences(&want, &config);
     let disk_key = guest::root_disk(kind);
     let disk = guest::disk_gib(&config, disk_key);
-    let wanted_disk = u64::from(pod.spec.resources.disk_gib);
+    let wanted_disk = u64::from(size.disk_gib);
     if mode == ReconcileMode::ObserveOnly {
         if !changes.is_empty() || disk.is_some_and(|d| d < wanted_disk) {
             let keys = changes.keys().cloned().collect::<Vec<_>>().join(", ");
@@ -379,7 +389,10 @@ async fn apply<P: ProxmoxApi>(
             format!("cores, memory, disk, name and network of guest {vmid} match the spec"),
         ));
     }
-    step.status.applied_resources = Some(pod.spec.resources.clone());
+    // what is in effect: a disk larger than the spec stays (and the status schema refuses a
+    // shrinking appliedResources.diskGiB too)
+    let in_effect_disk = disk.and_then(|d| u32::try_from(d).ok()).map_or(size.disk_gib, |d| d.max(size.disk_gib));
+    step.status.applied_resources = Some(mpanel_crds::cloudpod::Resources { disk_gib: in_effect_disk, ..size.clone() });
 
     // power
     let run = pod.spec.power_state == PowerState::Running && !pod.spec.suspended;
