@@ -56,6 +56,9 @@ pub struct ProxmoxConfig {
     /// Storage for cloned disks; the template's when absent.
     #[serde(default)]
     pub storage: Option<String>,
+    /// IPv4 pools a CloudPod's `network.ipv4.pool` names.
+    #[serde(default)]
+    pub ip_pools: std::collections::BTreeMap<String, IpPool>,
     /// Sizes of the plans a CloudPod without `resources` gets.
     #[serde(default = "default_plans")]
     pub plans: std::collections::BTreeMap<String, mpanel_crds::cloudpod::Resources>,
@@ -71,6 +74,16 @@ fn default_plans() -> std::collections::BTreeMap<String, mpanel_crds::cloudpod::
             (name.to_owned(), size)
         })
         .collect()
+}
+
+/// Addresses `first..=last` of one subnet, given out one per CloudPod.
+#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IpPool {
+    pub first: std::net::Ipv4Addr,
+    pub last: std::net::Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: std::net::Ipv4Addr,
 }
 
 #[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq)]

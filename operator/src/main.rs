@@ -273,6 +273,8 @@ where
             vmids: (px.vmid_range.first, px.vmid_range.last),
             storage: px.storage.clone(),
             plans: px.plans.clone(),
+            ip_pools: px.ip_pools.clone(),
+            reserved_addresses: Default::default(),
             metrics: metrics.clone(),
             recorder: recorder.clone(),
             resync: config.resync().map_err(anyhow::Error::msg)?,

@@ -39,7 +39,8 @@ impl<'a> Harness<'a> {
             format!(
                 "resyncInterval: 3s\nwatchNamespace: {ns}\nleaderElection: {{namespace: {ns}, leaseDurationSeconds: 4}}\n\
                  proxmox:\n  url: {url}\n  caFile: {ca}\n  storage: ceph-pool\n  vmidRange: {{first: {first}, last: {last}}}\n\
-                 \x20 tokenSecretRef: {{namespace: {ns}, name: proxmox, key: token}}\n",
+                 \x20 tokenSecretRef: {{namespace: {ns}, name: proxmox, key: token}}\n\
+                 \x20 ipPools: {{test-pool: {{first: 198.51.100.10, last: 198.51.100.20, prefix: 24, gateway: 198.51.100.1}}}}\n",
                 ns = ns.name,
                 url = tb.get("PROXMOX_URL")?,
                 ca = tb.get("PROXMOX_CA")?,
@@ -375,5 +376,36 @@ fn a_plan_without_resources_gets_the_plans_sizes_and_a_smaller_plan_never_shrink
     let (cores, _, rootfs) = size(id)?;
     assert_eq!(cores, json!(1), "cores follow the smaller plan");
     assert!(rootfs.ends_with("size=50G"), "the disk stays: {rootfs}");
+    Ok(())
+}
+
+#[test]
+fn cloudpods_on_a_pool_get_distinct_addresses_from_it() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let h = Harness::new(&tb, "cpod-pool")?;
+    let _op = h.operator()?;
+    for name in ["a", "b"] {
+        h.apply(
+            name,
+            json!({"plan": "mini", "type": "lxc", "template": "100", "hostname": name,
+                   "network": {"bridge": "vmbr0", "ipv4": {"pool": "test-pool"}}}),
+        )?;
+    }
+    let a = h.wait_condition("a", "Ready", "True", None)?;
+    let b = h.wait_condition("b", "Ready", "True", None)?;
+    let (ip_a, ip_b) =
+        (a["status"]["ipAddress"].as_str().unwrap_or_default(), b["status"]["ipAddress"].as_str().unwrap_or_default());
+    assert!(ip_a.starts_with("198.51.100.") && ip_b.starts_with("198.51.100."), "{ip_a} {ip_b}");
+    assert_ne!(ip_a, ip_b, "distinct addresses");
+    let net0 = h.guest(vmid(&a)?)?.context("guest")?["config"]["net0"].as_str().unwrap_or_default().to_owned();
+    assert!(net0.contains(&format!("ip={ip_a}/24")) && net0.contains("gw=198.51.100.1"), "{net0}");
+
+    h.apply(
+        "c",
+        json!({"plan": "mini", "type": "lxc", "template": "100", "hostname": "c",
+                        "network": {"bridge": "vmbr0", "ipv4": {"pool": "nowhere"}}}),
+    )?;
+    let missing = h.wait_condition("c", "Ready", "False", Some("NoAddress"))?;
+    assert_eq!(condition(&missing, "Ready")["message"], "IPv4 pool \"nowhere\" is not in the operator configuration");
     Ok(())
 }

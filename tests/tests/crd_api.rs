@@ -484,7 +484,7 @@ fn kubectl_explain_prints_the_field_descriptions() -> anyhow::Result<()> {
     let explain = |path: &str| -> anyhow::Result<String> { Ok(folded(&tb.kubectl_ok(&["explain", path], None)?)) };
     let resources = explain("cloudpod.spec.resources")?;
     for wanted in [
-        "CPU, memory and disk of the guest. Cores and memory may go up or down; the disk only grows.",
+        "CPU, memory and disk of the guest, overriding the plan's. Cores and memory may go up or down; the disk only grows.",
         "cores <integer> -required- Virtual CPU cores, 1–64.",
         "memoryMiB <integer> -required- Memory in MiB, 256–524288.",
         "diskGiB <integer> -required- Root disk in GiB, 1–16384. It can grow but never shrink.",

@@ -38,10 +38,28 @@ pub fn resources(spec: &CloudPodSpec, plans: &BTreeMap<String, Resources>) -> Op
     spec.resources.clone().or_else(|| plans.get(&spec.plan).cloned())
 }
 
-/// The config keys this CloudPod sets, with `size` from [`resources`].
+/// The static address and gateway of the guest: the spec's, or the one given out from its pool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ipv4 {
+    /// With the prefix length, e.g. `203.0.113.10/24`.
+    pub cidr: String,
+    pub gateway: String,
+}
+
+/// The first address of `pool` that `taken` does not hold.
+pub fn free_address(pool: &crate::config::IpPool, taken: &BTreeSet<String>) -> Option<Ipv4> {
+    let (first, last) = (u32::from(pool.first), u32::from(pool.last));
+    (first..=last)
+        .map(std::net::Ipv4Addr::from)
+        .find(|a| !taken.contains(&a.to_string()))
+        .map(|a| Ipv4 { cidr: format!("{a}/{}", pool.prefix), gateway: pool.gateway.to_string() })
+}
+
+/// The config keys this CloudPod sets, with `size` from [`resources`] and its address.
 pub fn desired(
     spec: &CloudPodSpec,
     size: &Resources,
+    ipv4: Option<&Ipv4>,
     namespace: &str,
     name: &str,
     uid: &str,
@@ -52,10 +70,9 @@ pub fn desired(
     c.insert("description".into(), marker(namespace, name, uid));
     c.insert("tags".into(), tag(uid));
     let vlan = spec.network.vlan.map(|v| format!(",tag={v}")).unwrap_or_default();
-    let ip = match (&spec.network.ipv4.address, &spec.network.ipv4.gateway) {
-        (Some(address), Some(gw)) => format!("ip={address},gw={gw}"),
-        (Some(address), None) => format!("ip={address}"),
-        _ => "ip=dhcp".to_owned(),
+    let ip = match ipv4 {
+        Some(Ipv4 { cidr, gateway }) => format!("ip={cidr},gw={gateway}"),
+        None => "ip=dhcp".to_owned(),
     };
     match spec.type_ {
         GuestType::Lxc => {
@@ -191,6 +208,24 @@ mod tests {
         .unwrap()
     }
 
+    fn ip() -> Ipv4 {
+        Ipv4 { cidr: "203.0.113.10/24".into(), gateway: "203.0.113.1".into() }
+    }
+
+    #[test]
+    fn a_pool_gives_out_its_first_free_address() {
+        let pool = crate::config::IpPool {
+            first: "198.51.100.10".parse().unwrap(),
+            last: "198.51.100.11".parse().unwrap(),
+            prefix: 24,
+            gateway: "198.51.100.1".parse().unwrap(),
+        };
+        let taken = BTreeSet::from(["198.51.100.10".to_owned()]);
+        assert_eq!(free_address(&pool, &taken).unwrap().cidr, "198.51.100.11/24");
+        let full = BTreeSet::from(["198.51.100.10".to_owned(), "198.51.100.11".to_owned()]);
+        assert_eq!(free_address(&pool, &full), None);
+    }
+
     fn observed(pairs: &[(&str, Value)]) -> BTreeMap<String, Value> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
     }
@@ -198,21 +233,21 @@ mod tests {
     #[test]
     fn an_lxc_guest_gets_its_size_name_network_and_marks() {
         let s = spec("lxc");
-        let want = desired(&s, s.resources.as_ref().unwrap(), "ns", "web", "UID-1");
+        let want = desired(&s, s.resources.as_ref().unwrap(), Some(&ip()), "ns", "web", "UID-1");
         assert_eq!(want["cores"], "2");
         assert_eq!(want["memory"], "2048");
         assert_eq!(want["hostname"], "web-1");
         assert_eq!(want["net0"], "name=eth0,bridge=vmbr0,tag=5,ip=203.0.113.10/24,gw=203.0.113.1");
         assert_eq!(want["tags"], "mpanel-uid-1");
         let q = spec("qemu");
-        let q = desired(&q, q.resources.as_ref().unwrap(), "ns", "web", "u");
+        let q = desired(&q, q.resources.as_ref().unwrap(), Some(&ip()), "ns", "web", "u");
         assert_eq!((q["name"].as_str(), q["ipconfig0"].as_str()), ("web-1", "ip=203.0.113.10/24,gw=203.0.113.1"));
     }
 
     #[test]
     fn what_proxmox_adds_is_not_a_difference_but_a_changed_value_is() {
         let s = spec("lxc");
-        let want = desired(&s, s.resources.as_ref().unwrap(), "ns", "web", "u1");
+        let want = desired(&s, s.resources.as_ref().unwrap(), Some(&ip()), "ns", "web", "u1");
         let have = observed(&[
             ("cores", Value::from(2)),
             ("memory", Value::from(2048)),

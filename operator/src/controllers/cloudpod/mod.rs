@@ -46,6 +46,10 @@ pub struct Context<P> {
     pub proxmox: P,
     pub vmids: (u32, u32),
     pub storage: Option<String>,
+    /// Address pools by name.
+    pub ip_pools: BTreeMap<String, crate::config::IpPool>,
+    /// Addresses handed out by this process and not yet seen in a status.
+    pub reserved_addresses: Mutex<BTreeSet<String>>,
     /// Sizes by plan, for CloudPods without `resources`.
     pub plans: BTreeMap<String, mpanel_crds::cloudpod::Resources>,
     pub metrics: Arc<Metrics>,
@@ -206,6 +210,41 @@ fn reserve_vmid<P>(
     Some(id)
 }
 
+/// The guest's address: the spec's static one, or the one its pool gave out (kept in
+/// `status.ipAddress`, given out once). Sets `status.ipAddress`.
+fn address<P>(
+    pod: &CloudPod,
+    step: &mut Step,
+    ctx: &Context<P>,
+    store: &Store<CloudPod>,
+) -> Result<Option<guest::Ipv4>, String> {
+    let v4 = &pod.spec.network.ipv4;
+    if let (Some(cidr), Some(gateway)) = (&v4.address, &v4.gateway) {
+        step.status.ip_address = cidr.split('/').next().map(str::to_owned);
+        return Ok(Some(guest::Ipv4 { cidr: cidr.clone(), gateway: gateway.clone() }));
+    }
+    let Some(name) = &v4.pool else { return Ok(None) };
+    let pool =
+        ctx.ip_pools.get(name).ok_or_else(|| format!("IPv4 pool {name:?} is not in the operator configuration"))?;
+    if let Some(ip) = &step.status.ip_address {
+        return Ok(Some(guest::Ipv4 { cidr: format!("{ip}/{}", pool.prefix), gateway: pool.gateway.to_string() }));
+    }
+    let mut reserved = ctx.reserved_addresses.lock().unwrap_or_else(|e| e.into_inner());
+    let mut taken: BTreeSet<String> = store
+        .state()
+        .iter()
+        .filter(|p| p.uid() != pod.uid())
+        .filter_map(|p| p.status.as_ref()?.ip_address.clone())
+        .collect();
+    reserved.retain(|a| !taken.contains(a));
+    taken.extend(reserved.iter().cloned());
+    let given = guest::free_address(pool, &taken).ok_or_else(|| format!("IPv4 pool {name:?} has no free address"))?;
+    let ip = given.cidr.split('/').next().unwrap_or_default().to_owned();
+    reserved.insert(ip.clone());
+    step.status.ip_address = Some(ip);
+    Ok(Some(given))
+}
+
 fn node_lock<P>(ctx: &Context<P>, node: &str) -> Arc<tokio::sync::Mutex<()>> {
     ctx.cloning.lock().unwrap_or_else(|e| e.into_inner()).entry(node.to_owned()).or_default().clone()
 }
@@ -320,7 +359,16 @@ async fn apply<P: ProxmoxApi>(
         step.write(api, pod).await?;
         return Ok(requeue);
     };
-    let want = guest::desired(&pod.spec, &size, &ns, &name, &uid);
+    let ipv4 = match address(pod, &mut step, ctx, store) {
+        Ok(ipv4) => ipv4,
+        Err(message) => {
+            step.set(Observation::new(CONFIGURED, false, "NoAddress", message.clone()));
+            step.not_ready(None, "NoAddress", message);
+            step.write(api, pod).await?;
+            return Ok(requeue);
+        }
+    };
+    let want = guest::desired(&pod.spec, &size, ipv4.as_ref(), &ns, &name, &uid);
     let changes = guest::differences(&want, &config);
     let disk_key = guest::root_disk(kind);
     let disk = guest::disk_gib(&config, disk_key);
@@ -420,8 +468,6 @@ async fn apply<P: ProxmoxApi>(
         if running { "Running" } else { "Stopped" },
         format!("guest {vmid} is {}", found.status),
     ));
-    step.status.ip_address =
-        pod.spec.network.ipv4.address.as_deref().and_then(|a| a.split('/').next()).map(str::to_owned);
     let (phase, reason) = match (pod.spec.suspended, running) {
         (true, _) => (CloudPodPhase::Suspended, "Suspended"),
         (false, true) => (CloudPodPhase::Running, "Running"),
