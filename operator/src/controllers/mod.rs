@@ -95,6 +95,43 @@ pub fn retry_later<K: ResourceExt>(
     kube::runtime::controller::Action::requeue(delay)
 }
 
+/// A kind whose status the shared [`Step`] works on.
+pub trait StatusOf: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug {
+    type Status: Clone + Default + PartialEq + Serialize;
+    /// The field manager this kind's controller writes its status as.
+    const FIELD_MANAGER: &'static str;
+    fn status(&self) -> Option<&Self::Status>;
+    fn conditions(status: &mut Self::Status) -> &mut Vec<mpanel_crds::conditions::Condition>;
+    fn observed_generation(status: &mut Self::Status) -> &mut Option<i64>;
+}
+
+/// The status of one object being worked out in one reconcile, written once at the end.
+pub struct Step<K: StatusOf> {
+    pub status: K::Status,
+    pub generation: Option<i64>,
+    pub at: Time,
+}
+
+impl<K: StatusOf> Step<K> {
+    pub fn new(obj: &K) -> Self {
+        Self { status: obj.status().cloned().unwrap_or_default(), generation: obj.meta().generation, at: now() }
+    }
+
+    /// Sets a condition at this generation; true when it changed (news worth an Event).
+    pub fn set(&mut self, o: mpanel_crds::conditions::Observation) -> bool {
+        *K::observed_generation(&mut self.status) = self.generation;
+        mpanel_crds::conditions::set(K::conditions(&mut self.status), o, self.generation, &self.at)
+    }
+
+    /// Writes the status unless it equals what is stored (a resync that finds nothing new writes nothing).
+    pub async fn write(self, api: &Api<K>, obj: &K) -> Result<(), kube::Error> {
+        if obj.status() != Some(&self.status) {
+            apply_status(api, obj, K::FIELD_MANAGER, &self.status).await?;
+        }
+        Ok(())
+    }
+}
+
 /// The current time as a Kubernetes timestamp.
 pub fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())

@@ -36,7 +36,7 @@ use mpanel_crds::dnszone::DnsZone;
 use mpanel_crds::formats::parse_duration;
 use rcgen::KeyPair;
 
-use super::{Backoff, apply_status, finalizer_reason, measured, now, publish, retry_later, scoped, spawn_reflector};
+use super::{Backoff, StatusOf, finalizer_reason, measured, publish, retry_later, scoped, spawn_reflector};
 use crate::metrics::Metrics;
 use crate::providers::acme::{AcmeApi, AcmeError, OrderPhase, OrderView};
 use crate::providers::powerdns::DnsApi;
@@ -181,24 +181,23 @@ async fn reconcile_inner<P: DnsApi>(cert: Arc<Certificate>, ctx: &Context<P>) ->
     .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
-/// The status being worked out in one reconcile.
-struct Step {
-    status: CertificateStatus,
-    generation: Option<i64>,
-    at: Time,
+impl StatusOf for Certificate {
+    type Status = CertificateStatus;
+    const FIELD_MANAGER: &'static str = FIELD_MANAGER;
+    fn status(&self) -> Option<&CertificateStatus> {
+        self.status.as_ref()
+    }
+    fn conditions(status: &mut CertificateStatus) -> &mut Vec<mpanel_crds::conditions::Condition> {
+        &mut status.conditions
+    }
+    fn observed_generation(status: &mut CertificateStatus) -> &mut Option<i64> {
+        &mut status.observed_generation
+    }
 }
 
+type Step = super::Step<Certificate>;
+
 impl Step {
-    fn new(cert: &Certificate) -> Self {
-        Self { status: cert.status.clone().unwrap_or_default(), generation: cert.metadata.generation, at: now() }
-    }
-
-    /// Sets a condition; true when it changed (news worth an Event).
-    fn set(&mut self, o: Observation) -> bool {
-        self.status.observed_generation = self.generation;
-        conditions::set(&mut self.status.conditions, o, self.generation, &self.at)
-    }
-
     /// Issuing=False for `reason`, and Ready=False too unless a certificate still serves (`usable`).
     /// Returns whether Issuing changed.
     fn failed(&mut self, reason: &str, message: &str, usable: bool) -> bool {
@@ -216,14 +215,6 @@ impl Step {
         self.set(Observation::new(ISSUING, false, reason, message.clone()));
         self.status.phase = Some(CertificatePhase::Failed);
         self.set(Observation::new(READY, false, reason, message))
-    }
-
-    /// Writes the status unless it equals what is stored (a resync that finds nothing new writes nothing).
-    async fn write(self, api: &Api<Certificate>, cert: &Certificate) -> Result<(), Error> {
-        if cert.status.as_ref() != Some(&self.status) {
-            apply_status(api, cert, FIELD_MANAGER, &self.status).await?;
-        }
-        Ok(())
     }
 }
 
@@ -621,7 +612,7 @@ async fn failed_step<P: DnsApi>(
     }
     match step.write(api, cert).await {
         Ok(()) => error,
-        Err(e) => e,
+        Err(e) => e.into(),
     }
 }
 

@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::Recorder;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
@@ -27,7 +26,7 @@ use mpanel_crds::cloudpod::{CloudPod, CloudPodPhase, CloudPodStatus, PowerState,
 use mpanel_crds::common::{DeletionPolicy, ReconcileMode};
 use mpanel_crds::conditions::{self, Observation, READY};
 
-use super::{Backoff, apply_status, finalizer_reason, measured, now, publish, retry_later, scoped};
+use super::{Backoff, StatusOf, finalizer_reason, measured, publish, retry_later, scoped};
 use crate::metrics::Metrics;
 use crate::providers::proxmox::{Kind, ProxmoxApi, ProxmoxError, upid_node};
 
@@ -158,22 +157,23 @@ async fn reconcile_inner<P: ProxmoxApi>(
     .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
-struct Step {
-    status: CloudPodStatus,
-    generation: Option<i64>,
-    at: Time,
+impl StatusOf for CloudPod {
+    type Status = CloudPodStatus;
+    const FIELD_MANAGER: &'static str = FIELD_MANAGER;
+    fn status(&self) -> Option<&CloudPodStatus> {
+        self.status.as_ref()
+    }
+    fn conditions(status: &mut CloudPodStatus) -> &mut Vec<mpanel_crds::conditions::Condition> {
+        &mut status.conditions
+    }
+    fn observed_generation(status: &mut CloudPodStatus) -> &mut Option<i64> {
+        &mut status.observed_generation
+    }
 }
 
+type Step = super::Step<CloudPod>;
+
 impl Step {
-    fn new(pod: &CloudPod) -> Self {
-        Self { status: pod.status.clone().unwrap_or_default(), generation: pod.metadata.generation, at: now() }
-    }
-
-    fn set(&mut self, o: Observation) -> bool {
-        self.status.observed_generation = self.generation;
-        conditions::set(&mut self.status.conditions, o, self.generation, &self.at)
-    }
-
     fn not_ready(&mut self, phase: Option<CloudPodPhase>, reason: &str, message: String) -> bool {
         if phase.is_some() {
             self.status.phase = phase;
@@ -183,13 +183,6 @@ impl Step {
 
     fn track(&mut self, upid: String, operation: TaskOperation) {
         self.status.task_ref = Some(TaskRef { upid, operation, started_at: Some(self.at.clone()) });
-    }
-
-    async fn write(self, api: &Api<CloudPod>, pod: &CloudPod) -> Result<(), Error> {
-        if pod.status.as_ref() != Some(&self.status) {
-            apply_status(api, pod, FIELD_MANAGER, &self.status).await?;
-        }
-        Ok(())
     }
 }
 

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::Recorder;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
@@ -29,7 +28,7 @@ use mpanel_crds::conditions::{self, Observation, READY};
 use mpanel_crds::dnszone::DnsZone;
 use mpanel_crds::mailbox::{Mailbox, MailboxPhase, MailboxStatus};
 
-use super::{Backoff, apply_status, finalizer_reason, measured, now, publish, retry_later, scoped, spawn_reflector};
+use super::{Backoff, StatusOf, finalizer_reason, measured, publish, retry_later, scoped, spawn_reflector};
 use crate::metrics::Metrics;
 use crate::providers::mailcore::{AliasRow, MailApi, MailCoreError, MailboxChange, MailboxRow};
 use crate::providers::powerdns::canonical;
@@ -153,37 +152,29 @@ async fn reconcile_inner<M: MailApi>(mailbox: Arc<Mailbox>, ctx: &Context<M>) ->
     .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
-/// The status being worked out in one reconcile.
-struct Step {
-    status: MailboxStatus,
-    generation: Option<i64>,
-    at: Time,
+impl StatusOf for Mailbox {
+    type Status = MailboxStatus;
+    const FIELD_MANAGER: &'static str = FIELD_MANAGER;
+    fn status(&self) -> Option<&MailboxStatus> {
+        self.status.as_ref()
+    }
+    fn conditions(status: &mut MailboxStatus) -> &mut Vec<mpanel_crds::conditions::Condition> {
+        &mut status.conditions
+    }
+    fn observed_generation(status: &mut MailboxStatus) -> &mut Option<i64> {
+        &mut status.observed_generation
+    }
 }
 
+type Step = super::Step<Mailbox>;
+
 impl Step {
-    fn new(mailbox: &Mailbox) -> Self {
-        Self { status: mailbox.status.clone().unwrap_or_default(), generation: mailbox.metadata.generation, at: now() }
-    }
-
-    fn set(&mut self, o: Observation) -> bool {
-        self.status.observed_generation = self.generation;
-        conditions::set(&mut self.status.conditions, o, self.generation, &self.at)
-    }
-
     /// Ready=False for `reason`, moving the phase (`None` keeps it). Returns whether Ready changed.
     fn not_ready(&mut self, phase: Option<MailboxPhase>, reason: &str, message: String) -> bool {
         if phase.is_some() {
             self.status.phase = phase;
         }
         self.set(Observation::new(READY, false, reason, message))
-    }
-
-    /// Writes the status unless it equals what is stored (an idle resync writes nothing).
-    async fn write(self, api: &Api<Mailbox>, mailbox: &Mailbox) -> Result<(), Error> {
-        if mailbox.status.as_ref() != Some(&self.status) {
-            apply_status(api, mailbox, FIELD_MANAGER, &self.status).await?;
-        }
-        Ok(())
     }
 }
 
