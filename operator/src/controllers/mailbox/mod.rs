@@ -428,27 +428,12 @@ async fn apply<M: MailApi>(
     }
 
     // report
-    match (&password, password_written) {
-        (Some(_), true) => {
+    if password.is_some() {
+        if password_written {
             step.status.last_password_sync = Some(step.at.clone());
-            step.status.password_secret_version = secret_version.clone();
-            step.set(Observation::new(
-                PASSWORD_SYNCED,
-                true,
-                "Synced",
-                "the stored hash matches the Secret".to_owned(),
-            ));
         }
-        (Some(_), false) => {
-            step.status.password_secret_version = secret_version.clone();
-            step.set(Observation::new(
-                PASSWORD_SYNCED,
-                true,
-                "Synced",
-                "the stored hash matches the Secret".to_owned(),
-            ));
-        }
-        (None, _) => {}
+        step.status.password_secret_version = secret_version.clone();
+        step.set(Observation::new(PASSWORD_SYNCED, true, "Synced", "the stored hash matches the Secret".to_owned()));
     }
     step.status.quota_mib = Some(mailbox.spec.quota_mib);
     if password.is_none() {
