@@ -125,11 +125,16 @@ impl<K: StatusOf> Step<K> {
 
     /// Writes the status unless it equals what is stored (a resync that finds nothing new writes nothing).
     pub async fn write(self, api: &Api<K>, obj: &K) -> Result<(), kube::Error> {
-        if obj.status() != Some(&self.status) {
-            apply_status(api, obj, K::FIELD_MANAGER, &self.status).await?;
-        }
-        Ok(())
+        write_changed_status(api, obj, &self.status).await
     }
+}
+
+/// Writes `status` by server-side apply as `K`'s field manager, unless it equals what is stored.
+pub async fn write_changed_status<K: StatusOf>(api: &Api<K>, obj: &K, status: &K::Status) -> Result<(), kube::Error> {
+    if obj.status() == Some(status) {
+        return Ok(());
+    }
+    apply_status(api, obj, K::FIELD_MANAGER, status).await
 }
 
 /// The current time as a Kubernetes timestamp.
@@ -138,12 +143,7 @@ pub fn now() -> Time {
 }
 
 /// Writes `status` with server-side apply as `field_manager` (one per controller).
-pub async fn apply_status<K>(
-    api: &Api<K>,
-    obj: &K,
-    field_manager: &str,
-    status: &impl Serialize,
-) -> Result<(), kube::Error>
+async fn apply_status<K>(api: &Api<K>, obj: &K, field_manager: &str, status: &impl Serialize) -> Result<(), kube::Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {

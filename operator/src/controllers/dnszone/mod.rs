@@ -24,7 +24,10 @@ use mpanel_crds::common::{DeletionPolicy, ReconcileMode};
 use mpanel_crds::conditions::{self, Observation, READY};
 use mpanel_crds::dnszone::{DnsZone, DnsZonePhase, DnsZoneStatus, ZoneKind};
 
-use super::{Backoff, apply_status, finalizer_reason, measured, now, publish, retry_later, scoped, spawn_reflector};
+use super::{
+    Backoff, StatusOf, finalizer_reason, measured, now, publish, retry_later, scoped, spawn_reflector,
+    write_changed_status,
+};
 use crate::metrics::Metrics;
 use crate::providers::powerdns::{DnsApi, NewZone, PowerDnsError, RrSet, canonical};
 use records::Wanted;
@@ -129,7 +132,7 @@ async fn reconcile_inner<P: DnsApi>(zone: Arc<DnsZone>, ctx: &Context<P>) -> Res
                 generation,
                 &now(),
             );
-            write_status(&api, &zone, status).await?;
+            write_changed_status(&api, &zone, &status).await?;
             return Ok(Action::await_change());
         }
     };
@@ -146,13 +149,18 @@ async fn reconcile_inner<P: DnsApi>(zone: Arc<DnsZone>, ctx: &Context<P>) -> Res
     .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
-/// Writes `status` unless it equals what is stored (a resync that finds nothing new writes nothing).
-async fn write_status(api: &Api<DnsZone>, zone: &DnsZone, status: DnsZoneStatus) -> Result<(), Error> {
-    if zone.status.as_ref() == Some(&status) {
-        return Ok(());
+impl StatusOf for DnsZone {
+    type Status = DnsZoneStatus;
+    const FIELD_MANAGER: &'static str = FIELD_MANAGER;
+    fn status(&self) -> Option<&DnsZoneStatus> {
+        self.status.as_ref()
     }
-    apply_status(api, zone, FIELD_MANAGER, &status).await?;
-    Ok(())
+    fn conditions(status: &mut DnsZoneStatus) -> &mut Vec<mpanel_crds::conditions::Condition> {
+        &mut status.conditions
+    }
+    fn observed_generation(status: &mut DnsZoneStatus) -> &mut Option<i64> {
+        &mut status.observed_generation
+    }
 }
 
 /// The rrsets a new zone starts with; the apex NS set comes from `nameservers`.
@@ -190,7 +198,7 @@ async fn apply<P: DnsApi>(
         Ok(wanted) => wanted,
         Err(invalid) => {
             not_ready(&mut status, generation, &t, Some(DnsZonePhase::Failed), "InvalidRecord", invalid.to_string());
-            write_status(api, zone, status).await?;
+            write_changed_status(api, zone, &status).await?;
             return Ok(Action::await_change());
         }
     };
@@ -213,7 +221,7 @@ async fn apply<P: DnsApi>(
             if new {
                 publish(&ctx.recorder, zone, true, "Conflict", "Observe", message).await;
             }
-            write_status(api, zone, status).await?;
+            write_changed_status(api, zone, &status).await?;
             return Ok(requeue);
         }
         Some(existing) => Some(existing),
@@ -248,7 +256,7 @@ async fn apply<P: DnsApi>(
     let Some(mut current) = observed else {
         let message = format!("zone {name} does not exist in PowerDNS (ObserveOnly: not created)");
         not_ready(&mut status, generation, &t, Some(DnsZonePhase::Pending), "ZoneMissing", message);
-        write_status(api, zone, status).await?;
+        write_changed_status(api, zone, &status).await?;
         return Ok(requeue);
     };
     let mut patch = records::changes(&wanted, &current.rrsets, zone.spec.policy);
@@ -258,7 +266,7 @@ async fn apply<P: DnsApi>(
             let message = format!("{} rrsets differ from the spec (ObserveOnly: not written)", patch.len());
             // the zone exists and is served as it is: the phase stays what it was
             not_ready(&mut status, generation, &t, None, "OutOfSync", message);
-            write_status(api, zone, status).await?;
+            write_changed_status(api, zone, &status).await?;
             return Ok(requeue);
         }
         if let Err(e) = ctx.dns.patch_rrsets(&name, &patch).await {
@@ -300,7 +308,7 @@ async fn apply<P: DnsApi>(
     status.records = Some(count);
     status.serial = Some(current.serial);
     status.observed_generation = generation;
-    write_status(api, zone, status).await?;
+    write_changed_status(api, zone, &status).await?;
     Ok(requeue)
 }
 
@@ -341,7 +349,7 @@ async fn fail<P: DnsApi>(
     if not_ready(&mut status, zone.metadata.generation, &now(), Some(DnsZonePhase::Failed), reason, message.clone()) {
         publish(&ctx.recorder, zone, true, reason, "Program", message).await;
     }
-    write_status(api, zone, status).await?;
+    write_changed_status(api, zone, &status).await?;
     Err(error.into())
 }
 
