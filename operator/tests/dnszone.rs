@@ -458,6 +458,14 @@ fn observe_only_reports_differences_without_writing_and_paused_is_left_alone() -
     annotate("managed", "Reconcile")?;
     h.wait_served(&format!("www.{zone}"), "A", Some(&["192.0.2.2"]))?;
 
+    // a value that is not a mode is reported, and nothing is acted on
+    annotate("managed", "Sometimes")?;
+    let invalid = support::wait_object(&tb, &h.ns.name, "dnszone", "managed", "reported the bad mode", WAIT, |z| {
+        Harness::condition(z, "Ready")["reason"] == "InvalidReconcileMode"
+    })?;
+    assert!(Harness::condition(&invalid, "Ready")["message"].as_str().unwrap_or_default().contains("Sometimes"));
+    annotate("managed", "Reconcile")?;
+
     h.delete("managed")?;
     annotate("observed", "Reconcile")?;
     h.delete("observed")?;

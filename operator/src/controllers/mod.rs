@@ -137,6 +137,47 @@ pub async fn write_changed_status<K: StatusOf>(api: &Api<K>, obj: &K, status: &K
     apply_status(api, obj, K::FIELD_MANAGER, status).await
 }
 
+/// One reconcile of `obj` as its reconcile-mode annotation says: `Paused` leaves it alone; an
+/// annotation that is not a mode is reported (`invalid` sets the conditions saying so) and waits for
+/// a change; otherwise `apply` or `cleanup` runs under the finalizer.
+pub async fn reconcile_in_mode<K, E, FA, FC>(
+    api: &Api<K>,
+    obj: std::sync::Arc<K>,
+    invalid: impl FnOnce(&mut Step<K>, String),
+    apply: impl FnOnce(std::sync::Arc<K>, mpanel_crds::common::ReconcileMode) -> FA,
+    cleanup: impl FnOnce(std::sync::Arc<K>, mpanel_crds::common::ReconcileMode) -> FC,
+) -> Result<kube::runtime::controller::Action, E>
+where
+    K: StatusOf + Serialize,
+    E: std::error::Error + From<kube::Error> + From<Box<kube::runtime::finalizer::Error<E>>> + 'static,
+    FA: std::future::Future<Output = Result<kube::runtime::controller::Action, E>>,
+    FC: std::future::Future<Output = Result<kube::runtime::controller::Action, E>>,
+{
+    use kube::runtime::controller::Action;
+    use kube::runtime::finalizer::{Event, finalizer};
+    use mpanel_crds::common::ReconcileMode;
+    let mode = match ReconcileMode::of(obj.meta()) {
+        Ok(mode) => mode,
+        Err(bad) => {
+            let mut step = Step::new(obj.as_ref());
+            invalid(&mut step, bad.to_string());
+            step.write(api, &obj).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    if mode == ReconcileMode::Paused {
+        return Ok(Action::await_change());
+    }
+    finalizer(api, mpanel_crds::FINALIZER, obj, |event| async move {
+        match event {
+            Event::Apply(obj) => apply(obj, mode).await,
+            Event::Cleanup(obj) => cleanup(obj, mode).await,
+        }
+    })
+    .await
+    .map_err(|e| E::from(Box::new(e)))
+}
+
 /// The current time as a Kubernetes timestamp.
 pub fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())

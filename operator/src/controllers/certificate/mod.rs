@@ -24,11 +24,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::Recorder;
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
-use mpanel_crds::FINALIZER;
 use mpanel_crds::certificate::{Certificate, CertificatePhase, CertificateStatus, RotationPolicy};
 use mpanel_crds::common::{DeletionPolicy, ReconcileMode};
 use mpanel_crds::conditions::{self, Observation, READY};
@@ -36,7 +34,9 @@ use mpanel_crds::dnszone::DnsZone;
 use mpanel_crds::formats::parse_duration;
 use rcgen::KeyPair;
 
-use super::{Backoff, StatusOf, finalizer_reason, measured, publish, retry_later, scoped, spawn_reflector};
+use super::{
+    Backoff, StatusOf, finalizer_reason, measured, publish, reconcile_in_mode, retry_later, scoped, spawn_reflector,
+};
 use crate::metrics::Metrics;
 use crate::providers::acme::{AcmeApi, AcmeError, OrderPhase, OrderView};
 use crate::providers::powerdns::DnsApi;
@@ -84,7 +84,7 @@ pub enum Error {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
     #[error("{0}")]
-    Finalizer(Box<kube::runtime::finalizer::Error<Error>>),
+    Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
 impl Error {
@@ -159,26 +159,17 @@ async fn reconcile_inner<P: DnsApi>(cert: Arc<Certificate>, ctx: &Context<P>) ->
     let Some(cert) = api.get_opt(&cert.name_any()).await?.map(Arc::new) else {
         return Ok(Action::await_change());
     };
-    let mode = match ReconcileMode::of(&cert.metadata) {
-        Ok(mode) => mode,
-        Err(invalid) => {
-            let mut step = Step::new(&cert);
-            step.not_ready("InvalidReconcileMode", invalid.to_string());
-            step.write(&api, &cert).await?;
-            return Ok(Action::await_change());
-        }
-    };
-    if mode == ReconcileMode::Paused {
-        return Ok(Action::await_change());
-    }
-    finalizer(&api, FINALIZER, cert, |event| async {
-        match event {
-            FinalizerEvent::Apply(cert) => apply(&api, &cert, mode, ctx).await,
-            FinalizerEvent::Cleanup(cert) => cleanup(&cert, ctx).await,
-        }
-    })
+    let api = &api;
+    reconcile_in_mode(
+        api,
+        cert,
+        |step, message| {
+            step.not_ready("InvalidReconcileMode", message);
+        },
+        |cert, mode| async move { apply(api, &cert, mode, ctx).await },
+        |cert, _| async move { cleanup(&cert, ctx).await },
+    )
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
 impl StatusOf for Certificate {

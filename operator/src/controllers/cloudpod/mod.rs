@@ -17,16 +17,14 @@ use std::time::Duration;
 use futures::StreamExt;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::Recorder;
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
-use mpanel_crds::FINALIZER;
 use mpanel_crds::cloudpod::{CloudPod, CloudPodPhase, CloudPodStatus, PowerState, TaskOperation, TaskRef};
 use mpanel_crds::common::{DeletionPolicy, ReconcileMode};
 use mpanel_crds::conditions::{self, Observation, READY};
 
-use super::{Backoff, StatusOf, finalizer_reason, measured, publish, retry_later, scoped};
+use super::{Backoff, StatusOf, finalizer_reason, measured, publish, reconcile_in_mode, retry_later, scoped};
 use crate::metrics::Metrics;
 use crate::providers::proxmox::{Kind, ProxmoxApi, ProxmoxError, upid_node};
 
@@ -75,7 +73,7 @@ pub enum Error {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
     #[error("{0}")]
-    Finalizer(Box<kube::runtime::finalizer::Error<Error>>),
+    Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
 impl Error {
@@ -135,26 +133,17 @@ async fn reconcile_inner<P: ProxmoxApi>(
     let Some(pod) = api.get_opt(&pod.name_any()).await?.map(Arc::new) else {
         return Ok(Action::await_change());
     };
-    let mode = match ReconcileMode::of(&pod.metadata) {
-        Ok(mode) => mode,
-        Err(invalid) => {
-            let mut step = Step::new(&pod);
-            step.not_ready(None, "InvalidReconcileMode", invalid.to_string());
-            step.write(&api, &pod).await?;
-            return Ok(Action::await_change());
-        }
-    };
-    if mode == ReconcileMode::Paused {
-        return Ok(Action::await_change());
-    }
-    finalizer(&api, FINALIZER, pod, |event| async {
-        match event {
-            FinalizerEvent::Apply(pod) => apply(&api, &pod, mode, ctx, &store).await,
-            FinalizerEvent::Cleanup(pod) => cleanup(&api, &pod, mode, ctx).await,
-        }
-    })
+    let api = &api;
+    reconcile_in_mode(
+        api,
+        pod,
+        |step, message| {
+            step.not_ready(None, "InvalidReconcileMode", message);
+        },
+        |pod, mode| async move { apply(api, &pod, mode, ctx, &store).await },
+        |pod, mode| async move { cleanup(api, &pod, mode, ctx).await },
+    )
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
 impl StatusOf for CloudPod {

@@ -14,19 +14,17 @@ use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::Recorder;
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
-use mpanel_crds::FINALIZER;
 use mpanel_crds::cloudpod::CloudPod;
 use mpanel_crds::common::{DeletionPolicy, ReconcileMode};
 use mpanel_crds::conditions::{self, Observation, READY};
 use mpanel_crds::dnszone::{DnsZone, DnsZonePhase, DnsZoneStatus, ZoneKind};
 
 use super::{
-    Backoff, StatusOf, finalizer_reason, measured, now, publish, retry_later, scoped, spawn_reflector,
-    write_changed_status,
+    Backoff, StatusOf, finalizer_reason, measured, now, publish, reconcile_in_mode, retry_later, scoped,
+    spawn_reflector, write_changed_status,
 };
 use crate::metrics::Metrics;
 use crate::providers::powerdns::{DnsApi, NewZone, PowerDnsError, RrSet, canonical};
@@ -58,7 +56,7 @@ pub enum Error {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
     #[error("{0}")]
-    Finalizer(Box<kube::runtime::finalizer::Error<Error>>),
+    Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
 impl Error {
@@ -121,32 +119,17 @@ fn error_policy<P: DnsApi>(zone: Arc<DnsZone>, error: &Error, ctx: Arc<Context<P
 
 async fn reconcile_inner<P: DnsApi>(zone: Arc<DnsZone>, ctx: &Context<P>) -> Result<Action, Error> {
     let api: Api<DnsZone> = Api::namespaced(ctx.client.clone(), &zone.namespace().unwrap_or_default());
-    let mode = match ReconcileMode::of(&zone.metadata) {
-        Ok(mode) => mode,
-        Err(invalid) => {
-            let mut status = zone.status.clone().unwrap_or_default();
-            let generation = zone.metadata.generation;
-            conditions::set(
-                &mut status.conditions,
-                Observation::new(READY, false, "InvalidReconcileMode", invalid.to_string()),
-                generation,
-                &now(),
-            );
-            write_changed_status(&api, &zone, &status).await?;
-            return Ok(Action::await_change());
-        }
-    };
-    if mode == ReconcileMode::Paused {
-        return Ok(Action::await_change());
-    }
-    finalizer(&api, FINALIZER, zone, |event| async {
-        match event {
-            FinalizerEvent::Apply(zone) => apply(&api, &zone, mode, ctx).await,
-            FinalizerEvent::Cleanup(zone) => cleanup(&zone, mode, ctx).await,
-        }
-    })
+    let api = &api;
+    reconcile_in_mode(
+        api,
+        zone,
+        |step, message| {
+            step.set(Observation::new(READY, false, "InvalidReconcileMode", message));
+        },
+        |zone, mode| async move { apply(api, &zone, mode, ctx).await },
+        |zone, mode| async move { cleanup(&zone, mode, ctx).await },
+    )
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
 impl StatusOf for DnsZone {

@@ -18,17 +18,17 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::Recorder;
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
-use mpanel_crds::FINALIZER;
 use mpanel_crds::common::{DeletionPolicy, ReconcileMode};
 use mpanel_crds::conditions::{self, Observation, READY};
 use mpanel_crds::dnszone::DnsZone;
 use mpanel_crds::mailbox::{Mailbox, MailboxPhase, MailboxStatus};
 
-use super::{Backoff, StatusOf, finalizer_reason, measured, publish, retry_later, scoped, spawn_reflector};
+use super::{
+    Backoff, StatusOf, finalizer_reason, measured, publish, reconcile_in_mode, retry_later, scoped, spawn_reflector,
+};
 use crate::metrics::Metrics;
 use crate::providers::mailcore::{AliasRow, MailApi, MailCoreError, MailboxChange, MailboxRow};
 use crate::providers::powerdns::canonical;
@@ -67,7 +67,7 @@ pub enum Error {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
     #[error("{0}")]
-    Finalizer(Box<kube::runtime::finalizer::Error<Error>>),
+    Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
 impl Error {
@@ -130,26 +130,17 @@ fn error_policy<M: MailApi>(mailbox: Arc<Mailbox>, error: &Error, ctx: Arc<Conte
 
 async fn reconcile_inner<M: MailApi>(mailbox: Arc<Mailbox>, ctx: &Context<M>) -> Result<Action, Error> {
     let api: Api<Mailbox> = Api::namespaced(ctx.client.clone(), &mailbox.namespace().unwrap_or_default());
-    let mode = match ReconcileMode::of(&mailbox.metadata) {
-        Ok(mode) => mode,
-        Err(invalid) => {
-            let mut step = Step::new(&mailbox);
-            step.not_ready(None, "InvalidReconcileMode", invalid.to_string());
-            step.write(&api, &mailbox).await?;
-            return Ok(Action::await_change());
-        }
-    };
-    if mode == ReconcileMode::Paused {
-        return Ok(Action::await_change());
-    }
-    finalizer(&api, FINALIZER, mailbox, |event| async {
-        match event {
-            FinalizerEvent::Apply(mailbox) => apply(&api, &mailbox, mode, ctx).await,
-            FinalizerEvent::Cleanup(mailbox) => cleanup(&mailbox, mode, ctx).await,
-        }
-    })
+    let api = &api;
+    reconcile_in_mode(
+        api,
+        mailbox,
+        |step, message| {
+            step.not_ready(None, "InvalidReconcileMode", message);
+        },
+        |mailbox, mode| async move { apply(api, &mailbox, mode, ctx).await },
+        |mailbox, mode| async move { cleanup(&mailbox, mode, ctx).await },
+    )
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
 impl StatusOf for Mailbox {
