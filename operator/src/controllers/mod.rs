@@ -30,18 +30,25 @@ where
 }
 
 /// Keeps the store behind `writer` filled from a watch of `api`, in the background, so a
-/// controller can look up related objects (`Store::wait_until_ready` before the first use).
-pub fn spawn_reflector<K>(writer: kube::runtime::reflector::store::Writer<K>, api: Api<K>)
+/// controller can look up related objects; returns once the store holds the first full list, or
+/// false (logged) when the watch ended before that.
+pub async fn follow<K>(writer: kube::runtime::reflector::store::Writer<K>, api: Api<K>) -> bool
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
     use futures::StreamExt;
     use kube::runtime::{WatchStreamExt, reflector, watcher};
+    let store = writer.as_reader();
     let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
         .default_backoff()
         .touched_objects()
         .for_each(|_| std::future::ready(()));
     tokio::spawn(stream);
+    let ready = store.wait_until_ready().await.is_ok();
+    if !ready {
+        tracing::error!(kind = %K::kind(&()), "the watch ended before it was ready");
+    }
+    ready
 }
 
 /// `namespace/name`: how logs and the backoff name an object.

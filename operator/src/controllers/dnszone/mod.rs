@@ -23,8 +23,8 @@ use mpanel_crds::conditions::{self, Observation, READY};
 use mpanel_crds::dnszone::{DnsZone, DnsZonePhase, DnsZoneStatus, ZoneKind};
 
 use super::{
-    Backoff, StatusOf, finalizer_reason, measured, now, publish, reconcile_in_mode, retry_later, scoped,
-    spawn_reflector, write_changed_status,
+    Backoff, StatusOf, finalizer_reason, follow, measured, now, publish, reconcile_in_mode, retry_later, scoped,
+    write_changed_status,
 };
 use crate::metrics::Metrics;
 use crate::providers::powerdns::{DnsApi, NewZone, PowerDnsError, RrSet, canonical};
@@ -75,9 +75,7 @@ pub async fn run<P: DnsApi + 'static>(
     cloudpod_writer: reflector::store::Writer<CloudPod>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    spawn_reflector(cloudpod_writer, scoped::<CloudPod>(&ctx.client, ctx.namespace.as_deref()));
-    if ctx.cloudpods.wait_until_ready().await.is_err() {
-        tracing::error!("the CloudPod watch ended before it was ready");
+    if !follow(cloudpod_writer, scoped::<CloudPod>(&ctx.client, ctx.namespace.as_deref())).await {
         return;
     }
     let controller = Controller::new(

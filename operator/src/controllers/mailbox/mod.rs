@@ -26,9 +26,7 @@ use mpanel_crds::conditions::{self, Observation, READY};
 use mpanel_crds::dnszone::DnsZone;
 use mpanel_crds::mailbox::{Mailbox, MailboxPhase, MailboxStatus};
 
-use super::{
-    Backoff, StatusOf, finalizer_reason, measured, publish, reconcile_in_mode, retry_later, scoped, spawn_reflector,
-};
+use super::{Backoff, StatusOf, finalizer_reason, follow, measured, publish, reconcile_in_mode, retry_later, scoped};
 use crate::metrics::Metrics;
 use crate::providers::mailcore::{AliasRow, MailApi, MailCoreError, MailboxChange, MailboxRow};
 use crate::providers::powerdns::canonical;
@@ -88,9 +86,7 @@ pub async fn run<M: MailApi + 'static>(
     dnszone_writer: reflector::store::Writer<DnsZone>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    spawn_reflector(dnszone_writer, scoped::<DnsZone>(&ctx.client, ctx.namespace.as_deref()));
-    if ctx.dnszones.wait_until_ready().await.is_err() {
-        tracing::error!("the DnsZone watch ended before it was ready");
+    if !follow(dnszone_writer, scoped::<DnsZone>(&ctx.client, ctx.namespace.as_deref())).await {
         return;
     }
     let controller = Controller::new(
