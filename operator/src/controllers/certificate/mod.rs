@@ -246,10 +246,6 @@ fn retry_delay(failed: u32) -> Duration {
     Duration::from_secs(5).saturating_mul(1u32 << failed.saturating_sub(1).min(13)).min(Duration::from_secs(8 * 3600))
 }
 
-fn to_time(t: Timestamp) -> Time {
-    Time(t)
-}
-
 fn until(at: Timestamp, now: Timestamp) -> Duration {
     at.duration_since(now).try_into().unwrap_or(Duration::ZERO)
 }
@@ -285,9 +281,9 @@ async fn apply<P: DnsApi>(
     let current = secret.as_ref().and_then(read_secret);
     let renew_before = parse_duration(&cert.spec.renew_before).unwrap_or(DEFAULT_RENEW_BEFORE);
     let renewal = current.as_ref().map(|c| keys::renewal_time(c.issued.not_before, c.issued.not_after, renew_before));
-    step.status.not_before = current.as_ref().map(|c| to_time(c.issued.not_before));
-    step.status.not_after = current.as_ref().map(|c| to_time(c.issued.not_after));
-    step.status.renewal_time = renewal.map(to_time);
+    step.status.not_before = current.as_ref().map(|c| Time(c.issued.not_before));
+    step.status.not_after = current.as_ref().map(|c| Time(c.issued.not_after));
+    step.status.renewal_time = renewal.map(Time);
     let t = Timestamp::now();
     let need = needs_issuing(current.as_ref(), cert, t, renewal);
     let usable = current.as_ref().is_some_and(|c| c.issued.key_matches && t < c.issued.not_after);
@@ -467,9 +463,9 @@ async fn progress<P: DnsApi>(
             let renewal = keys::renewal_time(issued.not_before, issued.not_after, renew_before);
             step.status.order_url = None;
             step.status.failed_attempts = None;
-            step.status.not_before = Some(to_time(issued.not_before));
-            step.status.not_after = Some(to_time(issued.not_after));
-            step.status.renewal_time = Some(to_time(renewal));
+            step.status.not_before = Some(Time(issued.not_before));
+            step.status.not_after = Some(Time(issued.not_after));
+            step.status.renewal_time = Some(Time(renewal));
             step.status.phase = Some(CertificatePhase::Ready);
             let message = format!(
                 "certificate {} issued for {}, valid until {}; challenge records removed",
