@@ -169,6 +169,12 @@ pub struct DomainStatus {
     /// Auto-renew as the registrar reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_renew: Option<bool>,
+    /// WHOIS privacy as the registrar reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<bool>,
+    /// The DnsZone this Domain created (`dns.createZone`), in its namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone_ref: Option<String>,
     /// State of an inbound transfer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer: Option<TransferStatus>,
@@ -179,7 +185,8 @@ pub struct DomainStatus {
     /// Generation of the spec the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Registered, Renewed, NameserversSynced and Ready.
+    /// Registered, Renewed, NameserversSynced, SettingsSynced, ZoneReady (with `dns.createZone`),
+    /// Conflict and Ready.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
@@ -203,9 +210,16 @@ pub enum DomainPhase {
 pub struct TransferStatus {
     /// The registrar's transfer status text, verbatim.
     pub state: String,
+    /// The registrar's explanation of that status, verbatim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     /// When the transfer was requested.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_at: Option<Time>,
+    /// `resourceVersion` of the auth code Secret last handed to the registrar: a change of the
+    /// Secret is sent on, an unchanged one is not sent again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_code_version: Option<String>,
 }
 
 /// A money-spending registrar call.
@@ -219,9 +233,9 @@ pub struct RegistrarOrder {
     /// The `paidUntil` this order covers: one renewal per payment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub for_paid_until: Option<String>,
-    /// The registrar's order id, once it answered.
+    /// What the registrar charged, as it reported it (e.g. `10.95`), once it answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub order_id: Option<String>,
+    pub amount: Option<String>,
     /// Sent, Succeeded or Failed.
     pub state: OrderState,
     /// When the order was recorded.

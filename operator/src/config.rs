@@ -39,6 +39,46 @@ pub struct Config {
     /// The Proxmox VE cluster CloudPods run on; without it the CloudPod controller is off.
     #[serde(default)]
     pub proxmox: Option<ProxmoxConfig>,
+    /// The Namesilo account Domains are registered in; without it the Domain controller is off.
+    #[serde(default)]
+    pub namesilo: Option<NamesiloConfig>,
+}
+
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NamesiloConfig {
+    /// The API base, operations are appended to it: `https://www.namesilo.com/api`.
+    #[serde(default = "default_namesilo_url")]
+    pub api_url: String,
+    /// The Secret key holding the API key.
+    pub api_key_secret_ref: SecretRef,
+    /// Nameservers a Domain without `spec.nameservers` is delegated to (at least two).
+    pub nameservers: Vec<String>,
+    /// Records of the DnsZone a Domain with `dns.createZone` gets.
+    #[serde(default)]
+    pub zone_defaults: ZoneDefaults,
+    #[serde(default = "default_namesilo_timeout_seconds")]
+    pub timeout_seconds: u64,
+}
+
+/// The apex records of a zone a Domain creates.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ZoneDefaults {
+    /// Addresses of the apex A record, e.g. the shared web server.
+    #[serde(default)]
+    pub a: Vec<std::net::Ipv4Addr>,
+    /// Mail exchangers of the apex.
+    #[serde(default)]
+    pub mx: Vec<mpanel_crds::dnszone::MailExchanger>,
+}
+
+fn default_namesilo_url() -> String {
+    "https://www.namesilo.com/api".to_owned()
+}
+// registrations wait on the registry: Namesilo answers slower than the other systems
+fn default_namesilo_timeout_seconds() -> u64 {
+    60
 }
 
 #[derive(Deserialize, Clone, Debug, PartialEq)]
@@ -261,6 +301,11 @@ impl Config {
         {
             return Err("proxmox.vmidRange must have 100 <= first <= last".into());
         }
+        if let Some(ns) = &config.namesilo
+            && ns.nameservers.len() < 2
+        {
+            return Err("namesilo.nameservers needs at least two nameservers".into());
+        }
         if let Some(acme) = &config.acme {
             if config.powerdns.as_ref().and_then(|p| p.dns_address.as_ref()).is_none() {
                 return Err("acme needs powerdns with its dnsAddress: DNS-01 records are written to PowerDNS".into());
@@ -314,6 +359,20 @@ mod tests {
         let a = c.acme.unwrap();
         assert_eq!(a.orders_per_registered_domain_per_week, 40);
         assert_eq!(a.issuers["letsencrypt"].account_secret_ref.name, "le");
+    }
+
+    #[test]
+    fn namesilo_needs_two_default_nameservers() {
+        let key = "  apiKeySecretRef: {namespace: s, name: namesilo, key: api-key}\n";
+        let err = Config::parse(&format!("namesilo:\n{key}  nameservers: [ns1.example.net]\n")).unwrap_err();
+        assert!(err.contains("at least two"), "{err}");
+        let c = Config::parse(&format!(
+            "namesilo:\n{key}  nameservers: [ns1.example.net, ns2.example.net]\n  zoneDefaults: {{a: [192.0.2.1], mx: [{{host: mx.example.net, priority: 10}}]}}\n"
+        ))
+        .unwrap();
+        let n = c.namesilo.unwrap();
+        assert_eq!(n.api_url, "https://www.namesilo.com/api");
+        assert_eq!(n.zone_defaults.mx[0].priority, 10);
     }
 
     #[test]

@@ -14,11 +14,12 @@ use kube::runtime::reflector;
 use kube::{Api, Client, ResourceExt};
 use mpanel_operator::config::{Config, SecretRef};
 use mpanel_operator::controllers::certificate::{self, budget::Budget, dns01::Dns01, issuers::Issuers};
-use mpanel_operator::controllers::{Backoff, cloudpod, dnszone, mailbox};
+use mpanel_operator::controllers::{Backoff, cloudpod, dnszone, domain, mailbox};
 use mpanel_operator::endpoints::{self, Health};
 use mpanel_operator::leader::Leadership;
 use mpanel_operator::metrics::Metrics;
 use mpanel_operator::providers::mailcore::{self, MailCore};
+use mpanel_operator::providers::namesilo::{self, Namesilo};
 use mpanel_operator::providers::powerdns::{self, PowerDns};
 use mpanel_operator::providers::proxmox::{self, Proxmox};
 use mpanel_operator::tls;
@@ -77,6 +78,9 @@ fn enabled(config: &Config) -> Vec<&'static str> {
     }
     if config.proxmox.is_some() {
         kinds.push(cloudpod::KIND);
+    }
+    if config.namesilo.is_some() {
+        kinds.push(domain::KIND);
     }
     kinds
 }
@@ -285,6 +289,28 @@ where
             exit_after_clone: std::env::var("MPANEL_FAULT_EXIT_AFTER").is_ok_and(|v| v == "clone"),
         });
         controllers.spawn(cloudpod::run(ctx, shutdown()));
+    }
+
+    if let Some(ns) = &config.namesilo {
+        let api_key = read_secret(client, &ns.api_key_secret_ref).await?;
+        let registrar = Namesilo::new(
+            namesilo::Config { api_url: ns.api_url.clone(), api_key, timeout: Duration::from_secs(ns.timeout_seconds) },
+            metrics.clone(),
+        )?;
+        let ctx = Arc::new(domain::Context {
+            client: client.clone(),
+            namespace: config.watch_namespace.clone(),
+            registrar,
+            nameservers: ns.nameservers.iter().map(|n| namesilo::normalise_host(n)).collect(),
+            zone_defaults: ns.zone_defaults.clone(),
+            metrics: metrics.clone(),
+            recorder: recorder.clone(),
+            resync: config.resync().map_err(anyhow::Error::msg)?,
+            backoff: Backoff::default(),
+            // test-only fault point (crash right after a paid call was answered)
+            exit_after: domain::fault_point(std::env::var("MPANEL_FAULT_EXIT_AFTER").ok().as_deref()),
+        });
+        controllers.spawn(domain::run(ctx, shutdown()));
     }
 
     let lost = async move {

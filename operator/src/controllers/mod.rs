@@ -4,6 +4,7 @@
 pub mod certificate;
 pub mod cloudpod;
 pub mod dnszone;
+pub mod domain;
 pub mod mailbox;
 
 use std::collections::HashMap;
@@ -49,6 +50,21 @@ where
         tracing::error!(kind = %K::kind(&()), "the watch ended before it was ready");
     }
     ready
+}
+
+/// A watch filter that lets through what a person or GitOps changed (spec, annotations such as the
+/// reconcile mode, finalizers, deletion) and drops the controller's own status writes. For kinds
+/// that spend money, a status write must not start the next attempt early: retries follow the
+/// backoff.
+pub fn intent<K: Resource>(obj: &K) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let meta = obj.meta();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    meta.generation.hash(&mut hasher);
+    meta.annotations.hash(&mut hasher);
+    meta.finalizers.hash(&mut hasher);
+    meta.deletion_timestamp.as_ref().map(|t| t.0.as_second()).hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 /// `namespace/name`: how logs and the backoff name an object.
@@ -183,6 +199,26 @@ where
     })
     .await
     .map_err(|e| E::from(Box::new(e)))
+}
+
+/// The text under `key` of a Secret in `namespace`, with the Secret's resourceVersion (which says
+/// when it changed without keeping its content anywhere); or, for a condition, why there is none.
+pub async fn read_secret_key(
+    client: &Client,
+    namespace: &str,
+    key: &mpanel_crds::common::SecretKeySelector,
+) -> Result<Result<(String, String), String>, kube::Error> {
+    use k8s_openapi::api::core::v1::Secret;
+    let Some(secret) = Api::<Secret>::namespaced(client.clone(), namespace).get_opt(&key.name).await? else {
+        return Ok(Err(format!("Secret {} does not exist", key.name)));
+    };
+    let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(&key.key)) else {
+        return Ok(Err(format!("Secret {} has no key {:?}", key.name, key.key)));
+    };
+    let Ok(text) = String::from_utf8(bytes.0.clone()) else {
+        return Ok(Err(format!("key {:?} of Secret {} is not UTF-8 text", key.key, key.name)));
+    };
+    Ok(Ok((text, secret.resource_version().unwrap_or_default())))
 }
 
 /// The current time as a Kubernetes timestamp.

@@ -3,5 +3,6 @@
 pub mod acme;
 pub mod dns;
 pub mod mailcore;
+pub mod namesilo;
 pub mod powerdns;
 pub mod proxmox;

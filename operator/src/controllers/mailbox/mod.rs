@@ -26,7 +26,10 @@ use mpanel_crds::conditions::{self, Observation, READY};
 use mpanel_crds::dnszone::DnsZone;
 use mpanel_crds::mailbox::{Mailbox, MailboxPhase, MailboxStatus};
 
-use super::{Backoff, StatusOf, finalizer_reason, follow, measured, publish, reconcile_in_mode, retry_later, scoped};
+use super::{
+    Backoff, StatusOf, finalizer_reason, follow, measured, publish, read_secret_key, reconcile_in_mode, retry_later,
+    scoped,
+};
 use crate::metrics::Metrics;
 use crate::providers::mailcore::{AliasRow, MailApi, MailCoreError, MailboxChange, MailboxRow};
 use crate::providers::powerdns::canonical;
@@ -188,22 +191,6 @@ fn split(address: &str) -> (String, String) {
     }
 }
 
-/// The password in the Secret, and the Secret's resourceVersion; or why there is none.
-async fn read_password(mailbox: &Mailbox, client: &Client) -> Result<Result<(String, String), String>, Error> {
-    let r = &mailbox.spec.password_secret_ref;
-    let ns = mailbox.namespace().unwrap_or_default();
-    let Some(secret) = Api::<Secret>::namespaced(client.clone(), &ns).get_opt(&r.name).await? else {
-        return Ok(Err(format!("Secret {} does not exist", r.name)));
-    };
-    let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(&r.key)) else {
-        return Ok(Err(format!("Secret {} has no key {:?}", r.name, r.key)));
-    };
-    let Ok(password) = String::from_utf8(bytes.0.clone()) else {
-        return Ok(Err(format!("key {:?} of Secret {} is not UTF-8 text", r.key, r.name)));
-    };
-    Ok(Ok((password, secret.resource_version().unwrap_or_default())))
-}
-
 /// What the DnsZone of the mail domain says about mail, for the DomainReady message.
 fn dns_note<M>(mailbox: &Mailbox, domain: &str, ctx: &Context<M>) -> String {
     let ns = mailbox.namespace();
@@ -238,7 +225,9 @@ async fn apply<M: MailApi>(
     let (local, domain) = split(&address);
     let (owner, domain_owner) = (owner(mailbox), domain_owner(mailbox));
     let aliases: Vec<String> = mailbox.spec.aliases.iter().map(|a| a.to_ascii_lowercase()).collect();
-    let password = read_password(mailbox, &ctx.client).await?;
+    let password =
+        read_secret_key(&ctx.client, &mailbox.namespace().unwrap_or_default(), &mailbox.spec.password_secret_ref)
+            .await?;
 
     // observe
     let domain_row = ctx.mail.domain(&domain).await?;

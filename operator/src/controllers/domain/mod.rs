@@ -1,0 +1,560 @@
+//! The Domain controller: converges a registration at Namesilo to its Domain.
+//!
+//! Money: register, renew and transfer are the only paid calls, at most one per reconcile. Each is
+//! recorded in `status.lastOrder` (state `Sent`) before it is sent, and the domain is looked up in
+//! the account before any of them, so a retry after a crash finds what the lost answer would have
+//! said instead of paying again. Renewals go to `paidUntil` and are recorded with it: one renewal
+//! per payment. Status writes do not trigger reconciles ([`super::intent`]), so a failing paid call
+//! is retried on the backoff only.
+
+pub mod orders;
+pub mod renewal;
+pub mod zone;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::utils::PredicateConfig;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use mpanel_crds::common::{DeletionPolicy, ReconcileMode};
+use mpanel_crds::conditions::{self, Observation, READY};
+use mpanel_crds::dnszone::DnsZone;
+use mpanel_crds::domain::{Domain, DomainPhase, DomainStatus, OrderOperation, OrderState, RegistrationMode};
+
+use super::{Backoff, StatusOf, finalizer_reason, intent, measured, publish, reconcile_in_mode, retry_later, scoped};
+use crate::config::ZoneDefaults;
+use crate::metrics::Metrics;
+use crate::providers::namesilo::{DomainInfo, NamesiloApi, NamesiloError, normalise_host};
+use renewal::Plan;
+use zone::ZoneState;
+
+pub const KIND: &str = "Domain";
+const FIELD_MANAGER: &str = "mpanel-domain";
+pub const REGISTERED: &str = "Registered";
+pub const RENEWED: &str = "Renewed";
+pub const NAMESERVERS_SYNCED: &str = "NameserversSynced";
+pub const SETTINGS_SYNCED: &str = "SettingsSynced";
+pub const ZONE_READY: &str = "ZoneReady";
+pub const CONFLICT: &str = "Conflict";
+/// How soon the next step follows one that changed something at the registrar.
+const NEXT_STEP: Duration = Duration::from_millis(200);
+/// How often a pending transfer is looked at.
+const TRANSFER_POLL: Duration = Duration::from_secs(5);
+
+pub struct Context<R> {
+    pub client: Client,
+    pub namespace: Option<String>,
+    pub registrar: R,
+    /// Delegation for Domains without `spec.nameservers`, normalised.
+    pub nameservers: Vec<String>,
+    pub zone_defaults: ZoneDefaults,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    pub resync: Duration,
+    pub backoff: Backoff,
+    /// Test-only fault point: exit the process right after this paid call was answered, before the
+    /// answer is recorded.
+    pub exit_after: Option<OrderOperation>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Registrar(#[from] NamesiloError),
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Registrar(e) => e.reason(),
+            Self::Kube(_) => "KubernetesApiError",
+            Self::Finalizer(inner) => finalizer_reason(inner, Self::reason),
+        }
+    }
+}
+
+/// The fault point `MPANEL_FAULT_EXIT_AFTER` names (`register`, `renew` or `transfer`).
+pub fn fault_point(value: Option<&str>) -> Option<OrderOperation> {
+    match value? {
+        "register" => Some(OrderOperation::Register),
+        "renew" => Some(OrderOperation::Renew),
+        "transfer" => Some(OrderOperation::Transfer),
+        _ => None,
+    }
+}
+
+pub async fn run<R: NamesiloApi + 'static>(
+    ctx: Arc<Context<R>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let domains_api = scoped::<Domain>(&ctx.client, ctx.namespace.as_deref());
+    let (reader, writer) = reflector::store();
+    // the store sees every change; reconciles start on changes of intent only
+    let domains = reflector::reflector(writer, watcher(domains_api, watcher::Config::default().any_semantic()))
+        .default_backoff()
+        .touched_objects()
+        .predicate_filter(intent, PredicateConfig::default());
+    let store = reader.clone();
+    let by_secret = reader.clone();
+    Controller::for_stream(domains, reader)
+        .with_config(ControllerConfig::default().concurrency(4))
+        .owns(scoped::<DnsZone>(&ctx.client, ctx.namespace.as_deref()), watcher::Config::default())
+        .watches(scoped::<Secret>(&ctx.client, ctx.namespace.as_deref()), watcher::Config::default(), move |secret| {
+            let (ns, name) = (secret.namespace(), secret.name_any());
+            by_secret
+                .state()
+                .iter()
+                .filter(|d| {
+                    d.namespace() == ns
+                        && d.spec.registration.auth_code_secret_ref.as_ref().is_some_and(|r| r.name == name)
+                })
+                .map(|d| ObjectRef::from_obj(d.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(move |domain, ctx| reconcile(domain, ctx, store.clone()), error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "Domain reconcile ended with an error");
+            }
+        })
+        .await;
+}
+
+async fn reconcile<R: NamesiloApi>(
+    domain: Arc<Domain>,
+    ctx: Arc<Context<R>>,
+    store: Store<Domain>,
+) -> Result<Action, Error> {
+    measured(
+        KIND,
+        domain.as_ref(),
+        &ctx.metrics,
+        &ctx.backoff,
+        Error::reason,
+        reconcile_inner(domain.clone(), &ctx, store),
+    )
+    .await
+}
+
+fn error_policy<R: NamesiloApi>(domain: Arc<Domain>, error: &Error, ctx: Arc<Context<R>>) -> Action {
+    retry_later(KIND, domain.as_ref(), error.reason(), error, &ctx.backoff)
+}
+
+async fn reconcile_inner<R: NamesiloApi>(
+    domain: Arc<Domain>,
+    ctx: &Context<R>,
+    store: Store<Domain>,
+) -> Result<Action, Error> {
+    let api: Api<Domain> = Api::namespaced(ctx.client.clone(), &domain.namespace().unwrap_or_default());
+    // the order on record decides what may be paid for: act on the object itself, not the cache
+    let Some(domain) = api.get_opt(&domain.name_any()).await?.map(Arc::new) else {
+        return Ok(Action::await_change());
+    };
+    let api = &api;
+    reconcile_in_mode(
+        api,
+        domain,
+        |step, message| {
+            step.not_ready(None, "InvalidReconcileMode", message);
+        },
+        |domain, mode| async move { apply(api, &domain, mode, ctx, &store).await },
+        |domain, mode| async move { cleanup(&domain, mode, ctx).await },
+    )
+    .await
+}
+
+impl StatusOf for Domain {
+    type Status = DomainStatus;
+    const FIELD_MANAGER: &'static str = FIELD_MANAGER;
+    fn status(&self) -> Option<&DomainStatus> {
+        self.status.as_ref()
+    }
+    fn conditions(status: &mut DomainStatus) -> &mut Vec<mpanel_crds::conditions::Condition> {
+        &mut status.conditions
+    }
+    fn observed_generation(status: &mut DomainStatus) -> &mut Option<i64> {
+        &mut status.observed_generation
+    }
+}
+
+pub type Step = super::Step<Domain>;
+
+impl Step {
+    fn not_ready(&mut self, phase: Option<DomainPhase>, reason: &str, message: String) -> bool {
+        if phase.is_some() {
+            self.status.phase = phase;
+        }
+        self.set(Observation::new(READY, false, reason, message))
+    }
+
+    /// Whether `type_` was True for this generation before this reconcile (a difference found now
+    /// is drift, not a new spec).
+    fn was_synced(&self, type_: &str) -> bool {
+        conditions::find(&self.status.conditions, type_)
+            .is_some_and(|c| c.status == "True" && c.observed_generation == self.generation)
+    }
+
+    /// Records what the registrar reports.
+    fn observe(&mut self, info: &DomainInfo) {
+        self.status.registered = Some(true);
+        self.status.expires_at = Some(info.expires.clone());
+        self.status.nameservers = info.nameservers.clone();
+        self.status.locked = Some(info.locked);
+        self.status.auto_renew = Some(info.auto_renew);
+        self.status.privacy = Some(info.private);
+    }
+}
+
+/// The Domain that claimed the same name first, if it is not this one: only one Domain acts for a
+/// name.
+fn earlier_claim(domain: &Domain, store: &Store<Domain>) -> Option<String> {
+    let key = |d: &Domain| (d.creation_timestamp().map(|t| t.0), d.uid());
+    store
+        .state()
+        .iter()
+        .filter(|d| d.uid() != domain.uid() && d.spec.name == domain.spec.name && d.meta().deletion_timestamp.is_none())
+        .filter(|d| key(d) < key(domain))
+        .map(|d| super::object_key(d.as_ref()))
+        .min()
+}
+
+/// The nameservers `domain` is delegated to.
+fn wanted_nameservers<R>(domain: &Domain, ctx: &Context<R>) -> Vec<String> {
+    if domain.spec.nameservers.is_empty() {
+        ctx.nameservers.clone()
+    } else {
+        domain.spec.nameservers.iter().map(|n| normalise_host(n)).collect()
+    }
+}
+
+fn same_set(a: &[String], b: &[String]) -> bool {
+    let set = |l: &[String]| l.iter().map(|n| normalise_host(n)).collect::<std::collections::BTreeSet<_>>();
+    set(a) == set(b)
+}
+
+async fn apply<R: NamesiloApi>(
+    api: &Api<Domain>,
+    domain: &Domain,
+    mode: ReconcileMode,
+    ctx: &Context<R>,
+    store: &Store<Domain>,
+) -> Result<Action, Error> {
+    let mut step = Step::new(domain);
+    let name = &domain.spec.name;
+    if let Some(other) = earlier_claim(domain, store) {
+        let message = format!("{name} is managed by Domain {other}; this one leaves the registrar alone");
+        if step.set(Observation::new(CONFLICT, true, "ClaimedByAnotherDomain", message.clone())) {
+            publish(&ctx.recorder, domain, true, "Conflict", "Observe", message.clone()).await;
+        }
+        step.not_ready(Some(DomainPhase::Failed), "Conflict", message);
+        step.write(api, domain).await?;
+        return Ok(Action::requeue(ctx.resync));
+    }
+    step.status.conditions.retain(|c| c.type_ != CONFLICT);
+
+    // observe first: the account is the truth about what was bought
+    let info = match ctx.registrar.domain_info(name).await {
+        Ok(info) => info,
+        Err(e) => return fail(api, domain, step, Some(REGISTERED), e, ctx).await,
+    };
+    match info {
+        Some(info) => registered(api, domain, step, &info, mode, ctx).await,
+        None => match (domain.spec.registration.mode, mode) {
+            (RegistrationMode::External, _) | (_, ReconcileMode::ObserveOnly) => {
+                let why = if mode == ReconcileMode::ObserveOnly { "ObserveOnly" } else { "External" };
+                let message = format!("{name} is not in the registrar account ({why}: nothing is bought)");
+                step.status.registered = Some(false);
+                step.set(Observation::new(REGISTERED, false, "NotInAccount", message.clone()));
+                zone_step(domain, &mut step, ctx).await?;
+                step.not_ready(Some(DomainPhase::Pending), "NotInAccount", message);
+                step.write(api, domain).await?;
+                Ok(Action::requeue(ctx.resync))
+            }
+            (RegistrationMode::Register, _) => orders::register(api, domain, step, ctx).await,
+            (RegistrationMode::Transfer, _) => orders::transfer(api, domain, step, ctx).await,
+        },
+    }
+}
+
+/// The domain is in the account: renew to `paidUntil`, converge nameservers and settings, own the
+/// zone, report.
+async fn registered<R: NamesiloApi>(
+    api: &Api<Domain>,
+    domain: &Domain,
+    mut step: Step,
+    info: &DomainInfo,
+    mode: ReconcileMode,
+    ctx: &Context<R>,
+) -> Result<Action, Error> {
+    let spec = &domain.spec;
+    let name = &spec.name;
+    let hands_off = match (spec.registration.mode, mode) {
+        (RegistrationMode::External, _) => Some("External"),
+        (_, ReconcileMode::ObserveOnly) => Some("ObserveOnly"),
+        _ => None,
+    };
+    // the order that brought the domain here is done, whatever its answer said
+    if let Some(order) = step.status.last_order.as_mut()
+        && order.state == OrderState::Sent
+        && order.operation != OrderOperation::Renew
+    {
+        order.state = OrderState::Succeeded;
+    }
+    step.observe(info);
+    let how = match spec.registration.mode {
+        RegistrationMode::Register => "Registered",
+        RegistrationMode::Transfer => "Transferred",
+        RegistrationMode::External => "InAccount",
+    };
+    step.set(Observation::new(
+        REGISTERED,
+        true,
+        how,
+        format!("{name} is in the registrar account, expiring {}", info.expires),
+    ));
+    if spec.registration.mode == RegistrationMode::Transfer {
+        orders::finish_transfer(&mut step, name, ctx).await;
+    }
+
+    // renewal: at most one paid call, then a fresh look
+    let renewal = renewal::plan(spec.paid_until.as_deref(), &info.expires, step.status.last_order.as_ref());
+    let paid_until = spec.paid_until.clone().unwrap_or_default();
+    let renewed = match (&renewal, hands_off) {
+        (Plan::Renew(years), None) => return orders::renew(api, domain, step, *years, ctx).await,
+        (Plan::NoPaidUntil, _) => Observation::new(RENEWED, true, "NoPaidUntil", "no paidUntil: nothing to renew"),
+        (Plan::Covered, _) => {
+            if let Some(order) = step.status.last_order.as_mut()
+                && order.operation == OrderOperation::Renew
+                && order.state == OrderState::Sent
+            {
+                order.state = OrderState::Succeeded;
+            }
+            Observation::new(
+                RENEWED,
+                true,
+                "Covered",
+                format!("the registrar's expiry {} covers paidUntil {paid_until}", info.expires),
+            )
+        }
+        (Plan::Renew(years), Some(why)) => Observation::new(
+            RENEWED,
+            false,
+            "RenewalDue",
+            format!(
+                "expiry {} is before paidUntil {paid_until}: {years} year(s) due ({why}: not renewed)",
+                info.expires
+            ),
+        ),
+        (Plan::RenewedOnce, _) => Observation::new(
+            RENEWED,
+            false,
+            "RenewedOnce",
+            format!(
+                "renewed once for paidUntil {paid_until}, yet the expiry is {}: not renewing twice for one payment",
+                info.expires
+            ),
+        ),
+        (Plan::TooFar { years }, _) => Observation::new(
+            RENEWED,
+            false,
+            "PaidUntilTooFar",
+            format!(
+                "reaching paidUntil {paid_until} needs {years} years; a registrar renews at most {} ahead",
+                renewal::MAX_YEARS
+            ),
+        ),
+        (Plan::BadDate(message), _) => Observation::new(RENEWED, false, "BadDate", message.clone()),
+    };
+    let renewed_ok = renewed.status == conditions::Status::True;
+    step.set(renewed);
+
+    // nameservers
+    let want_ns = wanted_nameservers(domain, ctx);
+    let ns_ok = if same_set(&want_ns, &info.nameservers) {
+        step.set(Observation::new(NAMESERVERS_SYNCED, true, "Synced", format!("delegated to {}", want_ns.join(", "))));
+        true
+    } else if let Some(why) = hands_off {
+        step.set(Observation::new(
+            NAMESERVERS_SYNCED,
+            false,
+            "OutOfSync",
+            format!("the registrar has {} ({why}: not changed)", info.nameservers.join(", ")),
+        ));
+        false
+    } else {
+        let drift = step.was_synced(NAMESERVERS_SYNCED);
+        if let Err(e) = ctx.registrar.set_nameservers(name, &want_ns).await {
+            return fail(api, domain, step, Some(NAMESERVERS_SYNCED), e, ctx).await;
+        }
+        step.status.nameservers = want_ns.clone();
+        if drift {
+            repaired(domain, ctx, format!("nameservers were {} at the registrar", info.nameservers.join(", "))).await;
+        }
+        step.set(Observation::new(NAMESERVERS_SYNCED, true, "Synced", format!("delegated to {}", want_ns.join(", "))));
+        true
+    };
+
+    // lock, privacy, auto-renew
+    let registration = &spec.registration;
+    let settings = [
+        ("lock", registration.lock, info.locked),
+        ("privacy", registration.privacy, info.private),
+        ("auto-renew", registration.auto_renew, info.auto_renew),
+    ];
+    let differing: Vec<&str> = settings.iter().filter(|(_, want, have)| want != have).map(|(n, ..)| *n).collect();
+    let settings_ok = if differing.is_empty() {
+        step.set(Observation::new(SETTINGS_SYNCED, true, "Synced", "lock, privacy and auto-renew match the spec"));
+        true
+    } else if let Some(why) = hands_off {
+        step.set(Observation::new(
+            SETTINGS_SYNCED,
+            false,
+            "OutOfSync",
+            format!("{} differ at the registrar ({why}: not changed)", differing.join(", ")),
+        ));
+        false
+    } else {
+        let drift = step.was_synced(SETTINGS_SYNCED);
+        let calls = [
+            (registration.lock != info.locked).then_some(0),
+            (registration.privacy != info.private).then_some(1),
+            (registration.auto_renew != info.auto_renew).then_some(2),
+        ];
+        for which in calls.into_iter().flatten() {
+            let result = match which {
+                0 => ctx.registrar.set_lock(name, registration.lock).await,
+                1 => ctx.registrar.set_privacy(name, registration.privacy).await,
+                _ => ctx.registrar.set_auto_renew(name, registration.auto_renew).await,
+            };
+            if let Err(e) = result {
+                return fail(api, domain, step, Some(SETTINGS_SYNCED), e, ctx).await;
+            }
+        }
+        step.status.locked = Some(registration.lock);
+        step.status.privacy = Some(registration.privacy);
+        step.status.auto_renew = Some(registration.auto_renew);
+        if drift {
+            repaired(domain, ctx, format!("{} changed at the registrar", differing.join(", "))).await;
+        }
+        step.set(Observation::new(SETTINGS_SYNCED, true, "Synced", "lock, privacy and auto-renew match the spec"));
+        true
+    };
+
+    let zone_ok = zone_step(domain, &mut step, ctx).await?;
+
+    let expired = renewal::expired(&info.expires);
+    step.status.phase = Some(if expired { DomainPhase::Expired } else { DomainPhase::Active });
+    let blocking = [
+        (!renewed_ok).then_some(RENEWED),
+        (!ns_ok).then_some(NAMESERVERS_SYNCED),
+        (!settings_ok).then_some(SETTINGS_SYNCED),
+        (!zone_ok).then_some(ZONE_READY),
+    ];
+    match blocking.into_iter().flatten().next() {
+        _ if expired => {
+            step.not_ready(None, "Expired", format!("{name} expired on {}", info.expires));
+        }
+        Some(type_) => {
+            let message =
+                conditions::find(&step.status.conditions, type_).map(|c| c.message.clone()).unwrap_or_default();
+            step.not_ready(None, type_, message);
+        }
+        None => {
+            step.set(Observation::new(
+                READY,
+                true,
+                "Active",
+                format!("{name} is registered until {} and matches the spec", info.expires),
+            ));
+        }
+    }
+    step.write(api, domain).await?;
+    Ok(Action::requeue(ctx.resync))
+}
+
+/// Counts and announces a repaired out-of-band change.
+async fn repaired<R>(domain: &Domain, ctx: &Context<R>, note: String) {
+    ctx.metrics.drift_repaired(KIND);
+    publish(&ctx.recorder, domain, true, "DriftRepaired", "Registrar", format!("{note}; restored")).await;
+}
+
+/// Creates the owned zone when `dns.createZone` asks for one and sets ZoneReady; true when there
+/// is nothing to wait for.
+async fn zone_step<R>(domain: &Domain, step: &mut Step, ctx: &Context<R>) -> Result<bool, Error> {
+    if !domain.spec.dns.as_ref().is_some_and(|d| d.create_zone) {
+        step.status.conditions.retain(|c| c.type_ != ZONE_READY);
+        return Ok(true);
+    }
+    let nameservers = wanted_nameservers(domain, ctx);
+    let state = zone::ensure(&ctx.client, domain, &nameservers, &ctx.zone_defaults).await?;
+    step.status.zone_ref = Some(domain.name_any());
+    let (ok, reason, message) = match state {
+        ZoneState::Ready(m) => (true, "Served", m),
+        ZoneState::NotReady(m) => (false, "Waiting", m),
+        ZoneState::OwnedElsewhere(m) => (false, "ZoneOwnedElsewhere", m),
+    };
+    step.set(Observation::new(ZONE_READY, ok, reason, message));
+    Ok(ok)
+}
+
+/// Records a registrar error verbatim (in `condition` too, if given) and hands it to the backoff.
+async fn fail<R>(
+    api: &Api<Domain>,
+    domain: &Domain,
+    mut step: Step,
+    condition: Option<&'static str>,
+    error: NamesiloError,
+    ctx: &Context<R>,
+) -> Result<Action, Error> {
+    let (reason, message) = (error.reason(), error.to_string());
+    if let Some(c) = condition {
+        step.set(Observation::new(c, false, reason, message.clone()));
+    }
+    if step.not_ready(None, reason, message.clone()) {
+        publish(&ctx.recorder, domain, true, reason, "Registrar", message).await;
+    }
+    step.write(api, domain).await?;
+    Err(error.into())
+}
+
+/// `Delete` turns auto-renew off at the registrar (a registration cannot be undone); `Orphan`
+/// leaves it. The owned DnsZone goes with the Domain through its owner reference.
+async fn cleanup<R: NamesiloApi>(domain: &Domain, mode: ReconcileMode, ctx: &Context<R>) -> Result<Action, Error> {
+    let hands_off = mode == ReconcileMode::ObserveOnly || domain.spec.registration.mode == RegistrationMode::External;
+    if domain.spec.deletion_policy == DeletionPolicy::Orphan || hands_off {
+        return Ok(Action::await_change());
+    }
+    let name = &domain.spec.name;
+    if ctx.registrar.domain_info(name).await?.is_some() {
+        ctx.registrar.set_auto_renew(name, false).await?;
+        publish(&ctx.recorder, domain, false, "AutoRenewOff", "Delete", format!("auto-renew of {name} turned off"))
+            .await;
+    }
+    Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nameserver_sets_compare_without_case_order_or_trailing_dot() {
+        let a = vec!["NS1.example.net.".to_owned(), "ns2.example.net".to_owned()];
+        let b = vec!["ns2.example.net".to_owned(), "ns1.example.net".to_owned()];
+        assert!(same_set(&a, &b));
+        assert!(!same_set(&a, &b[..1]));
+        assert_eq!(fault_point(Some("renew")), Some(OrderOperation::Renew));
+        assert_eq!(fault_point(Some("clone")), None);
+    }
+}
