@@ -12,6 +12,7 @@ use serde_json::Value;
 
 pub mod mail;
 pub mod manifest;
+pub mod namesilo;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
