@@ -1,5 +1,5 @@
 //! The testbed scripts themselves: `up` reuses what runs (Kubernetes, PostgreSQL, PowerDNS, pebble,
-//! mail-core, fakepve), and fails loudly when a component does not come up; and the real servers (and
+//! mail-core, fakepve, namesilo-double), and fails loudly when a component does not come up; and the real servers (and
 //! the fake Proxmox VE) behave as the controllers' tests expect.
 
 use std::io::BufReader;
@@ -25,7 +25,7 @@ fn up_again_reuses_the_running_control_plane() -> anyhow::Result<()> {
     let out = script("up").output()?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    for component in ["control plane", "PostgreSQL", "PowerDNS", "pebble", "mail-core", "fakepve"] {
+    for component in ["control plane", "PostgreSQL", "PowerDNS", "pebble", "mail-core", "fakepve", "namesilo-double"] {
         assert!(stderr.contains(&format!("{component} already running; reusing it")), "{stderr}");
     }
     let after = Testbed::from_env()?;
@@ -48,6 +48,9 @@ fn up_again_reuses_the_running_control_plane() -> anyhow::Result<()> {
         "PROXMOX_TOKEN",
         "PROXMOX_CA",
         "PROXMOX_CTL_URL",
+        "NAMESILO_URL",
+        "NAMESILO_KEY",
+        "NAMESILO_CTL_URL",
     ] {
         assert_eq!(before.get(key)?, after.get(key)?, "{key} changed");
     }
@@ -126,7 +129,9 @@ fn up_works_inside_a_directory_other_users_cannot_enter() -> anyhow::Result<()> 
     let _ = std::fs::remove_dir_all(&outer);
 
     assert!(up.status.success(), "up failed in a 0700 directory:\n{}", String::from_utf8_lossy(&up.stderr));
-    for key in ["PG_URL=", "PDNS_API_URL=", "ACME_DIRECTORY=", "IMAP_ADDR=", "SMTP_ADDR=", "PROXMOX_URL="] {
+    for key in
+        ["PG_URL=", "PDNS_API_URL=", "ACME_DIRECTORY=", "IMAP_ADDR=", "SMTP_ADDR=", "PROXMOX_URL=", "NAMESILO_URL="]
+    {
         assert!(env.contains(key), "{env}");
     }
     assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
