@@ -58,7 +58,12 @@ impl Namesilo {
 
     /// The account the testbed started the double with.
     pub fn testbed_account(&self) -> Account {
-        Account { namesilo: self.clone(), key: self.key.clone() }
+        self.account(&self.key)
+    }
+
+    /// Calls made with `key`, which need not name an account.
+    pub fn account(&self, key: &str) -> Account {
+        Account { namesilo: self.clone(), key: key.to_owned() }
     }
 
     /// A new account with a random key and `balance` (dollars, e.g. `"25.00"`).
