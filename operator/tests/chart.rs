@@ -1,7 +1,8 @@
 //! The Helm chart: rendered by the real helm, accepted by the real API server, and its RBAC and
 //! configuration are enough for the operator, running as the chart's ServiceAccount, to bring a
 //! DnsZone to Ready against the real PowerDNS, a Certificate against the real pebble, a Mailbox
-//! against the real mail-core and a CloudPod against fakepve.
+//! against the real mail-core, a CloudPod against fakepve and a Domain (with the DnsZone it owns)
+//! against the Namesilo double.
 
 mod support;
 
@@ -9,10 +10,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use mpanel_tests::namesilo::Namesilo;
 use mpanel_tests::{Testbed, repo_root};
 use support::Operator;
 
 fn helm_template(tb: &Testbed, release: &str, namespace: &str) -> anyhow::Result<String> {
+    let registrar_ns = format!("config.namesilo.nameservers={{ns1.{namespace}.net,ns2.{namespace}.net}}");
     let chart = repo_root().join("charts/mpanel");
     let values = [
         format!("config.powerdns.apiUrl={}", tb.get("PDNS_API_URL")?),
@@ -28,6 +31,9 @@ fn helm_template(tb: &Testbed, release: &str, namespace: &str) -> anyhow::Result
         "config.proxmox.storage=ceph-pool".to_owned(),
         format!("config.proxmox.vmidRange.first={}", 200_000 + (std::process::id() % 100_000) * 10),
         format!("config.proxmox.vmidRange.last={}", 200_009 + (std::process::id() % 100_000) * 10),
+        format!("config.namesilo.apiUrl={}", tb.get("NAMESILO_URL")?),
+        "config.namesilo.apiKeySecret.name=namesilo-api".to_owned(),
+        registrar_ns,
         format!("config.watchNamespace={namespace}"),
         "config.resyncInterval=5s".to_owned(),
     ];
@@ -58,6 +64,9 @@ fn chart_installs_and_its_service_account_runs_every_controller() -> anyhow::Res
     tb.kubectl_ok(&["create", "secret", "generic", "mailcore-db", "-n", &ns.name, &url], None)?;
     let token = format!("--from-literal=token={}", tb.get("PROXMOX_TOKEN")?);
     tb.kubectl_ok(&["create", "secret", "generic", "proxmox-token", "-n", &ns.name, &token], None)?;
+    let account = tokio::runtime::Runtime::new()?.block_on(Namesilo::from_testbed(&tb)?.new_account("50.00"))?;
+    let namesilo_key = format!("--from-literal=api-key={}", account.key());
+    tb.kubectl_ok(&["create", "secret", "generic", "namesilo-api", "-n", &ns.name, &namesilo_key], None)?;
     tb.kubectl_ok(
         &["create", "secret", "generic", "box-password", "-n", &ns.name, "--from-literal=password=Chart-2026"],
         None,
@@ -121,6 +130,12 @@ fn chart_installs_and_its_service_account_runs_every_controller() -> anyhow::Res
     tb.kubectl_ok(&["apply", "-f", "-"], Some(&pod.to_string()))?;
     let pod_ready =
         tb.kubectl(&["wait", "--for=condition=Ready", "cloudpod/pod", "-n", &ns.name, "--timeout=60s"], None)?;
+    let domain = serde_json::json!({"apiVersion": "mpanel.migrahosting.com/v1alpha1", "kind": "Domain",
+        "metadata": {"name": "shop", "namespace": ns.name},
+        "spec": {"name": format!("{}.com", ns.name), "registration": {"mode": "Register"}, "dns": {"createZone": true}}});
+    tb.kubectl_ok(&["apply", "-f", "-"], Some(&domain.to_string()))?;
+    let domain_ready =
+        tb.kubectl(&["wait", "--for=condition=Ready", "domain/shop", "-n", &ns.name, "--timeout=60s"], None)?;
     let tls_secret = tb.kubectl(&["get", "secret", "www-tls", "-n", &ns.name, "-o", "jsonpath={.type}"], None)?;
     let deleted = tb.kubectl(&["delete", "certificate/www", "dnszone/zone", "-n", &ns.name, "--timeout=60s"], None)?;
     let orphaned =
@@ -141,6 +156,7 @@ fn chart_installs_and_its_service_account_runs_every_controller() -> anyhow::Res
     assert_eq!(tls_secret.stdout, "kubernetes.io/tls");
     assert!(pod_ready.success, "the CloudPod did not become Ready: {}\n{}", pod_ready.stderr, stopped.logs);
     assert!(mailbox_ready.success, "the Mailbox did not become Ready: {}\n{}", mailbox_ready.stderr, stopped.logs);
+    assert!(domain_ready.success, "the Domain did not become Ready: {}\n{}", domain_ready.stderr, stopped.logs);
     assert!(
         orphaned.success && orphaned.stdout.is_empty(),
         "deletionPolicy Orphan keeps the Secret, unowned: {orphaned:?}"

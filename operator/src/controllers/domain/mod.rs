@@ -276,7 +276,7 @@ async fn apply<R: NamesiloApi>(
                 let message = format!("{name} is not in the registrar account ({why}: nothing is bought)");
                 step.status.registered = Some(false);
                 step.set(Observation::new(REGISTERED, false, "NotInAccount", message.clone()));
-                zone_step(domain, &mut step, ctx).await?;
+                zone_step(domain, &mut step, mode, ctx).await?;
                 step.not_ready(Some(DomainPhase::Pending), "NotInAccount", message);
                 step.write(api, domain).await?;
                 Ok(Action::requeue(ctx.resync))
@@ -451,7 +451,7 @@ async fn registered<R: NamesiloApi>(
         true
     };
 
-    let zone_ok = zone_step(domain, &mut step, ctx).await?;
+    let zone_ok = zone_step(domain, &mut step, mode, ctx).await?;
 
     let expired = renewal::expired(&info.expires);
     step.status.phase = Some(if expired { DomainPhase::Expired } else { DomainPhase::Active });
@@ -491,13 +491,14 @@ async fn repaired<R>(domain: &Domain, ctx: &Context<R>, note: String) {
 
 /// Creates the owned zone when `dns.createZone` asks for one and sets ZoneReady; true when there
 /// is nothing to wait for.
-async fn zone_step<R>(domain: &Domain, step: &mut Step, ctx: &Context<R>) -> Result<bool, Error> {
+async fn zone_step<R>(domain: &Domain, step: &mut Step, mode: ReconcileMode, ctx: &Context<R>) -> Result<bool, Error> {
     if !domain.spec.dns.as_ref().is_some_and(|d| d.create_zone) {
         step.status.conditions.retain(|c| c.type_ != ZONE_READY);
         return Ok(true);
     }
     let nameservers = wanted_nameservers(domain, ctx);
-    let state = zone::ensure(&ctx.client, domain, &nameservers, &ctx.zone_defaults).await?;
+    let write = mode != ReconcileMode::ObserveOnly;
+    let state = zone::ensure(&ctx.client, domain, &nameservers, &ctx.zone_defaults, write).await?;
     step.status.zone_ref = Some(domain.name_any());
     let (ok, reason, message) = match state {
         ZoneState::Ready(m) => (true, "Served", m),

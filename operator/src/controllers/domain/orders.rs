@@ -5,6 +5,7 @@
 
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
+use mpanel_crds::common::ReconcileMode;
 use mpanel_crds::conditions::Observation;
 use mpanel_crds::domain::{Domain, DomainPhase, OrderOperation, OrderState, RegistrarOrder, TransferStatus};
 
@@ -139,7 +140,7 @@ pub async fn transfer<R: NamesiloApi>(
     ctx: &Context<R>,
 ) -> Result<Action, Error> {
     let name = &domain.spec.name;
-    zone_step(domain, &mut step, ctx).await?;
+    zone_step(domain, &mut step, ReconcileMode::Reconcile, ctx).await?;
     let Some(key) = &domain.spec.registration.auth_code_secret_ref else {
         // the schema requires it for Transfer
         return Ok(Action::await_change());

@@ -56,12 +56,13 @@ fn contains(have: &Value, want: &Value) -> bool {
     }
 }
 
-/// Creates or updates the zone and says where it stands.
+/// Creates or updates the zone (only looks, unless `write`) and says where it stands.
 pub async fn ensure(
     client: &Client,
     domain: &Domain,
     nameservers: &[String],
     defaults: &ZoneDefaults,
+    write: bool,
 ) -> Result<ZoneState, kube::Error> {
     let api: Api<DnsZone> = Api::namespaced(client.clone(), &domain.namespace().unwrap_or_default());
     let name = domain.name_any();
@@ -79,7 +80,10 @@ pub async fn ensure(
         }
     }
     let zone = match existing {
-        Some(zone) if holds(&zone, &want) => zone,
+        Some(zone) if holds(&zone, &want) || !write => zone,
+        None if !write => {
+            return Ok(ZoneState::NotReady(format!("DnsZone {name} does not exist (ObserveOnly: not created)")));
+        }
         _ => api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&want)).await?,
     };
     Ok(state(&zone))
