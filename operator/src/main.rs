@@ -14,7 +14,7 @@ use kube::runtime::reflector;
 use kube::{Api, Client, ResourceExt};
 use mpanel_operator::config::{Config, SecretRef};
 use mpanel_operator::controllers::certificate::{self, budget::Budget, dns01::Dns01, issuers::Issuers};
-use mpanel_operator::controllers::{Backoff, cloudpod, dnszone, domain, mailbox};
+use mpanel_operator::controllers::{Backoff, cloudpod, dnszone, domain, mailbox, subscription};
 use mpanel_operator::endpoints::{self, Health};
 use mpanel_operator::leader::Leadership;
 use mpanel_operator::metrics::Metrics;
@@ -81,6 +81,10 @@ fn enabled(config: &Config) -> Vec<&'static str> {
     }
     if config.namesilo.is_some() {
         kinds.push(domain::KIND);
+    }
+    // Subscriptions compose the other kinds: they run wherever one of those does
+    if !kinds.is_empty() {
+        kinds.push(subscription::KIND);
     }
     kinds
 }
@@ -311,6 +315,18 @@ where
             exit_after: domain::fault_point(std::env::var("MPANEL_FAULT_EXIT_AFTER").ok().as_deref()),
         });
         controllers.spawn(domain::run(ctx, shutdown()));
+    }
+
+    if enabled(config).contains(&subscription::KIND) {
+        let ctx = Arc::new(subscription::Context {
+            client: client.clone(),
+            namespace: config.watch_namespace.clone(),
+            metrics: metrics.clone(),
+            recorder: recorder.clone(),
+            resync: config.resync().map_err(anyhow::Error::msg)?,
+            backoff: Backoff::default(),
+        });
+        controllers.spawn(subscription::run(ctx, shutdown()));
     }
 
     let lost = async move {

@@ -6,6 +6,7 @@ pub mod cloudpod;
 pub mod dnszone;
 pub mod domain;
 pub mod mailbox;
+pub mod subscription;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -221,6 +222,22 @@ pub async fn read_secret_key(
     Ok(Ok((text, secret.resource_version().unwrap_or_default())))
 }
 
+/// Whether `obj` already holds every field of `want` (an object another writer may have added to):
+/// objects key by key, lists element by element in any order. A resync that finds it so writes
+/// nothing.
+pub fn holds(obj: &impl Serialize, want: &serde_json::Value) -> bool {
+    serde_json::to_value(obj).is_ok_and(|have| contains(&have, want))
+}
+
+fn contains(have: &serde_json::Value, want: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (have, want) {
+        (Value::Object(h), Value::Object(w)) => w.iter().all(|(k, wv)| h.get(k).is_some_and(|hv| contains(hv, wv))),
+        (Value::Array(h), Value::Array(w)) => w.iter().all(|wv| h.iter().any(|hv| contains(hv, wv))),
+        (h, w) => h == w,
+    }
+}
+
 /// The current time as a Kubernetes timestamp.
 pub fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
@@ -293,6 +310,20 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn holding_ignores_what_others_added() {
+        let have = serde_json::json!({"spec": {"zone": "a.com", "records": [{"name": "www", "type": "A"}, {"name": "@", "type": "A", "values": ["192.0.2.1"], "ttl": 300}]}});
+        assert!(holds(
+            &have,
+            &serde_json::json!({"spec": {"zone": "a.com", "records": [{"name": "@", "type": "A", "values": ["192.0.2.1"]}]}})
+        ));
+        assert!(!holds(
+            &have,
+            &serde_json::json!({"spec": {"records": [{"name": "@", "type": "A", "values": ["192.0.2.2"]}]}})
+        ));
+        assert!(!holds(&have, &serde_json::json!({"spec": {"nameservers": ["ns1.a.net"]}})));
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_caps_and_resets() {

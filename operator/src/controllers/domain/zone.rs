@@ -10,6 +10,7 @@ use mpanel_crds::domain::Domain;
 use serde_json::{Value, json};
 
 use crate::config::ZoneDefaults;
+use crate::controllers::holds;
 
 const FIELD_MANAGER: &str = "mpanel-domain";
 
@@ -39,21 +40,6 @@ pub fn desired(domain: &Domain, nameservers: &[String], defaults: &ZoneDefaults)
         "metadata": {"name": domain.name_any(), "ownerReferences": [owner]},
         "spec": spec,
     }))
-}
-
-/// Whether `zone` already holds everything in `want` (a resync then writes nothing).
-fn holds(zone: &DnsZone, want: &Value) -> bool {
-    let Ok(current) = serde_json::to_value(zone) else { return false };
-    contains(&current, want)
-}
-
-/// `have` contains `want`: objects key by key, lists element by element (any order).
-fn contains(have: &Value, want: &Value) -> bool {
-    match (have, want) {
-        (Value::Object(h), Value::Object(w)) => w.iter().all(|(k, wv)| h.get(k).is_some_and(|hv| contains(hv, wv))),
-        (Value::Array(h), Value::Array(w)) => w.iter().all(|wv| h.iter().any(|hv| contains(hv, wv))),
-        (h, w) => h == w,
-    }
 }
 
 /// Creates or updates the zone (only looks, unless `write`) and says where it stands.
@@ -98,21 +84,5 @@ fn state(zone: &DnsZone) -> ZoneState {
         }
         Some(c) => ZoneState::NotReady(format!("DnsZone {name}: {}", c.message)),
         None => ZoneState::NotReady(format!("DnsZone {name} is waiting for the DnsZone controller")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn containment_ignores_what_others_added() {
-        let have = json!({"spec": {"zone": "a.com", "records": [{"name": "www", "type": "A"}, {"name": "@", "type": "A", "values": ["192.0.2.1"], "ttl": 300}]}});
-        assert!(contains(
-            &have,
-            &json!({"spec": {"zone": "a.com", "records": [{"name": "@", "type": "A", "values": ["192.0.2.1"]}]}})
-        ));
-        assert!(!contains(&have, &json!({"spec": {"records": [{"name": "@", "type": "A", "values": ["192.0.2.2"]}]}})));
-        assert!(!contains(&have, &json!({"spec": {"nameservers": ["ns1.a.net"]}})));
     }
 }

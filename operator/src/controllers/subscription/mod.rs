@@ -1,0 +1,309 @@
+//! The Subscription controller: composes the child resources a customer bought and gates
+//! activation on them. Children are applied server-side (field manager `mpanel-subscription`), owned
+//! by the Subscription and labelled with it; a child dropped from the templates is deleted. The
+//! Subscription is `Active` only while every child is Ready at its current generation, `Failed`
+//! when a child failed in a way no retry changes or the provisioning deadline passed. Deleting it
+//! deletes the children first (their finalizers deprovision the external systems) and waits for
+//! them to be gone.
+
+pub mod children;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::Recorder;
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
+use mpanel_crds::certificate::Certificate;
+use mpanel_crds::cloudpod::CloudPod;
+use mpanel_crds::conditions::{Observation, READY};
+use mpanel_crds::dnszone::DnsZone;
+use mpanel_crds::domain::Domain;
+use mpanel_crds::mailbox::Mailbox;
+use mpanel_crds::subscription::{ChildStatus, Subscription, SubscriptionPhase, SubscriptionStatus};
+
+use super::{Backoff, StatusOf, finalizer_reason, holds, measured, publish, reconcile_in_mode, retry_later, scoped};
+use crate::metrics::Metrics;
+use children::{Child, ChildKind, SUBSCRIPTION_LABEL};
+
+pub const KIND: &str = "Subscription";
+const FIELD_MANAGER: &str = "mpanel-subscription";
+const CHILDREN_READY: &str = "ChildrenReady";
+const SUSPENDED: &str = "Suspended";
+
+pub struct Context {
+    pub client: Client,
+    pub namespace: Option<String>,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    pub resync: Duration,
+    pub backoff: Backoff,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("waiting for {0} child object(s) to be deleted")]
+    ChildrenRemaining(usize),
+    #[error("{0}")]
+    Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Kube(_) => "KubernetesApiError",
+            Self::ChildrenRemaining(_) => "ChildrenRemaining",
+            Self::Finalizer(inner) => finalizer_reason(inner, Self::reason),
+        }
+    }
+}
+
+pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let ns = ctx.namespace.as_deref();
+    let children = || watcher::Config::default().labels(SUBSCRIPTION_LABEL);
+    Controller::new(scoped::<Subscription>(&ctx.client, ns), watcher::Config::default().any_semantic())
+        .with_config(ControllerConfig::default().concurrency(8))
+        .owns(scoped::<CloudPod>(&ctx.client, ns), children())
+        .owns(scoped::<Domain>(&ctx.client, ns), children())
+        .owns(scoped::<DnsZone>(&ctx.client, ns), children())
+        .owns(scoped::<Mailbox>(&ctx.client, ns), children())
+        .owns(scoped::<Certificate>(&ctx.client, ns), children())
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "Subscription reconcile ended with an error");
+            }
+        })
+        .await;
+}
+
+async fn reconcile(sub: Arc<Subscription>, ctx: Arc<Context>) -> Result<Action, Error> {
+    measured(KIND, sub.as_ref(), &ctx.metrics, &ctx.backoff, Error::reason, reconcile_inner(sub.clone(), &ctx)).await
+}
+
+fn error_policy(sub: Arc<Subscription>, error: &Error, ctx: Arc<Context>) -> Action {
+    retry_later(KIND, sub.as_ref(), error.reason(), error, &ctx.backoff)
+}
+
+async fn reconcile_inner(sub: Arc<Subscription>, ctx: &Context) -> Result<Action, Error> {
+    let api: Api<Subscription> = Api::namespaced(ctx.client.clone(), &sub.namespace().unwrap_or_default());
+    let api = &api;
+    reconcile_in_mode(
+        api,
+        sub,
+        |step, message| {
+            step.status.phase = Some(SubscriptionPhase::Pending);
+            step.set(Observation::new(READY, false, "InvalidReconcileMode", message));
+        },
+        |sub, _mode| async move { apply(api, &sub, ctx).await },
+        |sub, _mode| async move { cleanup(api, &sub, ctx).await },
+    )
+    .await
+}
+
+impl StatusOf for Subscription {
+    type Status = SubscriptionStatus;
+    const FIELD_MANAGER: &'static str = FIELD_MANAGER;
+    fn status(&self) -> Option<&SubscriptionStatus> {
+        self.status.as_ref()
+    }
+    fn conditions(status: &mut SubscriptionStatus) -> &mut Vec<mpanel_crds::conditions::Condition> {
+        &mut status.conditions
+    }
+    fn observed_generation(status: &mut SubscriptionStatus) -> &mut Option<i64> {
+        &mut status.observed_generation
+    }
+}
+
+type Step = super::Step<Subscription>;
+
+fn dynamic_api(client: &Client, namespace: &str, kind: ChildKind) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), namespace, &kind.api_resource())
+}
+
+/// Applies `child` unless the object already holds it; returns the object as it is now.
+async fn ensure_child(client: &Client, namespace: &str, child: &Child) -> Result<serde_json::Value, kube::Error> {
+    let api = dynamic_api(client, namespace, child.kind);
+    if let Some(existing) = api.get_opt(&child.name).await?
+        && holds(&existing, &child.object)
+    {
+        return Ok(serde_json::to_value(existing).unwrap_or_default());
+    }
+    let applied =
+        api.patch(&child.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&child.object)).await?;
+    Ok(serde_json::to_value(applied).unwrap_or_default())
+}
+
+/// The children of `sub` that exist, by kind and name (only those it controls).
+async fn existing_children(client: &Client, sub: &Subscription) -> Result<Vec<(ChildKind, String)>, kube::Error> {
+    let ns = sub.namespace().unwrap_or_default();
+    let selector = format!("{SUBSCRIPTION_LABEL}={}", sub.name_any());
+    let mut found = Vec::new();
+    for kind in ChildKind::ALL {
+        let list = dynamic_api(client, &ns, kind).list(&ListParams::default().labels(&selector)).await?;
+        found.extend(
+            list.items
+                .into_iter()
+                .filter(|o| {
+                    o.owner_references()
+                        .iter()
+                        .any(|r| r.controller == Some(true) && Some(&r.uid) == sub.uid().as_ref())
+                })
+                .map(|o| (kind, o.name_any())),
+        );
+    }
+    Ok(found)
+}
+
+async fn apply(api: &Api<Subscription>, sub: &Subscription, ctx: &Context) -> Result<Action, Error> {
+    let mut step = Step::new(sub);
+    let ns = sub.namespace().unwrap_or_default();
+    let wanted = children::desired(sub);
+
+    // children dropped from the templates go
+    for (kind, name) in existing_children(&ctx.client, sub).await? {
+        if !wanted.iter().any(|c| c.kind == kind && c.name == name) {
+            dynamic_api(&ctx.client, &ns, kind).delete(&name, &DeleteParams::default()).await?;
+            let note = format!("{} {name} is no longer in the templates; deleted", kind.name());
+            publish(&ctx.recorder, sub, false, "ChildDeleted", "Delete", note).await;
+        }
+    }
+
+    let mut resources = Vec::new();
+    for child in &wanted {
+        let object = ensure_child(&ctx.client, &ns, child).await?;
+        let r = children::readiness(&object);
+        resources.push(ChildStatus {
+            kind: child.kind.name().to_owned(),
+            name: child.name.clone(),
+            ready: r.ready,
+            reason: r.reason,
+            message: r.message,
+        });
+    }
+    let all_ready = resources.iter().all(|r| r.ready);
+    let first_waiting = resources.iter().find(|r| !r.ready).cloned();
+    let terminal = resources.iter().find(|r| !r.ready && children::is_terminal(r.reason.as_deref())).cloned();
+    step.status.resources = resources;
+
+    let hold = children::suspended(sub);
+    match hold {
+        Some(reason) => step.set(Observation::new(
+            SUSPENDED,
+            true,
+            format!("{reason:?}"),
+            format!("suspended ({reason:?}): CloudPods stopped, Mailboxes disabled"),
+        )),
+        None => step.set(Observation::new(SUSPENDED, false, "NotSuspended", "not suspended")),
+    };
+    match &first_waiting {
+        None => step.set(Observation::new(
+            CHILDREN_READY,
+            true,
+            "AllReady",
+            format!("all {} child resources are Ready", step.status.resources.len()),
+        )),
+        Some(c) => step.set(Observation::new(
+            CHILDREN_READY,
+            false,
+            c.reason.clone().unwrap_or_else(|| "NotReady".into()),
+            format!("{} {}: {}", c.kind, c.name, c.message.clone().unwrap_or_default()),
+        )),
+    };
+
+    // the deadline counts from when provisioning of this generation (or after a relapse) began
+    let was_settled = matches!(step.status.phase, Some(SubscriptionPhase::Active | SubscriptionPhase::Suspended));
+    let new_generation = sub.status.as_ref().and_then(|s| s.observed_generation) != sub.metadata.generation;
+    if all_ready || hold.is_some() {
+        step.status.provisioning_started_at = None;
+    } else if step.status.provisioning_started_at.is_none() || new_generation || was_settled {
+        step.status.provisioning_started_at = Some(step.at.clone());
+    }
+    let timeout =
+        mpanel_crds::formats::parse_duration(&sub.spec.provisioning_timeout).unwrap_or(Duration::from_secs(1800));
+    let deadline = step
+        .status
+        .provisioning_started_at
+        .as_ref()
+        .map(|t| t.0 + jiff::SignedDuration::try_from(timeout).unwrap_or(jiff::SignedDuration::MAX));
+    let now = step.at.0;
+    let overdue = deadline.is_some_and(|d| now >= d);
+
+    let previous = step.status.phase;
+    let (phase, ready) = match (hold, all_ready, &terminal, overdue) {
+        (Some(_), ..) => {
+            (SubscriptionPhase::Suspended, Observation::new(READY, false, "Suspended", "the subscription is suspended"))
+        }
+        (None, true, ..) => {
+            if step.status.activated_at.is_none() {
+                step.status.activated_at = Some(step.at.clone());
+            }
+            (SubscriptionPhase::Active, Observation::new(READY, true, "Active", "every child resource is Ready"))
+        }
+        (None, false, Some(c), _) => (
+            SubscriptionPhase::Failed,
+            Observation::new(
+                READY,
+                false,
+                "ChildFailed",
+                format!("{} {} failed: {}", c.kind, c.name, c.message.clone().unwrap_or_default()),
+            ),
+        ),
+        (None, false, None, true) => (
+            SubscriptionPhase::Failed,
+            Observation::new(
+                READY,
+                false,
+                "ProvisioningTimeout",
+                format!(
+                    "not every child was Ready within {}; waiting on {}",
+                    sub.spec.provisioning_timeout,
+                    first_waiting
+                        .as_ref()
+                        .map(|c| format!("{} {}: {}", c.kind, c.name, c.message.clone().unwrap_or_default()))
+                        .unwrap_or_default()
+                ),
+            ),
+        ),
+        (None, false, None, false) => (
+            SubscriptionPhase::Provisioning,
+            Observation::new(READY, false, "Provisioning", "waiting for the child resources to be Ready"),
+        ),
+    };
+    step.status.phase = Some(phase);
+    step.set(ready);
+    if previous != Some(phase) {
+        let warning = phase == SubscriptionPhase::Failed;
+        publish(&ctx.recorder, sub, warning, &format!("{phase:?}"), "Aggregate", format!("phase {phase:?}")).await;
+    }
+    step.write(api, sub).await?;
+    let requeue = match deadline {
+        Some(d) if !overdue => Duration::try_from(d.duration_since(now)).unwrap_or(ctx.resync).min(ctx.resync),
+        _ => ctx.resync,
+    };
+    Ok(Action::requeue(requeue.max(Duration::from_secs(1))))
+}
+
+/// Deletes the children and keeps the Subscription until they are gone (their finalizers
+/// deprovision what they stand for).
+async fn cleanup(api: &Api<Subscription>, sub: &Subscription, ctx: &Context) -> Result<Action, Error> {
+    let ns = sub.namespace().unwrap_or_default();
+    let remaining = existing_children(&ctx.client, sub).await?;
+    if remaining.is_empty() {
+        return Ok(Action::await_change());
+    }
+    let mut step = Step::new(sub);
+    step.status.phase = Some(SubscriptionPhase::Terminating);
+    step.set(Observation::new(READY, false, "Terminating", format!("deleting {} child resources", remaining.len())));
+    step.write(api, sub).await?;
+    for (kind, name) in &remaining {
+        dynamic_api(&ctx.client, &ns, *kind).delete(name, &DeleteParams::default()).await?;
+    }
+    Err(Error::ChildrenRemaining(remaining.len()))
+}

@@ -1,0 +1,237 @@
+//! The Subscription controller end to end: a real kube-apiserver and kube-controller-manager, the
+//! operator binary with every controller, and the peers behind the children: PowerDNS, pebble,
+//! mail-core (Dovecot), fakepve (standing in for Proxmox VE) and the Namesilo double.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::Context;
+use mpanel_tests::mail::doveadm_auth;
+use mpanel_tests::namesilo::{Account, Namesilo};
+use mpanel_tests::{TestNamespace, Testbed};
+use serde_json::{Value, json};
+use support::{Operator, condition, eventually};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+struct Harness<'a> {
+    tb: &'a Testbed,
+    ns: TestNamespace<'a>,
+    config: PathBuf,
+    rt: tokio::runtime::Runtime,
+    account: Account,
+    vmids: (u32, u32),
+}
+
+impl<'a> Harness<'a> {
+    fn new(tb: &'a Testbed, label: &str) -> anyhow::Result<Self> {
+        let rt = tokio::runtime::Runtime::new()?;
+        let ns = tb.namespace(label)?;
+        let account = rt.block_on(Namesilo::from_testbed(tb)?.new_account("100.00"))?;
+        let secrets = [
+            ("powerdns", "api-key", tb.get("PDNS_API_KEY")?.to_owned()),
+            ("mailcore-db", "url", tb.get("MAILCORE_DATABASE_URL")?.to_owned()),
+            ("proxmox", "token", tb.get("PROXMOX_TOKEN")?.to_owned()),
+            ("namesilo", "api-key", account.key().to_owned()),
+            ("admin-password", "password", "Sub-scription-2026".to_owned()),
+        ];
+        for (name, key, value) in secrets {
+            let literal = format!("--from-literal={key}={value}");
+            tb.kubectl_ok(&["create", "secret", "generic", name, "-n", &ns.name, &literal], None)?;
+        }
+        let first = 300_000 + (std::process::id() % 100_000) * 10;
+        let vmids = (first, first + 9);
+        let config = std::env::temp_dir().join(format!("{}.operator.yaml", ns.name));
+        std::fs::write(
+            &config,
+            format!(
+                "resyncInterval: 3s\nwatchNamespace: {ns}\nleaderElection: {{namespace: {ns}, leaseDurationSeconds: 4}}\n\
+                 powerdns:\n  apiUrl: {pdns}\n  serverId: {sid}\n  dnsAddress: {dns}\n  apiKeySecretRef: {{namespace: {ns}, name: powerdns, key: api-key}}\n\
+                 acme:\n  issuers:\n    pebble:\n      directoryUrl: {dir}\n      caBundle: {bundle}\n      accountSecretRef: {{namespace: {ns}, name: acme-account}}\n\
+                 mailcore:\n  databaseUrlSecretRef: {{namespace: {ns}, name: mailcore-db, key: url}}\n  maildirRoot: {vmail}\n\
+                 proxmox:\n  url: {pve}\n  caFile: {pve_ca}\n  storage: ceph-pool\n  vmidRange: {{first: {first}, last: {last}}}\n\
+                 \x20 tokenSecretRef: {{namespace: {ns}, name: proxmox, key: token}}\n\
+                 namesilo:\n  apiUrl: {namesilo}\n  apiKeySecretRef: {{namespace: {ns}, name: namesilo, key: api-key}}\n\
+                 \x20 nameservers: [ns1.{ns}.net, ns2.{ns}.net]\n",
+                ns = ns.name,
+                pdns = tb.get("PDNS_API_URL")?,
+                sid = tb.get("PDNS_SERVER_ID")?,
+                dns = tb.get("PDNS_DNS_ADDR")?,
+                dir = tb.get("ACME_DIRECTORY")?,
+                bundle = tb.get("ACME_CA_BUNDLE")?,
+                vmail = tb.get("MAILCORE_VMAIL_DIR")?,
+                pve = tb.get("PROXMOX_URL")?,
+                pve_ca = tb.get("PROXMOX_CA")?,
+                first = vmids.0,
+                last = vmids.1,
+                namesilo = tb.get("NAMESILO_URL")?,
+            ),
+        )?;
+        Ok(Self { tb, ns, config, rt, account, vmids })
+    }
+
+    fn operator(&self) -> anyhow::Result<Operator> {
+        Operator::start_ready(Path::new(self.tb.get("KUBECONFIG")?), &self.config)
+    }
+
+    fn domain(&self) -> String {
+        format!("{}.com", self.ns.name)
+    }
+
+    fn apply(&self, spec: Value) -> anyhow::Result<()> {
+        support::apply_object(self.tb, &self.ns.name, "Subscription", "hosting", spec)
+    }
+
+    fn wait(&self, what: &str, check: impl FnMut(&Value) -> bool) -> anyhow::Result<Value> {
+        support::wait_object(self.tb, &self.ns.name, "subscription", "hosting", what, WAIT, check)
+    }
+
+    /// fakepve's guests in this test's VMID range.
+    fn guests(&self) -> anyhow::Result<Vec<Value>> {
+        let out = Command::new("curl")
+            .args(["-sS", "--cacert", self.tb.get("PROXMOX_CA")?])
+            .args(["-H", &format!("Authorization: PVEAPIToken={}", self.tb.get("PROXMOX_TOKEN")?)])
+            .arg(format!("{}/_ctl/guests", self.tb.get("PROXMOX_CTL_URL")?))
+            .output()
+            .context("running curl")?;
+        let all: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        Ok(all
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|g| g["vmid"].as_u64().is_some_and(|id| (self.vmids.0..=self.vmids.1).contains(&(id as u32))))
+            .cloned()
+            .collect())
+    }
+}
+
+impl Drop for Harness<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.config);
+    }
+}
+
+fn subscription(h: &Harness, suspension: Value) -> Value {
+    let (d, ns) = (h.domain(), &h.ns.name);
+    json!({
+        "customer": {"id": "acme", "email": "billing@acme.example"},
+        "product": "business-hosting",
+        "billing": {"state": "Paid", "paidUntil": "2027-06-30", "invoice": "INV-2026-000001"},
+        "suspension": suspension,
+        "resources": {
+            "cloudPods": [{"name": "app", "spec": {"plan": "mini", "type": "lxc", "template": "100", "hostname": "app",
+                "resources": {"cores": 1, "memoryMiB": 512, "diskGiB": 8},
+                "network": {"bridge": "vmbr0", "ipv4": {"address": "203.0.113.77/24", "gateway": "203.0.113.1"}}}}],
+            "domains": [{"name": "site", "spec": {"name": d, "registration": {"mode": "Register"}}}],
+            "dnsZones": [{"name": "zone", "spec": {"zone": format!("{d}."), "nameservers": [format!("ns1.{ns}.net.")],
+                "records": [{"name": "@", "type": "A", "cloudPodRef": {"name": "app"}}],
+                "mail": {"mx": [{"host": format!("mail.{d}."), "priority": 10}]}}}],
+            "mailboxes": [{"name": "admin", "spec": {"address": format!("admin@{d}"), "quotaMiB": 10,
+                "passwordSecretRef": {"name": "admin-password", "key": "password"}}}],
+            "certificates": [{"name": "tls", "spec": {"dnsNames": [d], "secretName": "site-tls", "issuer": "pebble", "deletionPolicy": "Delete"}}]
+        }
+    })
+}
+
+#[test]
+fn a_subscription_activates_once_every_child_is_ready_suspends_and_deprovisions_everything() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let h = Harness::new(&tb, "sub-full")?;
+    let _op = h.operator()?;
+    let (d, ns) = (h.domain(), h.ns.name.clone());
+    h.apply(subscription(&h, json!(null)))?;
+    let active = h.wait("became Active", |s| s["status"]["phase"] == "Active")?;
+    assert_eq!(condition(&active, "Ready")["status"], "True");
+    assert!(active["status"]["activatedAt"].is_string());
+    let resources = active["status"]["resources"].as_array().cloned().unwrap_or_default();
+    assert_eq!(resources.len(), 5, "{resources:?}");
+    assert!(resources.iter().all(|r| r["ready"] == true));
+
+    // each system holds its object
+    let pod = support::get_object(&tb, &ns, "cloudpod", "app")?;
+    assert_eq!(pod["metadata"]["labels"]["mpanel.migrahosting.com/customer"], "acme");
+    assert_eq!(pod["metadata"]["ownerReferences"][0]["uid"], active["metadata"]["uid"]);
+    let guests = h.guests()?;
+    assert_eq!(guests.len(), 1);
+    assert_eq!(guests[0]["status"], "running");
+    assert_eq!(tb.dig(&d, "A")?.answers, ["203.0.113.77"], "the apex follows the CloudPod");
+    assert!(doveadm_auth(&tb, &format!("admin@{d}"), "Sub-scription-2026")?);
+    let tls = tb.kubectl_ok(&["get", "secret", "site-tls", "-n", &ns, "-o", "jsonpath={.type}"], None)?;
+    assert_eq!(tls, "kubernetes.io/tls");
+    let domain = support::get_object(&tb, &ns, "domain", "site")?;
+    assert_eq!(domain["spec"]["paidUntil"], "2027-06-30", "billing's paidUntil is passed down");
+    assert!(h.rt.block_on(h.account.domain(&d))?.is_some(), "registered at the registrar");
+
+    // suspended for abuse: the CloudPod stops and the mailbox refuses logins; DNS stays
+    h.apply(subscription(&h, json!({"suspended": true, "reason": "Abuse"})))?;
+    let suspended = h.wait("was Suspended", |s| s["status"]["phase"] == "Suspended")?;
+    assert_eq!(condition(&suspended, "Ready")["status"], "False");
+    let stopped = eventually(WAIT, || Ok(h.guests()?.first().is_some_and(|g| g["status"] == "stopped")))?;
+    assert!(stopped, "the guest was stopped");
+    let refused = eventually(WAIT, || Ok(!doveadm_auth(&tb, &format!("admin@{d}"), "Sub-scription-2026")?))?;
+    assert!(refused, "the mailbox login is refused while suspended");
+    assert_eq!(tb.dig(&d, "A")?.answers, ["203.0.113.77"]);
+
+    // lifted
+    h.apply(subscription(&h, json!({"suspended": false})))?;
+    h.wait("was Active again", |s| s["status"]["phase"] == "Active")?;
+    assert_eq!(h.guests()?.first().map(|g| g["status"].clone()), Some(json!("running")));
+    assert!(doveadm_auth(&tb, &format!("admin@{d}"), "Sub-scription-2026")?);
+
+    // deleted: the children first, with what they stand for
+    let deleted = tb.kubectl(&["delete", "subscription", "hosting", "-n", &ns, "--timeout=90s"], None)?;
+    assert!(deleted.success, "{}", deleted.stderr);
+    for kind in ["cloudpod", "domain", "dnszone", "mailbox", "certificate"] {
+        let left = tb.kubectl_ok(&["get", kind, "-n", &ns, "-o", "name"], None)?;
+        assert!(left.trim().is_empty(), "{kind} left: {left}");
+    }
+    assert!(h.guests()?.is_empty(), "the guest was destroyed");
+    assert_ne!(tb.dig(&d, "SOA")?.rcode, "NOERROR", "the zone is gone from PowerDNS");
+    assert!(!doveadm_auth(&tb, &format!("admin@{d}"), "Sub-scription-2026")?, "the mailbox row is gone");
+    let secret_gone = eventually(WAIT, || Ok(!tb.kubectl(&["get", "secret", "site-tls", "-n", &ns], None)?.success))?;
+    assert!(secret_gone, "the certificate Secret is gone");
+    Ok(())
+}
+
+#[test]
+fn a_child_that_cannot_get_ready_fails_the_subscription_at_its_deadline_and_fixing_it_activates() -> anyhow::Result<()>
+{
+    let tb = Testbed::from_env()?;
+    let h = Harness::new(&tb, "sub-fail")?;
+    let _op = h.operator()?;
+    let (d, ns) = (h.domain(), h.ns.name.clone());
+    let spec = |cert_name: &str| {
+        json!({
+            "customer": {"id": "acme", "email": "billing@acme.example"},
+            "product": "dns",
+            "billing": {"state": "Paid"},
+            "provisioningTimeout": "20s",
+            "resources": {
+                "dnsZones": [{"name": "zone", "spec": {"zone": format!("{d}."), "nameservers": [format!("ns1.{ns}.net.")]}}],
+                "certificates": [{"name": "tls", "spec": {"dnsNames": [cert_name], "secretName": "tls", "issuer": "pebble"}}]
+            }
+        })
+    };
+    // a certificate for a name no zone of this customer serves
+    h.apply(spec(&format!("www.{ns}.unserved")))?;
+    let provisioning = h.wait("was Provisioning", |s| s["status"]["phase"] == "Provisioning")?;
+    assert_eq!(condition(&provisioning, "Ready")["status"], "False");
+    let failed = h.wait("Failed at its deadline", |s| s["status"]["phase"] == "Failed")?;
+    assert_eq!(condition(&failed, "Ready")["reason"], "ProvisioningTimeout");
+    assert!(failed["status"]["activatedAt"].is_null(), "never Active");
+    let cert =
+        failed["status"]["resources"].as_array().into_iter().flatten().find(|r| r["kind"] == "Certificate").cloned();
+    let cert = cert.context("the Certificate is listed")?;
+    assert_eq!(cert["ready"], false);
+    let child = support::get_object(&tb, &ns, "certificate", "tls")?;
+    assert_eq!(cert["message"], condition(&child, "Ready")["message"], "the child's own message, verbatim");
+
+    // fixed: a name the customer's zone serves
+    h.apply(spec(&d))?;
+    let active = h.wait("became Active", |s| s["status"]["phase"] == "Active")?;
+    assert!(active["status"]["activatedAt"].is_string());
+    Ok(())
+}
