@@ -1,6 +1,7 @@
 //! The Subscription controller end to end: a real kube-apiserver and kube-controller-manager, the
 //! operator binary with every controller, and the peers behind the children: PowerDNS, pebble,
-//! mail-core (Dovecot), fakepve (standing in for Proxmox VE) and the Namesilo double.
+//! mail-core (Dovecot), fakepve (standing in for Proxmox VE) and the Namesilo double. The issuer is
+//! named `letsencrypt` (pebble behind it), as in the examples.
 
 mod support;
 
@@ -50,10 +51,11 @@ impl<'a> Harness<'a> {
             format!(
                 "resyncInterval: 3s\nwatchNamespace: {ns}\nleaderElection: {{namespace: {ns}, leaseDurationSeconds: 4}}\n\
                  powerdns:\n  apiUrl: {pdns}\n  serverId: {sid}\n  dnsAddress: {dns}\n  apiKeySecretRef: {{namespace: {ns}, name: powerdns, key: api-key}}\n\
-                 acme:\n  issuers:\n    pebble:\n      directoryUrl: {dir}\n      caBundle: {bundle}\n      accountSecretRef: {{namespace: {ns}, name: acme-account}}\n\
+                 acme:\n  issuers:\n    letsencrypt:\n      directoryUrl: {dir}\n      caBundle: {bundle}\n      accountSecretRef: {{namespace: {ns}, name: acme-account}}\n\
                  mailcore:\n  databaseUrlSecretRef: {{namespace: {ns}, name: mailcore-db, key: url}}\n  maildirRoot: {vmail}\n\
                  proxmox:\n  url: {pve}\n  caFile: {pve_ca}\n  storage: ceph-pool\n  vmidRange: {{first: {first}, last: {last}}}\n\
                  \x20 tokenSecretRef: {{namespace: {ns}, name: proxmox, key: token}}\n\
+                 \x20 ipPools: {{public-v4: {{first: 198.51.100.30, last: 198.51.100.39, prefix: 24, gateway: 198.51.100.1}}}}\n\
                  namesilo:\n  apiUrl: {namesilo}\n  apiKeySecretRef: {{namespace: {ns}, name: namesilo, key: api-key}}\n\
                  \x20 nameservers: [ns1.{ns}.net, ns2.{ns}.net]\n",
                 ns = ns.name,
@@ -131,7 +133,7 @@ fn subscription(h: &Harness, suspension: Value) -> Value {
                 "mail": {"mx": [{"host": format!("mail.{d}."), "priority": 10}]}}}],
             "mailboxes": [{"name": "admin", "spec": {"address": format!("admin@{d}"), "quotaMiB": 10,
                 "passwordSecretRef": {"name": "admin-password", "key": "password"}}}],
-            "certificates": [{"name": "tls", "spec": {"dnsNames": [d], "secretName": "site-tls", "issuer": "pebble", "deletionPolicy": "Delete"}}]
+            "certificates": [{"name": "tls", "spec": {"dnsNames": [d], "secretName": "site-tls", "issuer": "letsencrypt", "deletionPolicy": "Delete"}}]
         }
     })
 }
@@ -211,7 +213,7 @@ fn a_child_that_cannot_get_ready_fails_the_subscription_at_its_deadline_and_fixi
             "provisioningTimeout": "20s",
             "resources": {
                 "dnsZones": [{"name": "zone", "spec": {"zone": format!("{d}."), "nameservers": [format!("ns1.{ns}.net.")]}}],
-                "certificates": [{"name": "tls", "spec": {"dnsNames": [cert_name], "secretName": "tls", "issuer": "pebble"}}]
+                "certificates": [{"name": "tls", "spec": {"dnsNames": [cert_name], "secretName": "tls", "issuer": "letsencrypt"}}]
             }
         })
     };
@@ -233,5 +235,24 @@ fn a_child_that_cannot_get_ready_fails_the_subscription_at_its_deadline_and_fixi
     h.apply(spec(&d))?;
     let active = h.wait("became Active", |s| s["status"]["phase"] == "Active")?;
     assert!(active["status"]["activatedAt"].is_string());
+    Ok(())
+}
+
+#[test]
+fn the_full_stack_example_becomes_active() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let h = Harness::new(&tb, "sub-example")?;
+    let _op = h.operator()?;
+    // the example as a customer would apply it, in this test's namespace and with a name of its own
+    let text = std::fs::read_to_string(mpanel_tests::repo_root().join("examples/subscription-full-stack.yaml"))?
+        .replace("namespace: customer-globex", &format!("namespace: {}", h.ns.name))
+        .replace("example.net", &format!("{}.net", h.ns.name));
+    tb.kubectl_ok(&["apply", "-f", "-"], Some(&text))?;
+    let active =
+        support::wait_object(&tb, &h.ns.name, "subscription", "business-hosting", "became Active", WAIT, |s| {
+            s["status"]["phase"] == "Active"
+        })?;
+    let resources = active["status"]["resources"].as_array().cloned().unwrap_or_default();
+    assert_eq!(resources.len(), 5, "{resources:?}");
     Ok(())
 }
