@@ -122,11 +122,13 @@ pub fn retry_later<K: ResourceExt>(
 /// A kind whose status the shared [`Step`] works on.
 pub trait StatusOf: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug {
     type Status: Clone + Default + PartialEq + Serialize;
+    type Phase;
     /// The field manager this kind's controller writes its status as.
     const FIELD_MANAGER: &'static str;
     fn status(&self) -> Option<&Self::Status>;
     fn conditions(status: &mut Self::Status) -> &mut Vec<mpanel_crds::conditions::Condition>;
     fn observed_generation(status: &mut Self::Status) -> &mut Option<i64>;
+    fn phase(status: &mut Self::Status) -> &mut Option<Self::Phase>;
 }
 
 /// The status of one object being worked out in one reconcile, written once at the end.
@@ -145,6 +147,34 @@ impl<K: StatusOf> Step<K> {
     pub fn set(&mut self, o: mpanel_crds::conditions::Observation) -> bool {
         *K::observed_generation(&mut self.status) = self.generation;
         mpanel_crds::conditions::set(K::conditions(&mut self.status), o, self.generation, &self.at)
+    }
+
+    /// Sets Ready=False (and the phase, if given); true when Ready changed.
+    pub fn not_ready(&mut self, phase: Option<K::Phase>, reason: &str, message: String) -> bool {
+        if phase.is_some() {
+            *K::phase(&mut self.status) = phase;
+        }
+        self.set(mpanel_crds::conditions::Observation::new(mpanel_crds::conditions::READY, false, reason, message))
+    }
+
+    /// Records an external system's error verbatim: in `condition` (if given) and Ready, with a
+    /// Warning Event when Ready changed; then writes the status.
+    pub async fn record_failure(
+        mut self,
+        api: &Api<K>,
+        obj: &K,
+        condition: Option<&'static str>,
+        (reason, message): (&'static str, String),
+        recorder: &Recorder,
+        action: &str,
+    ) -> Result<(), kube::Error> {
+        if let Some(c) = condition {
+            self.set(mpanel_crds::conditions::Observation::new(c, false, reason, message.clone()));
+        }
+        if self.not_ready(None, reason, message.clone()) {
+            publish(recorder, obj, true, reason, action, message).await;
+        }
+        self.write(api, obj).await
     }
 
     /// Writes the status unless it equals what is stored (a resync that finds nothing new writes nothing).

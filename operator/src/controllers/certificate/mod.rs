@@ -160,7 +160,7 @@ async fn reconcile_inner<P: DnsApi>(cert: Arc<Certificate>, ctx: &Context<P>) ->
         api,
         cert,
         |step, message| {
-            step.not_ready("InvalidReconcileMode", message);
+            step.not_issued("InvalidReconcileMode", message);
         },
         |cert, mode| async move { apply(api, &cert, mode, ctx).await },
         |cert, _| async move { cleanup(&cert, ctx).await },
@@ -170,6 +170,7 @@ async fn reconcile_inner<P: DnsApi>(cert: Arc<Certificate>, ctx: &Context<P>) ->
 
 impl StatusOf for Certificate {
     type Status = CertificateStatus;
+    type Phase = CertificatePhase;
     const FIELD_MANAGER: &'static str = FIELD_MANAGER;
     fn status(&self) -> Option<&CertificateStatus> {
         self.status.as_ref()
@@ -179,6 +180,9 @@ impl StatusOf for Certificate {
     }
     fn observed_generation(status: &mut CertificateStatus) -> &mut Option<i64> {
         &mut status.observed_generation
+    }
+    fn phase(status: &mut CertificateStatus) -> &mut Option<CertificatePhase> {
+        &mut status.phase
     }
 }
 
@@ -198,7 +202,7 @@ impl Step {
         news
     }
 
-    fn not_ready(&mut self, reason: &str, message: String) -> bool {
+    fn not_issued(&mut self, reason: &str, message: String) -> bool {
         self.set(Observation::new(ISSUING, false, reason, message.clone()));
         self.status.phase = Some(CertificatePhase::Failed);
         self.set(Observation::new(READY, false, reason, message))
@@ -258,7 +262,7 @@ async fn apply<P: DnsApi>(
 ) -> Result<Action, Error> {
     let mut step = Step::new(cert);
     if let Err(e) = ctx.issuers.check(&cert.spec.issuer) {
-        step.not_ready(e.reason(), e.to_string());
+        step.not_issued(e.reason(), e.to_string());
         step.write(api, cert).await?;
         return Ok(Action::await_change());
     }
@@ -272,7 +276,7 @@ async fn apply<P: DnsApi>(
     {
         let message =
             format!("Secret {} exists and is not this Certificate's; it is left untouched", cert.spec.secret_name);
-        if step.not_ready("SecretOwnedElsewhere", message.clone()) {
+        if step.not_issued("SecretOwnedElsewhere", message.clone()) {
             publish(&ctx.recorder, cert, true, "SecretOwnedElsewhere", "Observe", message).await;
         }
         step.write(api, cert).await?;

@@ -148,6 +148,7 @@ async fn reconcile_inner<P: ProxmoxApi>(
 
 impl StatusOf for CloudPod {
     type Status = CloudPodStatus;
+    type Phase = CloudPodPhase;
     const FIELD_MANAGER: &'static str = FIELD_MANAGER;
     fn status(&self) -> Option<&CloudPodStatus> {
         self.status.as_ref()
@@ -158,18 +159,14 @@ impl StatusOf for CloudPod {
     fn observed_generation(status: &mut CloudPodStatus) -> &mut Option<i64> {
         &mut status.observed_generation
     }
+    fn phase(status: &mut CloudPodStatus) -> &mut Option<CloudPodPhase> {
+        &mut status.phase
+    }
 }
 
 type Step = super::Step<CloudPod>;
 
 impl Step {
-    fn not_ready(&mut self, phase: Option<CloudPodPhase>, reason: &str, message: String) -> bool {
-        if phase.is_some() {
-            self.status.phase = phase;
-        }
-        self.set(Observation::new(READY, false, reason, message))
-    }
-
     fn track(&mut self, upid: String, operation: TaskOperation) {
         self.status.task_ref = Some(TaskRef { upid, operation, started_at: Some(self.at.clone()) });
     }
@@ -537,19 +534,13 @@ async fn clone<P: ProxmoxApi>(
 async fn fail<P: ProxmoxApi>(
     api: &Api<CloudPod>,
     pod: &CloudPod,
-    mut step: Step,
+    step: Step,
     condition: Option<&'static str>,
     error: ProxmoxError,
     ctx: &Context<P>,
 ) -> Result<Action, Error> {
-    let (reason, message) = (error.reason(), error.to_string());
-    if let Some(c) = condition {
-        step.set(Observation::new(c, false, reason, message.clone()));
-    }
-    if step.not_ready(None, reason, message.clone()) {
-        publish(&ctx.recorder, pod, true, reason, "Proxmox", message).await;
-    }
-    step.write(api, pod).await?;
+    let said = (error.reason(), error.to_string());
+    step.record_failure(api, pod, condition, said, &ctx.recorder, "Proxmox").await?;
     Err(error.into())
 }
 

@@ -132,6 +132,7 @@ async fn reconcile_inner<P: DnsApi>(zone: Arc<DnsZone>, ctx: &Context<P>) -> Res
 
 impl StatusOf for DnsZone {
     type Status = DnsZoneStatus;
+    type Phase = DnsZonePhase;
     const FIELD_MANAGER: &'static str = FIELD_MANAGER;
     fn status(&self) -> Option<&DnsZoneStatus> {
         self.status.as_ref()
@@ -141,6 +142,9 @@ impl StatusOf for DnsZone {
     }
     fn observed_generation(status: &mut DnsZoneStatus) -> &mut Option<i64> {
         &mut status.observed_generation
+    }
+    fn phase(status: &mut DnsZoneStatus) -> &mut Option<DnsZonePhase> {
+        &mut status.phase
     }
 }
 

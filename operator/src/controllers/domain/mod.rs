@@ -176,6 +176,7 @@ async fn reconcile_inner<R: NamesiloApi>(
 
 impl StatusOf for Domain {
     type Status = DomainStatus;
+    type Phase = DomainPhase;
     const FIELD_MANAGER: &'static str = FIELD_MANAGER;
     fn status(&self) -> Option<&DomainStatus> {
         self.status.as_ref()
@@ -186,18 +187,14 @@ impl StatusOf for Domain {
     fn observed_generation(status: &mut DomainStatus) -> &mut Option<i64> {
         &mut status.observed_generation
     }
+    fn phase(status: &mut DomainStatus) -> &mut Option<DomainPhase> {
+        &mut status.phase
+    }
 }
 
 pub type Step = super::Step<Domain>;
 
 impl Step {
-    fn not_ready(&mut self, phase: Option<DomainPhase>, reason: &str, message: String) -> bool {
-        if phase.is_some() {
-            self.status.phase = phase;
-        }
-        self.set(Observation::new(READY, false, reason, message))
-    }
-
     /// Whether `type_` was True for this generation before this reconcile (a difference found now
     /// is drift, not a new spec).
     fn was_synced(&self, type_: &str) -> bool {
@@ -513,19 +510,13 @@ async fn zone_step<R>(domain: &Domain, step: &mut Step, mode: ReconcileMode, ctx
 async fn fail<R>(
     api: &Api<Domain>,
     domain: &Domain,
-    mut step: Step,
+    step: Step,
     condition: Option<&'static str>,
     error: NamesiloError,
     ctx: &Context<R>,
 ) -> Result<Action, Error> {
-    let (reason, message) = (error.reason(), error.to_string());
-    if let Some(c) = condition {
-        step.set(Observation::new(c, false, reason, message.clone()));
-    }
-    if step.not_ready(None, reason, message.clone()) {
-        publish(&ctx.recorder, domain, true, reason, "Registrar", message).await;
-    }
-    step.write(api, domain).await?;
+    let said = (error.reason(), error.to_string());
+    step.record_failure(api, domain, condition, said, &ctx.recorder, "Registrar").await?;
     Err(error.into())
 }
 

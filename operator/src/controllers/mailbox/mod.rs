@@ -144,6 +144,7 @@ async fn reconcile_inner<M: MailApi>(mailbox: Arc<Mailbox>, ctx: &Context<M>) ->
 
 impl StatusOf for Mailbox {
     type Status = MailboxStatus;
+    type Phase = MailboxPhase;
     const FIELD_MANAGER: &'static str = FIELD_MANAGER;
     fn status(&self) -> Option<&MailboxStatus> {
         self.status.as_ref()
@@ -154,19 +155,12 @@ impl StatusOf for Mailbox {
     fn observed_generation(status: &mut MailboxStatus) -> &mut Option<i64> {
         &mut status.observed_generation
     }
+    fn phase(status: &mut MailboxStatus) -> &mut Option<MailboxPhase> {
+        &mut status.phase
+    }
 }
 
 type Step = super::Step<Mailbox>;
-
-impl Step {
-    /// Ready=False for `reason`, moving the phase (`None` keeps it). Returns whether Ready changed.
-    fn not_ready(&mut self, phase: Option<MailboxPhase>, reason: &str, message: String) -> bool {
-        if phase.is_some() {
-            self.status.phase = phase;
-        }
-        self.set(Observation::new(READY, false, reason, message))
-    }
-}
 
 /// The marker in the `owner` column of this Mailbox's mailbox and alias rows.
 fn owner(mailbox: &Mailbox) -> String {

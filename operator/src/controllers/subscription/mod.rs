@@ -98,8 +98,7 @@ async fn reconcile_inner(sub: Arc<Subscription>, ctx: &Context) -> Result<Action
         api,
         sub,
         |step, message| {
-            step.status.phase = Some(SubscriptionPhase::Pending);
-            step.set(Observation::new(READY, false, "InvalidReconcileMode", message));
+            step.not_ready(Some(SubscriptionPhase::Pending), "InvalidReconcileMode", message);
         },
         |sub, _mode| async move { apply(api, &sub, ctx).await },
         |sub, _mode| async move { cleanup(api, &sub, ctx).await },
@@ -109,6 +108,7 @@ async fn reconcile_inner(sub: Arc<Subscription>, ctx: &Context) -> Result<Action
 
 impl StatusOf for Subscription {
     type Status = SubscriptionStatus;
+    type Phase = SubscriptionPhase;
     const FIELD_MANAGER: &'static str = FIELD_MANAGER;
     fn status(&self) -> Option<&SubscriptionStatus> {
         self.status.as_ref()
@@ -118,6 +118,9 @@ impl StatusOf for Subscription {
     }
     fn observed_generation(status: &mut SubscriptionStatus) -> &mut Option<i64> {
         &mut status.observed_generation
+    }
+    fn phase(status: &mut SubscriptionStatus) -> &mut Option<SubscriptionPhase> {
+        &mut status.phase
     }
 }
 
@@ -299,8 +302,11 @@ async fn cleanup(api: &Api<Subscription>, sub: &Subscription, ctx: &Context) -> 
         return Ok(Action::await_change());
     }
     let mut step = Step::new(sub);
-    step.status.phase = Some(SubscriptionPhase::Terminating);
-    step.set(Observation::new(READY, false, "Terminating", format!("deleting {} child resources", remaining.len())));
+    step.not_ready(
+        Some(SubscriptionPhase::Terminating),
+        "Terminating",
+        format!("deleting {} child resources", remaining.len()),
+    );
     step.write(api, sub).await?;
     for (kind, name) in &remaining {
         dynamic_api(&ctx.client, &ns, *kind).delete(name, &DeleteParams::default()).await?;
