@@ -252,10 +252,28 @@ pub async fn read_secret_key(
     Ok(Ok((text, secret.resource_version().unwrap_or_default())))
 }
 
-/// Whether `obj` already holds every field of `want` (an object another writer may have added to):
-/// objects key by key, lists element by element in any order. A resync that finds it so writes
-/// nothing.
-pub fn holds(obj: &impl Serialize, want: &serde_json::Value) -> bool {
+/// Server-side applies `want` to `name` as `field_manager`, unless `existing` (the object as just
+/// read) already holds every field of it: a resync that finds it so writes nothing. Returns the
+/// object as it is now.
+pub async fn apply_unless_held<K>(
+    api: &Api<K>,
+    existing: Option<K>,
+    name: &str,
+    field_manager: &str,
+    want: &serde_json::Value,
+) -> Result<K, kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    match existing {
+        Some(obj) if holds(&obj, want) => Ok(obj),
+        _ => api.patch(name, &PatchParams::apply(field_manager).force(), &Patch::Apply(want)).await,
+    }
+}
+
+/// Whether `obj` holds every field of `want` (an object another writer may have added to):
+/// objects key by key, lists element by element in any order.
+fn holds(obj: &impl Serialize, want: &serde_json::Value) -> bool {
     serde_json::to_value(obj).is_ok_and(|have| contains(&have, want))
 }
 

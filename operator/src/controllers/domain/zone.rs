@@ -2,7 +2,6 @@
 //! the configured apex A and MX records. Applied by server-side apply with only the fields the
 //! Domain decides, so records people add to the zone stay theirs.
 
-use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use mpanel_crds::conditions::{self, READY};
 use mpanel_crds::dnszone::DnsZone;
@@ -10,7 +9,7 @@ use mpanel_crds::domain::Domain;
 use serde_json::{Value, json};
 
 use crate::config::ZoneDefaults;
-use crate::controllers::holds;
+use crate::controllers::apply_unless_held;
 
 const FIELD_MANAGER: &str = "mpanel-domain";
 
@@ -66,11 +65,11 @@ pub async fn ensure(
         }
     }
     let zone = match existing {
-        Some(zone) if holds(&zone, &want) || !write => zone,
+        Some(zone) if !write => zone,
         None if !write => {
             return Ok(ZoneState::NotReady(format!("DnsZone {name} does not exist (ObserveOnly: not created)")));
         }
-        _ => api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&want)).await?,
+        existing => apply_unless_held(&api, existing, &name, FIELD_MANAGER, &want).await?,
     };
     Ok(state(&zone))
 }

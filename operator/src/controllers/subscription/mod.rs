@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, DynamicObject, ListParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::Recorder;
 use kube::runtime::watcher;
@@ -25,7 +25,9 @@ use mpanel_crds::domain::Domain;
 use mpanel_crds::mailbox::Mailbox;
 use mpanel_crds::subscription::{ChildStatus, Subscription, SubscriptionPhase, SubscriptionStatus};
 
-use super::{Backoff, StatusOf, finalizer_reason, holds, measured, publish, reconcile_in_mode, retry_later, scoped};
+use super::{
+    Backoff, StatusOf, apply_unless_held, finalizer_reason, measured, publish, reconcile_in_mode, retry_later, scoped,
+};
 use crate::metrics::Metrics;
 use children::{Child, ChildKind, SUBSCRIPTION_LABEL};
 
@@ -133,14 +135,9 @@ fn dynamic_api(client: &Client, namespace: &str, kind: ChildKind) -> Api<Dynamic
 /// Applies `child` unless the object already holds it; returns the object as it is now.
 async fn ensure_child(client: &Client, namespace: &str, child: &Child) -> Result<serde_json::Value, kube::Error> {
     let api = dynamic_api(client, namespace, child.kind);
-    if let Some(existing) = api.get_opt(&child.name).await?
-        && holds(&existing, &child.object)
-    {
-        return Ok(serde_json::to_value(existing).unwrap_or_default());
-    }
-    let applied =
-        api.patch(&child.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&child.object)).await?;
-    Ok(serde_json::to_value(applied).unwrap_or_default())
+    let existing = api.get_opt(&child.name).await?;
+    let now = apply_unless_held(&api, existing, &child.name, FIELD_MANAGER, &child.object).await?;
+    Ok(serde_json::to_value(now).unwrap_or_default())
 }
 
 /// The children of `sub` that exist, by kind and name (only those it controls).
