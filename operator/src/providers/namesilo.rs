@@ -126,8 +126,13 @@ pub struct Transfer {
 
 impl Transfer {
     pub fn completed(&self) -> bool {
-        self.status.eq_ignore_ascii_case("Transfer Completed")
+        is_completed(&self.status)
     }
+}
+
+/// Whether a transfer status (as `checkTransferStatus` words it) is the final one.
+pub fn is_completed(status: &str) -> bool {
+    status.eq_ignore_ascii_case("Transfer Completed")
 }
 
 /// The answer to a paid call.

@@ -404,12 +404,16 @@ async fn registered<R: NamesiloApi>(
 
     // lock, privacy, auto-renew
     let registration = &spec.registration;
-    let settings = [
-        ("lock", registration.lock, info.locked),
-        ("privacy", registration.privacy, info.private),
-        ("auto-renew", registration.auto_renew, info.auto_renew),
-    ];
-    let differing: Vec<&str> = settings.iter().filter(|(_, want, have)| want != have).map(|(n, ..)| *n).collect();
+    let differing: Vec<(Setting, bool)> = [
+        (Setting::Lock, registration.lock, info.locked),
+        (Setting::Privacy, registration.privacy, info.private),
+        (Setting::AutoRenew, registration.auto_renew, info.auto_renew),
+    ]
+    .into_iter()
+    .filter(|(_, want, have)| want != have)
+    .map(|(setting, want, _)| (setting, want))
+    .collect();
+    let names = differing.iter().map(|(s, _)| s.label()).collect::<Vec<_>>().join(", ");
     let settings_ok = if differing.is_empty() {
         step.set(Observation::new(SETTINGS_SYNCED, true, "Synced", "lock, privacy and auto-renew match the spec"));
         true
@@ -418,21 +422,16 @@ async fn registered<R: NamesiloApi>(
             SETTINGS_SYNCED,
             false,
             "OutOfSync",
-            format!("{} differ at the registrar ({why}: not changed)", differing.join(", ")),
+            format!("{names} differ at the registrar ({why}: not changed)"),
         ));
         false
     } else {
         let drift = step.was_synced(SETTINGS_SYNCED);
-        let calls = [
-            (registration.lock != info.locked).then_some(0),
-            (registration.privacy != info.private).then_some(1),
-            (registration.auto_renew != info.auto_renew).then_some(2),
-        ];
-        for which in calls.into_iter().flatten() {
-            let result = match which {
-                0 => ctx.registrar.set_lock(name, registration.lock).await,
-                1 => ctx.registrar.set_privacy(name, registration.privacy).await,
-                _ => ctx.registrar.set_auto_renew(name, registration.auto_renew).await,
+        for (setting, want) in &differing {
+            let result = match setting {
+                Setting::Lock => ctx.registrar.set_lock(name, *want).await,
+                Setting::Privacy => ctx.registrar.set_privacy(name, *want).await,
+                Setting::AutoRenew => ctx.registrar.set_auto_renew(name, *want).await,
             };
             if let Err(e) = result {
                 return fail(api, domain, step, Some(SETTINGS_SYNCED), e, ctx).await;
@@ -442,7 +441,7 @@ async fn registered<R: NamesiloApi>(
         step.status.privacy = Some(registration.privacy);
         step.status.auto_renew = Some(registration.auto_renew);
         if drift {
-            repaired(domain, ctx, format!("{} changed at the registrar", differing.join(", "))).await;
+            repaired(domain, ctx, format!("{names} changed at the registrar")).await;
         }
         step.set(Observation::new(SETTINGS_SYNCED, true, "Synced", "lock, privacy and auto-renew match the spec"));
         true
@@ -478,6 +477,24 @@ async fn registered<R: NamesiloApi>(
     }
     step.write(api, domain).await?;
     Ok(Action::requeue(ctx.resync))
+}
+
+/// The registrar settings a Domain's spec decides besides its nameservers.
+#[derive(Clone, Copy)]
+enum Setting {
+    Lock,
+    Privacy,
+    AutoRenew,
+}
+
+impl Setting {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Lock => "lock",
+            Self::Privacy => "privacy",
+            Self::AutoRenew => "auto-renew",
+        }
+    }
 }
 
 /// Counts and announces a repaired out-of-band change.

@@ -11,7 +11,7 @@ use mpanel_crds::domain::{Domain, DomainPhase, OrderOperation, OrderState, Regis
 
 use super::{Context, Error, NEXT_STEP, REGISTERED, RENEWED, Step, TRANSFER_POLL, fail, wanted_nameservers, zone_step};
 use crate::controllers::{publish, read_secret_key, write_changed_status};
-use crate::providers::namesilo::{Contact, NamesiloApi, NamesiloError, OrderOptions, Receipt};
+use crate::providers::namesilo::{Contact, NamesiloApi, NamesiloError, OrderOptions, Receipt, is_completed};
 
 fn options<R>(domain: &Domain, ctx: &Context<R>) -> OrderOptions {
     let r = &domain.spec.registration;
@@ -248,7 +248,7 @@ fn auth_code_problem(status: &str) -> bool {
 /// Once a transferred domain is in the account, records the registrar's final word on the transfer.
 pub async fn finish_transfer<R: NamesiloApi>(step: &mut Step, name: &str, ctx: &Context<R>) {
     let Some(transfer) = &step.status.transfer else { return };
-    if transfer.state.eq_ignore_ascii_case("Transfer Completed") {
+    if is_completed(&transfer.state) {
         return;
     }
     if let Ok(Some(done)) = ctx.registrar.transfer_status(name).await
