@@ -1,12 +1,22 @@
-//! The mPanel billing bridge: turns paid orders into Subscriptions and activates what really runs.
-//! This build serves health only; the ledger, Stripe and the materializer come next.
+//! The mPanel billing bridge: `serve` runs the HTTP API and the workers (fulfilment, outbox,
+//! activation gate, lifecycle); the other commands are for operators.
 
-use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
-use axum::Router;
-use axum::routing::get;
+use anyhow::Context;
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
+use mpanel_billing_bridge::checkout::ReturnUrls;
+use mpanel_billing_bridge::config::{Database, Serve};
+use mpanel_billing_bridge::http::{self, AppState};
+use mpanel_billing_bridge::ledger::catalog;
+use mpanel_billing_bridge::ledger::tokens::{self, Role};
+use mpanel_billing_bridge::metrics::Metrics;
+use mpanel_billing_bridge::stripe::api::StripeClient;
+use mpanel_billing_bridge::{activation, db, fulfilment, lifecycle, outbox_worker};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 #[derive(Parser)]
 #[command(
@@ -20,27 +30,116 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the HTTP API until SIGTERM.
-    Serve {
-        /// Listen address.
-        #[arg(long, env = "MPANEL_BRIDGE_LISTEN", default_value = "127.0.0.1:8090")]
-        listen: SocketAddr,
+    /// Serve the HTTP API and run the workers until SIGTERM.
+    Serve(Box<Serve>),
+    /// Bring the ledger's schema up to date and exit.
+    Migrate(Database),
+    /// Create an admin API token; it is printed once.
+    CreateToken {
+        #[command(flatten)]
+        database: Database,
+        /// A name for the token (who or what holds it).
+        #[arg(long)]
+        name: String,
+        /// admin, billing, support or read-only.
+        #[arg(long)]
+        role: String,
+    },
+    /// Run one lifecycle pass as of a given time (default now) and print what it did.
+    LifecycleTick {
+        #[command(flatten)]
+        database: Database,
+        /// RFC 3339 time to run the pass as of.
+        #[arg(long)]
+        at: Option<DateTime<Utc>>,
     },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Command::Serve { listen } = Cli::parse().command;
     rustls::crypto::ring::default_provider()
         .install_default()
         .map_err(|_| anyhow::anyhow!("a rustls crypto provider was already installed"))?;
-    tracing_subscriber::fmt().json().init();
-    let app = Router::new().route("/healthz", get(|| async { "ok" }));
-    let listener = TcpListener::bind(listen).await?;
-    tracing::info!(%listen, "billing bridge serving");
-    axum::serve(listener, app)
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Serve(serve) => run(*serve).await,
+        Command::Migrate(database) => {
+            db::connect(&database.url, 1).await.context("migrating the ledger")?;
+            println!("ledger schema is current");
+            Ok(())
+        }
+        Command::CreateToken { database, name, role } => {
+            let pool = db::connect(&database.url, 1).await?;
+            let role = Role::parse(&role)?;
+            println!("{}", tokens::create(&pool, &name, role).await?);
+            Ok(())
+        }
+        Command::LifecycleTick { database, at } => {
+            let pool = db::connect(&database.url, 2).await?;
+            let done = lifecycle::tick(&pool, at.unwrap_or_else(Utc::now)).await?;
+            println!("{}", serde_json::to_string(&done)?);
+            Ok(())
+        }
+    }
+}
+
+async fn run(cfg: Serve) -> anyhow::Result<()> {
+    let pool = db::connect(&cfg.database.url, 20).await.context("connecting to the ledger")?;
+    let tenant = catalog::tenant_id(&pool, &cfg.tenant).await?;
+    let stripe = Arc::new(StripeClient::new(
+        &cfg.stripe_secret_key,
+        cfg.stripe_api_base.as_deref(),
+        Duration::from_secs(cfg.stripe_timeout_secs),
+    )?);
+    let kube = kube::Client::try_default().await.context("Kubernetes client (KUBECONFIG or in-cluster)")?;
+    let metrics = Arc::new(Metrics::default());
+    let fulfil = Arc::new(Notify::new());
+    let outbox_kick = Arc::new(Notify::new());
+    let scan = Duration::from_secs(cfg.scan_seconds.max(1));
+
+    tokio::spawn(fulfilment::run(pool.clone(), fulfil.clone(), scan, outbox_kick.clone()));
+    tokio::spawn(outbox_worker::run(pool.clone(), kube.clone(), outbox_kick, scan, metrics.clone()));
+    tokio::spawn(activation::run(pool.clone(), kube.clone(), stripe.clone(), metrics.clone()));
+    if cfg.lifecycle_seconds > 0 {
+        let (pool, every) = (pool.clone(), Duration::from_secs(cfg.lifecycle_seconds));
+        tokio::spawn(async move {
+            loop {
+                match lifecycle::tick(&pool, Utc::now()).await {
+                    Ok(done) if done != lifecycle::Tick::default() => tracing::info!(?done, "lifecycle pass"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, reason = e.reason(), "lifecycle pass failed"),
+                }
+                tokio::time::sleep(every).await;
+            }
+        });
+    }
+
+    let state = Arc::new(AppState {
+        pool,
+        tenant,
+        stripe,
+        webhook_secret: cfg.stripe_webhook_secret,
+        webhook_tolerance_secs: cfg.webhook_tolerance_secs,
+        return_urls: ReturnUrls { success: cfg.success_url, cancel: cfg.cancel_url },
+        metrics,
+        fulfil,
+        kube: Some(kube),
+    });
+    let listener = TcpListener::bind(cfg.listen).await?;
+    tracing::info!(listen = %cfg.listen, "billing bridge serving");
+    axum::serve(listener, http::router(state))
         .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
         })
         .await?;
     Ok(())

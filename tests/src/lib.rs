@@ -13,6 +13,7 @@ use serde_json::Value;
 pub mod mail;
 pub mod manifest;
 pub mod namesilo;
+pub mod stripe;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {

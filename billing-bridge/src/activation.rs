@@ -1,0 +1,177 @@
+//! The activation gate: the bridge watches the Subscription resources it made, and the ledger
+//! subscription becomes `active` (its first period starting then) only when the resource is
+//! Active and Ready at its generation. `Failed` makes it `provisioning_failed`, for good, and
+//! refunds the payment when the product says so.
+
+use crate::ledger::sql;
+use std::sync::Arc;
+
+use chrono::Utc;
+use futures::{StreamExt, TryStreamExt};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use mpanel_crds::conditions::{self, READY};
+use mpanel_crds::subscription::{Subscription, SubscriptionPhase};
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::ledger::outbox::{self, Action};
+use crate::ledger::payments::{self, Outcome, Report};
+use crate::ledger::{Cycle, LedgerError, audit, catalog, invoices, subscriptions};
+use crate::metrics::Metrics;
+use crate::money;
+use crate::render::LEDGER_LABEL;
+use crate::stripe::api::StripeClient;
+
+/// What the resource's status means for the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Ready,
+    Failed,
+    Waiting,
+}
+
+pub fn verdict(object: &Subscription) -> Verdict {
+    let Some(status) = &object.status else { return Verdict::Waiting };
+    match status.phase {
+        Some(SubscriptionPhase::Failed) => Verdict::Failed,
+        Some(SubscriptionPhase::Active) if conditions::is_ready_at(&status.conditions, object.metadata.generation) => {
+            Verdict::Ready
+        }
+        _ => Verdict::Waiting,
+    }
+}
+
+/// Brings the ledger in line with what the resource reports.
+pub async fn observe(pool: &PgPool, stripe: &StripeClient, object: &Subscription) -> Result<(), LedgerError> {
+    let Some(id) = object.labels().get(LEDGER_LABEL).and_then(|v| Uuid::parse_str(v).ok()) else { return Ok(()) };
+    // another ledger's resource (a second bridge on the cluster): not ours to judge
+    let Ok(sub) = subscriptions::get(pool, id).await else { return Ok(()) };
+    if sub.namespace != object.namespace().unwrap_or_default() || sub.resource_name != object.name_any() {
+        return Ok(());
+    }
+    let status = object.status.as_ref();
+    let phase = status.and_then(|s| s.phase).map(|p| format!("{p:?}"));
+    let message = status.and_then(|s| conditions::find(&s.conditions, READY)).map(|c| c.message.clone());
+    subscriptions::observe_provisioning(pool, id, phase.as_deref(), message.as_deref()).await?;
+    match (verdict(object), sub.status.as_str()) {
+        (Verdict::Ready, "pending_activation") => {
+            let cycle: Cycle = sub.cycle.parse()?;
+            let now = Utc::now();
+            let mut tx = pool.begin().await?;
+            if subscriptions::activate(&mut *tx, id, now, cycle.after(now)).await?.is_some() {
+                // the resource's paidUntil follows the period that starts now
+                outbox::enqueue(&mut *tx, id, Action::Apply).await?;
+                audit::record(&mut *tx, "bridge", "subscription.activated", "subscription", &id.to_string(), json!({}))
+                    .await?;
+            }
+            tx.commit().await?;
+            tracing::info!(subscription = %id, "provisioned: subscription active");
+        }
+        (Verdict::Failed, "pending_activation") => {
+            let mut tx = pool.begin().await?;
+            if subscriptions::transition(&mut *tx, id, &["pending_activation"], "provisioning_failed").await?.is_some()
+            {
+                audit::record(
+                    &mut *tx,
+                    "bridge",
+                    "subscription.provisioning_failed",
+                    "subscription",
+                    &id.to_string(),
+                    json!({"message": message}),
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            tracing::warn!(subscription = %id, message = ?message, "provisioning failed");
+            refund_if_due(pool, stripe, &sub).await?;
+        }
+        (_, "provisioning_failed") => refund_if_due(pool, stripe, &sub).await?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Refunds the order's payment of a subscription that never ran, when its product says so. Stripe
+/// is asked with an idempotency key per invoice, so asking again refunds nothing twice.
+async fn refund_if_due(
+    pool: &PgPool,
+    stripe: &StripeClient,
+    sub: &subscriptions::Subscription,
+) -> Result<(), LedgerError> {
+    let product = catalog::by_id(pool, sub.product_id).await?;
+    if !product.refund_on_failure {
+        return Ok(());
+    }
+    let invoice: Option<invoices::Invoice> =
+        sqlx::query_as(sql!("SELECT {} FROM invoices WHERE order_id = $1 AND status = 'paid'", invoices::COLUMNS))
+            .bind(sub.order_id)
+            .fetch_optional(pool)
+            .await?;
+    let Some(invoice) = invoice else { return Ok(()) };
+    let Some(payment) = payments::refundable(pool, invoice.id).await? else {
+        audit::record(
+            pool,
+            "bridge",
+            "refund.manual",
+            "invoice",
+            invoice.number.as_deref().unwrap_or_default(),
+            json!({"why": "paid outside Stripe: refund it by hand"}),
+        )
+        .await?;
+        return Ok(());
+    };
+    let cents = money::to_cents(invoice.total);
+    match stripe.create_refund(&payment.reference, cents, &format!("refund-{}", invoice.id)).await {
+        Ok(refund) => {
+            let mut tx = pool.begin().await?;
+            payments::record(
+                &mut *tx,
+                &Report {
+                    provider: "stripe",
+                    reference: &payment.reference,
+                    invoice: Some(invoice.id),
+                    amount: payment.amount,
+                    currency: &payment.currency,
+                    outcome: Outcome::Refunded(invoice.total),
+                },
+            )
+            .await?;
+            payments::settle_invoice(&mut tx, invoice.id).await?;
+            audit::record(
+                &mut *tx,
+                "bridge",
+                "refund",
+                "invoice",
+                invoice.number.as_deref().unwrap_or_default(),
+                json!({"refund": refund, "reason": "provisioning failed"}),
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        Err(e) => {
+            tracing::warn!(invoice = ?invoice.number, error = %e, reason = e.reason(), "refund failed; will retry");
+        }
+    }
+    Ok(())
+}
+
+/// Runs until the process ends: every change of a bridge-made Subscription is observed.
+pub async fn run(pool: PgPool, client: Client, stripe: Arc<StripeClient>, metrics: Arc<Metrics>) {
+    let api: Api<Subscription> = Api::all(client);
+    let config = watcher::Config::default().labels(LEDGER_LABEL);
+    let mut events = watcher(api, config).default_backoff().applied_objects().boxed();
+    loop {
+        match events.try_next().await {
+            Ok(Some(object)) => {
+                if let Err(e) = observe(&pool, &stripe, &object).await {
+                    metrics.activation_errors.inc();
+                    tracing::warn!(error = %e, reason = e.reason(), name = %object.name_any(), "observing a Subscription failed");
+                }
+            }
+            Ok(None) => return,
+            Err(e) => tracing::warn!(error = %e, "watching Subscriptions"),
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! The bridge's settings: command-line flags, each also read from the environment. Secrets come
+//! from the environment (a Kubernetes Secret in the chart), never from flags in a process list.
+
+use std::net::SocketAddr;
+
+use clap::Args;
+
+#[derive(Debug, Clone, Args)]
+pub struct Database {
+    /// PostgreSQL URL of the ledger.
+    #[arg(long = "database-url", env = "DATABASE_URL", hide_env_values = true)]
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Serve {
+    #[command(flatten)]
+    pub database: Database,
+    /// Listen address of the HTTP API.
+    #[arg(long, env = "MPANEL_BRIDGE_LISTEN", default_value = "127.0.0.1:8090")]
+    pub listen: SocketAddr,
+    /// Stripe secret API key.
+    #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true)]
+    pub stripe_secret_key: String,
+    /// Stripe API base URL (stripe-mock in tests); Stripe itself when unset.
+    #[arg(long, env = "STRIPE_API_BASE")]
+    pub stripe_api_base: Option<String>,
+    /// Signing secret of the webhook endpoint (`whsec_…`).
+    #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub stripe_webhook_secret: String,
+    /// How old a webhook signature may be, in seconds.
+    #[arg(long, env = "MPANEL_BRIDGE_WEBHOOK_TOLERANCE", default_value_t = 300)]
+    pub webhook_tolerance_secs: i64,
+    /// The tenant whose catalog and ledger this bridge serves.
+    #[arg(long, env = "MPANEL_BRIDGE_TENANT", default_value = "migrahosting")]
+    pub tenant: String,
+    /// Where Stripe Checkout returns the buyer after paying.
+    #[arg(long, env = "MPANEL_BRIDGE_SUCCESS_URL", default_value = "https://panel.migrahosting.com/checkout/done")]
+    pub success_url: String,
+    /// Where Stripe Checkout returns the buyer who cancels.
+    #[arg(long, env = "MPANEL_BRIDGE_CANCEL_URL", default_value = "https://panel.migrahosting.com/checkout/cancelled")]
+    pub cancel_url: String,
+    /// Seconds between scans for paid invoices and outbox entries a lost notification left behind.
+    #[arg(long, env = "MPANEL_BRIDGE_SCAN_SECONDS", default_value_t = 30)]
+    pub scan_seconds: u64,
+    /// Seconds between lifecycle passes (renewals, overdue, suspension, termination); 0 turns them off.
+    #[arg(long, env = "MPANEL_BRIDGE_LIFECYCLE_SECONDS", default_value_t = 300)]
+    pub lifecycle_seconds: u64,
+    /// Timeout of one Stripe API call, in seconds.
+    #[arg(long, env = "MPANEL_BRIDGE_STRIPE_TIMEOUT", default_value_t = 20)]
+    pub stripe_timeout_secs: u64,
+}

@@ -1,0 +1,300 @@
+//! The admin API: bearer tokens (stored hashed) with roles. read-only and support read, billing
+//! also changes invoices and subscriptions, admin also edits the catalog.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use kube::Api;
+use mpanel_crds::subscription::Subscription;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{ApiError, AppState, bad_body};
+use crate::ledger::catalog::{self, ProductInput};
+use crate::ledger::outbox::{self, Action};
+use crate::ledger::payments::{self, Outcome, Report};
+use crate::ledger::tokens::{self, Principal, Role};
+use crate::ledger::{LedgerError, audit, customers, invoices, orders, subscriptions};
+use crate::render;
+
+type Shared = State<Arc<AppState>>;
+type Reply = Result<Json<Value>, ApiError>;
+
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/products", get(list_products))
+        .route("/products/{slug}", get(get_product).put(put_product).delete(delete_product))
+        .route("/customers", get(list_customers))
+        .route("/customers/{id}", get(get_customer))
+        .route("/orders", get(list_orders))
+        .route("/orders/{id}", get(get_order))
+        .route("/invoices", get(list_invoices))
+        .route("/invoices/{key}", get(get_invoice))
+        .route("/invoices/{key}/{action}", post(invoice_action))
+        .route("/subscriptions", get(list_subscriptions))
+        .route("/subscriptions/{id}", get(get_subscription))
+        .route("/subscriptions/{id}/cancel", post(cancel_subscription))
+}
+
+/// The caller, if its token is known and its role is at least `needed`.
+async fn require(state: &AppState, headers: &HeaderMap, needed: Role) -> Result<Principal, ApiError> {
+    let token =
+        headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).ok_or_else(
+            || ApiError::new(StatusCode::UNAUTHORIZED, "Unauthenticated", "an admin bearer token is required"),
+        )?;
+    let principal = tokens::authenticate(&state.pool, token.trim())
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "Unauthenticated", "unknown or revoked token"))?;
+    if principal.role < needed {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            format!("role {} may not do this; it needs {}", principal.role.as_str(), needed.as_str()),
+        ));
+    }
+    Ok(principal)
+}
+
+fn to_json(value: impl serde::Serialize) -> Reply {
+    serde_json::to_value(value)
+        .map(Json)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "EncodingFailed", e.to_string()))
+}
+
+fn uuid(s: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(s).map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "NotFound", format!("{s} not found")))
+}
+
+async fn list_products(State(s): Shared, headers: HeaderMap) -> Reply {
+    require(&s, &headers, Role::ReadOnly).await?;
+    to_json(json!({"products": catalog::list(&s.pool, s.tenant, true).await?}))
+}
+
+async fn get_product(State(s): Shared, headers: HeaderMap, Path(slug): Path<String>) -> Reply {
+    require(&s, &headers, Role::ReadOnly).await?;
+    let product = catalog::by_slug(&s.pool, s.tenant, &slug).await?;
+    let prices = catalog::prices(&s.pool, product.id).await?;
+    to_json(catalog::Listed { product, prices })
+}
+
+async fn put_product(
+    State(s): Shared,
+    headers: HeaderMap,
+    Path(slug): Path<String>,
+    body: Result<Json<ProductInput>, JsonRejection>,
+) -> Reply {
+    let who = require(&s, &headers, Role::Admin).await?;
+    let Json(input) = body.map_err(bad_body)?;
+    render::check_template(&input.template).map_err(LedgerError::Invalid)?;
+    if input.prices.is_empty() {
+        return Err(LedgerError::Invalid("a product needs at least one price".into()).into());
+    }
+    let product = catalog::upsert(&s.pool, s.tenant, &slug, &input).await?;
+    audit::record(&s.pool, &who.name, "product.put", "product", &slug, json!({"active": input.active})).await?;
+    let prices = catalog::prices(&s.pool, product.id).await?;
+    to_json(catalog::Listed { product, prices })
+}
+
+async fn delete_product(State(s): Shared, headers: HeaderMap, Path(slug): Path<String>) -> Reply {
+    let who = require(&s, &headers, Role::Admin).await?;
+    catalog::delete(&s.pool, s.tenant, &slug).await?;
+    audit::record(&s.pool, &who.name, "product.delete", "product", &slug, json!({})).await?;
+    to_json(json!({"deleted": slug}))
+}
+
+async fn list_customers(State(s): Shared, headers: HeaderMap) -> Reply {
+    require(&s, &headers, Role::ReadOnly).await?;
+    to_json(json!({"customers": customers::list(&s.pool, s.tenant).await?}))
+}
+
+async fn get_customer(State(s): Shared, headers: HeaderMap, Path(id): Path<String>) -> Reply {
+    require(&s, &headers, Role::ReadOnly).await?;
+    let customer = customers::get(&s.pool, uuid(&id)?).await?;
+    let orders = orders::list(&s.pool, Some(customer.id)).await?;
+    to_json(json!({"customer": customer, "orders": orders}))
+}
+
+#[derive(Deserialize)]
+struct Filter {
+    status: Option<String>,
+    customer: Option<Uuid>,
+}
+
+async fn list_orders(State(s): Shared, headers: HeaderMap, Query(f): Query<Filter>) -> Reply {
+    require(&s, &headers, Role::ReadOnly).await?;
+    to_json(json!({"orders": orders::list(&s.pool, f.customer).await?}))
+}
+
+async fn get_order(State(s): Shared, headers: HeaderMap, Path(id): Path<String>) -> Reply {
+    require(&s, &headers, Role::ReadOnly).await?;
+    let order = orders::get(&s.pool, uuid(&id)?).await?;
+    let items = orders::items(&s.pool, order.id).await?;
+    to_json(json!({"order": order, "items": items}))
+}
+
+async fn list_invoices(State(s): Shared, headers: HeaderMap, Query(f): Query<Filter>) -> Reply {
+    require(&s, &headers, Role::ReadOnly).await?;
+    to_json(json!({"invoices": invoices::list(&s.pool, f.status.as_deref()).await?}))
+}
+
+async fn get_invoice(State(s): Shared, headers: HeaderMap, Path(key): Path<String>) -> Reply {
+    require(&s, &headers, Role::ReadOnly).await?;
+    let invoice = invoices::find(&s.pool, &key).await?;
+    let lines = invoices::lines(&s.pool, invoice.id).await?;
+    let payments = payments::of_invoice(&s.pool, invoice.id).await?;
+    to_json(json!({"invoice": invoice, "lines": lines, "payments": payments}))
+}
+
+/// `issue`, `mark-paid`, `void` or `refund`.
+async fn invoice_action(State(s): Shared, headers: HeaderMap, Path((key, action)): Path<(String, String)>) -> Reply {
+    let who = require(&s, &headers, Role::Billing).await?;
+    let invoice = invoices::find(&s.pool, &key).await?;
+    let changed = match action.as_str() {
+        "issue" => invoices::issue(&s.pool, invoice.id, chrono::Utc::now()).await?,
+        "void" => invoices::void(&s.pool, invoice.id).await?,
+        "mark-paid" => {
+            let mut tx = s.pool.begin().await.map_err(LedgerError::from)?;
+            let reference = format!("manual:{}", invoice.id);
+            payments::record(
+                &mut *tx,
+                &Report {
+                    provider: "manual",
+                    reference: &reference,
+                    invoice: Some(invoice.id),
+                    amount: invoice.total,
+                    currency: &invoice.currency,
+                    outcome: Outcome::Succeeded,
+                },
+            )
+            .await?;
+            let paid = payments::settle_invoice(&mut tx, invoice.id).await?;
+            tx.commit().await.map_err(LedgerError::from)?;
+            s.fulfil.notify_one();
+            paid
+        }
+        "refund" => refund(&s, &invoice).await?,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("no invoice action {other:?}: issue, mark-paid, void or refund"),
+            ));
+        }
+    };
+    audit::record(&s.pool, &who.name, &format!("invoice.{action}"), "invoice", &key, json!({"status": changed.status}))
+        .await?;
+    to_json(changed)
+}
+
+/// Refunds a paid invoice in full: through Stripe when Stripe took the money.
+async fn refund(s: &AppState, invoice: &invoices::Invoice) -> Result<invoices::Invoice, ApiError> {
+    if invoice.status != "paid" {
+        return Err(LedgerError::Conflict(format!(
+            "invoice {} is {}, not paid",
+            invoice.number.as_deref().unwrap_or("?"),
+            invoice.status
+        ))
+        .into());
+    }
+    let payment = payments::refundable(&s.pool, invoice.id).await?;
+    let reference = match &payment {
+        Some(p) => {
+            let cents = crate::money::to_cents(invoice.total);
+            s.stripe
+                .create_refund(&p.reference, cents, &format!("refund-{}", invoice.id))
+                .await
+                .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e.reason(), e.to_string()))?;
+            p.reference.clone()
+        }
+        None => format!("manual:{}", invoice.id),
+    };
+    let mut tx = s.pool.begin().await.map_err(LedgerError::from)?;
+    payments::record(
+        &mut *tx,
+        &Report {
+            provider: if payment.is_some() { "stripe" } else { "manual" },
+            reference: &reference,
+            invoice: Some(invoice.id),
+            amount: invoice.total,
+            currency: &invoice.currency,
+            outcome: Outcome::Refunded(invoice.total),
+        },
+    )
+    .await?;
+    let refunded = payments::settle_invoice(&mut tx, invoice.id).await?;
+    tx.commit().await.map_err(LedgerError::from)?;
+    Ok(refunded)
+}
+
+async fn list_subscriptions(State(s): Shared, headers: HeaderMap, Query(f): Query<Filter>) -> Reply {
+    require(&s, &headers, Role::ReadOnly).await?;
+    to_json(json!({"subscriptions": subscriptions::list(&s.pool, f.status.as_deref()).await?}))
+}
+
+/// A subscription with its invoices and how provisioning goes: the ledger's last observation and,
+/// when the cluster answers, the resource's status now.
+async fn get_subscription(State(s): Shared, headers: HeaderMap, Path(id): Path<String>) -> Reply {
+    require(&s, &headers, Role::ReadOnly).await?;
+    let sub = subscriptions::get(&s.pool, uuid(&id)?).await?;
+    let invoices = invoices::of_subscription(&s.pool, sub.id, sub.order_id).await?;
+    let live = match &s.kube {
+        Some(client) => {
+            let api: Api<Subscription> = Api::namespaced(client.clone(), &sub.namespace);
+            match api.get_opt(&sub.resource_name).await {
+                Ok(found) => json!(found.and_then(|o| o.status)),
+                Err(e) => json!({"error": e.to_string()}),
+            }
+        }
+        None => Value::Null,
+    };
+    to_json(json!({
+        "subscription": sub,
+        "invoices": invoices,
+        "provisioning": {"phase": sub.provisioning_phase, "message": sub.provisioning_message, "resourceStatus": live},
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Cancel {
+    #[serde(default)]
+    at_period_end: bool,
+}
+
+async fn cancel_subscription(
+    State(s): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<Cancel>, JsonRejection>,
+) -> Reply {
+    let who = require(&s, &headers, Role::Billing).await?;
+    let Json(cancel) = body.map_err(bad_body)?;
+    let id = uuid(&id)?;
+    let mut tx = s.pool.begin().await.map_err(LedgerError::from)?;
+    let sub = subscriptions::lock(&mut tx, id).await?;
+    if cancel.at_period_end {
+        subscriptions::set_cancel_at_period_end(&mut *tx, id, true).await?;
+    } else {
+        let from = ["pending_activation", "active", "past_due", "suspended", "provisioning_failed"];
+        if subscriptions::transition(&mut *tx, id, &from, "cancelled").await?.is_none() {
+            return Err(LedgerError::Conflict(format!("subscription {id} is {} already", sub.status)).into());
+        }
+        outbox::enqueue(&mut *tx, id, Action::Delete).await?;
+    }
+    audit::record(
+        &mut *tx,
+        &who.name,
+        "subscription.cancel",
+        "subscription",
+        &id.to_string(),
+        json!({"atPeriodEnd": cancel.at_period_end}),
+    )
+    .await?;
+    tx.commit().await.map_err(LedgerError::from)?;
+    to_json(subscriptions::get(&s.pool, id).await?)
+}

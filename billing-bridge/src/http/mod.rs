@@ -1,0 +1,97 @@
+//! The bridge's HTTP API (axum): the public catalog and checkout, the Stripe webhook, the admin
+//! API, `/healthz` and `/metrics`. Errors are JSON `{"error": {"code", "message"}}` with a stable code.
+
+mod admin;
+mod public;
+mod webhook;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::checkout::{CheckoutError, ReturnUrls};
+use crate::ledger::LedgerError;
+use crate::metrics::Metrics;
+use crate::stripe::api::StripeClient;
+
+/// What every handler shares.
+pub struct AppState {
+    pub pool: PgPool,
+    pub tenant: Uuid,
+    pub stripe: Arc<StripeClient>,
+    pub webhook_secret: String,
+    pub webhook_tolerance_secs: i64,
+    pub return_urls: ReturnUrls,
+    pub metrics: Arc<Metrics>,
+    /// Wakes the fulfilment loop after a payment landed.
+    pub fulfil: Arc<Notify>,
+    /// For the provisioning status of subscriptions in the admin API.
+    pub kube: Option<kube::Client>,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(public::healthz))
+        .route("/metrics", get(public::metrics))
+        .route("/v1/catalog", get(public::catalog))
+        .route("/v1/checkout", post(public::checkout))
+        .route("/v1/stripe/webhook", post(webhook::receive))
+        .nest("/v1/admin", admin::router())
+        .with_state(state)
+}
+
+/// An error as the API answers it.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response()
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(e: LedgerError) -> Self {
+        let status = match &e {
+            LedgerError::NotFound(_) => StatusCode::NOT_FOUND,
+            LedgerError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            LedgerError::Conflict(_) | LedgerError::Refused(_) => StatusCode::CONFLICT,
+            LedgerError::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::error!(error = %e, "ledger unavailable");
+        }
+        Self::new(status, e.reason(), e.to_string())
+    }
+}
+
+impl From<CheckoutError> for ApiError {
+    fn from(e: CheckoutError) -> Self {
+        match e {
+            CheckoutError::Ledger(e) => e.into(),
+            CheckoutError::Stripe(e) => Self::new(StatusCode::BAD_GATEWAY, e.reason(), e.to_string()),
+        }
+    }
+}
+
+/// A JSON body that failed to parse is a 422 with the parser's words.
+pub fn bad_body(e: axum::extract::rejection::JsonRejection) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "InvalidRequest", e.body_text())
+}

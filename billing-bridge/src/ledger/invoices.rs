@@ -1,0 +1,213 @@
+//! Invoices and their lines. Numbering, totals and the fixed amounts after issue are the database's
+//! rules (migrations/0001_ledger.sql); these functions only ask for the transitions.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+use super::LedgerError;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Invoice {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub order_id: Option<Uuid>,
+    pub subscription_id: Option<Uuid>,
+    pub number: Option<String>,
+    pub status: String,
+    pub currency: String,
+    pub subtotal: Decimal,
+    pub discount_total: Decimal,
+    pub tax_total: Decimal,
+    pub total: Decimal,
+    pub period_start: Option<DateTime<Utc>>,
+    pub period_end: Option<DateTime<Utc>>,
+    pub issued_at: Option<DateTime<Utc>>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub paid_at: Option<DateTime<Utc>>,
+    pub fulfilled_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Line {
+    pub position: i32,
+    pub kind: String,
+    pub description: String,
+    pub product_id: Option<Uuid>,
+    pub quantity: i32,
+    pub unit_amount: Decimal,
+    pub amount: Decimal,
+}
+
+/// A line to put on a draft: an item, a discount (negative) or a tax.
+#[derive(Debug, Clone)]
+pub struct NewLine {
+    pub kind: &'static str,
+    pub description: String,
+    pub product_id: Option<Uuid>,
+    pub quantity: i32,
+    pub unit_amount: Decimal,
+}
+
+/// What a draft is for: a new order, or the next period of a subscription.
+pub enum Purpose {
+    Order(Uuid),
+    Renewal { subscription: Uuid, period_start: DateTime<Utc>, period_end: DateTime<Utc> },
+}
+
+pub const COLUMNS: &str = "id, customer_id, order_id, subscription_id, number, status, currency, subtotal, \
+                           discount_total, tax_total, total, period_start, period_end, issued_at, due_at, \
+                           paid_at, fulfilled_at";
+
+/// Creates a draft invoice with its lines.
+pub async fn create_draft(
+    tx: &mut sqlx::PgConnection,
+    tenant: Uuid,
+    customer: Uuid,
+    currency: &str,
+    purpose: Purpose,
+    lines: &[NewLine],
+) -> Result<Uuid, LedgerError> {
+    let (order, subscription, start, end) = match purpose {
+        Purpose::Order(order) => (Some(order), None, None, None),
+        Purpose::Renewal { subscription, period_start, period_end } => {
+            (None, Some(subscription), Some(period_start), Some(period_end))
+        }
+    };
+    let id: Uuid = sqlx::query_scalar(
+        "INSERT INTO invoices (tenant_id, customer_id, order_id, subscription_id, currency, period_start, period_end) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(tenant)
+    .bind(customer)
+    .bind(order)
+    .bind(subscription)
+    .bind(currency)
+    .bind(start)
+    .bind(end)
+    .fetch_one(&mut *tx)
+    .await?;
+    for (position, line) in lines.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO invoice_lines (invoice_id, position, kind, description, product_id, quantity, unit_amount, amount) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(id)
+        .bind(position as i32 + 1)
+        .bind(line.kind)
+        .bind(&line.description)
+        .bind(line.product_id)
+        .bind(line.quantity)
+        .bind(line.unit_amount)
+        .bind(line.unit_amount * Decimal::from(line.quantity))
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(id)
+}
+
+/// Issues a draft: the database numbers it and fixes its totals.
+pub async fn issue(db: impl PgExecutor<'_>, id: Uuid, due_at: DateTime<Utc>) -> Result<Invoice, LedgerError> {
+    transition(db, id, &["draft"], "issued", Some(due_at)).await
+}
+
+/// Marks an issued invoice paid. A paid invoice stays as it is (Ok, unchanged).
+pub async fn mark_paid(db: impl PgExecutor<'_>, id: Uuid) -> Result<Invoice, LedgerError> {
+    transition(db, id, &["issued", "paid", "refunded"], "paid", None).await
+}
+
+pub async fn void(db: impl PgExecutor<'_>, id: Uuid) -> Result<Invoice, LedgerError> {
+    transition(db, id, &["draft", "issued", "void"], "void", None).await
+}
+
+pub async fn mark_refunded(db: impl PgExecutor<'_>, id: Uuid) -> Result<Invoice, LedgerError> {
+    transition(db, id, &["paid", "refunded"], "refunded", None).await
+}
+
+/// Moves the invoice from one of `from` to `to`; being in `to` already (or past it, for `paid`)
+/// changes nothing, so a repeated request is harmless.
+async fn transition(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    from: &[&str],
+    to: &str,
+    due_at: Option<DateTime<Utc>>,
+) -> Result<Invoice, LedgerError> {
+    let row: Option<Invoice> = sqlx::query_as(sql!(
+        "WITH current AS (SELECT id, status FROM invoices WHERE id = $1 FOR UPDATE) \
+         UPDATE invoices i SET status = CASE WHEN c.status = ANY($2) AND c.status NOT IN ($3, 'refunded') THEN $3 ELSE i.status END, \
+         due_at = CASE WHEN c.status = 'draft' AND $3 = 'issued' THEN $4 ELSE i.due_at END \
+         FROM current c WHERE i.id = c.id RETURNING {}",
+        COLUMNS.split(", ").map(|c| format!("i.{c}")).collect::<Vec<_>>().join(", ")
+    ))
+    .bind(id)
+    .bind(from)
+    .bind(to)
+    .bind(due_at)
+    .fetch_optional(db)
+    .await?;
+    let invoice = row.ok_or_else(|| LedgerError::NotFound(format!("invoice {id}")))?;
+    if invoice.status != to && !(to == "paid" && invoice.status == "refunded") {
+        return Err(LedgerError::Conflict(format!(
+            "invoice {} is {} and cannot become {to}",
+            invoice.number.as_deref().unwrap_or("(draft)"),
+            invoice.status
+        )));
+    }
+    Ok(invoice)
+}
+
+pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Invoice, LedgerError> {
+    sqlx::query_as(sql!("SELECT {COLUMNS} FROM invoices WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await?
+        .ok_or_else(|| LedgerError::NotFound(format!("invoice {id}")))
+}
+
+/// By id or by number (`INV-YYYY-NNNNNN`).
+pub async fn find(db: impl PgExecutor<'_>, key: &str) -> Result<Invoice, LedgerError> {
+    let id = Uuid::parse_str(key).ok();
+    sqlx::query_as(sql!("SELECT {COLUMNS} FROM invoices WHERE id = $1 OR number = $2"))
+        .bind(id)
+        .bind(key)
+        .fetch_optional(db)
+        .await?
+        .ok_or_else(|| LedgerError::NotFound(format!("invoice {key}")))
+}
+
+pub async fn lines(db: impl PgExecutor<'_>, id: Uuid) -> Result<Vec<Line>, LedgerError> {
+    Ok(sqlx::query_as(
+        "SELECT position, kind, description, product_id, quantity, unit_amount, amount FROM invoice_lines \
+         WHERE invoice_id = $1 ORDER BY position",
+    )
+    .bind(id)
+    .fetch_all(db)
+    .await?)
+}
+
+pub async fn list(db: impl PgExecutor<'_>, status: Option<&str>) -> Result<Vec<Invoice>, LedgerError> {
+    Ok(sqlx::query_as(sql!(
+        "SELECT {COLUMNS} FROM invoices WHERE ($1::text IS NULL OR status = $1) ORDER BY created_at DESC LIMIT 500"
+    ))
+    .bind(status)
+    .fetch_all(db)
+    .await?)
+}
+
+/// The invoices of a subscription: the order's first one and its renewals.
+pub async fn of_subscription(
+    db: impl PgExecutor<'_>,
+    subscription: Uuid,
+    order: Uuid,
+) -> Result<Vec<Invoice>, LedgerError> {
+    Ok(sqlx::query_as(sql!(
+        "SELECT {COLUMNS} FROM invoices WHERE subscription_id = $1 OR order_id = $2 ORDER BY created_at"
+    ))
+    .bind(subscription)
+    .bind(order)
+    .fetch_all(db)
+    .await?)
+}

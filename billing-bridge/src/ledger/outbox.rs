@@ -1,0 +1,81 @@
+//! The outbox: what the Kubernetes side must be told, written in the transaction that changed the
+//! ledger, worked off in order by `outbox_worker`.
+
+use serde::Serialize;
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+use super::LedgerError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Action {
+    /// Apply the subscription's resource as the ledger now says.
+    Apply,
+    /// Delete the subscription's resource.
+    Delete,
+}
+
+impl Action {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Apply => "apply",
+            Self::Delete => "delete",
+        }
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Entry {
+    pub id: i64,
+    pub subscription_id: Uuid,
+    pub action: String,
+    pub attempts: i32,
+}
+
+impl Entry {
+    pub fn action(&self) -> Action {
+        if self.action == "delete" { Action::Delete } else { Action::Apply }
+    }
+}
+
+pub async fn enqueue(db: impl PgExecutor<'_>, subscription: Uuid, action: Action) -> Result<(), LedgerError> {
+    sqlx::query("INSERT INTO outbox (subscription_id, action) VALUES ($1, $2)")
+        .bind(subscription)
+        .bind(action.as_str())
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// The oldest pending entry, locked; entries of one subscription come out in the order written.
+pub async fn next(tx: &mut sqlx::PgConnection) -> Result<Option<Entry>, LedgerError> {
+    Ok(sqlx::query_as(
+        "SELECT id, subscription_id, action, attempts FROM outbox o WHERE done_at IS NULL \
+         AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.subscription_id = o.subscription_id \
+                         AND e.done_at IS NULL AND e.id < o.id) \
+         ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+    )
+    .fetch_optional(tx)
+    .await?)
+}
+
+pub async fn done(db: impl PgExecutor<'_>, entry: &Entry) -> Result<(), LedgerError> {
+    sqlx::query("UPDATE outbox SET done_at = now(), attempts = attempts + 1 WHERE id = $1")
+        .bind(entry.id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn failed(db: impl PgExecutor<'_>, entry: &Entry, error: &str) -> Result<(), LedgerError> {
+    sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1")
+        .bind(entry.id)
+        .bind(error)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn pending(db: impl PgExecutor<'_>) -> Result<i64, LedgerError> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM outbox WHERE done_at IS NULL").fetch_one(db).await?)
+}

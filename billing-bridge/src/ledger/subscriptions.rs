@@ -1,0 +1,195 @@
+//! Subscriptions in the ledger. The allowed status changes are a rule of the database; a function
+//! here changes a subscription only from the statuses it names, and says whether it did.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::PgExecutor;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::LedgerError;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Subscription {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub product_id: Uuid,
+    pub order_id: Uuid,
+    pub cycle: String,
+    pub status: String,
+    pub namespace: String,
+    pub resource_name: String,
+    pub domain: Option<String>,
+    pub resources: Json<Value>,
+    pub suspension_reason: Option<String>,
+    pub current_period_start: Option<DateTime<Utc>>,
+    pub current_period_end: Option<DateTime<Utc>>,
+    pub cancel_at_period_end: bool,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub provisioning_phase: Option<String>,
+    pub provisioning_message: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub struct New<'a> {
+    pub tenant: Uuid,
+    pub customer: Uuid,
+    pub product: Uuid,
+    pub order: Uuid,
+    pub cycle: &'a str,
+    pub namespace: &'a str,
+    pub resource_name: &'a str,
+    pub domain: Option<&'a str>,
+    pub resources: &'a Value,
+}
+
+pub const COLUMNS: &str = "id, customer_id, product_id, order_id, cycle, status, namespace, resource_name, domain, \
+                           resources, suspension_reason, current_period_start, current_period_end, \
+                           cancel_at_period_end, activated_at, ended_at, provisioning_phase, \
+                           provisioning_message, created_at";
+
+/// The order's subscription, created if it has none yet (one per order, whoever asks twice).
+pub async fn create_for_order(tx: &mut sqlx::PgConnection, new: &New<'_>) -> Result<Subscription, LedgerError> {
+    sqlx::query(
+        "INSERT INTO subscriptions (tenant_id, customer_id, product_id, order_id, cycle, namespace, resource_name, \
+         domain, resources) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (order_id) DO NOTHING",
+    )
+    .bind(new.tenant)
+    .bind(new.customer)
+    .bind(new.product)
+    .bind(new.order)
+    .bind(new.cycle)
+    .bind(new.namespace)
+    .bind(new.resource_name)
+    .bind(new.domain)
+    .bind(Json(new.resources))
+    .execute(&mut *tx)
+    .await?;
+    by_order(&mut *tx, new.order).await
+}
+
+pub async fn by_order(db: impl PgExecutor<'_>, order: Uuid) -> Result<Subscription, LedgerError> {
+    sqlx::query_as(sql!("SELECT {COLUMNS} FROM subscriptions WHERE order_id = $1"))
+        .bind(order)
+        .fetch_optional(db)
+        .await?
+        .ok_or_else(|| LedgerError::NotFound(format!("subscription of order {order}")))
+}
+
+pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Subscription, LedgerError> {
+    sqlx::query_as(sql!("SELECT {COLUMNS} FROM subscriptions WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await?
+        .ok_or_else(|| LedgerError::NotFound(format!("subscription {id}")))
+}
+
+/// The subscription, locked until the transaction ends.
+pub async fn lock(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<Subscription, LedgerError> {
+    sqlx::query_as(sql!("SELECT {COLUMNS} FROM subscriptions WHERE id = $1 FOR UPDATE"))
+        .bind(id)
+        .fetch_optional(tx)
+        .await?
+        .ok_or_else(|| LedgerError::NotFound(format!("subscription {id}")))
+}
+
+pub async fn list(db: impl PgExecutor<'_>, status: Option<&str>) -> Result<Vec<Subscription>, LedgerError> {
+    Ok(sqlx::query_as(sql!(
+        "SELECT {COLUMNS} FROM subscriptions WHERE ($1::text IS NULL OR status = $1) ORDER BY created_at DESC LIMIT 500"
+    ))
+    .bind(status)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Moves the subscription to `to` if it is in one of `from`; the changed row, or None.
+pub async fn transition(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    from: &[&str],
+    to: &str,
+) -> Result<Option<Subscription>, LedgerError> {
+    Ok(sqlx::query_as(sql!(
+        "UPDATE subscriptions SET status = $3, \
+           ended_at = CASE WHEN $3 IN ('cancelled', 'expired') THEN now() ELSE ended_at END \
+         WHERE id = $1 AND status = ANY($2) RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(from)
+    .bind(to)
+    .fetch_optional(db)
+    .await?)
+}
+
+/// Activates a pending subscription: its first period starts now.
+pub async fn activate(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    at: DateTime<Utc>,
+    period_end: DateTime<Utc>,
+) -> Result<Option<Subscription>, LedgerError> {
+    Ok(sqlx::query_as(sql!(
+        "UPDATE subscriptions SET status = 'active', activated_at = $2, current_period_start = $2, \
+         current_period_end = $3 WHERE id = $1 AND status = 'pending_activation' RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(at)
+    .bind(period_end)
+    .fetch_optional(db)
+    .await?)
+}
+
+pub async fn set_period(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<(), LedgerError> {
+    sqlx::query("UPDATE subscriptions SET current_period_start = $2, current_period_end = $3 WHERE id = $1")
+        .bind(id)
+        .bind(start)
+        .bind(end)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_suspension(db: impl PgExecutor<'_>, id: Uuid, reason: Option<&str>) -> Result<(), LedgerError> {
+    sqlx::query("UPDATE subscriptions SET suspension_reason = $2 WHERE id = $1")
+        .bind(id)
+        .bind(reason)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_cancel_at_period_end(db: impl PgExecutor<'_>, id: Uuid, value: bool) -> Result<(), LedgerError> {
+    sqlx::query("UPDATE subscriptions SET cancel_at_period_end = $2 WHERE id = $1")
+        .bind(id)
+        .bind(value)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// What the Subscription resource last reported; true when it changed.
+pub async fn observe_provisioning(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    phase: Option<&str>,
+    message: Option<&str>,
+) -> Result<bool, LedgerError> {
+    let changed = sqlx::query(
+        "UPDATE subscriptions SET provisioning_phase = $2, provisioning_message = $3 WHERE id = $1 \
+         AND (provisioning_phase, provisioning_message) IS DISTINCT FROM ($2, $3)",
+    )
+    .bind(id)
+    .bind(phase)
+    .bind(message)
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(changed > 0)
+}

@@ -1,0 +1,19 @@
+//! The mPanel billing bridge: a Postgres ledger of products, orders, invoices, payments and
+//! subscriptions; Stripe checkout and webhooks; the materializer that turns a paid invoice into a
+//! Subscription resource; and the activation gate that marks a subscription active only once that
+//! resource is Ready.
+
+pub mod activation;
+pub mod checkout;
+pub mod config;
+pub mod db;
+pub mod fulfilment;
+pub mod http;
+pub mod ledger;
+pub mod lifecycle;
+pub mod metrics;
+pub mod money;
+pub mod outbox_worker;
+pub mod render;
+pub mod stripe;
+pub mod stripe_events;

@@ -1,0 +1,80 @@
+//! Prometheus metrics of the bridge, served at `/metrics` with the prefix `mpanel_bridge_`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::ledger::outbox::Action;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    pub event_type: String,
+    /// recorded, duplicate, ignored, rejected or error
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabels {
+    pub action: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub webhook_events: Family<WebhookLabels, Counter>,
+    pub checkouts: Family<OutcomeLabels, Counter>,
+    pub outbox_applied: Family<ActionLabels, Counter>,
+    pub outbox_pending: Gauge,
+    pub activation_errors: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("mpanel_bridge");
+        let webhook_events = Family::<WebhookLabels, Counter>::default();
+        registry.register(
+            "webhook_events",
+            "Stripe webhook deliveries, by event type and outcome",
+            webhook_events.clone(),
+        );
+        let checkouts = Family::<OutcomeLabels, Counter>::default();
+        registry.register("checkouts", "Checkouts, by outcome (placed, refused, error)", checkouts.clone());
+        let outbox_applied = Family::<ActionLabels, Counter>::default();
+        registry.register(
+            "outbox_applied",
+            "Outbox entries carried out on Kubernetes, by action",
+            outbox_applied.clone(),
+        );
+        let outbox_pending = Gauge::default();
+        registry.register("outbox_pending", "Outbox entries not yet carried out", outbox_pending.clone());
+        let activation_errors = Counter::default();
+        registry.register(
+            "activation_errors",
+            "Subscription status changes the ledger could not take",
+            activation_errors.clone(),
+        );
+        Self { registry, webhook_events, checkouts, outbox_applied, outbox_pending, activation_errors }
+    }
+}
+
+impl Metrics {
+    pub fn outbox_applied(&self, action: Action) {
+        let action = match action {
+            Action::Apply => "apply",
+            Action::Delete => "delete",
+        };
+        self.outbox_applied.get_or_create(&ActionLabels { action }).inc();
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,205 @@
+//! Stripe webhook events into the ledger. Each event is recorded in `stripe_events` in the same
+//! transaction as its effects, so a redelivered event changes nothing; effects fold into payment
+//! rows (see `ledger::payments`), so the order events arrive in does not matter either.
+
+use rust_decimal::Decimal;
+use serde_json::Value;
+use sqlx::PgPool;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::ledger::payments::{self, Outcome, Report};
+use crate::ledger::{LedgerError, audit, customers, invoices, orders};
+use crate::money;
+
+/// The parts of a Stripe event the ledger reads.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub id: String,
+    pub kind: String,
+    pub created: i64,
+    pub object: Value,
+    pub raw: Value,
+}
+
+impl Event {
+    pub fn parse(body: &[u8]) -> Result<Self, String> {
+        let raw: Value = serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+        let field = |name: &str| raw.get(name).and_then(Value::as_str).map(str::to_owned);
+        let id = field("id").filter(|id| id.starts_with("evt_")).ok_or("the event has no id evt_…")?;
+        let kind = field("type").ok_or("the event has no type")?;
+        let created = raw.get("created").and_then(Value::as_i64).ok_or("the event has no created time")?;
+        let object =
+            raw.pointer("/data/object").cloned().filter(Value::is_object).ok_or("the event has no data.object")?;
+        Ok(Self { id, kind, created, object, raw })
+    }
+
+    fn str(&self, pointer: &str) -> Option<&str> {
+        self.object.pointer(pointer).and_then(Value::as_str)
+    }
+
+    fn cents(&self, pointer: &str) -> Option<i64> {
+        self.object.pointer(pointer).and_then(Value::as_i64)
+    }
+
+    /// Our invoice, named in the metadata the checkout session (and its payment intent) carries.
+    fn invoice_id(&self) -> Option<Uuid> {
+        self.str("/metadata/invoice_id").and_then(|s| Uuid::parse_str(s).ok())
+    }
+
+    fn currency(&self) -> String {
+        self.str("/currency").unwrap_or("usd").to_owned()
+    }
+}
+
+/// What became of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Its effects are in the ledger now.
+    Recorded,
+    /// It was seen before; nothing changed.
+    Duplicate,
+    /// Recorded, but it names nothing in the ledger (or is a type the ledger does not follow).
+    Ignored,
+}
+
+impl Applied {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Recorded => "recorded",
+            Self::Duplicate => "duplicate",
+            Self::Ignored => "ignored",
+        }
+    }
+}
+
+/// Applies the event to the ledger, once.
+pub async fn apply(pool: &PgPool, event: &Event) -> Result<Applied, LedgerError> {
+    let mut tx = pool.begin().await?;
+    // a concurrent delivery of the same event waits here on the key, then finds it taken
+    let fresh = sqlx::query(
+        "INSERT INTO stripe_events (id, type, created, payload) VALUES ($1, $2, to_timestamp($3), $4) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&event.id)
+    .bind(&event.kind)
+    .bind(event.created as f64)
+    .bind(Json(&event.raw))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !fresh {
+        return Ok(Applied::Duplicate);
+    }
+    let report = match report_of(event) {
+        Some(report) => report,
+        None => {
+            tx.commit().await?;
+            return Ok(Applied::Ignored);
+        }
+    };
+    // an invoice we do not know: keep the event (and a refund's payment), change nothing else
+    let invoice = match report.invoice {
+        Some(id) => invoices::get(&mut *tx, id).await.ok(),
+        None => None,
+    };
+    let linked = Report { invoice: invoice.as_ref().map(|i| i.id), ..report.as_report() };
+    if linked.invoice.is_none() && !matches!(linked.outcome, Outcome::Refunded(_)) {
+        audit::record(
+            &mut *tx,
+            "stripe",
+            "event.unmatched",
+            "stripe_event",
+            &event.id,
+            serde_json::json!({"type": event.kind}),
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(Applied::Ignored);
+    }
+    let payment = payments::record(&mut *tx, &linked).await?;
+    if let Some(invoice_id) = payment.invoice_id {
+        let invoice = payments::settle_invoice(&mut tx, invoice_id).await?;
+        if let (Some(order), "paid" | "refunded") = (invoice.order_id, invoice.status.as_str()) {
+            orders::set_status(&mut *tx, order, &invoice.status).await?;
+        }
+        if let Some(stripe_customer) = event.str("/customer") {
+            customers::set_stripe_customer(&mut *tx, invoice.customer_id, stripe_customer).await?;
+        }
+    }
+    audit::record(
+        &mut *tx,
+        "stripe",
+        &event.kind,
+        "payment",
+        &payment.reference,
+        serde_json::json!({"event": event.id, "status": payment.status, "invoice": payment.invoice_id}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Applied::Recorded)
+}
+
+/// An owned payment report read from an event.
+struct OwnedReport {
+    reference: String,
+    invoice: Option<Uuid>,
+    amount: Decimal,
+    currency: String,
+    outcome: Outcome,
+}
+
+impl OwnedReport {
+    fn as_report(&self) -> Report<'_> {
+        Report {
+            provider: "stripe",
+            reference: &self.reference,
+            invoice: self.invoice,
+            amount: self.amount,
+            currency: &self.currency,
+            outcome: self.outcome.clone(),
+        }
+    }
+}
+
+/// What the event says of a payment, if anything. A payment is known by its PaymentIntent, so
+/// the session, the intent and the charge of one purchase all land on one row.
+fn report_of(event: &Event) -> Option<OwnedReport> {
+    let own_id = event.str("/id").map(str::to_owned);
+    let intent = event.str("/payment_intent").map(str::to_owned);
+    let (reference, cents, outcome) = match event.kind.as_str() {
+        "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
+            if !matches!(event.str("/payment_status"), Some("paid" | "no_payment_required")) {
+                return None;
+            }
+            (intent.or(own_id)?, event.cents("/amount_total")?, Outcome::Succeeded)
+        }
+        "payment_intent.succeeded" => {
+            let cents = event.cents("/amount_received").or_else(|| event.cents("/amount"))?;
+            (own_id?, cents, Outcome::Succeeded)
+        }
+        "payment_intent.payment_failed" => {
+            let message = event.str("/last_payment_error/message").unwrap_or("the payment failed").to_owned();
+            (own_id?, event.cents("/amount")?, Outcome::Failed(message))
+        }
+        "invoice.paid" => (intent.or(own_id)?, event.cents("/amount_paid")?, Outcome::Succeeded),
+        "invoice.payment_failed" => {
+            let attempt = event.object.get("attempt_count").and_then(Value::as_i64).unwrap_or(1);
+            let message = format!("Stripe invoice payment failed (attempt {attempt})");
+            (intent.or(own_id)?, event.cents("/amount_due")?, Outcome::Failed(message))
+        }
+        "charge.refunded" => {
+            let refunded = money::from_cents(event.cents("/amount_refunded")?);
+            (intent.or(own_id)?, event.cents("/amount")?, Outcome::Refunded(refunded))
+        }
+        _ => return None,
+    };
+    Some(OwnedReport {
+        reference,
+        invoice: event.invoice_id(),
+        amount: money::from_cents(cents),
+        currency: event.currency(),
+        outcome,
+    })
+}

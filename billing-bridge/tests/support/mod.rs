@@ -1,0 +1,367 @@
+//! Running the billing bridge in a test: a fresh ledger database on the testbed's PostgreSQL, the
+//! bridge binary against it, the testbed's kube-apiserver and stripe-mock, webhooks signed as
+//! Stripe signs them, and a TCP relay to the apiserver that a test can cut to play an outage.
+// each test binary uses a part of this module
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use mpanel_tests::Testbed;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::runtime::Runtime;
+
+/// A runtime for the async clients, and the rustls provider they need (installed once).
+pub fn runtime() -> anyhow::Result<Runtime> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Ok(Runtime::new()?)
+}
+
+/// A ledger database of its own, migrated; dropped with the test.
+pub struct Ledger {
+    pub url: String,
+    pub pool: PgPool,
+    admin_url: String,
+    name: String,
+}
+
+impl Ledger {
+    pub fn fresh(rt: &Runtime, tb: &Testbed) -> anyhow::Result<Self> {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let name = format!("ledger_{}_{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+        let admin_url = tb.get("PG_URL")?.to_owned();
+        let base = admin_url.rsplit_once('/').map(|(b, _)| b.to_owned()).context("PG_URL has no database")?;
+        let url = format!("{base}/{name}");
+        let pool = rt.block_on(async {
+            let admin = PgPool::connect(&admin_url).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await?;
+            admin.close().await;
+            mpanel_billing_bridge::db::connect(&url, 10).await.context("migrating the fresh ledger")
+        })?;
+        Ok(Self { url, pool, admin_url, name })
+    }
+
+    /// Runs `query` and returns the first column of the first row as i64.
+    pub fn count(&self, rt: &Runtime, query: &str) -> anyhow::Result<i64> {
+        Ok(rt.block_on(sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(query.to_owned())).fetch_one(&self.pool))?)
+    }
+
+    /// The first column of the first row as text; None when there is no row or it is NULL.
+    pub fn text(&self, rt: &Runtime, query: &str) -> anyhow::Result<Option<String>> {
+        let row = rt.block_on(
+            sqlx::query_scalar::<_, Option<String>>(sqlx::AssertSqlSafe(query.to_owned())).fetch_optional(&self.pool),
+        )?;
+        Ok(row.flatten())
+    }
+
+    pub fn drop_database(self, rt: &Runtime) {
+        let _ = rt.block_on(async {
+            self.pool.close().await;
+            let admin = PgPool::connect(&self.admin_url).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)))
+                .execute(&admin)
+                .await
+        });
+    }
+}
+
+/// A bridge process; killed when dropped.
+pub struct Bridge {
+    child: Option<Child>,
+    pub url: String,
+    pub webhook_secret: String,
+    http: reqwest::Client,
+}
+
+impl Bridge {
+    /// Starts `mpanel-billing-bridge serve` on `ledger` with `kubeconfig` and waits for /healthz.
+    pub fn start(rt: &Runtime, tb: &Testbed, ledger: &Ledger, kubeconfig: &std::path::Path) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let url = format!("http://127.0.0.1:{port}");
+        let webhook_secret = tb.get("STRIPE_WEBHOOK_SECRET")?.to_owned();
+        let child = Command::new(env!("CARGO_BIN_EXE_mpanel-billing-bridge"))
+            .arg("serve")
+            .env("MPANEL_BRIDGE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("DATABASE_URL", &ledger.url)
+            .env("STRIPE_SECRET_KEY", tb.get("STRIPE_SECRET_KEY")?)
+            .env("STRIPE_API_BASE", tb.get("STRIPE_API_BASE")?)
+            .env("STRIPE_WEBHOOK_SECRET", &webhook_secret)
+            .env("MPANEL_BRIDGE_SCAN_SECONDS", "1")
+            .env("MPANEL_BRIDGE_LIFECYCLE_SECONDS", "0")
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting mpanel-billing-bridge")?;
+        let mut bridge = Self { child: Some(child), url, webhook_secret, http: reqwest::Client::new() };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let up = rt.block_on(async { bridge.http.get(format!("{}/healthz", bridge.url)).send().await });
+            if up.is_ok_and(|r| r.status().is_success()) {
+                return Ok(bridge);
+            }
+            if let Some(child) = bridge.child.as_mut()
+                && child.try_wait()?.is_some()
+            {
+                let logs = bridge.stop();
+                bail!("the bridge exited: {logs}");
+            }
+            if Instant::now() > deadline {
+                let logs = bridge.stop();
+                bail!("the bridge did not answer /healthz in 30 s: {logs}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stops the bridge (by pid) and returns what it logged.
+    pub fn stop(&mut self) -> String {
+        let Some(mut child) = self.child.take() else { return String::new() };
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if child.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let out = child.wait_with_output().map(|o| String::from_utf8_lossy(&o.stderr).into_owned());
+        out.unwrap_or_default()
+    }
+
+    /// POST `path` with a JSON body; the status and the JSON answer.
+    pub fn post(&self, rt: &Runtime, path: &str, body: &Value, token: Option<&str>) -> anyhow::Result<(u16, Value)> {
+        rt.block_on(async {
+            let mut req = self.http.post(format!("{}{path}", self.url)).json(body);
+            if let Some(token) = token {
+                req = req.bearer_auth(token);
+            }
+            let resp = req.send().await?;
+            let status = resp.status().as_u16();
+            Ok((status, resp.json().await.unwrap_or(Value::Null)))
+        })
+    }
+
+    pub fn get(&self, rt: &Runtime, path: &str, token: Option<&str>) -> anyhow::Result<(u16, Value)> {
+        rt.block_on(async {
+            let mut req = self.http.get(format!("{}{path}", self.url));
+            if let Some(token) = token {
+                req = req.bearer_auth(token);
+            }
+            let resp = req.send().await?;
+            let status = resp.status().as_u16();
+            let text = resp.text().await?;
+            Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+        })
+    }
+
+    /// Delivers `event` to the webhook as Stripe would, signed at `signed_at` (unix seconds).
+    pub async fn deliver_at(&self, event: &Value, secret: &str, signed_at: i64) -> anyhow::Result<u16> {
+        let body = event.to_string();
+        let signature = mpanel_tests::stripe::sign(&body, secret, signed_at);
+        let resp = self
+            .http
+            .post(format!("{}/v1/stripe/webhook", self.url))
+            .header("content-type", "application/json")
+            .header("stripe-signature", signature)
+            .body(body)
+            .send()
+            .await?;
+        Ok(resp.status().as_u16())
+    }
+
+    /// Delivers `event`, signed now with the right secret.
+    pub fn deliver(&self, rt: &Runtime, event: &Value) -> anyhow::Result<u16> {
+        rt.block_on(self.deliver_at(event, &self.webhook_secret, chrono::Utc::now().timestamp()))
+    }
+
+    /// Places an order through the public checkout and returns its answer.
+    pub fn checkout(&self, rt: &Runtime, body: &Value) -> anyhow::Result<Value> {
+        let (status, answer) = self.post(rt, "/v1/checkout", body, None)?;
+        if status != 201 {
+            bail!("checkout answered {status}: {answer}");
+        }
+        Ok(answer)
+    }
+
+    pub fn metrics(&self, rt: &Runtime) -> anyhow::Result<String> {
+        rt.block_on(async { Ok(self.http.get(format!("{}/metrics", self.url)).send().await?.text().await?) })
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+static EVENT_SEQ: AtomicU32 = AtomicU32::new(0);
+
+fn event_id() -> String {
+    format!(
+        "evt_test_{}_{}_{}",
+        std::process::id(),
+        EVENT_SEQ.fetch_add(1, Ordering::Relaxed),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// A Stripe event of `kind` about `object`, as Stripe sends it.
+pub fn event(kind: &str, object: Value) -> Value {
+    json!({
+        "id": event_id(),
+        "object": "event",
+        "api_version": "2025-09-30.clover",
+        "created": chrono::Utc::now().timestamp(),
+        "livemode": false,
+        "pending_webhooks": 1,
+        "type": kind,
+        "data": {"object": object},
+    })
+}
+
+/// `checkout.session.completed` for the order `placed` (a checkout answer), paid by `intent`.
+pub fn session_completed(placed: &Value, intent: &str) -> Value {
+    let cents = total_cents(placed);
+    event(
+        "checkout.session.completed",
+        json!({
+            "id": placed["checkoutSessionId"],
+            "object": "checkout.session",
+            "mode": "payment",
+            "status": "complete",
+            "payment_status": "paid",
+            "payment_intent": intent,
+            "customer": format!("cus_{}", &intent[3..]),
+            "amount_total": cents,
+            "currency": "usd",
+            "client_reference_id": placed["orderId"],
+            "metadata": {"order_id": placed["orderId"], "invoice_id": placed["invoiceId"]},
+        }),
+    )
+}
+
+/// A `payment_intent.*` event for the invoice `invoice_id` of `cents`.
+pub fn payment_intent(kind: &str, intent: &str, invoice_id: &str, cents: i64) -> Value {
+    let mut object = json!({
+        "id": intent,
+        "object": "payment_intent",
+        "amount": cents,
+        "amount_received": if kind == "payment_intent.succeeded" { cents } else { 0 },
+        "currency": "usd",
+        "status": if kind == "payment_intent.succeeded" { "succeeded" } else { "requires_payment_method" },
+        "metadata": {"invoice_id": invoice_id},
+    });
+    if kind == "payment_intent.payment_failed" {
+        object["last_payment_error"] = json!({"code": "card_declined", "message": "Your card was declined."});
+    }
+    event(kind, object)
+}
+
+pub fn total_cents(placed: &Value) -> i64 {
+    let total = placed["total"].as_str().map(str::to_owned).unwrap_or_else(|| placed["total"].to_string());
+    let (whole, frac) = total.split_once('.').unwrap_or((&total, "0"));
+    whole.parse::<i64>().unwrap_or(0) * 100 + format!("{frac:0<2}")[..2].parse::<i64>().unwrap_or(0)
+}
+
+/// Polls `check` every 100 ms until it returns true or `within` passes.
+pub fn eventually(within: Duration, mut check: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<bool> {
+    let deadline = Instant::now() + within;
+    loop {
+        if check()? {
+            return Ok(true);
+        }
+        if Instant::now() > deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A unique customer email for a test.
+pub fn email(label: &str) -> String {
+    format!("{label}-{}-{}@shop.example", std::process::id(), EVENT_SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The Subscription resources a ledger subscription made, as `kubectl get` shows them.
+pub fn subscriptions_of(tb: &Testbed, ledger_id: &str) -> anyhow::Result<Vec<Value>> {
+    let selector = format!("billing.mpanel.migrahosting.com/subscription={ledger_id}");
+    let out =
+        tb.kubectl_ok(&["get", "subscriptions", "-A", "-l", &selector, "-o", "json", "--show-managed-fields"], None)?;
+    let list: Value = serde_json::from_str(&out)?;
+    Ok(list["items"].as_array().cloned().unwrap_or_default())
+}
+
+/// Deletes the customer namespaces a test's purchases created.
+pub struct Namespaces<'a> {
+    pub tb: &'a Testbed,
+    pub names: Vec<String>,
+}
+
+impl Drop for Namespaces<'_> {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = self.tb.kubectl(&["delete", "namespace", name, "--wait=false"], None);
+        }
+    }
+}
+
+/// A TCP relay to the apiserver, and a kubeconfig that goes through it: `cut` plays an outage
+/// for whoever uses that kubeconfig (connections refused), `restore` ends it.
+pub struct ApiRelay {
+    pub kubeconfig: PathBuf,
+    listen: std::net::SocketAddr,
+    target: String,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ApiRelay {
+    pub fn start(rt: &Runtime, tb: &Testbed) -> anyhow::Result<Self> {
+        let original = std::fs::read_to_string(tb.get("KUBECONFIG")?)?;
+        let server = original
+            .split("https://")
+            .nth(1)
+            .and_then(|rest| rest.split(['"', '\n', ' ', ',', '}']).next())
+            .context("the kubeconfig has no https server")?
+            .to_owned();
+        let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        let rewritten = original.replace(&format!("https://{server}"), &format!("https://{listen}"));
+        let kubeconfig =
+            std::env::temp_dir().join(format!("relay-{}-{}.kubeconfig", std::process::id(), listen.port()));
+        std::fs::write(&kubeconfig, rewritten)?;
+        let mut relay = Self { kubeconfig, listen, target: server, task: None };
+        relay.restore(rt)?;
+        Ok(relay)
+    }
+
+    pub fn restore(&mut self, rt: &Runtime) -> anyhow::Result<()> {
+        let listener = rt.block_on(tokio::net::TcpListener::bind(self.listen))?;
+        let target = self.target.clone();
+        self.task = Some(rt.spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                connections.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        }));
+        Ok(())
+    }
+
+    /// Closes the listener and every relayed connection.
+    pub fn cut(&mut self, rt: &Runtime) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = rt.block_on(task);
+        }
+    }
+}
