@@ -68,6 +68,8 @@ async fn fulfil_next(pool: &PgPool) -> Result<bool, LedgerError> {
 /// The order's first invoice: its subscription, created from the products' templates.
 async fn subscribe(tx: &mut sqlx::PgConnection, invoice: &Invoice, order_id: Uuid) -> Result<Uuid, LedgerError> {
     let order = orders::get(&mut *tx, order_id).await?;
+    // locks in the webhook's order: invoice, order, then customer (the subscription's key)
+    orders::set_status(&mut *tx, order_id, "paid").await?;
     let customer = customers::get(&mut *tx, order.customer_id).await?;
     let items = orders::items(&mut *tx, order_id).await?;
     let primary = items.first().ok_or_else(|| LedgerError::Invalid(format!("order {order_id} has no items")))?;
@@ -104,7 +106,6 @@ async fn subscribe(tx: &mut sqlx::PgConnection, invoice: &Invoice, order_id: Uui
         },
     )
     .await?;
-    orders::set_status(&mut *tx, order_id, "paid").await?;
     tracing::info!(invoice = ?invoice.number, subscription = %subscription.id, "order paid: subscription created");
     Ok(subscription.id)
 }

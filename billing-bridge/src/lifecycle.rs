@@ -72,8 +72,9 @@ pub async fn tick(pool: &PgPool, now: DateTime<Utc>) -> Result<Tick, LedgerError
     for Overdue { id, invoice, due_at, grace, termination, status, suspension } in overdue {
         let mut tx = pool.begin().await?;
         let action = if now >= due_at + Duration::days(termination.into()) {
-            subscriptions::transition(&mut *tx, id, &["active", "past_due", "suspended"], "cancelled").await?;
+            // the invoice first, as a payment locks it first: a payment racing this pass wins
             invoices::void(&mut *tx, invoice).await?;
+            subscriptions::transition(&mut *tx, id, &["active", "past_due", "suspended"], "cancelled").await?;
             done.cancelled += 1;
             Some((Action::Delete, "subscription.terminated"))
         } else if now >= due_at + Duration::days(grace.into()) && suspension.is_none() {

@@ -163,3 +163,173 @@ fn a_paid_session_delivered_twenty_times_makes_one_payment_one_subscription_one_
     ledger.drop_database(&rt);
     Ok(())
 }
+
+/// The ledger rows a purchase left, in a form two purchases can be compared by.
+fn outcome(ledger: &Ledger, rt: &Runtime, order: &str) -> anyhow::Result<Vec<Option<String>>> {
+    [
+        format!("SELECT status FROM orders WHERE id = '{order}'"),
+        format!("SELECT status || ' ' || (fulfilled_at IS NOT NULL)::text FROM invoices WHERE order_id = '{order}'"),
+        format!("SELECT string_agg(p.status || ' ' || p.amount::text || ' ' || p.refunded_amount::text || ' ' || coalesce(p.failure_message, '-'), ', ') \
+                 FROM payments p JOIN invoices i ON i.id = p.invoice_id WHERE i.order_id = '{order}'"),
+        format!("SELECT count(*)::text FROM subscriptions WHERE order_id = '{order}'"),
+    ]
+    .iter()
+    .map(|q| ledger.text(rt, q))
+    .collect()
+}
+
+#[test]
+fn events_in_any_order_lead_to_the_same_ledger() -> anyhow::Result<()> {
+    let (rt, tb) = setup()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let bridge = Bridge::start(&rt, &tb, &ledger, &kubeconfig(&tb)?)?;
+    let mut outcomes = Vec::new();
+    let mut namespaces = Namespaces { tb: &tb, names: Vec::new() };
+    // a declined card first, then the same PaymentIntent succeeds; the session completes
+    let orders: [&[usize]; 3] = [&[0, 1, 2], &[2, 1, 0], &[1, 2, 0, 2, 1]];
+    for order in orders {
+        let placed =
+            bridge.checkout(&rt, &json!({"product": "cloudpod-pro", "cycle": "monthly", "email": email("order")}))?;
+        let intent = format!("pi_{}", uuid::Uuid::new_v4().simple());
+        let invoice = placed["invoiceId"].as_str().unwrap_or_default();
+        let events = [
+            support::payment_intent("payment_intent.payment_failed", &intent, invoice, 1999),
+            support::payment_intent("payment_intent.succeeded", &intent, invoice, 1999),
+            session_completed(&placed, &intent),
+        ];
+        for &i in order {
+            assert_eq!(bridge.deliver(&rt, &events[i])?, 200);
+        }
+        let order_id = placed["orderId"].as_str().unwrap_or_default().to_owned();
+        assert!(eventually(WAIT, || Ok(ledger.count(
+            &rt,
+            &format!("SELECT count(*) FROM invoices WHERE order_id = '{order_id}' AND fulfilled_at IS NOT NULL")
+        )? == 1))?);
+        let customer = ledger.text(
+            &rt,
+            &format!("SELECT handle FROM customers c JOIN orders o ON o.customer_id = c.id WHERE o.id = '{order_id}'"),
+        )?;
+        namespaces.names.push(format!("customer-{}", customer.unwrap_or_default()));
+        outcomes.push(outcome(&ledger, &rt, &order_id)?);
+    }
+    assert_eq!(
+        outcomes[0],
+        vec![
+            Some("paid".into()),
+            Some("paid true".into()),
+            Some("succeeded 19.99 0.00 Your card was declined.".into()),
+            Some("1".into())
+        ]
+    );
+    assert_eq!(outcomes[1], outcomes[0]);
+    assert_eq!(outcomes[2], outcomes[0]);
+
+    // a refund reported before the payment it refunds: the same refunded invoice either way
+    let mut refunded = Vec::new();
+    for first_refund in [true, false] {
+        let placed =
+            bridge.checkout(&rt, &json!({"product": "cloudpod-mini", "cycle": "monthly", "email": email("refund")}))?;
+        let intent = format!("pi_{}", uuid::Uuid::new_v4().simple());
+        let refund = support::event(
+            "charge.refunded",
+            json!({
+                "id": format!("ch_{}", &intent[3..]), "object": "charge", "payment_intent": intent, "amount": 999,
+                "amount_refunded": 999, "currency": "usd", "refunded": true, "metadata": {},
+            }),
+        );
+        let paid = session_completed(&placed, &intent);
+        let sequence = if first_refund { [&refund, &paid] } else { [&paid, &refund] };
+        for event in sequence {
+            assert_eq!(bridge.deliver(&rt, event)?, 200);
+        }
+        let order_id = placed["orderId"].as_str().unwrap_or_default();
+        refunded.push(ledger.text(&rt, &format!("SELECT status FROM invoices WHERE order_id = '{order_id}'"))?);
+        let customer = ledger.text(
+            &rt,
+            &format!("SELECT handle FROM customers c JOIN orders o ON o.customer_id = c.id WHERE o.id = '{order_id}'"),
+        )?;
+        namespaces.names.push(format!("customer-{}", customer.unwrap_or_default()));
+    }
+    assert_eq!(refunded, vec![Some("refunded".to_owned()), Some("refunded".to_owned())]);
+    ledger.drop_database(&rt);
+    Ok(())
+}
+
+#[test]
+fn the_admin_api_checks_tokens_and_roles() -> anyhow::Result<()> {
+    use mpanel_billing_bridge::ledger::tokens::{self, Role};
+    let (rt, tb) = setup()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let bridge = Bridge::start(&rt, &tb, &ledger, &kubeconfig(&tb)?)?;
+    let [reader, billing, admin] = [Role::ReadOnly, Role::Billing, Role::Admin]
+        .map(|role| rt.block_on(tokens::create(&ledger.pool, role.as_str(), role)));
+    let (reader, billing, admin) = (reader?, billing?, admin?);
+    assert_eq!(
+        ledger.count(&rt, &format!("SELECT count(*) FROM api_tokens WHERE token_sha256 = sha256('{admin}'::bytea)"))?,
+        1
+    );
+    assert_eq!(
+        ledger.count(
+            &rt,
+            "SELECT count(*) FROM api_tokens WHERE position(convert_to('mpb_', 'UTF8') in token_sha256) > 0"
+        )?,
+        0
+    );
+
+    let placed =
+        bridge.checkout(&rt, &json!({"product": "cloudpod-pro", "cycle": "monthly", "email": email("admin")}))?;
+    let number = placed["invoiceNumber"].as_str().unwrap_or_default();
+    assert_eq!(bridge.get(&rt, "/v1/admin/invoices", None)?.0, 401);
+    assert_eq!(bridge.get(&rt, "/v1/admin/invoices", Some("mpb_wrong"))?.0, 401);
+    let (status, listed) = bridge.get(&rt, "/v1/admin/invoices", Some(&reader))?;
+    assert_eq!(status, 200);
+    assert_eq!(listed["invoices"][0]["number"], json!(number));
+    let (status, answer) =
+        bridge.post(&rt, &format!("/v1/admin/invoices/{number}/mark-paid"), &json!({}), Some(&reader))?;
+    assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("Forbidden")));
+
+    // billing marks it paid: the subscription follows as from Stripe
+    let (status, paid) =
+        bridge.post(&rt, &format!("/v1/admin/invoices/{number}/mark-paid"), &json!({}), Some(&billing))?;
+    assert_eq!((status, paid["status"].as_str()), (200, Some("paid")), "{paid}");
+    let mut sub_id = String::new();
+    assert!(eventually(WAIT, || {
+        sub_id = ledger.text(&rt, "SELECT id::text FROM subscriptions")?.unwrap_or_default();
+        Ok(!sub_id.is_empty() && !subscriptions_of(&tb, &sub_id)?.is_empty())
+    })?);
+    let found = subscriptions_of(&tb, &sub_id)?;
+    let _cleanup =
+        Namespaces { tb: &tb, names: vec![found[0]["metadata"]["namespace"].as_str().unwrap_or_default().into()] };
+    let (status, detail) = bridge.get(&rt, &format!("/v1/admin/subscriptions/{sub_id}"), Some(&reader))?;
+    assert_eq!(status, 200);
+    assert_eq!(detail["invoices"][0]["number"], json!(number));
+    assert_eq!(detail["subscription"]["status"], "pending_activation");
+
+    // the catalog: only admin writes, and a template must make valid resources
+    let product = json!({"name": "CloudPod Nano", "type": "cloudpod", "prices": [{"cycle": "monthly", "purpose": "new", "amountCents": 499, "currency": "usd"}],
+        "template": {"cloudPods": [{"name": "${subscription}", "spec": {"plan": "nano", "type": "lxc", "template": "100", "hostname": "${subscription}",
+            "resources": {"cores": 1, "memoryMiB": 512, "diskGiB": 10}, "network": {"bridge": "vmbr0", "ipv4": {"pool": "public-v4"}}}}]}});
+    let put = |token: &str, body: &Value| {
+        rt.block_on(async {
+            let resp = reqwest::Client::new()
+                .put(format!("{}/v1/admin/products/cloudpod-nano", bridge.url))
+                .bearer_auth(token)
+                .json(body)
+                .send()
+                .await?;
+            anyhow::Ok((resp.status().as_u16(), resp.json::<Value>().await.unwrap_or(Value::Null)))
+        })
+    };
+    assert_eq!(put(&billing, &product)?.0, 403);
+    let mut broken = product.clone();
+    broken["template"]["cloudPods"][0]["spec"]["resources"] = json!({"cores": "many"});
+    let (status, answer) = put(&admin, &broken)?;
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap_or_default().starts_with("template:"), "{answer}");
+    let (status, answer) = put(&admin, &product)?;
+    assert_eq!(status, 200, "{answer}");
+    let (_, catalog) = bridge.get(&rt, "/v1/catalog", None)?;
+    assert!(catalog["products"].as_array().into_iter().flatten().any(|p| p["slug"] == "cloudpod-nano"), "{catalog}");
+    ledger.drop_database(&rt);
+    Ok(())
+}

@@ -27,11 +27,22 @@ pub struct Product {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Price {
     pub cycle: String,
+    /// `new` (the default), `renewal` or `transfer`.
+    #[serde(default = "new_purpose")]
     pub purpose: String,
     pub amount_cents: i64,
+    #[serde(default = "usd")]
     pub currency: String,
+}
+
+fn new_purpose() -> String {
+    "new".to_owned()
+}
+fn usd() -> String {
+    "usd".to_owned()
 }
 
 /// A product with its prices, as the catalog and the admin API show it.

@@ -173,7 +173,11 @@ impl Bridge {
             .body(body)
             .send()
             .await?;
-        Ok(resp.status().as_u16())
+        let status = resp.status().as_u16();
+        if status != 200 {
+            eprintln!("webhook answered {status}: {}", resp.text().await.unwrap_or_default());
+        }
+        Ok(status)
     }
 
     /// Delivers `event`, signed now with the right secret.
