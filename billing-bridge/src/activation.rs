@@ -5,9 +5,11 @@
 
 use crate::ledger::sql;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
+use kube::api::ListParams;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use mpanel_crds::conditions::{self, READY};
@@ -157,21 +159,37 @@ async fn refund_if_due(
     Ok(())
 }
 
-/// Runs until the process ends: every change of a bridge-made Subscription is observed.
-pub async fn run(pool: PgPool, client: Client, stripe: Arc<StripeClient>, metrics: Arc<Metrics>) {
+/// Runs until the process ends: every change of a bridge-made Subscription is observed, and every
+/// `resync` all of them are again (a change the ledger could not take, a refund Stripe refused).
+pub async fn run(pool: PgPool, client: Client, stripe: Arc<StripeClient>, metrics: Arc<Metrics>, resync: Duration) {
     let api: Api<Subscription> = Api::all(client);
     let config = watcher::Config::default().labels(LEDGER_LABEL);
-    let mut events = watcher(api, config).default_backoff().applied_objects().boxed();
+    let mut events = watcher(api.clone(), config).default_backoff().applied_objects().boxed();
+    let mut ticker = tokio::time::interval(resync);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        match events.try_next().await {
-            Ok(Some(object)) => {
-                if let Err(e) = observe(&pool, &stripe, &object).await {
-                    metrics.activation_errors.inc();
-                    tracing::warn!(error = %e, reason = e.reason(), name = %object.name_any(), "observing a Subscription failed");
+        let objects = tokio::select! {
+            next = events.try_next() => match next {
+                Ok(Some(object)) => vec![object],
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "watching Subscriptions");
+                    continue;
                 }
+            },
+            _ = ticker.tick() => match api.list(&ListParams::default().labels(LEDGER_LABEL)).await {
+                Ok(list) => list.items,
+                Err(e) => {
+                    tracing::warn!(error = %e, "listing Subscriptions");
+                    continue;
+                }
+            },
+        };
+        for object in objects {
+            if let Err(e) = observe(&pool, &stripe, &object).await {
+                metrics.activation_errors.inc();
+                tracing::warn!(error = %e, reason = e.reason(), name = %object.name_any(), "observing a Subscription failed");
             }
-            Ok(None) => return,
-            Err(e) => tracing::warn!(error = %e, "watching Subscriptions"),
         }
     }
 }

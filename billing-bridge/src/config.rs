@@ -40,7 +40,8 @@ pub struct Serve {
     /// Where Stripe Checkout returns the buyer who cancels.
     #[arg(long, env = "MPANEL_BRIDGE_CANCEL_URL", default_value = "https://panel.migrahosting.com/checkout/cancelled")]
     pub cancel_url: String,
-    /// Seconds between scans for paid invoices and outbox entries a lost notification left behind.
+    /// Seconds between scans for paid invoices and outbox entries a lost notification left behind,
+    /// and between full passes of the activation gate over every bridge-made Subscription.
     #[arg(long, env = "MPANEL_BRIDGE_SCAN_SECONDS", default_value_t = 30)]
     pub scan_seconds: u64,
     /// Seconds between lifecycle passes (renewals, overdue, suspension, termination); 0 turns them off.

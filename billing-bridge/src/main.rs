@@ -105,7 +105,7 @@ async fn run(cfg: Serve) -> anyhow::Result<()> {
 
     tokio::spawn(fulfilment::run(pool.clone(), fulfil.clone(), scan, outbox_kick.clone()));
     tokio::spawn(outbox_worker::run(pool.clone(), kube.clone(), outbox_kick, scan, metrics.clone()));
-    tokio::spawn(activation::run(pool.clone(), kube.clone(), stripe.clone(), metrics.clone()));
+    tokio::spawn(activation::run(pool.clone(), kube.clone(), stripe.clone(), metrics.clone(), scan));
     if cfg.lifecycle_seconds > 0 {
         let (pool, every) = (pool.clone(), Duration::from_secs(cfg.lifecycle_seconds));
         tokio::spawn(async move {
