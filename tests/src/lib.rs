@@ -15,6 +15,23 @@ pub mod manifest;
 pub mod namesilo;
 pub mod stripe;
 
+/// Polls `check` every 100 ms until it returns true or `within` passes; whether it did.
+pub fn eventually(
+    within: std::time::Duration,
+    mut check: impl FnMut() -> anyhow::Result<bool>,
+) -> anyhow::Result<bool> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if check()? {
+            return Ok(true);
+        }
+        if std::time::Instant::now() > deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()

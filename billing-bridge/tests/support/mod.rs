@@ -274,19 +274,8 @@ pub fn total_cents(placed: &Value) -> i64 {
     whole.parse::<i64>().unwrap_or(0) * 100 + format!("{frac:0<2}")[..2].parse::<i64>().unwrap_or(0)
 }
 
-/// Polls `check` every 100 ms until it returns true or `within` passes.
-pub fn eventually(within: Duration, mut check: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<bool> {
-    let deadline = Instant::now() + within;
-    loop {
-        if check()? {
-            return Ok(true);
-        }
-        if Instant::now() > deadline {
-            return Ok(false);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+#[allow(unused_imports)]
+pub use mpanel_tests::eventually;
 
 /// A unique customer email for a test.
 pub fn email(label: &str) -> String {

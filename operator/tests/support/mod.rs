@@ -40,19 +40,8 @@ pub fn metric_sum(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 
         .sum()
 }
 
-/// Polls `check` every 100 ms until it returns true or `within` passes.
-pub fn eventually(within: Duration, mut check: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<bool> {
-    let deadline = Instant::now() + within;
-    loop {
-        if check()? {
-            return Ok(true);
-        }
-        if Instant::now() > deadline {
-            return Ok(false);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+#[allow(unused_imports)]
+pub use mpanel_tests::eventually;
 
 /// An operator process; killed when dropped if `stop` was not called.
 pub struct Operator {
