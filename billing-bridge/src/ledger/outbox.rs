@@ -60,7 +60,7 @@ pub async fn next(tx: &mut sqlx::PgConnection) -> Result<Option<Entry>, LedgerEr
 }
 
 pub async fn done(db: impl PgExecutor<'_>, entry: &Entry) -> Result<(), LedgerError> {
-    sqlx::query("UPDATE outbox SET done_at = now(), attempts = attempts + 1 WHERE id = $1")
+    sqlx::query("UPDATE outbox SET done_at = clock_timestamp(), attempts = attempts + 1 WHERE id = $1")
         .bind(entry.id)
         .execute(db)
         .await?;

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -75,6 +75,7 @@ pub struct Bridge {
     pub url: String,
     pub webhook_secret: String,
     http: reqwest::Client,
+    log: PathBuf,
 }
 
 impl Bridge {
@@ -83,6 +84,9 @@ impl Bridge {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let url = format!("http://127.0.0.1:{port}");
         let webhook_secret = tb.get("STRIPE_WEBHOOK_SECRET")?.to_owned();
+        // a file, not a pipe nobody reads while it runs (a full pipe would stall the bridge)
+        let log = std::env::temp_dir().join(format!("bridge-{}-{port}.log", std::process::id()));
+        let log_file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let child = Command::new(env!("CARGO_BIN_EXE_mpanel-billing-bridge"))
             .arg("serve")
             .env("MPANEL_BRIDGE_LISTEN", format!("127.0.0.1:{port}"))
@@ -94,11 +98,11 @@ impl Bridge {
             .env("MPANEL_BRIDGE_LIFECYCLE_SECONDS", "0")
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
             .spawn()
             .context("starting mpanel-billing-bridge")?;
-        let mut bridge = Self { child: Some(child), url, webhook_secret, http: reqwest::Client::new() };
+        let mut bridge = Self { child: Some(child), url, webhook_secret, http: reqwest::Client::new(), log };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let up = rt.block_on(async { bridge.http.get(format!("{}/healthz", bridge.url)).send().await });
@@ -131,8 +135,10 @@ impl Bridge {
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = child.kill();
-        let out = child.wait_with_output().map(|o| String::from_utf8_lossy(&o.stderr).into_owned());
-        out.unwrap_or_default()
+        let _ = child.wait();
+        let logs = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let _ = std::fs::remove_file(&self.log);
+        logs
     }
 
     /// POST `path` with a JSON body; the status and the JSON answer.
