@@ -12,9 +12,9 @@
 //!    delivery until a watch on Subscriptions labelled `billing.mpanel.migrahosting.com/subscription`
 //!    sees that order's resource. Prints p50, p99 and max.
 //!
-//! The bridge runs as `tests/support` runs it, except that it keeps its default scan interval (30 s,
-//! as deployed: the tests' 1 s makes its periodic passes part of the load) and that its log (JSON on
-//! stdout) is kept, in `$TESTBED_DIR/bench-bridge.log`.
+//! The bridge runs as `tests/support` runs it, with its default scan interval (30 s, as deployed: the
+//! tests' 1 s makes its periodic passes part of the load), and its log is kept in
+//! `$TESTBED_DIR/bench-bridge.log`.
 //! The ledger database and the customer namespaces are removed at the end.
 
 #[path = "../tests/support/mod.rs"]
@@ -22,10 +22,9 @@ mod support;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{bail, ensure};
 use futures::channel::mpsc;
 use futures::{StreamExt, TryStreamExt};
 use kube::core::PartialObjectMeta;
@@ -35,7 +34,7 @@ use mpanel_billing_bridge::render::LEDGER_LABEL;
 use mpanel_crds::subscription::Subscription;
 use mpanel_tests::Testbed;
 use serde_json::{Value, json};
-use support::{Ledger, session_completed};
+use support::{Bridge, Ledger, session_completed};
 use tokio::runtime::Runtime;
 
 const CONCURRENCY: usize = 32;
@@ -58,135 +57,51 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// The bridge binary on the bench's ledger, logging to a file.
-struct BenchBridge {
-    child: Option<Child>,
-    url: String,
-    secret: String,
-    log: PathBuf,
-    http: reqwest::Client,
+async fn checkout(bridge: &Bridge, body: &Value) -> anyhow::Result<Value> {
+    let resp = bridge.http.post(format!("{}/v1/checkout", bridge.url)).json(body).send().await?;
+    let status = resp.status().as_u16();
+    let answer: Value = resp.json().await.unwrap_or(Value::Null);
+    if status != 201 {
+        bail!("checkout answered {status}: {answer}");
+    }
+    Ok(answer)
 }
 
-impl BenchBridge {
-    fn start(rt: &Runtime, tb: &Testbed, ledger: &Ledger) -> anyhow::Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let log = PathBuf::from(tb.get("TESTBED_DIR")?).join("bench-bridge.log");
-        let secret = tb.get("STRIPE_WEBHOOK_SECRET")?.to_owned();
-        let file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        let child = Command::new(env!("CARGO_BIN_EXE_mpanel-billing-bridge"))
-            .arg("serve")
-            .env("MPANEL_BRIDGE_LISTEN", format!("127.0.0.1:{port}"))
-            .env("DATABASE_URL", &ledger.url)
-            .env("STRIPE_SECRET_KEY", tb.get("STRIPE_SECRET_KEY")?)
-            .env("STRIPE_API_BASE", tb.get("STRIPE_API_BASE")?)
-            .env("STRIPE_WEBHOOK_SECRET", &secret)
-            .env("MPANEL_BRIDGE_LIFECYCLE_SECONDS", "0")
-            .env("KUBECONFIG", tb.get("KUBECONFIG")?)
-            .env("RUST_LOG", "info")
-            .stdout(file.try_clone()?)
-            .stderr(file)
-            .spawn()
-            .context("starting mpanel-billing-bridge")?;
-        let mut bridge = Self {
-            child: Some(child),
-            url: format!("http://127.0.0.1:{port}"),
-            secret,
-            log,
-            http: reqwest::Client::builder().pool_max_idle_per_host(CONCURRENCY).build()?,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let up = rt.block_on(bridge.http.get(format!("{}/healthz", bridge.url)).send());
-            if up.is_ok_and(|r| r.status().is_success()) {
-                return Ok(bridge);
-            }
-            if let Some(child) = bridge.child.as_mut()
-                && child.try_wait()?.is_some()
-            {
-                bridge.stop();
-                bail!("the bridge exited: {}", bridge.log_tail());
-            }
-            if Instant::now() > deadline {
-                bridge.stop();
-                bail!("the bridge did not answer /healthz in 30 s: {}", bridge.log_tail());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// SIGTERM by pid, SIGKILL after 10 s.
-    fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if child.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    async fn checkout(&self, body: &Value) -> anyhow::Result<Value> {
-        let resp = self.http.post(format!("{}/v1/checkout", self.url)).json(body).send().await?;
-        let status = resp.status().as_u16();
-        let answer: Value = resp.json().await.unwrap_or(Value::Null);
-        if status != 201 {
-            bail!("checkout answered {status}: {answer}");
-        }
-        Ok(answer)
-    }
-
-    /// Delivers `body` (an event) to the webhook, signed now, as Stripe would.
-    async fn deliver(&self, body: &str) -> anyhow::Result<u16> {
-        let signature = mpanel_tests::stripe::sign(body, &self.secret, chrono::Utc::now().timestamp());
-        let resp = self
-            .http
-            .post(format!("{}/v1/stripe/webhook", self.url))
-            .header("content-type", "application/json")
-            .header("stripe-signature", signature)
-            .body(body.to_owned())
-            .send()
-            .await?;
-        Ok(resp.status().as_u16())
-    }
-
-    /// The bridge's `mpanel_bridge_webhook_events_total`, summed over event types, by outcome.
-    async fn webhook_outcomes(&self) -> anyhow::Result<BTreeMap<String, u64>> {
-        let text = self.http.get(format!("{}/metrics", self.url)).send().await?.text().await?;
-        let mut out = BTreeMap::new();
-        for line in text.lines() {
-            let Some(rest) = line.strip_prefix("mpanel_bridge_webhook_events_total{") else { continue };
-            let Some((labels, value)) = rest.split_once("} ") else { continue };
-            let outcome = labels
-                .split(',')
-                .find_map(|l| l.strip_prefix("outcome=\""))
-                .map(|v| v.trim_end_matches('"').to_owned())
-                .unwrap_or_default();
-            *out.entry(outcome).or_insert(0) += value.trim().parse::<f64>().unwrap_or(0.0) as u64;
-        }
-        Ok(out)
-    }
+/// Delivers `body` (an event) to the webhook, signed now, as Stripe would.
+async fn deliver(bridge: &Bridge, body: &str) -> anyhow::Result<u16> {
+    let signature = mpanel_tests::stripe::sign(body, &bridge.webhook_secret, chrono::Utc::now().timestamp());
+    let resp = bridge
+        .http
+        .post(format!("{}/v1/stripe/webhook", bridge.url))
+        .header("content-type", "application/json")
+        .header("stripe-signature", signature)
+        .body(body.to_owned())
+        .send()
+        .await?;
+    Ok(resp.status().as_u16())
 }
 
-impl Drop for BenchBridge {
-    fn drop(&mut self) {
-        self.stop();
+/// The bridge's `mpanel_bridge_webhook_events_total`, summed over event types, by outcome.
+async fn webhook_outcomes(bridge: &Bridge) -> anyhow::Result<BTreeMap<String, u64>> {
+    let text = bridge.http.get(format!("{}/metrics", bridge.url)).send().await?.text().await?;
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("mpanel_bridge_webhook_events_total{") else { continue };
+        let Some((labels, value)) = rest.split_once("} ") else { continue };
+        let outcome = labels
+            .split(',')
+            .find_map(|l| l.strip_prefix("outcome=\""))
+            .map(|v| v.trim_end_matches('"').to_owned())
+            .unwrap_or_default();
+        *out.entry(outcome).or_insert(0) += value.trim().parse::<f64>().unwrap_or(0.0) as u64;
     }
+    Ok(out)
 }
 
 /// Places `bodies` through the checkout, a few at a time; the answers in the same order.
-fn place_all(rt: &Runtime, bridge: &BenchBridge, bodies: &[Value]) -> anyhow::Result<Vec<Value>> {
+fn place_all(rt: &Runtime, bridge: &Bridge, bodies: &[Value]) -> anyhow::Result<Vec<Value>> {
     rt.block_on(
-        futures::stream::iter(bodies.iter().map(|body| bridge.checkout(body)))
+        futures::stream::iter(bodies.iter().map(|body| checkout(bridge, body)))
             .buffered(CHECKOUT_CONCURRENCY)
             .try_collect(),
     )
@@ -203,7 +118,7 @@ fn shuffle<T>(items: &mut [T]) {
     }
 }
 
-fn intake(rt: &Runtime, bridge: &BenchBridge, ledger: &Ledger, orders: usize) -> anyhow::Result<()> {
+fn intake(rt: &Runtime, bridge: &Bridge, ledger: &Ledger, orders: usize) -> anyhow::Result<()> {
     let run = std::process::id();
     let email = format!("intake-{run}@bench.example");
     let bodies: Vec<Value> =
@@ -223,14 +138,14 @@ fn intake(rt: &Runtime, bridge: &BenchBridge, ledger: &Ledger, orders: usize) ->
         .collect();
     let mut deliveries: Vec<usize> = (0..orders * COPIES).map(|i| i % orders).collect();
     shuffle(&mut deliveries);
-    let before = rt.block_on(bridge.webhook_outcomes())?;
+    let before = rt.block_on(webhook_outcomes(bridge))?;
     let started = Instant::now();
     let results: Vec<(u16, Duration)> = rt.block_on(
         futures::stream::iter(deliveries.iter().map(|&i| {
             let body = &events[i];
             async move {
                 let sent = Instant::now();
-                let status = bridge.deliver(body).await?;
+                let status = deliver(bridge, body).await?;
                 anyhow::Ok((status, sent.elapsed()))
             }
         }))
@@ -238,7 +153,7 @@ fn intake(rt: &Runtime, bridge: &BenchBridge, ledger: &Ledger, orders: usize) ->
         .try_collect(),
     )?;
     let wall = started.elapsed();
-    let after = rt.block_on(bridge.webhook_outcomes())?;
+    let after = rt.block_on(webhook_outcomes(bridge))?;
     let delta = |outcome: &str| {
         after.get(outcome).copied().unwrap_or(0).saturating_sub(before.get(outcome).copied().unwrap_or(0))
     };
@@ -310,7 +225,7 @@ enum Seen {
     Applied(String, Instant),
 }
 
-fn latency(rt: &Runtime, tb: &Testbed, bridge: &BenchBridge, ledger: &Ledger, orders: usize) -> anyhow::Result<()> {
+fn latency(rt: &Runtime, tb: &Testbed, bridge: &Bridge, ledger: &Ledger, orders: usize) -> anyhow::Result<()> {
     let run = std::process::id();
     let bodies: Vec<Value> = (0..orders)
         .map(|i| {
@@ -371,7 +286,7 @@ fn latency(rt: &Runtime, tb: &Testbed, bridge: &BenchBridge, ledger: &Ledger, or
             let event = session_completed(order, &format!("pi_{}", uuid::Uuid::new_v4().simple())).to_string();
             let order_id = order["orderId"].as_str().unwrap_or_default();
             let sent = Instant::now();
-            let status = rt.block_on(bridge.deliver(&event))?;
+            let status = rt.block_on(deliver(bridge, &event))?;
             answers.push(sent.elapsed());
             ensure!(status == 200, "the webhook answered {status}");
             let deadline = sent + Duration::from_secs(60);
@@ -428,13 +343,15 @@ fn main() -> anyhow::Result<()> {
     );
     println!("| what | load | time | rate / latency |");
     println!("| --- | --- | --- | --- |");
-    let outcome = BenchBridge::start(&rt, &tb, &ledger).and_then(|mut bridge| {
+    let log = PathBuf::from(tb.get("TESTBED_DIR")?).join("bench-bridge.log");
+    let kubeconfig = PathBuf::from(tb.get("KUBECONFIG")?);
+    let outcome = Bridge::start_with(&rt, &tb, &ledger, &kubeconfig, 30, Some(log)).and_then(|mut bridge| {
         let outcome = intake(&rt, &bridge, &ledger, orders).and_then(|()| {
             if latency_orders > 0 { latency(&rt, &tb, &bridge, &ledger, latency_orders) } else { Ok(()) }
         });
         bridge.stop();
         if outcome.is_err() {
-            eprintln!("---- last lines of {} ----\n{}", bridge.log.display(), bridge.log_tail());
+            eprintln!("---- last lines of {} ----\n{}", bridge.log.display(), bridge.log_tail(30));
         }
         outcome
     });

@@ -74,18 +74,34 @@ pub struct Bridge {
     child: Option<Child>,
     pub url: String,
     pub webhook_secret: String,
-    http: reqwest::Client,
-    log: PathBuf,
+    pub http: reqwest::Client,
+    pub log: PathBuf,
+    keep_log: bool,
 }
 
 impl Bridge {
-    /// Starts `mpanel-billing-bridge serve` on `ledger` with `kubeconfig` and waits for /healthz.
+    /// Starts `mpanel-billing-bridge serve` on `ledger` with `kubeconfig`, scanning every second, and
+    /// waits for /healthz.
     pub fn start(rt: &Runtime, tb: &Testbed, ledger: &Ledger, kubeconfig: &std::path::Path) -> anyhow::Result<Self> {
+        Self::start_with(rt, tb, ledger, kubeconfig, 1, None)
+    }
+
+    /// As `start`, with `MPANEL_BRIDGE_SCAN_SECONDS=scan_seconds`, logging to `log` (kept) or to a
+    /// temporary file (removed when it stops).
+    pub fn start_with(
+        rt: &Runtime,
+        tb: &Testbed,
+        ledger: &Ledger,
+        kubeconfig: &std::path::Path,
+        scan_seconds: u64,
+        log: Option<PathBuf>,
+    ) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let url = format!("http://127.0.0.1:{port}");
         let webhook_secret = tb.get("STRIPE_WEBHOOK_SECRET")?.to_owned();
+        let keep_log = log.is_some();
         // a file, not a pipe nobody reads while it runs (a full pipe would stall the bridge)
-        let log = std::env::temp_dir().join(format!("bridge-{}-{port}.log", std::process::id()));
+        let log = log.unwrap_or_else(|| std::env::temp_dir().join(format!("bridge-{}-{port}.log", std::process::id())));
         let log_file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let child = Command::new(env!("CARGO_BIN_EXE_mpanel-billing-bridge"))
             .arg("serve")
@@ -94,7 +110,7 @@ impl Bridge {
             .env("STRIPE_SECRET_KEY", tb.get("STRIPE_SECRET_KEY")?)
             .env("STRIPE_API_BASE", tb.get("STRIPE_API_BASE")?)
             .env("STRIPE_WEBHOOK_SECRET", &webhook_secret)
-            .env("MPANEL_BRIDGE_SCAN_SECONDS", "1")
+            .env("MPANEL_BRIDGE_SCAN_SECONDS", scan_seconds.to_string())
             .env("MPANEL_BRIDGE_LIFECYCLE_SECONDS", "0")
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info")
@@ -102,7 +118,7 @@ impl Bridge {
             .stderr(log_file)
             .spawn()
             .context("starting mpanel-billing-bridge")?;
-        let mut bridge = Self { child: Some(child), url, webhook_secret, http: reqwest::Client::new(), log };
+        let mut bridge = Self { child: Some(child), url, webhook_secret, http: reqwest::Client::new(), log, keep_log };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let up = rt.block_on(async { bridge.http.get(format!("{}/healthz", bridge.url)).send().await });
@@ -137,8 +153,17 @@ impl Bridge {
         let _ = child.kill();
         let _ = child.wait();
         let logs = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let _ = std::fs::remove_file(&self.log);
+        if !self.keep_log {
+            let _ = std::fs::remove_file(&self.log);
+        }
         logs
+    }
+
+    /// The last `lines` lines of the bridge's log so far.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
     }
 
     /// POST `path` with a JSON body; the status and the JSON answer.
