@@ -19,10 +19,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::ledger::outbox::{self, Action};
-use crate::ledger::payments::{self, Outcome, Report};
 use crate::ledger::{Cycle, LedgerError, audit, catalog, invoices, subscriptions};
 use crate::metrics::Metrics;
-use crate::money;
+use crate::refunds::{self, RefundError};
 use crate::render::LEDGER_LABEL;
 use crate::stripe::api::StripeClient;
 
@@ -95,8 +94,7 @@ pub async fn observe(pool: &PgPool, stripe: &StripeClient, object: &Subscription
     Ok(())
 }
 
-/// Refunds the order's payment of a subscription that never ran, when its product says so. Stripe
-/// is asked with an idempotency key per invoice, so asking again refunds nothing twice.
+/// Refunds the order's payment of a subscription that never ran, when its product says so.
 async fn refund_if_due(
     pool: &PgPool,
     stripe: &StripeClient,
@@ -112,47 +110,21 @@ async fn refund_if_due(
             .fetch_optional(pool)
             .await?;
     let Some(invoice) = invoice else { return Ok(()) };
-    let Some(payment) = payments::refundable(pool, invoice.id).await? else {
-        audit::record(
-            pool,
-            "bridge",
-            "refund.manual",
-            "invoice",
-            invoice.number.as_deref().unwrap_or_default(),
-            json!({"why": "paid outside Stripe: refund it by hand"}),
-        )
-        .await?;
-        return Ok(());
-    };
-    let cents = money::to_cents(invoice.total);
-    match stripe.create_refund(&payment.reference, cents, &format!("refund-{}", invoice.id)).await {
-        Ok(refund) => {
-            let mut tx = pool.begin().await?;
-            payments::record(
-                &mut *tx,
-                &Report {
-                    provider: "stripe",
-                    reference: &payment.reference,
-                    invoice: Some(invoice.id),
-                    amount: payment.amount,
-                    currency: &payment.currency,
-                    outcome: Outcome::Refunded(invoice.total),
-                },
-            )
-            .await?;
-            payments::settle_invoice(&mut tx, invoice.id).await?;
+    match refunds::through_stripe(pool, stripe, &invoice, "bridge", "provisioning failed").await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
             audit::record(
-                &mut *tx,
+                pool,
                 "bridge",
-                "refund",
+                "refund.manual",
                 "invoice",
                 invoice.number.as_deref().unwrap_or_default(),
-                json!({"refund": refund, "reason": "provisioning failed"}),
+                json!({"why": "paid outside Stripe: refund it by hand"}),
             )
             .await?;
-            tx.commit().await?;
         }
-        Err(e) => {
+        Err(RefundError::Ledger(e)) => return Err(e),
+        Err(RefundError::Stripe(e)) => {
             tracing::warn!(invoice = ?invoice.number, error = %e, reason = e.reason(), "refund failed; will retry");
         }
     }

@@ -14,6 +14,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod money;
 pub mod outbox_worker;
+pub mod refunds;
 pub mod render;
 pub mod stripe;
 pub mod stripe_events;

@@ -2,7 +2,6 @@
 //! transaction as its effects, so a redelivered event changes nothing; effects fold into payment
 //! rows (see `ledger::payments`), so the order events arrive in does not matter either.
 
-use rust_decimal::Decimal;
 use serde_json::Value;
 use sqlx::PgPool;
 use sqlx::types::Json;
@@ -104,7 +103,7 @@ pub async fn apply(pool: &PgPool, event: &Event) -> Result<Applied, LedgerError>
         Some(id) => invoices::get(&mut *tx, id).await.ok(),
         None => None,
     };
-    let linked = Report { invoice: invoice.as_ref().map(|i| i.id), ..report.as_report() };
+    let linked = Report { invoice: invoice.as_ref().map(|i| i.id), ..report };
     if linked.invoice.is_none() && !matches!(linked.outcome, Outcome::Refunded(_)) {
         audit::record(
             &mut *tx,
@@ -141,31 +140,9 @@ pub async fn apply(pool: &PgPool, event: &Event) -> Result<Applied, LedgerError>
     Ok(Applied::Recorded)
 }
 
-/// An owned payment report read from an event.
-struct OwnedReport {
-    reference: String,
-    invoice: Option<Uuid>,
-    amount: Decimal,
-    currency: String,
-    outcome: Outcome,
-}
-
-impl OwnedReport {
-    fn as_report(&self) -> Report<'_> {
-        Report {
-            provider: "stripe",
-            reference: &self.reference,
-            invoice: self.invoice,
-            amount: self.amount,
-            currency: &self.currency,
-            outcome: self.outcome.clone(),
-        }
-    }
-}
-
 /// What the event says of a payment, if anything. A payment is known by its PaymentIntent, so
 /// the session, the intent and the charge of one purchase all land on one row.
-fn report_of(event: &Event) -> Option<OwnedReport> {
+fn report_of(event: &Event) -> Option<Report> {
     let own_id = event.str("/id").map(str::to_owned);
     let intent = event.str("/payment_intent").map(str::to_owned);
     let (reference, cents, outcome) = match event.kind.as_str() {
@@ -195,7 +172,8 @@ fn report_of(event: &Event) -> Option<OwnedReport> {
         }
         _ => return None,
     };
-    Some(OwnedReport {
+    Some(Report {
+        provider: "stripe",
         reference,
         invoice: event.invoice_id(),
         amount: money::from_cents(cents),

@@ -20,6 +20,7 @@ use crate::ledger::outbox::{self, Action};
 use crate::ledger::payments::{self, Outcome, Report};
 use crate::ledger::tokens::{self, Principal, Role};
 use crate::ledger::{LedgerError, audit, customers, invoices, orders, subscriptions};
+use crate::refunds::{self, RefundError};
 use crate::render;
 
 type Shared = State<Arc<AppState>>;
@@ -159,15 +160,14 @@ async fn invoice_action(State(s): Shared, headers: HeaderMap, Path((key, action)
         "void" => invoices::void(&s.pool, invoice.id).await?,
         "mark-paid" => {
             let mut tx = s.pool.begin().await.map_err(LedgerError::from)?;
-            let reference = format!("manual:{}", invoice.id);
             payments::record(
                 &mut *tx,
                 &Report {
                     provider: "manual",
-                    reference: &reference,
+                    reference: format!("manual:{}", invoice.id),
                     invoice: Some(invoice.id),
                     amount: invoice.total,
-                    currency: &invoice.currency,
+                    currency: invoice.currency.clone(),
                     outcome: Outcome::Succeeded,
                 },
             )
@@ -177,7 +177,7 @@ async fn invoice_action(State(s): Shared, headers: HeaderMap, Path((key, action)
             s.fulfil.notify_one();
             paid
         }
-        "refund" => refund(&s, &invoice).await?,
+        "refund" => refund(&s, &invoice, &who.name).await?,
         other => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -192,7 +192,7 @@ async fn invoice_action(State(s): Shared, headers: HeaderMap, Path((key, action)
 }
 
 /// Refunds a paid invoice in full: through Stripe when Stripe took the money.
-async fn refund(s: &AppState, invoice: &invoices::Invoice) -> Result<invoices::Invoice, ApiError> {
+async fn refund(s: &AppState, invoice: &invoices::Invoice, actor: &str) -> Result<invoices::Invoice, ApiError> {
     if invoice.status != "paid" {
         return Err(LedgerError::Conflict(format!(
             "invoice {} is {}, not paid",
@@ -201,34 +201,12 @@ async fn refund(s: &AppState, invoice: &invoices::Invoice) -> Result<invoices::I
         ))
         .into());
     }
-    let payment = payments::refundable(&s.pool, invoice.id).await?;
-    let reference = match &payment {
-        Some(p) => {
-            let cents = crate::money::to_cents(invoice.total);
-            s.stripe
-                .create_refund(&p.reference, cents, &format!("refund-{}", invoice.id))
-                .await
-                .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e.reason(), e.to_string()))?;
-            p.reference.clone()
-        }
-        None => format!("manual:{}", invoice.id),
-    };
-    let mut tx = s.pool.begin().await.map_err(LedgerError::from)?;
-    payments::record(
-        &mut *tx,
-        &Report {
-            provider: if payment.is_some() { "stripe" } else { "manual" },
-            reference: &reference,
-            invoice: Some(invoice.id),
-            amount: invoice.total,
-            currency: &invoice.currency,
-            outcome: Outcome::Refunded(invoice.total),
-        },
-    )
-    .await?;
-    let refunded = payments::settle_invoice(&mut tx, invoice.id).await?;
-    tx.commit().await.map_err(LedgerError::from)?;
-    Ok(refunded)
+    match refunds::through_stripe(&s.pool, &s.stripe, invoice, actor, "refunded by staff").await {
+        Ok(Some(refunded)) => Ok(refunded),
+        Ok(None) => Ok(refunds::by_hand(&s.pool, invoice, actor).await?),
+        Err(RefundError::Ledger(e)) => Err(e.into()),
+        Err(RefundError::Stripe(e)) => Err(ApiError::new(StatusCode::BAD_GATEWAY, e.reason(), e.to_string())),
+    }
 }
 
 async fn list_subscriptions(State(s): Shared, headers: HeaderMap, Query(f): Query<Filter>) -> Reply {

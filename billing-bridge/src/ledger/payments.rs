@@ -32,19 +32,19 @@ pub enum Outcome {
 }
 
 #[derive(Debug, Clone)]
-pub struct Report<'a> {
-    pub provider: &'a str,
-    pub reference: &'a str,
+pub struct Report {
+    pub provider: &'static str,
+    pub reference: String,
     pub invoice: Option<Uuid>,
     pub amount: Decimal,
-    pub currency: &'a str,
+    pub currency: String,
     pub outcome: Outcome,
 }
 
 const COLUMNS: &str = "id, invoice_id, provider, reference, amount, currency, status, refunded_amount, failure_message";
 
 /// Folds a report into the payment's row: refunded beats succeeded beats failed, whatever came first.
-pub async fn record(db: impl PgExecutor<'_>, report: &Report<'_>) -> Result<Payment, LedgerError> {
+pub async fn record(db: impl PgExecutor<'_>, report: &Report) -> Result<Payment, LedgerError> {
     let (status, refunded, failure) = match &report.outcome {
         Outcome::Succeeded => ("succeeded", Decimal::ZERO, None),
         Outcome::Failed(message) => ("failed", Decimal::ZERO, Some(message.as_str())),
@@ -65,9 +65,9 @@ pub async fn record(db: impl PgExecutor<'_>, report: &Report<'_>) -> Result<Paym
     ))
     .bind(report.invoice)
     .bind(report.provider)
-    .bind(report.reference)
+    .bind(&report.reference)
     .bind(report.amount)
-    .bind(report.currency)
+    .bind(&report.currency)
     .bind(status)
     .bind(refunded)
     .bind(failure)
