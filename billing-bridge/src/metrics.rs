@@ -65,11 +65,7 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn outbox_applied(&self, action: Action) {
-        let action = match action {
-            Action::Apply => "apply",
-            Action::Delete => "delete",
-        };
-        self.outbox_applied.get_or_create(&ActionLabels { action }).inc();
+        self.outbox_applied.get_or_create(&ActionLabels { action: action.as_str() }).inc();
     }
 
     pub fn encode(&self) -> String {

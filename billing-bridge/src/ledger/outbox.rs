@@ -16,7 +16,7 @@ pub enum Action {
 }
 
 impl Action {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Apply => "apply",
             Self::Delete => "delete",

@@ -4,7 +4,6 @@
 //! result).
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -118,25 +117,6 @@ impl StripeError {
             Self::InvalidResponse(_) | Self::Config(_) | Self::InvalidRequest(_) => false,
         }
     }
-}
-
-/// The Stripe calls of the bridge, as a trait so that code using them can be tested without Stripe.
-pub trait StripeApi: Send + Sync {
-    fn create_checkout_session(
-        &self,
-        req: &CheckoutRequest,
-    ) -> impl Future<Output = Result<CheckoutSession, StripeError>> + Send;
-    fn create_refund(
-        &self,
-        payment_intent: &str,
-        amount_cents: Option<i64>,
-        idempotency_key: &str,
-    ) -> impl Future<Output = Result<String, StripeError>> + Send;
-    fn create_customer(
-        &self,
-        email: &str,
-        idempotency_key: &str,
-    ) -> impl Future<Output = Result<String, StripeError>> + Send;
 }
 
 /// A client of the Stripe API, or of stripe-mock in tests. Cheap to clone.
@@ -287,32 +267,6 @@ impl StripeClient {
 /// Authorization header it refused).
 fn redact(text: &str, secret_key: &str) -> String {
     if secret_key.is_empty() { text.to_owned() } else { text.replace(secret_key, "[redacted]") }
-}
-
-impl StripeApi for StripeClient {
-    fn create_checkout_session(
-        &self,
-        req: &CheckoutRequest,
-    ) -> impl Future<Output = Result<CheckoutSession, StripeError>> + Send {
-        StripeClient::create_checkout_session(self, req)
-    }
-
-    fn create_refund(
-        &self,
-        payment_intent: &str,
-        amount_cents: Option<i64>,
-        idempotency_key: &str,
-    ) -> impl Future<Output = Result<String, StripeError>> + Send {
-        StripeClient::create_refund(self, payment_intent, amount_cents, idempotency_key)
-    }
-
-    fn create_customer(
-        &self,
-        email: &str,
-        idempotency_key: &str,
-    ) -> impl Future<Output = Result<String, StripeError>> + Send {
-        StripeClient::create_customer(self, email, idempotency_key)
-    }
 }
 
 #[cfg(test)]

@@ -4,5 +4,5 @@
 pub mod api;
 pub mod signature;
 
-pub use api::{CheckoutLine, CheckoutRequest, CheckoutSession, StripeApi, StripeClient, StripeError};
+pub use api::{CheckoutLine, CheckoutRequest, CheckoutSession, StripeClient, StripeError};
 pub use signature::{DEFAULT_TOLERANCE_SECS, SignatureError, verify};
