@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use serde_json::json;
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -19,6 +18,7 @@ use crate::ledger::outbox::{self, Action};
 use crate::ledger::subscriptions::{self, New};
 use crate::ledger::{LedgerError, audit, catalog, customers, orders};
 use crate::render::{self, Placeholders};
+use crate::wakeup::Wakeup;
 
 pub const CHANNEL: &str = "mpanel_invoice_paid";
 
@@ -130,23 +130,8 @@ async fn renew(tx: &mut sqlx::PgConnection, invoice: &Invoice, id: Uuid) -> Resu
 
 /// Runs until the process ends: fulfils on every notification, on `kick`, and every `scan`.
 pub async fn run(pool: PgPool, kick: Arc<Notify>, scan: Duration, outbox_kick: Arc<Notify>) {
-    let mut listener = None;
+    let mut wakeup = Wakeup::new(pool.clone(), CHANNEL, kick);
     loop {
-        if listener.is_none() {
-            listener = match PgListener::connect_with(&pool).await {
-                Ok(mut l) => match l.listen(CHANNEL).await {
-                    Ok(()) => Some(l),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot LISTEN for paid invoices; scanning only");
-                        None
-                    }
-                },
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot LISTEN for paid invoices; scanning only");
-                    None
-                }
-            };
-        }
         match fulfil_pending(&pool).await {
             Ok(0) => {}
             Ok(n) => {
@@ -155,16 +140,6 @@ pub async fn run(pool: PgPool, kick: Arc<Notify>, scan: Duration, outbox_kick: A
             }
             Err(e) => tracing::warn!(error = %e, reason = e.reason(), "fulfilling paid invoices failed"),
         }
-        let notified = async {
-            match listener.as_mut() {
-                Some(l) => l.recv().await.map(drop),
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            result = notified => if result.is_err() { listener = None },
-            () = kick.notified() => {}
-            () = tokio::time::sleep(scan) => {}
-        }
+        wakeup.wait(scan).await;
     }
 }

@@ -18,3 +18,4 @@ pub mod refunds;
 pub mod render;
 pub mod stripe;
 pub mod stripe_events;
+pub mod wakeup;

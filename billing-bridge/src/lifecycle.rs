@@ -98,6 +98,18 @@ pub async fn tick(pool: &PgPool, now: DateTime<Utc>) -> Result<Tick, LedgerError
     Ok(done)
 }
 
+/// Runs until the process ends: a pass as of now, `every` so often.
+pub async fn run(pool: PgPool, every: std::time::Duration) {
+    loop {
+        match tick(&pool, Utc::now()).await {
+            Ok(done) if done != Tick::default() => tracing::info!(?done, "lifecycle pass"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, reason = e.reason(), "lifecycle pass failed"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// The invoice for the period after the current one, due when the current one ends.
 async fn issue_renewal(pool: &PgPool, id: Uuid) -> Result<bool, LedgerError> {
     let mut tx = pool.begin().await?;

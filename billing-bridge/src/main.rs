@@ -107,17 +107,7 @@ async fn run(cfg: Serve) -> anyhow::Result<()> {
     tokio::spawn(outbox_worker::run(pool.clone(), kube.clone(), outbox_kick, scan, metrics.clone()));
     tokio::spawn(activation::run(pool.clone(), kube.clone(), stripe.clone(), metrics.clone(), scan));
     if cfg.lifecycle_seconds > 0 {
-        let (pool, every) = (pool.clone(), Duration::from_secs(cfg.lifecycle_seconds));
-        tokio::spawn(async move {
-            loop {
-                match lifecycle::tick(&pool, Utc::now()).await {
-                    Ok(done) if done != lifecycle::Tick::default() => tracing::info!(?done, "lifecycle pass"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, reason = e.reason(), "lifecycle pass failed"),
-                }
-                tokio::time::sleep(every).await;
-            }
-        });
+        tokio::spawn(lifecycle::run(pool.clone(), Duration::from_secs(cfg.lifecycle_seconds)));
     }
 
     let state = Arc::new(AppState {

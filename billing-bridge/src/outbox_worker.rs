@@ -12,13 +12,13 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use mpanel_crds::subscription::Subscription;
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
 
 use crate::ledger::outbox::{self, Action, Entry};
 use crate::ledger::{Cycle, LedgerError, catalog, customers, subscriptions};
 use crate::metrics::Metrics;
 use crate::render::{self, Billed, FIELD_MANAGER, MAILBOX_PASSWORD_KEY};
+use crate::wakeup::Wakeup;
 
 pub const CHANNEL: &str = "mpanel_outbox";
 
@@ -158,40 +158,26 @@ async fn ensure_credentials(client: &Client, namespace: &str, subscription: &str
 /// Runs until the process ends: drains on every notification and kick, retries failures with a
 /// growing pause (1 s to 30 s), and looks again every `scan`.
 pub async fn run(pool: PgPool, client: Client, kick: Arc<Notify>, scan: Duration, metrics: Arc<Metrics>) {
-    let mut listener: Option<PgListener> = None;
+    let mut wakeup = Wakeup::new(pool.clone(), CHANNEL, kick);
     let mut pause = Duration::from_secs(1);
     loop {
-        if listener.is_none() {
-            listener = match PgListener::connect_with(&pool).await {
-                Ok(mut l) => l.listen(CHANNEL).await.ok().map(|()| l),
-                Err(_) => None,
-            };
-        }
-        let wait = match drain(&pool, &client, &metrics).await {
-            Ok(_) => {
-                pause = Duration::from_secs(1);
-                scan
-            }
+        let failed = match drain(&pool, &client, &metrics).await {
+            Ok(_) => false,
             Err(e) => {
                 tracing::warn!(error = %e, reason = e.reason(), retry_in = ?pause, "outbox entry not applied; will retry");
-                let wait = pause;
-                pause = (pause * 2).min(Duration::from_secs(30));
-                wait
+                true
             }
         };
         if let Ok(n) = outbox::pending(&pool).await {
             metrics.outbox_pending.set(n);
         }
-        let notified = async {
-            match listener.as_mut() {
-                Some(l) => l.recv().await.map(drop),
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            result = notified, if pause == Duration::from_secs(1) => if result.is_err() { listener = None },
-            () = kick.notified(), if pause == Duration::from_secs(1) => {}
-            () = tokio::time::sleep(wait) => {}
+        if failed {
+            // a pause no notification cuts short: Kubernetes is likely down
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(30));
+        } else {
+            pause = Duration::from_secs(1);
+            wakeup.wait(scan).await;
         }
     }
 }
