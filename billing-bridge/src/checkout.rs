@@ -90,24 +90,20 @@ pub async fn place(
             Some(d) => format!("{} ({cycle}) for {d}", product.name),
             None => format!("{} ({cycle})", product.name),
         };
-        items.push((
-            product.id,
-            Item {
-                position: index as i32 + 1,
-                product_id: product.id,
-                purpose: "new".into(),
-                quantity: 1,
-                unit_cents,
-                description,
-            },
-        ));
+        items.push(Item {
+            position: index as i32 + 1,
+            product_id: product.id,
+            purpose: "new".into(),
+            quantity: 1,
+            unit_cents,
+            description,
+        });
     }
     let currency = "usd";
     let customer = customers::find_or_create(&mut *tx, tenant, &purchase.email).await?;
-    let order_items: Vec<Item> = items.iter().map(|(_, item)| item.clone()).collect();
     let order =
-        orders::create(&mut tx, tenant, customer.id, cycle.as_str(), currency, domain.as_deref(), &order_items).await?;
-    let lines: Vec<NewLine> = order_items
+        orders::create(&mut tx, tenant, customer.id, cycle.as_str(), currency, domain.as_deref(), &items).await?;
+    let lines: Vec<NewLine> = items
         .iter()
         .map(|item| NewLine {
             kind: "item",
@@ -125,7 +121,7 @@ pub async fn place(
             customer_email: customer.email.clone(),
             stripe_customer: customer.stripe_customer_id.clone(),
             currency: currency.to_owned(),
-            lines: order_items
+            lines: items
                 .iter()
                 .map(|i| CheckoutLine {
                     description: i.description.clone(),

@@ -89,12 +89,10 @@ async fn subscribe(tx: &mut sqlx::PgConnection, invoice: &Invoice, order_id: Uui
         );
     }
     let resources = render::merge(&templates);
-    let tenant: Uuid =
-        sqlx::query_scalar("SELECT tenant_id FROM orders WHERE id = $1").bind(order_id).fetch_one(&mut *tx).await?;
     let subscription = subscriptions::create_for_order(
         tx,
         &New {
-            tenant,
+            tenant: order.tenant_id,
             customer: customer.id,
             product: primary.product_id,
             order: order_id,

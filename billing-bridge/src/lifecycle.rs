@@ -127,8 +127,6 @@ async fn issue_renewal(pool: &PgPool, id: Uuid) -> Result<bool, LedgerError> {
     }
     let cycle: Cycle = sub.cycle.parse()?;
     let end = cycle.after(start);
-    let tenant: Uuid =
-        sqlx::query_scalar("SELECT tenant_id FROM subscriptions WHERE id = $1").bind(id).fetch_one(&mut *tx).await?;
     let mut lines = Vec::new();
     for item in orders::items(&mut *tx, sub.order_id).await? {
         let product = catalog::by_id(&mut *tx, item.product_id).await?;
@@ -146,13 +144,12 @@ async fn issue_renewal(pool: &PgPool, id: Uuid) -> Result<bool, LedgerError> {
             unit_amount: money::from_cents(cents),
         });
     }
-    let currency: String =
-        sqlx::query_scalar("SELECT currency FROM orders WHERE id = $1").bind(sub.order_id).fetch_one(&mut *tx).await?;
+    let order = orders::get(&mut *tx, sub.order_id).await?;
     let invoice = invoices::create_draft(
         &mut tx,
-        tenant,
+        sub.tenant_id,
         sub.customer_id,
-        &currency,
+        &order.currency,
         Purpose::Renewal { subscription: id, period_start: start, period_end: end },
         &lines,
     )

@@ -10,6 +10,8 @@ use super::LedgerError;
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Order {
     pub id: Uuid,
+    #[serde(skip)]
+    pub tenant_id: Uuid,
     pub customer_id: Uuid,
     pub status: String,
     pub cycle: String,
@@ -31,7 +33,7 @@ pub struct Item {
 }
 
 const COLUMNS: &str =
-    "id, customer_id, status, cycle, currency, domain, stripe_checkout_session_id, checkout_url, created_at";
+    "id, tenant_id, customer_id, status, cycle, currency, domain, stripe_checkout_session_id, checkout_url, created_at";
 
 pub async fn create(
     tx: &mut sqlx::PgConnection,

@@ -13,6 +13,8 @@ use super::LedgerError;
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Subscription {
     pub id: Uuid,
+    #[serde(skip)]
+    pub tenant_id: Uuid,
     pub customer_id: Uuid,
     pub product_id: Uuid,
     pub order_id: Uuid,
@@ -45,7 +47,7 @@ pub struct New<'a> {
     pub resources: &'a Value,
 }
 
-pub const COLUMNS: &str = "id, customer_id, product_id, order_id, cycle, status, namespace, resource_name, domain, \
+pub const COLUMNS: &str = "id, tenant_id, customer_id, product_id, order_id, cycle, status, namespace, resource_name, domain, \
                            resources, suspension_reason, current_period_start, current_period_end, \
                            cancel_at_period_end, activated_at, ended_at, provisioning_phase, \
                            provisioning_message, created_at";
