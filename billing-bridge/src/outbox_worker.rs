@@ -110,10 +110,7 @@ async fn carry_out(pool: &PgPool, client: &Client, entry: &Entry) -> Result<(), 
 
 async fn ensure_namespace(client: &Client, name: &str, customer: &str) -> Result<(), kube::Error> {
     let api: Api<Namespace> = Api::all(client.clone());
-    if api.get_opt(name).await?.is_some() {
-        return Ok(());
-    }
-    let ns = Namespace {
+    create_unless_present(&api, name, || Namespace {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
             labels: Some(BTreeMap::from([
@@ -123,32 +120,39 @@ async fn ensure_namespace(client: &Client, name: &str, customer: &str) -> Result
             ..Default::default()
         },
         ..Default::default()
-    };
-    match api.create(&PostParams::default(), &ns).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-        Err(e) => Err(e),
-    }
+    })
+    .await
 }
 
 /// The Secret with the generated credentials a template asked for; created once, never rewritten.
 async fn ensure_credentials(client: &Client, namespace: &str, subscription: &str) -> Result<(), kube::Error> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let name = render::credentials_secret(subscription);
-    if api.get_opt(&name).await?.is_some() {
-        return Ok(());
-    }
-    let password = format!("Mp-{}", uuid::Uuid::new_v4().simple());
-    let secret = Secret {
+    create_unless_present(&api, &name, || Secret {
         metadata: ObjectMeta {
-            name: Some(name),
+            name: Some(name.clone()),
             labels: Some(BTreeMap::from([("app.kubernetes.io/managed-by".to_owned(), FIELD_MANAGER.to_owned())])),
             ..Default::default()
         },
-        string_data: Some(BTreeMap::from([(MAILBOX_PASSWORD_KEY.to_owned(), password)])),
+        string_data: Some(BTreeMap::from([(
+            MAILBOX_PASSWORD_KEY.to_owned(),
+            format!("Mp-{}", uuid::Uuid::new_v4().simple()),
+        )])),
         ..Default::default()
-    };
-    match api.create(&PostParams::default(), &secret).await {
+    })
+    .await
+}
+
+/// Creates the object `make` builds unless one named `name` exists (or appears meanwhile); an
+/// existing one is left as it is.
+async fn create_unless_present<K>(api: &Api<K>, name: &str, make: impl FnOnce() -> K) -> Result<(), kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    if api.get_opt(name).await?.is_some() {
+        return Ok(());
+    }
+    match api.create(&PostParams::default(), &make()).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
         Err(e) => Err(e),

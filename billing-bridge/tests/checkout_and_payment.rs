@@ -93,7 +93,7 @@ fn a_paid_session_delivered_twenty_times_makes_one_payment_one_subscription_one_
     let bridge = Bridge::start(&rt, &tb, &ledger, &kubeconfig(&tb)?)?;
     let placed = bridge.checkout(
         &rt,
-        &json!({"product": "cloudpod-mini", "cycle": "annual", "email": email("twenty"), "domain": "twenty.example", "addons": ["ssl-dv"]}),
+        &json!({"product": "cloudpod-mini", "cycle": "annual", "email": email("twenty"), "domain": "twenty.example", "addons": ["ssl-dv", "email-basic"]}),
     )?;
     let invoice = placed["invoiceNumber"].as_str().unwrap_or_default().to_owned();
     let event = session_completed(&placed, &format!("pi_{}", uuid::Uuid::new_v4().simple()));
@@ -146,6 +146,13 @@ fn a_paid_session_delivered_twenty_times_makes_one_payment_one_subscription_one_
         sub["spec"]["resources"]["certificates"][0]["spec"]["dnsNames"],
         json!(["twenty.example", "*.twenty.example"])
     );
+    // the mailbox's password is in a Secret the bridge generated, named as the template says
+    let mailbox = &sub["spec"]["resources"]["mailboxes"][0]["spec"];
+    assert_eq!(mailbox["address"], "postmaster@twenty.example");
+    let secret = mailbox["passwordSecretRef"]["name"].as_str().unwrap_or_default();
+    let ns = sub["metadata"]["namespace"].as_str().unwrap_or_default();
+    let key = tb.kubectl_ok(&["get", "secret", secret, "-n", ns, "-o", "jsonpath={.data.mailbox-password}"], None)?;
+    assert!(!key.trim().is_empty(), "the credentials Secret {secret} has no mailbox-password");
     let managers: Vec<&str> = sub["metadata"]["managedFields"]
         .as_array()
         .into_iter()
