@@ -57,51 +57,22 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-async fn checkout(bridge: &Bridge, body: &Value) -> anyhow::Result<Value> {
-    let resp = bridge.http.post(format!("{}/v1/checkout", bridge.url)).json(body).send().await?;
-    let status = resp.status().as_u16();
-    let answer: Value = resp.json().await.unwrap_or(Value::Null);
-    if status != 201 {
-        bail!("checkout answered {status}: {answer}");
-    }
-    Ok(answer)
-}
-
-/// Delivers `body` (an event) to the webhook, signed now, as Stripe would.
-async fn deliver(bridge: &Bridge, body: &str) -> anyhow::Result<u16> {
-    let signature = mpanel_tests::stripe::sign(body, &bridge.webhook_secret, chrono::Utc::now().timestamp());
-    let resp = bridge
-        .http
-        .post(format!("{}/v1/stripe/webhook", bridge.url))
-        .header("content-type", "application/json")
-        .header("stripe-signature", signature)
-        .body(body.to_owned())
-        .send()
-        .await?;
-    Ok(resp.status().as_u16())
-}
-
-/// The bridge's `mpanel_bridge_webhook_events_total`, summed over event types, by outcome.
-async fn webhook_outcomes(bridge: &Bridge) -> anyhow::Result<BTreeMap<String, u64>> {
-    let text = bridge.http.get(format!("{}/metrics", bridge.url)).send().await?.text().await?;
-    let mut out = BTreeMap::new();
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix("mpanel_bridge_webhook_events_total{") else { continue };
-        let Some((labels, value)) = rest.split_once("} ") else { continue };
-        let outcome = labels
-            .split(',')
-            .find_map(|l| l.strip_prefix("outcome=\""))
-            .map(|v| v.trim_end_matches('"').to_owned())
-            .unwrap_or_default();
-        *out.entry(outcome).or_insert(0) += value.trim().parse::<f64>().unwrap_or(0.0) as u64;
-    }
-    Ok(out)
+/// The webhook deliveries the bridge counted so far, by outcome.
+async fn webhook_outcomes(bridge: &Bridge) -> anyhow::Result<BTreeMap<&'static str, u64>> {
+    let text = bridge.metrics_text().await?;
+    Ok(["recorded", "duplicate", "ignored", "rejected", "error"]
+        .into_iter()
+        .map(|outcome| {
+            let n = mpanel_tests::metric_sum(&text, "mpanel_bridge_webhook_events_total", &[("outcome", outcome)]);
+            (outcome, n as u64)
+        })
+        .collect())
 }
 
 /// Places `bodies` through the checkout, a few at a time; the answers in the same order.
 fn place_all(rt: &Runtime, bridge: &Bridge, bodies: &[Value]) -> anyhow::Result<Vec<Value>> {
     rt.block_on(
-        futures::stream::iter(bodies.iter().map(|body| checkout(bridge, body)))
+        futures::stream::iter(bodies.iter().map(|body| bridge.place(body)))
             .buffered(CHECKOUT_CONCURRENCY)
             .try_collect(),
     )
@@ -145,7 +116,7 @@ fn intake(rt: &Runtime, bridge: &Bridge, ledger: &Ledger, orders: usize) -> anyh
             let body = &events[i];
             async move {
                 let sent = Instant::now();
-                let status = deliver(bridge, body).await?;
+                let status = bridge.send_event(body, &bridge.webhook_secret, chrono::Utc::now().timestamp()).await?;
                 anyhow::Ok((status, sent.elapsed()))
             }
         }))
@@ -170,7 +141,7 @@ fn intake(rt: &Runtime, bridge: &Bridge, ledger: &Ledger, orders: usize) -> anyh
     );
     let others: Vec<String> = after
         .keys()
-        .filter(|o| !matches!(o.as_str(), "recorded" | "duplicate"))
+        .filter(|o| !matches!(**o, "recorded" | "duplicate") && delta(o) > 0)
         .map(|o| format!("{o} {}", delta(o)))
         .collect();
     println!(
@@ -286,7 +257,8 @@ fn latency(rt: &Runtime, tb: &Testbed, bridge: &Bridge, ledger: &Ledger, orders:
             let event = session_completed(order, &format!("pi_{}", uuid::Uuid::new_v4().simple())).to_string();
             let order_id = order["orderId"].as_str().unwrap_or_default();
             let sent = Instant::now();
-            let status = rt.block_on(deliver(bridge, &event))?;
+            let status =
+                rt.block_on(bridge.send_event(&event, &bridge.webhook_secret, chrono::Utc::now().timestamp()))?;
             answers.push(sent.elapsed());
             ensure!(status == 200, "the webhook answered {status}");
             let deadline = sent + Duration::from_secs(60);

@@ -192,16 +192,15 @@ impl Bridge {
         })
     }
 
-    /// Delivers `event` to the webhook as Stripe would, signed at `signed_at` (unix seconds).
-    pub async fn deliver_at(&self, event: &Value, secret: &str, signed_at: i64) -> anyhow::Result<u16> {
-        let body = event.to_string();
-        let signature = mpanel_tests::stripe::sign(&body, secret, signed_at);
+    /// Delivers the event `body` to the webhook as Stripe would, signed at `signed_at` (unix seconds).
+    pub async fn send_event(&self, body: &str, secret: &str, signed_at: i64) -> anyhow::Result<u16> {
+        let signature = mpanel_tests::stripe::sign(body, secret, signed_at);
         let resp = self
             .http
             .post(format!("{}/v1/stripe/webhook", self.url))
             .header("content-type", "application/json")
             .header("stripe-signature", signature)
-            .body(body)
+            .body(body.to_owned())
             .send()
             .await?;
         let status = resp.status().as_u16();
@@ -211,22 +210,38 @@ impl Bridge {
         Ok(status)
     }
 
+    /// Delivers `event`, signed at `signed_at` with `secret`.
+    pub async fn deliver_at(&self, event: &Value, secret: &str, signed_at: i64) -> anyhow::Result<u16> {
+        self.send_event(&event.to_string(), secret, signed_at).await
+    }
+
     /// Delivers `event`, signed now with the right secret.
     pub fn deliver(&self, rt: &Runtime, event: &Value) -> anyhow::Result<u16> {
         rt.block_on(self.deliver_at(event, &self.webhook_secret, chrono::Utc::now().timestamp()))
     }
 
     /// Places an order through the public checkout and returns its answer.
-    pub fn checkout(&self, rt: &Runtime, body: &Value) -> anyhow::Result<Value> {
-        let (status, answer) = self.post(rt, "/v1/checkout", body, None)?;
+    pub async fn place(&self, body: &Value) -> anyhow::Result<Value> {
+        let resp = self.http.post(format!("{}/v1/checkout", self.url)).json(body).send().await?;
+        let status = resp.status().as_u16();
+        let answer: Value = resp.json().await.unwrap_or(Value::Null);
         if status != 201 {
             bail!("checkout answered {status}: {answer}");
         }
         Ok(answer)
     }
 
+    pub fn checkout(&self, rt: &Runtime, body: &Value) -> anyhow::Result<Value> {
+        rt.block_on(self.place(body))
+    }
+
+    /// The bridge's `/metrics` text.
+    pub async fn metrics_text(&self) -> anyhow::Result<String> {
+        Ok(self.http.get(format!("{}/metrics", self.url)).send().await?.text().await?)
+    }
+
     pub fn metrics(&self, rt: &Runtime) -> anyhow::Result<String> {
-        rt.block_on(async { Ok(self.http.get(format!("{}/metrics", self.url)).send().await?.text().await?) })
+        rt.block_on(self.metrics_text())
     }
 }
 

@@ -30,15 +30,8 @@ pub fn http_status(addr: &str, path: &str) -> Option<u16> {
     http_get(addr, path).map(|(status, _)| status)
 }
 
-/// Sum of the samples of `name` whose labels include every `label="value"` in `labels`.
-pub fn metric_sum(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    exposition
-        .lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
+#[allow(unused_imports)]
+pub use mpanel_tests::metric_sum;
 
 #[allow(unused_imports)]
 pub use mpanel_tests::eventually;
