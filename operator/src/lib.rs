@@ -6,5 +6,6 @@ pub mod controllers;
 pub mod endpoints;
 pub mod leader;
 pub mod metrics;
+pub mod names;
 pub mod providers;
 pub mod tls;

@@ -18,6 +18,7 @@ use mpanel_operator::controllers::{Backoff, cloudpod, dnszone, domain, mailbox, 
 use mpanel_operator::endpoints::{self, Health};
 use mpanel_operator::leader::Leadership;
 use mpanel_operator::metrics::Metrics;
+use mpanel_operator::names::NameIndex;
 use mpanel_operator::providers::mailcore::{self, MailCore};
 use mpanel_operator::providers::namesilo::{self, Namesilo};
 use mpanel_operator::providers::powerdns::{self, PowerDns};
@@ -186,6 +187,11 @@ where
         Reporter { controller: "mpanel-operator".into(), instance: Some(identity.to_owned()) },
     );
     let mut controllers = tokio::task::JoinSet::new();
+    if enabled(config).is_empty() {
+        shutdown().await;
+        return Ok(());
+    }
+    let names = NameIndex::start(client).await.context("watching DnsZones and Domains for the name index")?;
     if let Some(pdns) = &config.powerdns {
         let api_key = read_secret(client, &pdns.api_key_secret_ref).await?;
         let pdns_config = powerdns::Config {
@@ -198,6 +204,7 @@ where
         let (cloudpods, writer) = reflector::store();
         let ctx = Arc::new(dnszone::Context {
             client: client.clone(),
+            names: names.clone(),
             namespace: config.watch_namespace.clone(),
             dns,
             metrics: metrics.clone(),
@@ -217,6 +224,7 @@ where
             let (dnszones, writer) = reflector::store();
             let ctx = Arc::new(certificate::Context {
                 client: client.clone(),
+                names: names.clone(),
                 namespace: config.watch_namespace.clone(),
                 dns01: Dns01::new(
                     PowerDns::new(pdns_config, metrics.clone())?,
@@ -252,6 +260,7 @@ where
         let (dnszones, writer) = reflector::store();
         let ctx = Arc::new(mailbox::Context {
             client: client.clone(),
+            names: names.clone(),
             namespace: config.watch_namespace.clone(),
             mail,
             maildir_root: mc.maildir_root.as_ref().map(Into::into),
@@ -303,6 +312,7 @@ where
         )?;
         let ctx = Arc::new(domain::Context {
             client: client.clone(),
+            names: names.clone(),
             namespace: config.watch_namespace.clone(),
             registrar,
             nameservers: ns.nameservers.iter().map(|n| namesilo::normalise_host(n)).collect(),

@@ -54,6 +54,8 @@ const DEFAULT_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
 
 pub struct Context<P> {
     pub client: Client,
+    /// Which namespace holds which DNS name, decided over the whole cluster.
+    pub names: crate::names::NameIndex,
     /// The only namespace reconciled; all when `None`.
     pub namespace: Option<String>,
     pub dns01: Dns01<P>,

@@ -37,6 +37,8 @@ const CONFLICT: &str = "Conflict";
 
 pub struct Context<P> {
     pub client: Client,
+    /// Which namespace holds which DNS name, decided over the whole cluster.
+    pub names: crate::names::NameIndex,
     /// The only namespace reconciled; all when `None`.
     pub namespace: Option<String>,
     pub dns: P,

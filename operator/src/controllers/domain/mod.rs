@@ -49,6 +49,8 @@ const TRANSFER_POLL: Duration = Duration::from_secs(5);
 
 pub struct Context<R> {
     pub client: Client,
+    /// Which namespace holds which DNS name, decided over the whole cluster.
+    pub names: crate::names::NameIndex,
     pub namespace: Option<String>,
     pub registrar: R,
     /// Delegation for Domains without `spec.nameservers`, normalised.

@@ -44,6 +44,8 @@ const MIB: i64 = 1024 * 1024;
 
 pub struct Context<M> {
     pub client: Client,
+    /// Which namespace holds which DNS name, decided over the whole cluster.
+    pub names: crate::names::NameIndex,
     /// The only namespace reconciled; all when `None`.
     pub namespace: Option<String>,
     pub mail: M,

@@ -1,0 +1,244 @@
+//! Which namespace holds a DNS name.
+//!
+//! Every DnsZone (`spec.zone`) and Domain (`spec.name`) in the cluster claims its name. Claims are
+//! taken in order of creation time, then UID; a claim is granted unless an already granted claim of
+//! another namespace is the same name, inside it or above it. The outcome depends only on the
+//! objects in the API, so every replica, before and after a restart, decides the same way.
+//!
+//! A namespace holds a name when one of its granted claims is that name or a parent of it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::runtime::reflector::Store;
+use mpanel_crds::dnszone::DnsZone;
+use mpanel_crds::domain::Domain;
+
+/// One object's claim on a name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// Lower case, without the trailing dot.
+    pub name: String,
+    pub namespace: String,
+    pub created: Option<Timestamp>,
+    pub uid: String,
+}
+
+impl Claim {
+    pub fn new(name: &str, namespace: &str, created: Option<Timestamp>, uid: &str) -> Self {
+        Self { name: plain(name), namespace: namespace.to_owned(), created, uid: uid.to_owned() }
+    }
+
+    fn of<K: ResourceExt>(obj: &K, name: &str) -> Self {
+        Self::new(
+            name,
+            &obj.namespace().unwrap_or_default(),
+            obj.meta().creation_timestamp.as_ref().map(|t| t.0),
+            &obj.uid().unwrap_or_default(),
+        )
+    }
+}
+
+/// A name as compared here: lower case, no trailing dot, no wildcard label.
+pub fn plain(name: &str) -> String {
+    name.trim().trim_start_matches("*.").trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Whether `name` is `zone` or inside it.
+pub fn within(name: &str, zone: &str) -> bool {
+    name == zone || name.strip_suffix(zone).is_some_and(|head| head.ends_with('.'))
+}
+
+/// What the index says of a name for one namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Holding {
+    /// One of the namespace's granted claims covers the name; this is the closest such claim.
+    Held(String),
+    /// The closest granted claim covering the name, or one inside it, is another namespace's.
+    Elsewhere,
+    /// No granted claim is the name, above it or inside it.
+    Unclaimed,
+}
+
+/// The granted claims, decided from a set of claims.
+#[derive(Clone, Debug, Default)]
+pub struct Names {
+    /// Granted claims by name with its labels reversed (`com.example.www`), so that the names inside
+    /// one are a range of keys; one name has claims of one namespace only.
+    granted: BTreeMap<String, Vec<Claim>>,
+}
+
+/// `www.example.com` as `com.example.www`.
+fn reversed(name: &str) -> String {
+    name.rsplit('.').collect::<Vec<_>>().join(".")
+}
+
+impl Names {
+    pub fn decide(claims: impl IntoIterator<Item = Claim>) -> Self {
+        let mut claims: Vec<Claim> = claims.into_iter().filter(|c| !c.name.is_empty()).collect();
+        claims.sort_by(|a, b| (a.created, &a.uid).cmp(&(b.created, &b.uid)));
+        let mut names = Self::default();
+        for claim in claims {
+            if names.conflicting(&claim.namespace, &claim.name).is_none() {
+                names.granted.entry(reversed(&claim.name)).or_default().push(claim);
+            }
+        }
+        names
+    }
+
+    /// A granted claim of another namespace than `namespace` that is `name`, above it or inside it.
+    fn conflicting(&self, namespace: &str, name: &str) -> Option<&Claim> {
+        let other = |claims: &'_ Vec<Claim>| claims.iter().find(|c| c.namespace != namespace);
+        // the name and each name above it
+        if let Some(found) = self.above(name).find_map(|(_, claims)| other(claims)) {
+            return Some(found);
+        }
+        // the names inside it: keys that start with "<reversed name>."
+        let inside = format!("{}.", reversed(name));
+        self.granted
+            .range(inside.clone()..)
+            .take_while(|(key, _)| key.starts_with(&inside))
+            .find_map(|(_, claims)| other(claims))
+    }
+
+    /// The granted entries at `name` and above it, closest first.
+    fn above<'a>(&'a self, name: &str) -> impl Iterator<Item = (&'a str, &'a Vec<Claim>)> {
+        let mut rest = Some(name.to_owned());
+        std::iter::from_fn(move || {
+            let here = rest.take()?;
+            rest = here.split_once('.').map(|(_, parent)| parent.to_owned());
+            Some(here)
+        })
+        .filter_map(|n| self.granted.get_key_value(&reversed(&n)).map(|(_, claims)| (claims[0].name.as_str(), claims)))
+    }
+
+    /// Whether the claim of the object `uid` on `name` was granted.
+    pub fn granted(&self, name: &str, uid: &str) -> bool {
+        self.granted.get(&reversed(&plain(name))).is_some_and(|cs| cs.iter().any(|c| c.uid == uid))
+    }
+
+    /// How `name` stands for `namespace`: held by it (through the closest granted claim at or above
+    /// the name), held by another namespace, or by nobody.
+    pub fn holding(&self, namespace: &str, name: &str) -> Holding {
+        let name = plain(name);
+        if let Some((zone, claims)) = self.above(&name).next() {
+            return match claims.iter().any(|c| c.namespace == namespace) {
+                true => Holding::Held(zone.to_owned()),
+                false => Holding::Elsewhere,
+            };
+        }
+        match self.conflicting(namespace, &name) {
+            Some(_) => Holding::Elsewhere,
+            None => Holding::Unclaimed,
+        }
+    }
+}
+
+/// The claims of every DnsZone and Domain in the cluster, from watches of both kinds.
+#[derive(Clone)]
+pub struct NameIndex {
+    zones: Store<DnsZone>,
+    domains: Option<Store<Domain>>,
+}
+
+impl NameIndex {
+    /// `domains` is `None` where Domains are not watched.
+    pub fn new(zones: Store<DnsZone>, domains: Option<Store<Domain>>) -> Self {
+        Self { zones, domains }
+    }
+
+    /// Watches every DnsZone and Domain in the cluster (whatever namespace the controllers
+    /// reconcile: names are decided cluster-wide); `None` when a watch ended before its first list.
+    pub async fn start(client: &kube::Client) -> Option<Self> {
+        use crate::controllers::follow;
+        let (zones, zone_writer) = kube::runtime::reflector::store();
+        let (domains, domain_writer) = kube::runtime::reflector::store();
+        let (zones_ready, domains_ready) = tokio::join!(
+            follow(zone_writer, kube::Api::<DnsZone>::all(client.clone())),
+            follow(domain_writer, kube::Api::<Domain>::all(client.clone())),
+        );
+        (zones_ready && domains_ready).then(|| Self::new(zones, Some(domains)))
+    }
+
+    /// The decision over the claims as the watches hold them now.
+    pub fn names(&self) -> Names {
+        let zones = self.zones.state();
+        let domains = self.domains.as_ref().map(Store::state).unwrap_or_default();
+        let claims = zones
+            .iter()
+            .map(|z: &Arc<DnsZone>| Claim::of(z.as_ref(), &z.spec.zone))
+            .chain(domains.iter().map(|d: &Arc<Domain>| Claim::of(d.as_ref(), &d.spec.name)));
+        Names::decide(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(second: i64) -> Option<Timestamp> {
+        Timestamp::from_second(1_800_000_000 + second).ok()
+    }
+
+    fn claim(name: &str, ns: &str, second: i64, uid: &str) -> Claim {
+        Claim::new(name, ns, at(second), uid)
+    }
+
+    #[test]
+    fn the_first_namespace_holds_a_name_and_everything_inside_it() {
+        let names = Names::decide([
+            claim("shop.victim.com", "attacker", 2, "u2"),
+            claim("victim.com", "victim", 1, "u1"),
+            claim("victim.com.", "attacker", 3, "u3"),
+        ]);
+        assert!(names.granted("victim.com", "u1"));
+        assert!(!names.granted("shop.victim.com", "u2"), "inside another namespace's zone");
+        assert!(!names.granted("victim.com", "u3"), "the same name, later");
+        assert_eq!(names.holding("victim", "www.shop.victim.com"), Holding::Held("victim.com".into()));
+        assert_eq!(names.holding("attacker", "shop.victim.com"), Holding::Elsewhere);
+        assert_eq!(names.holding("attacker", "other.com"), Holding::Unclaimed);
+    }
+
+    #[test]
+    fn a_zone_above_another_namespaces_zone_is_refused() {
+        let names = Names::decide([claim("shop.victim.com", "victim", 1, "u1"), claim("victim.com", "attacker", 2, "u2")]);
+        assert!(names.granted("shop.victim.com", "u1"));
+        assert!(!names.granted("victim.com", "u2"));
+        assert_eq!(names.holding("attacker", "victim.com"), Holding::Elsewhere, "a zone inside is held elsewhere");
+        assert_eq!(names.holding("attacker", "www.victim.com"), Holding::Elsewhere);
+    }
+
+    #[test]
+    fn one_namespace_may_hold_a_zone_and_zones_inside_it() {
+        let names = Names::decide([
+            claim("example.com", "a", 1, "u1"),
+            claim("example.com", "a", 2, "u2"),
+            claim("sub.example.com", "a", 3, "u3"),
+        ]);
+        assert!(names.granted("example.com", "u1") && names.granted("example.com", "u2"));
+        assert_eq!(names.holding("a", "x.sub.example.com"), Holding::Held("sub.example.com".into()));
+    }
+
+    #[test]
+    fn a_refused_claim_blocks_nothing_and_ties_fall_to_the_uid() {
+        let names = Names::decide([
+            claim("a.example.com", "first", 1, "u1"),
+            claim("example.com", "second", 2, "u2"),
+            claim("b.example.com", "third", 3, "u3"),
+            claim("tie.net", "x", 5, "b"),
+            claim("tie.net", "y", 5, "a"),
+        ]);
+        assert!(!names.granted("example.com", "u2"));
+        assert!(names.granted("b.example.com", "u3"), "only granted claims block later ones");
+        assert!(names.granted("tie.net", "a") && !names.granted("tie.net", "b"));
+    }
+
+    #[test]
+    fn names_that_only_share_a_suffix_are_unrelated() {
+        let names = Names::decide([claim("myexample.com", "a", 1, "u1"), claim("example.com", "b", 2, "u2")]);
+        assert!(names.granted("example.com", "u2"));
+        assert!(within("www.example.com", "example.com") && !within("myexample.com", "example.com"));
+    }
+}
