@@ -21,6 +21,10 @@ pub struct Config {
     /// e.g. `5m`.
     #[serde(default = "default_resync")]
     pub resync_interval: String,
+    /// The longest one reconcile of one object may run, e.g. `2m`; past it the object is marked
+    /// not Ready and retried on its backoff, while the others go on.
+    #[serde(default = "default_reconcile_timeout")]
+    pub reconcile_timeout: String,
     /// Reconcile objects in this namespace only; every namespace when absent.
     #[serde(default)]
     pub watch_namespace: Option<String>,
@@ -71,6 +75,10 @@ pub struct ZoneDefaults {
     /// Mail exchangers of the apex.
     #[serde(default)]
     pub mx: Vec<mpanel_crds::dnszone::MailExchanger>,
+}
+
+fn default_reconcile_timeout() -> String {
+    "2m".to_owned()
 }
 
 fn default_namesilo_url() -> String {
@@ -315,6 +323,12 @@ impl Config {
             }
         }
         Ok(config)
+    }
+
+    pub fn reconcile_timeout(&self) -> Result<Duration, String> {
+        mpanel_crds::formats::parse_duration(&self.reconcile_timeout)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("reconcileTimeout {:?} is not a duration like 30s or 2m", self.reconcile_timeout))
     }
 
     pub fn resync(&self) -> Result<Duration, String> {

@@ -191,6 +191,7 @@ where
         shutdown().await;
         return Ok(());
     }
+    let attempt_bound = config.reconcile_timeout().map_err(anyhow::Error::msg)?;
     let names = NameIndex::start(client).await.context("watching DnsZones and Domains for the name index")?;
     if let Some(pdns) = &config.powerdns {
         let api_key = read_secret(client, &pdns.api_key_secret_ref).await?;
@@ -210,7 +211,7 @@ where
             metrics: metrics.clone(),
             recorder: recorder.clone(),
             resync: config.resync().map_err(anyhow::Error::msg)?,
-            backoff: Backoff::default(),
+            backoff: Backoff::bounded(attempt_bound),
             cloudpods,
         });
         controllers.spawn(dnszone::run(ctx, writer, shutdown()));
@@ -240,7 +241,7 @@ where
                 metrics: metrics.clone(),
                 recorder: recorder.clone(),
                 resync: config.resync().map_err(anyhow::Error::msg)?,
-                backoff: Backoff::default(),
+                backoff: Backoff::bounded(attempt_bound),
                 dnszones,
             });
             controllers.spawn(certificate::run(ctx, writer, shutdown()));
@@ -267,8 +268,9 @@ where
             metrics: metrics.clone(),
             recorder: recorder.clone(),
             resync: config.resync().map_err(anyhow::Error::msg)?,
-            backoff: Backoff::default(),
+            backoff: Backoff::bounded(attempt_bound),
             dnszones,
+            domain_grants: mc.domain_grants.clone(),
         });
         controllers.spawn(mailbox::run(ctx, writer, shutdown()));
     }
@@ -295,7 +297,7 @@ where
             metrics: metrics.clone(),
             recorder: recorder.clone(),
             resync: config.resync().map_err(anyhow::Error::msg)?,
-            backoff: Backoff::default(),
+            backoff: Backoff::bounded(attempt_bound),
             reserved: Default::default(),
             cloning: Default::default(),
             // test-only fault point (crash right after a clone request)
@@ -320,7 +322,7 @@ where
             metrics: metrics.clone(),
             recorder: recorder.clone(),
             resync: config.resync().map_err(anyhow::Error::msg)?,
-            backoff: Backoff::default(),
+            backoff: Backoff::bounded(attempt_bound),
             // test-only fault point (crash right after a paid call was answered)
             exit_after: domain::fault_point(std::env::var("MPANEL_FAULT_EXIT_AFTER").ok().as_deref()),
         });
@@ -334,7 +336,7 @@ where
             metrics: metrics.clone(),
             recorder: recorder.clone(),
             resync: config.resync().map_err(anyhow::Error::msg)?,
-            backoff: Backoff::default(),
+            backoff: Backoff::bounded(attempt_bound),
         });
         controllers.spawn(subscription::run(ctx, shutdown()));
     }

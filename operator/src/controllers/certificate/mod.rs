@@ -74,6 +74,8 @@ pub struct Context<P> {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
+    Unfinished(#[from] super::Unfinished),
+    #[error(transparent)]
     Acme(#[from] AcmeError),
     #[error(transparent)]
     Dns01(#[from] Dns01Error),
@@ -90,6 +92,7 @@ pub enum Error {
 impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
+            Self::Unfinished(e) => e.reason(),
             Self::Acme(e) => e.reason(),
             Self::Dns01(e) => e.reason(),
             Self::Key(_) => "KeyError",
@@ -142,7 +145,7 @@ pub async fn run<P: DnsApi + 'static>(
 }
 
 async fn reconcile<P: DnsApi>(cert: Arc<Certificate>, ctx: Arc<Context<P>>) -> Result<Action, Error> {
-    measured(KIND, cert.as_ref(), &ctx.metrics, &ctx.backoff, Error::reason, reconcile_inner(cert.clone(), &ctx)).await
+    measured(KIND, &ctx.client, cert.as_ref(), &ctx.metrics, &ctx.backoff, Error::reason, reconcile_inner(cert.clone(), &ctx)).await
 }
 
 fn error_policy<P: DnsApi>(cert: Arc<Certificate>, error: &Error, ctx: Arc<Context<P>>) -> Action {

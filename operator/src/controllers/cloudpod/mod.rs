@@ -65,6 +65,8 @@ pub struct Context<P> {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
+    Unfinished(#[from] super::Unfinished),
+    #[error(transparent)]
     Proxmox(#[from] ProxmoxError),
     #[error("Proxmox task {upid} failed: {message}")]
     Task { upid: String, message: String },
@@ -79,6 +81,7 @@ pub enum Error {
 impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
+            Self::Unfinished(e) => e.reason(),
             Self::Proxmox(e) => e.reason(),
             Self::Task { .. } => "ProxmoxTaskFailed",
             Self::Destroying => "Destroying",
@@ -114,7 +117,7 @@ async fn reconcile<P: ProxmoxApi>(
     ctx: Arc<Context<P>>,
     store: Store<CloudPod>,
 ) -> Result<Action, Error> {
-    measured(KIND, pod.as_ref(), &ctx.metrics, &ctx.backoff, Error::reason, reconcile_inner(pod.clone(), &ctx, store))
+    measured(KIND, &ctx.client, pod.as_ref(), &ctx.metrics, &ctx.backoff, Error::reason, reconcile_inner(pod.clone(), &ctx, store))
         .await
 }
 

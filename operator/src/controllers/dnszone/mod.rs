@@ -6,6 +6,7 @@
 //! Conflict and is never written.
 
 pub mod records;
+mod txt;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +55,8 @@ pub struct Context<P> {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
+    Unfinished(#[from] super::Unfinished),
+    #[error(transparent)]
     PowerDns(#[from] PowerDnsError),
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
@@ -64,6 +67,7 @@ pub enum Error {
 impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
+            Self::Unfinished(e) => e.reason(),
             Self::PowerDns(e) => e.reason(),
             Self::Kube(_) => "KubernetesApiError",
             Self::Finalizer(inner) => finalizer_reason(inner, Self::reason),
@@ -110,7 +114,7 @@ pub async fn run<P: DnsApi + 'static>(
 }
 
 async fn reconcile<P: DnsApi>(zone: Arc<DnsZone>, ctx: Arc<Context<P>>) -> Result<Action, Error> {
-    measured(KIND, zone.as_ref(), &ctx.metrics, &ctx.backoff, Error::reason, reconcile_inner(zone.clone(), &ctx)).await
+    measured(KIND, &ctx.client, zone.as_ref(), &ctx.metrics, &ctx.backoff, Error::reason, reconcile_inner(zone.clone(), &ctx)).await
 }
 
 fn error_policy<P: DnsApi>(zone: Arc<DnsZone>, error: &Error, ctx: Arc<Context<P>>) -> Action {

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use mpanel_crds::dnszone::{DnsZoneSpec, RecordPolicy, RecordType, Soa};
 
+use super::txt;
 use crate::providers::powerdns::{RrSet, canonical};
 
 /// TTL of records that do not set one.
@@ -52,26 +53,6 @@ fn host(value: &str) -> String {
     canonical(&value.trim().to_ascii_lowercase())
 }
 
-/// TXT data as PowerDNS stores it: one or more quoted strings of at most 255 bytes.
-fn txt(value: &str) -> String {
-    let value = value.trim();
-    if value.starts_with('"') {
-        return value.to_owned();
-    }
-    let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
-    let mut chunks = Vec::new();
-    let mut rest = escaped.as_str();
-    while !rest.is_empty() {
-        let mut end = rest.len().min(255);
-        while !rest.is_char_boundary(end) || rest[..end].ends_with('\\') && end < rest.len() {
-            end -= 1;
-        }
-        chunks.push(format!("\"{}\"", &rest[..end]));
-        rest = &rest[end..];
-    }
-    if chunks.is_empty() { "\"\"".to_owned() } else { chunks.join(" ") }
-}
-
 /// The canonical form of one value of `rtype`, or why it has none.
 pub fn normalise(rtype: RecordType, value: &str) -> Result<String, String> {
     let fields: Vec<&str> = value.split_whitespace().collect();
@@ -102,7 +83,7 @@ pub fn normalise(rtype: RecordType, value: &str) -> Result<String, String> {
             }
             _ => Err(format!("{value:?} must be \"<flags> <tag> <value>\", e.g. '0 issue \"letsencrypt.org\"'")),
         },
-        RecordType::TXT => Ok(txt(value)),
+        RecordType::TXT => txt::canonical(value),
     }
 }
 
@@ -155,20 +136,24 @@ pub fn wanted(spec: &DnsZoneSpec, address_of: impl Fn(&str) -> Option<String>) -
         for mx in &mail.mx {
             add(&mut out, (zone.clone(), "MX".to_owned()), DEFAULT_TTL, format!("{} {}", mx.priority, host(&mx.host)));
         }
+        let txt = |name: &str, value: &str| {
+            txt::canonical(value).map_err(|message| InvalidRecord {
+                name: name.to_owned(),
+                rtype: "TXT".to_owned(),
+                message: format!("{value:?} {message}"),
+            })
+        };
         if let Some(spf) = &mail.spf {
-            add(&mut out, (zone.clone(), "TXT".to_owned()), DEFAULT_TTL, txt(spf));
+            add(&mut out, (zone.clone(), "TXT".to_owned()), DEFAULT_TTL, txt(&zone, spf)?);
         }
         if let Some(dmarc) = &mail.dmarc {
-            add(&mut out, (absolute("_dmarc", &zone), "TXT".to_owned()), DEFAULT_TTL, txt(dmarc));
+            let name = absolute("_dmarc", &zone);
+            add(&mut out, (name.clone(), "TXT".to_owned()), DEFAULT_TTL, txt(&name, dmarc)?);
         }
         if let Some(dkim) = &mail.dkim {
             let name = absolute(&format!("{}._domainkey", dkim.selector), &zone);
-            add(
-                &mut out,
-                (name, "TXT".to_owned()),
-                DEFAULT_TTL,
-                txt(&format!("v=DKIM1; k=rsa; p={}", dkim.public_key)),
-            );
+            let value = txt(&name, &format!("v=DKIM1; k=rsa; p={}", dkim.public_key))?;
+            add(&mut out, (name, "TXT".to_owned()), DEFAULT_TTL, value);
         }
     }
     Ok(out)
@@ -279,6 +264,16 @@ mod tests {
         assert_eq!(normalise(RecordType::AAAA, "2001:DB8:0:0:0:0:0:1").unwrap(), "2001:db8::1");
         // PowerDNS judges what is not an address, so its own message reaches the user
         assert_eq!(normalise(RecordType::A, "not-an-address").unwrap(), "not-an-address");
+    }
+
+    #[test]
+    fn three_hundred_backslashes_normalise() {
+        let spf = "\\".repeat(300);
+        let mut s = spec(vec![]);
+        s.mail = Some(MailRecords { mx: vec![], spf: Some(spf.clone()), dmarc: Some(spf), dkim: None });
+        let w = wanted(&s, |_| None).unwrap();
+        let spf = &w.rrsets[&("example.com.".to_owned(), "TXT".to_owned())];
+        assert_eq!(spf.contents.iter().next().map(String::len), Some(2 * 300 + 2 * 2 + 1));
     }
 
     #[test]
@@ -400,5 +395,36 @@ mod tests {
 
         let upsert = changes(&w, &[soa, ns, www, stray], RecordPolicy::UpsertOnly);
         assert!(upsert.is_empty(), "UpsertOnly never deletes: {upsert:?}");
+    }
+
+    const EVERY_TYPE: [RecordType; 8] = [
+        RecordType::A,
+        RecordType::AAAA,
+        RecordType::CNAME,
+        RecordType::MX,
+        RecordType::TXT,
+        RecordType::SRV,
+        RecordType::CAA,
+        RecordType::NS,
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+        /// Whatever a manifest holds (the schema allows 4096 characters), each record type normalises it
+        /// or refuses it, and its canonical form normalises to itself (so a resync finds nothing to write).
+        #[test]
+        fn every_record_type_normalises_or_refuses_any_value(
+            value in proptest::prelude::any::<String>(),
+            adversarial in "[ \t\\\"0-9.a-zA-Z@;=:_-]{0,4096}",
+        ) {
+            for rtype in EVERY_TYPE {
+                for v in [&value, &adversarial] {
+                    if let Ok(out) = normalise(rtype, v) {
+                        proptest::prop_assert_eq!(normalise(rtype, &out), Ok(out.clone()), "{:?} {:?}", rtype, v);
+                    }
+                }
+            }
+        }
     }
 }

@@ -68,6 +68,8 @@ pub struct Context<R> {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
+    Unfinished(#[from] super::Unfinished),
+    #[error(transparent)]
     Registrar(#[from] NamesiloError),
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
@@ -78,6 +80,7 @@ pub enum Error {
 impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
+            Self::Unfinished(e) => e.reason(),
             Self::Registrar(e) => e.reason(),
             Self::Kube(_) => "KubernetesApiError",
             Self::Finalizer(inner) => finalizer_reason(inner, Self::reason),
@@ -138,8 +141,7 @@ async fn reconcile<R: NamesiloApi>(
     ctx: Arc<Context<R>>,
     store: Store<Domain>,
 ) -> Result<Action, Error> {
-    measured(
-        KIND,
+    measured(KIND, &ctx.client,
         domain.as_ref(),
         &ctx.metrics,
         &ctx.backoff,

@@ -62,6 +62,8 @@ pub struct Context<M> {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
+    Unfinished(#[from] super::Unfinished),
+    #[error(transparent)]
     MailCore(#[from] MailCoreError),
     #[error(transparent)]
     Password(#[from] PasswordError),
@@ -76,6 +78,7 @@ pub enum Error {
 impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
+            Self::Unfinished(e) => e.reason(),
             Self::MailCore(e) => e.reason(),
             Self::Password(e) => e.reason(),
             Self::Maildir { .. } => "MaildirNotRemoved",
@@ -121,7 +124,7 @@ pub async fn run<M: MailApi + 'static>(
 }
 
 async fn reconcile<M: MailApi>(mailbox: Arc<Mailbox>, ctx: Arc<Context<M>>) -> Result<Action, Error> {
-    measured(KIND, mailbox.as_ref(), &ctx.metrics, &ctx.backoff, Error::reason, reconcile_inner(mailbox.clone(), &ctx))
+    measured(KIND, &ctx.client, mailbox.as_ref(), &ctx.metrics, &ctx.backoff, Error::reason, reconcile_inner(mailbox.clone(), &ctx))
         .await
 }
 

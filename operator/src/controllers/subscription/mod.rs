@@ -47,6 +47,8 @@ pub struct Context {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error(transparent)]
+    Unfinished(#[from] super::Unfinished),
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
     #[error("waiting for {0} child object(s) to be deleted")]
@@ -58,6 +60,7 @@ pub enum Error {
 impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
+            Self::Unfinished(e) => e.reason(),
             Self::Kube(_) => "KubernetesApiError",
             Self::ChildrenRemaining(_) => "ChildrenRemaining",
             Self::Finalizer(inner) => finalizer_reason(inner, Self::reason),
@@ -86,7 +89,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
 }
 
 async fn reconcile(sub: Arc<Subscription>, ctx: Arc<Context>) -> Result<Action, Error> {
-    measured(KIND, sub.as_ref(), &ctx.metrics, &ctx.backoff, Error::reason, reconcile_inner(sub.clone(), &ctx)).await
+    measured(KIND, &ctx.client, sub.as_ref(), &ctx.metrics, &ctx.backoff, Error::reason, reconcile_inner(sub.clone(), &ctx)).await
 }
 
 fn error_policy(sub: Arc<Subscription>, error: &Error, ctx: Arc<Context>) -> Action {
