@@ -117,8 +117,16 @@ async fn reconcile<P: ProxmoxApi>(
     ctx: Arc<Context<P>>,
     store: Store<CloudPod>,
 ) -> Result<Action, Error> {
-    measured(KIND, &ctx.client, pod.as_ref(), &ctx.metrics, &ctx.backoff, Error::reason, reconcile_inner(pod.clone(), &ctx, store))
-        .await
+    measured(
+        KIND,
+        &ctx.client,
+        pod.as_ref(),
+        &ctx.metrics,
+        &ctx.backoff,
+        Error::reason,
+        reconcile_inner(pod.clone(), &ctx, store),
+    )
+    .await
 }
 
 fn error_policy<P: ProxmoxApi>(pod: Arc<CloudPod>, error: &Error, ctx: Arc<Context<P>>) -> Action {

@@ -89,7 +89,16 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
 }
 
 async fn reconcile(sub: Arc<Subscription>, ctx: Arc<Context>) -> Result<Action, Error> {
-    measured(KIND, &ctx.client, sub.as_ref(), &ctx.metrics, &ctx.backoff, Error::reason, reconcile_inner(sub.clone(), &ctx)).await
+    measured(
+        KIND,
+        &ctx.client,
+        sub.as_ref(),
+        &ctx.metrics,
+        &ctx.backoff,
+        Error::reason,
+        reconcile_inner(sub.clone(), &ctx),
+    )
+    .await
 }
 
 fn error_policy(sub: Arc<Subscription>, error: &Error, ctx: Arc<Context>) -> Action {
