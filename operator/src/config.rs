@@ -150,6 +150,11 @@ pub struct MailCoreConfig {
     /// Mailbox's maildir is removed there. Without it maildirs are left for mail-core to clean up.
     #[serde(default)]
     pub maildir_root: Option<String>,
+    /// Mail domains that were on mail-core before the operator (rows without its marker), each
+    /// given to the one namespace whose Mailboxes may use it: `{example.com: customer-42}`.
+    /// Without a grant such a domain is refused to every namespace.
+    #[serde(default)]
+    pub domain_grants: std::collections::BTreeMap<String, String>,
     #[serde(default = "default_timeout_seconds")]
     pub timeout_seconds: u64,
     #[serde(default = "default_mailcore_connections")]

@@ -3,11 +3,14 @@
 //! Each reconcile observes the rows first and writes only what differs. The password comes from a
 //! Secret (watched, so rotating it re-hashes) and is checked against the stored hash, so an
 //! out-of-band change is repaired too. Rows carry the object's marker in `owner`; a row without it
-//! is a Conflict and is never written. The domain row is created with the first mailbox of a
-//! namespace and removed with the last one, unless it was there before (then it is never removed).
+//! is a Conflict and is never written. A mail domain belongs to one namespace (`domains`): a Mailbox
+//! whose address or alias is in another namespace's domain is refused before anything is written.
+//! The domain row is created with the first mailbox of a namespace and removed with the last one,
+//! unless it was there before (then it is never removed).
 //! DNS for the mail domain (MX, SPF, DMARC, DKIM) is the DnsZone's `mail` block; this controller
 //! only reports whether such a zone publishes MX.
 
+pub mod domains;
 pub mod password;
 
 use std::path::{Component, Path, PathBuf};
@@ -31,7 +34,7 @@ use super::{
     scoped,
 };
 use crate::metrics::Metrics;
-use crate::providers::mailcore::{AliasRow, MailApi, MailCoreError, MailboxChange, MailboxRow};
+use crate::providers::mailcore::{AliasRow, DomainRow, MailApi, MailCoreError, MailboxChange, MailboxRow};
 use crate::providers::powerdns::canonical;
 use password::PasswordError;
 
@@ -57,6 +60,8 @@ pub struct Context<M> {
     pub backoff: Backoff,
     /// DnsZones, to say whether the mail domain's MX is published.
     pub dnszones: Store<DnsZone>,
+    /// Mail domains made outside the operator, each granted to one namespace (`mailcore.domainGrants`).
+    pub domain_grants: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,8 +129,16 @@ pub async fn run<M: MailApi + 'static>(
 }
 
 async fn reconcile<M: MailApi>(mailbox: Arc<Mailbox>, ctx: Arc<Context<M>>) -> Result<Action, Error> {
-    measured(KIND, &ctx.client, mailbox.as_ref(), &ctx.metrics, &ctx.backoff, Error::reason, reconcile_inner(mailbox.clone(), &ctx))
-        .await
+    measured(
+        KIND,
+        &ctx.client,
+        mailbox.as_ref(),
+        &ctx.metrics,
+        &ctx.backoff,
+        Error::reason,
+        reconcile_inner(mailbox.clone(), &ctx),
+    )
+    .await
 }
 
 fn error_policy<M: MailApi>(mailbox: Arc<Mailbox>, error: &Error, ctx: Arc<Context<M>>) -> Action {
@@ -178,7 +191,7 @@ fn owner(mailbox: &Mailbox) -> String {
 
 /// The marker of a domain row: the namespace whose Mailboxes use it.
 fn domain_owner(mailbox: &Mailbox) -> String {
-    format!("namespace/{}", mailbox.namespace().unwrap_or_default())
+    domains::marker(&mailbox.namespace().unwrap_or_default())
 }
 
 /// `(local part, domain)` of the address (the CRD has checked its form).
@@ -228,24 +241,31 @@ async fn apply<M: MailApi>(
         read_secret_key(&ctx.client, &mailbox.namespace().unwrap_or_default(), &mailbox.spec.password_secret_ref)
             .await?;
 
-    // observe
-    let domain_row = ctx.mail.domain(&domain).await?;
+    // observe: first whether every mail domain of the object is this namespace's to use
+    let domain_rows = observe_domains(&domain, &aliases, ctx).await?;
+    let refused = refused_domains(mailbox, &domain_rows, ctx);
+    if !refused.is_empty() {
+        let message = format!("{}; nothing was written to mail-core", refused.join("; "));
+        step.set(Observation::new(DOMAIN_READY, false, domains::HELD_ELSEWHERE, message.clone()));
+        if step.set(Observation::new(CONFLICT, true, domains::HELD_ELSEWHERE, message.clone())) {
+            publish(&ctx.recorder, mailbox, true, domains::HELD_ELSEWHERE, "Observe", message.clone()).await;
+        }
+        step.not_ready(Some(MailboxPhase::Failed), domains::HELD_ELSEWHERE, message);
+        step.write(api, mailbox).await?;
+        return Ok(requeue);
+    }
     let row = ctx.mail.mailbox(&address).await?;
     let alias_rows = ctx.mail.aliases(&aliases, &owner).await?;
+    // another object's row: its owner marker names another object (maybe another tenant's), so
+    // the message does not repeat it
     let mut conflicts = Vec::new();
-    if let Some(d) = &domain_row
-        && let Some(other) = d.owner.as_ref().filter(|o| **o != domain_owner)
-    {
-        conflicts.push(format!("domain {domain} on mail-core is used by {other}"));
-    }
     if let Some(r) = &row
         && r.owner.as_deref() != Some(owner.as_str())
     {
-        conflicts.push(format!("mailbox {address} exists on mail-core and is not this object's (owner {:?})", r.owner));
+        conflicts.push(format!("mailbox {address} exists on mail-core and is not this object's"));
     }
     for a in alias_rows.iter().filter(|a| aliases.contains(&a.address) && a.owner.as_deref() != Some(owner.as_str())) {
-        conflicts
-            .push(format!("alias {} exists on mail-core and is not this object's (owner {:?})", a.address, a.owner));
+        conflicts.push(format!("alias {} exists on mail-core and is not this object's", a.address));
     }
     if !conflicts.is_empty() {
         let message = format!("{}; nothing was changed", conflicts.join("; "));
@@ -303,7 +323,7 @@ async fn apply<M: MailApi>(
         .filter(|r| r.owner.as_deref() == Some(owner.as_str()) && !aliases.contains(&r.address))
         .collect();
     let differs = row.is_none()
-        || domain_row.is_none()
+        || domain_rows.iter().any(|(_, r)| r.is_none())
         || !change.is_empty()
         || password_stale
         || !alias_changes.is_empty()
@@ -320,8 +340,11 @@ async fn apply<M: MailApi>(
     }
 
     // act on what differs
-    if domain_row.is_none() {
-        ctx.mail.add_domain(&domain, &domain_owner).await?;
+    for (missing, _) in domain_rows.iter().filter(|(_, r)| r.is_none()) {
+        if !ctx.mail.add_domain(missing, &domain_owner).await? {
+            // someone made the row since it was read: look again at whose it is
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        }
     }
     step.set(Observation::new(
         DOMAIN_READY,
@@ -391,9 +414,6 @@ async fn apply<M: MailApi>(
             active: true,
             owner: Some(owner.clone()),
         };
-        if alias_domain != domain && ctx.mail.domain(&alias_domain).await?.is_none() {
-            ctx.mail.add_domain(&alias_domain, &domain_owner).await?;
-        }
         if !ctx.mail.put_alias(&alias).await? {
             return Ok(Action::requeue(Duration::from_secs(1)));
         }
@@ -431,6 +451,43 @@ async fn apply<M: MailApi>(
     }
     step.write(api, mailbox).await?;
     Ok(requeue)
+}
+
+/// The mail domains of the address and of the aliases (each once, the address's first), with
+/// their rows on mail-core.
+async fn observe_domains<M: MailApi>(
+    domain: &str,
+    aliases: &[String],
+    ctx: &Context<M>,
+) -> Result<Vec<(String, Option<DomainRow>)>, Error> {
+    let mut names = vec![domain.to_owned()];
+    for alias in aliases {
+        let (_, alias_domain) = split(alias);
+        if !names.contains(&alias_domain) {
+            names.push(alias_domain);
+        }
+    }
+    let mut rows = Vec::with_capacity(names.len());
+    for name in names {
+        let row = ctx.mail.domain(&name).await?;
+        rows.push((name, row));
+    }
+    Ok(rows)
+}
+
+/// What refuses each mail domain the namespace may not use, in words for the Mailbox's owner.
+fn refused_domains<M>(mailbox: &Mailbox, domain_rows: &[(String, Option<DomainRow>)], ctx: &Context<M>) -> Vec<String> {
+    let namespace = mailbox.namespace().unwrap_or_default();
+    let names = ctx.names.names();
+    domain_rows
+        .iter()
+        .filter_map(|(domain, row)| {
+            let holding = names.holding(&namespace, domain);
+            domains::check(&namespace, domain, &holding, row.as_ref(), &ctx.domain_grants)
+                .err()
+                .map(|r| r.message(domain))
+        })
+        .collect()
 }
 
 /// Refuses maildir paths that would leave the root.
