@@ -107,6 +107,9 @@ pub struct ProxmoxConfig {
     /// IPv4 pools a CloudPod's `network.ipv4.pool` names.
     #[serde(default)]
     pub ip_pools: std::collections::BTreeMap<String, IpPool>,
+    /// Bridges, VLANs and templates CloudPods may use; each list, when present, is all there is.
+    #[serde(default)]
+    pub allowed: ProxmoxAllowed,
     /// Sizes of the plans a CloudPod without `resources` gets.
     #[serde(default = "default_plans")]
     pub plans: std::collections::BTreeMap<String, mpanel_crds::cloudpod::Resources>,
@@ -122,6 +125,19 @@ fn default_plans() -> std::collections::BTreeMap<String, mpanel_crds::cloudpod::
             (name.to_owned(), size)
         })
         .collect()
+}
+
+/// What CloudPods may attach to; an empty (or absent) list leaves that choice open.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProxmoxAllowed {
+    #[serde(default)]
+    pub bridges: Vec<String>,
+    #[serde(default)]
+    pub vlans: Vec<u16>,
+    /// Template names or VMIDs, as `spec.template` gives them.
+    #[serde(default)]
+    pub templates: Vec<String>,
 }
 
 /// Addresses `first..=last` of one subnet, given out one per CloudPod.

@@ -293,6 +293,7 @@ where
             storage: px.storage.clone(),
             plans: px.plans.clone(),
             ip_pools: px.ip_pools.clone(),
+            allowed: px.allowed.clone(),
             reserved_addresses: Default::default(),
             metrics: metrics.clone(),
             recorder: recorder.clone(),

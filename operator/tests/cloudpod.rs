@@ -27,12 +27,17 @@ struct Harness<'a> {
 
 impl<'a> Harness<'a> {
     fn new(tb: &'a Testbed, label: &str) -> anyhow::Result<Self> {
+        Self::in_block(tb, label, 0)
+    }
+
+    /// A harness whose 50 VMIDs are block `block` of this test process's 100.
+    fn in_block(tb: &'a Testbed, label: &str, block: u32) -> anyhow::Result<Self> {
         let ns = tb.namespace(label)?;
         let token = format!("--from-literal=token={}", tb.get("PROXMOX_TOKEN")?);
         tb.kubectl_ok(&["create", "secret", "generic", "proxmox", "-n", &ns.name, &token], None)?;
         // each test runs in a process of its own: its pid picks a block of 100 VMIDs
-        let first = 100_000 + (std::process::id() % 100_000) * 100;
-        let vmids = (first, first + 99);
+        let first = 100_000 + (std::process::id() % 100_000) * 100 + block * 50;
+        let vmids = (first, first + 49);
         let config = std::env::temp_dir().join(format!("{}.operator.yaml", ns.name));
         std::fs::write(
             &config,
@@ -40,7 +45,8 @@ impl<'a> Harness<'a> {
                 "resyncInterval: 3s\nwatchNamespace: {ns}\nleaderElection: {{namespace: {ns}, leaseDurationSeconds: 4}}\n\
                  proxmox:\n  url: {url}\n  caFile: {ca}\n  storage: ceph-pool\n  vmidRange: {{first: {first}, last: {last}}}\n\
                  \x20 tokenSecretRef: {{namespace: {ns}, name: proxmox, key: token}}\n\
-                 \x20 ipPools: {{test-pool: {{first: 198.51.100.10, last: 198.51.100.20, prefix: 24, gateway: 198.51.100.1}}}}\n",
+                 \x20 ipPools: {{test-pool: {{first: 198.51.100.10, last: 198.51.100.20, prefix: 24, gateway: 198.51.100.1}}}}\n\
+                 \x20 allowed: {{bridges: [vmbr0], vlans: [5]}}\n",
                 ns = ns.name,
                 url = tb.get("PROXMOX_URL")?,
                 ca = tb.get("PROXMOX_CA")?,
@@ -121,7 +127,7 @@ fn lxc_and_qemu_cloudpods_run_with_the_configured_size_name_and_network() -> any
     let tb = Testbed::from_env()?;
     let h = Harness::new(&tb, "cpod-run")?;
     let _op = h.operator()?;
-    h.apply("web", lxc("web-1", "203.0.113.10/24", 2, 2048, 20))?;
+    h.apply("web", lxc("web-1", "203.0.113.12/24", 2, 2048, 20))?;
     h.apply(
         "vm",
         json!({"plan": "business", "type": "qemu", "template": "tmpl-qemu", "hostname": "vm-1",
@@ -130,7 +136,7 @@ fn lxc_and_qemu_cloudpods_run_with_the_configured_size_name_and_network() -> any
     )?;
     let web = h.wait_condition("web", "Ready", "True", None)?;
     assert_eq!(web["status"]["phase"], "Running");
-    assert_eq!(web["status"]["ipAddress"], "203.0.113.10");
+    assert_eq!(web["status"]["ipAddress"], "203.0.113.12");
     assert_eq!(web["status"]["node"], "pve2", "placed on the node with the most free memory");
     let g = h.guest(vmid(&web)?)?.context("the container is in fakepve")?;
     assert_eq!(
@@ -141,7 +147,7 @@ fn lxc_and_qemu_cloudpods_run_with_the_configured_size_name_and_network() -> any
     assert_eq!((c["cores"].to_string(), c["memory"].to_string()), ("2".to_owned(), "2048".to_owned()));
     assert_eq!(c["hostname"], "web-1");
     let net0 = c["net0"].as_str().unwrap_or_default();
-    for part in ["bridge=vmbr0", "ip=203.0.113.10/24", "gw=203.0.113.1", "tag=5"] {
+    for part in ["bridge=vmbr0", "ip=203.0.113.12/24", "gw=203.0.113.1", "tag=5"] {
         assert!(net0.contains(part), "net0 {net0} has {part}");
     }
     assert!(c["rootfs"].as_str().unwrap_or_default().ends_with("size=20G"), "disk grown to 20G: {}", c["rootfs"]);
@@ -407,5 +413,46 @@ fn cloudpods_on_a_pool_get_distinct_addresses_from_it() -> anyhow::Result<()> {
     )?;
     let missing = h.wait_condition("c", "Ready", "False", Some("NoAddress"))?;
     assert_eq!(condition(&missing, "Ready")["message"], "IPv4 pool \"nowhere\" is not in the operator configuration");
+    Ok(())
+}
+
+#[test]
+fn another_namespace_cannot_take_a_static_address_a_pool_address_or_a_bridge_it_is_not_allowed() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let victim = Harness::in_block(&tb, "cpod-victim", 0)?;
+    let attacker = Harness::in_block(&tb, "cpod-attacker", 1)?;
+    let (_victim_op, _attacker_op) = (victim.operator()?, attacker.operator()?);
+    victim.apply("web", lxc("web", "203.0.113.81/24", 1, 512, 8))?;
+    let web = victim.wait_condition("web", "Ready", "True", None)?;
+    let before = victim.guest(vmid(&web)?)?.context("the victim's guest")?;
+
+    // the same static address, from another namespace
+    attacker.apply("twin", lxc("twin", "203.0.113.81/24", 1, 512, 8))?;
+    let twin = attacker.wait_condition("twin", "Ready", "False", Some("AddressInUse"))?;
+    let message = condition(&twin, "Ready")["message"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(message, "address 203.0.113.81 is already used by another CloudPod");
+    assert_eq!(twin["status"]["phase"], "Failed");
+    assert!(twin["status"]["vmid"].is_null(), "no VMID was reserved: {}", twin["status"]);
+    // an address the pool gives out, and a bridge and VLAN the configuration does not list
+    attacker.apply("squatter", lxc("squatter", "198.51.100.15/24", 1, 512, 8))?;
+    attacker.wait_condition("squatter", "Ready", "False", Some("AddressInPool"))?;
+    let mut other_bridge = lxc("sneaky", "203.0.113.82/24", 1, 512, 8);
+    other_bridge["network"]["bridge"] = json!("vmbr9");
+    attacker.apply("sneaky", other_bridge)?;
+    attacker.wait_condition("sneaky", "Ready", "False", Some("NetworkNotAllowed"))?;
+    let mut other_vlan = lxc("tagged", "203.0.113.83/24", 1, 512, 8);
+    other_vlan["network"]["vlan"] = json!(7);
+    attacker.apply("tagged", other_vlan)?;
+    let tagged = attacker.wait_condition("tagged", "Ready", "False", Some("NetworkNotAllowed"))?;
+    assert_eq!(condition(&tagged, "Ready")["message"], "VLAN 7 is not one the operator configuration allows");
+
+    assert!(attacker.guests()?.is_empty(), "no guest was cloned for the attacker: {:?}", attacker.guests()?);
+    let after = victim.guest(vmid(&web)?)?.context("the victim's guest is still there")?;
+    assert_eq!(after["config"], before["config"], "the victim's guest is unchanged");
+    assert_eq!(after["status"], "running");
+    for obj in [&twin, &tagged] {
+        let text = obj["status"].to_string();
+        assert!(!text.contains(&victim.ns.name), "the victim's namespace leaks: {text}");
+    }
     Ok(())
 }

@@ -9,6 +9,7 @@
 //! template). A guest deleted out of band is cloned again at the same VMID.
 
 pub mod guest;
+pub mod network;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -45,6 +46,8 @@ pub struct Context<P> {
     pub storage: Option<String>,
     /// Address pools by name.
     pub ip_pools: BTreeMap<String, crate::config::IpPool>,
+    /// Bridges, VLANs and templates CloudPods may use.
+    pub allowed: crate::config::ProxmoxAllowed,
     /// Addresses handed out by this process and not yet seen in a status.
     pub reserved_addresses: Mutex<BTreeSet<String>>,
     /// Sizes by plan, for CloudPods without `resources`.
@@ -100,7 +103,17 @@ pub async fn run<P: ProxmoxApi + 'static>(
         watcher::Config::default().any_semantic(),
     )
     .with_config(ControllerConfig::default().concurrency(16));
-    let store = controller.store();
+    // VMIDs and addresses are unique across the cluster, whatever namespace this replica reconciles
+    let store = match ctx.namespace {
+        Some(_) => {
+            let (store, writer) = kube::runtime::reflector::store();
+            if !super::follow(writer, Api::<CloudPod>::all(ctx.client.clone())).await {
+                return;
+            }
+            store
+        }
+        None => controller.store(),
+    };
     controller
         .graceful_shutdown_on(shutdown)
         .run(move |pod, ctx| reconcile(pod, ctx, store.clone()), error_policy, ctx)
@@ -275,6 +288,17 @@ async fn apply<P: ProxmoxApi>(
         }
     }
 
+    if let Err(refusal) = network::check(pod, &ctx.allowed, &ctx.ip_pools, &store.state()) {
+        let message = refusal.to_string();
+        step.set(Observation::new(CONFIGURED, false, refusal.reason(), message.clone()));
+        // a guest that exists keeps running as it was configured; only the change is refused
+        let phase = step.status.vmid.is_none().then_some(CloudPodPhase::Failed);
+        if step.not_ready(phase, refusal.reason(), message.clone()) {
+            publish(&ctx.recorder, pod, true, refusal.reason(), "Validate", message).await;
+        }
+        step.write(api, pod).await?;
+        return Ok(requeue);
+    }
     let guests = match ctx.proxmox.guests().await {
         Ok(g) => g,
         Err(e) => return fail(api, pod, step, None, e, ctx).await,
