@@ -4,11 +4,10 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use mpanel_tests::mail::{Imap, doveadm_auth, smtp_send};
+use mpanel_tests::mail::{Imap, doveadm_auth, mailcore_sql, smtp_send};
 use mpanel_tests::{TestNamespace, Testbed};
 use serde_json::{Value, json};
 use support::{Operator, condition, eventually};
@@ -69,15 +68,15 @@ impl<'a> Harness<'a> {
 
     /// One row of mail-core's database, `|`-separated, or None.
     fn sql(&self, query: &str) -> anyhow::Result<Option<String>> {
-        let out = Command::new("psql")
-            .args([self.tb.get("MAILCORE_DATABASE_URL")?, "-Atc", query])
-            .output()
-            .context("running psql")?;
-        if !out.status.success() {
-            bail!("psql {query}: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        Ok((!text.is_empty()).then_some(text))
+        mailcore_sql(self.tb, query)
+    }
+
+    /// Grants the mail domain to this namespace in the operator config (`mailcore.domainGrants`),
+    /// for a domain row made outside the operator; before the operator starts.
+    fn grant_own_domain(&self) -> anyhow::Result<()> {
+        let mut config = std::fs::read_to_string(&self.config)?;
+        config.push_str(&format!("  domainGrants: {{{}: {}}}\n", self.domain(), self.ns.name));
+        Ok(std::fs::write(&self.config, config)?)
     }
 
     /// Waits until `check` holds; fails saying `what`.
@@ -235,18 +234,45 @@ fn a_row_the_operator_did_not_make_is_a_conflict_and_stays_unchanged() -> anyhow
     let query =
         format!("SELECT mailbox.*, domain.owner FROM mailbox JOIN domain USING (domain) WHERE username = '{address}'");
     let before = h.sql(&query)?;
+    // the domain row is not the operator's: only a grant lets this namespace use it
+    h.grant_own_domain()?;
     let _op = h.operator()?;
     h.password_secret("box-password", "Takeover-2026")?;
     h.apply("box", spec(&address, 10, &[]))?;
     let conflict = h.wait_condition("box", "Conflict", "True", None)?;
     assert_eq!(condition(&conflict, "Ready")["status"], "False");
-    assert!(condition(&conflict, "Conflict")["message"].as_str().unwrap_or_default().contains("not this object's"));
+    let message = condition(&conflict, "Conflict")["message"].as_str().unwrap_or_default().to_owned();
+    assert!(message.contains("not this object's"), "{message}");
+    assert!(!message.contains("owner"), "the other row's marker is not repeated: {message}");
     assert_eq!(h.sql(&query)?, before, "the row is unchanged");
     assert!(doveadm_auth(&tb, &address, "legacy")?, "the legacy password still works");
     // deleting the Mailbox leaves the foreign row alone
     tb.kubectl_ok(&["delete", "mailbox", "box", "-n", &h.ns.name, "--timeout=60s"], None)?;
     assert_eq!(h.sql(&query)?, before);
     h.sql(&format!("DELETE FROM mailbox WHERE username = '{address}'; DELETE FROM domain WHERE domain = '{domain}'"))?;
+    Ok(())
+}
+
+#[test]
+fn a_second_mailbox_for_an_address_is_a_conflict_that_does_not_name_the_first() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let h = Harness::new(&tb, "mbox-twin")?;
+    let _op = h.operator()?;
+    let address = format!("twin@{}", h.domain());
+    h.password_secret("box-password", "Twin-2026")?;
+    h.apply("first", spec(&address, 10, &[]))?;
+    h.wait_condition("first", "Ready", "True", None)?;
+    let first_uid = h.get("first")?["metadata"]["uid"].as_str().unwrap_or_default().to_owned();
+    let row = format!("SELECT password, quota, owner FROM mailbox WHERE username = '{address}'");
+    let before = h.sql(&row)?;
+
+    h.apply("second", spec(&address, 20, &[]))?;
+    let conflict = h.wait_condition("second", "Conflict", "True", Some("RowOwnedElsewhere"))?;
+    assert_eq!(conflict["status"]["phase"], "Failed");
+    let message = condition(&conflict, "Ready")["message"].as_str().unwrap_or_default().to_owned();
+    assert!(message.contains(&format!("mailbox {address} exists on mail-core and is not this object's")), "{message}");
+    assert!(!message.contains(&first_uid) && !message.contains("/first/"), "the owner is not repeated: {message}");
+    assert_eq!(h.sql(&row)?, before, "the first Mailbox's row is unchanged");
     Ok(())
 }
 

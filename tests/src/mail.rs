@@ -173,3 +173,17 @@ pub fn doveadm_auth(tb: &Testbed, user: &str, password: &str) -> anyhow::Result<
         .context("running doveadm")?;
     Ok(out.status.success())
 }
+
+/// One answer of mail-core's database to `query` (psql's unaligned rows, `|`-separated, one per
+/// line), or `None` when it returned no row.
+pub fn mailcore_sql(tb: &Testbed, query: &str) -> anyhow::Result<Option<String>> {
+    let out = Command::new("psql")
+        .args([tb.get("MAILCORE_DATABASE_URL")?, "-Atc", query])
+        .output()
+        .context("running psql")?;
+    if !out.status.success() {
+        bail!("psql {query}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    Ok((!text.is_empty()).then_some(text))
+}
