@@ -110,17 +110,20 @@ async fn carry_out(pool: &PgPool, client: &Client, entry: &Entry) -> Result<(), 
 
 async fn ensure_namespace(client: &Client, name: &str, customer: &str) -> Result<(), kube::Error> {
     let api: Api<Namespace> = Api::all(client.clone());
-    create_unless_present(&api, name, || Namespace {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            labels: Some(BTreeMap::from([
-                ("mpanel.migrahosting.com/customer".to_owned(), customer.to_owned()),
-                ("app.kubernetes.io/managed-by".to_owned(), FIELD_MANAGER.to_owned()),
-            ])),
+    create_unless_present(
+        &api,
+        &Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                labels: Some(BTreeMap::from([
+                    ("mpanel.migrahosting.com/customer".to_owned(), customer.to_owned()),
+                    ("app.kubernetes.io/managed-by".to_owned(), FIELD_MANAGER.to_owned()),
+                ])),
+                ..Default::default()
+            },
             ..Default::default()
         },
-        ..Default::default()
-    })
+    )
     .await
 }
 
@@ -128,31 +131,31 @@ async fn ensure_namespace(client: &Client, name: &str, customer: &str) -> Result
 async fn ensure_credentials(client: &Client, namespace: &str, subscription: &str) -> Result<(), kube::Error> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let name = render::credentials_secret(subscription);
-    create_unless_present(&api, &name, || Secret {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            labels: Some(BTreeMap::from([("app.kubernetes.io/managed-by".to_owned(), FIELD_MANAGER.to_owned())])),
+    create_unless_present(
+        &api,
+        &Secret {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                labels: Some(BTreeMap::from([("app.kubernetes.io/managed-by".to_owned(), FIELD_MANAGER.to_owned())])),
+                ..Default::default()
+            },
+            string_data: Some(BTreeMap::from([(
+                MAILBOX_PASSWORD_KEY.to_owned(),
+                format!("Mp-{}", uuid::Uuid::new_v4().simple()),
+            )])),
             ..Default::default()
         },
-        string_data: Some(BTreeMap::from([(
-            MAILBOX_PASSWORD_KEY.to_owned(),
-            format!("Mp-{}", uuid::Uuid::new_v4().simple()),
-        )])),
-        ..Default::default()
-    })
+    )
     .await
 }
 
-/// Creates the object `make` builds unless one named `name` exists (or appears meanwhile); an
-/// existing one is left as it is.
-async fn create_unless_present<K>(api: &Api<K>, name: &str, make: impl FnOnce() -> K) -> Result<(), kube::Error>
+/// Creates `object`; one that exists already (AlreadyExists) is left as it is, unread: the bridge
+/// may create Secrets but not read them.
+async fn create_unless_present<K>(api: &Api<K>, object: &K) -> Result<(), kube::Error>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
 {
-    if api.get_opt(name).await?.is_some() {
-        return Ok(());
-    }
-    match api.create(&PostParams::default(), &make()).await {
+    match api.create(&PostParams::default(), object).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
         Err(e) => Err(e),

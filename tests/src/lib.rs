@@ -111,6 +111,13 @@ impl Testbed {
         Ok(out.stdout)
     }
 
+    /// Runs kubectl as `user` (impersonated with `--as`, e.g. `tenant-a` or
+    /// `system:serviceaccount:<namespace>:<name>`), so RBAC and admission policies judge that user.
+    pub fn kubectl_as(&self, user: &str, args: &[&str], stdin: Option<&str>) -> anyhow::Result<Output> {
+        let args: Vec<&str> = ["--as", user].iter().chain(args).copied().collect();
+        self.kubectl(&args, stdin)
+    }
+
     /// Asks the testbed's PowerDNS (`PDNS_DNS_ADDR`) directly, as `dig` would.
     pub fn dig(&self, name: &str, rtype: &str) -> anyhow::Result<DnsAnswer> {
         let addr = self.get("PDNS_DNS_ADDR")?;
