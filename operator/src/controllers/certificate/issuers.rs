@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
 
+use super::keys;
 use crate::config::{AcmeConfig, IssuerConfig};
 use crate::metrics::Metrics;
 use crate::providers::acme::{self, Acme, AcmeError};
@@ -99,6 +100,7 @@ impl Issuers {
                 let secret = Secret {
                     metadata: ObjectMeta {
                         name: Some(config.account_secret_ref.name.clone()),
+                        labels: Some(keys::managed_labels(BTreeMap::new())),
                         ..ObjectMeta::default()
                     },
                     data: Some(BTreeMap::from([(CREDENTIALS_KEY.to_owned(), ByteString(json.into_bytes()))])),

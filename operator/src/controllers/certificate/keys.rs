@@ -1,9 +1,12 @@
-//! Private keys, CSRs, and what an issued chain says about itself (validity, names, key).
+//! Private keys, CSRs, what an issued chain says about itself (validity, names, key), and the
+//! mark on the Secrets that hold them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use mpanel_crds::certificate::{KeyAlgorithm, PrivateKey};
 use rcgen::{CertificateParams, DistinguishedName, KeyPair, PublicKeyData};
 use x509_parser::extensions::GeneralName;
@@ -18,6 +21,42 @@ pub enum KeyError {
     Csr(String),
     #[error("the certificate chain cannot be read: {0}")]
     BadChain(String),
+    #[error(
+        "Secret {0} exists and was not made by the operator (it lacks the label mpanel.migrahosting.com/managed-by=mpanel-operator); \
+         it is left untouched (delete it, or add the label to hand it over)"
+    )]
+    SecretNotOwned(String),
+}
+
+impl KeyError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::SecretNotOwned(_) => "SecretNotOwned",
+            Self::Generate(_) | Self::BadKey(_) | Self::Csr(_) | Self::BadChain(_) => "KeyError",
+        }
+    }
+}
+
+/// The label on every Secret the operator writes. The chart's operator-owned-secrets policy lets
+/// the operator create, change and delete no other Secret.
+pub const MANAGED_BY_LABEL: &str = "mpanel.migrahosting.com/managed-by";
+pub const MANAGED_BY: &str = "mpanel-operator";
+
+/// `labels` with the operator's mark added.
+pub fn managed_labels(mut labels: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    labels.insert(MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned());
+    labels
+}
+
+/// Fails with `SecretNotOwned` for an existing Secret without the operator's mark: one the operator
+/// did not write (or wrote before it marked its Secrets), which it must not overwrite.
+pub fn check_managed(existing: Option<&Secret>) -> Result<(), KeyError> {
+    match existing {
+        Some(secret) if secret.labels().get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGED_BY) => {
+            Err(KeyError::SecretNotOwned(secret.name_any()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A new private key as `spec` asks for.
@@ -178,6 +217,29 @@ mod tests {
         assert!(issued.not_after > issued.not_before);
         assert!(!inspect(pem.as_bytes(), &other).unwrap().key_matches);
         assert!(matches!(inspect(b"not a certificate", &key), Err(KeyError::BadChain(_))));
+    }
+
+    #[test]
+    fn only_secrets_with_the_operators_mark_may_be_written() {
+        let secret = |labels: &[(&str, &str)]| Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some("www-tls".into()),
+                labels: Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert!(check_managed(None).is_ok());
+        let marked = secret(&[(MANAGED_BY_LABEL, MANAGED_BY), ("app", "web")]);
+        assert!(check_managed(Some(&marked)).is_ok());
+        for unmarked in [secret(&[]), secret(&[(MANAGED_BY_LABEL, "someone-else")])] {
+            let err = check_managed(Some(&unmarked)).unwrap_err();
+            assert_eq!(err.reason(), "SecretNotOwned");
+            assert!(err.to_string().starts_with("Secret www-tls exists and was not made by the operator"), "{err}");
+        }
+        let labels = managed_labels(BTreeMap::from([("app".to_owned(), "web".to_owned())]));
+        assert_eq!(labels.get(MANAGED_BY_LABEL).map(String::as_str), Some(MANAGED_BY));
+        assert_eq!(labels.get("app").map(String::as_str), Some("web"));
     }
 
     #[test]
