@@ -187,6 +187,7 @@ where
         Reporter { controller: "mpanel-operator".into(), instance: Some(identity.to_owned()) },
     );
     let mut controllers = tokio::task::JoinSet::new();
+    release_unmanaged(&mut controllers, config, client, &recorder, shutdown);
     if enabled(config).is_empty() {
         shutdown().await;
         return Ok(());
@@ -358,6 +359,37 @@ where
     // the controllers end on shutdown, or on their own: either way wait for the signal
     shutdown().await;
     Ok(())
+}
+
+/// For each kind `config` runs no controller for: deleted objects lose the finalizer.
+fn release_unmanaged<F>(
+    controllers: &mut tokio::task::JoinSet<()>,
+    config: &Config,
+    client: &Client,
+    recorder: &Recorder,
+    shutdown: &impl Fn() -> F,
+) where
+    F: std::future::Future<Output = ()> + Send + Sync + 'static,
+{
+    use mpanel_crds::{certificate::Certificate, cloudpod::CloudPod, dnszone::DnsZone, domain::Domain};
+    use mpanel_crds::{mailbox::Mailbox, subscription::Subscription};
+    use mpanel_operator::controllers::unmanaged::release;
+    let on = enabled(config);
+    let (c, ns, r) = (client.clone(), config.watch_namespace.clone(), recorder.clone());
+    for kind in [dnszone::KIND, certificate::KIND, mailbox::KIND, cloudpod::KIND, domain::KIND, subscription::KIND] {
+        if on.contains(&kind) {
+            continue;
+        }
+        let (c, ns, r, stop) = (c.clone(), ns.clone(), r.clone(), shutdown());
+        match kind {
+            dnszone::KIND => controllers.spawn(release::<DnsZone>(c, ns, r, stop)),
+            certificate::KIND => controllers.spawn(release::<Certificate>(c, ns, r, stop)),
+            mailbox::KIND => controllers.spawn(release::<Mailbox>(c, ns, r, stop)),
+            cloudpod::KIND => controllers.spawn(release::<CloudPod>(c, ns, r, stop)),
+            domain::KIND => controllers.spawn(release::<Domain>(c, ns, r, stop)),
+            _ => controllers.spawn(release::<Subscription>(c, ns, r, stop)),
+        };
+    }
 }
 
 /// Refuses to start when the cluster lacks one of the CRDs this build was compiled with.

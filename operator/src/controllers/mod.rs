@@ -7,6 +7,7 @@ pub mod dnszone;
 pub mod domain;
 pub mod mailbox;
 pub mod subscription;
+pub mod unmanaged;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -289,7 +290,16 @@ where
     use kube::runtime::controller::Action;
     use kube::runtime::finalizer::{Event, finalizer};
     use mpanel_crds::common::ReconcileMode;
-    let mode = match ReconcileMode::of(obj.meta()) {
+    let mode = ReconcileMode::of(obj.meta());
+    // deleting a Paused object, or one whose mode is not understood, orphans its external object:
+    // a deletion never waits for a change of annotation
+    if obj.meta().deletion_timestamp.is_some()
+        && !matches!(mode, Ok(ReconcileMode::Reconcile | ReconcileMode::ObserveOnly))
+    {
+        release_finalizer(api, obj.as_ref(), "the object was deleted while not reconciled").await?;
+        return Ok(Action::await_change());
+    }
+    let mode = match mode {
         Ok(mode) => mode,
         Err(bad) => {
             let mut step = Step::new(obj.as_ref());
@@ -309,6 +319,24 @@ where
     })
     .await
     .map_err(|e| E::from(Box::new(e)))
+}
+
+/// Removes the operator's finalizer from `obj` without touching the external object (which is
+/// left as it is), logging `why`. Other finalizers stay.
+pub async fn release_finalizer<K>(api: &Api<K>, obj: &K, why: &str) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let finalizers = obj.meta().finalizers.clone().unwrap_or_default();
+    if !finalizers.iter().any(|f| f == mpanel_crds::FINALIZER) {
+        return Ok(());
+    }
+    let rest: Vec<String> = finalizers.into_iter().filter(|f| f != mpanel_crds::FINALIZER).collect();
+    // the resourceVersion makes this fail with a conflict if the list changed since it was read
+    let patch = serde_json::json!({"metadata": {"finalizers": rest, "resourceVersion": obj.resource_version()}});
+    api.patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(patch)).await?;
+    tracing::info!(kind = %K::kind(&()), object = %object_key(obj), why, "finalizer released; the external object was left");
+    Ok(())
 }
 
 /// The text under `key` of a Secret in `namespace`, with the Secret's resourceVersion (which says

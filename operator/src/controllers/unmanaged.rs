@@ -1,0 +1,61 @@
+//! Kinds whose controller this configuration does not run (say the registrar was taken out of the
+//! configuration): an object of such a kind that is deleted loses the operator's finalizer, and
+//! its external object is left as it is. A disabled controller never leaves undeletable objects.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::Recorder;
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use super::{publish, release_finalizer, scoped};
+
+struct Context {
+    client: Client,
+    recorder: Recorder,
+}
+
+/// Releases the finalizer of deleted `K`s in `namespace` (all when `None`) until `shutdown`.
+pub async fn release<K>(
+    client: Client,
+    namespace: Option<String>,
+    recorder: Recorder,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let api = scoped::<K>(&client, namespace.as_deref());
+    Controller::new(api, watcher::Config::default())
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::<K>, |_, _, _| Action::requeue(Duration::from_secs(5)), Arc::new(Context { client, recorder }))
+        .for_each(|_| std::future::ready(()))
+        .await;
+}
+
+async fn reconcile<K>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, kube::Error>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let held = obj.finalizers().iter().any(|f| f == mpanel_crds::FINALIZER);
+    if obj.meta().deletion_timestamp.is_none() || !held {
+        return Ok(Action::await_change());
+    }
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let why = format!("no {} controller is configured; the external object was left as it is", K::kind(&()));
+    release_finalizer(&api, obj.as_ref(), &why).await?;
+    publish(&ctx.recorder, obj.as_ref(), false, "Orphaned", "Delete", why).await;
+    Ok(Action::await_change())
+}
