@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::tls;
 
 /// Where the CA is and who the account is.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Config {
     /// The directory URL, e.g. `https://acme-v02.api.letsencrypt.org/directory`.
     pub directory_url: String,
@@ -32,6 +32,19 @@ pub struct Config {
     pub external_account: Option<(String, Vec<u8>)>,
     /// Deadline of one call.
     pub timeout: Duration,
+}
+
+// the HMAC key of the external account binding is never printed
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("directory_url", &self.directory_url)
+            .field("contact", &self.contact)
+            .field("ca_bundle", &self.ca_bundle)
+            .field("external_account", &self.external_account.as_ref().map(|(kid, _)| (kid, super::REDACTED)))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

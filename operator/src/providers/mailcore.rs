@@ -12,13 +12,24 @@ use sqlx::{Row, postgres::PgConnectOptions};
 
 use crate::metrics::Metrics;
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Config {
     /// `postgres://user:password@host:port/database`
     pub database_url: String,
     /// Deadline of one statement (and of getting a connection).
     pub timeout: Duration,
     pub max_connections: u32,
+}
+
+// the database URL holds the password: never printed
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &super::REDACTED)
+            .field("timeout", &self.timeout)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::tls;
 
 /// Where the API is and how to authenticate.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Config {
     /// e.g. `http://127.0.0.1:8081`
     pub api_url: String,
@@ -26,6 +26,17 @@ pub struct Config {
     pub server_id: String,
     /// Deadline of one HTTP request.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("api_url", &self.api_url)
+            .field("api_key", &super::REDACTED)
+            .field("server_id", &self.server_id)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

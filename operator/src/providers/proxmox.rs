@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::metrics::Metrics;
 use crate::tls;
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Config {
     /// e.g. `https://pve.example.net:8006`
     pub url: String,
@@ -28,6 +28,17 @@ pub struct Config {
     /// PEM of the CA that signed the API's certificate; the platform's roots otherwise.
     pub ca_pem: Option<Vec<u8>>,
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("url", &self.url)
+            .field("token", &super::REDACTED)
+            .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
