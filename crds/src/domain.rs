@@ -9,6 +9,10 @@ use crate::common::{DeletionPolicy, SecretKeySelector};
 use crate::conditions::Condition;
 use crate::formats;
 
+/// Staff grant a Domain the registration already in the account under its name with this
+/// annotation set to `"true"`. Only subjects allowed to set billing-owned fields may set it.
+pub const ADOPT_REGISTRATION_ANNOTATION: &str = "mpanel.migrahosting.com/adopt-registration";
+
 /// A Domain is a name registered, transferred in, or merely tracked (`External`) at the registrar.
 /// Billing sets `paidUntil`; the operator renews at the registrar until the registrar's expiry
 /// reaches it, and never renews twice for one payment.
@@ -182,6 +186,11 @@ pub struct DomainStatus {
     /// after a crash looks the domain up instead of paying again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_order: Option<RegistrarOrder>,
+    /// Why this Domain manages the registration in the account: `Ordered` (its own registration,
+    /// transfer or renewal) or `Granted` (staff set the adoption annotation). Recorded once; a
+    /// registration found in the account without a reason is left alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted: Option<Adoption>,
     /// Generation of the spec the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
@@ -190,6 +199,14 @@ pub struct DomainStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
+}
+
+/// Why a Domain manages a registration it found in the registrar account: `Ordered` (its own
+/// register, transfer or renew order) or `Granted` (the adoption annotation).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Adoption {
+    Ordered,
+    Granted,
 }
 
 /// Lifecycle phase of a Domain.

@@ -358,3 +358,83 @@ fn external_and_observe_only_domains_buy_nothing() -> anyhow::Result<()> {
     assert!(paid.is_empty(), "no paid call: {paid:?}");
     Ok(())
 }
+
+/// The account's calls that change something (anything but the reads), naming `domain`, after the
+/// request `after` (a sequence number of the double's log).
+fn writes_after(h: &Harness, domain: &str, after: u64) -> anyhow::Result<Vec<mpanel_tests::namesilo::LoggedRequest>> {
+    const READS: [&str; 5] =
+        ["getDomainInfo", "checkRegisterAvailability", "checkTransferStatus", "listDomains", "getAccountBalance"];
+    Ok(h.rt
+        .block_on(h.account.requests())?
+        .into_iter()
+        .filter(|r| r.seq > after && !READS.contains(&r.operation.as_str()))
+        .filter(|r| r.params.values().any(|v| v.eq_ignore_ascii_case(domain)))
+        .collect())
+}
+
+#[test]
+fn an_orphaned_registration_in_the_account_is_adopted_only_when_staff_grant_it() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let h = Harness::new(&tb, "dom-orphan", "100.00")?;
+    let name = h.name();
+    // a registration in the account that no Domain claims (its Domain was deleted, or it was bought
+    // by hand), delegated to its owner's nameservers
+    let reply = h.rt.block_on(h.account.call(
+        "registerDomain",
+        &[("domain", &name), ("years", "1"), ("ns1", "ns1.owner.example"), ("ns2", "ns2.owner.example")],
+    ))?;
+    assert_eq!(reply["code"], 300, "{reply}");
+    let before = h.at_registrar(&name)?.context("the orphan is in the account")?;
+    let setup = h.rt.block_on(h.account.requests())?.iter().map(|r| r.seq).max().unwrap_or(0);
+
+    // a Domain for it in a customer namespace (as a checkout would make one)
+    let _op = h.operator()?;
+    let hijack = json!({"nameservers": ["ns1.attacker.example", "ns2.attacker.example"], "registration": {
+        "mode": "Register", "years": 1, "lock": false, "privacy": false, "autoRenew": true}});
+    h.apply("grab", register(&name, hijack))?;
+    let refused = h.wait_condition("grab", "Registered", "False", Some("RegistrationNotAdopted"))?;
+    assert_eq!(condition(&refused, "Ready")["reason"], "RegistrationNotAdopted");
+    let message = condition(&refused, "Ready")["message"].as_str().unwrap_or_default().to_owned();
+    assert!(message.contains("already registered") && message.contains("staff"), "{message}");
+    assert!(refused["status"]["expiresAt"].is_null(), "the registrar's details are not shown: {refused}");
+    h.wait_for_looks(&name, 2)?;
+    let writes = writes_after(&h, &name, setup)?;
+    assert!(writes.is_empty(), "the registrar was changed or paid: {writes:?}");
+    let after = h.at_registrar(&name)?.context("still in the account")?;
+    assert_eq!(after["nameservers"], before["nameservers"], "the delegation is the owner's");
+    assert_eq!((&after["locked"], &after["autoRenew"]), (&before["locked"], &before["autoRenew"]));
+
+    // staff grant the adoption: now the Domain manages it, without buying it again
+    let ns = &h.ns.name;
+    tb.kubectl_ok(&["annotate", "domain", "grab", "-n", ns, "mpanel.migrahosting.com/adopt-registration=true"], None)?;
+    let adopted = h.wait_condition("grab", "Ready", "True", None)?;
+    assert_eq!(adopted["status"]["adopted"], "Granted");
+    let held = h.at_registrar(&name)?.context("in the account")?;
+    assert_eq!(held["nameservers"], json!(["ns1.attacker.example", "ns2.attacker.example"]));
+    let paid: Vec<_> = writes_after(&h, &name, setup)?
+        .into_iter()
+        .filter(|r| matches!(r.operation.as_str(), "registerDomain" | "renewDomain" | "transferDomain"))
+        .collect();
+    assert!(paid.is_empty(), "adoption buys nothing: {paid:?}");
+    Ok(())
+}
+
+#[test]
+fn a_domain_for_a_name_another_namespace_holds_never_reaches_the_registrar() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let h = Harness::new(&tb, "dom-held", "100.00")?;
+    let name = h.name();
+    // another customer's zone for the name, made first
+    let victim = tb.namespace("dom-held-victim")?;
+    let zone = json!({"zone": format!("{name}."), "nameservers": ["ns1.victim.example.", "ns2.victim.example."]});
+    support::apply_object(&tb, &victim.name, "DnsZone", "theirs", zone)?;
+
+    let _op = h.operator()?;
+    h.apply("mine", register(&name, json!({})))?;
+    let refused = h.wait_condition("mine", "Ready", "False", Some("NameHeldElsewhere"))?;
+    let message = condition(&refused, "Ready")["message"].as_str().unwrap_or_default().to_owned();
+    assert!(!message.contains(&victim.name), "the message names the other namespace: {message}");
+    let calls = h.rt.block_on(h.account.requests())?;
+    assert!(calls.iter().all(|r| !r.params.values().any(|v| v == &name)), "the registrar was asked: {calls:?}");
+    Ok(())
+}

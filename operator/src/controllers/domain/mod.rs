@@ -6,6 +6,11 @@
 //! said instead of paying again. Renewals go to `paidUntil` and are recorded with it: one renewal
 //! per payment. Status writes do not trigger reconciles ([`super::intent`]), so a failing paid call
 //! is retried on the backoff only.
+//!
+//! Tenancy: a Domain acts only for a name its namespace holds in the name index, and a
+//! registration found in the account is managed only by the Domain whose own order brought it
+//! there (`status.lastOrder`, then `status.adopted`) or that staff granted it with the adoption
+//! annotation. Any other Domain for it changes nothing at the registrar.
 
 pub mod orders;
 pub mod renewal;
@@ -25,11 +30,15 @@ use kube::{Api, Client, Resource, ResourceExt};
 use mpanel_crds::common::{DeletionPolicy, ReconcileMode};
 use mpanel_crds::conditions::{self, Observation, READY};
 use mpanel_crds::dnszone::DnsZone;
-use mpanel_crds::domain::{Domain, DomainPhase, DomainStatus, OrderOperation, OrderState, RegistrationMode};
+use mpanel_crds::domain::{
+    ADOPT_REGISTRATION_ANNOTATION, Adoption, Domain, DomainPhase, DomainStatus, OrderOperation, OrderState,
+    RegistrationMode,
+};
 
 use super::{Backoff, StatusOf, finalizer_reason, intent, measured, publish, reconcile_in_mode, retry_later, scoped};
 use crate::config::ZoneDefaults;
 use crate::metrics::Metrics;
+use crate::names::Holding;
 use crate::providers::namesilo::{DomainInfo, NamesiloApi, NamesiloError, normalise_host};
 use renewal::Plan;
 use zone::ZoneState;
@@ -46,6 +55,8 @@ pub const CONFLICT: &str = "Conflict";
 const NEXT_STEP: Duration = Duration::from_millis(200);
 /// How often a pending transfer is looked at.
 const TRANSFER_POLL: Duration = Duration::from_secs(5);
+/// How soon a Domain the name index has not seen yet is looked at again.
+const INDEX_WAIT: Duration = Duration::from_secs(1);
 
 pub struct Context<R> {
     pub client: Client,
@@ -141,7 +152,9 @@ async fn reconcile<R: NamesiloApi>(
     ctx: Arc<Context<R>>,
     store: Store<Domain>,
 ) -> Result<Action, Error> {
-    measured(KIND, &ctx.client,
+    measured(
+        KIND,
+        &ctx.client,
         domain.as_ref(),
         &ctx.metrics,
         &ctx.backoff,
@@ -217,17 +230,58 @@ impl Step {
     }
 }
 
-/// The Domain that claimed the same name first, if it is not this one: only one Domain acts for a
-/// name.
+/// The Domain of the same namespace that claimed the same name first, if it is not this one: only
+/// one Domain acts for a name. (Other namespaces' claims are the name index's business.)
 fn earlier_claim(domain: &Domain, store: &Store<Domain>) -> Option<String> {
     let key = |d: &Domain| (d.creation_timestamp().map(|t| t.0), d.uid());
     store
         .state()
         .iter()
-        .filter(|d| d.uid() != domain.uid() && d.spec.name == domain.spec.name && d.meta().deletion_timestamp.is_none())
+        .filter(|d| d.uid() != domain.uid() && d.namespace() == domain.namespace())
+        .filter(|d| d.spec.name == domain.spec.name && d.meta().deletion_timestamp.is_none())
         .filter(|d| key(d) < key(domain))
-        .map(|d| super::object_key(d.as_ref()))
+        .map(|d| d.name_any())
         .min()
+}
+
+/// Where this Domain's claim on its name stands in the name index.
+#[derive(Debug, PartialEq, Eq)]
+enum NameClaim {
+    Granted,
+    /// Another namespace holds the name, a name above it or one inside it.
+    HeldElsewhere,
+    /// The index has not seen this Domain yet.
+    Unseen,
+}
+
+fn name_claim<R>(domain: &Domain, ctx: &Context<R>) -> NameClaim {
+    let names = ctx.names.names();
+    if names.granted(&domain.spec.name, &domain.uid().unwrap_or_default()) {
+        return NameClaim::Granted;
+    }
+    match names.holding(&domain.namespace().unwrap_or_default(), &domain.spec.name) {
+        Holding::Unclaimed => NameClaim::Unseen,
+        Holding::Held(_) | Holding::Elsewhere => NameClaim::HeldElsewhere,
+    }
+}
+
+/// Why this Domain may manage the registration under its name that is in the account, if it may:
+/// recorded before, its own order on record (a `Sent` one included: the operator may have died
+/// before recording the answer), or the adoption annotation staff set.
+fn adoption(domain: &Domain) -> Option<Adoption> {
+    let status = domain.status.as_ref();
+    if let Some(adopted) = status.and_then(|s| s.adopted) {
+        return Some(adopted);
+    }
+    let ordered = status.and_then(|s| s.last_order.as_ref()).is_some_and(|o| match o.operation {
+        OrderOperation::Register | OrderOperation::Transfer => o.state != OrderState::Failed,
+        OrderOperation::Renew => o.state == OrderState::Succeeded,
+    });
+    if ordered {
+        return Some(Adoption::Ordered);
+    }
+    let granted = domain.annotations().get(ADOPT_REGISTRATION_ANNOTATION).is_some_and(|v| v == "true");
+    granted.then_some(Adoption::Granted)
 }
 
 /// The nameservers `domain` is delegated to.
@@ -253,6 +307,20 @@ async fn apply<R: NamesiloApi>(
 ) -> Result<Action, Error> {
     let mut step = Step::new(domain);
     let name = &domain.spec.name;
+    match name_claim(domain, ctx) {
+        NameClaim::Granted => {}
+        NameClaim::Unseen => return Ok(Action::requeue(INDEX_WAIT)),
+        NameClaim::HeldElsewhere => {
+            let message = format!("{name} is held by another namespace; this Domain leaves the registrar alone");
+            step.status.registered = None;
+            step.set(Observation::new(REGISTERED, false, "NameHeldElsewhere", message.clone()));
+            if step.not_ready(Some(DomainPhase::Failed), "NameHeldElsewhere", message.clone()) {
+                publish(&ctx.recorder, domain, true, "NameHeldElsewhere", "Observe", message).await;
+            }
+            step.write(api, domain).await?;
+            return Ok(Action::requeue(ctx.resync));
+        }
+    }
     if let Some(other) = earlier_claim(domain, store) {
         let message = format!("{name} is managed by Domain {other}; this one leaves the registrar alone");
         if step.set(Observation::new(CONFLICT, true, "ClaimedByAnotherDomain", message.clone())) {
@@ -270,7 +338,15 @@ async fn apply<R: NamesiloApi>(
         Err(e) => return fail(api, domain, step, Some(REGISTERED), e, ctx).await,
     };
     match info {
-        Some(info) => registered(api, domain, step, &info, mode, ctx).await,
+        Some(info) => match (adoption(domain), domain.spec.registration.mode) {
+            (Some(adopted), _) => {
+                step.status.adopted = Some(adopted);
+                registered(api, domain, step, &info, mode, ctx).await
+            }
+            // observed only: nothing is changed, nothing is bought
+            (None, RegistrationMode::External) => registered(api, domain, step, &info, mode, ctx).await,
+            (None, _) => not_adopted(api, domain, step, ctx).await,
+        },
         None => match (domain.spec.registration.mode, mode) {
             (RegistrationMode::External, _) | (_, ReconcileMode::ObserveOnly) => {
                 let why = if mode == ReconcileMode::ObserveOnly { "ObserveOnly" } else { "External" };
@@ -286,6 +362,23 @@ async fn apply<R: NamesiloApi>(
             (RegistrationMode::Transfer, _) => orders::transfer(api, domain, step, ctx).await,
         },
     }
+}
+
+/// The name is in the account, but nothing shows this Domain bought it: it is not touched (no
+/// setting, no payment) and its registrar details are not shown, until staff grant adoption.
+async fn not_adopted<R>(api: &Api<Domain>, domain: &Domain, mut step: Step, ctx: &Context<R>) -> Result<Action, Error> {
+    let message = format!(
+        "{} is already registered in the registrar account and this Domain did not order it; \
+         nothing is changed at the registrar until staff grant adoption (annotation {ADOPT_REGISTRATION_ANNOTATION}: \"true\")",
+        domain.spec.name
+    );
+    step.status.registered = Some(false);
+    step.set(Observation::new(REGISTERED, false, "RegistrationNotAdopted", message.clone()));
+    if step.not_ready(Some(DomainPhase::Failed), "RegistrationNotAdopted", message.clone()) {
+        publish(&ctx.recorder, domain, true, "RegistrationNotAdopted", "Observe", message).await;
+    }
+    step.write(api, domain).await?;
+    Ok(Action::requeue(ctx.resync))
 }
 
 /// The domain is in the account: renew to `paidUntil`, converge nameservers and settings, own the
@@ -545,7 +638,9 @@ async fn fail<R>(
 /// leaves it. The owned DnsZone goes with the Domain through its owner reference.
 async fn cleanup<R: NamesiloApi>(domain: &Domain, mode: ReconcileMode, ctx: &Context<R>) -> Result<Action, Error> {
     let hands_off = mode == ReconcileMode::ObserveOnly || domain.spec.registration.mode == RegistrationMode::External;
-    if domain.spec.deletion_policy == DeletionPolicy::Orphan || hands_off {
+    // a registration this Domain never managed is not its to change
+    let managed = adoption(domain).is_some() && name_claim(domain, ctx) == NameClaim::Granted;
+    if domain.spec.deletion_policy == DeletionPolicy::Orphan || hands_off || !managed {
         return Ok(Action::await_change());
     }
     let name = &domain.spec.name;

@@ -123,7 +123,11 @@ async fn place<R>(
             Ok(Action::requeue(NEXT_STEP))
         }
         Err(e) => {
-            order.state = OrderState::Failed;
+            // without an answer the order may have gone through: it stays Sent, so the domain found
+            // in the account afterwards is recognised as this order's
+            if !matches!(e, NamesiloError::Unreachable(_)) {
+                order.state = OrderState::Failed;
+            }
             step.status.last_order = Some(order);
             fail(api, domain, step, Some(condition), e, ctx).await
         }
