@@ -1,9 +1,15 @@
 //! Checkout: a product (with its cycle, the customer's email, a domain and add-ons) becomes a
 //! customer, an order, an issued invoice and a Stripe Checkout Session, all or nothing.
+//!
+//! A purchase that registers or transfers a domain asks the registrar first, before anything is
+//! written or a session made: a name that is taken (registration only) or already in the account is
+//! refused, and so is every such purchase while the registrar cannot be asked.
 
 use std::collections::BTreeMap;
 
 use chrono::Utc;
+use mpanel_crds::domain::RegistrationMode;
+use mpanel_crds::subscription::ResourceTemplates;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -13,6 +19,7 @@ use crate::ledger::invoices::{self, NewLine, Purpose};
 use crate::ledger::orders::{self, Item};
 use crate::ledger::{Cycle, LedgerError, audit, catalog, customers};
 use crate::money;
+use crate::registrar::{Registrar, Standing};
 use crate::render::{self, Placeholders};
 use crate::stripe::api::{CheckoutLine, CheckoutRequest, StripeClient, StripeError};
 
@@ -47,6 +54,31 @@ pub enum CheckoutError {
     Ledger(#[from] LedgerError),
     #[error(transparent)]
     Stripe(#[from] StripeError),
+    #[error(transparent)]
+    Domain(#[from] DomainRefused),
+}
+
+/// Why a purchase of a domain registration or transfer is refused before any money is asked for.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainRefused {
+    #[error("{0} is not available for registration")]
+    Unavailable(String),
+    #[error("{0} is already registered in our registrar account")]
+    AlreadyRegistered(String),
+    /// The registrar could not be asked (or the bridge has no registrar settings): the cause is
+    /// logged, not shown.
+    #[error("domain availability cannot be checked right now; please try again later")]
+    RegistrarUnavailable,
+}
+
+impl DomainRefused {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unavailable(_) => "domain_unavailable",
+            Self::AlreadyRegistered(_) => "domain_already_registered",
+            Self::RegistrarUnavailable => "registrar_unavailable",
+        }
+    }
 }
 
 /// Where Stripe sends the buyer afterwards.
@@ -60,16 +92,18 @@ pub async fn place(
     pool: &PgPool,
     tenant: Uuid,
     stripe: &StripeClient,
+    registrar: Option<&Registrar>,
     urls: &ReturnUrls,
     purchase: &Purchase,
 ) -> Result<Placed, CheckoutError> {
     let cycle: Cycle = purchase.cycle.parse()?;
     let domain = purchase.domain.as_deref().map(valid_domain).transpose()?;
-    let mut tx = pool.begin().await.map_err(LedgerError::from)?;
+    // what is bought, read before anything is written
     let mut items = Vec::new();
+    let mut registrations = Vec::new();
     let slugs = std::iter::once(&purchase.product).chain(&purchase.addons);
     for (index, slug) in slugs.enumerate() {
-        let product = match catalog::by_slug(&mut *tx, tenant, slug).await {
+        let product = match catalog::by_slug(pool, tenant, slug).await {
             Ok(p) if p.active => p,
             Ok(_) | Err(LedgerError::NotFound(_)) => {
                 return Err(LedgerError::Invalid(format!("product {slug:?} is not for sale")).into());
@@ -83,9 +117,12 @@ pub async fn place(
             email: purchase.email.clone(),
             domain: domain.clone(),
         };
-        render::fill(&product.template.0, &sample)
+        let filled = render::fill(&product.template.0, &sample)
             .map_err(|e| LedgerError::Invalid(format!("product {slug:?}: {e}")))?;
-        let unit_cents = catalog::price_cents(&mut *tx, &product, cycle, "new").await?;
+        registrations.extend(
+            registrations_in(filled).map_err(|e| LedgerError::Invalid(format!("product {slug:?}: template: {e}")))?,
+        );
+        let unit_cents = catalog::price_cents(pool, &product, cycle, "new").await?;
         let description = match &domain {
             Some(d) => format!("{} ({cycle}) for {d}", product.name),
             None => format!("{} ({cycle})", product.name),
@@ -99,6 +136,9 @@ pub async fn place(
             description,
         });
     }
+    check_registrations(registrar, &registrations).await?;
+
+    let mut tx = pool.begin().await.map_err(LedgerError::from)?;
     let currency = "usd";
     let customer = customers::find_or_create(&mut *tx, tenant, &purchase.email).await?;
     let order =
@@ -163,6 +203,47 @@ pub async fn place(
     })
 }
 
+/// The names a filled-in template registers or transfers in.
+fn registrations_in(filled: serde_json::Value) -> Result<Vec<(String, RegistrationMode)>, serde_json::Error> {
+    let templates: ResourceTemplates = serde_json::from_value(filled)?;
+    Ok(templates
+        .domains
+        .into_iter()
+        .map(|d| (d.spec.name, d.spec.registration.mode))
+        .filter(|(_, mode)| *mode != RegistrationMode::External)
+        .collect())
+}
+
+/// Refuses a registration of a name that is taken or already in the account, and a transfer of one
+/// already in the account, as the registrar says now. Without a registrar, nothing of the kind is
+/// sold.
+async fn check_registrations(
+    registrar: Option<&Registrar>,
+    registrations: &[(String, RegistrationMode)],
+) -> Result<(), DomainRefused> {
+    if registrations.is_empty() {
+        return Ok(());
+    }
+    let Some(registrar) = registrar else {
+        tracing::warn!("a domain purchase was refused: the bridge has no registrar settings");
+        return Err(DomainRefused::RegistrarUnavailable);
+    };
+    for (name, mode) in registrations {
+        let standing = registrar.standing(name).await.map_err(|e| {
+            tracing::warn!(error = %e, reason = e.reason(), "the registrar could not be asked about a domain purchase");
+            DomainRefused::RegistrarUnavailable
+        })?;
+        match (standing, mode) {
+            (Standing::InAccount, _) => return Err(DomainRefused::AlreadyRegistered(name.clone())),
+            (Standing::Taken | Standing::Invalid, RegistrationMode::Register) => {
+                return Err(DomainRefused::Unavailable(name.clone()));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// A domain name as the Domain resource takes it: lowercase, no trailing dot.
 fn valid_domain(name: &str) -> Result<String, LedgerError> {
     let name = name.trim().trim_end_matches('.').to_lowercase();
@@ -183,6 +264,29 @@ fn valid_domain(name: &str) -> Result<String, LedgerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registered_and_transferred_names_are_found_in_templates() {
+        let filled = serde_json::json!({"domains": [
+            {"name": "a", "spec": {"name": "a.com", "registration": {"mode": "Register"}}},
+            {"name": "b", "spec": {"name": "b.com", "registration": {"mode": "Transfer", "authCodeSecretRef": {"name": "s", "key": "k"}}}},
+            {"name": "c", "spec": {"name": "c.com", "registration": {"mode": "External"}}}
+        ]});
+        let found = registrations_in(filled).unwrap();
+        assert_eq!(
+            found,
+            [("a.com".to_owned(), RegistrationMode::Register), ("b.com".to_owned(), RegistrationMode::Transfer)]
+        );
+        assert!(registrations_in(serde_json::json!({})).unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn without_a_registrar_domain_purchases_fail_closed() {
+        let none = check_registrations(None, &[]).await;
+        assert!(none.is_ok(), "nothing to register needs no registrar");
+        let refused = check_registrations(None, &[("a.com".into(), RegistrationMode::Register)]).await;
+        assert_eq!(refused.map_err(|e| e.code()).err(), Some("registrar_unavailable"));
+    }
 
     #[test]
     fn domains_are_normalised_or_refused() {

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod money;
 pub mod outbox_worker;
 pub mod refunds;
+pub mod registrar;
 pub mod render;
 pub mod stripe;
 pub mod stripe_events;

@@ -13,6 +13,7 @@ use mpanel_billing_bridge::http::{self, AppState};
 use mpanel_billing_bridge::ledger::catalog;
 use mpanel_billing_bridge::ledger::tokens::{self, Role};
 use mpanel_billing_bridge::metrics::Metrics;
+use mpanel_billing_bridge::registrar::{self, Registrar};
 use mpanel_billing_bridge::stripe::api::StripeClient;
 use mpanel_billing_bridge::{activation, db, fulfilment, lifecycle, outbox_worker};
 use tokio::net::TcpListener;
@@ -97,6 +98,14 @@ async fn run(cfg: Serve) -> anyhow::Result<()> {
         cfg.stripe_api_base.as_deref(),
         Duration::from_secs(cfg.stripe_timeout_secs),
     )?);
+    let registrar = Registrar::from_env().context("registrar settings")?.map(Arc::new);
+    if registrar.is_none() {
+        tracing::warn!(
+            "no {} and {}: purchases that register or transfer a domain are refused",
+            registrar::URL_ENV,
+            registrar::KEY_ENV
+        );
+    }
     let kube = kube::Client::try_default().await.context("Kubernetes client (KUBECONFIG or in-cluster)")?;
     let metrics = Arc::new(Metrics::default());
     let fulfil = Arc::new(Notify::new());
@@ -120,6 +129,7 @@ async fn run(cfg: Serve) -> anyhow::Result<()> {
         metrics,
         fulfil,
         kube: Some(kube),
+        registrar,
     });
     let listener = TcpListener::bind(cfg.listen).await?;
     tracing::info!(listen = %cfg.listen, "billing bridge serving");

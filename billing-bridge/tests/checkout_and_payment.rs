@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mpanel_tests::Testbed;
 use serde_json::{Value, json};
-use support::{Bridge, Ledger, Namespaces, email, eventually, session_completed, subscriptions_of};
+use support::{Bridge, Ledger, Namespaces, Tap, email, eventually, session_completed, subscriptions_of};
 use tokio::runtime::Runtime;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -338,5 +338,102 @@ fn the_admin_api_checks_tokens_and_roles() -> anyhow::Result<()> {
     let (_, catalog) = bridge.get(&rt, "/v1/catalog", None)?;
     assert!(catalog["products"].as_array().into_iter().flatten().any(|p| p["slug"] == "cloudpod-nano"), "{catalog}");
     ledger.drop_database(&rt);
+    Ok(())
+}
+
+/// A name nobody else in the double uses.
+fn fresh_name(label: &str) -> String {
+    format!("{label}-{}-{}.com", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+#[test]
+fn a_domain_that_is_taken_or_already_in_the_account_is_refused_before_any_money_is_asked_for() -> anyhow::Result<()> {
+    let (rt, tb) = setup()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    // stripe-mock behind a tap: a session made for a refused purchase would pass through it
+    let stripe_mock = tb.get("STRIPE_API_BASE")?.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let stripe = Tap::start(&rt, &stripe_mock)?;
+    let env = [("STRIPE_API_BASE", format!("http://{}", stripe.addr))];
+    let bridge = Bridge::start_with_env(&rt, &tb, &ledger, &kubeconfig(&tb)?, &env)?;
+
+    // one name registered at another registrar, one already in the bridge's registrar account
+    let taken = fresh_name("taken");
+    let namesilo = mpanel_tests::namesilo::Namesilo::from_testbed(&tb)?;
+    rt.block_on(namesilo.registry_add(&taken, "code-1", "2030-01-01", &["ns1.elsewhere.net", "ns2.elsewhere.net"]))?;
+    let ours = fresh_name("ours");
+    let reply = rt.block_on(bridge.registrar.call("registerDomain", &[("domain", &ours), ("years", "1")]))?;
+    assert_eq!(reply["code"], 300, "{reply}");
+    let setup_calls = rt.block_on(bridge.registrar.requests())?.len();
+
+    let before = rows(&ledger, &rt)?;
+    for (domain, code) in [(&taken, "domain_unavailable"), (&ours, "domain_already_registered")] {
+        let alone = json!({"product": "domain", "cycle": "annual", "email": email("dom"), "domain": domain});
+        let bundle = json!({"product": "cloudpod-mini", "cycle": "annual", "email": email("dom"), "domain": domain,
+                            "addons": ["dns-hosting", "domain"]});
+        for body in [alone, bundle] {
+            let (status, answer) = bridge.post(&rt, "/v1/checkout", &body, None)?;
+            assert_eq!((status, answer["error"]["code"].as_str()), (422, Some(code)), "{body}: {answer}");
+            assert!(answer["error"]["message"].as_str().is_some_and(|m| m.contains(domain.as_str())), "{answer}");
+        }
+    }
+    assert_eq!(rows(&ledger, &rt)?, before, "a refused domain purchase wrote rows");
+    assert_eq!(stripe.connections(), 0, "Stripe was called for a refused purchase");
+
+    // a free name is sold, through the same tap
+    let free = fresh_name("free");
+    let placed = bridge
+        .checkout(&rt, &json!({"product": "domain", "cycle": "annual", "email": email("dom"), "domain": free}))?;
+    assert!(placed["checkoutSessionId"].as_str().is_some_and(|s| s.starts_with("cs_")), "{placed}");
+    assert!(stripe.connections() >= 1, "the tap sees Stripe calls");
+    // the bridge only read at the registrar
+    let calls = rt.block_on(bridge.registrar.requests())?;
+    let asked: Vec<_> = calls[setup_calls..].iter().map(|r| r.operation.as_str()).collect();
+    assert!(
+        asked.iter().all(|op| matches!(*op, "getDomainInfo" | "checkRegisterAvailability")) && !asked.is_empty(),
+        "{asked:?}"
+    );
+    ledger.drop_database(&rt);
+    Ok(())
+}
+
+#[test]
+fn domain_purchases_are_refused_while_the_registrar_cannot_be_asked() -> anyhow::Result<()> {
+    let (rt, tb) = setup()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let unreachable = [("MPANEL_BRIDGE_NAMESILO_URL", format!("http://127.0.0.1:{closed}/api"))];
+    let without = [("MPANEL_BRIDGE_NAMESILO_URL", String::new()), ("NAMESILO_API_KEY", String::new())];
+    let before = rows(&ledger, &rt)?;
+    for env in [&unreachable[..], &without[..]] {
+        let bridge = Bridge::start_with_env(&rt, &tb, &ledger, &kubeconfig(&tb)?, env)?;
+        let body =
+            json!({"product": "domain", "cycle": "annual", "email": email("dom"), "domain": fresh_name("later")});
+        let (status, answer) = bridge.post(&rt, "/v1/checkout", &body, None)?;
+        assert_eq!((status, answer["error"]["code"].as_str()), (503, Some("registrar_unavailable")), "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(!message.contains(bridge.registrar.key()) && !message.contains("127.0.0.1"), "{message}");
+        assert!(!bridge.log_tail(200).contains(bridge.registrar.key()), "the key is in the log");
+        assert_eq!(rows(&ledger, &rt)?, before, "a refused domain purchase wrote rows");
+    }
+    ledger.drop_database(&rt);
+    Ok(())
+}
+
+#[test]
+fn health_says_no_internal_error_and_metrics_need_a_token() -> anyhow::Result<()> {
+    let (rt, tb) = setup()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let bridge = Bridge::start(&rt, &tb, &ledger, &kubeconfig(&tb)?)?;
+    assert_eq!(bridge.get(&rt, "/metrics", None)?.0, 401);
+    assert_eq!(bridge.get(&rt, "/metrics", Some("mpb_wrong"))?.0, 401);
+    let (status, text) = bridge.get(&rt, "/metrics", Some(&bridge.metrics_token))?;
+    assert_eq!(status, 200);
+    assert!(text.as_str().is_some_and(|t| t.contains("mpanel_bridge_")), "{text}");
+    assert_eq!(bridge.get(&rt, "/healthz", None)?, (200, json!("ok")));
+
+    // the ledger goes away under the running bridge
+    ledger.drop_database(&rt);
+    assert!(eventually(WAIT, || Ok(bridge.get(&rt, "/healthz", None)?.0 == 503))?);
+    assert_eq!(bridge.get(&rt, "/healthz", None)?, (503, json!("unavailable")), "only a generic word");
     Ok(())
 }

@@ -43,7 +43,7 @@ pub fn router() -> Router<Arc<AppState>> {
 }
 
 /// The caller, if its token is known and its role is at least `needed`.
-async fn require(state: &AppState, headers: &HeaderMap, needed: Role) -> Result<Principal, ApiError> {
+pub(super) async fn require(state: &AppState, headers: &HeaderMap, needed: Role) -> Result<Principal, ApiError> {
     let token =
         headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).ok_or_else(
             || ApiError::new(StatusCode::UNAUTHORIZED, "Unauthenticated", "an admin bearer token is required"),

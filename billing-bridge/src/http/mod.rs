@@ -1,5 +1,6 @@
 //! The bridge's HTTP API (axum): the public catalog and checkout, the Stripe webhook, the admin
-//! API, `/healthz` and `/metrics`. Errors are JSON `{"error": {"code", "message"}}` with a stable code.
+//! API, `/healthz` (anonymous, says only whether the ledger answers) and `/metrics` (an admin API
+//! token of any role). Errors are JSON `{"error": {"code", "message"}}` with a stable code.
 
 mod admin;
 mod public;
@@ -16,9 +17,10 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::checkout::{CheckoutError, ReturnUrls};
+use crate::checkout::{CheckoutError, DomainRefused, ReturnUrls};
 use crate::ledger::LedgerError;
 use crate::metrics::Metrics;
+use crate::registrar::Registrar;
 use crate::stripe::api::StripeClient;
 
 /// What every handler shares.
@@ -34,6 +36,8 @@ pub struct AppState {
     pub fulfil: Arc<Notify>,
     /// For the provisioning status of subscriptions in the admin API.
     pub kube: Option<kube::Client>,
+    /// Asked at checkout whether a domain can be bought; without it domain purchases are refused.
+    pub registrar: Option<Arc<Registrar>>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -87,6 +91,15 @@ impl From<CheckoutError> for ApiError {
         match e {
             CheckoutError::Ledger(e) => e.into(),
             CheckoutError::Stripe(e) => Self::new(StatusCode::BAD_GATEWAY, e.reason(), e.to_string()),
+            CheckoutError::Domain(e) => {
+                let status = match e {
+                    DomainRefused::RegistrarUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+                    DomainRefused::Unavailable(_) | DomainRefused::AlreadyRegistered(_) => {
+                        StatusCode::UNPROCESSABLE_ENTITY
+                    }
+                };
+                Self::new(status, e.code(), e.to_string())
+            }
         }
     }
 }

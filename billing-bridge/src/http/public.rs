@@ -1,28 +1,34 @@
-//! What anyone may call: health, metrics, the catalog and checkout.
+//! What anyone may call: health, the catalog and checkout; and metrics, with a token.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState, bad_body};
 use crate::checkout::{self, Placed, Purchase};
 use crate::ledger::catalog;
+use crate::ledger::tokens::Role;
 use crate::metrics::OutcomeLabels;
 
-pub async fn healthz(State(state): State<Arc<AppState>>) -> Result<&'static str, ApiError> {
-    sqlx::query("SELECT 1")
-        .execute(&state.pool)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "DatabaseError", format!("ledger: {e}")))?;
-    Ok("ok")
+/// Whether the ledger answers: `ok`, or 503 `unavailable` (the cause goes to the log only).
+pub async fn healthz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
+    match sqlx::query("SELECT 1").execute(&state.pool).await {
+        Ok(_) => (StatusCode::OK, "ok"),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: the ledger does not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+        }
+    }
 }
 
-pub async fn metrics(State(state): State<Arc<AppState>>) -> String {
-    state.metrics.encode()
+/// The Prometheus exposition, for holders of an admin API token of any role.
+pub async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<String, ApiError> {
+    super::admin::require(&state, &headers, Role::ReadOnly).await?;
+    Ok(state.metrics.encode())
 }
 
 /// Active products with their prices; templates are internal and left out.
@@ -44,7 +50,8 @@ pub async fn checkout(
         count("refused");
         bad_body(e)
     })?;
-    match checkout::place(&state.pool, state.tenant, &state.stripe, &state.return_urls, &purchase).await {
+    let registrar = state.registrar.as_deref();
+    match checkout::place(&state.pool, state.tenant, &state.stripe, registrar, &state.return_urls, &purchase).await {
         Ok(placed) => {
             count("placed");
             Ok((StatusCode::CREATED, Json(placed)))

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use mpanel_billing_bridge::ledger::tokens::{self, Role};
 use mpanel_tests::Testbed;
+use mpanel_tests::namesilo::{Account, Namesilo};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::runtime::Runtime;
@@ -77,6 +79,10 @@ pub struct Bridge {
     pub http: reqwest::Client,
     pub log: PathBuf,
     keep_log: bool,
+    /// The Namesilo double's account the bridge asks about domains (one of its own).
+    pub registrar: Account,
+    /// An admin API token (read-only) for `/metrics`.
+    pub metrics_token: String,
 }
 
 impl Bridge {
@@ -96,6 +102,29 @@ impl Bridge {
         scan_seconds: u64,
         log: Option<PathBuf>,
     ) -> anyhow::Result<Self> {
+        Self::launch(rt, tb, ledger, kubeconfig, scan_seconds, log, &[])
+    }
+
+    /// As `start`, with `env` set over the settings it would have (e.g. another `STRIPE_API_BASE`).
+    pub fn start_with_env(
+        rt: &Runtime,
+        tb: &Testbed,
+        ledger: &Ledger,
+        kubeconfig: &std::path::Path,
+        env: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
+        Self::launch(rt, tb, ledger, kubeconfig, 1, None, env)
+    }
+
+    fn launch(
+        rt: &Runtime,
+        tb: &Testbed,
+        ledger: &Ledger,
+        kubeconfig: &std::path::Path,
+        scan_seconds: u64,
+        log: Option<PathBuf>,
+        env: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let url = format!("http://127.0.0.1:{port}");
         let webhook_secret = tb.get("STRIPE_WEBHOOK_SECRET")?.to_owned();
@@ -103,8 +132,13 @@ impl Bridge {
         // a file, not a pipe nobody reads while it runs (a full pipe would stall the bridge)
         let log = log.unwrap_or_else(|| std::env::temp_dir().join(format!("bridge-{}-{port}.log", std::process::id())));
         let log_file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let namesilo = Namesilo::from_testbed(tb)?;
+        let registrar = rt.block_on(namesilo.new_account("1000.00"))?;
+        let metrics_token = rt.block_on(tokens::create(&ledger.pool, &format!("metrics-{port}"), Role::ReadOnly))?;
         let child = Command::new(env!("CARGO_BIN_EXE_mpanel-billing-bridge"))
             .arg("serve")
+            .env("MPANEL_BRIDGE_NAMESILO_URL", namesilo.api_url())
+            .env("NAMESILO_API_KEY", registrar.key())
             .env("MPANEL_BRIDGE_LISTEN", format!("127.0.0.1:{port}"))
             .env("DATABASE_URL", &ledger.url)
             .env("STRIPE_SECRET_KEY", tb.get("STRIPE_SECRET_KEY")?)
@@ -114,11 +148,21 @@ impl Bridge {
             .env("MPANEL_BRIDGE_LIFECYCLE_SECONDS", "0")
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(log_file.try_clone()?)
             .stderr(log_file)
             .spawn()
             .context("starting mpanel-billing-bridge")?;
-        let mut bridge = Self { child: Some(child), url, webhook_secret, http: reqwest::Client::new(), log, keep_log };
+        let mut bridge = Self {
+            child: Some(child),
+            url,
+            webhook_secret,
+            http: reqwest::Client::new(),
+            log,
+            keep_log,
+            registrar,
+            metrics_token,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let up = rt.block_on(async { bridge.http.get(format!("{}/healthz", bridge.url)).send().await });
@@ -235,9 +279,15 @@ impl Bridge {
         rt.block_on(self.place(body))
     }
 
-    /// The bridge's `/metrics` text.
+    /// The bridge's `/metrics` text, asked for with an admin API token.
     pub async fn metrics_text(&self) -> anyhow::Result<String> {
-        Ok(self.http.get(format!("{}/metrics", self.url)).send().await?.text().await?)
+        let resp = self.http.get(format!("{}/metrics", self.url)).bearer_auth(&self.metrics_token).send().await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            bail!("/metrics answered {status}: {text}");
+        }
+        Ok(text)
     }
 
     pub fn metrics(&self, rt: &Runtime) -> anyhow::Result<String> {
@@ -348,6 +398,45 @@ impl Drop for Namespaces<'_> {
         for name in &self.names {
             let _ = self.tb.kubectl(&["delete", "namespace", name, "--wait=false"], None);
         }
+    }
+}
+
+/// A TCP relay to `target` (`host:port`) that counts the connections made through it: whether a
+/// peer (stripe-mock) was called at all.
+pub struct Tap {
+    pub addr: std::net::SocketAddr,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Tap {
+    pub fn start(rt: &Runtime, target: &str) -> anyhow::Result<Self> {
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let addr = listener.local_addr()?;
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (count, target) = (connections.clone(), target.to_owned());
+        let task = rt.spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let target = target.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Ok(Self { addr, connections, task })
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Tap {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
