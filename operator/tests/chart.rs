@@ -2,7 +2,8 @@
 //! configuration are enough for the operator, running as the chart's ServiceAccount, to bring a
 //! DnsZone to Ready against the real PowerDNS, a Certificate against the real pebble, a Mailbox
 //! against the real mail-core, a CloudPod against fakepve and a Domain (with the DnsZone it owns)
-//! against the Namesilo double.
+//! against the Namesilo double. Rendered with the billing bridge too, every object (tenant roles and
+//! admission policies included) applies cleanly, and the operator works under its Secret policy.
 
 mod support;
 
@@ -36,6 +37,7 @@ fn helm_template(tb: &Testbed, release: &str, namespace: &str) -> anyhow::Result
         registrar_ns,
         format!("config.watchNamespace={namespace}"),
         "config.resyncInterval=5s".to_owned(),
+        "bridge.enabled=true".to_owned(),
     ];
     let out = Command::new(tb.get("HELM")?)
         .args(["template", release, &chart.to_string_lossy(), "--namespace", namespace])
@@ -46,6 +48,20 @@ fn helm_template(tb: &Testbed, release: &str, namespace: &str) -> anyhow::Result
         bail!("helm template failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     Ok(String::from_utf8(out.stdout)?)
+}
+
+/// Deletes the release's cluster-scoped objects (roles, admission policies) when dropped.
+struct ClusterScoped<'a> {
+    tb: &'a Testbed,
+    release: &'a str,
+}
+
+impl Drop for ClusterScoped<'_> {
+    fn drop(&mut self) {
+        let kinds = "clusterroles,clusterrolebindings,validatingadmissionpolicies,validatingadmissionpolicybindings";
+        let selector = format!("app.kubernetes.io/instance={}", self.release);
+        let _ = self.tb.kubectl(&["delete", kinds, "-l", &selector, "--wait=false"], None);
+    }
 }
 
 #[test]
@@ -72,9 +88,21 @@ fn chart_installs_and_its_service_account_runs_every_controller() -> anyhow::Res
         None,
     )?;
     let rendered = helm_template(&tb, &release, &ns.name)?;
+    let _cluster_scoped = ClusterScoped { tb: &tb, release: &release };
     let dry = tb.kubectl_ok(&["apply", "--dry-run=server", "-f", "-"], Some(&rendered))?;
-    assert!(dry.contains(&format!("deployment.apps/{release}-operator created (server dry run)")), "{dry}");
-    tb.kubectl_ok(&["apply", "-f", "-"], Some(&rendered))?;
+    for object in [
+        format!("deployment.apps/{release}-operator"),
+        format!("deployment.apps/{release}-billing-bridge"),
+        format!("clusterrole.rbac.authorization.k8s.io/{release}-tenant-edit"),
+        format!("clusterrole.rbac.authorization.k8s.io/{release}-tenant-view"),
+        format!("validatingadmissionpolicy.admissionregistration.k8s.io/{release}-cloudpod-billing-fields"),
+        format!("validatingadmissionpolicy.admissionregistration.k8s.io/{release}-operator-owned-secrets"),
+        format!("validatingadmissionpolicybinding.admissionregistration.k8s.io/{release}-bridge-customer-namespaces"),
+    ] {
+        assert!(dry.contains(&format!("{object} created (server dry run)")), "{object} missing:\n{dry}");
+    }
+    let applied = tb.kubectl_ok(&["apply", "-f", "-"], Some(&rendered))?;
+    assert_eq!(applied.lines().count(), dry.lines().count(), "the dry run and the apply differ:\n{dry}\n{applied}");
 
     // run the operator with nothing but the chart's ServiceAccount
     let token = tb.kubectl_ok(&["create", "token", &format!("{release}-operator"), "-n", &ns.name], None)?;
@@ -142,7 +170,6 @@ fn chart_installs_and_its_service_account_runs_every_controller() -> anyhow::Res
         tb.kubectl(&["get", "secret", "www-tls", "-n", &ns.name, "-o", "jsonpath={.metadata.ownerReferences}"], None)?;
     let stopped = operator.stop()?;
 
-    let _ = tb.kubectl(&["delete", "clusterrole,clusterrolebinding", &format!("{release}-operator")], None);
     let _ = std::fs::remove_file(&kubeconfig);
     let _ = std::fs::remove_file(&config);
     assert!(ready, "the operator did not become ready as the chart's ServiceAccount:\n{}", stopped.logs);
