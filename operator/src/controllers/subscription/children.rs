@@ -153,7 +153,24 @@ pub fn readiness(object: &Value) -> Readiness {
 
 /// Ready reasons that no retry will change: only a spec change (or a person) can.
 pub fn is_terminal(reason: Option<&str>) -> bool {
-    matches!(reason, Some("Conflict" | "Unavailable" | "TemplateNotFound" | "TransferLost" | "InvalidRecord"))
+    matches!(
+        reason,
+        Some(
+            "Conflict"
+                | "Unavailable"
+                | "TemplateNotFound"
+                | "TransferLost"
+                | "InvalidRecord"
+                // what another tenant holds, or the configuration does not allow, stays so
+                | "NameHeldElsewhere"
+                | "RegistrationNotAdopted"
+                | "MailDomainHeldElsewhere"
+                | "AddressInUse"
+                | "AddressInPool"
+                | "NetworkNotAllowed"
+                | "TemplateNotAllowed"
+        )
+    )
 }
 
 #[cfg(test)]
