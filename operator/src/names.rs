@@ -31,7 +31,8 @@ impl Claim {
         Self { name: plain(name), namespace: namespace.to_owned(), created, uid: uid.to_owned() }
     }
 
-    fn of<K: ResourceExt>(obj: &K, name: &str) -> Self {
+    /// The claim `obj` makes on `name`.
+    pub fn of<K: ResourceExt>(obj: &K, name: &str) -> Self {
         Self::new(
             name,
             &obj.namespace().unwrap_or_default(),
@@ -90,9 +91,11 @@ impl Names {
 
     /// A granted claim of another namespace than `namespace` that is `name`, above it or inside it.
     fn conflicting(&self, namespace: &str, name: &str) -> Option<&Claim> {
-        let other = |claims: &'_ Vec<Claim>| claims.iter().find(|c| c.namespace != namespace);
+        fn other<'c>(claims: &'c [Claim], namespace: &str) -> Option<&'c Claim> {
+            claims.iter().find(|c| c.namespace != namespace)
+        }
         // the name and each name above it
-        if let Some(found) = self.above(name).find_map(|(_, claims)| other(claims)) {
+        if let Some(found) = self.above(name).find_map(|(_, claims)| other(claims, namespace)) {
             return Some(found);
         }
         // the names inside it: keys that start with "<reversed name>."
@@ -100,7 +103,7 @@ impl Names {
         self.granted
             .range(inside.clone()..)
             .take_while(|(key, _)| key.starts_with(&inside))
-            .find_map(|(_, claims)| other(claims))
+            .find_map(|(_, claims)| other(claims, namespace))
     }
 
     /// The granted entries at `name` and above it, closest first.
@@ -164,12 +167,23 @@ impl NameIndex {
 
     /// The decision over the claims as the watches hold them now.
     pub fn names(&self) -> Names {
+        self.names_with([])
+    }
+
+    /// The decision over the claims as the watches hold them now plus `known`: claims of objects a
+    /// controller already sees but the index's own watches may not yet (a claim whose UID the
+    /// index holds is taken from the index). Without them a new object could be judged without its
+    /// own claim.
+    pub fn names_with(&self, known: impl IntoIterator<Item = Claim>) -> Names {
         let zones = self.zones.state();
         let domains = self.domains.as_ref().map(Store::state).unwrap_or_default();
-        let claims = zones
+        let mut claims: Vec<Claim> = zones
             .iter()
             .map(|z: &Arc<DnsZone>| Claim::of(z.as_ref(), &z.spec.zone))
-            .chain(domains.iter().map(|d: &Arc<Domain>| Claim::of(d.as_ref(), &d.spec.name)));
+            .chain(domains.iter().map(|d: &Arc<Domain>| Claim::of(d.as_ref(), &d.spec.name)))
+            .collect();
+        let indexed: std::collections::HashSet<String> = claims.iter().map(|c| c.uid.clone()).collect();
+        claims.extend(known.into_iter().filter(|c| !c.uid.is_empty() && !indexed.contains(&c.uid)));
         Names::decide(claims)
     }
 }
@@ -203,11 +217,13 @@ mod tests {
 
     #[test]
     fn a_zone_above_another_namespaces_zone_is_refused() {
-        let names = Names::decide([claim("shop.victim.com", "victim", 1, "u1"), claim("victim.com", "attacker", 2, "u2")]);
+        let names =
+            Names::decide([claim("shop.victim.com", "victim", 1, "u1"), claim("victim.com", "attacker", 2, "u2")]);
         assert!(names.granted("shop.victim.com", "u1"));
         assert!(!names.granted("victim.com", "u2"));
         assert_eq!(names.holding("attacker", "victim.com"), Holding::Elsewhere, "a zone inside is held elsewhere");
-        assert_eq!(names.holding("attacker", "www.victim.com"), Holding::Elsewhere);
+        assert_eq!(names.holding("attacker", "www.shop.victim.com"), Holding::Elsewhere);
+        assert_eq!(names.holding("attacker", "www.victim.com"), Holding::Unclaimed, "a sibling of the held zone");
     }
 
     #[test]
@@ -233,6 +249,50 @@ mod tests {
         assert!(!names.granted("example.com", "u2"));
         assert!(names.granted("b.example.com", "u3"), "only granted claims block later ones");
         assert!(names.granted("tie.net", "a") && !names.granted("tie.net", "b"));
+    }
+
+    fn dns_zone(ns: &str, zone: &str, second: i64, uid: &str) -> DnsZone {
+        let spec = serde_json::from_value(serde_json::json!({"zone": zone, "nameservers": ["ns1.example.net"]}))
+            .expect("a DnsZone spec");
+        let mut z = DnsZone::new(uid, spec);
+        z.metadata.namespace = Some(ns.to_owned());
+        z.metadata.uid = Some(uid.to_owned());
+        z.metadata.creation_timestamp = at(second).map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time);
+        z
+    }
+
+    #[test]
+    fn claims_the_index_has_not_seen_yet_are_decided_with_the_rest() {
+        let (store, mut writer) = kube::runtime::reflector::store::<DnsZone>();
+        let victim = dns_zone("victim", "victim.test", 1, "u1");
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(victim.clone()));
+        let index = NameIndex::new(store, None);
+        // a new zone the controller sees before the index does
+        let fresh = dns_zone("ours", "ours.test", 2, "u2");
+        assert!(!index.names().granted("ours.test", "u2"), "the index alone has not seen it");
+        assert!(index.names_with([Claim::of(&fresh, &fresh.spec.zone)]).granted("ours.test", "u2"));
+        // an extra claim cannot jump the queue: an attacker's claim inside the victim's zone stays refused
+        let inside = dns_zone("ours", "shop.victim.test", 3, "u3");
+        assert!(!index.names_with([Claim::of(&inside, &inside.spec.zone)]).granted("shop.victim.test", "u3"));
+        // a claim the index holds is taken from the index, not counted twice
+        let names = index.names_with([Claim::of(&victim, &victim.spec.zone)]);
+        assert_eq!(names.granted.get("test.victim").map(Vec::len), Some(1));
+    }
+
+    #[test]
+    fn a_claim_refused_while_its_holder_exists_is_granted_once_the_holder_is_gone() {
+        let holder = claim("example.com", "victim", 1, "u1");
+        let waiting = claim("shop.example.com", "attacker", 2, "u2");
+        assert!(!Names::decide([holder, waiting.clone()]).granted("shop.example.com", "u2"));
+        assert!(Names::decide([waiting]).granted("shop.example.com", "u2"));
+    }
+
+    #[test]
+    fn wildcards_and_trailing_dots_are_the_plain_name() {
+        let names = Names::decide([claim("Example.COM.", "a", 1, "u1")]);
+        assert_eq!(names.holding("a", "*.example.com"), Holding::Held("example.com".into()));
+        assert_eq!(names.holding("b", "*.www.example.com."), Holding::Elsewhere);
+        assert!(names.granted("example.com.", "u1"));
     }
 
     #[test]

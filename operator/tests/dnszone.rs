@@ -255,7 +255,9 @@ fn a_foreign_zone_is_a_conflict_and_stays_byte_for_byte_unchanged() -> anyhow::R
     let obj = h.wait_condition("zone", "Conflict", "True")?;
     assert_eq!(Harness::condition(&obj, "Ready")["status"], "False");
     assert_eq!(obj["status"]["phase"], "Conflict");
-    assert!(Harness::condition(&obj, "Conflict")["message"].as_str().unwrap_or_default().contains("someone-else"));
+    let message = Harness::condition(&obj, "Conflict")["message"].as_str().unwrap_or_default().to_owned();
+    assert!(message.contains("is not this object's"), "{message}");
+    assert!(!message.contains("someone-else"), "the foreign account (another object's UID) is not shown: {message}");
     let events = tb.kubectl_ok(
         &["get", "events", "-n", &h.ns.name, "--field-selector", "involvedObject.name=zone", "-o", "json"],
         None,

@@ -2,8 +2,13 @@
 //! names under it) in any 7 days, across every Certificate, so the CA's own limit (Let's Encrypt:
 //! 50 certificates per registered domain per week) is never what stops us.
 //!
-//! Orders are counted in a ConfigMap, one key per registered domain holding the order times, so the
-//! count survives restarts and a crash-looping operator cannot run through the CA's limit.
+//! Orders are counted in a ConfigMap, one key per registered domain holding the order times (each
+//! with the namespace that ordered), so the count survives restarts and a crash-looping operator
+//! cannot run through the CA's limit.
+//!
+//! A registered domain can be split between namespaces (one holds `shop.example.com`, another
+//! `blog.example.com`, nobody `example.com`). A namespace that does not hold the registered domain
+//! itself may use only half of its budget, so it cannot spend what another namespace's names need.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -30,39 +35,85 @@ pub enum Verdict {
         used: usize,
         free_at: Timestamp,
     },
+    /// The namespace, which does not hold `domain` itself, has used its share of the budget.
+    ShareExhausted {
+        domain: String,
+        used: usize,
+        share: usize,
+        free_at: Timestamp,
+    },
 }
 
-/// Counts one order for every registered domain of `dns_names` in `data`, unless one of them has
-/// `limit` orders within `WINDOW` of `now`. Drops times that left the window.
-pub fn spend(data: &mut BTreeMap<String, String>, dns_names: &[String], now: Timestamp, limit: u32) -> Verdict {
+/// Who orders: the namespace, and whether it holds a registered domain itself.
+pub struct Orderer<'a> {
+    pub namespace: &'a str,
+    pub holds: &'a (dyn Fn(&str) -> bool + Sync),
+}
+
+/// The share of a registered domain's budget a namespace that does not hold it may use.
+pub fn share(limit: u32) -> usize {
+    (limit as usize / 2).max(1)
+}
+
+/// One counted order: its time and the namespace that placed it (none in entries written before
+/// namespaces were recorded).
+struct Entry<'a> {
+    at: Timestamp,
+    namespace: Option<&'a str>,
+}
+
+fn entries(text: &str) -> impl Iterator<Item = Entry<'_>> {
+    text.split_whitespace().filter_map(|e| {
+        let (at, namespace) = match e.split_once('@') {
+            Some((at, ns)) => (at, Some(ns)),
+            None => (e, None),
+        };
+        Some(Entry { at: Timestamp::from_second(at.parse::<i64>().ok()?).ok()?, namespace })
+    })
+}
+
+/// Counts one order of `orderer` for every registered domain of `dns_names` in `data`, unless one
+/// of them has `limit` orders within `WINDOW` of `now`, or the orderer does not hold it and has its
+/// share of them. Drops times that left the window.
+pub fn spend(
+    data: &mut BTreeMap<String, String>,
+    dns_names: &[String],
+    orderer: &Orderer<'_>,
+    now: Timestamp,
+    limit: u32,
+) -> Verdict {
     let window = jiff::SignedDuration::try_from(WINDOW).unwrap_or(jiff::SignedDuration::MAX);
     let oldest_kept = now.checked_sub(window).unwrap_or(Timestamp::MIN);
     let domains: BTreeSet<String> = dns_names.iter().map(|n| registered_domain(n)).collect();
-    let mut times: BTreeMap<&String, Vec<Timestamp>> = BTreeMap::new();
+    let mut kept_text: BTreeMap<&String, Vec<String>> = BTreeMap::new();
     for domain in &domains {
-        let kept: Vec<Timestamp> = data
-            .get(domain)
-            .map(String::as_str)
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(|t| t.parse::<i64>().ok())
-            .filter_map(|t| Timestamp::from_second(t).ok())
-            .filter(|t| *t > oldest_kept)
-            .collect();
+        let text = data.get(domain).map(String::as_str).unwrap_or_default();
+        let kept: Vec<Entry<'_>> = entries(text).filter(|e| e.at > oldest_kept).collect();
+        let free_at = |of: &mut dyn Iterator<Item = &Entry<'_>>| {
+            let first = of.map(|e| e.at).min().unwrap_or(now);
+            first.checked_add(window).unwrap_or(Timestamp::MAX)
+        };
         if kept.len() >= limit as usize {
-            let first = kept.iter().min().copied().unwrap_or(now);
-            return Verdict::Exhausted {
-                domain: domain.clone(),
-                used: kept.len(),
-                free_at: first.checked_add(window).unwrap_or(Timestamp::MAX),
-            };
+            let free_at = free_at(&mut kept.iter());
+            return Verdict::Exhausted { domain: domain.clone(), used: kept.len(), free_at };
         }
-        times.insert(domain, kept);
+        if !(orderer.holds)(domain) {
+            let own = || kept.iter().filter(|e| e.namespace == Some(orderer.namespace));
+            let (used, share) = (own().count(), share(limit));
+            if used >= share {
+                let free_at = free_at(&mut own());
+                return Verdict::ShareExhausted { domain: domain.clone(), used, share, free_at };
+            }
+        }
+        let text = kept.iter().map(|e| match e.namespace {
+            Some(ns) => format!("{}@{ns}", e.at.as_second()),
+            None => e.at.as_second().to_string(),
+        });
+        kept_text.insert(domain, text.collect());
     }
-    for (domain, mut kept) in times {
-        kept.push(now);
-        let text = kept.iter().map(|t| t.as_second().to_string()).collect::<Vec<_>>().join(" ");
-        data.insert(domain.clone(), text);
+    for (domain, mut kept) in kept_text {
+        kept.push(format!("{}@{}", now.as_second(), orderer.namespace));
+        data.insert(domain.clone(), kept.join(" "));
     }
     Verdict::Granted
 }
@@ -75,9 +126,14 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// Counts an order for `dns_names` if the budget allows it; the count is stored before the order
-    /// is placed, so a crash after ordering can only over-count.
-    pub async fn reserve(&self, dns_names: &[String], now: Timestamp) -> Result<Verdict, kube::Error> {
+    /// Counts an order of `orderer` for `dns_names` if the budget allows it; the count is stored
+    /// before the order is placed, so a crash after ordering can only over-count.
+    pub async fn reserve(
+        &self,
+        dns_names: &[String],
+        orderer: &Orderer<'_>,
+        now: Timestamp,
+    ) -> Result<Verdict, kube::Error> {
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -87,7 +143,7 @@ impl Budget {
                 ..ConfigMap::default()
             });
             let mut data = map.data.take().unwrap_or_default();
-            let verdict = spend(&mut data, dns_names, now, self.limit);
+            let verdict = spend(&mut data, dns_names, orderer, now, self.limit);
             if verdict != Verdict::Granted {
                 return Ok(verdict);
             }
@@ -121,13 +177,20 @@ mod tests {
         assert_eq!(registered_domain("a.b.example.test"), "example.test");
     }
 
+    fn holder(ns: &'static str) -> Orderer<'static> {
+        Orderer { namespace: ns, holds: &|_| true }
+    }
+
     #[test]
     fn the_budget_is_spent_per_registered_domain_and_refills_after_a_week() {
+        let spend = |data: &mut BTreeMap<String, String>, names: &[String], now, limit| {
+            spend(data, names, &holder("a"), now, limit)
+        };
         let mut data = BTreeMap::new();
         let t0 = Timestamp::from_second(2_000_000_000).unwrap();
         // apex and wildcard of one domain are one order against one budget
         assert_eq!(spend(&mut data, &names(&["example.test", "*.example.test"]), t0, 2), Verdict::Granted);
-        assert_eq!(data["example.test"], "2000000000");
+        assert_eq!(data["example.test"], "2000000000@a");
         let t1 = t0.checked_add(jiff::SignedDuration::from_hours(1)).unwrap();
         assert_eq!(spend(&mut data, &names(&["www.example.test"]), t1, 2), Verdict::Granted);
         let t2 = t0.checked_add(jiff::SignedDuration::from_hours(2)).unwrap();
@@ -142,5 +205,32 @@ mod tests {
         let later = t0.checked_add(week).unwrap().checked_add(jiff::SignedDuration::from_secs(1)).unwrap();
         assert_eq!(spend(&mut data, &names(&["example.test"]), later, 2), Verdict::Granted);
         assert_eq!(data["example.test"].split_whitespace().count(), 2);
+    }
+
+    #[test]
+    fn a_namespace_that_does_not_hold_the_registered_domain_uses_only_its_share() {
+        let t0 = Timestamp::from_second(2_000_000_000).unwrap();
+        let mut data = BTreeMap::new();
+        let blog = Orderer { namespace: "attacker", holds: &|_| false };
+        let shop = Orderer { namespace: "victim", holds: &|_| false };
+        for _ in 0..2 {
+            assert_eq!(spend(&mut data, &names(&["blog.example.test"]), &blog, t0, 4), Verdict::Granted);
+        }
+        let refused = spend(&mut data, &names(&["x.blog.example.test"]), &blog, t0, 4);
+        assert!(matches!(refused, Verdict::ShareExhausted { used: 2, share: 2, .. }), "{refused:?}");
+        // the other half is still there for the other namespace
+        for _ in 0..2 {
+            assert_eq!(spend(&mut data, &names(&["shop.example.test"]), &shop, t0, 4), Verdict::Granted);
+        }
+        assert!(matches!(spend(&mut data, &names(&["shop.example.test"]), &shop, t0, 4), Verdict::Exhausted { .. }));
+        assert_eq!(share(1), 1, "a budget of one order can still be used");
+    }
+
+    #[test]
+    fn counts_written_before_namespaces_were_recorded_still_count() {
+        let t0 = Timestamp::from_second(2_000_000_000).unwrap();
+        let mut data = BTreeMap::from([("example.test".to_owned(), "2000000000".to_owned())]);
+        let refused = spend(&mut data, &names(&["example.test"]), &holder("a"), t0, 1);
+        assert!(matches!(refused, Verdict::Exhausted { used: 1, .. }), "{refused:?}");
     }
 }

@@ -3,8 +3,8 @@
 //! asking the authoritative server whether it serves them yet.
 //!
 //! A TXT value is only ever written into a zone that a DnsZone of the Certificate's own namespace
-//! owns (PowerDNS account = that DnsZone's UID): a customer cannot obtain a certificate for a name
-//! in another customer's zone.
+//! owns (PowerDNS account = that DnsZone's UID) and whose claim on its name the name index granted:
+//! a customer cannot obtain a certificate for a name in another customer's zone.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,6 +14,7 @@ use std::time::Duration;
 use kube::ResourceExt;
 use mpanel_crds::dnszone::DnsZone;
 
+use crate::names::{Holding, Names};
 use crate::providers::dns::{self, DnsQueryError};
 use crate::providers::powerdns::{DnsApi, PowerDnsError, RrSet, canonical};
 
@@ -26,8 +27,11 @@ pub enum Dns01Error {
     PowerDns(#[from] PowerDnsError),
     #[error(transparent)]
     Query(#[from] DnsQueryError),
-    #[error("zone {zone} in PowerDNS is not the DnsZone's (account {account:?}); no challenge record was written")]
-    NotOwned { zone: String, account: String },
+    // the account is another object's UID: not shown
+    #[error("zone {zone} in PowerDNS is not the DnsZone's; no challenge record was written")]
+    NotOwned { zone: String },
+    #[error("zone {zone} is inside or above a name another namespace holds; no challenge record was written")]
+    NotGranted { zone: String },
 }
 
 impl Dns01Error {
@@ -36,6 +40,7 @@ impl Dns01Error {
             Self::PowerDns(e) => e.reason(),
             Self::Query(e) => e.reason(),
             Self::NotOwned { .. } => "ZoneOwnedElsewhere",
+            Self::NotGranted { .. } => "NameHeldElsewhere",
         }
     }
 }
@@ -45,17 +50,19 @@ pub fn record_name(name: &str) -> String {
     canonical(&format!("_acme-challenge.{}", name.trim_start_matches("*.")).to_ascii_lowercase())
 }
 
-/// A zone that serves a name: its canonical name and the UID of the DnsZone that owns it.
+/// A zone that serves a name: its canonical name, the UID of the DnsZone that owns it, and whether
+/// the name index granted that DnsZone's claim.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServingZone {
     pub zone: String,
     pub owner_uid: String,
     pub dns_zone: String,
+    pub granted: bool,
 }
 
 /// Of `zones` (the DnsZones of one namespace), the one with the longest name that is `name` or a
-/// parent of it.
-pub fn zone_for<'a>(zones: impl IntoIterator<Item = &'a DnsZone>, name: &str) -> Option<ServingZone> {
+/// parent of it (the one PowerDNS answers from); `names` says whether its claim is granted.
+pub fn zone_for<'a>(zones: impl IntoIterator<Item = &'a DnsZone>, names: &Names, name: &str) -> Option<ServingZone> {
     let name = canonical(&name.trim_start_matches("*.").to_ascii_lowercase());
     zones
         .into_iter()
@@ -63,9 +70,53 @@ pub fn zone_for<'a>(zones: impl IntoIterator<Item = &'a DnsZone>, name: &str) ->
         .filter_map(|z| {
             let zone = canonical(&z.spec.zone.to_ascii_lowercase());
             let under = name == zone || name.ends_with(&format!(".{zone}"));
-            under.then(|| ServingZone { zone, owner_uid: z.uid().unwrap_or_default(), dns_zone: z.name_any() })
+            let owner_uid = z.uid().unwrap_or_default();
+            let granted = names.granted(&z.spec.zone, &owner_uid);
+            under.then(|| ServingZone { zone, owner_uid, dns_zone: z.name_any(), granted })
         })
         .max_by_key(|s| s.zone.len())
+}
+
+/// Why a namespace may not order a certificate for a name.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unorderable {
+    #[error("{name} is in a zone another namespace holds")]
+    HeldElsewhere { name: String },
+    #[error("no DnsZone in this namespace serves {name}")]
+    NoZone { name: String },
+}
+
+impl Unorderable {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::HeldElsewhere { .. } => "NameHeldElsewhere",
+            Self::NoZone { .. } => "NoZoneForName",
+        }
+    }
+}
+
+/// The zone that would take the challenge record for `name`, if `namespace` may order for it:
+/// the name is held by the namespace and served by one of its DnsZones (`zones`) whose claim is
+/// granted.
+pub fn orderable<'a>(
+    zones: impl IntoIterator<Item = &'a DnsZone>,
+    names: &Names,
+    namespace: &str,
+    name: &str,
+) -> Result<ServingZone, Unorderable> {
+    let refused = |held_elsewhere: bool| match held_elsewhere {
+        true => Unorderable::HeldElsewhere { name: name.to_owned() },
+        false => Unorderable::NoZone { name: name.to_owned() },
+    };
+    match names.holding(namespace, name) {
+        Holding::Elsewhere => Err(refused(true)),
+        Holding::Unclaimed => Err(refused(false)),
+        Holding::Held(_) => match zone_for(zones, names, name) {
+            Some(zone) if zone.granted => Ok(zone),
+            Some(_) => Err(refused(true)),
+            None => Err(refused(false)),
+        },
+    }
 }
 
 /// The PATCH entry that turns `current` (the TXT contents at the record now) into `current` plus
@@ -118,6 +169,9 @@ impl<P: DnsApi> Dns01<P> {
         add: &[String],
         remove: &[String],
     ) -> Result<bool, Dns01Error> {
+        if !zone.granted && !add.is_empty() {
+            return Err(Dns01Error::NotGranted { zone: zone.zone.clone() });
+        }
         let lock = self.lock(&zone.zone);
         let _held = lock.lock().await;
         let Some(current) = self.dns.zone(&zone.zone).await? else {
@@ -127,7 +181,7 @@ impl<P: DnsApi> Dns01<P> {
             if add.is_empty() {
                 return Ok(false);
             }
-            return Err(Dns01Error::NotOwned { zone: zone.zone.clone(), account: current.account });
+            return Err(Dns01Error::NotOwned { zone: zone.zone.clone() });
         }
         let contents: Vec<String> = current
             .rrsets
@@ -154,6 +208,7 @@ impl<P: DnsApi> Dns01<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names::Claim;
     use mpanel_crds::dnszone::DnsZoneSpec;
 
     fn zone(name: &str, zone: &str, uid: &str) -> DnsZone {
@@ -163,17 +218,97 @@ mod tests {
         .unwrap();
         let mut z = DnsZone::new(name, spec);
         z.metadata.uid = Some(uid.to_owned());
+        z.metadata.namespace = Some("ours".to_owned());
         z
+    }
+
+    fn names_of<'a>(zones: impl IntoIterator<Item = &'a DnsZone>) -> Names {
+        Names::decide(zones.into_iter().map(|z| Claim::of(z, &z.spec.zone)))
     }
 
     #[test]
     fn the_longest_zone_serving_the_name_is_chosen() {
         let zones = [zone("parent", "example.test", "u1"), zone("child", "shop.example.test", "u2")];
-        assert_eq!(zone_for(&zones, "*.shop.example.test").unwrap().owner_uid, "u2");
-        assert_eq!(zone_for(&zones, "www.example.test").unwrap().zone, "example.test.");
-        assert_eq!(zone_for(&zones, "example.test").unwrap().dns_zone, "parent");
-        assert_eq!(zone_for(&zones, "badexample.test"), None, "a suffix that is not a parent does not count");
-        assert_eq!(zone_for(&zones, "other.test"), None);
+        let names = names_of(&zones);
+        assert_eq!(zone_for(&zones, &names, "*.shop.example.test").unwrap().owner_uid, "u2");
+        assert_eq!(zone_for(&zones, &names, "www.example.test").unwrap().zone, "example.test.");
+        assert_eq!(zone_for(&zones, &names, "example.test").unwrap().dns_zone, "parent");
+        assert_eq!(zone_for(&zones, &names, "badexample.test"), None, "a suffix that is not a parent does not count");
+        assert_eq!(zone_for(&zones, &names, "other.test"), None);
+        assert!(zone_for(&zones, &names, "www.shop.example.test").unwrap().granted);
+    }
+
+    #[test]
+    fn a_zone_whose_claim_was_refused_serves_but_is_not_granted() {
+        let ours = zone("ours", "shop.example.test", "u2");
+        let mut theirs = zone("theirs", "example.test", "u1");
+        theirs.metadata.namespace = Some("other".to_owned());
+        let names = names_of([&theirs, &ours]);
+        let serving = zone_for([&ours], &names, "www.shop.example.test").unwrap();
+        assert_eq!(serving.owner_uid, "u2");
+        assert!(!serving.granted, "shop.example.test is inside another namespace's zone");
+    }
+
+    #[test]
+    fn a_name_is_orderable_only_when_held_and_served_by_a_granted_zone_of_the_namespace() {
+        let ours = zone("ours", "ours.test", "u1");
+        let mut theirs = zone("theirs", "victim.test", "u0");
+        theirs.metadata.namespace = Some("customer-v".to_owned());
+        let mut inside = zone("inside", "shop.victim.test", "u2");
+        inside.metadata.namespace = Some("ours".to_owned());
+        let names = names_of([&theirs, &ours, &inside]);
+        let zones = [&ours, &inside];
+        assert_eq!(orderable(zones, &names, "ours", "*.ours.test").unwrap().dns_zone, "ours");
+        let refused = orderable(zones, &names, "ours", "shop.victim.test").unwrap_err();
+        assert_eq!(refused.reason(), "NameHeldElsewhere");
+        assert!(!refused.to_string().contains("customer-v"), "the holder is not named: {refused}");
+        assert_eq!(orderable(zones, &names, "ours", "www.victim.test").unwrap_err().reason(), "NameHeldElsewhere");
+        assert_eq!(orderable(zones, &names, "ours", "nobody.test").unwrap_err().reason(), "NoZoneForName");
+        // held through a claim without a DnsZone (a Domain): nothing serves it here
+        let domain_only = Names::decide([Claim::new("held.test", "ours", None, "d1")]);
+        assert_eq!(orderable(zones, &domain_only, "ours", "held.test").unwrap_err().reason(), "NoZoneForName");
+    }
+
+    /// PowerDNS that must never be asked.
+    struct Untouched;
+
+    impl DnsApi for Untouched {
+        async fn zone(&self, _: &str) -> Result<Option<crate::providers::powerdns::Zone>, PowerDnsError> {
+            panic!("PowerDNS was read")
+        }
+        async fn zones(&self) -> Result<Vec<crate::providers::powerdns::Zone>, PowerDnsError> {
+            panic!("PowerDNS was read")
+        }
+        async fn create_zone(
+            &self,
+            _: &crate::providers::powerdns::NewZone,
+        ) -> Result<crate::providers::powerdns::Zone, PowerDnsError> {
+            panic!("PowerDNS was written")
+        }
+        async fn patch_rrsets(&self, _: &str, _: &[RrSet]) -> Result<(), PowerDnsError> {
+            panic!("PowerDNS was written")
+        }
+        async fn set_account(&self, _: &str, _: &str) -> Result<(), PowerDnsError> {
+            panic!("PowerDNS was written")
+        }
+        async fn delete_zone(&self, _: &str) -> Result<bool, PowerDnsError> {
+            panic!("PowerDNS was written")
+        }
+    }
+
+    #[test]
+    fn no_value_is_written_into_a_zone_whose_claim_is_not_granted() {
+        let dns01 = Dns01::new(Untouched, "127.0.0.1:53".parse().unwrap(), Duration::from_secs(1));
+        let zone = ServingZone {
+            zone: "shop.example.test.".into(),
+            owner_uid: "u2".into(),
+            dns_zone: "ours".into(),
+            granted: false,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let refused = rt.block_on(dns01.update(&zone, "_acme-challenge.shop.example.test.", &["v".into()], &[]));
+        assert!(matches!(refused, Err(Dns01Error::NotGranted { .. })), "{refused:?}");
+        assert_eq!(refused.unwrap_err().reason(), "NameHeldElsewhere");
     }
 
     #[test]

@@ -36,10 +36,11 @@ use rcgen::KeyPair;
 
 use super::{Backoff, StatusOf, finalizer_reason, follow, measured, publish, reconcile_in_mode, retry_later, scoped};
 use crate::metrics::Metrics;
+use crate::names::{Claim, Holding, Names};
 use crate::providers::acme::{AcmeApi, AcmeError, OrderPhase, OrderView};
 use crate::providers::powerdns::DnsApi;
 use budget::{Budget, Verdict};
-use dns01::{Dns01, Dns01Error};
+use dns01::{Dns01, Dns01Error, Unorderable};
 use issuers::{IssuerError, Issuers};
 use keys::{Issued, KeyError};
 
@@ -129,7 +130,8 @@ pub async fn run<P: DnsApi + 'static>(
                 .state()
                 .iter()
                 .filter(|c| {
-                    c.namespace() == ns && c.spec.dns_names.iter().any(|n| dns01::zone_for([&zone], n).is_some())
+                    c.namespace() == ns
+                        && c.spec.dns_names.iter().any(|n| dns01::zone_for([&zone], &Names::default(), n).is_some())
                 })
                 .map(|c| ObjectRef::from_obj(c.as_ref()))
                 .collect::<Vec<_>>()
@@ -145,7 +147,16 @@ pub async fn run<P: DnsApi + 'static>(
 }
 
 async fn reconcile<P: DnsApi>(cert: Arc<Certificate>, ctx: Arc<Context<P>>) -> Result<Action, Error> {
-    measured(KIND, &ctx.client, cert.as_ref(), &ctx.metrics, &ctx.backoff, Error::reason, reconcile_inner(cert.clone(), &ctx)).await
+    measured(
+        KIND,
+        &ctx.client,
+        cert.as_ref(),
+        &ctx.metrics,
+        &ctx.backoff,
+        Error::reason,
+        reconcile_inner(cert.clone(), &ctx),
+    )
+    .await
 }
 
 fn error_policy<P: DnsApi>(cert: Arc<Certificate>, error: &Error, ctx: Arc<Context<P>>) -> Action {
@@ -362,6 +373,26 @@ async fn order<P: DnsApi>(
         step.write(api, cert).await?;
         return Ok(Action::requeue(ctx.resync));
     }
+    // before the budget and the CA: no order, and nothing counted, for a name this namespace may
+    // not certify
+    let (zones, names) = namespace_zones(cert, ctx);
+    let ns = cert.namespace().unwrap_or_default();
+    let refused: Vec<Unorderable> = cert
+        .spec
+        .dns_names
+        .iter()
+        .filter_map(|n| dns01::orderable(zones.iter().map(Arc::as_ref), &names, &ns, n).err())
+        .collect();
+    if let Some(first) = refused.iter().find(|r| matches!(r, Unorderable::HeldElsewhere { .. })).or(refused.first()) {
+        let reasons: Vec<String> = refused.iter().map(ToString::to_string).collect();
+        let message = format!("{why}, but {}: no order is placed", reasons.join("; "));
+        if step.failed(first.reason(), &message, usable) {
+            publish(&ctx.recorder, cert, true, first.reason(), "Order", message).await;
+        }
+        step.write(api, cert).await?;
+        // a DnsZone of this namespace changing brings it back sooner; a holder elsewhere going away does not
+        return Ok(Action::requeue(ctx.resync));
+    }
     let failed = step.status.failed_attempts.unwrap_or(0);
     if failed > 0
         && let Some(last) = &step.status.last_failure_time
@@ -375,12 +406,20 @@ async fn order<P: DnsApi>(
             return Ok(Action::requeue(until(next, t)));
         }
     }
-    match ctx.budget.reserve(&cert.spec.dns_names, t).await? {
+    let holds = |domain: &str| matches!(names.holding(&ns, domain), Holding::Held(_));
+    let orderer = budget::Orderer { namespace: &ns, holds: &holds };
+    match ctx.budget.reserve(&cert.spec.dns_names, &orderer, t).await? {
         Verdict::Granted => {}
-        Verdict::Exhausted { domain, used, free_at } => {
-            let message = format!(
-                "{why}, but the order budget of {domain} is spent ({used} orders in 7 days); next order possible at {free_at}"
-            );
+        Verdict::Exhausted { domain, used, free_at } | Verdict::ShareExhausted { domain, used, free_at, .. } => {
+            let message = match share_of(&orderer, &domain, ctx.budget.limit) {
+                None => format!(
+                    "{why}, but the order budget of {domain} is spent ({used} orders in 7 days); next order possible at {free_at}"
+                ),
+                Some(share) => format!(
+                    "{why}, but this namespace's share of the order budget of {domain} is spent ({used} of {share} orders in 7 days; \
+                     it does not hold {domain} itself); next order possible at {free_at}"
+                ),
+            };
             if step.failed("OrderBudgetExhausted", &message, usable) {
                 publish(&ctx.recorder, cert, true, "OrderBudgetExhausted", "Order", message).await;
             }
@@ -406,6 +445,11 @@ async fn order<P: DnsApi>(
     }
 }
 
+/// The share of `domain`'s budget `orderer` may use, when it does not hold `domain` itself.
+fn share_of(orderer: &budget::Orderer<'_>, domain: &str, limit: u32) -> Option<usize> {
+    (!(orderer.holds)(domain)).then(|| budget::share(limit))
+}
+
 /// Moves the order in flight one step on.
 async fn progress<P: DnsApi>(
     api: &Api<Certificate>,
@@ -429,7 +473,16 @@ async fn progress<P: DnsApi>(
     let next_key = next_key_name(cert);
     match view.phase {
         OrderPhase::Pending => {
-            let waiting = answer_challenges(cert, &view, acme.as_ref(), ctx).await?;
+            let waiting = match answer_challenges(cert, &view, acme.as_ref(), ctx).await {
+                // the namespace lost its name while the order was in flight: the order is given up
+                Err(Error::Dns01(e @ Dns01Error::NotGranted { .. })) => {
+                    remove_challenges(cert, &view, ctx).await?;
+                    step.status.order_url = None;
+                    let message = format!("order {order_url} given up: {e}");
+                    return attempt_failed(api, cert, step, e.reason(), message, usable, ctx).await;
+                }
+                other => other?,
+            };
             let message = if waiting.is_empty() {
                 "the CA is validating the DNS-01 challenges".to_owned()
             } else {
@@ -508,18 +561,22 @@ async fn progress<P: DnsApi>(
 
 /// Names of the Certificate that no DnsZone of its namespace serves.
 fn unserved_names<P: DnsApi>(cert: &Certificate, ctx: &Context<P>) -> Vec<String> {
-    let zones = namespace_zones(cert, ctx);
+    let (zones, names) = namespace_zones(cert, ctx);
     cert.spec
         .dns_names
         .iter()
-        .filter(|n| dns01::zone_for(zones.iter().map(Arc::as_ref), n).is_none())
+        .filter(|n| dns01::zone_for(zones.iter().map(Arc::as_ref), &names, n).is_none())
         .cloned()
         .collect()
 }
 
-fn namespace_zones<P: DnsApi>(cert: &Certificate, ctx: &Context<P>) -> Vec<Arc<DnsZone>> {
+/// The DnsZones of the Certificate's namespace, and the name index's decision (which sees them
+/// all, also those its own watch has not delivered yet).
+fn namespace_zones<P: DnsApi>(cert: &Certificate, ctx: &Context<P>) -> (Vec<Arc<DnsZone>>, Names) {
     let ns = cert.namespace();
-    ctx.dnszones.state().into_iter().filter(|z| z.namespace() == ns).collect()
+    let zones: Vec<Arc<DnsZone>> = ctx.dnszones.state().into_iter().filter(|z| z.namespace() == ns).collect();
+    let names = ctx.names.names_with(zones.iter().map(|z| Claim::of(z.as_ref(), &z.spec.zone)));
+    (zones, names)
 }
 
 /// Places each pending challenge's TXT value and tells the CA once our server serves it. A name
@@ -531,7 +588,7 @@ async fn answer_challenges<P: DnsApi, A: AcmeApi>(
     acme: &A,
     ctx: &Context<P>,
 ) -> Result<Vec<String>, Error> {
-    let zones = namespace_zones(cert, ctx);
+    let (zones, names) = namespace_zones(cert, ctx);
     let mut waiting = Vec::new();
     for authz in view.authorizations.iter().filter(|a| !a.settled) {
         let Some(challenge) = &authz.dns01 else { continue };
@@ -540,7 +597,7 @@ async fn answer_challenges<P: DnsApi, A: AcmeApi>(
         }
         let record = dns01::record_name(&authz.name);
         let values = [challenge.txt_value.clone()];
-        if let Some(zone) = dns01::zone_for(zones.iter().map(Arc::as_ref), &authz.name) {
+        if let Some(zone) = dns01::zone_for(zones.iter().map(Arc::as_ref), &names, &authz.name) {
             ctx.dns01.update(&zone, &record, &values, &[]).await?;
             if !ctx.dns01.served(&record, &values).await? {
                 waiting.push(record);
@@ -554,10 +611,11 @@ async fn answer_challenges<P: DnsApi, A: AcmeApi>(
 
 /// Takes every challenge value of `view` out of PowerDNS.
 async fn remove_challenges<P: DnsApi>(cert: &Certificate, view: &OrderView, ctx: &Context<P>) -> Result<(), Error> {
-    let zones = namespace_zones(cert, ctx);
+    let (zones, names) = namespace_zones(cert, ctx);
     let mut by_record: BTreeMap<String, (dns01::ServingZone, Vec<String>)> = BTreeMap::new();
     for (name, value) in view.txt_values() {
-        if let Some(zone) = dns01::zone_for(zones.iter().map(Arc::as_ref), &name) {
+        // our own values come out of a zone whatever its claim says now
+        if let Some(zone) = dns01::zone_for(zones.iter().map(Arc::as_ref), &names, &name) {
             by_record.entry(dns01::record_name(&name)).or_insert_with(|| (zone, Vec::new())).1.push(value);
         }
     }

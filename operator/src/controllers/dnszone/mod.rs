@@ -3,7 +3,8 @@
 //! Each reconcile observes the zone first, expresses what differs as conditions, then writes only
 //! what differs (whole-rrset REPLACE/DELETE in one atomic PATCH); a resync of an unchanged zone
 //! makes no write. A zone that exists but does not carry this object's UID as its account is a
-//! Conflict and is never written.
+//! Conflict and is never written. Nothing is written at all unless the name index granted this
+//! object's claim on its zone (no other namespace holds the name, a name inside it or above it).
 
 pub mod records;
 mod txt;
@@ -28,6 +29,7 @@ use super::{
     write_changed_status,
 };
 use crate::metrics::Metrics;
+use crate::names::Claim;
 use crate::providers::powerdns::{DnsApi, NewZone, PowerDnsError, RrSet, canonical};
 use records::Wanted;
 
@@ -35,6 +37,7 @@ pub const KIND: &str = "DnsZone";
 const FIELD_MANAGER: &str = "mpanel-dnszone";
 const PROGRAMMED: &str = "Programmed";
 const CONFLICT: &str = "Conflict";
+const NAME_HELD_ELSEWHERE: &str = "NameHeldElsewhere";
 
 pub struct Context<P> {
     pub client: Client,
@@ -114,7 +117,16 @@ pub async fn run<P: DnsApi + 'static>(
 }
 
 async fn reconcile<P: DnsApi>(zone: Arc<DnsZone>, ctx: Arc<Context<P>>) -> Result<Action, Error> {
-    measured(KIND, &ctx.client, zone.as_ref(), &ctx.metrics, &ctx.backoff, Error::reason, reconcile_inner(zone.clone(), &ctx)).await
+    measured(
+        KIND,
+        &ctx.client,
+        zone.as_ref(),
+        &ctx.metrics,
+        &ctx.backoff,
+        Error::reason,
+        reconcile_inner(zone.clone(), &ctx),
+    )
+    .await
 }
 
 fn error_policy<P: DnsApi>(zone: Arc<DnsZone>, error: &Error, ctx: Arc<Context<P>>) -> Action {
@@ -194,6 +206,22 @@ async fn apply<P: DnsApi>(
         }
     };
 
+    // the name first: a zone inside or above another namespace's name is never written
+    let names = ctx.names.names_with([Claim::of(zone, &zone.spec.zone)]);
+    if !names.granted(&zone.spec.zone, &uid) {
+        let plain = crate::names::plain(&zone.spec.zone);
+        let message =
+            format!("zone {plain} is inside or above a name another namespace holds; nothing was written to PowerDNS");
+        let new = set(&mut status, Observation::new(CONFLICT, true, NAME_HELD_ELSEWHERE, message.clone()));
+        not_ready(&mut status, generation, &t, Some(DnsZonePhase::Conflict), NAME_HELD_ELSEWHERE, message.clone());
+        if new {
+            publish(&ctx.recorder, zone, true, NAME_HELD_ELSEWHERE, "Claim", message).await;
+        }
+        write_changed_status(api, zone, &status).await?;
+        // the holder may go away: looked at again at the next resync
+        return Ok(requeue);
+    }
+
     // observe
     let observed = match ctx.dns.zone(&name).await {
         Ok(observed) => observed,
@@ -201,10 +229,9 @@ async fn apply<P: DnsApi>(
     };
     let observed = match observed {
         Some(existing) if existing.account != uid => {
-            let message = format!(
-                "zone {name} already exists in PowerDNS and is not this object's (account {:?}); it is left untouched",
-                existing.account
-            );
+            // the account is another object's UID: not shown
+            let message =
+                format!("zone {name} already exists in PowerDNS and is not this object's; it is left untouched");
             let new = set(&mut status, Observation::new(CONFLICT, true, "ZoneOwnedElsewhere", message.clone()));
             set(&mut status, Observation::new(READY, false, "Conflict", message.clone()));
             status.phase = Some(DnsZonePhase::Conflict);
