@@ -181,6 +181,14 @@ pub struct TestNamespace<'a> {
 impl Drop for TestNamespace<'_> {
     fn drop(&mut self) {
         let _ = self.testbed.kubectl(&["delete", "namespace", &self.name, "--wait=false"], None);
+        // the test's operator is gone by now: release what it left finalized, so that the namespace
+        // goes and its objects stop holding names and addresses on a testbed that outlives the test
+        // (their external objects are left as they are)
+        let Ok(out) = self.testbed.kubectl(&["get", "mpanel", "-n", &self.name, "-o", "name"], None) else { return };
+        for object in out.stdout.lines().filter(|l| !l.is_empty()) {
+            let release = r#"{"metadata":{"finalizers":null}}"#;
+            let _ = self.testbed.kubectl(&["patch", object, "-n", &self.name, "--type=merge", "-p", release], None);
+        }
     }
 }
 
