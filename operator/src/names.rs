@@ -5,6 +5,10 @@
 //! another namespace is the same name, inside it or above it. The outcome depends only on the
 //! objects in the API, so every replica, before and after a restart, decides the same way.
 //!
+//! Creation times have whole seconds only. Within one second a claim the operator already acted on
+//! (a DnsZone whose status says it owns its zone) comes before one it did not, so a claim made in
+//! the same second as an established one cannot take its place by having the smaller UID.
+//!
 //! A namespace holds a name when one of its granted claims is that name or a parent of it.
 
 use std::collections::BTreeMap;
@@ -24,11 +28,23 @@ pub struct Claim {
     pub namespace: String,
     pub created: Option<Timestamp>,
     pub uid: String,
+    /// The operator already acted on this claim (see the module's note on creation times).
+    pub established: bool,
 }
 
 impl Claim {
     pub fn new(name: &str, namespace: &str, created: Option<Timestamp>, uid: &str) -> Self {
-        Self { name: plain(name), namespace: namespace.to_owned(), created, uid: uid.to_owned() }
+        Self { name: plain(name), namespace: namespace.to_owned(), created, uid: uid.to_owned(), established: false }
+    }
+
+    /// The claim of a DnsZone on its zone; established once its status says it owns the zone.
+    pub fn of_zone(zone: &DnsZone) -> Self {
+        let owned = zone
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Conflict"))
+            .is_some_and(|c| c.status == "False");
+        Self { established: owned, ..Self::of(zone, &zone.spec.zone) }
     }
 
     /// The claim `obj` makes on `name`.
@@ -79,7 +95,7 @@ fn reversed(name: &str) -> String {
 impl Names {
     pub fn decide(claims: impl IntoIterator<Item = Claim>) -> Self {
         let mut claims: Vec<Claim> = claims.into_iter().filter(|c| !c.name.is_empty()).collect();
-        claims.sort_by(|a, b| (a.created, &a.uid).cmp(&(b.created, &b.uid)));
+        claims.sort_by(|a, b| (a.created, !a.established, &a.uid).cmp(&(b.created, !b.established, &b.uid)));
         let mut names = Self::default();
         for claim in claims {
             if names.conflicting(&claim.namespace, &claim.name).is_none() {
@@ -179,7 +195,7 @@ impl NameIndex {
         let domains = self.domains.as_ref().map(Store::state).unwrap_or_default();
         let mut claims: Vec<Claim> = zones
             .iter()
-            .map(|z: &Arc<DnsZone>| Claim::of(z.as_ref(), &z.spec.zone))
+            .map(|z: &Arc<DnsZone>| Claim::of_zone(z))
             .chain(domains.iter().map(|d: &Arc<Domain>| Claim::of(d.as_ref(), &d.spec.name)))
             .collect();
         let indexed: std::collections::HashSet<String> = claims.iter().map(|c| c.uid.clone()).collect();
@@ -293,6 +309,28 @@ mod tests {
         assert_eq!(names.holding("a", "*.example.com"), Holding::Held("example.com".into()));
         assert_eq!(names.holding("b", "*.www.example.com."), Holding::Elsewhere);
         assert!(names.granted("example.com.", "u1"));
+    }
+
+    #[test]
+    fn within_one_second_an_established_claim_comes_before_a_smaller_uid() {
+        let mut victim = dns_zone("victim", "victim.test", 1, "b-victim");
+        let attacker = dns_zone("attacker", "shop.victim.test", 1, "a-attacker");
+        let (v, a) = (Claim::of_zone(&victim), Claim::of_zone(&attacker));
+        assert!(Names::decide([v, a.clone()]).granted("shop.victim.test", "a-attacker"), "no status yet: the UID");
+        let owned: mpanel_crds::dnszone::DnsZoneStatus = serde_json::from_value(serde_json::json!({"conditions": [
+            {"type": "Conflict", "status": "False", "reason": "Owned", "message": "",
+             "lastTransitionTime": "2027-01-15T08:00:00Z"}]}))
+        .expect("a DnsZone status");
+        victim.status = Some(owned);
+        let names = Names::decide([Claim::of_zone(&victim), a]);
+        assert!(names.granted("victim.test", "b-victim"));
+        assert!(!names.granted("shop.victim.test", "a-attacker"));
+        // an earlier second still comes first, established or not
+        let earlier = dns_zone("attacker", "shop.victim.test", 0, "c-attacker");
+        assert!(
+            Names::decide([Claim::of_zone(&victim), Claim::of_zone(&earlier)])
+                .granted("shop.victim.test", "c-attacker")
+        );
     }
 
     #[test]

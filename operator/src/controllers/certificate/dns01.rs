@@ -223,7 +223,7 @@ mod tests {
     }
 
     fn names_of<'a>(zones: impl IntoIterator<Item = &'a DnsZone>) -> Names {
-        Names::decide(zones.into_iter().map(|z| Claim::of(z, &z.spec.zone)))
+        Names::decide(zones.into_iter().map(Claim::of_zone))
     }
 
     #[test]

@@ -575,7 +575,7 @@ fn unserved_names<P: DnsApi>(cert: &Certificate, ctx: &Context<P>) -> Vec<String
 fn namespace_zones<P: DnsApi>(cert: &Certificate, ctx: &Context<P>) -> (Vec<Arc<DnsZone>>, Names) {
     let ns = cert.namespace();
     let zones: Vec<Arc<DnsZone>> = ctx.dnszones.state().into_iter().filter(|z| z.namespace() == ns).collect();
-    let names = ctx.names.names_with(zones.iter().map(|z| Claim::of(z.as_ref(), &z.spec.zone)));
+    let names = ctx.names.names_with(zones.iter().map(|z| Claim::of_zone(z)));
     (zones, names)
 }
 

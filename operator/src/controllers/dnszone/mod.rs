@@ -207,7 +207,7 @@ async fn apply<P: DnsApi>(
     };
 
     // the name first: a zone inside or above another namespace's name is never written
-    let names = ctx.names.names_with([Claim::of(zone, &zone.spec.zone)]);
+    let names = ctx.names.names_with([Claim::of_zone(zone)]);
     if !names.granted(&zone.spec.zone, &uid) {
         let plain = crate::names::plain(&zone.spec.zone);
         let message =
