@@ -5,9 +5,11 @@
 //! another namespace is the same name, inside it or above it. The outcome depends only on the
 //! objects in the API, so every replica, before and after a restart, decides the same way.
 //!
-//! Creation times have whole seconds only. Within one second a claim the operator already acted on
-//! (a DnsZone whose status says it owns its zone) comes before one it did not, so a claim made in
-//! the same second as an established one cannot take its place by having the smaller UID.
+//! Claims the operator already acted on (a DnsZone whose status says it owns its zone) are taken
+//! before all others. Creation times have whole seconds only, so without this a claim made in the
+//! same second as an established one could take its name by having the smaller UID; and a claim
+//! that was refused could displace one that was granted and served when an older claim blocking
+//! only the refused one is deleted.
 //!
 //! A namespace holds a name when one of its granted claims is that name or a parent of it.
 
@@ -28,7 +30,7 @@ pub struct Claim {
     pub namespace: String,
     pub created: Option<Timestamp>,
     pub uid: String,
-    /// The operator already acted on this claim (see the module's note on creation times).
+    /// The operator already acted on this claim (see the module's note on the order).
     pub established: bool,
 }
 
@@ -95,7 +97,7 @@ fn reversed(name: &str) -> String {
 impl Names {
     pub fn decide(claims: impl IntoIterator<Item = Claim>) -> Self {
         let mut claims: Vec<Claim> = claims.into_iter().filter(|c| !c.name.is_empty()).collect();
-        claims.sort_by(|a, b| (a.created, !a.established, &a.uid).cmp(&(b.created, !b.established, &b.uid)));
+        claims.sort_by(|a, b| (!a.established, a.created, &a.uid).cmp(&(!b.established, b.created, &b.uid)));
         let mut names = Self::default();
         for claim in claims {
             if names.conflicting(&claim.namespace, &claim.name).is_none() {
@@ -325,12 +327,20 @@ mod tests {
         let names = Names::decide([Claim::of_zone(&victim), a]);
         assert!(names.granted("victim.test", "b-victim"));
         assert!(!names.granted("shop.victim.test", "a-attacker"));
-        // an earlier second still comes first, established or not
-        let earlier = dns_zone("attacker", "shop.victim.test", 0, "c-attacker");
-        assert!(
-            Names::decide([Claim::of_zone(&victim), Claim::of_zone(&earlier)])
-                .granted("shop.victim.test", "c-attacker")
-        );
+    }
+
+    #[test]
+    fn a_refused_claim_does_not_displace_a_served_one_when_its_own_blocker_goes() {
+        // x.example.com (first) blocks example.com; y.example.com is granted and its zone served
+        let blocker = claim("x.example.com", "first", 1, "u1");
+        let refused = claim("example.com", "second", 2, "u2");
+        let served = Claim { established: true, ..claim("y.example.com", "third", 3, "u3") };
+        let names = Names::decide([blocker, refused.clone(), served.clone()]);
+        assert!(names.granted("y.example.com", "u3") && !names.granted("example.com", "u2"));
+        // the blocker is deleted: the served claim stays, the refused one still conflicts with it
+        let names = Names::decide([refused, served]);
+        assert!(names.granted("y.example.com", "u3"));
+        assert!(!names.granted("example.com", "u2"));
     }
 
     #[test]
