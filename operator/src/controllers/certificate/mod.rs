@@ -96,7 +96,7 @@ impl Error {
             Self::Unfinished(e) => e.reason(),
             Self::Acme(e) => e.reason(),
             Self::Dns01(e) => e.reason(),
-            Self::Key(_) => "KeyError",
+            Self::Key(e) => e.reason(),
             Self::Issuer(e) => e.reason(),
             Self::Kube(_) => "KubernetesApiError",
             Self::Finalizer(inner) => finalizer_reason(inner, Self::reason),
@@ -693,7 +693,7 @@ fn owned_meta(cert: &Certificate, name: &str) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.to_owned()),
         namespace: cert.namespace(),
-        labels: Some(BTreeMap::from([(CERTIFICATE_LABEL.to_owned(), cert.name_any())])),
+        labels: Some(keys::managed_labels(BTreeMap::from([(CERTIFICATE_LABEL.to_owned(), cert.name_any())]))),
         owner_references: cert.controller_owner_ref(&()).map(|o| vec![o]),
         ..ObjectMeta::default()
     }
@@ -716,7 +716,8 @@ async fn order_key<P: DnsApi>(
         return Ok(Some(keys::load(&current.key.serialize_pem())?));
     }
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &cert.namespace().unwrap_or_default());
-    if let Some(stored) = secrets.get_opt(next_key).await?
+    let stored = secrets.get_opt(next_key).await?;
+    if let Some(stored) = &stored
         && let Some(pem) = stored.data.as_ref().and_then(|d| d.get("tls.key"))
         && let Ok(key) = keys::load(&String::from_utf8_lossy(&pem.0))
         && keys::fits(&key, spec)
@@ -726,6 +727,8 @@ async fn order_key<P: DnsApi>(
     if !create {
         return Ok(None);
     }
+    // a Secret of that name the operator did not make is never replaced
+    keys::check_managed(stored.as_ref())?;
     let key = keys::generate(spec)?;
     let secret = Secret {
         metadata: owned_meta(cert, next_key),
