@@ -428,6 +428,15 @@ fn a_domain_for_a_name_another_namespace_holds_never_reaches_the_registrar() -> 
     let victim = tb.namespace("dom-held-victim")?;
     let zone = json!({"zone": format!("{name}."), "nameservers": ["ns1.victim.example.", "ns2.victim.example."]});
     support::apply_object(&tb, &victim.name, "DnsZone", "theirs", zone)?;
+    // creation times have whole seconds and a tie goes to the smaller UID: make the zone the older
+    // claim for certain
+    let created = support::get_object(&tb, &victim.name, "dnszone", "theirs")?["metadata"]["creationTimestamp"]
+        .as_str()
+        .unwrap_or_default()
+        .parse::<k8s_openapi::jiff::Timestamp>()?;
+    support::eventually(Duration::from_secs(5), || {
+        Ok(k8s_openapi::jiff::Timestamp::now().as_second() > created.as_second())
+    })?;
 
     let _op = h.operator()?;
     h.apply("mine", register(&name, json!({})))?;
