@@ -1,8 +1,8 @@
 //! What a CloudPod may attach to: bridges, VLANs and templates the operator configuration allows,
 //! and a static address no other CloudPod uses and no pool gives out.
 //!
-//! Two CloudPods asking for one static address are decided the same way by every replica: the one
-//! created first (then the lower UID) keeps it.
+//! Two CloudPods asking for one static address are decided the same way by every replica: one
+//! already configured with it keeps it, else the one created first (then the lower UID).
 
 use std::net::Ipv4Addr;
 
@@ -43,8 +43,15 @@ fn static_address(pod: &CloudPod) -> Option<Ipv4Addr> {
     pod.spec.network.ipv4.address.as_deref()?.split('/').next()?.parse().ok()
 }
 
-fn rank(pod: &CloudPod) -> (Option<Timestamp>, String) {
-    (pod.metadata.creation_timestamp.as_ref().map(|t| t.0), pod.uid().unwrap_or_default())
+/// Who asks first: a CloudPod whose status already carries the address (the operator gave it
+/// out) before one that does not, then creation time (whole seconds), then UID.
+fn rank(pod: &CloudPod) -> (bool, Option<Timestamp>, String) {
+    let given = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.ip_address.as_deref())
+        .is_some_and(|ip| static_address(pod).is_some_and(|a| ip.parse::<Ipv4Addr>().is_ok_and(|ip| ip == a)));
+    (!given, pod.metadata.creation_timestamp.as_ref().map(|t| t.0), pod.uid().unwrap_or_default())
 }
 
 /// Checks `pod` against what `allowed` permits, the pools, and every other CloudPod in `all`.
@@ -126,6 +133,14 @@ mod tests {
         let refused = check(&second, &allowed, &pools(), &all).unwrap_err();
         assert_eq!(refused.reason(), "AddressInUse");
         assert!(!refused.to_string().contains("u1") && !refused.to_string().contains("\"a\""), "{refused}");
+
+        // one the operator already configured with the address keeps it, whenever it was made
+        let mut configured = (*pod("c", "u9", 5, static_net("198.51.100.5/24"))).clone();
+        configured.status = Some(serde_json::from_value(serde_json::json!({"ipAddress": "198.51.100.5"})).unwrap());
+        let configured = Arc::new(configured);
+        let all = vec![first.clone(), configured.clone()];
+        assert_eq!(check(&configured, &allowed, &pools(), &all), Ok(()));
+        assert_eq!(check(&first, &allowed, &pools(), &all).unwrap_err().reason(), "AddressInUse");
     }
 
     #[test]
