@@ -7,5 +7,6 @@ pub mod endpoints;
 pub mod leader;
 pub mod metrics;
 pub mod names;
+pub mod precedence;
 pub mod providers;
 pub mod tls;

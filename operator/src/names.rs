@@ -5,22 +5,23 @@
 //! another namespace is the same name, inside it or above it. The outcome depends only on the
 //! objects in the API, so every replica, before and after a restart, decides the same way.
 //!
-//! Claims the operator already acted on (a DnsZone whose status says it owns its zone) are taken
-//! before all others. Creation times have whole seconds only, so without this a claim made in the
-//! same second as an established one could take its name by having the smaller UID; and a claim
-//! that was refused could displace one that was granted and served when an older claim blocking
-//! only the refused one is deleted.
+//! Claims are ordered by [`Precedence`]: a claim the operator already acted on (a DnsZone whose
+//! status says it owns its zone, a Domain that registered or adopted its name) comes before the
+//! rest, so a claim that was refused cannot displace one that was granted and served when an older
+//! claim blocking only the refused one is deleted.
 //!
 //! A namespace holds a name when one of its granted claims is that name or a parent of it.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::reflector::Store;
 use mpanel_crds::dnszone::DnsZone;
 use mpanel_crds::domain::Domain;
+
+use crate::precedence::Precedence;
 
 /// One object's claim on a name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,35 +29,39 @@ pub struct Claim {
     /// Lower case, without the trailing dot.
     pub name: String,
     pub namespace: String,
-    pub created: Option<Timestamp>,
-    pub uid: String,
-    /// The operator already acted on this claim (see the module's note on the order).
-    pub established: bool,
+    pub precedence: Precedence,
 }
 
 impl Claim {
-    pub fn new(name: &str, namespace: &str, created: Option<Timestamp>, uid: &str) -> Self {
-        Self { name: plain(name), namespace: namespace.to_owned(), created, uid: uid.to_owned(), established: false }
+    pub fn new(name: &str, namespace: &str, precedence: Precedence) -> Self {
+        Self { name: plain(name), namespace: namespace.to_owned(), precedence }
     }
 
-    /// The claim of a DnsZone on its zone; established once its status says it owns the zone.
+    /// The claim of a DnsZone on its zone; acted on once its status says it owns the zone.
     pub fn of_zone(zone: &DnsZone) -> Self {
         let owned = zone
             .status
             .as_ref()
             .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Conflict"))
             .is_some_and(|c| c.status == "False");
-        Self { established: owned, ..Self::of(zone, &zone.spec.zone) }
+        Self::of(zone, &zone.spec.zone, owned)
+    }
+
+    /// The claim of a Domain on its name; acted on once it placed an order for the name or adopted
+    /// its registration.
+    pub fn of_domain(domain: &Domain) -> Self {
+        let status = domain.status.as_ref();
+        let acted_on = status.is_some_and(|s| s.adopted.is_some() || s.last_order.is_some());
+        Self::of(domain, &domain.spec.name, acted_on)
     }
 
     /// The claim `obj` makes on `name`.
-    pub fn of<K: ResourceExt>(obj: &K, name: &str) -> Self {
-        Self::new(
-            name,
-            &obj.namespace().unwrap_or_default(),
-            obj.meta().creation_timestamp.as_ref().map(|t| t.0),
-            &obj.uid().unwrap_or_default(),
-        )
+    pub fn of<K: ResourceExt>(obj: &K, name: &str, acted_on: bool) -> Self {
+        Self::new(name, &obj.namespace().unwrap_or_default(), Precedence::of(obj, acted_on))
+    }
+
+    pub fn uid(&self) -> &str {
+        self.precedence.uid()
     }
 }
 
@@ -87,6 +92,8 @@ pub struct Names {
     /// Granted claims by name with its labels reversed (`com.example.www`), so that the names inside
     /// one are a range of keys; one name has claims of one namespace only.
     granted: BTreeMap<String, Vec<Claim>>,
+    /// The UIDs of every claim decided, granted or not.
+    claimed: HashSet<String>,
 }
 
 /// `www.example.com` as `com.example.www`.
@@ -97,8 +104,9 @@ fn reversed(name: &str) -> String {
 impl Names {
     pub fn decide(claims: impl IntoIterator<Item = Claim>) -> Self {
         let mut claims: Vec<Claim> = claims.into_iter().filter(|c| !c.name.is_empty()).collect();
-        claims.sort_by(|a, b| (!a.established, a.created, &a.uid).cmp(&(!b.established, b.created, &b.uid)));
+        claims.sort_by(|a, b| a.precedence.cmp(&b.precedence));
         let mut names = Self::default();
+        names.claimed = claims.iter().map(|c| c.uid().to_owned()).collect();
         for claim in claims {
             if names.conflicting(&claim.namespace, &claim.name).is_none() {
                 names.granted.entry(reversed(&claim.name)).or_default().push(claim);
@@ -137,7 +145,7 @@ impl Names {
 
     /// Whether the claim of the object `uid` on `name` was granted.
     pub fn granted(&self, name: &str, uid: &str) -> bool {
-        self.granted.get(&reversed(&plain(name))).is_some_and(|cs| cs.iter().any(|c| c.uid == uid))
+        self.granted.get(&reversed(&plain(name))).is_some_and(|cs| cs.iter().any(|c| c.uid() == uid))
     }
 
     /// How `name` stands for `namespace`: held by it (through the closest granted claim at or above
@@ -157,65 +165,120 @@ impl Names {
     }
 }
 
-/// The claims of every DnsZone and Domain in the cluster, from watches of both kinds.
+/// The claims of every DnsZone and Domain in the cluster, from watches of both kinds. The decision
+/// is made again only after a watch event changed the claims, not at every reconcile.
 #[derive(Clone)]
 pub struct NameIndex {
     zones: Store<DnsZone>,
     domains: Option<Store<Domain>>,
+    /// Watch events that reached the stores so far.
+    changes: Arc<AtomicU64>,
+    /// The last decision and the count of changes it was made at.
+    decided: Arc<Mutex<Option<(u64, Arc<Names>)>>>,
 }
 
 impl NameIndex {
-    /// `domains` is `None` where Domains are not watched.
-    pub fn new(zones: Store<DnsZone>, domains: Option<Store<Domain>>) -> Self {
-        Self { zones, domains }
+    /// `domains` is `None` where Domains are not watched. `changes` counts the watch events that
+    /// reached the stores (a decision is made again when it moved).
+    pub fn new(zones: Store<DnsZone>, domains: Option<Store<Domain>>, changes: Arc<AtomicU64>) -> Self {
+        Self { zones, domains, changes, decided: Arc::default() }
     }
 
     /// Watches every DnsZone and Domain in the cluster (whatever namespace the controllers
     /// reconcile: names are decided cluster-wide); `None` when a watch ended before its first list.
     pub async fn start(client: &kube::Client) -> Option<Self> {
-        use crate::controllers::follow;
+        use crate::controllers::follow_counting;
         let (zones, zone_writer) = kube::runtime::reflector::store();
         let (domains, domain_writer) = kube::runtime::reflector::store();
+        let changes = Arc::new(AtomicU64::new(0));
         let (zones_ready, domains_ready) = tokio::join!(
-            follow(zone_writer, kube::Api::<DnsZone>::all(client.clone())),
-            follow(domain_writer, kube::Api::<Domain>::all(client.clone())),
+            follow_counting(zone_writer, kube::Api::<DnsZone>::all(client.clone()), changes.clone()),
+            follow_counting(domain_writer, kube::Api::<Domain>::all(client.clone()), changes.clone()),
         );
-        (zones_ready && domains_ready).then(|| Self::new(zones, Some(domains)))
+        (zones_ready && domains_ready).then(|| Self::new(zones, Some(domains), changes))
+    }
+
+    /// The decision over the claims as the API server holds them now: a consistent list, not the
+    /// watches. Asked before a claim is first acted on, so that a claim made a moment earlier that
+    /// the watches have not delivered yet still counts.
+    pub async fn names_fresh(&self, client: &kube::Client) -> Result<Arc<Names>, kube::Error> {
+        let zones = list_all(&kube::Api::<DnsZone>::all(client.clone())).await?;
+        let domains = match self.domains {
+            Some(_) => list_all(&kube::Api::<Domain>::all(client.clone())).await?,
+            None => Vec::new(),
+        };
+        let claims = zones.iter().map(Claim::of_zone).chain(domains.iter().map(Claim::of_domain));
+        Ok(Arc::new(Names::decide(claims)))
     }
 
     /// The decision over the claims as the watches hold them now.
-    pub fn names(&self) -> Names {
-        self.names_with([])
+    pub fn names(&self) -> Arc<Names> {
+        // read before the stores: an event landing in between only makes the next call decide again
+        let at = self.changes.load(Ordering::Acquire);
+        let mut decided = self.decided.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((when, names)) = decided.as_ref()
+            && *when == at
+        {
+            return names.clone();
+        }
+        let names = Arc::new(Names::decide(self.claims()));
+        *decided = Some((at, names.clone()));
+        names
     }
 
     /// The decision over the claims as the watches hold them now plus `known`: claims of objects a
     /// controller already sees but the index's own watches may not yet (a claim whose UID the
     /// index holds is taken from the index). Without them a new object could be judged without its
     /// own claim.
-    pub fn names_with(&self, known: impl IntoIterator<Item = Claim>) -> Names {
+    pub fn names_with(&self, known: impl IntoIterator<Item = Claim>) -> Arc<Names> {
+        let names = self.names();
+        let unseen: Vec<Claim> =
+            known.into_iter().filter(|c| !c.uid().is_empty() && !names.claimed.contains(c.uid())).collect();
+        if unseen.is_empty() {
+            return names;
+        }
+        Arc::new(Names::decide(self.claims().into_iter().chain(unseen)))
+    }
+
+    fn claims(&self) -> Vec<Claim> {
         let zones = self.zones.state();
         let domains = self.domains.as_ref().map(Store::state).unwrap_or_default();
-        let mut claims: Vec<Claim> = zones
+        zones
             .iter()
             .map(|z: &Arc<DnsZone>| Claim::of_zone(z))
-            .chain(domains.iter().map(|d: &Arc<Domain>| Claim::of(d.as_ref(), &d.spec.name)))
-            .collect();
-        let indexed: std::collections::HashSet<String> = claims.iter().map(|c| c.uid.clone()).collect();
-        claims.extend(known.into_iter().filter(|c| !c.uid.is_empty() && !indexed.contains(&c.uid)));
-        Names::decide(claims)
+            .chain(domains.iter().map(|d: &Arc<Domain>| Claim::of_domain(d)))
+            .collect()
+    }
+}
+
+/// Every object of a kind, in pages of one snapshot.
+async fn list_all<K>(api: &kube::Api<K>) -> Result<Vec<K>, kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut all = Vec::new();
+    let mut params = kube::api::ListParams::default().limit(500);
+    loop {
+        let page = api.list(&params).await?;
+        all.extend(page.items);
+        match page.metadata.continue_ {
+            Some(next) if !next.is_empty() => params = params.continue_token(&next),
+            _ => return Ok(all),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::jiff::Timestamp;
 
     fn at(second: i64) -> Option<Timestamp> {
         Timestamp::from_second(1_800_000_000 + second).ok()
     }
 
     fn claim(name: &str, ns: &str, second: i64, uid: &str) -> Claim {
-        Claim::new(name, ns, at(second), uid)
+        Claim::new(name, ns, Precedence::new(false, at(second), uid))
     }
 
     #[test]
@@ -284,17 +347,32 @@ mod tests {
         let (store, mut writer) = kube::runtime::reflector::store::<DnsZone>();
         let victim = dns_zone("victim", "victim.test", 1, "u1");
         writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(victim.clone()));
-        let index = NameIndex::new(store, None);
+        let index = NameIndex::new(store, None, Arc::default());
         // a new zone the controller sees before the index does
         let fresh = dns_zone("ours", "ours.test", 2, "u2");
         assert!(!index.names().granted("ours.test", "u2"), "the index alone has not seen it");
-        assert!(index.names_with([Claim::of(&fresh, &fresh.spec.zone)]).granted("ours.test", "u2"));
+        assert!(index.names_with([Claim::of_zone(&fresh)]).granted("ours.test", "u2"));
         // an extra claim cannot jump the queue: an attacker's claim inside the victim's zone stays refused
         let inside = dns_zone("ours", "shop.victim.test", 3, "u3");
-        assert!(!index.names_with([Claim::of(&inside, &inside.spec.zone)]).granted("shop.victim.test", "u3"));
+        assert!(!index.names_with([Claim::of_zone(&inside)]).granted("shop.victim.test", "u3"));
         // a claim the index holds is taken from the index, not counted twice
-        let names = index.names_with([Claim::of(&victim, &victim.spec.zone)]);
+        let names = index.names_with([Claim::of_zone(&victim)]);
         assert_eq!(names.granted.get("test.victim").map(Vec::len), Some(1));
+    }
+
+    #[test]
+    fn the_decision_is_made_again_after_a_watch_event() {
+        let (store, mut writer) = kube::runtime::reflector::store::<DnsZone>();
+        let changes = Arc::new(AtomicU64::new(0));
+        let index = NameIndex::new(store, None, changes.clone());
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(dns_zone("a", "a.test", 1, "u1")));
+        changes.fetch_add(1, Ordering::Release);
+        assert!(index.names().granted("a.test", "u1"));
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Delete(dns_zone("a", "a.test", 1, "u1")));
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(dns_zone("b", "a.test", 2, "u2")));
+        changes.fetch_add(2, Ordering::Release);
+        let names = index.names();
+        assert!(names.granted("a.test", "u2") && !names.granted("a.test", "u1"));
     }
 
     #[test]
@@ -334,7 +412,7 @@ mod tests {
         // x.example.com (first) blocks example.com; y.example.com is granted and its zone served
         let blocker = claim("x.example.com", "first", 1, "u1");
         let refused = claim("example.com", "second", 2, "u2");
-        let served = Claim { established: true, ..claim("y.example.com", "third", 3, "u3") };
+        let served = Claim::new("y.example.com", "third", Precedence::new(true, at(3), "u3"));
         let names = Names::decide([blocker, refused.clone(), served.clone()]);
         assert!(names.granted("y.example.com", "u3") && !names.granted("example.com", "u2"));
         // the blocker is deleted: the served claim stays, the refused one still conflicts with it

@@ -11,7 +11,7 @@ pub mod unmanaged;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -39,13 +39,27 @@ pub async fn follow<K>(writer: kube::runtime::reflector::store::Writer<K>, api: 
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
+    follow_counting(writer, api, Arc::default()).await
+}
+
+/// [`follow`], adding one to `changes` after each watch event reached the store, so that a reader
+/// can tell whether what it derived from the store is still current.
+pub async fn follow_counting<K>(
+    writer: kube::runtime::reflector::store::Writer<K>,
+    api: Api<K>,
+    changes: Arc<std::sync::atomic::AtomicU64>,
+) -> bool
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
     use futures::StreamExt;
     use kube::runtime::{WatchStreamExt, reflector, watcher};
     let store = writer.as_reader();
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
-        .default_backoff()
-        .touched_objects()
-        .for_each(|_| std::future::ready(()));
+    let stream =
+        reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff().for_each(move |_| {
+            changes.fetch_add(1, std::sync::atomic::Ordering::Release);
+            std::future::ready(())
+        });
     tokio::spawn(stream);
     let ready = store.wait_until_ready().await.is_ok();
     if !ready {

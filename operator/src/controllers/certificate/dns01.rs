@@ -265,7 +265,8 @@ mod tests {
         assert_eq!(orderable(zones, &names, "ours", "www.victim.test").unwrap_err().reason(), "NameHeldElsewhere");
         assert_eq!(orderable(zones, &names, "ours", "nobody.test").unwrap_err().reason(), "NoZoneForName");
         // held through a claim without a DnsZone (a Domain): nothing serves it here
-        let domain_only = Names::decide([Claim::new("held.test", "ours", None, "d1")]);
+        let domain_only =
+            Names::decide([Claim::new("held.test", "ours", crate::precedence::Precedence::new(false, None, "d1"))]);
         assert_eq!(orderable(zones, &domain_only, "ours", "held.test").unwrap_err().reason(), "NoZoneForName");
     }
 

@@ -572,7 +572,7 @@ fn unserved_names<P: DnsApi>(cert: &Certificate, ctx: &Context<P>) -> Vec<String
 
 /// The DnsZones of the Certificate's namespace, and the name index's decision (which sees them
 /// all, also those its own watch has not delivered yet).
-fn namespace_zones<P: DnsApi>(cert: &Certificate, ctx: &Context<P>) -> (Vec<Arc<DnsZone>>, Names) {
+fn namespace_zones<P: DnsApi>(cert: &Certificate, ctx: &Context<P>) -> (Vec<Arc<DnsZone>>, Arc<Names>) {
     let ns = cert.namespace();
     let zones: Vec<Arc<DnsZone>> = ctx.dnszones.state().into_iter().filter(|z| z.namespace() == ns).collect();
     let names = ctx.names.names_with(zones.iter().map(|z| Claim::of_zone(z)));

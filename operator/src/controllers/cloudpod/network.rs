@@ -1,16 +1,16 @@
 //! What a CloudPod may attach to: bridges, VLANs and templates the operator configuration allows,
 //! and a static address no other CloudPod uses and no pool gives out.
 //!
-//! Two CloudPods asking for one static address are decided the same way by every replica: one
-//! already configured with it keeps it, else the one created first (then the lower UID).
+//! Two CloudPods asking for one static address are decided by [`Precedence`]: one already
+//! configured with it keeps it, else the one created first.
 
 use std::net::Ipv4Addr;
 
-use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use mpanel_crds::cloudpod::CloudPod;
 
 use crate::config::{IpPool, ProxmoxAllowed};
+use crate::precedence::Precedence;
 
 /// Why a CloudPod's network or template is refused; never names another tenant's object.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,15 +43,15 @@ fn static_address(pod: &CloudPod) -> Option<Ipv4Addr> {
     pod.spec.network.ipv4.address.as_deref()?.split('/').next()?.parse().ok()
 }
 
-/// Who asks first: a CloudPod whose status already carries the address (the operator gave it
-/// out) before one that does not, then creation time (whole seconds), then UID.
-fn rank(pod: &CloudPod) -> (bool, Option<Timestamp>, String) {
+/// Who asks first for its static address: the operator acted on a CloudPod's request once its
+/// status carries the address.
+fn precedence(pod: &CloudPod) -> Precedence {
     let given = pod
         .status
         .as_ref()
         .and_then(|s| s.ip_address.as_deref())
         .is_some_and(|ip| static_address(pod).is_some_and(|a| ip.parse::<Ipv4Addr>().is_ok_and(|ip| ip == a)));
-    (!given, pod.metadata.creation_timestamp.as_ref().map(|t| t.0), pod.uid().unwrap_or_default())
+    Precedence::of(pod, given)
 }
 
 /// Checks `pod` against what `allowed` permits, the pools, and every other CloudPod in `all`.
@@ -80,12 +80,12 @@ pub fn check<'a>(
             return Err(Refusal::AddressInPool(address, name.clone()));
         }
     }
-    let mine = rank(pod);
+    let mine = precedence(pod);
     let used_before = all.iter().filter(|other| other.uid() != pod.uid()).any(|other| {
         let given = other.status.as_ref().and_then(|s| s.ip_address.as_deref()?.parse::<Ipv4Addr>().ok());
         // an address a pool gave out is the other's for good; a static one goes to the first asker
         let holds_pool_address = other.spec.network.ipv4.pool.is_some() && given == Some(address);
-        let asks_first = static_address(other) == Some(address) && rank(other) < mine;
+        let asks_first = static_address(other) == Some(address) && precedence(other) < mine;
         holds_pool_address || asks_first
     });
     if used_before { Err(Refusal::AddressInUse(address)) } else { Ok(()) }
@@ -94,6 +94,7 @@ pub fn check<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::jiff::Timestamp;
     use std::collections::BTreeMap;
     use std::sync::Arc;
 

@@ -207,7 +207,13 @@ async fn apply<P: DnsApi>(
     };
 
     // the name first: a zone inside or above another namespace's name is never written
-    let names = ctx.names.names_with([Claim::of_zone(zone)]);
+    let claim = Claim::of_zone(zone);
+    let acted_on = claim.precedence.acted_on();
+    let mut names = ctx.names.names_with([claim]);
+    if names.granted(&zone.spec.zone, &uid) && !acted_on {
+        // the first write: decided over what the API server holds, not the watches
+        names = ctx.names.names_fresh(&ctx.client).await?;
+    }
     if !names.granted(&zone.spec.zone, &uid) {
         let plain = crate::names::plain(&zone.spec.zone);
         let message =

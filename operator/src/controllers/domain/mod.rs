@@ -38,7 +38,7 @@ use mpanel_crds::domain::{
 use super::{Backoff, StatusOf, finalizer_reason, intent, measured, publish, reconcile_in_mode, retry_later, scoped};
 use crate::config::ZoneDefaults;
 use crate::metrics::Metrics;
-use crate::names::Holding;
+use crate::names::Claim;
 use crate::providers::namesilo::{DomainInfo, NamesiloApi, NamesiloError, normalise_host};
 use renewal::Plan;
 use zone::ZoneState;
@@ -56,7 +56,6 @@ const NEXT_STEP: Duration = Duration::from_millis(200);
 /// How often a pending transfer is looked at.
 const TRANSFER_POLL: Duration = Duration::from_secs(5);
 /// How soon a Domain the name index has not seen yet is looked at again.
-const INDEX_WAIT: Duration = Duration::from_secs(1);
 
 pub struct Context<R> {
     pub client: Client,
@@ -233,7 +232,7 @@ impl Step {
 /// The Domain of the same namespace that claimed the same name first, if it is not this one: only
 /// one Domain acts for a name. (Other namespaces' claims are the name index's business.)
 fn earlier_claim(domain: &Domain, store: &Store<Domain>) -> Option<String> {
-    let key = |d: &Domain| (d.creation_timestamp().map(|t| t.0), d.uid());
+    let key = |d: &Domain| Claim::of_domain(d).precedence;
     store
         .state()
         .iter()
@@ -244,25 +243,17 @@ fn earlier_claim(domain: &Domain, store: &Store<Domain>) -> Option<String> {
         .min()
 }
 
-/// Where this Domain's claim on its name stands in the name index.
-#[derive(Debug, PartialEq, Eq)]
-enum NameClaim {
-    Granted,
-    /// Another namespace holds the name, a name above it or one inside it.
-    HeldElsewhere,
-    /// The index has not seen this Domain yet.
-    Unseen,
-}
-
-fn name_claim<R>(domain: &Domain, ctx: &Context<R>) -> NameClaim {
-    let names = ctx.names.names();
-    if names.granted(&domain.spec.name, &domain.uid().unwrap_or_default()) {
-        return NameClaim::Granted;
+/// Whether this Domain's claim on its name is granted. Before the operator first acts on the claim
+/// it is decided over what the API server holds, not the watches.
+async fn name_granted<R>(domain: &Domain, ctx: &Context<R>) -> Result<bool, Error> {
+    let claim = Claim::of_domain(domain);
+    let acted_on = claim.precedence.acted_on();
+    let uid = domain.uid().unwrap_or_default();
+    let mut names = ctx.names.names_with([claim]);
+    if names.granted(&domain.spec.name, &uid) && !acted_on {
+        names = ctx.names.names_fresh(&ctx.client).await?;
     }
-    match names.holding(&domain.namespace().unwrap_or_default(), &domain.spec.name) {
-        Holding::Unclaimed => NameClaim::Unseen,
-        Holding::Held(_) | Holding::Elsewhere => NameClaim::HeldElsewhere,
-    }
+    Ok(names.granted(&domain.spec.name, &uid))
 }
 
 /// Why this Domain may manage the registration under its name that is in the account, if it may:
@@ -307,19 +298,15 @@ async fn apply<R: NamesiloApi>(
 ) -> Result<Action, Error> {
     let mut step = Step::new(domain);
     let name = &domain.spec.name;
-    match name_claim(domain, ctx) {
-        NameClaim::Granted => {}
-        NameClaim::Unseen => return Ok(Action::requeue(INDEX_WAIT)),
-        NameClaim::HeldElsewhere => {
-            let message = format!("{name} is held by another namespace; this Domain leaves the registrar alone");
-            step.status.registered = None;
-            step.set(Observation::new(REGISTERED, false, "NameHeldElsewhere", message.clone()));
-            if step.not_ready(Some(DomainPhase::Failed), "NameHeldElsewhere", message.clone()) {
-                publish(&ctx.recorder, domain, true, "NameHeldElsewhere", "Observe", message).await;
-            }
-            step.write(api, domain).await?;
-            return Ok(Action::requeue(ctx.resync));
+    if !name_granted(domain, ctx).await? {
+        let message = format!("{name} is held by another namespace; this Domain leaves the registrar alone");
+        step.status.registered = None;
+        step.set(Observation::new(REGISTERED, false, "NameHeldElsewhere", message.clone()));
+        if step.not_ready(Some(DomainPhase::Failed), "NameHeldElsewhere", message.clone()) {
+            publish(&ctx.recorder, domain, true, "NameHeldElsewhere", "Observe", message).await;
         }
+        step.write(api, domain).await?;
+        return Ok(Action::requeue(ctx.resync));
     }
     if let Some(other) = earlier_claim(domain, store) {
         let message = format!("{name} is managed by Domain {other}; this one leaves the registrar alone");
@@ -639,7 +626,7 @@ async fn fail<R>(
 async fn cleanup<R: NamesiloApi>(domain: &Domain, mode: ReconcileMode, ctx: &Context<R>) -> Result<Action, Error> {
     let hands_off = mode == ReconcileMode::ObserveOnly || domain.spec.registration.mode == RegistrationMode::External;
     // a registration this Domain never managed is not its to change
-    let managed = adoption(domain).is_some() && name_claim(domain, ctx) == NameClaim::Granted;
+    let managed = adoption(domain).is_some() && name_granted(domain, ctx).await?;
     if domain.spec.deletion_policy == DeletionPolicy::Orphan || hands_off || !managed {
         return Ok(Action::await_change());
     }
