@@ -70,6 +70,13 @@ pub fn plain(name: &str) -> String {
     name.trim().trim_start_matches("*.").trim_end_matches('.').to_ascii_lowercase()
 }
 
+/// Whether `name` is a public suffix (`com`, `co.uk`), which no customer may hold: a claim on it
+/// would take every name under it that nobody claimed yet.
+pub fn is_public_suffix(name: &str) -> bool {
+    let name = plain(name);
+    psl::domain_str(&name).is_none()
+}
+
 /// Whether `name` is `zone` or inside it.
 pub fn within(name: &str, zone: &str) -> bool {
     name == zone || name.strip_suffix(zone).is_some_and(|head| head.ends_with('.'))
@@ -103,7 +110,7 @@ fn reversed(name: &str) -> String {
 
 impl Names {
     pub fn decide(claims: impl IntoIterator<Item = Claim>) -> Self {
-        let mut claims: Vec<Claim> = claims.into_iter().filter(|c| !c.name.is_empty()).collect();
+        let mut claims: Vec<Claim> = claims.into_iter().filter(|c| !is_public_suffix(&c.name)).collect();
         claims.sort_by(|a, b| a.precedence.cmp(&b.precedence));
         let mut names = Self::default();
         names.claimed = claims.iter().map(|c| c.uid().to_owned()).collect();
@@ -146,6 +153,17 @@ impl Names {
     /// Whether the claim of the object `uid` on `name` was granted.
     pub fn granted(&self, name: &str, uid: &str) -> bool {
         self.granted.get(&reversed(&plain(name))).is_some_and(|cs| cs.iter().any(|c| c.uid() == uid))
+    }
+
+    /// How many namespaces hold `name` or names inside it.
+    pub fn holders_within(&self, name: &str) -> usize {
+        let name = plain(name);
+        let inside = format!("{}.", reversed(&name));
+        let at = self.granted.get(&reversed(&name)).into_iter().flatten();
+        let below = self.granted.range(inside.clone()..).take_while(|(key, _)| key.starts_with(&inside));
+        let namespaces: HashSet<&str> =
+            at.chain(below.flat_map(|(_, claims)| claims)).map(|c| c.namespace.as_str()).collect();
+        namespaces.len()
     }
 
     /// How `name` stands for `namespace`: held by it (through the closest granted claim at or above
@@ -419,6 +437,32 @@ mod tests {
         let names = Names::decide([refused, served]);
         assert!(names.granted("y.example.com", "u3"));
         assert!(!names.granted("example.com", "u2"));
+    }
+
+    #[test]
+    fn a_public_suffix_is_never_held() {
+        let names = Names::decide([
+            claim("co.uk", "a", 1, "u1"),
+            claim("com", "a", 1, "u2"),
+            claim("shop.co.uk", "b", 2, "u3"),
+        ]);
+        assert!(!names.granted("co.uk", "u1") && !names.granted("com", "u2"));
+        assert!(names.granted("shop.co.uk", "u3"), "a registered domain under a suffix someone claimed");
+        assert_eq!(names.holding("a", "example.com"), Holding::Unclaimed);
+        assert!(is_public_suffix("CO.UK.") && is_public_suffix("test") && !is_public_suffix("victim.test"));
+    }
+
+    #[test]
+    fn holders_are_counted_at_and_under_a_name() {
+        let names = Names::decide([
+            claim("a.example.com", "a", 1, "u1"),
+            claim("b.example.com", "b", 2, "u2"),
+            claim("c.b.example.com", "b", 3, "u3"),
+            claim("other.com", "c", 4, "u4"),
+        ]);
+        assert_eq!(names.holders_within("example.com"), 2);
+        assert_eq!(names.holders_within("b.example.com"), 1);
+        assert_eq!(names.holders_within("nothing.com"), 0);
     }
 
     #[test]

@@ -8,7 +8,10 @@
 //!
 //! A registered domain can be split between namespaces (one holds `shop.example.com`, another
 //! `blog.example.com`, nobody `example.com`). A namespace that does not hold the registered domain
-//! itself may use only half of its budget, so it cannot spend what another namespace's names need.
+//! itself may use only an equal share of its budget: the budget divided by the number of
+//! namespaces holding names under it. Together they cannot spend more than the whole, and none can
+//! spend what another namespace's names need. (A namespace that joins while the others have spent
+//! their shares gets its own as their orders leave the window.)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -44,15 +47,18 @@ pub enum Verdict {
     },
 }
 
-/// Who orders: the namespace, and whether it holds a registered domain itself.
+/// Who orders: the namespace, and how much of a registered domain's budget it may use.
 pub struct Orderer<'a> {
     pub namespace: &'a str,
-    pub holds: &'a (dyn Fn(&str) -> bool + Sync),
+    /// `None` when the namespace holds the registered domain itself (the whole budget), else how
+    /// many namespaces hold names under it (the orderer among them).
+    pub sharing: &'a (dyn Fn(&str) -> Option<usize> + Sync),
 }
 
-/// The share of a registered domain's budget a namespace that does not hold it may use.
-pub fn share(limit: u32) -> usize {
-    (limit as usize / 2).max(1)
+/// The share of a registered domain's budget of `limit` orders for each of `holders` namespaces
+/// that hold names under it but not the domain itself.
+pub fn share(limit: u32, holders: usize) -> usize {
+    (limit as usize / holders.max(1)).max(1)
 }
 
 /// One counted order: its time and the namespace that placed it (none in entries written before
@@ -97,9 +103,9 @@ pub fn spend(
             let free_at = free_at(&mut kept.iter());
             return Verdict::Exhausted { domain: domain.clone(), used: kept.len(), free_at };
         }
-        if !(orderer.holds)(domain) {
+        if let Some(holders) = (orderer.sharing)(domain) {
             let own = || kept.iter().filter(|e| e.namespace == Some(orderer.namespace));
-            let (used, share) = (own().count(), share(limit));
+            let (used, share) = (own().count(), share(limit, holders));
             if used >= share {
                 let free_at = free_at(&mut own());
                 return Verdict::ShareExhausted { domain: domain.clone(), used, share, free_at };
@@ -178,7 +184,7 @@ mod tests {
     }
 
     fn holder(ns: &'static str) -> Orderer<'static> {
-        Orderer { namespace: ns, holds: &|_| true }
+        Orderer { namespace: ns, sharing: &|_| None }
     }
 
     #[test]
@@ -208,22 +214,33 @@ mod tests {
     }
 
     #[test]
-    fn a_namespace_that_does_not_hold_the_registered_domain_uses_only_its_share() {
+    fn namespaces_that_split_a_registered_domain_each_use_an_equal_share() {
         let t0 = Timestamp::from_second(2_000_000_000).unwrap();
         let mut data = BTreeMap::new();
-        let blog = Orderer { namespace: "attacker", holds: &|_| false };
-        let shop = Orderer { namespace: "victim", holds: &|_| false };
+        let three = |_: &str| Some(3);
+        let (blog, shop, wiki) = (
+            Orderer { namespace: "attacker", sharing: &three },
+            Orderer { namespace: "victim", sharing: &three },
+            Orderer { namespace: "third", sharing: &three },
+        );
         for _ in 0..2 {
-            assert_eq!(spend(&mut data, &names(&["blog.example.test"]), &blog, t0, 4), Verdict::Granted);
+            assert_eq!(spend(&mut data, &names(&["blog.example.test"]), &blog, t0, 6), Verdict::Granted);
         }
-        let refused = spend(&mut data, &names(&["x.blog.example.test"]), &blog, t0, 4);
+        let refused = spend(&mut data, &names(&["x.blog.example.test"]), &blog, t0, 6);
         assert!(matches!(refused, Verdict::ShareExhausted { used: 2, share: 2, .. }), "{refused:?}");
-        // the other half is still there for the other namespace
+        // two namespaces spending their shares leave the third its own
         for _ in 0..2 {
-            assert_eq!(spend(&mut data, &names(&["shop.example.test"]), &shop, t0, 4), Verdict::Granted);
+            assert_eq!(spend(&mut data, &names(&["shop.example.test"]), &shop, t0, 6), Verdict::Granted);
         }
-        assert!(matches!(spend(&mut data, &names(&["shop.example.test"]), &shop, t0, 4), Verdict::Exhausted { .. }));
-        assert_eq!(share(1), 1, "a budget of one order can still be used");
+        assert!(matches!(
+            spend(&mut data, &names(&["shop.example.test"]), &shop, t0, 6),
+            Verdict::ShareExhausted { .. }
+        ));
+        for _ in 0..2 {
+            assert_eq!(spend(&mut data, &names(&["wiki.example.test"]), &wiki, t0, 6), Verdict::Granted);
+        }
+        assert_eq!(share(1, 3), 1, "a budget of one order can still be used");
+        assert_eq!(share(6, 0), 6);
     }
 
     #[test]

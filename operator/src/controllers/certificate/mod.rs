@@ -406,12 +406,15 @@ async fn order<P: DnsApi>(
             return Ok(Action::requeue(until(next, t)));
         }
     }
-    let holds = |domain: &str| matches!(names.holding(&ns, domain), Holding::Held(_));
-    let orderer = budget::Orderer { namespace: &ns, holds: &holds };
+    let sharing = |domain: &str| match names.holding(&ns, domain) {
+        Holding::Held(_) => None,
+        _ => Some(names.holders_within(domain)),
+    };
+    let orderer = budget::Orderer { namespace: &ns, sharing: &sharing };
     match ctx.budget.reserve(&cert.spec.dns_names, &orderer, t).await? {
         Verdict::Granted => {}
         Verdict::Exhausted { domain, used, free_at } | Verdict::ShareExhausted { domain, used, free_at, .. } => {
-            let message = match share_of(&orderer, &domain, ctx.budget.limit) {
+            let message = match (orderer.sharing)(&domain).map(|holders| budget::share(ctx.budget.limit, holders)) {
                 None => format!(
                     "{why}, but the order budget of {domain} is spent ({used} orders in 7 days); next order possible at {free_at}"
                 ),
@@ -443,11 +446,6 @@ async fn order<P: DnsApi>(
         }
         Err(e) => Ok(attempt_failed(api, cert, step, e.reason(), e.to_string(), usable, ctx).await?),
     }
-}
-
-/// The share of `domain`'s budget `orderer` may use, when it does not hold `domain` itself.
-fn share_of(orderer: &budget::Orderer<'_>, domain: &str, limit: u32) -> Option<usize> {
-    (!(orderer.holds)(domain)).then(|| budget::share(limit))
 }
 
 /// Moves the order in flight one step on.

@@ -38,6 +38,7 @@ const FIELD_MANAGER: &str = "mpanel-dnszone";
 const PROGRAMMED: &str = "Programmed";
 const CONFLICT: &str = "Conflict";
 const NAME_HELD_ELSEWHERE: &str = "NameHeldElsewhere";
+const PUBLIC_SUFFIX: &str = "PublicSuffix";
 
 pub struct Context<P> {
     pub client: Client,
@@ -206,7 +207,17 @@ async fn apply<P: DnsApi>(
         }
     };
 
-    // the name first: a zone inside or above another namespace's name is never written
+    // the name first: a public suffix, or a zone inside or above another namespace's name, is never written
+    if crate::names::is_public_suffix(&zone.spec.zone) {
+        let plain = crate::names::plain(&zone.spec.zone);
+        let message =
+            format!("zone {plain} is a public suffix; a zone must be a registered domain or a name under one");
+        if not_ready(&mut status, generation, &t, Some(DnsZonePhase::Failed), PUBLIC_SUFFIX, message.clone()) {
+            publish(&ctx.recorder, zone, true, PUBLIC_SUFFIX, "Claim", message).await;
+        }
+        write_changed_status(api, zone, &status).await?;
+        return Ok(Action::await_change());
+    }
     let claim = Claim::of_zone(zone);
     let acted_on = claim.precedence.acted_on();
     let mut names = ctx.names.names_with([claim]);
