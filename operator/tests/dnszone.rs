@@ -474,3 +474,27 @@ fn observe_only_reports_differences_without_writing_and_paused_is_left_alone() -
     op.stop()?;
     Ok(())
 }
+
+#[test]
+fn a_zone_for_a_public_suffix_is_refused_and_never_reaches_powerdns() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let h = Harness::new(&tb, "dz-suffix")?;
+    let op = h.operator()?;
+    // held, co.uk would take every name under it that no namespace claimed yet
+    h.apply("suffix", spec("co.uk", json!([{"name": "www", "type": "A", "values": ["192.0.2.1"]}])))?;
+    let obj =
+        support::wait_condition(&tb, &h.ns.name, "dnszone", "suffix", ("Ready", "False", Some("PublicSuffix")), WAIT)?;
+    assert_eq!(obj["status"]["phase"], "Failed");
+    let message = Harness::condition(&obj, "Ready")["message"].as_str().unwrap_or_default().to_owned();
+    assert!(message.contains("co.uk is a public suffix"), "{message}");
+    assert_eq!(h.pdns.zone("co.uk.").await_blocking()?, None, "a public suffix reached PowerDNS");
+    assert_eq!(Harness::writes(&op)?, 0.0, "the operator wrote to PowerDNS");
+
+    // a registered domain under another suffix is still served
+    let zone = h.zone_name();
+    h.apply("zone", spec(&zone, json!([{"name": "www", "type": "A", "values": ["192.0.2.1"]}])))?;
+    h.wait_condition("zone", "Ready", "True")?;
+    h.wait_served(&format!("www.{zone}"), "A", Some(&["192.0.2.1"]))?;
+    op.stop()?;
+    Ok(())
+}
