@@ -1,6 +1,7 @@
 //! Mail domains belong to one namespace: attacks from one customer namespace on another's mail,
 //! each namespace with its own operator process, against the real mail-core (PostgreSQL rows,
-//! Dovecot logins, Postfix delivery).
+//! Dovecot logins, Postfix delivery). Every customer acts as a user bound to the chart's
+//! `tenant-edit` role in its own namespace.
 
 mod support;
 
@@ -8,34 +9,36 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use mpanel_tests::Testbed;
 use mpanel_tests::mail::{Imap, doveadm_auth, mailcore_sql, smtp_send};
-use mpanel_tests::{TestNamespace, Testbed};
 use serde_json::{Value, json};
+use support::tenants::{Customer, TenantRoles};
 use support::{Operator, condition, eventually};
 
 const WAIT: Duration = Duration::from_secs(60);
 const REFUSED: &str = "MailDomainHeldElsewhere";
 
-/// A customer namespace with mail-core's database URL in a Secret, a password Secret, and an
-/// operator that reconciles only this namespace.
+/// A customer (acting as its tenant-edit user) with mail-core's database URL in a Secret (put
+/// there by the platform), a password Secret of its own, and an operator that reconciles only its
+/// namespace.
 struct Tenant<'a> {
     tb: &'a Testbed,
-    ns: TestNamespace<'a>,
+    customer: Customer<'a>,
     config: PathBuf,
     operator: Option<Operator>,
 }
 
 impl<'a> Tenant<'a> {
-    fn new(tb: &'a Testbed, label: &str) -> anyhow::Result<Self> {
-        let ns = tb.namespace(label)?;
+    fn new(roles: &TenantRoles<'a>, label: &str) -> anyhow::Result<Self> {
+        let customer = Customer::new(roles, label)?;
+        let tb = customer.tb;
+        let ns = customer.name();
         let url = format!("--from-literal=url={}", tb.get("MAILCORE_DATABASE_URL")?);
-        tb.kubectl_ok(&["create", "secret", "generic", "mailcore-db", "-n", &ns.name, &url], None)?;
-        let secret = json!({"apiVersion": "v1", "kind": "Secret",
-                            "metadata": {"name": "box-password", "namespace": ns.name},
-                            "stringData": {"password": password_of(&ns.name)}});
-        tb.kubectl_ok(&["apply", "-f", "-"], Some(&secret.to_string()))?;
-        let config = std::env::temp_dir().join(format!("{}.operator.yaml", ns.name));
-        let mut tenant = Self { tb, ns, config, operator: None };
+        tb.kubectl_ok(&["create", "secret", "generic", "mailcore-db", "-n", ns, &url], None)?;
+        let password = format!("--from-literal=password={}", password_of(ns));
+        customer.kubectl_ok(&["create", "secret", "generic", "box-password", &password])?;
+        let config = std::env::temp_dir().join(format!("{ns}.operator.yaml"));
+        let mut tenant = Self { tb, customer, config, operator: None };
         tenant.start(&[])?;
         Ok(tenant)
     }
@@ -52,7 +55,7 @@ impl<'a> Tenant<'a> {
                 "resyncInterval: 3s\nwatchNamespace: {ns}\nleaderElection: {{namespace: {ns}, leaseDurationSeconds: 4}}\n\
                  mailcore:\n  databaseUrlSecretRef: {{namespace: {ns}, name: mailcore-db, key: url}}\n  \
                  maildirRoot: {vmail}\n  domainGrants: {{{grants}}}\n",
-                ns = self.ns.name,
+                ns = self.name(),
                 vmail = self.tb.get("MAILCORE_VMAIL_DIR")?,
                 grants = grants.join(", "),
             ),
@@ -62,24 +65,23 @@ impl<'a> Tenant<'a> {
     }
 
     fn name(&self) -> &str {
-        &self.ns.name
+        self.customer.name()
     }
 
     /// A mail domain of this test's own, `<label>-<pid>-<seq>.test`: the namespace's unique tail
     /// without its name, so that a name the attacker types does not carry the victim's namespace.
     fn domain(&self, label: &str) -> String {
-        let tail: Vec<&str> = self.ns.name.rsplit('-').take(2).collect();
+        let tail: Vec<&str> = self.name().rsplit('-').take(2).collect();
         format!("{label}-{}-{}.test", tail[1], tail[0])
     }
 
     fn password(&self) -> String {
-        password_of(&self.ns.name)
+        password_of(self.name())
     }
 
+    /// Applies the Mailbox as this customer's tenant-edit user.
     fn mailbox(&self, name: &str, address: &str, aliases: &[String]) -> anyhow::Result<()> {
-        support::apply_object(
-            self.tb,
-            &self.ns.name,
+        self.customer.apply(
             "Mailbox",
             name,
             json!({"address": address, "quotaMiB": 10, "aliases": aliases,
@@ -88,7 +90,7 @@ impl<'a> Tenant<'a> {
     }
 
     fn wait_condition(&self, name: &str, type_: &str, status: &str, reason: Option<&str>) -> anyhow::Result<Value> {
-        support::wait_condition(self.tb, &self.ns.name, "mailbox", name, (type_, status, reason), WAIT)
+        support::wait_condition(self.tb, self.name(), "mailbox", name, (type_, status, reason), WAIT)
     }
 
     /// Waits until the Mailbox is refused for its mail domain and checks how the refusal reads.
@@ -103,11 +105,10 @@ impl<'a> Tenant<'a> {
         Ok(refused)
     }
 
-    /// Warning Events with `reason` about the object `name` in this namespace.
+    /// Warning Events with `reason` about the object `name`, as this customer reads them.
     fn warnings(&self, name: &str, reason: &str) -> anyhow::Result<Vec<Value>> {
-        let events: Value = serde_json::from_str(
-            &self.tb.kubectl_ok(&["get", "events.events.k8s.io", "-n", &self.ns.name, "-o", "json"], None)?,
-        )?;
+        let events: Value =
+            serde_json::from_str(&self.customer.kubectl_ok(&["get", "events.events.k8s.io", "-o", "json"])?)?;
         Ok(events["items"]
             .as_array()
             .into_iter()
@@ -117,18 +118,17 @@ impl<'a> Tenant<'a> {
             .collect())
     }
 
-    /// Everything this namespace's users read about their Mailboxes: the objects and the Events.
+    /// Everything this customer reads about its Mailboxes: the objects and the Events.
     fn visible(&self) -> anyhow::Result<String> {
         Ok(format!(
             "{}{}",
-            self.tb.kubectl_ok(&["get", "mailboxes", "-n", &self.ns.name, "-o", "yaml"], None)?,
-            self.tb.kubectl_ok(&["get", "events", "-n", &self.ns.name, "-o", "yaml"], None)?
+            self.customer.kubectl_ok(&["get", "mailboxes", "-o", "yaml"])?,
+            self.customer.kubectl_ok(&["get", "events", "-o", "yaml"])?
         ))
     }
 
     fn uid(&self, kind: &str, name: &str) -> anyhow::Result<String> {
-        let obj = support::get_object(self.tb, &self.ns.name, kind, name)?;
-        obj["metadata"]["uid"].as_str().map(str::to_owned).context("no uid")
+        self.customer.uid(kind, name)
     }
 }
 
@@ -168,8 +168,9 @@ fn wait(what: &str, mut check: impl FnMut() -> anyhow::Result<bool>) -> anyhow::
 fn a_mailbox_or_alias_in_another_namespaces_mail_domain_is_refused_and_the_mail_still_reaches_the_victim()
 -> anyhow::Result<()> {
     let tb = Testbed::from_env()?;
-    let victim = Tenant::new(&tb, "mail-victim")?;
-    let attacker = Tenant::new(&tb, "mail-attacker")?;
+    let roles = TenantRoles::apply(&tb)?;
+    let victim = Tenant::new(&roles, "mail-victim")?;
+    let attacker = Tenant::new(&roles, "mail-attacker")?;
     let victim_domain = victim.domain("corp");
     let ceo = format!("ceo@{victim_domain}");
     victim.mailbox("ceo", &ceo, &[])?;
@@ -232,7 +233,7 @@ fn a_mailbox_or_alias_in_another_namespaces_mail_domain_is_refused_and_the_mail_
     assert_no_leak(&attacker, &victim, &[victim.uid("mailbox", "ceo")?])?;
 
     // deleting the refused Mailboxes removes nothing of the victim's
-    tb.kubectl_ok(&["delete", "mailbox", "intruder", "me", "-n", attacker.name(), "--timeout=60s"], None)?;
+    attacker.customer.kubectl_ok(&["delete", "mailbox", "intruder", "me", "--timeout=60s"])?;
     assert_eq!(victim_rows(&tb)?, before);
     assert!(doveadm_auth(&tb, &ceo, &victim.password())?);
     Ok(())
@@ -241,12 +242,11 @@ fn a_mailbox_or_alias_in_another_namespaces_mail_domain_is_refused_and_the_mail_
 #[test]
 fn a_domain_held_through_a_dnszone_is_refused_before_any_mail_row_exists() -> anyhow::Result<()> {
     let tb = Testbed::from_env()?;
-    let victim = Tenant::new(&tb, "mail-zone-victim")?;
-    let attacker = Tenant::new(&tb, "mail-zone-attacker")?;
+    let roles = TenantRoles::apply(&tb)?;
+    let victim = Tenant::new(&roles, "mail-zone-victim")?;
+    let attacker = Tenant::new(&roles, "mail-zone-attacker")?;
     let zone = victim.domain("zone");
-    support::apply_object(
-        &tb,
-        victim.name(),
+    victim.customer.apply(
         "DnsZone",
         "zone",
         json!({"zone": format!("{zone}."), "nameservers": ["ns1.example.net.", "ns2.example.net."]}),
@@ -282,8 +282,9 @@ fn a_domain_held_through_a_dnszone_is_refused_before_any_mail_row_exists() -> an
 #[test]
 fn a_mail_domain_made_outside_the_operator_is_used_only_by_the_namespace_it_is_granted_to() -> anyhow::Result<()> {
     let tb = Testbed::from_env()?;
-    let mut tenant = Tenant::new(&tb, "mail-legacy")?;
-    let other = Tenant::new(&tb, "mail-legacy-other")?;
+    let roles = TenantRoles::apply(&tb)?;
+    let mut tenant = Tenant::new(&roles, "mail-legacy")?;
+    let other = Tenant::new(&roles, "mail-legacy-other")?;
     let legacy = tenant.domain("legacy");
     // made as another program would: no owner marker
     mailcore_sql(&tb, &format!("INSERT INTO domain (domain, description) VALUES ('{legacy}', 'hand-made')"))?;
@@ -309,7 +310,7 @@ fn a_mail_domain_made_outside_the_operator_is_used_only_by_the_namespace_it_is_g
     assert_no_leak(&other, &tenant, &[tenant.uid("mailbox", "old")?])?;
 
     // the domain row was there before: deleting its last Mailbox leaves it
-    tb.kubectl_ok(&["delete", "mailbox", "old", "-n", tenant.name(), "--timeout=60s"], None)?;
+    tenant.customer.kubectl_ok(&["delete", "mailbox", "old", "--timeout=60s"])?;
     assert!(!any_row(&tb, "mailbox", &format!("username = '{address}'"))?);
     assert_eq!(mailcore_sql(&tb, &domain_row)?, row_before);
     mailcore_sql(&tb, &format!("DELETE FROM domain WHERE domain = '{legacy}'"))?;

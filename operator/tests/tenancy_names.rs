@@ -7,15 +7,15 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use mpanel_operator::metrics::Metrics;
 use mpanel_operator::providers::powerdns::{self, DnsApi, PowerDns};
-use mpanel_tests::{TestNamespace, Testbed, repo_root};
+use mpanel_tests::{TestNamespace, Testbed};
 use serde_json::{Value, json};
+use support::tenants::{Customer, TenantRoles};
 use support::{AwaitBlocking, Operator, condition, eventually, metric_sum};
 
 const RESYNC_SECONDS: u64 = 3;
@@ -24,10 +24,11 @@ const BUDGET: &str = "mpanel-acme-orders";
 
 /// What the parties share: a namespace standing in for the operator's own (the PowerDNS key, the
 /// Leases and the order budget ConfigMap live there, as with one operator), and the chart's tenant
-/// roles rendered under its name (deleted on drop).
+/// roles.
 struct Platform<'a> {
     tb: &'a Testbed,
     sys: TestNamespace<'a>,
+    roles: TenantRoles<'a>,
     pdns: PowerDns,
 }
 
@@ -37,15 +38,7 @@ impl<'a> Platform<'a> {
         let key = tb.get("PDNS_API_KEY")?;
         let literal = format!("--from-literal=api-key={key}");
         tb.kubectl_ok(&["create", "secret", "generic", "powerdns", "-n", &sys.name, &literal], None)?;
-        let out = Command::new(tb.get("HELM")?)
-            .args(["template", &sys.name, &repo_root().join("charts/mpanel").to_string_lossy()])
-            .args(["--show-only", "templates/tenant-roles.yaml"])
-            .output()
-            .context("running helm")?;
-        if !out.status.success() {
-            bail!("helm template failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        tb.kubectl_ok(&["apply", "-f", "-"], Some(&String::from_utf8(out.stdout)?))?;
+        let roles = TenantRoles::apply(tb)?;
         let pdns = PowerDns::new(
             powerdns::Config {
                 api_url: tb.get("PDNS_API_URL")?.to_owned(),
@@ -55,7 +48,7 @@ impl<'a> Platform<'a> {
             },
             Arc::new(Metrics::default()),
         )?;
-        Ok(Self { tb, sys, pdns })
+        Ok(Self { tb, sys, roles, pdns })
     }
 
     /// The order budget's count for `domain` (0 when it has none).
@@ -80,18 +73,10 @@ impl<'a> Platform<'a> {
     }
 }
 
-impl Drop for Platform<'_> {
-    fn drop(&mut self) {
-        let selector = format!("app.kubernetes.io/instance={}", self.sys.name);
-        let _ = self.tb.kubectl(&["delete", "clusterroles", "-l", &selector, "--wait=false"], None);
-    }
-}
-
-/// A customer: its namespace, a user bound to `tenant-edit` there, and an operator watching it.
+/// A customer (acting as its tenant-edit user) with an operator watching its namespace.
 struct Party<'a> {
     p: &'a Platform<'a>,
-    ns: TestNamespace<'a>,
-    user: String,
+    customer: Customer<'a>,
     config: PathBuf,
     op: Operator,
 }
@@ -99,14 +84,9 @@ struct Party<'a> {
 impl<'a> Party<'a> {
     fn new(p: &'a Platform<'a>, prefix: &str, orders_per_week: u32) -> anyhow::Result<Self> {
         let tb = p.tb;
-        let ns = tb.namespace(prefix)?;
-        let user = format!("tenant-{}", ns.name);
-        let role = format!("--clusterrole={}-tenant-edit", p.sys.name);
-        tb.kubectl_ok(
-            &["create", "rolebinding", "tenant-edit", "-n", &ns.name, &role, &format!("--user={user}")],
-            None,
-        )?;
-        let config = std::env::temp_dir().join(format!("{}.operator.yaml", ns.name));
+        let customer = Customer::new(&p.roles, prefix)?;
+        let ns = customer.name();
+        let config = std::env::temp_dir().join(format!("{ns}.operator.yaml"));
         std::fs::write(
             &config,
             format!(
@@ -114,7 +94,6 @@ impl<'a> Party<'a> {
                  powerdns:\n  apiUrl: {url}\n  serverId: {sid}\n  dnsAddress: {dns}\n  apiKeySecretRef: {{namespace: {sys}, name: powerdns, key: api-key}}\n\
                  acme:\n  ordersPerRegisteredDomainPerWeek: {orders_per_week}\n  issuers:\n    pebble:\n      directoryUrl: {dir}\n      caBundle: {bundle}\n\
                  \x20     email: hostmaster@{ns}.example\n      accountSecretRef: {{namespace: {ns}, name: acme-account}}\n",
-                ns = ns.name,
                 sys = p.sys.name,
                 url = tb.get("PDNS_API_URL")?,
                 sid = tb.get("PDNS_SERVER_ID")?,
@@ -124,39 +103,29 @@ impl<'a> Party<'a> {
             ),
         )?;
         let op = Operator::start_ready(Path::new(tb.get("KUBECONFIG")?), &config)?;
-        Ok(Self { p, ns, user, config, op })
+        Ok(Self { p, customer, config, op })
+    }
+
+    fn namespace(&self) -> &str {
+        self.customer.name()
     }
 
     /// A label unique to this party and run that is not its namespace's name (so that a message
     /// naming a zone the attacker typed is not mistaken for one naming the victim's namespace).
     fn label(&self) -> String {
-        format!("n{}", self.ns.name.rsplit('-').take(2).collect::<Vec<_>>().join("x"))
-    }
-
-    fn object(&self, kind: &str, name: &str, spec: Value) -> Value {
-        json!({"apiVersion": "mpanel.migrahosting.com/v1alpha1", "kind": kind,
-               "metadata": {"name": name, "namespace": self.ns.name}, "spec": spec})
-    }
-
-    /// Applies as this party's tenant user.
-    fn apply(&self, kind: &str, name: &str, spec: Value) -> anyhow::Result<()> {
-        let out = self.p.tb.kubectl_as(
-            &self.user,
-            &["apply", "-f", "-"],
-            Some(&self.object(kind, name, spec).to_string()),
-        )?;
-        if !out.success {
-            bail!("{} could not apply {kind} {name}: {}", self.user, out.stderr.trim());
-        }
-        Ok(())
+        format!("n{}", self.namespace().rsplit('-').take(2).collect::<Vec<_>>().join("x"))
     }
 
     fn apply_zone(&self, name: &str, zone: &str, records: Value) -> anyhow::Result<()> {
-        self.apply("DnsZone", name, json!({"zone": zone, "nameservers": ["ns1.migrahosting.com"], "records": records}))
+        self.customer.apply(
+            "DnsZone",
+            name,
+            json!({"zone": zone, "nameservers": ["ns1.migrahosting.com"], "records": records}),
+        )
     }
 
     fn apply_certificate(&self, name: &str, dns_names: &[String]) -> anyhow::Result<()> {
-        self.apply(
+        self.customer.apply(
             "Certificate",
             name,
             json!({"dnsNames": dns_names, "secretName": format!("{name}-tls"), "issuer": "pebble"}),
@@ -165,26 +134,22 @@ impl<'a> Party<'a> {
 
     /// An object as this party's tenant user reads it.
     fn get(&self, kind: &str, name: &str) -> anyhow::Result<Value> {
-        let out = self.p.tb.kubectl_as(&self.user, &["get", kind, name, "-n", &self.ns.name, "-o", "json"], None)?;
-        if !out.success {
-            bail!("{} could not read {kind} {name}: {}", self.user, out.stderr.trim());
-        }
-        Ok(serde_json::from_str(&out.stdout)?)
+        self.customer.get(kind, name)
     }
 
     fn wait_condition(&self, kind: &str, name: &str, want: (&str, &str, Option<&str>)) -> anyhow::Result<Value> {
-        support::wait_condition(self.p.tb, &self.ns.name, kind, name, want, WAIT)
+        support::wait_condition(self.p.tb, self.namespace(), kind, name, want, WAIT)
     }
 
     fn uid(&self, kind: &str, name: &str) -> anyhow::Result<String> {
-        Ok(self.get(kind, name)?["metadata"]["uid"].as_str().context("no uid")?.to_owned())
+        self.customer.uid(kind, name)
     }
 
     /// The Events of this namespace as its tenant user reads them, as JSON text.
     fn events(&self) -> anyhow::Result<String> {
-        let out = self.p.tb.kubectl_as(&self.user, &["get", "events", "-n", &self.ns.name, "-o", "json"], None)?;
+        let out = self.customer.kubectl(&["get", "events", "-o", "json"])?;
         if !out.success {
-            bail!("{} could not read its Events: {}", self.user, out.stderr.trim());
+            bail!("{} could not read its Events: {}", self.customer.user, out.stderr.trim());
         }
         Ok(out.stdout)
     }
@@ -228,9 +193,10 @@ impl<'a> Party<'a> {
     /// Fails when `text` names `victim`'s namespace or any of `uids`.
     #[track_caller]
     fn assert_hides(&self, what: &str, text: &str, victim: &Party<'_>, uids: &[&str]) {
-        assert!(!text.contains(&victim.ns.name), "{what} of {} names the victim's namespace: {text}", self.ns.name);
+        let (mine, theirs) = (self.namespace(), victim.namespace());
+        assert!(!text.contains(theirs), "{what} of {mine} names the victim's namespace: {text}");
         for uid in uids {
-            assert!(!text.contains(uid), "{what} of {} names the victim's uid {uid}: {text}", self.ns.name);
+            assert!(!text.contains(uid), "{what} of {mine} names the victim's uid {uid}: {text}");
         }
     }
 }
@@ -315,11 +281,11 @@ fn a_zone_inside_another_namespaces_zone_is_refused_and_nothing_reaches_powerdns
     attacker.assert_hides("the Events", &attacker.events()?, &victim, &[&victim_uid]);
 
     // once the holder is gone, the waiting claim is granted and converges by itself
-    tb.kubectl_ok(&["delete", "dnszone", "zone", "-n", &victim.ns.name, "--timeout=60s"], None)?;
+    victim.customer.kubectl_ok(&["delete", "dnszone", "zone", "--timeout=60s"])?;
     attacker.wait_condition("dnszone", "hijack", ("Ready", "True", None))?;
     assert_eq!(condition(&attacker.get("dnszone", "hijack")?, "Conflict")["status"], "False");
     wait_served(&tb, &shop, &["198.51.100.66"])?;
-    tb.kubectl_ok(&["delete", "dnszone", "hijack", "-n", &attacker.ns.name, "--timeout=60s"], None)?;
+    attacker.customer.kubectl_ok(&["delete", "dnszone", "hijack", "--timeout=60s"])?;
     assert!(!p.zone_exists(&shop)?, "the attacker's own zone went with its DnsZone");
     Ok(())
 }

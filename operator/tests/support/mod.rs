@@ -1,5 +1,6 @@
 //! Running the operator binary in a test: start it, wait for /readyz, read /metrics, stop it by pid;
 //! and a harness for DnsZone tests against the testbed's PowerDNS.
+//! `tenants`: customers acting as the user the chart's tenant-edit role binds in their namespace.
 // each test binary uses a part of this module
 #![allow(dead_code)]
 
@@ -12,6 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use mpanel_tests::Testbed;
 use serde_json::Value;
+
+pub mod tenants;
 
 /// Status code and body of `GET path` on `addr`, if the server answered.
 pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
