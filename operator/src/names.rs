@@ -112,8 +112,7 @@ impl Names {
     pub fn decide(claims: impl IntoIterator<Item = Claim>) -> Self {
         let mut claims: Vec<Claim> = claims.into_iter().filter(|c| !is_public_suffix(&c.name)).collect();
         claims.sort_by(|a, b| a.precedence.cmp(&b.precedence));
-        let mut names = Self::default();
-        names.claimed = claims.iter().map(|c| c.uid().to_owned()).collect();
+        let mut names = Self { claimed: claims.iter().map(|c| c.uid().to_owned()).collect(), ..Self::default() };
         for claim in claims {
             if names.conflicting(&claim.namespace, &claim.name).is_none() {
                 names.granted.entry(reversed(&claim.name)).or_default().push(claim);
@@ -183,6 +182,9 @@ impl Names {
     }
 }
 
+/// A decision and the count of watch events it was made at.
+type Decided = (u64, Arc<Names>);
+
 /// The claims of every DnsZone and Domain in the cluster, from watches of both kinds. The decision
 /// is made again only after a watch event changed the claims, not at every reconcile.
 #[derive(Clone)]
@@ -192,7 +194,7 @@ pub struct NameIndex {
     /// Watch events that reached the stores so far.
     changes: Arc<AtomicU64>,
     /// The last decision and the count of changes it was made at.
-    decided: Arc<Mutex<Option<(u64, Arc<Names>)>>>,
+    decided: Arc<Mutex<Option<Decided>>>,
 }
 
 impl NameIndex {

@@ -55,7 +55,6 @@ pub const CONFLICT: &str = "Conflict";
 const NEXT_STEP: Duration = Duration::from_millis(200);
 /// How often a pending transfer is looked at.
 const TRANSFER_POLL: Duration = Duration::from_secs(5);
-/// How soon a Domain the name index has not seen yet is looked at again.
 
 pub struct Context<R> {
     pub client: Client,
