@@ -163,6 +163,7 @@ pub fn is_terminal(reason: Option<&str>) -> bool {
                 | "InvalidRecord"
                 // what another tenant holds, or the configuration does not allow, stays so
                 | "NameHeldElsewhere"
+                | "PublicSuffix"
                 | "RegistrationNotAdopted"
                 | "MailDomainHeldElsewhere"
                 | "AddressInUse"
