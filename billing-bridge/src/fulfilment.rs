@@ -3,54 +3,143 @@
 //! creates the subscription from its order; a renewal extends the period and lifts an `Overdue`
 //! suspension. Woken by the database's `mpanel_invoice_paid` notification; a periodic scan
 //! catches what a lost connection missed.
+//!
+//! Each invoice is claimed (`FOR UPDATE SKIP LOCKED`) while it is fulfilled, so bridge replicas on
+//! one ledger fulfil it once. An invoice that cannot be fulfilled (a template that no longer
+//! renders) is recorded as failing and tried again after a backoff; the other invoices go on, and
+//! only later invoices of the same subscription wait behind it.
 
 use crate::ledger::sql;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::ledger::invoices::{self, Invoice};
 use crate::ledger::outbox::{self, Action};
 use crate::ledger::subscriptions::{self, New};
+use crate::ledger::work_attempts::{self, Item, Worker};
 use crate::ledger::{LedgerError, audit, catalog, customers, orders};
+use crate::metrics::Metrics;
 use crate::render::{self, Placeholders};
 use crate::wakeup::Wakeup;
 
 pub const CHANNEL: &str = "mpanel_invoice_paid";
 
-/// Fulfils every paid invoice not yet fulfilled; how many it fulfilled.
-pub async fn fulfil_pending(pool: &PgPool) -> Result<usize, LedgerError> {
-    let mut count = 0;
-    while fulfil_next(pool).await? {
-        count += 1;
-    }
-    Ok(count)
+/// Invoices fulfilled at once; the work is the ledger's alone and quick.
+const PARALLEL: usize = 4;
+
+/// Why a paid invoice could not be fulfilled; `reason()` is stable (metrics, the admin API).
+#[derive(Debug, thiserror::Error)]
+pub enum FulfilmentError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("product {product:?}: {error}")]
+    Template { product: String, error: String },
+    #[error("order {0} has no items")]
+    NoItems(Uuid),
+    #[error("invoice {0} pays for nothing")]
+    PaysForNothing(Uuid),
 }
 
-async fn fulfil_next(pool: &PgPool) -> Result<bool, LedgerError> {
-    let mut tx = pool.begin().await?;
-    let invoice: Option<Invoice> = sqlx::query_as(sql!(
-        "SELECT {} FROM invoices WHERE status = 'paid' AND fulfilled_at IS NULL ORDER BY paid_at LIMIT 1 \
-         FOR UPDATE SKIP LOCKED",
-        invoices::COLUMNS
+impl FulfilmentError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Ledger(e) => e.reason(),
+            Self::Template { .. } => "TemplateNotRendered",
+            Self::NoItems(_) => "OrderHasNoItems",
+            Self::PaysForNothing(_) => "InvoicePaysForNothing",
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Fulfilled {
+    pub fulfilled: usize,
+    pub failed: usize,
+}
+
+impl std::ops::AddAssign for Fulfilled {
+    fn add_assign(&mut self, other: Self) {
+        self.fulfilled += other.fulfilled;
+        self.failed += other.failed;
+    }
+}
+
+/// Fulfils every paid invoice not yet fulfilled and not waiting for its next attempt, `PARALLEL`
+/// at a time. An `Err` is the ledger failing, not an invoice.
+pub async fn fulfil_pending(pool: &PgPool, metrics: &Metrics) -> Result<Fulfilled, LedgerError> {
+    let lanes = futures::future::join_all((0..PARALLEL).map(|_| lane(pool, metrics))).await;
+    let mut done = Fulfilled::default();
+    for lane in lanes {
+        done += lane?;
+    }
+    Ok(done)
+}
+
+/// Claims and fulfils invoices one after another until none is ready.
+async fn lane(pool: &PgPool, metrics: &Metrics) -> Result<Fulfilled, LedgerError> {
+    let mut done = Fulfilled::default();
+    loop {
+        let mut tx = pool.begin().await?;
+        let Some(invoice) = claim_next(&mut tx).await? else { return Ok(done) };
+        let item = Item::invoice(invoice.id, invoice.number.as_deref(), invoice.customer_id, invoice.subscription_id);
+        // a savepoint: a failure undoes the attempt, not the claim or its record
+        let mut attempt = tx.begin().await?;
+        match fulfil(&mut attempt, &invoice).await {
+            Ok(()) => {
+                attempt.commit().await?;
+                work_attempts::succeeded(&mut tx, &item).await?;
+                tx.commit().await?;
+                done.fulfilled += 1;
+            }
+            Err(e) => {
+                attempt.rollback().await?;
+                let words = e.to_string();
+                let failure = work_attempts::failed(&mut tx, &item, e.reason(), &words).await?;
+                tx.commit().await?;
+                metrics.work_failed(Worker::Fulfilment, e.reason());
+                tracing::warn!(
+                    invoice = ?invoice.number, attempts = failure.attempts, retry_at = %failure.next_attempt_at,
+                    error = %words, reason = e.reason(), "paid invoice not fulfilled; the others go on"
+                );
+                done.failed += 1;
+            }
+        }
+    }
+}
+
+/// The oldest paid, unfulfilled invoice that is not waiting for its next attempt and has no earlier
+/// one of its subscription still to fulfil; claimed until the transaction ends.
+async fn claim_next(tx: &mut sqlx::PgConnection) -> Result<Option<Invoice>, LedgerError> {
+    Ok(sqlx::query_as(sql!(
+        "SELECT {} FROM invoices i WHERE i.status = 'paid' AND i.fulfilled_at IS NULL \
+         AND NOT EXISTS (SELECT 1 FROM invoices e WHERE e.subscription_id = i.subscription_id \
+                         AND e.status = 'paid' AND e.fulfilled_at IS NULL AND (e.paid_at, e.id) < (i.paid_at, i.id)) \
+         AND {} ORDER BY i.paid_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+        invoices::COLUMNS,
+        Worker::Fulfilment.not_waiting("i.id::text")
     ))
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(invoice) = invoice else { return Ok(false) };
+    .fetch_optional(tx)
+    .await?)
+}
+
+async fn fulfil(tx: &mut sqlx::PgConnection, invoice: &Invoice) -> Result<(), FulfilmentError> {
     let subscription = match (invoice.subscription_id, invoice.order_id) {
-        (Some(subscription), _) => renew(&mut tx, &invoice, subscription).await?,
-        (None, Some(order)) => subscribe(&mut tx, &invoice, order).await?,
-        (None, None) => return Err(LedgerError::Invalid(format!("invoice {} pays for nothing", invoice.id))),
+        (Some(subscription), _) => renew(tx, invoice, subscription).await?,
+        (None, Some(order)) => subscribe(tx, invoice, order).await?,
+        (None, None) => return Err(FulfilmentError::PaysForNothing(invoice.id)),
     };
     sqlx::query("UPDATE invoices SET fulfilled_at = now(), subscription_id = $2 WHERE id = $1")
         .bind(invoice.id)
         .bind(subscription)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(LedgerError::from)?;
     outbox::enqueue(&mut *tx, subscription, Action::Apply).await?;
     audit::record(
         &mut *tx,
@@ -61,18 +150,17 @@ async fn fulfil_next(pool: &PgPool) -> Result<bool, LedgerError> {
         json!({"subscription": subscription}),
     )
     .await?;
-    tx.commit().await?;
-    Ok(true)
+    Ok(())
 }
 
 /// The order's first invoice: its subscription, created from the products' templates.
-async fn subscribe(tx: &mut sqlx::PgConnection, invoice: &Invoice, order_id: Uuid) -> Result<Uuid, LedgerError> {
+async fn subscribe(tx: &mut sqlx::PgConnection, invoice: &Invoice, order_id: Uuid) -> Result<Uuid, FulfilmentError> {
     let order = orders::get(&mut *tx, order_id).await?;
     // locks in the webhook's order: invoice, order, then customer (the subscription's key)
     orders::set_status(&mut *tx, order_id, "paid").await?;
     let customer = customers::get(&mut *tx, order.customer_id).await?;
     let items = orders::items(&mut *tx, order_id).await?;
-    let primary = items.first().ok_or_else(|| LedgerError::Invalid(format!("order {order_id} has no items")))?;
+    let primary = items.first().ok_or(FulfilmentError::NoItems(order_id))?;
     let resource_name = format!("sub-{}", &order_id.simple().to_string()[..10]);
     let placeholders = Placeholders {
         subscription: resource_name.clone(),
@@ -85,7 +173,7 @@ async fn subscribe(tx: &mut sqlx::PgConnection, invoice: &Invoice, order_id: Uui
         let product = catalog::by_id(&mut *tx, item.product_id).await?;
         templates.push(
             render::fill(&product.template.0, &placeholders)
-                .map_err(|e| LedgerError::Invalid(format!("product {:?}: {e}", product.slug)))?,
+                .map_err(|error| FulfilmentError::Template { product: product.slug.clone(), error })?,
         );
     }
     let resources = render::merge(&templates);
@@ -126,18 +214,23 @@ async fn renew(tx: &mut sqlx::PgConnection, invoice: &Invoice, id: Uuid) -> Resu
     Ok(id)
 }
 
-/// Runs until the process ends: fulfils on every notification, on `kick`, and every `scan`.
-pub async fn run(pool: PgPool, kick: Arc<Notify>, scan: Duration, outbox_kick: Arc<Notify>) {
+/// Runs until the process ends: fulfils on every notification, on `kick`, when the first failing
+/// invoice is due again, and every `scan`.
+pub async fn run(pool: PgPool, kick: Arc<Notify>, scan: Duration, outbox_kick: Arc<Notify>, metrics: Arc<Metrics>) {
     let mut wakeup = Wakeup::new(pool.clone(), CHANNEL, kick);
     loop {
-        match fulfil_pending(&pool).await {
-            Ok(0) => {}
-            Ok(n) => {
-                tracing::info!(invoices = n, "fulfilled paid invoices");
+        match fulfil_pending(&pool, &metrics).await {
+            Ok(done) if done.fulfilled > 0 => {
+                tracing::info!(invoices = done.fulfilled, failed = done.failed, "fulfilled paid invoices");
                 outbox_kick.notify_one();
             }
-            Err(e) => tracing::warn!(error = %e, reason = e.reason(), "fulfilling paid invoices failed"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, reason = e.reason(), "fulfilment: the ledger failed; will retry"),
         }
-        wakeup.wait(scan).await;
+        if let Ok(n) = work_attempts::count(&pool, Worker::Fulfilment).await {
+            metrics.set_work_in_backoff(Worker::Fulfilment, n);
+        }
+        let due = work_attempts::next_due(&pool, Worker::Fulfilment).await.ok().flatten();
+        wakeup.wait(work_attempts::wait_for(due, scan)).await;
     }
 }

@@ -3,17 +3,51 @@
 //! `grace_days` it is suspended (`Overdue`), after `termination_days` it is cancelled and its
 //! resource deleted. Cancelling at period end happens when the period ends. Each step is a
 //! transaction of its own with its outbox entry, and a second tick at the same time does nothing.
+//!
+//! Each step claims its rows (`FOR NO KEY UPDATE SKIP LOCKED`: the overdue invoice, then the
+//! subscription) and decides from them as they are under the claim, so two bridge replicas running
+//! a pass at once issue every renewal invoice and audit row once. A subscription whose step fails
+//! (its product lost its price) is recorded as failing and left alone until its next attempt; its
+//! later steps wait behind it, every other subscription goes on.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
+use futures::StreamExt;
 use serde::Serialize;
 use serde_json::json;
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 use uuid::Uuid;
 
+use crate::ledger::catalog::Product;
 use crate::ledger::invoices::{self, NewLine, Purpose};
 use crate::ledger::outbox::{self, Action};
+use crate::ledger::subscriptions::Subscription;
+use crate::ledger::work_attempts::{self, Item, Worker};
 use crate::ledger::{Cycle, LedgerError, audit, catalog, orders, subscriptions};
+use crate::metrics::Metrics;
 use crate::money;
+
+/// Subscriptions walked at once; the work is the ledger's alone and quick.
+const PARALLEL: usize = 4;
+
+/// Why a subscription's step failed; `reason()` is stable (metrics, the admin API).
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("no renewal price: {0}")]
+    NoRenewalPrice(String),
+}
+
+impl LifecycleError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Ledger(e) => e.reason(),
+            Self::NoRenewalPrice(_) => "NoRenewalPrice",
+        }
+    }
+}
 
 /// What one tick did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -22,26 +56,40 @@ pub struct Tick {
     pub past_due: usize,
     pub suspended: usize,
     pub cancelled: usize,
+    /// Subscriptions whose step failed; tried again after a backoff.
+    pub failed: usize,
 }
 
-/// A subscription with an unpaid renewal invoice past its due date.
-#[derive(sqlx::FromRow)]
-struct Overdue {
-    id: Uuid,
-    invoice: Uuid,
-    due_at: DateTime<Utc>,
-    grace: i32,
-    termination: i32,
-    status: String,
-    suspension: Option<String>,
+impl std::ops::AddAssign for Tick {
+    fn add_assign(&mut self, other: Self) {
+        self.renewal_invoices += other.renewal_invoices;
+        self.past_due += other.past_due;
+        self.suspended += other.suspended;
+        self.cancelled += other.cancelled;
+        self.failed += other.failed;
+    }
+}
+
+/// A step due for a subscription.
+#[derive(Debug, Clone, Copy)]
+enum Due {
+    /// Its period ends within the renewal notice: a renewal invoice, or its end when cancelled at
+    /// period end.
+    PeriodEnd,
+    /// This renewal invoice is unpaid past its due date.
+    Overdue(Uuid),
 }
 
 /// One pass of the lifecycle as of `now`.
 pub async fn tick(pool: &PgPool, now: DateTime<Utc>) -> Result<Tick, LedgerError> {
-    let mut done = Tick::default();
+    pass(pool, now, None).await
+}
+
+/// As `tick`, counting failed steps in `metrics`.
+pub async fn pass(pool: &PgPool, now: DateTime<Utc>, metrics: Option<&Metrics>) -> Result<Tick, LedgerError> {
     // periods ending: renewal invoices, and the end of subscriptions cancelled at period end
-    let due: Vec<(Uuid, bool)> = sqlx::query_as(
-        "SELECT s.id, s.cancel_at_period_end FROM subscriptions s JOIN products p ON p.id = s.product_id \
+    let ending: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT s.id FROM subscriptions s JOIN products p ON p.id = s.product_id \
          WHERE s.status IN ('active', 'past_due', 'suspended') AND s.current_period_end IS NOT NULL \
            AND s.current_period_end - make_interval(days => p.renewal_notice_days) <= $1 \
            AND NOT EXISTS (SELECT 1 FROM invoices i WHERE i.subscription_id = s.id AND i.status <> 'void' \
@@ -50,87 +98,221 @@ pub async fn tick(pool: &PgPool, now: DateTime<Utc>) -> Result<Tick, LedgerError
     .bind(now)
     .fetch_all(pool)
     .await?;
-    for (id, cancel_at_end) in due {
-        if cancel_at_end {
-            if end_cancelled(pool, id, now).await? {
-                done.cancelled += 1;
-            }
-        } else if issue_renewal(pool, id).await? {
-            done.renewal_invoices += 1;
-        }
-    }
+    let mut done = walk_all(pool, ending.iter().map(|id| (*id, vec![Due::PeriodEnd])).collect(), now, metrics).await?;
     // unpaid renewals: past due, then suspended, then cancelled, by the product's periods
-    let overdue: Vec<Overdue> = sqlx::query_as(
-        "SELECT s.id, i.id AS invoice, i.due_at, p.grace_days AS grace, p.termination_days AS termination, s.status, \
-                s.suspension_reason AS suspension \
-         FROM invoices i JOIN subscriptions s ON s.id = i.subscription_id JOIN products p ON p.id = s.product_id \
-         WHERE i.status = 'issued' AND i.due_at < $1 AND s.status IN ('active', 'past_due', 'suspended')",
+    let overdue: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT s.id, i.id FROM invoices i JOIN subscriptions s ON s.id = i.subscription_id \
+         WHERE i.status = 'issued' AND i.due_at < $1 AND s.status IN ('active', 'past_due', 'suspended') \
+         ORDER BY i.due_at, i.id",
     )
     .bind(now)
     .fetch_all(pool)
     .await?;
-    for Overdue { id, invoice, due_at, grace, termination, status, suspension } in overdue {
+    let mut by_subscription: BTreeMap<Uuid, Vec<Due>> = BTreeMap::new();
+    for (id, invoice) in &overdue {
+        by_subscription.entry(*id).or_default().push(Due::Overdue(*invoice));
+    }
+    done += walk_all(pool, by_subscription, now, metrics).await?;
+    let to_do: Vec<String> = ending.iter().chain(overdue.iter().map(|(id, _)| id)).map(Uuid::to_string).collect();
+    work_attempts::forget_all_but(pool, Worker::Lifecycle, &to_do).await?;
+    Ok(done)
+}
+
+/// Walks each subscription's steps, `PARALLEL` subscriptions at a time; those waiting for their
+/// next attempt are left alone.
+async fn walk_all(
+    pool: &PgPool,
+    work: BTreeMap<Uuid, Vec<Due>>,
+    now: DateTime<Utc>,
+    metrics: Option<&Metrics>,
+) -> Result<Tick, LedgerError> {
+    let waiting = work_attempts::waiting_keys(pool, Worker::Lifecycle).await?;
+    let walks: Vec<Result<Tick, LedgerError>> = futures::stream::iter(work)
+        .filter(|(id, _)| std::future::ready(!waiting.contains(&id.to_string())))
+        .map(|(id, steps)| walk(pool, id, steps, now, metrics))
+        .buffer_unordered(PARALLEL)
+        .collect()
+        .await;
+    let mut done = Tick::default();
+    for walked in walks {
+        done += walked?;
+    }
+    Ok(done)
+}
+
+/// A subscription's steps in order, each claimed and done in a transaction of its own; a failing
+/// step is recorded, and the steps after it wait for the next pass after its backoff.
+async fn walk(
+    pool: &PgPool,
+    id: Uuid,
+    steps: Vec<Due>,
+    now: DateTime<Utc>,
+    metrics: Option<&Metrics>,
+) -> Result<Tick, LedgerError> {
+    let item = Item::subscription(Worker::Lifecycle, id);
+    let mut done = Tick::default();
+    for due in steps {
         let mut tx = pool.begin().await?;
-        let action = if now >= due_at + Duration::days(termination.into()) {
-            // the invoice first, as a payment locks it first: a payment racing this pass wins
-            invoices::void(&mut *tx, invoice).await?;
-            subscriptions::transition(&mut *tx, id, &["active", "past_due", "suspended"], "cancelled").await?;
-            done.cancelled += 1;
-            Some((Action::Delete, "subscription.terminated"))
-        } else if now >= due_at + Duration::days(grace.into()) && suspension.is_none() {
-            subscriptions::transition(&mut *tx, id, &["active", "past_due"], "suspended").await?;
-            subscriptions::set_suspension(&mut *tx, id, Some("Overdue")).await?;
-            done.suspended += 1;
-            Some((Action::Apply, "subscription.suspended"))
-        } else if status == "active" {
-            subscriptions::transition(&mut *tx, id, &["active"], "past_due").await?;
-            done.past_due += 1;
-            Some((Action::Apply, "subscription.past_due"))
-        } else {
-            None
-        };
-        if let Some((action, what)) = action {
-            outbox::enqueue(&mut *tx, id, action).await?;
-            audit::record(&mut *tx, "lifecycle", what, "subscription", &id.to_string(), json!({"at": now})).await?;
+        // claimed by another replica, or paid meanwhile: not this pass's to do
+        let Some(claimed) = claim(&mut tx, id, due).await? else { continue };
+        // a savepoint: a failure undoes the step, not the claim or its record
+        let mut attempt = tx.begin().await?;
+        match step(&mut attempt, &claimed, now).await {
+            Ok(did) => {
+                attempt.commit().await?;
+                work_attempts::succeeded(&mut tx, &item).await?;
+                tx.commit().await?;
+                done += did;
+            }
+            Err(e) => {
+                attempt.rollback().await?;
+                let words = e.to_string();
+                let failure = work_attempts::failed(&mut tx, &item, e.reason(), &words).await?;
+                tx.commit().await?;
+                if let Some(metrics) = metrics {
+                    metrics.work_failed(Worker::Lifecycle, e.reason());
+                }
+                tracing::warn!(
+                    subscription = %id, attempts = failure.attempts, retry_at = %failure.next_attempt_at,
+                    error = %words, reason = e.reason(), "lifecycle step failed; the other subscriptions go on"
+                );
+                done.failed += 1;
+                break;
+            }
         }
-        tx.commit().await?;
+    }
+    Ok(done)
+}
+
+/// The rows a step works on, claimed.
+struct Claimed {
+    subscription: Subscription,
+    /// The overdue renewal invoice and its due date.
+    overdue: Option<(Uuid, DateTime<Utc>)>,
+}
+
+/// Claims the step's rows in the order a payment locks them (the invoice, then the subscription),
+/// so a payment racing this pass waits or is waited for, never deadlocks. None when another
+/// transaction holds one of them, or the invoice is no longer unpaid.
+async fn claim(tx: &mut sqlx::PgConnection, id: Uuid, due: Due) -> Result<Option<Claimed>, LedgerError> {
+    let overdue = match due {
+        Due::PeriodEnd => None,
+        Due::Overdue(invoice) => {
+            let due_at: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
+                "SELECT due_at FROM invoices WHERE id = $1 AND subscription_id = $2 AND status = 'issued' \
+                 FOR NO KEY UPDATE SKIP LOCKED",
+            )
+            .bind(invoice)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(due_at) = due_at.flatten() else { return Ok(None) };
+            Some((invoice, due_at))
+        }
+    };
+    Ok(subscriptions::claim(tx, id).await?.map(|subscription| Claimed { subscription, overdue }))
+}
+
+/// Does what is due as the claimed rows say now (another replica may have done it already).
+async fn step(tx: &mut sqlx::PgConnection, claimed: &Claimed, now: DateTime<Utc>) -> Result<Tick, LifecycleError> {
+    let sub = &claimed.subscription;
+    if !matches!(sub.status.as_str(), "active" | "past_due" | "suspended") {
+        return Ok(Tick::default());
+    }
+    let product = catalog::by_id(&mut *tx, sub.product_id).await?;
+    match claimed.overdue {
+        None if sub.cancel_at_period_end => end_cancelled(tx, sub, now).await,
+        None => issue_renewal(tx, sub, &product, now).await,
+        Some((invoice, due_at)) => overdue(tx, sub, &product, invoice, due_at, now).await.map_err(Into::into),
+    }
+}
+
+/// Past due, then suspended, then cancelled, by the product's periods counted from `due_at`.
+async fn overdue(
+    tx: &mut sqlx::PgConnection,
+    sub: &Subscription,
+    product: &Product,
+    invoice: Uuid,
+    due_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Tick, LedgerError> {
+    let id = sub.id;
+    let mut done = Tick::default();
+    let action = if now >= due_at + Duration::days(product.termination_days.into()) {
+        invoices::void(&mut *tx, invoice).await?;
+        let changed =
+            subscriptions::transition(&mut *tx, id, &["active", "past_due", "suspended"], "cancelled").await?;
+        done.cancelled = usize::from(changed.is_some());
+        changed.map(|_| (Action::Delete, "subscription.terminated"))
+    } else if now >= due_at + Duration::days(product.grace_days.into()) && sub.suspension_reason.is_none() {
+        let changed = subscriptions::transition(&mut *tx, id, &["active", "past_due"], "suspended").await?;
+        if changed.is_some() {
+            subscriptions::set_suspension(&mut *tx, id, Some("Overdue")).await?;
+        }
+        done.suspended = usize::from(changed.is_some());
+        changed.map(|_| (Action::Apply, "subscription.suspended"))
+    } else if sub.status == "active" {
+        let changed = subscriptions::transition(&mut *tx, id, &["active"], "past_due").await?;
+        done.past_due = usize::from(changed.is_some());
+        changed.map(|_| (Action::Apply, "subscription.past_due"))
+    } else {
+        None
+    };
+    if let Some((action, what)) = action {
+        outbox::enqueue(&mut *tx, id, action).await?;
+        audit::record(&mut *tx, "lifecycle", what, "subscription", &id.to_string(), json!({"at": now})).await?;
     }
     Ok(done)
 }
 
 /// Runs until the process ends: a pass as of now, `every` so often.
-pub async fn run(pool: PgPool, every: std::time::Duration) {
+pub async fn run(pool: PgPool, every: std::time::Duration, metrics: std::sync::Arc<Metrics>) {
     loop {
-        match tick(&pool, Utc::now()).await {
+        match pass(&pool, Utc::now(), Some(&metrics)).await {
             Ok(done) if done != Tick::default() => tracing::info!(?done, "lifecycle pass"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, reason = e.reason(), "lifecycle pass failed"),
+        }
+        if let Ok(n) = work_attempts::count(&pool, Worker::Lifecycle).await {
+            metrics.set_work_in_backoff(Worker::Lifecycle, n);
         }
         tokio::time::sleep(every).await;
     }
 }
 
-/// The invoice for the period after the current one, due when the current one ends.
-async fn issue_renewal(pool: &PgPool, id: Uuid) -> Result<bool, LedgerError> {
-    let mut tx = pool.begin().await?;
-    let sub = subscriptions::lock(&mut tx, id).await?;
-    let Some(start) = sub.current_period_end else { return Ok(false) };
+/// The invoice for the period after the current one, due when the current one ends; none when the
+/// period is not within the notice yet or its invoice exists.
+async fn issue_renewal(
+    tx: &mut sqlx::PgConnection,
+    sub: &Subscription,
+    product: &Product,
+    now: DateTime<Utc>,
+) -> Result<Tick, LifecycleError> {
+    let id = sub.id;
+    let Some(start) = sub.current_period_end else { return Ok(Tick::default()) };
+    if start - Duration::days(product.renewal_notice_days.into()) > now {
+        return Ok(Tick::default());
+    }
     let exists: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM invoices WHERE subscription_id = $1 AND status <> 'void' AND period_start = $2)",
     )
     .bind(id)
     .bind(start)
     .fetch_one(&mut *tx)
-    .await?;
+    .await
+    .map_err(LedgerError::from)?;
     if exists {
-        return Ok(false);
+        return Ok(Tick::default());
     }
     let cycle: Cycle = sub.cycle.parse()?;
     let end = cycle.after(start);
     let mut lines = Vec::new();
     for item in orders::items(&mut *tx, sub.order_id).await? {
         let product = catalog::by_id(&mut *tx, item.product_id).await?;
-        let cents = catalog::price_cents(&mut *tx, &product, cycle, "renewal").await?;
+        let cents = catalog::price_cents(&mut *tx, &product, cycle, "renewal").await.map_err(|e| match e {
+            LedgerError::Invalid(words) => LifecycleError::NoRenewalPrice(words),
+            other => other.into(),
+        })?;
         lines.push(NewLine {
             kind: "item",
             description: format!(
@@ -146,7 +328,7 @@ async fn issue_renewal(pool: &PgPool, id: Uuid) -> Result<bool, LedgerError> {
     }
     let order = orders::get(&mut *tx, sub.order_id).await?;
     let invoice = invoices::create_draft(
-        &mut tx,
+        tx,
         sub.tenant_id,
         sub.customer_id,
         &order.currency,
@@ -164,22 +346,24 @@ async fn issue_renewal(pool: &PgPool, id: Uuid) -> Result<bool, LedgerError> {
         json!({"subscription": id, "total": issued.total, "due": start}),
     )
     .await?;
-    tx.commit().await?;
-    Ok(true)
+    Ok(Tick { renewal_invoices: 1, ..Tick::default() })
 }
 
-async fn end_cancelled(pool: &PgPool, id: Uuid, now: DateTime<Utc>) -> Result<bool, LedgerError> {
-    let mut tx = pool.begin().await?;
-    let sub = subscriptions::lock(&mut tx, id).await?;
+/// A subscription cancelled at period end ends when the period does.
+async fn end_cancelled(
+    tx: &mut sqlx::PgConnection,
+    sub: &Subscription,
+    now: DateTime<Utc>,
+) -> Result<Tick, LifecycleError> {
+    let id = sub.id;
     if sub.current_period_end.is_none_or(|end| end > now) {
-        return Ok(false);
+        return Ok(Tick::default());
     }
     if subscriptions::transition(&mut *tx, id, &["active", "past_due", "suspended"], "cancelled").await?.is_none() {
-        return Ok(false);
+        return Ok(Tick::default());
     }
     outbox::enqueue(&mut *tx, id, Action::Delete).await?;
     audit::record(&mut *tx, "lifecycle", "subscription.ended", "subscription", &id.to_string(), json!({"at": now}))
         .await?;
-    tx.commit().await?;
-    Ok(true)
+    Ok(Tick { cancelled: 1, ..Tick::default() })
 }

@@ -112,11 +112,11 @@ async fn run(cfg: Serve) -> anyhow::Result<()> {
     let outbox_kick = Arc::new(Notify::new());
     let scan = Duration::from_secs(cfg.scan_seconds.max(1));
 
-    tokio::spawn(fulfilment::run(pool.clone(), fulfil.clone(), scan, outbox_kick.clone()));
+    tokio::spawn(fulfilment::run(pool.clone(), fulfil.clone(), scan, outbox_kick.clone(), metrics.clone()));
     tokio::spawn(outbox_worker::run(pool.clone(), kube.clone(), outbox_kick, scan, metrics.clone()));
     tokio::spawn(activation::run(pool.clone(), kube.clone(), stripe.clone(), metrics.clone(), scan));
     if cfg.lifecycle_seconds > 0 {
-        tokio::spawn(lifecycle::run(pool.clone(), Duration::from_secs(cfg.lifecycle_seconds)));
+        tokio::spawn(lifecycle::run(pool.clone(), Duration::from_secs(cfg.lifecycle_seconds), metrics.clone()));
     }
 
     let state = Arc::new(AppState {

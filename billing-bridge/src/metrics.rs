@@ -7,6 +7,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::ledger::outbox::Action;
+use crate::ledger::work_attempts::Worker;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WebhookLabels {
@@ -25,6 +26,18 @@ pub struct ActionLabels {
     pub action: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkerLabels {
+    pub worker: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkFailureLabels {
+    pub worker: &'static str,
+    /// the error's stable code
+    pub reason: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub webhook_events: Family<WebhookLabels, Counter>,
@@ -32,6 +45,8 @@ pub struct Metrics {
     pub outbox_applied: Family<ActionLabels, Counter>,
     pub outbox_pending: Gauge,
     pub activation_errors: Counter,
+    pub work_failures: Family<WorkFailureLabels, Counter>,
+    pub work_in_backoff: Family<WorkerLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -59,13 +74,42 @@ impl Default for Metrics {
             "Subscription status changes the ledger could not take",
             activation_errors.clone(),
         );
-        Self { registry, webhook_events, checkouts, outbox_applied, outbox_pending, activation_errors }
+        let work_failures = Family::<WorkFailureLabels, Counter>::default();
+        registry.register(
+            "work_failures",
+            "Failed attempts at a worker's item (outbox entry, invoice, subscription), by worker and reason",
+            work_failures.clone(),
+        );
+        let work_in_backoff = Family::<WorkerLabels, Gauge>::default();
+        registry.register(
+            "work_in_backoff",
+            "Failing items a worker leaves alone until their next attempt, by worker",
+            work_in_backoff.clone(),
+        );
+        Self {
+            registry,
+            webhook_events,
+            checkouts,
+            outbox_applied,
+            outbox_pending,
+            activation_errors,
+            work_failures,
+            work_in_backoff,
+        }
     }
 }
 
 impl Metrics {
     pub fn outbox_applied(&self, action: Action) {
         self.outbox_applied.get_or_create(&ActionLabels { action: action.as_str() }).inc();
+    }
+
+    pub fn work_failed(&self, worker: Worker, reason: &'static str) {
+        self.work_failures.get_or_create(&WorkFailureLabels { worker: worker.as_str(), reason }).inc();
+    }
+
+    pub fn set_work_in_backoff(&self, worker: Worker, items: i64) {
+        self.work_in_backoff.get_or_create(&WorkerLabels { worker: worker.as_str() }).set(items);
     }
 
     pub fn encode(&self) -> String {

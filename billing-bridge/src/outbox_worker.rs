@@ -2,6 +2,11 @@
 //! apply, field manager `billing-bridge`) or deletes it. An entry is done only once Kubernetes took
 //! it, so an outage loses nothing: the entries wait, in order, and are applied when it is back.
 //! Applying renders from the current ledger, so what lands is the intended state, once.
+//!
+//! Each entry is claimed (`FOR UPDATE SKIP LOCKED`) for as long as it is carried out, so bridge
+//! replicas on one ledger never carry out one entry twice, and entries of different subscriptions
+//! go on in parallel. One that fails waits for its next attempt (backoff) without holding back any
+//! other subscription: a customer whose namespace is stuck terminating stalls only itself.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +20,7 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 
 use crate::ledger::outbox::{self, Action, Entry};
+use crate::ledger::work_attempts::{self, Item, Worker};
 use crate::ledger::{Cycle, LedgerError, catalog, customers, subscriptions};
 use crate::metrics::Metrics;
 use crate::render::{self, Billed, FIELD_MANAGER, MAILBOX_PASSWORD_KEY};
@@ -22,11 +28,14 @@ use crate::wakeup::Wakeup;
 
 pub const CHANNEL: &str = "mpanel_outbox";
 
+/// Entries carried out at once, each holding its claim (a connection) while Kubernetes answers.
+const PARALLEL: usize = 8;
+
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
     #[error(transparent)]
     Ledger(#[from] LedgerError),
-    #[error("Kubernetes: {0}")]
+    #[error("Kubernetes: {}", kube_words(.0))]
     Kubernetes(#[from] kube::Error),
     #[error("rendering the Subscription: {0}")]
     Render(String),
@@ -36,36 +45,91 @@ impl OutboxError {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::Ledger(e) => e.reason(),
+            Self::Kubernetes(kube::Error::Api(status)) if terminating(status) => "NamespaceTerminating",
+            Self::Kubernetes(kube::Error::Api(status)) if (400..500).contains(&status.code) => "KubernetesRefused",
             Self::Kubernetes(_) => "KubernetesUnavailable",
             Self::Render(_) => "RenderFailed",
         }
     }
 }
 
-/// Works off every pending entry; stops at the first failure (the API is likely down) and says so.
-pub async fn drain(pool: &PgPool, client: &Client, metrics: &Metrics) -> Result<usize, OutboxError> {
-    let mut count = 0;
+/// The API server's own words for a refusal (not the whole status object), else the error.
+fn kube_words(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => format!("{} ({} {})", status.message, status.code, status.reason),
+        other => other.to_string(),
+    }
+}
+
+/// A write refused because the namespace is being deleted: it stays refused until the namespace is
+/// gone, however often it is tried.
+fn terminating(status: &kube::core::Status) -> bool {
+    let cause = status.details.as_ref().is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating"));
+    cause || status.message.contains("because it is being terminated")
+}
+
+/// What one drain did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    pub applied: usize,
+    pub failed: usize,
+}
+
+impl std::ops::AddAssign for Drained {
+    fn add_assign(&mut self, other: Self) {
+        self.applied += other.applied;
+        self.failed += other.failed;
+    }
+}
+
+/// Works off every pending entry that is not waiting for its next attempt, `PARALLEL` at a time.
+/// A failing entry is recorded with its error and tried again after a backoff, while every other
+/// subscription's entries go on; only the later entries of its own subscription wait behind it.
+/// An `Err` is the ledger failing, not an entry.
+pub async fn drain(pool: &PgPool, client: &Client, metrics: &Metrics) -> Result<Drained, OutboxError> {
+    let lanes = futures::future::join_all((0..PARALLEL).map(|_| lane(pool, client, metrics))).await;
+    let mut drained = Drained::default();
+    for lane in lanes {
+        drained += lane?;
+    }
+    Ok(drained)
+}
+
+/// Claims and carries out entries one after another until none is ready.
+async fn lane(pool: &PgPool, client: &Client, metrics: &Metrics) -> Result<Drained, OutboxError> {
+    let mut drained = Drained::default();
     loop {
         let mut tx = pool.begin().await.map_err(LedgerError::from)?;
-        let Some(entry) = outbox::next(&mut tx).await? else { return Ok(count) };
-        match carry_out(pool, client, &entry).await {
+        let Some(entry) = outbox::next(&mut tx).await? else { return Ok(drained) };
+        let item = Item::outbox(entry.id, entry.subscription_id);
+        match carry_out(&mut tx, client, &entry).await {
             Ok(()) => {
                 outbox::done(&mut *tx, &entry).await?;
+                work_attempts::succeeded(&mut tx, &item).await?;
                 tx.commit().await.map_err(LedgerError::from)?;
                 metrics.outbox_applied(entry.action());
-                count += 1;
+                drained.applied += 1;
             }
             Err(e) => {
-                outbox::failed(&mut *tx, &entry, &e.to_string()).await?;
+                let words = e.to_string();
+                outbox::failed(&mut *tx, &entry, &words).await?;
+                let failure = work_attempts::failed(&mut tx, &item, e.reason(), &words).await?;
                 tx.commit().await.map_err(LedgerError::from)?;
-                return Err(e);
+                metrics.work_failed(Worker::Outbox, e.reason());
+                tracing::warn!(
+                    entry = entry.id, subscription = %entry.subscription_id, attempts = failure.attempts,
+                    retry_at = %failure.next_attempt_at, error = %words, reason = e.reason(),
+                    "outbox entry not applied; the others go on"
+                );
+                drained.failed += 1;
             }
         }
     }
 }
 
-async fn carry_out(pool: &PgPool, client: &Client, entry: &Entry) -> Result<(), OutboxError> {
-    let sub = subscriptions::get(pool, entry.subscription_id).await?;
+/// Reads the ledger on the claim's own connection, so a lane needs one connection, not two.
+async fn carry_out(db: &mut sqlx::PgConnection, client: &Client, entry: &Entry) -> Result<(), OutboxError> {
+    let sub = subscriptions::get(&mut *db, entry.subscription_id).await?;
     let api: Api<Subscription> = Api::namespaced(client.clone(), &sub.namespace);
     match entry.action() {
         Action::Delete => match api.delete(&sub.resource_name, &DeleteParams::background()).await {
@@ -74,15 +138,15 @@ async fn carry_out(pool: &PgPool, client: &Client, entry: &Entry) -> Result<(), 
             Err(e) => Err(e.into()),
         },
         Action::Apply => {
-            let customer = customers::get(pool, sub.customer_id).await?;
-            let product = catalog::by_id(pool, sub.product_id).await?;
+            let customer = customers::get(&mut *db, sub.customer_id).await?;
+            let product = catalog::by_id(&mut *db, sub.product_id).await?;
             let (invoice, paid_at): (Option<String>, Option<chrono::DateTime<chrono::Utc>>) = sqlx::query_as(
                 "SELECT number, paid_at FROM invoices WHERE (subscription_id = $1 OR order_id = $2) \
                  AND status = 'paid' ORDER BY paid_at DESC LIMIT 1",
             )
             .bind(sub.id)
             .bind(sub.order_id)
-            .fetch_optional(pool)
+            .fetch_optional(&mut *db)
             .await
             .map_err(LedgerError::from)?
             .unwrap_or((None, None));
@@ -162,8 +226,8 @@ where
     }
 }
 
-/// Runs until the process ends: drains on every notification and kick, retries failures with a
-/// growing pause (1 s to 30 s), and looks again every `scan`.
+/// Runs until the process ends: drains on every notification and kick, when the first failing
+/// entry is due again, and every `scan`. Only a ledger failure pauses the whole worker (1 s to 30 s).
 pub async fn run(pool: PgPool, client: Client, kick: Arc<Notify>, scan: Duration, metrics: Arc<Metrics>) {
     let mut wakeup = Wakeup::new(pool.clone(), CHANNEL, kick);
     let mut pause = Duration::from_secs(1);
@@ -171,20 +235,23 @@ pub async fn run(pool: PgPool, client: Client, kick: Arc<Notify>, scan: Duration
         let failed = match drain(&pool, &client, &metrics).await {
             Ok(_) => false,
             Err(e) => {
-                tracing::warn!(error = %e, reason = e.reason(), retry_in = ?pause, "outbox entry not applied; will retry");
+                tracing::warn!(error = %e, reason = e.reason(), retry_in = ?pause, "outbox: the ledger failed; will retry");
                 true
             }
         };
         if let Ok(n) = outbox::pending(&pool).await {
             metrics.outbox_pending.set(n);
         }
+        if let Ok(n) = work_attempts::count(&pool, Worker::Outbox).await {
+            metrics.set_work_in_backoff(Worker::Outbox, n);
+        }
         if failed {
-            // a pause no notification cuts short: Kubernetes is likely down
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(30));
         } else {
             pause = Duration::from_secs(1);
-            wakeup.wait(scan).await;
+            let due = work_attempts::next_due(&pool, Worker::Outbox).await.ok().flatten();
+            wakeup.wait(work_attempts::wait_for(due, scan)).await;
         }
     }
 }

@@ -23,6 +23,9 @@ use crate::ledger::{LedgerError, audit, customers, invoices, orders, subscriptio
 use crate::refunds::{self, RefundError};
 use crate::render;
 
+#[path = "admin_work.rs"]
+mod admin_work;
+
 type Shared = State<Arc<AppState>>;
 type Reply = Result<Json<Value>, ApiError>;
 
@@ -40,6 +43,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/subscriptions", get(list_subscriptions))
         .route("/subscriptions/{id}", get(get_subscription))
         .route("/subscriptions/{id}/cancel", post(cancel_subscription))
+        .route("/work/failing", get(admin_work::list_failing))
 }
 
 /// The caller, if its token is known and its role is at least `needed`.

@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod payments;
 pub mod subscriptions;
 pub mod tokens;
+pub mod work_attempts;
 
 use std::fmt;
 use std::str::FromStr;

@@ -6,6 +6,7 @@ use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use super::LedgerError;
+use super::work_attempts::Worker;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Action {
@@ -47,14 +48,17 @@ pub async fn enqueue(db: impl PgExecutor<'_>, subscription: Uuid, action: Action
     Ok(())
 }
 
-/// The oldest pending entry, locked; entries of one subscription come out in the order written.
+/// The oldest pending entry, claimed (locked until the transaction ends; another worker or bridge
+/// replica skips it): entries of one subscription come out in the order written, one at a time, and
+/// an entry waiting for its next attempt holds back the later entries of its subscription only.
 pub async fn next(tx: &mut sqlx::PgConnection) -> Result<Option<Entry>, LedgerError> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(sql!(
         "SELECT id, subscription_id, action, attempts FROM outbox o WHERE done_at IS NULL \
          AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.subscription_id = o.subscription_id \
                          AND e.done_at IS NULL AND e.id < o.id) \
-         ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
-    )
+         AND {} ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+        Worker::Outbox.not_waiting("o.id::text")
+    ))
     .fetch_optional(tx)
     .await?)
 }

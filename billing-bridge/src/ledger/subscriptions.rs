@@ -97,6 +97,16 @@ pub async fn lock(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<Subscription,
         .ok_or_else(|| LedgerError::NotFound(format!("subscription {id}")))
 }
 
+/// The subscription, locked until the transaction ends, unless another transaction (a worker of
+/// another bridge replica) holds it now: then None, and that one does the work. Row locks that
+/// only guard references to it (an outbox entry being written) do not count.
+pub async fn claim(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<Option<Subscription>, LedgerError> {
+    Ok(sqlx::query_as(sql!("SELECT {COLUMNS} FROM subscriptions WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED"))
+        .bind(id)
+        .fetch_optional(tx)
+        .await?)
+}
+
 pub async fn list(db: impl PgExecutor<'_>, status: Option<&str>) -> Result<Vec<Subscription>, LedgerError> {
     Ok(sqlx::query_as(sql!(
         "SELECT {COLUMNS} FROM subscriptions WHERE ($1::text IS NULL OR status = $1) ORDER BY created_at DESC LIMIT 500"
