@@ -256,3 +256,97 @@ fn the_full_stack_example_becomes_active() -> anyhow::Result<()> {
     assert_eq!(resources.len(), 5, "{resources:?}");
     Ok(())
 }
+
+/// The DNS names in the certificate of the TLS Secret `name`, as openssl reads them.
+fn certificate_names(tb: &Testbed, ns: &str, name: &str) -> anyhow::Result<String> {
+    use std::io::Write;
+    let template = r#"--template={{index .data "tls.crt" | base64decode}}"#;
+    let pem = tb.kubectl_ok(&["get", "secret", name, "-n", ns, "-o", "go-template", template], None)?;
+    let mut child = Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "subjectAltName"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("running openssl")?;
+    child.stdin.take().context("openssl stdin")?.write_all(pem.as_bytes())?;
+    Ok(String::from_utf8(child.wait_with_output()?.stdout)?)
+}
+
+/// A Subscription of two CloudPods, a zone with two records, a mailbox with two aliases and a
+/// certificate for two names; `full: false` drops one of each.
+fn composed(h: &Harness, full: bool) -> Value {
+    let d = h.domain();
+    let pod = |name: &str, address: &str| {
+        json!({"name": name, "spec": {"plan": "mini", "type": "lxc", "template": "100", "hostname": name,
+            "resources": {"cores": 1, "memoryMiB": 512, "diskGiB": 8},
+            "network": {"bridge": "vmbr0", "ipv4": {"address": address, "gateway": "203.0.113.1"}}}})
+    };
+    let mut pods = vec![pod("app", "203.0.113.84/24")];
+    let mut records = vec![json!({"name": "www", "type": "A", "values": ["192.0.2.10"]})];
+    let mut aliases = vec![format!("info@{d}")];
+    let mut names = vec![d.clone()];
+    if full {
+        pods.push(pod("extra", "203.0.113.85/24"));
+        records.push(json!({"name": "old", "type": "A", "values": ["192.0.2.11"]}));
+        aliases.push(format!("old@{d}"));
+        names.push(format!("www.{d}"));
+    }
+    json!({
+        "customer": {"id": "acme", "email": "billing@acme.example"},
+        "product": "business-hosting",
+        "billing": {"state": "Paid", "paidUntil": "2027-06-30", "invoice": "INV-2026-000002"},
+        "resources": {
+            "cloudPods": pods,
+            "dnsZones": [{"name": "zone", "spec": {"zone": format!("{d}."), "nameservers": [format!("ns1.{}.net.", h.ns.name)],
+                "records": records}}],
+            "mailboxes": [{"name": "admin", "spec": {"address": format!("admin@{d}"), "quotaMiB": 10, "aliases": aliases,
+                "passwordSecretRef": {"name": "admin-password", "key": "password"}}}],
+            "certificates": [{"name": "tls", "spec": {"dnsNames": names, "secretName": "site-tls", "issuer": "letsencrypt"}}]
+        }
+    })
+}
+
+#[test]
+fn what_the_templates_no_longer_say_is_removed_from_the_children_and_the_systems_behind_them() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let h = Harness::new(&tb, "sub-removal")?;
+    let _op = h.operator()?;
+    let (d, ns) = (h.domain(), h.ns.name.clone());
+    let alias_row = |address: &str| -> anyhow::Result<bool> {
+        Ok(mpanel_tests::mail::mailcore_sql(&tb, &format!("SELECT 1 FROM alias WHERE address = '{address}'"))?
+            .is_some())
+    };
+    h.apply(composed(&h, true))?;
+    h.wait("became Active", |s| s["status"]["phase"] == "Active")?;
+    assert_eq!(tb.dig(&format!("old.{d}"), "A")?.answers, ["192.0.2.11"]);
+    assert!(alias_row(&format!("old@{d}"))?);
+    assert_eq!(h.guests()?.len(), 2);
+    assert!(certificate_names(&tb, &ns, "site-tls")?.contains(&format!("DNS:www.{d}")));
+
+    // a record a person adds to the child zone is theirs (another field manager)
+    let manual = json!({"apiVersion": "mpanel.migrahosting.com/v1alpha1", "kind": "DnsZone",
+        "metadata": {"name": "zone", "namespace": ns},
+        "spec": {"records": [{"name": "manual", "type": "TXT", "values": ["kept"]}]}});
+    tb.kubectl_ok(&["apply", "--server-side", "--field-manager=person", "-f", "-"], Some(&manual.to_string()))?;
+    let served = eventually(WAIT, || Ok(tb.dig(&format!("manual.{d}"), "TXT")?.answers == ["\"kept\""]))?;
+    assert!(served, "the person's record is served");
+
+    h.apply(composed(&h, false))?;
+    let gone = eventually(WAIT, || Ok(tb.dig(&format!("old.{d}"), "A")?.rcode == "NXDOMAIN"))?;
+    assert!(gone, "the dropped record still resolves: {:?}", tb.dig(&format!("old.{d}"), "A")?);
+    assert_eq!(tb.dig(&format!("www.{d}"), "A")?.answers, ["192.0.2.10"], "the kept record stays");
+    assert_eq!(tb.dig(&format!("manual.{d}"), "TXT")?.answers, ["\"kept\""], "the person's record stays");
+    let alias_gone = eventually(WAIT, || Ok(!alias_row(&format!("old@{d}"))?))?;
+    assert!(alias_gone, "the dropped alias still delivers");
+    assert!(alias_row(&format!("info@{d}"))?, "the kept alias stays");
+    let pod_gone = eventually(WAIT, || Ok(h.guests()?.len() == 1))?;
+    assert!(pod_gone, "the dropped CloudPod's guest is still there: {:?}", h.guests()?);
+    assert!(!tb.kubectl(&["get", "cloudpod", "extra", "-n", &ns], None)?.success);
+    let reissued = eventually(Duration::from_secs(120), || {
+        Ok(!certificate_names(&tb, &ns, "site-tls")?.contains(&format!("DNS:www.{d}")))
+    })?;
+    assert!(reissued, "the certificate still names www: {}", certificate_names(&tb, &ns, "site-tls")?);
+    assert!(certificate_names(&tb, &ns, "site-tls")?.contains(&format!("DNS:{d}")));
+    h.wait("became Active again", |s| s["status"]["phase"] == "Active")?;
+    Ok(())
+}

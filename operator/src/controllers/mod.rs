@@ -373,10 +373,15 @@ pub async fn read_secret_key(
     Ok(Ok((text, secret.resource_version().unwrap_or_default())))
 }
 
-/// Server-side applies `want` to `name` as `field_manager`, unless `existing` (the object as just
-/// read) already holds every field of it: a resync that finds it so writes nothing. Returns the
-/// object as it is now.
-pub async fn apply_unless_held<K>(
+/// The annotation with a digest of the configuration a controller last applied to an object.
+pub const APPLIED_ANNOTATION: &str = "mpanel.migrahosting.com/applied";
+
+/// Server-side applies `want` to `name` as `field_manager`, so that among the fields this manager
+/// owns the object has exactly what `want` says: a field `want` no longer carries (a record, an
+/// alias, a name) is removed, unless another writer owns it too. A resync that finds the object
+/// carrying this very configuration (its digest in [`APPLIED_ANNOTATION`]) and holding every field
+/// of it writes nothing. Returns the object as it is now.
+pub async fn apply_owned<K>(
     api: &Api<K>,
     existing: Option<K>,
     name: &str,
@@ -386,10 +391,23 @@ pub async fn apply_unless_held<K>(
 where
     K: Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
+    let digest = digest(want);
+    let mut want = want.clone();
+    want["metadata"]["annotations"][APPLIED_ANNOTATION] = serde_json::Value::String(digest.clone());
     match existing {
-        Some(obj) if holds(&obj, want) => Ok(obj),
-        _ => api.patch(name, &PatchParams::apply(field_manager).force(), &Patch::Apply(want)).await,
+        Some(obj) if obj.annotations().get(APPLIED_ANNOTATION) == Some(&digest) && holds(&obj, &want) => Ok(obj),
+        _ => api.patch(name, &PatchParams::apply(field_manager).force(), &Patch::Apply(&want)).await,
     }
+}
+
+/// A digest of a configuration (64-bit FNV-1a of its JSON text, in hex): the same on every
+/// replica and release, unlike the standard library's hasher.
+fn digest(want: &serde_json::Value) -> String {
+    let hash = want
+        .to_string()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    format!("{hash:016x}")
 }
 
 /// Whether `obj` holds every field of `want` (an object another writer may have added to):
@@ -490,6 +508,19 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_configuration_has_one_digest_and_a_smaller_one_another() {
+        let full = serde_json::json!({"spec": {"records": [{"name": "www"}, {"name": "old"}]}});
+        let smaller = serde_json::json!({"spec": {"records": [{"name": "www"}]}});
+        assert_eq!(digest(&full), digest(&full.clone()));
+        assert_ne!(
+            digest(&full),
+            digest(&smaller),
+            "a removal must be applied although the object still holds the rest"
+        );
+        assert!(holds(&full, &smaller));
+    }
 
     #[test]
     fn holding_ignores_what_others_added() {

@@ -9,7 +9,7 @@ use mpanel_crds::domain::Domain;
 use serde_json::{Value, json};
 
 use crate::config::ZoneDefaults;
-use crate::controllers::apply_unless_held;
+use crate::controllers::apply_owned;
 
 const FIELD_MANAGER: &str = "mpanel-domain";
 
@@ -69,7 +69,7 @@ pub async fn ensure(
         None if !write => {
             return Ok(ZoneState::NotReady(format!("DnsZone {name} does not exist (ObserveOnly: not created)")));
         }
-        existing => apply_unless_held(&api, existing, &name, FIELD_MANAGER, &want).await?,
+        existing => apply_owned(&api, existing, &name, FIELD_MANAGER, &want).await?,
     };
     Ok(state(&zone))
 }

@@ -26,7 +26,7 @@ use mpanel_crds::mailbox::Mailbox;
 use mpanel_crds::subscription::{ChildStatus, Subscription, SubscriptionPhase, SubscriptionStatus};
 
 use super::{
-    Backoff, StatusOf, apply_unless_held, finalizer_reason, measured, publish, reconcile_in_mode, retry_later, scoped,
+    Backoff, StatusOf, apply_owned, finalizer_reason, measured, publish, reconcile_in_mode, retry_later, scoped,
 };
 use crate::metrics::Metrics;
 use children::{Child, ChildKind, SUBSCRIPTION_LABEL};
@@ -144,11 +144,11 @@ fn dynamic_api(client: &Client, namespace: &str, kind: ChildKind) -> Api<Dynamic
     Api::namespaced_with(client.clone(), namespace, &kind.api_resource())
 }
 
-/// Applies `child` unless the object already holds it; returns the object as it is now.
+/// Applies `child` (see [`apply_owned`]); returns the object as it is now.
 async fn ensure_child(client: &Client, namespace: &str, child: &Child) -> Result<serde_json::Value, kube::Error> {
     let api = dynamic_api(client, namespace, child.kind);
     let existing = api.get_opt(&child.name).await?;
-    let now = apply_unless_held(&api, existing, &child.name, FIELD_MANAGER, &child.object).await?;
+    let now = apply_owned(&api, existing, &child.name, FIELD_MANAGER, &child.object).await?;
     Ok(serde_json::to_value(now).unwrap_or_default())
 }
 
