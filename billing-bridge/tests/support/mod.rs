@@ -493,3 +493,34 @@ impl ApiRelay {
         }
     }
 }
+
+/// An admin API token of `role`, made in the ledger as `create-token` makes one.
+pub fn admin_token(rt: &Runtime, ledger: &Ledger, role: Role) -> anyhow::Result<String> {
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let name = format!("{}-{}-{}", role.as_str(), std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+    Ok(rt.block_on(tokens::create(&ledger.pool, &name, role))?)
+}
+
+/// Writes a Subscription resource's status as the operator does when it reaches `phase`.
+pub fn report_status(tb: &Testbed, sub: &Value, phase: &str, ready: bool, message: &str) -> anyhow::Result<()> {
+    let ns = sub["metadata"]["namespace"].as_str().unwrap_or_default();
+    let name = sub["metadata"]["name"].as_str().unwrap_or_default();
+    let current: Value =
+        serde_json::from_str(&tb.kubectl_ok(&["get", "subscription", name, "-n", ns, "-o", "json"], None)?)?;
+    let generation = current["metadata"]["generation"].clone();
+    let status = json!({"status": {
+        "phase": phase,
+        "observedGeneration": generation,
+        "conditions": [{
+            "type": "Ready", "status": if ready { "True" } else { "False" },
+            "reason": if ready { "Active" } else { phase }, "message": message,
+            "lastTransitionTime": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            "observedGeneration": generation,
+        }],
+    }});
+    tb.kubectl_ok(
+        &["patch", "subscription", name, "-n", ns, "--subresource=status", "--type=merge", "-p", &status.to_string()],
+        None,
+    )?;
+    Ok(())
+}
