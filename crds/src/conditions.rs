@@ -7,7 +7,7 @@ pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 /// The condition every kind has: the object is converged and usable.
-pub const READY: &str = "Ready";
+pub const READY: &str = crate::reasons::condition_types::READY.name;
 
 /// The three values of `Condition.status`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -18,6 +18,7 @@ pub mod domain;
 pub mod formats;
 pub mod mailbox;
 pub mod manifests;
+pub mod reasons;
 pub mod subscription;
 
 pub use certificate::{Certificate, CertificateSpec, CertificateStatus};
