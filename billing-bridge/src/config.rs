@@ -5,11 +5,20 @@ use std::net::SocketAddr;
 
 use clap::Args;
 
+/// The ledger: the bridge works as a runtime role that owns nothing, so the database's rules bind
+/// it; the migrations run as the tables' owner, who then grants the runtime role what it uses.
 #[derive(Debug, Clone, Args)]
 pub struct Database {
-    /// PostgreSQL URL of the ledger.
+    /// PostgreSQL URL of the ledger, as the bridge works with it (the runtime role).
     #[arg(long = "database-url", env = "DATABASE_URL", hide_env_values = true)]
     pub url: String,
+    /// PostgreSQL URL of the ledger as its owner, for the migrations; DATABASE_URL when unset.
+    #[arg(long = "migration-database-url", env = "MIGRATION_DATABASE_URL", hide_env_values = true)]
+    pub migration_url: Option<String>,
+    /// The role DATABASE_URL logs in as, made beforehand (LOGIN, not a superuser, not the owner):
+    /// after migrating, the owner grants it what the bridge uses and nothing more.
+    #[arg(long = "runtime-role", env = "MPANEL_BRIDGE_RUNTIME_ROLE")]
+    pub runtime_role: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -10,11 +10,19 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// Connects to the ledger database and brings its schema up to date.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
-    let pool = PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect(url)
-        .await?;
+    let pool = open(url, max_connections).await?;
     MIGRATOR.run(&pool).await?;
     Ok(pool)
+}
+
+/// Connects to the ledger database as it is (a runtime role may not change the schema).
+pub async fn open(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+    PgPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(10)).connect(url).await
+}
+
+/// As the tables' owner: grants `role` what the bridge uses at run time, and nothing more
+/// (`grant_bridge_runtime` in the migrations).
+pub async fn grant_runtime(owner: &PgPool, role: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT grant_bridge_runtime($1)").bind(role).execute(owner).await?;
+    Ok(())
 }

@@ -16,6 +16,7 @@ use mpanel_billing_bridge::metrics::Metrics;
 use mpanel_billing_bridge::registrar::{self, Registrar};
 use mpanel_billing_bridge::stripe::api::StripeClient;
 use mpanel_billing_bridge::{activation, db, fulfilment, lifecycle, outbox_worker};
+use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
@@ -71,18 +72,21 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(serve) => run(*serve).await,
         Command::Migrate(database) => {
-            db::connect(&database.url, 1).await.context("migrating the ledger")?;
-            println!("ledger schema is current");
+            migrate(&database).await?.close().await;
+            match &database.runtime_role {
+                Some(role) => println!("ledger schema is current; {role} may use it"),
+                None => println!("ledger schema is current"),
+            }
             Ok(())
         }
         Command::CreateToken { database, name, role } => {
-            let pool = db::connect(&database.url, 1).await?;
+            let pool = ledger(&database, 1).await?;
             let role = Role::parse(&role)?;
             println!("{}", tokens::create(&pool, &name, role).await?);
             Ok(())
         }
         Command::LifecycleTick { database, at } => {
-            let pool = db::connect(&database.url, 2).await?;
+            let pool = ledger(&database, 2).await?;
             let done = lifecycle::tick(&pool, at.unwrap_or_else(Utc::now)).await?;
             println!("{}", serde_json::to_string(&done)?);
             Ok(())
@@ -90,8 +94,25 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Brings the schema up to date as its owner (MIGRATION_DATABASE_URL, else DATABASE_URL) and grants
+/// the runtime role, if one is named, what the bridge uses. The owner's connection.
+async fn migrate(database: &Database) -> anyhow::Result<PgPool> {
+    let owner_url = database.migration_url.as_deref().unwrap_or(&database.url);
+    let owner = db::connect(owner_url, 1).await.context("migrating the ledger")?;
+    if let Some(role) = &database.runtime_role {
+        db::grant_runtime(&owner, role).await.with_context(|| format!("granting the runtime role {role}"))?;
+    }
+    Ok(owner)
+}
+
+/// The ledger, migrated, as DATABASE_URL connects to it.
+async fn ledger(database: &Database, max_connections: u32) -> anyhow::Result<PgPool> {
+    migrate(database).await?.close().await;
+    db::open(&database.url, max_connections).await.context("connecting to the ledger")
+}
+
 async fn run(cfg: Serve) -> anyhow::Result<()> {
-    let pool = db::connect(&cfg.database.url, 20).await.context("connecting to the ledger")?;
+    let pool = ledger(&cfg.database, 20).await?;
     let tenant = catalog::tenant_id(&pool, &cfg.tenant).await?;
     let stripe = Arc::new(StripeClient::new(
         &cfg.stripe_secret_key,

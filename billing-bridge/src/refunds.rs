@@ -1,16 +1,21 @@
-//! Refunding a paid invoice in full: through Stripe when Stripe took the money (the idempotency key
-//! is per invoice, so asking again refunds nothing twice), then in the ledger. Used by the admin
-//! API and by the activation gate when provisioning failed.
+//! Refunding a paid invoice, in full or in part, across its payments newest first: a Stripe
+//! payment through Stripe, a manual one recorded as given back by staff. The payments are locked
+//! while the refund is worked out, sent and recorded, so two refunds of one invoice happen one after
+//! the other. The idempotency key of a Stripe refund is the payment and its refunded total after
+//! it, so asking again after a failure refunds nothing twice. Used by the admin API and by the
+//! activation gate when provisioning failed.
 
-use serde_json::json;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::ledger::invoices::Invoice;
-use crate::ledger::payments::{self, Outcome, Report};
+use crate::ledger::payments::{self, Payment};
 use crate::ledger::{LedgerError, audit};
 use crate::money;
 use crate::stripe::api::{StripeClient, StripeError};
 
+/// Why a refund failed after it was found allowed.
 #[derive(Debug, thiserror::Error)]
 pub enum RefundError {
     #[error(transparent)]
@@ -19,8 +24,68 @@ pub enum RefundError {
     Stripe(#[from] StripeError),
 }
 
-/// Refunds the Stripe payment of `invoice` and records the refund, with `actor` and `reason` in the
-/// audit log. The invoice as refunded, or None when no Stripe payment paid it.
+/// Why a staff refund did not happen: refused before anything was written or sent, or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StaffRefundError {
+    #[error("invoice {number} is {status}, not paid")]
+    NotPaid { number: String, status: String },
+    #[error("a refund is a positive amount of whole cents, such as \"5.00\", not {0:?}")]
+    InvalidAmount(String),
+    #[error("{asked} is more than the {left} of invoice {number} left to refund")]
+    ExceedsPaid { number: String, asked: Decimal, left: Decimal },
+    #[error(transparent)]
+    Failed(#[from] RefundError),
+}
+
+impl From<LedgerError> for StaffRefundError {
+    fn from(e: LedgerError) -> Self {
+        Self::Failed(RefundError::Ledger(e))
+    }
+}
+
+impl StaffRefundError {
+    /// Stable: the admin API's error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotPaid { .. } => "invoice_not_paid",
+            Self::InvalidAmount(_) => "invalid_amount",
+            Self::ExceedsPaid { .. } => "refund_exceeds_paid",
+            Self::Failed(RefundError::Ledger(e)) => e.reason(),
+            Self::Failed(RefundError::Stripe(e)) => e.reason(),
+        }
+    }
+}
+
+/// Which payments a refund may give money back from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Payers {
+    /// Stripe payments only: the bridge cannot give back what was paid outside Stripe.
+    Stripe,
+    /// Every payment: staff give back by hand what was paid outside Stripe.
+    All,
+}
+
+/// Staff refund `asked` of a paid invoice (all that is left when None), across its payments newest
+/// first. More than is left is refused and nothing is written or sent.
+pub async fn by_staff(
+    pool: &PgPool,
+    stripe: &StripeClient,
+    invoice: &Invoice,
+    asked: Option<Decimal>,
+    actor: &str,
+) -> Result<Invoice, StaffRefundError> {
+    if let Some(amount) = asked
+        && (amount <= Decimal::ZERO || money::to_cents(amount).is_none())
+    {
+        return Err(StaffRefundError::InvalidAmount(amount.to_string()));
+    }
+    let refunded = refund(pool, stripe, invoice, asked, Payers::All, actor, "refunded by staff").await?;
+    // staff asked for nothing when nothing is left: the invoice as it is
+    Ok(refunded.unwrap_or_else(|| invoice.clone()))
+}
+
+/// Refunds all that the Stripe payments of `invoice` kept, through Stripe, with `actor` and `reason`
+/// in the audit log. The invoice after the refund, or None when no Stripe payment has anything left.
 pub async fn through_stripe(
     pool: &PgPool,
     stripe: &StripeClient,
@@ -28,42 +93,115 @@ pub async fn through_stripe(
     actor: &str,
     reason: &str,
 ) -> Result<Option<Invoice>, RefundError> {
-    let Some(payment) = payments::refundable(pool, invoice.id).await? else { return Ok(None) };
-    let cents = money::to_cents(invoice.total);
-    let refund = stripe.create_refund(&payment.reference, cents, &format!("refund-{}", invoice.id)).await?;
-    let detail = json!({"refund": refund, "reason": reason});
-    let report = Report { provider: "stripe", reference: payment.reference, ..full_refund(invoice) };
-    Ok(Some(record(pool, invoice, report, actor, detail).await?))
-}
-
-/// Records a full refund made outside Stripe.
-pub async fn by_hand(pool: &PgPool, invoice: &Invoice, actor: &str) -> Result<Invoice, LedgerError> {
-    let report = full_refund(invoice);
-    record(pool, invoice, report, actor, json!({"reason": "refunded outside Stripe"})).await
-}
-
-fn full_refund(invoice: &Invoice) -> Report {
-    Report {
-        provider: "manual",
-        reference: format!("manual:{}", invoice.id),
-        invoice: Some(invoice.id),
-        amount: invoice.total,
-        currency: invoice.currency.clone(),
-        outcome: Outcome::Refunded(invoice.total),
+    match refund(pool, stripe, invoice, None, Payers::Stripe, actor, reason).await {
+        Ok(refunded) => Ok(refunded),
+        // refunded meanwhile (or never paid): nothing left to give back
+        Err(StaffRefundError::NotPaid { .. }) => Ok(None),
+        Err(StaffRefundError::Failed(e)) => Err(e),
+        Err(e @ (StaffRefundError::InvalidAmount(_) | StaffRefundError::ExceedsPaid { .. })) => {
+            Err(LedgerError::Invalid(e.to_string()).into())
+        }
     }
 }
 
-async fn record(
+async fn refund(
     pool: &PgPool,
+    stripe: &StripeClient,
     invoice: &Invoice,
-    report: Report,
+    asked: Option<Decimal>,
+    payers: Payers,
     actor: &str,
-    detail: serde_json::Value,
-) -> Result<Invoice, LedgerError> {
-    let mut tx = pool.begin().await?;
-    payments::record(&mut *tx, &report).await?;
-    let refunded = payments::settle_invoice(&mut tx, invoice.id).await?;
-    audit::record(&mut *tx, actor, "refund", "invoice", invoice.number.as_deref().unwrap_or_default(), detail).await?;
-    tx.commit().await?;
-    Ok(refunded)
+    reason: &str,
+) -> Result<Option<Invoice>, StaffRefundError> {
+    let mut tx = pool.begin().await.map_err(LedgerError::from)?;
+    let refundable: Vec<Payment> = payments::lock_refundable(&mut tx, invoice.id)
+        .await?
+        .into_iter()
+        .filter(|p| payers == Payers::All || p.provider == "stripe")
+        .collect();
+    let current = crate::ledger::invoices::get(&mut *tx, invoice.id).await?;
+    let number = current.number.clone().unwrap_or_else(|| current.id.to_string());
+    if current.status != "paid" {
+        return Err(StaffRefundError::NotPaid { number, status: current.status });
+    }
+    let left: Decimal = refundable.iter().map(Payment::kept).sum();
+    let amount = asked.unwrap_or(left);
+    if amount > left {
+        return Err(StaffRefundError::ExceedsPaid { number, asked: amount, left });
+    }
+    if amount <= Decimal::ZERO {
+        return Ok(None);
+    }
+    let mut steps = Vec::new();
+    for (payment, part) in split(amount, &refundable) {
+        let stripe_refund = match payment.provider.as_str() {
+            "stripe" => Some(send(stripe, payment, part).await?),
+            _ => None,
+        };
+        payments::add_refund(&mut *tx, payment.id, part).await?;
+        steps.push(json!({"payment": payment.reference, "amount": part, "stripeRefund": stripe_refund}));
+    }
+    let settled = payments::settle_invoice(&mut tx, invoice.id).await?;
+    let detail = json!({"amount": amount, "payments": Value::Array(steps), "reason": reason});
+    audit::record(&mut *tx, actor, "refund", "invoice", &number, detail).await?;
+    tx.commit().await.map_err(LedgerError::from)?;
+    Ok(Some(settled))
+}
+
+/// `amount` taken from the payments in their order, each up to what it kept.
+fn split(amount: Decimal, payments: &[Payment]) -> Vec<(&Payment, Decimal)> {
+    let mut rest = amount;
+    let mut parts = Vec::new();
+    for payment in payments {
+        if rest <= Decimal::ZERO {
+            break;
+        }
+        let part = rest.min(payment.kept());
+        parts.push((payment, part));
+        rest -= part;
+    }
+    parts
+}
+
+/// Refunds `part` of a Stripe payment; the refund's id.
+async fn send(stripe: &StripeClient, payment: &Payment, part: Decimal) -> Result<String, StaffRefundError> {
+    let cents = money::to_cents(part).ok_or_else(|| StaffRefundError::InvalidAmount(part.to_string()))?;
+    let total_after = money::to_cents(payment.refunded_amount + part)
+        .ok_or_else(|| StaffRefundError::InvalidAmount(payment.refunded_amount.to_string()))?;
+    let key = format!("refund-{}-{total_after}", payment.id);
+    stripe.create_refund(&payment.reference, Some(cents), &key).await.map_err(|e| RefundError::Stripe(e).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn payment(amount: i64, refunded: i64) -> Payment {
+        Payment {
+            id: Uuid::new_v4(),
+            invoice_id: None,
+            provider: "stripe".into(),
+            reference: "pi_1".into(),
+            amount: money::from_cents(amount),
+            currency: "usd".into(),
+            status: "succeeded".into(),
+            refunded_amount: money::from_cents(refunded),
+            failure_message: None,
+            created_at: Utc.timestamp_opt(0, 0).single().unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn a_refund_takes_from_each_payment_in_turn_up_to_what_it_kept() {
+        let payments = [payment(1000, 400), payment(999, 0)];
+        let parts: Vec<i64> =
+            split(money::from_cents(1200), &payments).iter().filter_map(|(_, d)| money::to_cents(*d)).collect();
+        assert_eq!(parts, vec![600, 600]);
+        let parts: Vec<i64> =
+            split(money::from_cents(300), &payments).iter().filter_map(|(_, d)| money::to_cents(*d)).collect();
+        assert_eq!(parts, vec![300]);
+    }
 }

@@ -1,8 +1,10 @@
 //! The admin API: bearer tokens (stored hashed) with roles. read-only and support read, billing
 //! also changes invoices and subscriptions, admin also edits the catalog.
 
+use std::str::FromStr;
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -10,6 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use kube::Api;
 use mpanel_crds::subscription::Subscription;
+use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -17,10 +20,10 @@ use uuid::Uuid;
 use super::{ApiError, AppState, bad_body};
 use crate::ledger::catalog::{self, ProductInput};
 use crate::ledger::outbox::{self, Action};
-use crate::ledger::payments::{self, Outcome, Report};
+use crate::ledger::payments::{self, MarkPaidError};
 use crate::ledger::tokens::{self, Principal, Role};
 use crate::ledger::{LedgerError, audit, customers, invoices, orders, subscriptions};
-use crate::refunds::{self, RefundError};
+use crate::refunds::{self, RefundError, StaffRefundError};
 use crate::render;
 
 #[path = "admin_work.rs"]
@@ -155,33 +158,20 @@ async fn get_invoice(State(s): Shared, headers: HeaderMap, Path(key): Path<Strin
     to_json(json!({"invoice": invoice, "lines": lines, "payments": payments}))
 }
 
-/// `issue`, `mark-paid`, `void` or `refund`.
-async fn invoice_action(State(s): Shared, headers: HeaderMap, Path((key, action)): Path<(String, String)>) -> Reply {
+/// `issue`, `mark-paid`, `void` or `refund` (body `{"amount": "5.00"}`, optional: all that is left).
+async fn invoice_action(
+    State(s): Shared,
+    headers: HeaderMap,
+    Path((key, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Reply {
     let who = require(&s, &headers, Role::Billing).await?;
     let invoice = invoices::find(&s.pool, &key).await?;
     let changed = match action.as_str() {
         "issue" => invoices::issue(&s.pool, invoice.id, chrono::Utc::now()).await?,
         "void" => invoices::void(&s.pool, invoice.id).await?,
-        "mark-paid" => {
-            let mut tx = s.pool.begin().await.map_err(LedgerError::from)?;
-            payments::record(
-                &mut *tx,
-                &Report {
-                    provider: "manual",
-                    reference: format!("manual:{}", invoice.id),
-                    invoice: Some(invoice.id),
-                    amount: invoice.total,
-                    currency: invoice.currency.clone(),
-                    outcome: Outcome::Succeeded,
-                },
-            )
-            .await?;
-            let paid = payments::settle_invoice(&mut tx, invoice.id).await?;
-            tx.commit().await.map_err(LedgerError::from)?;
-            s.fulfil.notify_one();
-            paid
-        }
-        "refund" => refund(&s, &invoice, &who.name).await?,
+        "mark-paid" => mark_paid(&s, &invoice).await?,
+        "refund" => refund(&s, &invoice, &body, &who.name).await?,
         other => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -195,22 +185,56 @@ async fn invoice_action(State(s): Shared, headers: HeaderMap, Path((key, action)
     to_json(changed)
 }
 
-/// Refunds a paid invoice in full: through Stripe when Stripe took the money.
-async fn refund(s: &AppState, invoice: &invoices::Invoice, actor: &str) -> Result<invoices::Invoice, ApiError> {
-    if invoice.status != "paid" {
-        return Err(LedgerError::Conflict(format!(
-            "invoice {} is {}, not paid",
-            invoice.number.as_deref().unwrap_or("?"),
-            invoice.status
-        ))
-        .into());
-    }
-    match refunds::through_stripe(&s.pool, &s.stripe, invoice, actor, "refunded by staff").await {
-        Ok(Some(refunded)) => Ok(refunded),
-        Ok(None) => Ok(refunds::by_hand(&s.pool, invoice, actor).await?),
-        Err(RefundError::Ledger(e)) => Err(e.into()),
-        Err(RefundError::Stripe(e)) => Err(ApiError::new(StatusCode::BAD_GATEWAY, e.reason(), e.to_string())),
-    }
+/// Records the rest of an issued invoice as paid by hand; a draft, void or paid one is a 409.
+async fn mark_paid(s: &AppState, invoice: &invoices::Invoice) -> Result<invoices::Invoice, ApiError> {
+    let mut tx = s.pool.begin().await.map_err(LedgerError::from)?;
+    let (paid, _) = payments::pay_rest_by_hand(&mut tx, invoice.id).await.map_err(|e| match e {
+        MarkPaidError::Ledger(e) => ApiError::from(e),
+        refused => ApiError::new(StatusCode::CONFLICT, refused.code(), refused.to_string()),
+    })?;
+    tx.commit().await.map_err(LedgerError::from)?;
+    s.fulfil.notify_one();
+    Ok(paid)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RefundRequest {
+    /// A decimal string in the invoice's currency, as invoice amounts are written (`"5.00"`).
+    amount: Option<String>,
+}
+
+/// Refunds a paid invoice, all of it or `amount`: through Stripe what Stripe took.
+async fn refund(
+    s: &AppState,
+    invoice: &invoices::Invoice,
+    body: &[u8],
+    actor: &str,
+) -> Result<invoices::Invoice, ApiError> {
+    let request: RefundRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RefundRequest::default()
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "InvalidRequest", e.to_string()))?
+    };
+    let refused = |e: StaffRefundError| {
+        let status = match e {
+            StaffRefundError::Failed(RefundError::Ledger(e)) => return ApiError::from(e),
+            StaffRefundError::NotPaid { .. } => StatusCode::CONFLICT,
+            StaffRefundError::InvalidAmount(_) | StaffRefundError::ExceedsPaid { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            StaffRefundError::Failed(RefundError::Stripe(_)) => StatusCode::BAD_GATEWAY,
+        };
+        ApiError::new(status, e.code(), e.to_string())
+    };
+    let amount = match request.amount {
+        Some(text) => {
+            Some(Decimal::from_str(text.trim()).map_err(|_| refused(StaffRefundError::InvalidAmount(text.clone())))?)
+        }
+        None => None,
+    };
+    refunds::by_staff(&s.pool, &s.stripe, invoice, amount, actor).await.map_err(refused)
 }
 
 async fn list_subscriptions(State(s): Shared, headers: HeaderMap, Query(f): Query<Filter>) -> Reply {

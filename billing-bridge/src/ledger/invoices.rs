@@ -1,5 +1,6 @@
-//! Invoices and their lines. Numbering, totals and the fixed amounts after issue are the database's
-//! rules (migrations/0001_ledger.sql); these functions only ask for the transitions.
+//! Invoices and their lines. Numbering, totals, the fixed amounts and lines after issue and the
+//! allowed transitions (draft → issued → paid → refunded, draft or issued → void) are the database's
+//! rules (migrations/0001_ledger.sql, 0003_ledger_rules.sql); these functions only ask for the transitions.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -163,6 +164,15 @@ pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Invoice, LedgerErr
     sqlx::query_as(sql!("SELECT {COLUMNS} FROM invoices WHERE id = $1"))
         .bind(id)
         .fetch_optional(db)
+        .await?
+        .ok_or_else(|| LedgerError::NotFound(format!("invoice {id}")))
+}
+
+/// The invoice, locked until the transaction ends: its status cannot change meanwhile.
+pub async fn lock(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<Invoice, LedgerError> {
+    sqlx::query_as(sql!("SELECT {COLUMNS} FROM invoices WHERE id = $1 FOR UPDATE"))
+        .bind(id)
+        .fetch_optional(tx)
         .await?
         .ok_or_else(|| LedgerError::NotFound(format!("invoice {id}")))
 }

@@ -2,6 +2,7 @@
 //! refunded), in whatever order and however often it arrives, folds into that row, and the
 //! invoice's state follows from its payments (`settle_invoice`).
 
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::PgExecutor;
@@ -20,6 +21,14 @@ pub struct Payment {
     pub status: String,
     pub refunded_amount: Decimal,
     pub failure_message: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Payment {
+    /// What of it is not refunded; nothing for a failed payment.
+    pub fn kept(&self) -> Decimal {
+        if self.status == "failed" { Decimal::ZERO } else { self.amount - self.refunded_amount }
+    }
 }
 
 /// What a report says of a payment.
@@ -41,22 +50,29 @@ pub struct Report {
     pub outcome: Outcome,
 }
 
-const COLUMNS: &str = "id, invoice_id, provider, reference, amount, currency, status, refunded_amount, failure_message";
+const COLUMNS: &str =
+    "id, invoice_id, provider, reference, amount, currency, status, refunded_amount, failure_message, created_at";
 
-/// Folds a report into the payment's row: refunded beats succeeded beats failed, whatever came first.
+/// Folds a report into the payment's row, whatever came first: refunds (reported as a total so
+/// far) only grow; a payment is `refunded` once its refunds cover it, else `succeeded` once
+/// anything says it succeeded or was refunded, else `failed`.
 pub async fn record(db: impl PgExecutor<'_>, report: &Report) -> Result<Payment, LedgerError> {
     let (status, refunded, failure) = match &report.outcome {
         Outcome::Succeeded => ("succeeded", Decimal::ZERO, None),
         Outcome::Failed(message) => ("failed", Decimal::ZERO, Some(message.as_str())),
-        Outcome::Refunded(amount) => ("refunded", *amount, None),
+        Outcome::Refunded(amount) if *amount > Decimal::ZERO && *amount >= report.amount => ("refunded", *amount, None),
+        // a partial refund: the payment succeeded and keeps the rest
+        Outcome::Refunded(amount) => ("succeeded", *amount, None),
     };
     Ok(sqlx::query_as(sql!(
         "INSERT INTO payments (invoice_id, provider, reference, amount, currency, status, refunded_amount, failure_message) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
          ON CONFLICT (provider, reference) DO UPDATE SET \
            invoice_id = coalesce(payments.invoice_id, EXCLUDED.invoice_id), \
-           status = CASE WHEN 'refunded' IN (payments.status, EXCLUDED.status) THEN 'refunded' \
-                         WHEN 'succeeded' IN (payments.status, EXCLUDED.status) THEN 'succeeded' \
+           status = CASE WHEN greatest(payments.refunded_amount, EXCLUDED.refunded_amount) > 0 \
+                              AND greatest(payments.refunded_amount, EXCLUDED.refunded_amount) >= payments.amount \
+                              THEN 'refunded' \
+                         WHEN payments.status <> 'failed' OR EXCLUDED.status <> 'failed' THEN 'succeeded' \
                          ELSE 'failed' END, \
            refunded_amount = greatest(payments.refunded_amount, EXCLUDED.refunded_amount), \
            failure_message = coalesce(payments.failure_message, EXCLUDED.failure_message), \
@@ -75,8 +91,8 @@ pub async fn record(db: impl PgExecutor<'_>, report: &Report) -> Result<Payment,
     .await?)
 }
 
-/// Brings the invoice in line with its payments: paid once succeeded payments cover its total, refunded once the
-/// refunds cover its total. Never moves it back.
+/// Brings the invoice in line with its payments: paid once what its payments received covers its total,
+/// refunded once every payment is refunded in full (a partial refund leaves it paid). Never moves it back.
 pub async fn settle_invoice(tx: &mut sqlx::PgConnection, invoice: Uuid) -> Result<invoices::Invoice, LedgerError> {
     let current = invoices::get(&mut *tx, invoice).await?;
     let (received, refunded): (Option<Decimal>, Decimal) = sqlx::query_as(
@@ -91,7 +107,7 @@ pub async fn settle_invoice(tx: &mut sqlx::PgConnection, invoice: Uuid) -> Resul
     if received.is_some_and(|r| r >= settled.total) && settled.status == "issued" {
         settled = invoices::mark_paid(&mut *tx, invoice).await?;
     }
-    if settled.status == "paid" && refunded > Decimal::ZERO && refunded >= settled.total {
+    if settled.status == "paid" && refunded > Decimal::ZERO && received.is_some_and(|r| refunded >= r) {
         settled = invoices::mark_refunded(&mut *tx, invoice).await?;
     }
     Ok(settled)
@@ -104,13 +120,99 @@ pub async fn of_invoice(db: impl PgExecutor<'_>, invoice: Uuid) -> Result<Vec<Pa
         .await?)
 }
 
-/// The succeeded (or refunded) Stripe payment of an invoice, to refund.
-pub async fn refundable(db: impl PgExecutor<'_>, invoice: Uuid) -> Result<Option<Payment>, LedgerError> {
-    Ok(sqlx::query_as(sql!(
-        "SELECT {COLUMNS} FROM payments WHERE invoice_id = $1 AND provider = 'stripe' \
-         AND status IN ('succeeded', 'refunded') ORDER BY created_at LIMIT 1"
+/// The invoice's payments that kept money, newest first, locked until the transaction ends: a
+/// concurrent refund of the same invoice, or a Stripe report about one of them, waits.
+pub async fn lock_refundable(tx: &mut sqlx::PgConnection, invoice: Uuid) -> Result<Vec<Payment>, LedgerError> {
+    let locked: Vec<Payment> =
+        sqlx::query_as(sql!("SELECT {COLUMNS} FROM payments WHERE invoice_id = $1 ORDER BY id FOR UPDATE"))
+            .bind(invoice)
+            .fetch_all(&mut *tx)
+            .await?;
+    let mut refundable: Vec<Payment> = locked.into_iter().filter(|p| p.kept() > Decimal::ZERO).collect();
+    refundable.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+    Ok(refundable)
+}
+
+/// Adds `amount` to the refunds of a payment; the database refuses refunds beyond the payment.
+pub async fn add_refund(db: impl PgExecutor<'_>, payment: Uuid, amount: Decimal) -> Result<Payment, LedgerError> {
+    sqlx::query_as(sql!(
+        "UPDATE payments SET refunded_amount = refunded_amount + $2, \
+           status = CASE WHEN refunded_amount + $2 >= amount THEN 'refunded' ELSE status END, updated_at = now() \
+         WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(payment)
+    .bind(amount)
+    .fetch_optional(db)
+    .await?
+    .ok_or_else(|| LedgerError::NotFound(format!("payment {payment}")))
+}
+
+/// What the invoice's payments kept: received, less what was refunded.
+pub async fn kept(db: impl PgExecutor<'_>, invoice: Uuid) -> Result<Decimal, LedgerError> {
+    Ok(sqlx::query_scalar(
+        "SELECT coalesce(sum(amount - refunded_amount), 0) FROM payments \
+         WHERE invoice_id = $1 AND status IN ('succeeded', 'refunded')",
+    )
+    .bind(invoice)
+    .fetch_one(db)
+    .await?)
+}
+
+/// Why staff may not mark an invoice paid; `code()` is stable (the admin API's error code).
+#[derive(Debug, thiserror::Error)]
+pub enum MarkPaidError {
+    #[error("invoice {0} is a draft: issue it first")]
+    Draft(String),
+    #[error("invoice {0} is void")]
+    Void(String),
+    #[error("invoice {0} is {1} already")]
+    AlreadyPaid(String, String),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+impl MarkPaidError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Draft(_) => "invoice_draft",
+            Self::Void(_) => "invoice_void",
+            Self::AlreadyPaid(..) => "invoice_already_paid",
+            Self::Ledger(e) => e.reason(),
+        }
+    }
+}
+
+/// Staff say the rest of an issued invoice was paid outside Stripe: one manual payment of its
+/// remaining balance (the total less what its payments kept) makes it paid. A draft, void, paid or
+/// refunded invoice is refused and nothing is written. The invoice and the payment recorded (none
+/// when its payments already covered it).
+pub async fn pay_rest_by_hand(
+    tx: &mut sqlx::PgConnection,
+    invoice: Uuid,
+) -> Result<(invoices::Invoice, Option<Payment>), MarkPaidError> {
+    let current = invoices::lock(&mut *tx, invoice).await?;
+    let number = current.number.clone().unwrap_or_else(|| current.id.to_string());
+    match current.status.as_str() {
+        "issued" => {}
+        "draft" => return Err(MarkPaidError::Draft(number)),
+        "void" => return Err(MarkPaidError::Void(number)),
+        other => return Err(MarkPaidError::AlreadyPaid(number, other.to_owned())),
+    }
+    let rest = current.total - kept(&mut *tx, invoice).await?;
+    if rest <= Decimal::ZERO {
+        return Ok((invoices::mark_paid(&mut *tx, invoice).await?, None));
+    }
+    let payment: Payment = sqlx::query_as(sql!(
+        "INSERT INTO payments (invoice_id, provider, reference, amount, currency, status) \
+         VALUES ($1, 'manual', $2, $3, $4, 'succeeded') RETURNING {COLUMNS}"
     ))
     .bind(invoice)
-    .fetch_optional(db)
-    .await?)
+    .bind(format!("manual:{invoice}"))
+    .bind(rest)
+    .bind(&current.currency)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(LedgerError::from)?;
+    let paid = settle_invoice(tx, invoice).await?;
+    Ok((paid, Some(payment)))
 }

@@ -71,6 +71,40 @@ impl Ledger {
     }
 }
 
+/// The role a test's bridge works as when it runs as the runtime role: an ordinary login role on
+/// the testbed's PostgreSQL, shared by the tests' ledgers (privileges are per database).
+pub const RUNTIME_ROLE: &str = "mpanel_bridge";
+
+impl Ledger {
+    /// The ledger's URL as `RUNTIME_ROLE`, made if it is missing; it may use the ledger once the
+    /// bridge's migrations granted it (`runtime_env`, or `migrate` with those settings).
+    pub fn runtime_url(&self, rt: &Runtime, tb: &Testbed) -> anyhow::Result<String> {
+        rt.block_on(async {
+            let admin = PgPool::connect(&self.admin_url).await?;
+            // tests make it at the same time: whoever comes second finds it made
+            let made = sqlx::raw_sql(
+                "DO $$ BEGIN CREATE ROLE mpanel_bridge LOGIN; \
+                 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
+            )
+            .execute(&admin)
+            .await;
+            admin.close().await;
+            made
+        })?;
+        Ok(format!("postgres://{RUNTIME_ROLE}@{}:{}/{}", tb.get("PG_HOST")?, tb.get("PG_PORT")?, self.name))
+    }
+
+    /// The settings that make a bridge migrate as the owner (this ledger's `url`), grant
+    /// `RUNTIME_ROLE` and work as it.
+    pub fn runtime_env(&self, rt: &Runtime, tb: &Testbed) -> anyhow::Result<Vec<(&'static str, String)>> {
+        Ok(vec![
+            ("DATABASE_URL", self.runtime_url(rt, tb)?),
+            ("MIGRATION_DATABASE_URL", self.url.clone()),
+            ("MPANEL_BRIDGE_RUNTIME_ROLE", RUNTIME_ROLE.to_owned()),
+        ])
+    }
+}
+
 /// A bridge process; killed when dropped.
 pub struct Bridge {
     child: Option<Child>,
