@@ -20,6 +20,7 @@ use kube::ResourceExt;
 use kube::runtime::reflector::Store;
 use mpanel_crds::dnszone::DnsZone;
 use mpanel_crds::domain::Domain;
+use mpanel_crds::reasons::condition_types;
 
 use crate::precedence::Precedence;
 
@@ -42,7 +43,7 @@ impl Claim {
         let owned = zone
             .status
             .as_ref()
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Conflict"))
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == condition_types::CONFLICT.name))
             .is_some_and(|c| c.status == "False");
         Self::of(zone, &zone.spec.zone, owned)
     }

@@ -96,7 +96,7 @@ pub fn finalizer_reason<E: std::error::Error + 'static>(
     use kube::runtime::finalizer::Error as F;
     match error {
         F::ApplyFailed(e) | F::CleanupFailed(e) => reason(e),
-        _ => "FinalizerError",
+        _ => mpanel_crds::reasons::FINALIZER_ERROR.name,
     }
 }
 
@@ -113,8 +113,8 @@ pub enum Unfinished {
 impl Unfinished {
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::TimedOut(_) => "ReconcileTimedOut",
-            Self::Panicked(_) => "ReconcilePanicked",
+            Self::TimedOut(_) => mpanel_crds::reasons::RECONCILE_TIMED_OUT.name,
+            Self::Panicked(_) => mpanel_crds::reasons::RECONCILE_PANICKED.name,
         }
     }
 }

@@ -56,6 +56,6 @@ where
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let why = format!("no {} controller is configured; the external object was left as it is", K::kind(&()));
     release_finalizer(&api, obj.as_ref(), &why).await?;
-    publish(&ctx.recorder, obj.as_ref(), false, "Orphaned", "Delete", why).await;
+    publish(&ctx.recorder, obj.as_ref(), false, mpanel_crds::reasons::ORPHANED.name, "Delete", why).await;
     Ok(Action::await_change())
 }

@@ -14,6 +14,7 @@ use instant_acme::{
     Account, AuthorizationStatus, ChallengeStatus, ChallengeType, ExternalAccountKey, Identifier, NewAccount, NewOrder,
     OrderStatus, Problem,
 };
+use mpanel_crds::reasons;
 
 use crate::metrics::Metrics;
 use crate::tls;
@@ -66,13 +67,15 @@ impl AcmeError {
     /// Stable reason for conditions, metrics and Events.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Problem { kind, .. } if kind.ends_with(":rateLimited") => "AcmeRateLimited",
-            Self::Problem { kind, .. } if kind.ends_with(":malformed") && is_unknown_order(self) => "AcmeOrderGone",
-            Self::Problem { .. } => "AcmeRejected",
-            Self::Unreachable(_) => "AcmeUnreachable",
-            Self::Timeout(_) => "AcmeTimeout",
-            Self::BadResponse(_) => "AcmeBadResponse",
-            Self::Credentials(_) => "AcmeAccountInvalid",
+            Self::Problem { kind, .. } if kind.ends_with(":rateLimited") => reasons::ACME_RATE_LIMITED.name,
+            Self::Problem { kind, .. } if kind.ends_with(":malformed") && is_unknown_order(self) => {
+                reasons::ACME_ORDER_GONE.name
+            }
+            Self::Problem { .. } => reasons::ACME_REJECTED.name,
+            Self::Unreachable(_) => reasons::ACME_UNREACHABLE.name,
+            Self::Timeout(_) => reasons::ACME_TIMEOUT.name,
+            Self::BadResponse(_) => reasons::ACME_BAD_RESPONSE.name,
+            Self::Credentials(_) => reasons::ACME_ACCOUNT_INVALID.name,
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
+use mpanel_crds::reasons;
 use tokio::net::UdpSocket;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,9 +24,9 @@ pub enum DnsQueryError {
 impl DnsQueryError {
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::BadName(_) => "InvalidDnsName",
-            Self::Unreachable { .. } | Self::Timeout { .. } => "DnsServerUnreachable",
-            Self::Failed { .. } => "DnsQueryFailed",
+            Self::BadName(_) => reasons::INVALID_DNS_NAME.name,
+            Self::Unreachable { .. } | Self::Timeout { .. } => reasons::DNS_SERVER_UNREACHABLE.name,
+            Self::Failed { .. } => reasons::DNS_QUERY_FAILED.name,
         }
     }
 }

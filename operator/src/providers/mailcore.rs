@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mpanel_crds::reasons;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Row, postgres::PgConnectOptions};
 
@@ -46,9 +47,9 @@ pub enum MailCoreError {
 impl MailCoreError {
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Unreachable(_) => "MailCoreUnreachable",
-            Self::Rejected(_) => "MailCoreRejected",
-            Self::BadConfig(_) => "MailCoreBadConfig",
+            Self::Unreachable(_) => reasons::MAIL_CORE_UNREACHABLE.name,
+            Self::Rejected(_) => reasons::MAIL_CORE_REJECTED.name,
+            Self::BadConfig(_) => reasons::MAIL_CORE_BAD_CONFIG.name,
         }
     }
 }

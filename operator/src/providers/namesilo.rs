@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
+use mpanel_crds::reasons;
 use serde_json::Value;
 
 use crate::metrics::Metrics;
@@ -74,19 +75,19 @@ impl NamesiloError {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::Reply { code, .. } => match *code {
-                code::NO_API_KEY | code::INVALID_API_KEY | 111..=113 => "NamesiloUnauthorized",
-                code::MISSING_PARAMETERS => "NamesiloMissingParameters",
-                code::REGISTRY_UNAVAILABLE => "NamesiloRegistryUnavailable",
-                code::INSUFFICIENT_FUNDS => "NamesiloInsufficientFunds",
-                code::NOT_IN_ACCOUNT => "NamesiloNotInAccount",
-                code::UNAVAILABLE | code::ALREADY_ACTIVE => "NamesiloUnavailable",
-                code::INVALID_YEARS | code::CANNOT_RENEW_YEARS => "NamesiloInvalidYears",
-                code::CANNOT_TRANSFER => "NamesiloTransferRefused",
-                code::NO_TRANSFER => "NamesiloNoTransfer",
-                _ => "NamesiloError",
+                code::NO_API_KEY | code::INVALID_API_KEY | 111..=113 => reasons::NAMESILO_UNAUTHORIZED.name,
+                code::MISSING_PARAMETERS => reasons::NAMESILO_MISSING_PARAMETERS.name,
+                code::REGISTRY_UNAVAILABLE => reasons::NAMESILO_REGISTRY_UNAVAILABLE.name,
+                code::INSUFFICIENT_FUNDS => reasons::NAMESILO_INSUFFICIENT_FUNDS.name,
+                code::NOT_IN_ACCOUNT => reasons::NAMESILO_NOT_IN_ACCOUNT.name,
+                code::UNAVAILABLE | code::ALREADY_ACTIVE => reasons::NAMESILO_UNAVAILABLE.name,
+                code::INVALID_YEARS | code::CANNOT_RENEW_YEARS => reasons::NAMESILO_INVALID_YEARS.name,
+                code::CANNOT_TRANSFER => reasons::NAMESILO_TRANSFER_REFUSED.name,
+                code::NO_TRANSFER => reasons::NAMESILO_NO_TRANSFER.name,
+                _ => reasons::NAMESILO_ERROR.name,
             },
-            Self::Unreachable(_) => "NamesiloUnreachable",
-            Self::BadResponse(_) => "NamesiloBadResponse",
+            Self::Unreachable(_) => reasons::NAMESILO_UNREACHABLE.name,
+            Self::BadResponse(_) => reasons::NAMESILO_BAD_RESPONSE.name,
         }
     }
 

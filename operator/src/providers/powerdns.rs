@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
+use mpanel_crds::reasons;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -54,11 +55,11 @@ impl PowerDnsError {
     /// Stable reason for conditions, metrics and Events.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Rejected { status: 409, .. } => "PowerDnsConflict",
-            Self::Rejected { status, .. } if *status >= 500 => "PowerDnsServerError",
-            Self::Rejected { .. } => "PowerDnsRejected",
-            Self::Unreachable(_) => "PowerDnsUnreachable",
-            Self::BadResponse(_) => "PowerDnsBadResponse",
+            Self::Rejected { status: 409, .. } => reasons::POWER_DNS_CONFLICT.name,
+            Self::Rejected { status, .. } if *status >= 500 => reasons::POWER_DNS_SERVER_ERROR.name,
+            Self::Rejected { .. } => reasons::POWER_DNS_REJECTED.name,
+            Self::Unreachable(_) => reasons::POWER_DNS_UNREACHABLE.name,
+            Self::BadResponse(_) => reasons::POWER_DNS_BAD_RESPONSE.name,
         }
     }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
+use mpanel_crds::reasons;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -55,11 +56,11 @@ pub enum ProxmoxError {
 impl ProxmoxError {
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Rejected { status: 401 | 403, .. } => "ProxmoxUnauthorized",
-            Self::Rejected { status, .. } if *status >= 500 => "ProxmoxError",
-            Self::Rejected { .. } => "ProxmoxRejected",
-            Self::Unreachable(_) => "ProxmoxUnreachable",
-            Self::BadResponse(_) => "ProxmoxBadResponse",
+            Self::Rejected { status: 401 | 403, .. } => reasons::PROXMOX_UNAUTHORIZED.name,
+            Self::Rejected { status, .. } if *status >= 500 => reasons::PROXMOX_ERROR.name,
+            Self::Rejected { .. } => reasons::PROXMOX_REJECTED.name,
+            Self::Unreachable(_) => reasons::PROXMOX_UNREACHABLE.name,
+            Self::BadResponse(_) => reasons::PROXMOX_BAD_RESPONSE.name,
         }
     }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use kube::ResourceExt;
 use mpanel_crds::dnszone::DnsZone;
+use mpanel_crds::reasons;
 
 use crate::names::{Holding, Names};
 use crate::providers::dns::{self, DnsQueryError};
@@ -39,8 +40,8 @@ impl Dns01Error {
         match self {
             Self::PowerDns(e) => e.reason(),
             Self::Query(e) => e.reason(),
-            Self::NotOwned { .. } => "ZoneOwnedElsewhere",
-            Self::NotGranted { .. } => "NameHeldElsewhere",
+            Self::NotOwned { .. } => reasons::ZONE_OWNED_ELSEWHERE.name,
+            Self::NotGranted { .. } => reasons::NAME_HELD_ELSEWHERE.name,
         }
     }
 }
@@ -89,8 +90,8 @@ pub enum Unorderable {
 impl Unorderable {
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::HeldElsewhere { .. } => "NameHeldElsewhere",
-            Self::NoZone { .. } => "NoZoneForName",
+            Self::HeldElsewhere { .. } => reasons::NAME_HELD_ELSEWHERE.name,
+            Self::NoZone { .. } => reasons::NO_ZONE_FOR_NAME.name,
         }
     }
 }

@@ -11,6 +11,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
+use mpanel_crds::reasons;
 
 use super::keys;
 use crate::config::{AcmeConfig, IssuerConfig};
@@ -32,9 +33,9 @@ pub enum IssuerError {
 impl IssuerError {
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Unknown { .. } => "UnknownIssuer",
+            Self::Unknown { .. } => reasons::UNKNOWN_ISSUER.name,
             Self::Acme { source, .. } => source.reason(),
-            Self::Secret { .. } => "IssuerSecretUnusable",
+            Self::Secret { .. } => reasons::ISSUER_SECRET_UNUSABLE.name,
         }
     }
 }

@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use mpanel_crds::certificate::{KeyAlgorithm, PrivateKey};
+use mpanel_crds::reasons;
 use rcgen::{CertificateParams, DistinguishedName, KeyPair, PublicKeyData};
 use x509_parser::extensions::GeneralName;
 
@@ -31,8 +32,8 @@ pub enum KeyError {
 impl KeyError {
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::SecretNotOwned(_) => "SecretNotOwned",
-            Self::Generate(_) | Self::BadKey(_) | Self::Csr(_) | Self::BadChain(_) => "KeyError",
+            Self::SecretNotOwned(_) => reasons::SECRET_NOT_OWNED.name,
+            Self::Generate(_) | Self::BadKey(_) | Self::Csr(_) | Self::BadChain(_) => reasons::KEY_ERROR.name,
         }
     }
 }

@@ -32,6 +32,7 @@ use mpanel_crds::common::{DeletionPolicy, ReconcileMode};
 use mpanel_crds::conditions::{self, Observation, READY};
 use mpanel_crds::dnszone::DnsZone;
 use mpanel_crds::formats::parse_duration;
+use mpanel_crds::reasons::{self, condition_types};
 use rcgen::KeyPair;
 
 use super::{Backoff, StatusOf, finalizer_reason, follow, measured, publish, reconcile_in_mode, retry_later, scoped};
@@ -46,7 +47,7 @@ use keys::{Issued, KeyError};
 
 pub const KIND: &str = "Certificate";
 const FIELD_MANAGER: &str = "mpanel-certificate";
-const ISSUING: &str = "Issuing";
+const ISSUING: &str = condition_types::ISSUING.name;
 /// Marks the Secrets this controller writes, with the Certificate's name.
 pub const CERTIFICATE_LABEL: &str = "mpanel.migrahosting.com/certificate";
 /// How often an order in flight is looked at again.
@@ -98,7 +99,7 @@ impl Error {
             Self::Dns01(e) => e.reason(),
             Self::Key(e) => e.reason(),
             Self::Issuer(e) => e.reason(),
-            Self::Kube(_) => "KubernetesApiError",
+            Self::Kube(_) => reasons::KUBERNETES_API_ERROR.name,
             Self::Finalizer(inner) => finalizer_reason(inner, Self::reason),
         }
     }
@@ -176,7 +177,7 @@ async fn reconcile_inner<P: DnsApi>(cert: Arc<Certificate>, ctx: &Context<P>) ->
         api,
         cert,
         |step, message| {
-            step.not_issued("InvalidReconcileMode", message);
+            step.not_issued(reasons::INVALID_RECONCILE_MODE.name, message);
         },
         |cert, mode| async move { apply(api, &cert, mode, ctx).await },
         |cert, _| async move { cleanup(&cert, ctx).await },
@@ -292,8 +293,8 @@ async fn apply<P: DnsApi>(
     {
         let message =
             format!("Secret {} exists and is not this Certificate's; it is left untouched", cert.spec.secret_name);
-        if step.not_issued("SecretOwnedElsewhere", message.clone()) {
-            publish(&ctx.recorder, cert, true, "SecretOwnedElsewhere", "Observe", message).await;
+        if step.not_issued(reasons::SECRET_OWNED_ELSEWHERE.name, message.clone()) {
+            publish(&ctx.recorder, cert, true, reasons::SECRET_OWNED_ELSEWHERE.name, "Observe", message).await;
         }
         step.write(api, cert).await?;
         return Ok(Action::requeue(ctx.resync));
@@ -310,14 +311,14 @@ async fn apply<P: DnsApi>(
     match (&need, usable) {
         (None, _) => {
             let c = current.as_ref().map(|c| c.issued.not_after.to_string()).unwrap_or_default();
-            step.set(Observation::new(READY, true, "Issued", format!("certificate valid until {c}")));
+            step.set(Observation::new(READY, true, reasons::ISSUED.name, format!("certificate valid until {c}")));
         }
         // a certificate that still serves stays Ready while its successor is obtained
         (Some(_), true) => {}
         // a Ready=False that says why the last attempt failed is kept until one succeeds
         (Some(why), false) => {
             if conditions::find(&step.status.conditions, READY).is_none_or(|c| c.status == "True") {
-                step.set(Observation::new(READY, false, "NotIssued", why.clone()));
+                step.set(Observation::new(READY, false, reasons::NOT_ISSUED.name, why.clone()));
             }
         }
     }
@@ -325,12 +326,13 @@ async fn apply<P: DnsApi>(
     let Some(order_url) = step.status.order_url.clone() else {
         let Some(why) = need else {
             // the last issuance's outcome (and its cleanup) stays readable until the next one
-            let issued = conditions::find(&step.status.conditions, ISSUING).is_some_and(|c| c.reason == "Issued");
+            let issued =
+                conditions::find(&step.status.conditions, ISSUING).is_some_and(|c| c.reason == reasons::ISSUED.name);
             if !issued {
                 step.set(Observation::new(
                     ISSUING,
                     false,
-                    "UpToDate",
+                    reasons::UP_TO_DATE.name,
                     "the Secret holds a valid certificate".to_owned(),
                 ));
             }
@@ -369,7 +371,12 @@ async fn order<P: DnsApi>(
 ) -> Result<Action, Error> {
     let t = Timestamp::now();
     if mode == ReconcileMode::ObserveOnly {
-        step.set(Observation::new(ISSUING, false, "ObserveOnly", format!("{why} (ObserveOnly: not ordered)")));
+        step.set(Observation::new(
+            ISSUING,
+            false,
+            reasons::OBSERVE_ONLY.name,
+            format!("{why} (ObserveOnly: not ordered)"),
+        ));
         step.write(api, cert).await?;
         return Ok(Action::requeue(ctx.resync));
     }
@@ -423,8 +430,8 @@ async fn order<P: DnsApi>(
                      it does not hold {domain} itself); next order possible at {free_at}"
                 ),
             };
-            if step.failed("OrderBudgetExhausted", &message, usable) {
-                publish(&ctx.recorder, cert, true, "OrderBudgetExhausted", "Order", message).await;
+            if step.failed(reasons::ORDER_BUDGET_EXHAUSTED.name, &message, usable) {
+                publish(&ctx.recorder, cert, true, reasons::ORDER_BUDGET_EXHAUSTED.name, "Order", message).await;
             }
             step.write(api, cert).await?;
             return Ok(Action::requeue(until(free_at, t).min(ctx.resync)));
@@ -439,8 +446,8 @@ async fn order<P: DnsApi>(
             step.status.order_url = Some(view.url.clone());
             step.status.phase = Some(CertificatePhase::Issuing);
             let message = format!("order {} placed: {why}", view.url);
-            step.set(Observation::new(ISSUING, true, "OrderPlaced", message.clone()));
-            publish(&ctx.recorder, cert, false, "OrderPlaced", "Order", message).await;
+            step.set(Observation::new(ISSUING, true, reasons::ORDER_PLACED.name, message.clone()));
+            publish(&ctx.recorder, cert, false, reasons::ORDER_PLACED.name, "Order", message).await;
             step.write(api, cert).await?;
             Ok(Action::requeue(POLL))
         }
@@ -486,7 +493,7 @@ async fn progress<P: DnsApi>(
             } else {
                 format!("waiting for PowerDNS to serve {}", waiting.join(", "))
             };
-            step.set(Observation::new(ISSUING, true, "Validating", message));
+            step.set(Observation::new(ISSUING, true, reasons::VALIDATING.name, message));
             step.status.phase = Some(CertificatePhase::Issuing);
             step.write(api, cert).await?;
             Ok(Action::requeue(POLL))
@@ -498,7 +505,7 @@ async fn progress<P: DnsApi>(
             };
             let csr = keys::csr(&cert.spec.dns_names, &key)?;
             acme.finalize(order_url, &csr).await?;
-            step.set(Observation::new(ISSUING, true, "Finalizing", format!("order {order_url} finalised")));
+            step.set(Observation::new(ISSUING, true, reasons::FINALIZING.name, format!("order {order_url} finalised")));
             step.write(api, cert).await?;
             Ok(Action::requeue(POLL))
         }
@@ -507,14 +514,14 @@ async fn progress<P: DnsApi>(
             let Some(key) = order_key(cert, current.as_ref(), &next_key, ctx, false).await? else {
                 step.status.order_url = None;
                 let message = format!("the private key of order {order_url} was lost; ordering again");
-                return attempt_failed(api, cert, step, "KeyLost", message, usable, ctx).await;
+                return attempt_failed(api, cert, step, reasons::KEY_LOST.name, message, usable, ctx).await;
             };
             let chain = acme.certificate(order_url).await?;
             let issued = keys::inspect(chain.as_bytes(), &key)?;
             if !issued.key_matches {
                 step.status.order_url = None;
                 let message = "the CA's certificate is not for the private key of the order".to_owned();
-                return attempt_failed(api, cert, step, "KeyMismatch", message, usable, ctx).await;
+                return attempt_failed(api, cert, step, reasons::KEY_MISMATCH.name, message, usable, ctx).await;
             }
             write_tls_secret(cert, &chain, &key, ctx).await?;
             remove_challenges(cert, &view, ctx).await?;
@@ -533,9 +540,14 @@ async fn progress<P: DnsApi>(
                 cert.spec.dns_names.join(", "),
                 issued.not_after
             );
-            step.set(Observation::new(READY, true, "Issued", format!("certificate valid until {}", issued.not_after)));
-            step.set(Observation::new(ISSUING, false, "Issued", message.clone()));
-            publish(&ctx.recorder, cert, false, "Issued", "Issue", message).await;
+            step.set(Observation::new(
+                READY,
+                true,
+                reasons::ISSUED.name,
+                format!("certificate valid until {}", issued.not_after),
+            ));
+            step.set(Observation::new(ISSUING, false, reasons::ISSUED.name, message.clone()));
+            publish(&ctx.recorder, cert, false, reasons::ISSUED.name, "Issue", message).await;
             step.write(api, cert).await?;
             Ok(Action::requeue(until(renewal, Timestamp::now()).min(ctx.resync).max(Duration::from_secs(1))))
         }
@@ -552,7 +564,7 @@ async fn progress<P: DnsApi>(
                     served.join(", ")
                 )
             };
-            attempt_failed(api, cert, step, "OrderFailed", message, usable, ctx).await
+            attempt_failed(api, cert, step, reasons::ORDER_FAILED.name, message, usable, ctx).await
         }
     }
 }

@@ -24,6 +24,7 @@ use kube::{Api, Client, ResourceExt};
 use mpanel_crds::cloudpod::{CloudPod, CloudPodPhase, CloudPodStatus, PowerState, TaskOperation, TaskRef};
 use mpanel_crds::common::{DeletionPolicy, ReconcileMode};
 use mpanel_crds::conditions::{self, Observation, READY};
+use mpanel_crds::reasons::{self, condition_types};
 
 use super::{Backoff, StatusOf, finalizer_reason, measured, publish, reconcile_in_mode, retry_later, scoped};
 use crate::metrics::Metrics;
@@ -31,10 +32,10 @@ use crate::providers::proxmox::{Kind, ProxmoxApi, ProxmoxError, upid_node};
 
 pub const KIND: &str = "CloudPod";
 const FIELD_MANAGER: &str = "mpanel-cloudpod";
-const CLONED: &str = "Cloned";
-const CONFIGURED: &str = "Configured";
-const STARTED: &str = "Started";
-const CONFLICT: &str = "Conflict";
+const CLONED: &str = condition_types::CLONED.name;
+const CONFIGURED: &str = condition_types::CONFIGURED.name;
+const STARTED: &str = condition_types::STARTED.name;
+const CONFLICT: &str = condition_types::CONFLICT.name;
 /// How often a running task is looked at.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -86,9 +87,9 @@ impl Error {
         match self {
             Self::Unfinished(e) => e.reason(),
             Self::Proxmox(e) => e.reason(),
-            Self::Task { .. } => "ProxmoxTaskFailed",
-            Self::Destroying => "Destroying",
-            Self::Kube(_) => "KubernetesApiError",
+            Self::Task { .. } => reasons::PROXMOX_TASK_FAILED.name,
+            Self::Destroying => reasons::DESTROYING.name,
+            Self::Kube(_) => reasons::KUBERNETES_API_ERROR.name,
             Self::Finalizer(inner) => finalizer_reason(inner, Self::reason),
         }
     }
@@ -162,7 +163,7 @@ async fn reconcile_inner<P: ProxmoxApi>(
         api,
         pod,
         |step, message| {
-            step.not_ready(None, "InvalidReconcileMode", message);
+            step.not_ready(None, reasons::INVALID_RECONCILE_MODE.name, message);
         },
         |pod, mode| async move { apply(api, &pod, mode, ctx, &store).await },
         |pod, mode| async move { cleanup(api, &pod, mode, ctx).await },
@@ -279,9 +280,9 @@ async fn apply<P: ProxmoxApi>(
                 TaskOperation::Start | TaskOperation::Stop => STARTED,
                 _ => CONFIGURED,
             };
-            step.set(Observation::new(condition, false, "ProxmoxTaskFailed", message.clone()));
-            if step.not_ready(Some(CloudPodPhase::Failed), "ProxmoxTaskFailed", message.clone()) {
-                publish(&ctx.recorder, pod, true, "ProxmoxTaskFailed", "Task", message.clone()).await;
+            step.set(Observation::new(condition, false, reasons::PROXMOX_TASK_FAILED.name, message.clone()));
+            if step.not_ready(Some(CloudPodPhase::Failed), reasons::PROXMOX_TASK_FAILED.name, message.clone()) {
+                publish(&ctx.recorder, pod, true, reasons::PROXMOX_TASK_FAILED.name, "Task", message.clone()).await;
             }
             step.write(api, pod).await?;
             return Err(Error::Task { upid: task.upid, message: failure.to_owned() });
@@ -307,7 +308,7 @@ async fn apply<P: ProxmoxApi>(
         if mode == ReconcileMode::ObserveOnly {
             step.not_ready(
                 Some(CloudPodPhase::Pending),
-                "NotCreated",
+                reasons::NOT_CREATED.name,
                 "no guest yet (ObserveOnly: not created)".into(),
             );
             step.write(api, pod).await?;
@@ -315,15 +316,15 @@ async fn apply<P: ProxmoxApi>(
         }
         let Some(id) = reserve_vmid(ctx, store, &guests) else {
             let message = format!("no free VMID in {}..={}", ctx.vmids.0, ctx.vmids.1);
-            step.not_ready(Some(CloudPodPhase::Pending), "NoFreeVmid", message);
+            step.not_ready(Some(CloudPodPhase::Pending), reasons::NO_FREE_VMID.name, message);
             step.write(api, pod).await?;
             return Ok(requeue);
         };
         // the VMID is in the status before anything is cloned to it
         step.status.vmid = Some(id);
         step.status.phase = Some(CloudPodPhase::Provisioning);
-        step.set(Observation::new(CLONED, false, "VmidReserved", format!("VMID {id} reserved")));
-        step.not_ready(None, "Provisioning", format!("VMID {id} reserved"));
+        step.set(Observation::new(CLONED, false, reasons::VMID_RESERVED.name, format!("VMID {id} reserved")));
+        step.not_ready(None, reasons::PROVISIONING.name, format!("VMID {id} reserved"));
         step.write(api, pod).await?;
         return Ok(Action::requeue(Duration::from_millis(100)));
     };
@@ -332,7 +333,7 @@ async fn apply<P: ProxmoxApi>(
         if mode == ReconcileMode::ObserveOnly {
             step.not_ready(
                 Some(CloudPodPhase::Pending),
-                "NotCreated",
+                reasons::NOT_CREATED.name,
                 format!("no guest at VMID {vmid} (ObserveOnly)"),
             );
             step.write(api, pod).await?;
@@ -353,31 +354,36 @@ async fn apply<P: ProxmoxApi>(
             found.node,
             guest::tag(&uid)
         );
-        if step.set(Observation::new(CONFLICT, true, "GuestOwnedElsewhere", message.clone())) {
-            publish(&ctx.recorder, pod, true, "Conflict", "Observe", message.clone()).await;
+        if step.set(Observation::new(CONFLICT, true, reasons::GUEST_OWNED_ELSEWHERE.name, message.clone())) {
+            publish(&ctx.recorder, pod, true, reasons::CONFLICT.name, "Observe", message.clone()).await;
         }
-        step.not_ready(Some(CloudPodPhase::Failed), "Conflict", message);
+        step.not_ready(Some(CloudPodPhase::Failed), reasons::CONFLICT.name, message);
         step.write(api, pod).await?;
         return Ok(requeue);
     }
-    step.set(Observation::new(CONFLICT, false, "Owned", format!("VMID {vmid} carries this CloudPod's mark")));
+    step.set(Observation::new(
+        CONFLICT,
+        false,
+        reasons::OWNED.name,
+        format!("VMID {vmid} carries this CloudPod's mark"),
+    ));
     step.status.node = Some(found.node.clone());
-    step.set(Observation::new(CLONED, true, "Cloned", format!("guest {vmid} exists on {}", found.node)));
+    step.set(Observation::new(CLONED, true, reasons::CLONED.name, format!("guest {vmid} exists on {}", found.node)));
 
     // configuration
     let Some(size) = guest::resources(&pod.spec, &ctx.plans) else {
         let message =
             format!("plan {:?} is not in the operator configuration and resources are not set", pod.spec.plan);
-        step.set(Observation::new(CONFIGURED, false, "UnknownPlan", message.clone()));
-        step.not_ready(None, "UnknownPlan", message);
+        step.set(Observation::new(CONFIGURED, false, reasons::UNKNOWN_PLAN.name, message.clone()));
+        step.not_ready(None, reasons::UNKNOWN_PLAN.name, message);
         step.write(api, pod).await?;
         return Ok(requeue);
     };
     let ipv4 = match address(pod, &mut step, ctx, store) {
         Ok(ipv4) => ipv4,
         Err(message) => {
-            step.set(Observation::new(CONFIGURED, false, "NoAddress", message.clone()));
-            step.not_ready(None, "NoAddress", message);
+            step.set(Observation::new(CONFIGURED, false, reasons::NO_ADDRESS.name, message.clone()));
+            step.not_ready(None, reasons::NO_ADDRESS.name, message);
             step.write(api, pod).await?;
             return Ok(requeue);
         }
@@ -392,7 +398,7 @@ async fn apply<P: ProxmoxApi>(
             let keys = changes.keys().cloned().collect::<Vec<_>>().join(", ");
             step.not_ready(
                 None,
-                "OutOfSync",
+                reasons::OUT_OF_SYNC.name,
                 format!("guest {vmid} differs from the spec ({keys}) (ObserveOnly: not written)"),
             );
             step.write(api, pod).await?;
@@ -412,7 +418,7 @@ async fn apply<P: ProxmoxApi>(
                 &ctx.recorder,
                 pod,
                 true,
-                "DriftRepaired",
+                reasons::DRIFT_REPAIRED.name,
                 "SetConfig",
                 format!("{keys} changed outside the operator and restored"),
             )
@@ -427,7 +433,7 @@ async fn apply<P: ProxmoxApi>(
                     step.set(Observation::new(
                         CONFIGURED,
                         false,
-                        "Resizing",
+                        reasons::RESIZING.name,
                         format!("{disk_key} growing from {d} GiB to {wanted_disk} GiB"),
                     ));
                     step.write(api, pod).await?;
@@ -439,7 +445,7 @@ async fn apply<P: ProxmoxApi>(
         }
         Some(d) if d > wanted_disk => {
             let message = format!("{disk_key} is {d} GiB, larger than diskGiB {wanted_disk}: a disk is never shrunk");
-            step.set(Observation::new(CONFIGURED, true, "DiskLargerThanSpec", message));
+            step.set(Observation::new(CONFIGURED, true, reasons::DISK_LARGER_THAN_SPEC.name, message));
         }
         _ => {}
     }
@@ -447,7 +453,7 @@ async fn apply<P: ProxmoxApi>(
         step.set(Observation::new(
             CONFIGURED,
             true,
-            "Configured",
+            reasons::CONFIGURED.name,
             format!("cores, memory, disk, name and network of guest {vmid} match the spec"),
         ));
     }
@@ -467,7 +473,7 @@ async fn apply<P: ProxmoxApi>(
                 step.set(Observation::new(
                     STARTED,
                     false,
-                    if run { "Starting" } else { "Stopping" },
+                    if run { reasons::STARTING.name } else { reasons::STOPPING.name },
                     format!("{action} requested"),
                 ));
                 step.write(api, pod).await?;
@@ -479,13 +485,13 @@ async fn apply<P: ProxmoxApi>(
     step.set(Observation::new(
         STARTED,
         running,
-        if running { "Running" } else { "Stopped" },
+        if running { reasons::RUNNING.name } else { reasons::STOPPED.name },
         format!("guest {vmid} is {}", found.status),
     ));
     let (phase, reason) = match (pod.spec.suspended, running) {
-        (true, _) => (CloudPodPhase::Suspended, "Suspended"),
-        (false, true) => (CloudPodPhase::Running, "Running"),
-        (false, false) => (CloudPodPhase::Stopped, "Stopped"),
+        (true, _) => (CloudPodPhase::Suspended, reasons::SUSPENDED.name),
+        (false, true) => (CloudPodPhase::Running, reasons::RUNNING.name),
+        (false, false) => (CloudPodPhase::Stopped, reasons::STOPPED.name),
     };
     step.status.phase = Some(phase);
     step.set(Observation::new(READY, true, reason, format!("guest {vmid} on {} matches the spec", found.node)));
@@ -505,8 +511,8 @@ async fn clone<P: ProxmoxApi>(
 ) -> Result<Action, Error> {
     let Some(template) = guest::template(guests, &pod.spec.template, kind) else {
         let message = format!("no {} template {:?} in the cluster", kind.path(), pod.spec.template);
-        step.set(Observation::new(CLONED, false, "TemplateNotFound", message.clone()));
-        step.not_ready(Some(CloudPodPhase::Failed), "TemplateNotFound", message);
+        step.set(Observation::new(CLONED, false, reasons::TEMPLATE_NOT_FOUND.name, message.clone()));
+        step.not_ready(Some(CloudPodPhase::Failed), reasons::TEMPLATE_NOT_FOUND.name, message);
         step.write(api, pod).await?;
         return Ok(Action::requeue(ctx.resync));
     };
@@ -520,7 +526,7 @@ async fn clone<P: ProxmoxApi>(
             "no online node among {}",
             if allowed.is_empty() { "the cluster".to_owned() } else { allowed.join(", ") }
         );
-        step.not_ready(Some(CloudPodPhase::Pending), "NoNode", message);
+        step.not_ready(Some(CloudPodPhase::Pending), reasons::NO_NODE.name, message);
         step.write(api, pod).await?;
         return Ok(Action::requeue(ctx.resync));
     };
@@ -555,9 +561,16 @@ async fn clone<P: ProxmoxApi>(
             } else {
                 format!("cloning template {} to VMID {vmid} on {}", template.vmid, target.node)
             };
-            step.set(Observation::new(CLONED, false, "Cloning", message.clone()));
-            publish(&ctx.recorder, pod, recreate, if recreate { "Recreating" } else { "Cloning" }, "Clone", message)
-                .await;
+            step.set(Observation::new(CLONED, false, reasons::CLONING.name, message.clone()));
+            publish(
+                &ctx.recorder,
+                pod,
+                recreate,
+                if recreate { reasons::RECREATING.name } else { reasons::CLONING.name },
+                "Clone",
+                message,
+            )
+            .await;
             step.write(api, pod).await?;
             Ok(Action::requeue(POLL))
         }
@@ -604,7 +617,7 @@ async fn cleanup<P: ProxmoxApi>(
     let config = ctx.proxmox.config(&found.node, kind, vmid).await?;
     if found.kind != kind || !guest::is_owned(&config, &pod.uid().unwrap_or_default()) {
         let note = format!("the guest at VMID {vmid} is not this CloudPod's; it was not destroyed");
-        publish(&ctx.recorder, pod, true, "NotOwner", "Destroy", note).await;
+        publish(&ctx.recorder, pod, true, reasons::NOT_OWNER.name, "Destroy", note).await;
         return Ok(Action::await_change());
     }
     let mut step = Step::new(pod);

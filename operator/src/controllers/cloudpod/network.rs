@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 
 use kube::ResourceExt;
 use mpanel_crds::cloudpod::CloudPod;
+use mpanel_crds::reasons;
 
 use crate::config::{IpPool, ProxmoxAllowed};
 use crate::precedence::Precedence;
@@ -30,10 +31,10 @@ pub enum Refusal {
 impl Refusal {
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::BridgeNotAllowed(_) | Self::VlanNotAllowed(_) => "NetworkNotAllowed",
-            Self::TemplateNotAllowed(_) => "TemplateNotAllowed",
-            Self::AddressInPool(..) => "AddressInPool",
-            Self::AddressInUse(_) => "AddressInUse",
+            Self::BridgeNotAllowed(_) | Self::VlanNotAllowed(_) => reasons::NETWORK_NOT_ALLOWED.name,
+            Self::TemplateNotAllowed(_) => reasons::TEMPLATE_NOT_ALLOWED.name,
+            Self::AddressInPool(..) => reasons::ADDRESS_IN_POOL.name,
+            Self::AddressInUse(_) => reasons::ADDRESS_IN_USE.name,
         }
     }
 }

@@ -23,6 +23,7 @@ use mpanel_crds::cloudpod::CloudPod;
 use mpanel_crds::common::{DeletionPolicy, ReconcileMode};
 use mpanel_crds::conditions::{self, Observation, READY};
 use mpanel_crds::dnszone::{DnsZone, DnsZonePhase, DnsZoneStatus, ZoneKind};
+use mpanel_crds::reasons::{self, condition_types};
 
 use super::{
     Backoff, StatusOf, finalizer_reason, follow, measured, now, publish, reconcile_in_mode, retry_later, scoped,
@@ -35,10 +36,8 @@ use records::Wanted;
 
 pub const KIND: &str = "DnsZone";
 const FIELD_MANAGER: &str = "mpanel-dnszone";
-const PROGRAMMED: &str = "Programmed";
-const CONFLICT: &str = "Conflict";
-const NAME_HELD_ELSEWHERE: &str = "NameHeldElsewhere";
-const PUBLIC_SUFFIX: &str = "PublicSuffix";
+const PROGRAMMED: &str = condition_types::PROGRAMMED.name;
+const CONFLICT: &str = condition_types::CONFLICT.name;
 
 pub struct Context<P> {
     pub client: Client,
@@ -73,7 +72,7 @@ impl Error {
         match self {
             Self::Unfinished(e) => e.reason(),
             Self::PowerDns(e) => e.reason(),
-            Self::Kube(_) => "KubernetesApiError",
+            Self::Kube(_) => reasons::KUBERNETES_API_ERROR.name,
             Self::Finalizer(inner) => finalizer_reason(inner, Self::reason),
         }
     }
@@ -141,7 +140,7 @@ async fn reconcile_inner<P: DnsApi>(zone: Arc<DnsZone>, ctx: &Context<P>) -> Res
         api,
         zone,
         |step, message| {
-            step.set(Observation::new(READY, false, "InvalidReconcileMode", message));
+            step.set(Observation::new(READY, false, reasons::INVALID_RECONCILE_MODE.name, message));
         },
         |zone, mode| async move { apply(api, &zone, mode, ctx).await },
         |zone, mode| async move { cleanup(&zone, mode, ctx).await },
@@ -201,7 +200,14 @@ async fn apply<P: DnsApi>(
     }) {
         Ok(wanted) => wanted,
         Err(invalid) => {
-            not_ready(&mut status, generation, &t, Some(DnsZonePhase::Failed), "InvalidRecord", invalid.to_string());
+            not_ready(
+                &mut status,
+                generation,
+                &t,
+                Some(DnsZonePhase::Failed),
+                reasons::INVALID_RECORD.name,
+                invalid.to_string(),
+            );
             write_changed_status(api, zone, &status).await?;
             return Ok(Action::await_change());
         }
@@ -212,8 +218,15 @@ async fn apply<P: DnsApi>(
         let plain = crate::names::plain(&zone.spec.zone);
         let message =
             format!("zone {plain} is a public suffix; a zone must be a registered domain or a name under one");
-        if not_ready(&mut status, generation, &t, Some(DnsZonePhase::Failed), PUBLIC_SUFFIX, message.clone()) {
-            publish(&ctx.recorder, zone, true, PUBLIC_SUFFIX, "Claim", message).await;
+        if not_ready(
+            &mut status,
+            generation,
+            &t,
+            Some(DnsZonePhase::Failed),
+            reasons::PUBLIC_SUFFIX.name,
+            message.clone(),
+        ) {
+            publish(&ctx.recorder, zone, true, reasons::PUBLIC_SUFFIX.name, "Claim", message).await;
         }
         write_changed_status(api, zone, &status).await?;
         return Ok(Action::await_change());
@@ -229,10 +242,18 @@ async fn apply<P: DnsApi>(
         let plain = crate::names::plain(&zone.spec.zone);
         let message =
             format!("zone {plain} is inside or above a name another namespace holds; nothing was written to PowerDNS");
-        let new = set(&mut status, Observation::new(CONFLICT, true, NAME_HELD_ELSEWHERE, message.clone()));
-        not_ready(&mut status, generation, &t, Some(DnsZonePhase::Conflict), NAME_HELD_ELSEWHERE, message.clone());
+        let new =
+            set(&mut status, Observation::new(CONFLICT, true, reasons::NAME_HELD_ELSEWHERE.name, message.clone()));
+        not_ready(
+            &mut status,
+            generation,
+            &t,
+            Some(DnsZonePhase::Conflict),
+            reasons::NAME_HELD_ELSEWHERE.name,
+            message.clone(),
+        );
         if new {
-            publish(&ctx.recorder, zone, true, NAME_HELD_ELSEWHERE, "Claim", message).await;
+            publish(&ctx.recorder, zone, true, reasons::NAME_HELD_ELSEWHERE.name, "Claim", message).await;
         }
         write_changed_status(api, zone, &status).await?;
         // the holder may go away: looked at again at the next resync
@@ -249,12 +270,13 @@ async fn apply<P: DnsApi>(
             // the account is another object's UID: not shown
             let message =
                 format!("zone {name} already exists in PowerDNS and is not this object's; it is left untouched");
-            let new = set(&mut status, Observation::new(CONFLICT, true, "ZoneOwnedElsewhere", message.clone()));
-            set(&mut status, Observation::new(READY, false, "Conflict", message.clone()));
+            let new =
+                set(&mut status, Observation::new(CONFLICT, true, reasons::ZONE_OWNED_ELSEWHERE.name, message.clone()));
+            set(&mut status, Observation::new(READY, false, reasons::CONFLICT.name, message.clone()));
             status.phase = Some(DnsZonePhase::Conflict);
             status.observed_generation = generation;
             if new {
-                publish(&ctx.recorder, zone, true, "Conflict", "Observe", message).await;
+                publish(&ctx.recorder, zone, true, reasons::CONFLICT.name, "Observe", message).await;
             }
             write_changed_status(api, zone, &status).await?;
             return Ok(requeue);
@@ -277,20 +299,30 @@ async fn apply<P: DnsApi>(
             if let Err(e) = ctx.dns.create_zone(&new_zone).await {
                 return fail(api, zone, status, e, ctx).await;
             }
-            publish(&ctx.recorder, zone, false, "Created", "CreateZone", format!("created zone {name} in PowerDNS"))
-                .await;
+            publish(
+                &ctx.recorder,
+                zone,
+                false,
+                reasons::CREATED.name,
+                "CreateZone",
+                format!("created zone {name} in PowerDNS"),
+            )
+            .await;
             match ctx.dns.zone(&name).await {
                 Ok(created) => created,
                 Err(e) => return fail(api, zone, status, e, ctx).await,
             }
         }
     };
-    set(&mut status, Observation::new(CONFLICT, false, "Owned", format!("zone {name} belongs to this object")));
+    set(
+        &mut status,
+        Observation::new(CONFLICT, false, reasons::OWNED.name, format!("zone {name} belongs to this object")),
+    );
 
     // diff, then act only on what differs
     let Some(mut current) = observed else {
         let message = format!("zone {name} does not exist in PowerDNS (ObserveOnly: not created)");
-        not_ready(&mut status, generation, &t, Some(DnsZonePhase::Pending), "ZoneMissing", message);
+        not_ready(&mut status, generation, &t, Some(DnsZonePhase::Pending), reasons::ZONE_MISSING.name, message);
         write_changed_status(api, zone, &status).await?;
         return Ok(requeue);
     };
@@ -300,7 +332,7 @@ async fn apply<P: DnsApi>(
         if mode == ReconcileMode::ObserveOnly {
             let message = format!("{} rrsets differ from the spec (ObserveOnly: not written)", patch.len());
             // the zone exists and is served as it is: the phase stays what it was
-            not_ready(&mut status, generation, &t, None, "OutOfSync", message);
+            not_ready(&mut status, generation, &t, None, reasons::OUT_OF_SYNC.name, message);
             write_changed_status(api, zone, &status).await?;
             return Ok(requeue);
         }
@@ -314,7 +346,7 @@ async fn apply<P: DnsApi>(
                 &ctx.recorder,
                 zone,
                 true,
-                "DriftRepaired",
+                reasons::DRIFT_REPAIRED.name,
                 "PatchRRSets",
                 format!("{} rrsets were changed outside the operator and restored", patch.len()),
             )
@@ -331,13 +363,16 @@ async fn apply<P: DnsApi>(
     }
 
     let count = u32::try_from(wanted.rrsets.len()).unwrap_or(u32::MAX);
-    set(&mut status, Observation::new(PROGRAMMED, true, "Synced", format!("{count} rrsets in sync")));
+    set(&mut status, Observation::new(PROGRAMMED, true, reasons::SYNCED.name, format!("{count} rrsets in sync")));
     if wanted.waiting_for.is_empty() {
-        set(&mut status, Observation::new(READY, true, "Ready", format!("zone {name} is served with {count} rrsets")));
+        set(
+            &mut status,
+            Observation::new(READY, true, reasons::READY.name, format!("zone {name} is served with {count} rrsets")),
+        );
         status.phase = Some(DnsZonePhase::Ready);
     } else {
         let message = format!("waiting for the address of CloudPod {}", wanted.waiting_for.join(", "));
-        set(&mut status, Observation::new(READY, false, "WaitingForCloudPod", message));
+        set(&mut status, Observation::new(READY, false, reasons::WAITING_FOR_CLOUD_POD.name, message));
         status.phase = Some(DnsZonePhase::Pending);
     }
     status.records = Some(count);
@@ -399,7 +434,7 @@ async fn cleanup<P: DnsApi>(zone: &DnsZone, mode: ReconcileMode, ctx: &Context<P
         }
         Some(_) => {
             let note = format!("zone {name} is not this object's; it was left in PowerDNS");
-            publish(&ctx.recorder, zone, true, "NotOwner", "DeleteZone", note).await;
+            publish(&ctx.recorder, zone, true, reasons::NOT_OWNER.name, "DeleteZone", note).await;
         }
         None => {}
     }

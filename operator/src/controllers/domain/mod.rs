@@ -34,6 +34,7 @@ use mpanel_crds::domain::{
     ADOPT_REGISTRATION_ANNOTATION, Adoption, Domain, DomainPhase, DomainStatus, OrderOperation, OrderState,
     RegistrationMode,
 };
+use mpanel_crds::reasons::{self, condition_types};
 
 use super::{Backoff, StatusOf, finalizer_reason, intent, measured, publish, reconcile_in_mode, retry_later, scoped};
 use crate::config::ZoneDefaults;
@@ -45,12 +46,12 @@ use zone::ZoneState;
 
 pub const KIND: &str = "Domain";
 const FIELD_MANAGER: &str = "mpanel-domain";
-pub const REGISTERED: &str = "Registered";
-pub const RENEWED: &str = "Renewed";
-pub const NAMESERVERS_SYNCED: &str = "NameserversSynced";
-pub const SETTINGS_SYNCED: &str = "SettingsSynced";
-pub const ZONE_READY: &str = "ZoneReady";
-pub const CONFLICT: &str = "Conflict";
+pub const REGISTERED: &str = condition_types::REGISTERED.name;
+pub const RENEWED: &str = condition_types::RENEWED.name;
+pub const NAMESERVERS_SYNCED: &str = condition_types::NAMESERVERS_SYNCED.name;
+pub const SETTINGS_SYNCED: &str = condition_types::SETTINGS_SYNCED.name;
+pub const ZONE_READY: &str = condition_types::ZONE_READY.name;
+pub const CONFLICT: &str = condition_types::CONFLICT.name;
 /// How soon the next step follows one that changed something at the registrar.
 const NEXT_STEP: Duration = Duration::from_millis(200);
 /// How often a pending transfer is looked at.
@@ -91,7 +92,7 @@ impl Error {
         match self {
             Self::Unfinished(e) => e.reason(),
             Self::Registrar(e) => e.reason(),
-            Self::Kube(_) => "KubernetesApiError",
+            Self::Kube(_) => reasons::KUBERNETES_API_ERROR.name,
             Self::Finalizer(inner) => finalizer_reason(inner, Self::reason),
         }
     }
@@ -181,7 +182,7 @@ async fn reconcile_inner<R: NamesiloApi>(
         api,
         domain,
         |step, message| {
-            step.not_ready(None, "InvalidReconcileMode", message);
+            step.not_ready(None, reasons::INVALID_RECONCILE_MODE.name, message);
         },
         |domain, mode| async move { apply(api, &domain, mode, ctx, &store).await },
         |domain, mode| async move { cleanup(&domain, mode, ctx).await },
@@ -300,19 +301,19 @@ async fn apply<R: NamesiloApi>(
     if !name_granted(domain, ctx).await? {
         let message = format!("{name} is held by another namespace; this Domain leaves the registrar alone");
         step.status.registered = None;
-        step.set(Observation::new(REGISTERED, false, "NameHeldElsewhere", message.clone()));
-        if step.not_ready(Some(DomainPhase::Failed), "NameHeldElsewhere", message.clone()) {
-            publish(&ctx.recorder, domain, true, "NameHeldElsewhere", "Observe", message).await;
+        step.set(Observation::new(REGISTERED, false, reasons::NAME_HELD_ELSEWHERE.name, message.clone()));
+        if step.not_ready(Some(DomainPhase::Failed), reasons::NAME_HELD_ELSEWHERE.name, message.clone()) {
+            publish(&ctx.recorder, domain, true, reasons::NAME_HELD_ELSEWHERE.name, "Observe", message).await;
         }
         step.write(api, domain).await?;
         return Ok(Action::requeue(ctx.resync));
     }
     if let Some(other) = earlier_claim(domain, store) {
         let message = format!("{name} is managed by Domain {other}; this one leaves the registrar alone");
-        if step.set(Observation::new(CONFLICT, true, "ClaimedByAnotherDomain", message.clone())) {
-            publish(&ctx.recorder, domain, true, "Conflict", "Observe", message.clone()).await;
+        if step.set(Observation::new(CONFLICT, true, reasons::CLAIMED_BY_ANOTHER_DOMAIN.name, message.clone())) {
+            publish(&ctx.recorder, domain, true, reasons::CONFLICT.name, "Observe", message.clone()).await;
         }
-        step.not_ready(Some(DomainPhase::Failed), "Conflict", message);
+        step.not_ready(Some(DomainPhase::Failed), reasons::CONFLICT.name, message);
         step.write(api, domain).await?;
         return Ok(Action::requeue(ctx.resync));
     }
@@ -338,9 +339,9 @@ async fn apply<R: NamesiloApi>(
                 let why = if mode == ReconcileMode::ObserveOnly { "ObserveOnly" } else { "External" };
                 let message = format!("{name} is not in the registrar account ({why}: nothing is bought)");
                 step.status.registered = Some(false);
-                step.set(Observation::new(REGISTERED, false, "NotInAccount", message.clone()));
+                step.set(Observation::new(REGISTERED, false, reasons::NOT_IN_ACCOUNT.name, message.clone()));
                 zone_step(domain, &mut step, mode, ctx).await?;
-                step.not_ready(Some(DomainPhase::Pending), "NotInAccount", message);
+                step.not_ready(Some(DomainPhase::Pending), reasons::NOT_IN_ACCOUNT.name, message);
                 step.write(api, domain).await?;
                 Ok(Action::requeue(ctx.resync))
             }
@@ -359,9 +360,9 @@ async fn not_adopted<R>(api: &Api<Domain>, domain: &Domain, mut step: Step, ctx:
         domain.spec.name
     );
     step.status.registered = Some(false);
-    step.set(Observation::new(REGISTERED, false, "RegistrationNotAdopted", message.clone()));
-    if step.not_ready(Some(DomainPhase::Failed), "RegistrationNotAdopted", message.clone()) {
-        publish(&ctx.recorder, domain, true, "RegistrationNotAdopted", "Observe", message).await;
+    step.set(Observation::new(REGISTERED, false, reasons::REGISTRATION_NOT_ADOPTED.name, message.clone()));
+    if step.not_ready(Some(DomainPhase::Failed), reasons::REGISTRATION_NOT_ADOPTED.name, message.clone()) {
+        publish(&ctx.recorder, domain, true, reasons::REGISTRATION_NOT_ADOPTED.name, "Observe", message).await;
     }
     step.write(api, domain).await?;
     Ok(Action::requeue(ctx.resync))
@@ -393,9 +394,9 @@ async fn registered<R: NamesiloApi>(
     }
     step.observe(info);
     let how = match spec.registration.mode {
-        RegistrationMode::Register => "Registered",
-        RegistrationMode::Transfer => "Transferred",
-        RegistrationMode::External => "InAccount",
+        RegistrationMode::Register => reasons::REGISTERED.name,
+        RegistrationMode::Transfer => reasons::TRANSFERRED.name,
+        RegistrationMode::External => reasons::IN_ACCOUNT.name,
     };
     step.set(Observation::new(
         REGISTERED,
@@ -412,7 +413,9 @@ async fn registered<R: NamesiloApi>(
     let paid_until = spec.paid_until.clone().unwrap_or_default();
     let renewed = match (&renewal, hands_off) {
         (Plan::Renew(years), None) => return orders::renew(api, domain, step, *years, ctx).await,
-        (Plan::NoPaidUntil, _) => Observation::new(RENEWED, true, "NoPaidUntil", "no paidUntil: nothing to renew"),
+        (Plan::NoPaidUntil, _) => {
+            Observation::new(RENEWED, true, reasons::NO_PAID_UNTIL.name, "no paidUntil: nothing to renew")
+        }
         (Plan::Covered, _) => {
             if let Some(order) = step.status.last_order.as_mut()
                 && order.operation == OrderOperation::Renew
@@ -423,14 +426,14 @@ async fn registered<R: NamesiloApi>(
             Observation::new(
                 RENEWED,
                 true,
-                "Covered",
+                reasons::COVERED.name,
                 format!("the registrar's expiry {} covers paidUntil {paid_until}", info.expires),
             )
         }
         (Plan::Renew(years), Some(why)) => Observation::new(
             RENEWED,
             false,
-            "RenewalDue",
+            reasons::RENEWAL_DUE.name,
             format!(
                 "expiry {} is before paidUntil {paid_until}: {years} year(s) due ({why}: not renewed)",
                 info.expires
@@ -439,7 +442,7 @@ async fn registered<R: NamesiloApi>(
         (Plan::RenewedOnce, _) => Observation::new(
             RENEWED,
             false,
-            "RenewedOnce",
+            reasons::RENEWED_ONCE.name,
             format!(
                 "renewed once for paidUntil {paid_until}, yet the expiry is {}: not renewing twice for one payment",
                 info.expires
@@ -448,13 +451,13 @@ async fn registered<R: NamesiloApi>(
         (Plan::TooFar { years }, _) => Observation::new(
             RENEWED,
             false,
-            "PaidUntilTooFar",
+            reasons::PAID_UNTIL_TOO_FAR.name,
             format!(
                 "reaching paidUntil {paid_until} needs {years} years; a registrar renews at most {} ahead",
                 renewal::MAX_YEARS
             ),
         ),
-        (Plan::BadDate(message), _) => Observation::new(RENEWED, false, "BadDate", message.clone()),
+        (Plan::BadDate(message), _) => Observation::new(RENEWED, false, reasons::BAD_DATE.name, message.clone()),
     };
     let renewed_ok = renewed.status == conditions::Status::True;
     step.set(renewed);
@@ -462,13 +465,18 @@ async fn registered<R: NamesiloApi>(
     // nameservers
     let want_ns = wanted_nameservers(domain, ctx);
     let ns_ok = if same_set(&want_ns, &info.nameservers) {
-        step.set(Observation::new(NAMESERVERS_SYNCED, true, "Synced", format!("delegated to {}", want_ns.join(", "))));
+        step.set(Observation::new(
+            NAMESERVERS_SYNCED,
+            true,
+            reasons::SYNCED.name,
+            format!("delegated to {}", want_ns.join(", ")),
+        ));
         true
     } else if let Some(why) = hands_off {
         step.set(Observation::new(
             NAMESERVERS_SYNCED,
             false,
-            "OutOfSync",
+            reasons::OUT_OF_SYNC.name,
             format!("the registrar has {} ({why}: not changed)", info.nameservers.join(", ")),
         ));
         false
@@ -481,7 +489,12 @@ async fn registered<R: NamesiloApi>(
         if drift {
             repaired(domain, ctx, format!("nameservers were {} at the registrar", info.nameservers.join(", "))).await;
         }
-        step.set(Observation::new(NAMESERVERS_SYNCED, true, "Synced", format!("delegated to {}", want_ns.join(", "))));
+        step.set(Observation::new(
+            NAMESERVERS_SYNCED,
+            true,
+            reasons::SYNCED.name,
+            format!("delegated to {}", want_ns.join(", ")),
+        ));
         true
     };
 
@@ -498,13 +511,18 @@ async fn registered<R: NamesiloApi>(
     .collect();
     let names = differing.iter().map(|(s, _)| s.label()).collect::<Vec<_>>().join(", ");
     let settings_ok = if differing.is_empty() {
-        step.set(Observation::new(SETTINGS_SYNCED, true, "Synced", "lock, privacy and auto-renew match the spec"));
+        step.set(Observation::new(
+            SETTINGS_SYNCED,
+            true,
+            reasons::SYNCED.name,
+            "lock, privacy and auto-renew match the spec",
+        ));
         true
     } else if let Some(why) = hands_off {
         step.set(Observation::new(
             SETTINGS_SYNCED,
             false,
-            "OutOfSync",
+            reasons::OUT_OF_SYNC.name,
             format!("{names} differ at the registrar ({why}: not changed)"),
         ));
         false
@@ -526,7 +544,12 @@ async fn registered<R: NamesiloApi>(
         if drift {
             repaired(domain, ctx, format!("{names} changed at the registrar")).await;
         }
-        step.set(Observation::new(SETTINGS_SYNCED, true, "Synced", "lock, privacy and auto-renew match the spec"));
+        step.set(Observation::new(
+            SETTINGS_SYNCED,
+            true,
+            reasons::SYNCED.name,
+            "lock, privacy and auto-renew match the spec",
+        ));
         true
     };
 
@@ -534,26 +557,27 @@ async fn registered<R: NamesiloApi>(
 
     let expired = renewal::expired(&info.expires);
     step.status.phase = Some(if expired { DomainPhase::Expired } else { DomainPhase::Active });
+    // Ready=False names the first step condition that is not True, with its message
     let blocking = [
-        (!renewed_ok).then_some(RENEWED),
-        (!ns_ok).then_some(NAMESERVERS_SYNCED),
-        (!settings_ok).then_some(SETTINGS_SYNCED),
-        (!zone_ok).then_some(ZONE_READY),
+        (!renewed_ok).then_some((RENEWED, reasons::RENEWED)),
+        (!ns_ok).then_some((NAMESERVERS_SYNCED, reasons::NAMESERVERS_SYNCED)),
+        (!settings_ok).then_some((SETTINGS_SYNCED, reasons::SETTINGS_SYNCED)),
+        (!zone_ok).then_some((ZONE_READY, reasons::ZONE_READY)),
     ];
     match blocking.into_iter().flatten().next() {
         _ if expired => {
-            step.not_ready(None, "Expired", format!("{name} expired on {}", info.expires));
+            step.not_ready(None, reasons::EXPIRED.name, format!("{name} expired on {}", info.expires));
         }
-        Some(type_) => {
+        Some((type_, reason)) => {
             let message =
                 conditions::find(&step.status.conditions, type_).map(|c| c.message.clone()).unwrap_or_default();
-            step.not_ready(None, type_, message);
+            step.not_ready(None, reason.name, message);
         }
         None => {
             step.set(Observation::new(
                 READY,
                 true,
-                "Active",
+                reasons::ACTIVE.name,
                 format!("{name} is registered until {} and matches the spec", info.expires),
             ));
         }
@@ -583,7 +607,7 @@ impl Setting {
 /// Counts and announces a repaired out-of-band change.
 async fn repaired<R>(domain: &Domain, ctx: &Context<R>, note: String) {
     ctx.metrics.drift_repaired(KIND);
-    publish(&ctx.recorder, domain, true, "DriftRepaired", "Registrar", format!("{note}; restored")).await;
+    publish(&ctx.recorder, domain, true, reasons::DRIFT_REPAIRED.name, "Registrar", format!("{note}; restored")).await;
 }
 
 /// Creates the owned zone when `dns.createZone` asks for one and sets ZoneReady; true when there
@@ -598,9 +622,9 @@ async fn zone_step<R>(domain: &Domain, step: &mut Step, mode: ReconcileMode, ctx
     let state = zone::ensure(&ctx.client, domain, &nameservers, &ctx.zone_defaults, write).await?;
     step.status.zone_ref = Some(domain.name_any());
     let (ok, reason, message) = match state {
-        ZoneState::Ready(m) => (true, "Served", m),
-        ZoneState::NotReady(m) => (false, "Waiting", m),
-        ZoneState::OwnedElsewhere(m) => (false, "ZoneOwnedElsewhere", m),
+        ZoneState::Ready(m) => (true, reasons::SERVED.name, m),
+        ZoneState::NotReady(m) => (false, reasons::WAITING.name, m),
+        ZoneState::OwnedElsewhere(m) => (false, reasons::ZONE_OWNED_ELSEWHERE.name, m),
     };
     step.set(Observation::new(ZONE_READY, ok, reason, message));
     Ok(ok)
@@ -632,8 +656,15 @@ async fn cleanup<R: NamesiloApi>(domain: &Domain, mode: ReconcileMode, ctx: &Con
     let name = &domain.spec.name;
     if ctx.registrar.domain_info(name).await?.is_some() {
         ctx.registrar.set_auto_renew(name, false).await?;
-        publish(&ctx.recorder, domain, false, "AutoRenewOff", "Delete", format!("auto-renew of {name} turned off"))
-            .await;
+        publish(
+            &ctx.recorder,
+            domain,
+            false,
+            reasons::AUTO_RENEW_OFF.name,
+            "Delete",
+            format!("auto-renew of {name} turned off"),
+        )
+        .await;
     }
     Ok(Action::await_change())
 }

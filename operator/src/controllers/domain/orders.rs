@@ -8,6 +8,7 @@ use kube::{Api, ResourceExt};
 use mpanel_crds::common::ReconcileMode;
 use mpanel_crds::conditions::Observation;
 use mpanel_crds::domain::{Domain, DomainPhase, OrderOperation, OrderState, RegistrarOrder, TransferStatus};
+use mpanel_crds::reasons;
 
 use super::{Context, Error, NEXT_STEP, REGISTERED, RENEWED, Step, TRANSFER_POLL, fail, wanted_nameservers, zone_step};
 use crate::controllers::{publish, read_secret_key, write_changed_status};
@@ -47,9 +48,9 @@ pub async fn register<R: NamesiloApi>(
         Ok(false) => {
             let message = format!("{name} is not available for registration");
             step.status.registered = Some(false);
-            step.set(Observation::new(REGISTERED, false, "Unavailable", message.clone()));
-            if step.not_ready(Some(DomainPhase::Failed), "Unavailable", message.clone()) {
-                publish(&ctx.recorder, domain, true, "Unavailable", "Register", message).await;
+            step.set(Observation::new(REGISTERED, false, reasons::UNAVAILABLE.name, message.clone()));
+            if step.not_ready(Some(DomainPhase::Failed), reasons::UNAVAILABLE.name, message.clone()) {
+                publish(&ctx.recorder, domain, true, reasons::UNAVAILABLE.name, "Register", message).await;
             }
             step.write(api, domain).await?;
             return Ok(Action::requeue(ctx.resync));
@@ -96,7 +97,7 @@ async fn place<R>(
     };
     step.status.last_order = Some(order.clone());
     let what = format!("{operation:?} of {} for {years} year(s)", domain.spec.name);
-    step.set(Observation::new(condition, false, "OrderSent", format!("{what} sent to the registrar")));
+    step.set(Observation::new(condition, false, reasons::ORDER_SENT.name, format!("{what} sent to the registrar")));
     write_changed_status(api, domain, &step.status).await?;
 
     // a future is lazy: the call is sent here, after the record above
@@ -112,13 +113,13 @@ async fn place<R>(
             step.status.last_order = Some(order);
             let charged = receipt.amount.map(|a| format!(", charged {a}")).unwrap_or_default();
             let message = format!("{what} done{charged}");
-            let (reason, event) = match operation {
-                OrderOperation::Register => ("Registered", "Registered"),
-                OrderOperation::Renew => ("Renewed", "Renewed"),
-                OrderOperation::Transfer => ("TransferRequested", "TransferRequested"),
+            let reason = match operation {
+                OrderOperation::Register => reasons::REGISTERED,
+                OrderOperation::Renew => reasons::RENEWED,
+                OrderOperation::Transfer => reasons::TRANSFER_REQUESTED,
             };
-            step.set(Observation::new(condition, operation != OrderOperation::Transfer, reason, message.clone()));
-            publish(&ctx.recorder, domain, false, event, &format!("{operation:?}"), message).await;
+            step.set(Observation::new(condition, operation != OrderOperation::Transfer, reason.name, message.clone()));
+            publish(&ctx.recorder, domain, false, reason.name, &format!("{operation:?}"), message).await;
             step.write(api, domain).await?;
             Ok(Action::requeue(NEXT_STEP))
         }
@@ -152,8 +153,8 @@ pub async fn transfer<R: NamesiloApi>(
     let (auth_code, version) = match read_secret_key(&ctx.client, &domain.namespace().unwrap_or_default(), key).await? {
         Ok((code, version)) => (code.trim().to_owned(), version),
         Err(message) => {
-            step.set(Observation::new(REGISTERED, false, "AuthCodeSecretMissing", message.clone()));
-            step.not_ready(Some(DomainPhase::Pending), "AuthCodeSecretMissing", message);
+            step.set(Observation::new(REGISTERED, false, reasons::AUTH_CODE_SECRET_MISSING.name, message.clone()));
+            step.not_ready(Some(DomainPhase::Pending), reasons::AUTH_CODE_SECRET_MISSING.name, message);
             step.write(api, domain).await?;
             return Ok(Action::await_change());
         }
@@ -173,8 +174,8 @@ pub async fn transfer<R: NamesiloApi>(
                 "the registrar accepted a transfer of {name} but now knows none, and the domain is not in the account; \
                  another transfer is not bought automatically"
             );
-            step.set(Observation::new(REGISTERED, false, "TransferLost", message.clone()));
-            step.not_ready(Some(DomainPhase::Failed), "TransferLost", message);
+            step.set(Observation::new(REGISTERED, false, reasons::TRANSFER_LOST.name, message.clone()));
+            step.not_ready(Some(DomainPhase::Failed), reasons::TRANSFER_LOST.name, message);
             step.write(api, domain).await?;
             return Ok(Action::requeue(ctx.resync));
         }
@@ -223,7 +224,7 @@ pub async fn transfer<R: NamesiloApi>(
             t.auth_code_version = Some(version);
         }
         let note = format!("the auth code in Secret {} was handed to the pending transfer", key.name);
-        publish(&ctx.recorder, domain, false, "AuthCodeUpdated", "Transfer", note).await;
+        publish(&ctx.recorder, domain, false, reasons::AUTH_CODE_UPDATED.name, "Transfer", note).await;
         step.write(api, domain).await?;
         return Ok(Action::requeue(NEXT_STEP));
     }
@@ -231,11 +232,17 @@ pub async fn transfer<R: NamesiloApi>(
         Some(m) if !m.is_empty() => format!("{}: {m}", pending.status),
         _ => pending.status.clone(),
     };
-    let reason = if auth_code_problem(&pending.status) { "TransferAuthCodeRejected" } else { "TransferPending" };
+    let reason = if auth_code_problem(&pending.status) {
+        reasons::TRANSFER_AUTH_CODE_REJECTED.name
+    } else {
+        reasons::TRANSFER_PENDING.name
+    };
     let message = format!("transfer of {name}: {said}");
     step.status.phase = Some(DomainPhase::Transferring);
     step.status.registered = Some(false);
-    if step.set(Observation::new(REGISTERED, false, reason, message.clone())) && reason != "TransferPending" {
+    if step.set(Observation::new(REGISTERED, false, reason, message.clone()))
+        && reason != reasons::TRANSFER_PENDING.name
+    {
         publish(&ctx.recorder, domain, true, reason, "Transfer", message.clone()).await;
     }
     step.not_ready(None, reason, message);

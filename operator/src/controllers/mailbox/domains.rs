@@ -10,9 +10,6 @@ use std::collections::BTreeMap;
 use crate::names::{Holding, plain};
 use crate::providers::mailcore::DomainRow;
 
-/// The reason of a Mailbox refused for its mail domain.
-pub const HELD_ELSEWHERE: &str = "MailDomainHeldElsewhere";
-
 /// The marker of a domain row: the namespace whose Mailboxes use it.
 pub fn marker(namespace: &str) -> String {
     format!("namespace/{namespace}")

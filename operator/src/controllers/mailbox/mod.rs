@@ -28,6 +28,7 @@ use mpanel_crds::common::{DeletionPolicy, ReconcileMode};
 use mpanel_crds::conditions::{self, Observation, READY};
 use mpanel_crds::dnszone::DnsZone;
 use mpanel_crds::mailbox::{Mailbox, MailboxPhase, MailboxStatus};
+use mpanel_crds::reasons::{self, condition_types};
 
 use super::{
     Backoff, StatusOf, finalizer_reason, follow, measured, publish, read_secret_key, reconcile_in_mode, retry_later,
@@ -40,9 +41,9 @@ use password::PasswordError;
 
 pub const KIND: &str = "Mailbox";
 const FIELD_MANAGER: &str = "mpanel-mailbox";
-const DOMAIN_READY: &str = "DomainReady";
-const PASSWORD_SYNCED: &str = "PasswordSynced";
-const CONFLICT: &str = "Conflict";
+const DOMAIN_READY: &str = condition_types::DOMAIN_READY.name;
+const PASSWORD_SYNCED: &str = condition_types::PASSWORD_SYNCED.name;
+const CONFLICT: &str = condition_types::CONFLICT.name;
 const MIB: i64 = 1024 * 1024;
 
 pub struct Context<M> {
@@ -86,8 +87,8 @@ impl Error {
             Self::Unfinished(e) => e.reason(),
             Self::MailCore(e) => e.reason(),
             Self::Password(e) => e.reason(),
-            Self::Maildir { .. } => "MaildirNotRemoved",
-            Self::Kube(_) => "KubernetesApiError",
+            Self::Maildir { .. } => reasons::MAILDIR_NOT_REMOVED.name,
+            Self::Kube(_) => reasons::KUBERNETES_API_ERROR.name,
             Self::Finalizer(inner) => finalizer_reason(inner, Self::reason),
         }
     }
@@ -152,7 +153,7 @@ async fn reconcile_inner<M: MailApi>(mailbox: Arc<Mailbox>, ctx: &Context<M>) ->
         api,
         mailbox,
         |step, message| {
-            step.not_ready(None, "InvalidReconcileMode", message);
+            step.not_ready(None, reasons::INVALID_RECONCILE_MODE.name, message);
         },
         |mailbox, mode| async move { apply(api, &mailbox, mode, ctx).await },
         |mailbox, mode| async move { cleanup(&mailbox, mode, ctx).await },
@@ -246,11 +247,12 @@ async fn apply<M: MailApi>(
     let refused = refused_domains(mailbox, &domain_rows, ctx);
     if !refused.is_empty() {
         let message = format!("{}; nothing was written to mail-core", refused.join("; "));
-        step.set(Observation::new(DOMAIN_READY, false, domains::HELD_ELSEWHERE, message.clone()));
-        if step.set(Observation::new(CONFLICT, true, domains::HELD_ELSEWHERE, message.clone())) {
-            publish(&ctx.recorder, mailbox, true, domains::HELD_ELSEWHERE, "Observe", message.clone()).await;
+        step.set(Observation::new(DOMAIN_READY, false, reasons::MAIL_DOMAIN_HELD_ELSEWHERE.name, message.clone()));
+        if step.set(Observation::new(CONFLICT, true, reasons::MAIL_DOMAIN_HELD_ELSEWHERE.name, message.clone())) {
+            publish(&ctx.recorder, mailbox, true, reasons::MAIL_DOMAIN_HELD_ELSEWHERE.name, "Observe", message.clone())
+                .await;
         }
-        step.not_ready(Some(MailboxPhase::Failed), domains::HELD_ELSEWHERE, message);
+        step.not_ready(Some(MailboxPhase::Failed), reasons::MAIL_DOMAIN_HELD_ELSEWHERE.name, message);
         step.write(api, mailbox).await?;
         return Ok(requeue);
     }
@@ -269,22 +271,22 @@ async fn apply<M: MailApi>(
     }
     if !conflicts.is_empty() {
         let message = format!("{}; nothing was changed", conflicts.join("; "));
-        if step.set(Observation::new(CONFLICT, true, "RowOwnedElsewhere", message.clone())) {
-            publish(&ctx.recorder, mailbox, true, "Conflict", "Observe", message.clone()).await;
+        if step.set(Observation::new(CONFLICT, true, reasons::ROW_OWNED_ELSEWHERE.name, message.clone())) {
+            publish(&ctx.recorder, mailbox, true, reasons::CONFLICT.name, "Observe", message.clone()).await;
         }
-        step.not_ready(Some(MailboxPhase::Failed), "Conflict", message);
+        step.not_ready(Some(MailboxPhase::Failed), reasons::CONFLICT.name, message);
         step.write(api, mailbox).await?;
         return Ok(requeue);
     }
-    step.set(Observation::new(CONFLICT, false, "Owned", "the rows are this object's".to_owned()));
+    step.set(Observation::new(CONFLICT, false, reasons::OWNED.name, "the rows are this object's".to_owned()));
 
     let (password, secret_version) = match password {
         Ok(p) => (Some(p.0), Some(p.1)),
         Err(message) => {
-            step.set(Observation::new(PASSWORD_SYNCED, false, "PasswordSecretMissing", message.clone()));
+            step.set(Observation::new(PASSWORD_SYNCED, false, reasons::PASSWORD_SECRET_MISSING.name, message.clone()));
             if row.is_none() {
                 // a mailbox is not created without its password
-                step.not_ready(Some(MailboxPhase::Pending), "PasswordSecretMissing", message);
+                step.not_ready(Some(MailboxPhase::Pending), reasons::PASSWORD_SECRET_MISSING.name, message);
                 step.write(api, mailbox).await?;
                 return Ok(requeue);
             }
@@ -332,7 +334,7 @@ async fn apply<M: MailApi>(
     if differs && mode == ReconcileMode::ObserveOnly {
         step.not_ready(
             None,
-            "OutOfSync",
+            reasons::OUT_OF_SYNC.name,
             format!("mailbox {address} differs from the spec on mail-core (ObserveOnly: not written)"),
         );
         step.write(api, mailbox).await?;
@@ -349,7 +351,7 @@ async fn apply<M: MailApi>(
     step.set(Observation::new(
         DOMAIN_READY,
         true,
-        "DomainOnMailCore",
+        reasons::DOMAIN_ON_MAIL_CORE.name,
         format!("domain {domain} is on mail-core; {}", dns_note(mailbox, &domain, ctx)),
     ));
     let mut password_written = false;
@@ -365,7 +367,7 @@ async fn apply<M: MailApi>(
                 &ctx.recorder,
                 mailbox,
                 false,
-                "Created",
+                reasons::CREATED.name,
                 "AddMailbox",
                 format!("mailbox {address} created on mail-core"),
             )
@@ -394,7 +396,7 @@ async fn apply<M: MailApi>(
                         &ctx.recorder,
                         mailbox,
                         true,
-                        "DriftRepaired",
+                        reasons::DRIFT_REPAIRED.name,
                         "ChangeMailbox",
                         format!("mailbox {address} was changed outside the operator and restored"),
                     )
@@ -428,13 +430,18 @@ async fn apply<M: MailApi>(
             step.status.last_password_sync = Some(step.at.clone());
         }
         step.status.password_secret_version = secret_version.clone();
-        step.set(Observation::new(PASSWORD_SYNCED, true, "Synced", "the stored hash matches the Secret".to_owned()));
+        step.set(Observation::new(
+            PASSWORD_SYNCED,
+            true,
+            reasons::SYNCED.name,
+            "the stored hash matches the Secret".to_owned(),
+        ));
     }
     step.status.quota_mib = Some(mailbox.spec.quota_mib);
     if password.is_none() {
         let message =
             conditions::find(&step.status.conditions, PASSWORD_SYNCED).map(|c| c.message.clone()).unwrap_or_default();
-        step.not_ready(Some(MailboxPhase::Failed), "PasswordSecretMissing", message);
+        step.not_ready(Some(MailboxPhase::Failed), reasons::PASSWORD_SECRET_MISSING.name, message);
     } else {
         let (phase, state) = if mailbox.spec.suspended {
             (MailboxPhase::Suspended, "suspended (login disabled)")
@@ -445,7 +452,7 @@ async fn apply<M: MailApi>(
         step.set(Observation::new(
             READY,
             true,
-            if mailbox.spec.suspended { "Suspended" } else { "Active" },
+            if mailbox.spec.suspended { reasons::SUSPENDED.name } else { reasons::ACTIVE.name },
             format!("mailbox {address} is {state} on mail-core with {} aliases", aliases.len()),
         ));
     }
@@ -521,7 +528,7 @@ async fn cleanup<M: MailApi>(mailbox: &Mailbox, mode: ReconcileMode, ctx: &Conte
         }
         Some(_) => {
             let note = format!("mailbox {address} on mail-core is not this object's; it was left there");
-            publish(&ctx.recorder, mailbox, true, "NotOwner", "DeleteMailbox", note).await;
+            publish(&ctx.recorder, mailbox, true, reasons::NOT_OWNER.name, "DeleteMailbox", note).await;
         }
         None => {}
     }

@@ -1,5 +1,7 @@
 //! Mailbox passwords as Dovecot reads them: `{BLF-CRYPT}` followed by a bcrypt `$2y$` hash.
 
+use mpanel_crds::reasons;
+
 const SCHEME: &str = "{BLF-CRYPT}";
 /// bcrypt work factor: about 50 ms per hash on one core of this class of machine.
 const COST: u32 = 10;
@@ -17,8 +19,8 @@ pub enum PasswordError {
 impl PasswordError {
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Empty | Self::TooLong => "PasswordUnusable",
-            Self::Hash(_) => "PasswordHashFailed",
+            Self::Empty | Self::TooLong => reasons::PASSWORD_UNUSABLE.name,
+            Self::Hash(_) => reasons::PASSWORD_HASH_FAILED.name,
         }
     }
 }

@@ -8,9 +8,11 @@ use kube::Resource;
 use kube::core::ApiResource;
 use mpanel_crds::certificate::Certificate;
 use mpanel_crds::cloudpod::CloudPod;
+use mpanel_crds::conditions::READY;
 use mpanel_crds::dnszone::DnsZone;
 use mpanel_crds::domain::Domain;
 use mpanel_crds::mailbox::Mailbox;
+use mpanel_crds::reasons::{self, Reason};
 use mpanel_crds::subscription::{BillingState, Subscription, SuspensionReason};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -134,9 +136,13 @@ pub struct Readiness {
 }
 
 pub fn readiness(object: &Value) -> Readiness {
-    let ready = object["status"]["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == "Ready");
+    let ready = object["status"]["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == READY);
     let Some(c) = ready else {
-        return Readiness { ready: false, reason: Some("Pending".into()), message: Some("not reconciled yet".into()) };
+        return Readiness {
+            ready: false,
+            reason: Some(reasons::PENDING.name.into()),
+            message: Some("not reconciled yet".into()),
+        };
     };
     let current = c["observedGeneration"] == object["metadata"]["generation"];
     let text = |k: &str| c[k].as_str().map(str::to_owned);
@@ -144,7 +150,7 @@ pub fn readiness(object: &Value) -> Readiness {
         (true, true) => Readiness { ready: true, reason: text("reason"), message: text("message") },
         (true, false) => Readiness {
             ready: false,
-            reason: Some("Reconciling".into()),
+            reason: Some(reasons::RECONCILING.name.into()),
             message: Some("its latest spec is not reconciled yet".into()),
         },
         (false, _) => Readiness { ready: false, reason: text("reason"), message: text("message") },
@@ -152,26 +158,26 @@ pub fn readiness(object: &Value) -> Readiness {
 }
 
 /// Ready reasons that no retry will change: only a spec change (or a person) can.
+const TERMINAL: &[Reason] = &[
+    reasons::CONFLICT,
+    reasons::UNAVAILABLE,
+    reasons::TEMPLATE_NOT_FOUND,
+    reasons::TRANSFER_LOST,
+    reasons::INVALID_RECORD,
+    // what another tenant holds, or the configuration does not allow, stays so
+    reasons::NAME_HELD_ELSEWHERE,
+    reasons::PUBLIC_SUFFIX,
+    reasons::REGISTRATION_NOT_ADOPTED,
+    reasons::MAIL_DOMAIN_HELD_ELSEWHERE,
+    reasons::ADDRESS_IN_USE,
+    reasons::ADDRESS_IN_POOL,
+    reasons::NETWORK_NOT_ALLOWED,
+    reasons::TEMPLATE_NOT_ALLOWED,
+];
+
+/// Whether a child's Ready reason is one that no retry will change.
 pub fn is_terminal(reason: Option<&str>) -> bool {
-    matches!(
-        reason,
-        Some(
-            "Conflict"
-                | "Unavailable"
-                | "TemplateNotFound"
-                | "TransferLost"
-                | "InvalidRecord"
-                // what another tenant holds, or the configuration does not allow, stays so
-                | "NameHeldElsewhere"
-                | "PublicSuffix"
-                | "RegistrationNotAdopted"
-                | "MailDomainHeldElsewhere"
-                | "AddressInUse"
-                | "AddressInPool"
-                | "NetworkNotAllowed"
-                | "TemplateNotAllowed"
-        )
-    )
+    reason.is_some_and(|reason| TERMINAL.iter().any(|t| t.name == reason))
 }
 
 #[cfg(test)]

@@ -23,7 +23,8 @@ use mpanel_crds::conditions::{Observation, READY};
 use mpanel_crds::dnszone::DnsZone;
 use mpanel_crds::domain::Domain;
 use mpanel_crds::mailbox::Mailbox;
-use mpanel_crds::subscription::{ChildStatus, Subscription, SubscriptionPhase, SubscriptionStatus};
+use mpanel_crds::reasons::{self, Reason, condition_types};
+use mpanel_crds::subscription::{ChildStatus, Subscription, SubscriptionPhase, SubscriptionStatus, SuspensionReason};
 
 use super::{
     Backoff, StatusOf, apply_owned, finalizer_reason, measured, publish, reconcile_in_mode, retry_later, scoped,
@@ -33,8 +34,8 @@ use children::{Child, ChildKind, SUBSCRIPTION_LABEL};
 
 pub const KIND: &str = "Subscription";
 const FIELD_MANAGER: &str = "mpanel-subscription";
-const CHILDREN_READY: &str = "ChildrenReady";
-const SUSPENDED: &str = "Suspended";
+const CHILDREN_READY: &str = condition_types::CHILDREN_READY.name;
+const SUSPENDED: &str = condition_types::SUSPENDED.name;
 
 pub struct Context {
     pub client: Client,
@@ -61,8 +62,8 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::Unfinished(e) => e.reason(),
-            Self::Kube(_) => "KubernetesApiError",
-            Self::ChildrenRemaining(_) => "ChildrenRemaining",
+            Self::Kube(_) => reasons::KUBERNETES_API_ERROR.name,
+            Self::ChildrenRemaining(_) => reasons::CHILDREN_REMAINING.name,
             Self::Finalizer(inner) => finalizer_reason(inner, Self::reason),
         }
     }
@@ -112,7 +113,7 @@ async fn reconcile_inner(sub: Arc<Subscription>, ctx: &Context) -> Result<Action
         api,
         sub,
         |step, message| {
-            step.not_ready(Some(SubscriptionPhase::Pending), "InvalidReconcileMode", message);
+            step.not_ready(Some(SubscriptionPhase::Pending), reasons::INVALID_RECONCILE_MODE.name, message);
         },
         |sub, _mode| async move { apply(api, &sub, ctx).await },
         |sub, _mode| async move { cleanup(api, &sub, ctx).await },
@@ -183,7 +184,7 @@ async fn apply(api: &Api<Subscription>, sub: &Subscription, ctx: &Context) -> Re
         if !wanted.iter().any(|c| c.kind == kind && c.name == name) {
             dynamic_api(&ctx.client, &ns, kind).delete(&name, &DeleteParams::default()).await?;
             let note = format!("{} {name} is no longer in the templates; deleted", kind.name());
-            publish(&ctx.recorder, sub, false, "ChildDeleted", "Delete", note).await;
+            publish(&ctx.recorder, sub, false, reasons::CHILD_DELETED.name, "Delete", note).await;
         }
     }
 
@@ -209,22 +210,22 @@ async fn apply(api: &Api<Subscription>, sub: &Subscription, ctx: &Context) -> Re
         Some(reason) => step.set(Observation::new(
             SUSPENDED,
             true,
-            format!("{reason:?}"),
+            suspended_for(reason).name,
             format!("suspended ({reason:?}): CloudPods stopped, Mailboxes disabled"),
         )),
-        None => step.set(Observation::new(SUSPENDED, false, "NotSuspended", "not suspended")),
+        None => step.set(Observation::new(SUSPENDED, false, reasons::NOT_SUSPENDED.name, "not suspended")),
     };
     match &first_waiting {
         None => step.set(Observation::new(
             CHILDREN_READY,
             true,
-            "AllReady",
+            reasons::ALL_READY.name,
             format!("all {} child resources are Ready", step.status.resources.len()),
         )),
         Some(c) => step.set(Observation::new(
             CHILDREN_READY,
             false,
-            c.reason.clone().unwrap_or_else(|| "NotReady".into()),
+            c.reason.clone().unwrap_or_else(|| reasons::NOT_READY.name.into()),
             format!("{} {}: {}", c.kind, c.name, c.message.clone().unwrap_or_default()),
         )),
     };
@@ -249,21 +250,25 @@ async fn apply(api: &Api<Subscription>, sub: &Subscription, ctx: &Context) -> Re
 
     let previous = step.status.phase;
     let (phase, ready) = match (hold, all_ready, &terminal, overdue) {
-        (Some(_), ..) => {
-            (SubscriptionPhase::Suspended, Observation::new(READY, false, "Suspended", "the subscription is suspended"))
-        }
+        (Some(_), ..) => (
+            SubscriptionPhase::Suspended,
+            Observation::new(READY, false, reasons::SUSPENDED.name, "the subscription is suspended"),
+        ),
         (None, true, ..) => {
             if step.status.activated_at.is_none() {
                 step.status.activated_at = Some(step.at.clone());
             }
-            (SubscriptionPhase::Active, Observation::new(READY, true, "Active", "every child resource is Ready"))
+            (
+                SubscriptionPhase::Active,
+                Observation::new(READY, true, reasons::ACTIVE.name, "every child resource is Ready"),
+            )
         }
         (None, false, Some(c), _) => (
             SubscriptionPhase::Failed,
             Observation::new(
                 READY,
                 false,
-                "ChildFailed",
+                reasons::CHILD_FAILED.name,
                 format!("{} {} failed: {}", c.kind, c.name, c.message.clone().unwrap_or_default()),
             ),
         ),
@@ -272,7 +277,7 @@ async fn apply(api: &Api<Subscription>, sub: &Subscription, ctx: &Context) -> Re
             Observation::new(
                 READY,
                 false,
-                "ProvisioningTimeout",
+                reasons::PROVISIONING_TIMEOUT.name,
                 format!(
                     "not every child was Ready within {}; waiting on {}",
                     sub.spec.provisioning_timeout,
@@ -285,7 +290,7 @@ async fn apply(api: &Api<Subscription>, sub: &Subscription, ctx: &Context) -> Re
         ),
         (None, false, None, false) => (
             SubscriptionPhase::Provisioning,
-            Observation::new(READY, false, "Provisioning", "waiting for the child resources to be Ready"),
+            Observation::new(READY, false, reasons::PROVISIONING.name, "waiting for the child resources to be Ready"),
         ),
     };
     step.status.phase = Some(phase);
@@ -302,6 +307,15 @@ async fn apply(api: &Api<Subscription>, sub: &Subscription, ctx: &Context) -> Re
     Ok(Action::requeue(requeue.max(Duration::from_secs(1))))
 }
 
+/// The reason of the Suspended condition for a suspension's reason.
+fn suspended_for(reason: SuspensionReason) -> Reason {
+    match reason {
+        SuspensionReason::Overdue => reasons::OVERDUE,
+        SuspensionReason::Abuse => reasons::ABUSE,
+        SuspensionReason::Manual => reasons::MANUAL,
+    }
+}
+
 /// Deletes the children and keeps the Subscription until they are gone (their finalizers
 /// deprovision what they stand for).
 async fn cleanup(api: &Api<Subscription>, sub: &Subscription, ctx: &Context) -> Result<Action, Error> {
@@ -313,7 +327,7 @@ async fn cleanup(api: &Api<Subscription>, sub: &Subscription, ctx: &Context) -> 
     let mut step = Step::new(sub);
     step.not_ready(
         Some(SubscriptionPhase::Terminating),
-        "Terminating",
+        reasons::TERMINATING.name,
         format!("deleting {} child resources", remaining.len()),
     );
     step.write(api, sub).await?;
