@@ -190,9 +190,18 @@ pub mod condition_types {
                   reason is `spec.suspension.reason`. False: it is not.",
     };
 
+    pub const STALLED: ConditionType = ConditionType {
+        name: "Stalled",
+        kinds: KINDS,
+        meaning: "True while Ready is False for a reason no retry changes (listed as stalling below); it carries \
+                  Ready's reason and message, so Flux, kstatus and `kubectl wait --for=condition=Stalled` see a \
+                  failure at once. Absent otherwise.",
+    };
+
     /// Every condition type, in the order of the reference.
     pub const ALL: &[ConditionType] = &[
         READY,
+        STALLED,
         CONFLICT,
         CLONED,
         CONFIGURED,
@@ -1493,6 +1502,33 @@ pub const ALL: &[Reason] = &[
     CHILDREN_REMAINING,
 ];
 
+/// Ready reasons that no retry changes: only a spec change, or a person, can. While Ready says one
+/// of them the object is also `Stalled`, and a Subscription with such a child fails.
+pub const STALLING: &[Reason] = &[
+    CONFLICT,
+    UNAVAILABLE,
+    TEMPLATE_NOT_FOUND,
+    TRANSFER_LOST,
+    INVALID_RECORD,
+    // what another tenant holds, or the configuration does not allow, stays so
+    NAME_HELD_ELSEWHERE,
+    PUBLIC_SUFFIX,
+    REGISTRATION_NOT_ADOPTED,
+    MAIL_DOMAIN_HELD_ELSEWHERE,
+    ADDRESS_IN_USE,
+    ADDRESS_IN_POOL,
+    NETWORK_NOT_ALLOWED,
+    TEMPLATE_NOT_ALLOWED,
+    // a Subscription's own
+    CHILD_FAILED,
+    PROVISIONING_TIMEOUT,
+];
+
+/// Whether a Ready reason is one that no retry changes.
+pub fn stalls(reason: &str) -> bool {
+    STALLING.iter().any(|r| r.name == reason)
+}
+
 /// What the reference says of a kind beyond its conditions and reasons.
 const KIND_NOTES: &[(&str, &str)] = &[(
     SUBSCRIPTION,
@@ -1540,7 +1576,8 @@ pub fn reference() -> String {
                 Event => "*Event*".to_owned(),
                 ReconcileError => "*reconcile error*".to_owned(),
             };
-            let _ = writeln!(out, "| `{}` | {place} | {} | {} |", reason.name, reason.meaning, reason.action);
+            let stalling = if stalls(reason.name) { " (stalls)" } else { "" };
+            let _ = writeln!(out, "| `{}`{stalling} | {place} | {} | {} |", reason.name, reason.meaning, reason.action);
         }
     }
     out

@@ -487,6 +487,11 @@ fn a_zone_for_a_public_suffix_is_refused_and_never_reaches_powerdns() -> anyhow:
     assert_eq!(obj["status"]["phase"], "Failed");
     let message = Harness::condition(&obj, "Ready")["message"].as_str().unwrap_or_default().to_owned();
     assert!(message.contains("co.uk is a public suffix"), "{message}");
+    // the failure is terminal: kstatus users (Flux, kubectl wait) see it at once
+    assert_eq!(Harness::condition(&obj, "Stalled")["reason"], "PublicSuffix");
+    let waited =
+        tb.kubectl(&["wait", "--for=condition=Stalled", "dnszone/suffix", "-n", &h.ns.name, "--timeout=10s"], None)?;
+    assert!(waited.success, "{}", waited.stderr);
     assert_eq!(h.pdns.zone("co.uk.").await_blocking()?, None, "a public suffix reached PowerDNS");
     assert_eq!(Harness::writes(&op)?, 0.0, "the operator wrote to PowerDNS");
 

@@ -223,6 +223,12 @@ fn a_child_that_cannot_get_ready_fails_the_subscription_at_its_deadline_and_fixi
     assert_eq!(condition(&provisioning, "Ready")["status"], "False");
     let failed = h.wait("Failed at its deadline", |s| s["status"]["phase"] == "Failed")?;
     assert_eq!(condition(&failed, "Ready")["reason"], "ProvisioningTimeout");
+    let stalled = condition(&failed, "Stalled");
+    assert_eq!(
+        (&stalled["status"], &stalled["reason"]),
+        (&json!("True"), &json!("ProvisioningTimeout")),
+        "kstatus sees the failure"
+    );
     assert!(failed["status"]["activatedAt"].is_null(), "never Active");
     let cert =
         failed["status"]["resources"].as_array().into_iter().flatten().find(|r| r["kind"] == "Certificate").cloned();
@@ -235,6 +241,7 @@ fn a_child_that_cannot_get_ready_fails_the_subscription_at_its_deadline_and_fixi
     h.apply(spec(&d))?;
     let active = h.wait("became Active", |s| s["status"]["phase"] == "Active")?;
     assert!(active["status"]["activatedAt"].is_string());
+    assert!(condition(&active, "Stalled").is_null(), "no longer stalled: {:#}", active["status"]["conditions"]);
     Ok(())
 }
 

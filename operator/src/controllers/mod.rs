@@ -277,12 +277,32 @@ impl<K: StatusOf> Step<K> {
     }
 }
 
-/// Writes `status` by server-side apply as `K`'s field manager, unless it equals what is stored.
+/// Writes `status` by server-side apply as `K`'s field manager, unless it equals what is stored;
+/// `Stalled` follows Ready (see [`with_stalled`]).
 pub async fn write_changed_status<K: StatusOf>(api: &Api<K>, obj: &K, status: &K::Status) -> Result<(), kube::Error> {
-    if obj.status() == Some(status) {
+    let status = with_stalled::<K>(status);
+    if obj.status() == Some(&status) {
         return Ok(());
     }
-    apply_status(api, obj, K::FIELD_MANAGER, status).await
+    apply_status(api, obj, K::FIELD_MANAGER, &status).await
+}
+
+/// `status` with the kstatus `Stalled` condition: True, with Ready's reason, message and
+/// generation, while Ready is False for a reason no retry changes; absent otherwise.
+fn with_stalled<K: StatusOf>(status: &K::Status) -> K::Status {
+    use mpanel_crds::conditions::{self, Observation};
+    use mpanel_crds::reasons::{condition_types::STALLED, stalls};
+    let mut status = status.clone();
+    let all = K::conditions(&mut status);
+    let ready = conditions::find(all, conditions::READY).cloned();
+    match ready {
+        Some(ready) if ready.status == "False" && stalls(&ready.reason) => {
+            let observation = Observation::new(STALLED.name, true, ready.reason, ready.message);
+            conditions::set(all, observation, ready.observed_generation, &ready.last_transition_time);
+        }
+        _ => all.retain(|c| c.type_ != STALLED.name),
+    }
+    status
 }
 
 /// One reconcile of `obj` as its reconcile-mode annotation says: `Paused` leaves it alone; an
@@ -508,6 +528,33 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stalled_follows_a_ready_reason_no_retry_changes() {
+        use mpanel_crds::dnszone::{DnsZone, DnsZoneStatus};
+        let status = |reason: &str, ready: &str| -> DnsZoneStatus {
+            serde_json::from_value(serde_json::json!({"conditions": [
+                {"type": "Ready", "status": ready, "reason": reason, "message": "why", "observedGeneration": 3,
+                 "lastTransitionTime": "2027-01-15T08:00:00Z"}]}))
+            .expect("a DnsZone status")
+        };
+        let stalled = |s: &DnsZoneStatus| s.conditions.iter().find(|c| c.type_ == "Stalled").cloned();
+        let held = with_stalled::<DnsZone>(&status("NameHeldElsewhere", "False"));
+        let c = stalled(&held).expect("Stalled while the name is held elsewhere");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str(), c.message.as_str(), c.observed_generation),
+            ("True", "NameHeldElsewhere", "why", Some(3))
+        );
+        assert_eq!(with_stalled::<DnsZone>(&held), held, "deriving it again changes nothing");
+        assert_eq!(
+            stalled(&with_stalled::<DnsZone>(&status("ProviderUnavailable", "False"))),
+            None,
+            "a retry may help"
+        );
+        let mut recovered = held.clone();
+        recovered.conditions[0].status = "True".into();
+        assert_eq!(stalled(&with_stalled::<DnsZone>(&recovered)), None, "Ready again: no longer stalled");
+    }
 
     #[test]
     fn a_configuration_has_one_digest_and_a_smaller_one_another() {

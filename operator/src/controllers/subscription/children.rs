@@ -12,7 +12,7 @@ use mpanel_crds::conditions::READY;
 use mpanel_crds::dnszone::DnsZone;
 use mpanel_crds::domain::Domain;
 use mpanel_crds::mailbox::Mailbox;
-use mpanel_crds::reasons::{self, Reason};
+use mpanel_crds::reasons;
 use mpanel_crds::subscription::{BillingState, Subscription, SuspensionReason};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -157,27 +157,9 @@ pub fn readiness(object: &Value) -> Readiness {
     }
 }
 
-/// Ready reasons that no retry will change: only a spec change (or a person) can.
-const TERMINAL: &[Reason] = &[
-    reasons::CONFLICT,
-    reasons::UNAVAILABLE,
-    reasons::TEMPLATE_NOT_FOUND,
-    reasons::TRANSFER_LOST,
-    reasons::INVALID_RECORD,
-    // what another tenant holds, or the configuration does not allow, stays so
-    reasons::NAME_HELD_ELSEWHERE,
-    reasons::PUBLIC_SUFFIX,
-    reasons::REGISTRATION_NOT_ADOPTED,
-    reasons::MAIL_DOMAIN_HELD_ELSEWHERE,
-    reasons::ADDRESS_IN_USE,
-    reasons::ADDRESS_IN_POOL,
-    reasons::NETWORK_NOT_ALLOWED,
-    reasons::TEMPLATE_NOT_ALLOWED,
-];
-
 /// Whether a child's Ready reason is one that no retry will change.
 pub fn is_terminal(reason: Option<&str>) -> bool {
-    reason.is_some_and(|reason| TERMINAL.iter().any(|t| t.name == reason))
+    reason.is_some_and(reasons::stalls)
 }
 
 #[cfg(test)]
