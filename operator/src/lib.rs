@@ -4,6 +4,7 @@
 pub mod config;
 pub mod controllers;
 pub mod endpoints;
+pub mod inventory;
 pub mod leader;
 pub mod metrics;
 pub mod names;

@@ -1,4 +1,5 @@
-//! Prometheus metrics: reconciles, errors by reason, durations, provider calls, drift repairs.
+//! Prometheus metrics: reconciles, errors by reason, durations, provider calls, drift repairs, and
+//! the objects the controllers watch (see [`crate::inventory`]).
 
 use std::time::Duration;
 
@@ -44,6 +45,8 @@ pub struct ProviderOperationLabels {
 
 pub struct Metrics {
     registry: Registry,
+    /// Objects by kind and phase, and expiries, read from the controllers' watches at each scrape.
+    pub inventory: crate::inventory::Inventory,
     reconciles: Family<ReconcileLabels, Counter>,
     reconcile_errors: Family<ErrorLabels, Counter>,
     reconcile_duration: Family<KindLabels, Histogram>,
@@ -81,8 +84,11 @@ impl Default for Metrics {
         );
         let drift_repairs = Family::<KindLabels, Counter>::default();
         registry.register("drift_repairs", "Out-of-band changes found and repaired, by kind", drift_repairs.clone());
+        let inventory = crate::inventory::Inventory::default();
+        registry.register_collector(Box::new(inventory.clone()));
         Self {
             registry,
+            inventory,
             reconciles,
             reconcile_errors,
             reconcile_duration,

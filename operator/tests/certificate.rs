@@ -185,7 +185,7 @@ fn serial(leaf: &Path) -> anyhow::Result<String> {
 fn apex_and_wildcard_are_issued_the_chain_verifies_and_no_challenge_record_remains() -> anyhow::Result<()> {
     let tb = Testbed::from_env()?;
     let h = Harness::new(&tb, "cert-issue", 40)?;
-    let _op = h.operator()?;
+    let op = h.operator()?;
     let zone = h.zone();
     h.apply_zone()?;
     let started = Instant::now();
@@ -199,6 +199,14 @@ fn apex_and_wildcard_are_issued_the_chain_verifies_and_no_challenge_record_remai
         assert!(ready["status"][field].is_string(), "status.{field} is set: {:#}", ready["status"]);
     }
     assert!(ready["status"].get("orderURL").is_none(), "no order in flight once issued");
+    // dashboards and alerts see when it expires, and the Certificate counted as Ready
+    let not_after: jiff::Timestamp = ready["status"]["notAfter"].as_str().context("notAfter")?.parse()?;
+    let exposition = op.metrics()?;
+    let labels = [("namespace", h.ns.name.as_str()), ("name", "site")];
+    let gauge = metric_sum(&exposition, "mpanel_certificate_expiration_timestamp_seconds", &labels);
+    assert_eq!(gauge, not_after.as_second() as f64, "{exposition}");
+    let ready_certificates = [("kind", "Certificate"), ("phase", "Ready"), ("ready", "true")];
+    assert!(metric_sum(&exposition, "mpanel_objects", &ready_certificates) >= 1.0, "{exposition}");
 
     let (leaf, chain, key) = h.secret_files("site-tls")?;
     let root = pebble_root(&tb, leaf.parent().context("dir")?)?;

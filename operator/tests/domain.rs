@@ -252,6 +252,14 @@ fn insufficient_funds_shows_namesilos_detail_and_retries_on_the_backoff() -> any
             .filter(|r| r.operation == "registerDomain" && r.code == 300)
             .collect();
     assert_eq!(successes.len(), 1, "one successful registration");
+
+    // dashboards see the registration's expiry and the Domain counted as Ready
+    let expires: jiff::civil::Date = ready["status"]["expiresAt"].as_str().context("expiresAt")?.parse()?;
+    let at = expires.to_zoned(jiff::tz::TimeZone::UTC)?.timestamp().as_second() as f64;
+    let exposition = op.metrics()?;
+    let labels = [("namespace", h.ns.name.as_str()), ("name", "poor")];
+    assert_eq!(metric_sum(&exposition, "mpanel_domain_expiration_timestamp_seconds", &labels), at, "{exposition}");
+    assert!(metric_sum(&exposition, "mpanel_objects", &[("kind", "Domain"), ("ready", "true")]) >= 1.0);
     Ok(())
 }
 

@@ -120,6 +120,9 @@ pub async fn run<P: DnsApi + 'static>(
     )
     .with_config(ControllerConfig::default().concurrency(16));
     let certificates = controller.store();
+    ctx.metrics.inventory.watch(KIND, certificates.clone(), Some(crate::inventory::CERTIFICATE_EXPIRY), |c| {
+        c.status.as_ref()?.not_after.as_ref().map(|t| t.0.as_second())
+    });
     controller
         .owns(
             scoped::<Secret>(&ctx.client, ctx.namespace.as_deref()),

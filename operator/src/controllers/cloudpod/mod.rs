@@ -104,6 +104,7 @@ pub async fn run<P: ProxmoxApi + 'static>(
         watcher::Config::default().any_semantic(),
     )
     .with_config(ControllerConfig::default().concurrency(16));
+    ctx.metrics.inventory.watch(KIND, controller.store(), None, |_| None);
     // VMIDs and addresses are unique across the cluster, whatever namespace this replica reconciles
     let store = match ctx.namespace {
         Some(_) => {

@@ -93,6 +93,7 @@ pub async fn run<P: DnsApi + 'static>(
     )
     .with_config(ControllerConfig::default().concurrency(32));
     let zones = controller.store();
+    ctx.metrics.inventory.watch(KIND, zones.clone(), None, |_| None);
     controller
         .watches(scoped::<CloudPod>(&ctx.client, ctx.namespace.as_deref()), watcher::Config::default(), move |pod| {
             let (ns, name) = (pod.namespace(), pod.name_any());

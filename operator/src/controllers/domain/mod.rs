@@ -121,6 +121,10 @@ pub async fn run<R: NamesiloApi + 'static>(
         .predicate_filter(intent, PredicateConfig::default());
     let store = reader.clone();
     let by_secret = reader.clone();
+    ctx.metrics.inventory.watch(KIND, reader.clone(), Some(crate::inventory::DOMAIN_EXPIRY), |d| {
+        let date: jiff::civil::Date = d.status.as_ref()?.expires_at.as_deref()?.parse().ok()?;
+        Some(date.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp().as_second())
+    });
     Controller::for_stream(domains, reader)
         .with_config(ControllerConfig::default().concurrency(4))
         .owns(scoped::<DnsZone>(&ctx.client, ctx.namespace.as_deref()), watcher::Config::default())

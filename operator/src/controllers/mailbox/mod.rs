@@ -109,6 +109,7 @@ pub async fn run<M: MailApi + 'static>(
     )
     .with_config(ControllerConfig::default().concurrency(16));
     let mailboxes = controller.store();
+    ctx.metrics.inventory.watch(KIND, mailboxes.clone(), None, |_| None);
     controller
         .watches(scoped::<Secret>(&ctx.client, ctx.namespace.as_deref()), watcher::Config::default(), move |secret| {
             let (ns, name) = (secret.namespace(), secret.name_any());

@@ -72,7 +72,10 @@ impl Error {
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let ns = ctx.namespace.as_deref();
     let children = || watcher::Config::default().labels(SUBSCRIPTION_LABEL);
-    Controller::new(scoped::<Subscription>(&ctx.client, ns), watcher::Config::default().any_semantic())
+    let controller =
+        Controller::new(scoped::<Subscription>(&ctx.client, ns), watcher::Config::default().any_semantic());
+    ctx.metrics.inventory.watch(KIND, controller.store(), None, |_| None);
+    controller
         .with_config(ControllerConfig::default().concurrency(8))
         .owns(scoped::<CloudPod>(&ctx.client, ns), children())
         .owns(scoped::<Domain>(&ctx.client, ns), children())
