@@ -14,6 +14,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod money;
 pub mod outbox_worker;
+pub mod periods;
 pub mod refunds;
 pub mod registrar;
 pub mod render;

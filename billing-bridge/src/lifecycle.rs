@@ -1,14 +1,19 @@
 //! The billing lifecycle, walked by a clock: renewal invoices `renewal_notice_days` before a
 //! period ends; an unpaid renewal past its due date makes the subscription `past_due`, after
 //! `grace_days` it is suspended (`Overdue`), after `termination_days` it is cancelled and its
-//! resource deleted. Cancelling at period end happens when the period ends. Each step is a
-//! transaction of its own with its outbox entry, and a second tick at the same time does nothing.
+//! resource deleted. A subscription cancelled at period end gets no renewal invoice (an open one is
+//! voided) and ends when its period does. Each step is a transaction of its own with its outbox
+//! entry, and a second tick at the same time does nothing.
 //!
-//! Each step claims its rows (`FOR NO KEY UPDATE SKIP LOCKED`: the overdue invoice, then the
-//! subscription) and decides from them as they are under the claim, so two bridge replicas running
-//! a pass at once issue every renewal invoice and audit row once. A subscription whose step fails
-//! (its product lost its price) is recorded as failing and left alone until its next attempt; its
-//! later steps wait behind it, every other subscription goes on.
+//! A pass first reads what is due (`agenda`, no locks), then works through it: each step claims its
+//! rows (`FOR NO KEY UPDATE SKIP LOCKED`: the overdue invoice, then the subscription) and decides
+//! again from them as they are under the claim. A payment that landed after the agenda was read
+//! therefore finds its subscription untouched (its invoice is no longer unpaid), one that is being
+//! recorded holds the invoice and the step is left to a later pass, and two bridge replicas running
+//! a pass at once issue every renewal invoice and audit row once. Periods end on their anchor
+//! (`periods::end_after`). A subscription whose step fails (its product lost its price) is
+//! recorded as failing and left alone until its next attempt; its later steps wait behind it,
+//! every other subscription goes on.
 
 use std::collections::BTreeMap;
 
@@ -27,6 +32,7 @@ use crate::ledger::work_attempts::{self, Item, Worker};
 use crate::ledger::{Cycle, LedgerError, audit, catalog, orders, subscriptions};
 use crate::metrics::Metrics;
 use crate::money;
+use crate::periods;
 
 /// Subscriptions walked at once; the work is the ledger's alone and quick.
 const PARALLEL: usize = 4;
@@ -80,6 +86,23 @@ enum Due {
     Overdue(Uuid),
 }
 
+/// What a pass found due as of a time, read without locks. Every step is decided again from its
+/// rows under their claim when it is worked through, so what changed in between counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Agenda {
+    /// Subscriptions whose period ends within the renewal notice and has no renewal invoice yet,
+    /// or, cancelled at period end, whose period is over.
+    ending: Vec<Uuid>,
+    /// Unpaid renewal invoices past their due date, with their subscription, oldest first.
+    overdue: Vec<(Uuid, Uuid)>,
+}
+
+impl Agenda {
+    pub fn is_empty(&self) -> bool {
+        self.ending.is_empty() && self.overdue.is_empty()
+    }
+}
+
 /// One pass of the lifecycle as of `now`.
 pub async fn tick(pool: &PgPool, now: DateTime<Utc>) -> Result<Tick, LedgerError> {
     pass(pool, now, None).await
@@ -87,19 +110,23 @@ pub async fn tick(pool: &PgPool, now: DateTime<Utc>) -> Result<Tick, LedgerError
 
 /// As `tick`, counting failed steps in `metrics`.
 pub async fn pass(pool: &PgPool, now: DateTime<Utc>, metrics: Option<&Metrics>) -> Result<Tick, LedgerError> {
-    // periods ending: renewal invoices, and the end of subscriptions cancelled at period end
+    let due = agenda(pool, now).await?;
+    work_through(pool, &due, now, metrics).await
+}
+
+/// What is due as of `now`.
+pub async fn agenda(pool: &PgPool, now: DateTime<Utc>) -> Result<Agenda, LedgerError> {
     let ending: Vec<Uuid> = sqlx::query_scalar(
         "SELECT s.id FROM subscriptions s JOIN products p ON p.id = s.product_id \
          WHERE s.status IN ('active', 'past_due', 'suspended') AND s.current_period_end IS NOT NULL \
-           AND s.current_period_end - make_interval(days => p.renewal_notice_days) <= $1 \
-           AND NOT EXISTS (SELECT 1 FROM invoices i WHERE i.subscription_id = s.id AND i.status <> 'void' \
-                           AND i.period_start = s.current_period_end)",
+           AND CASE WHEN s.cancel_at_period_end THEN s.current_period_end <= $1 \
+               ELSE s.current_period_end - make_interval(days => p.renewal_notice_days) <= $1 \
+                    AND NOT EXISTS (SELECT 1 FROM invoices i WHERE i.subscription_id = s.id AND i.status <> 'void' \
+                                    AND i.period_start = s.current_period_end) END",
     )
     .bind(now)
     .fetch_all(pool)
     .await?;
-    let mut done = walk_all(pool, ending.iter().map(|id| (*id, vec![Due::PeriodEnd])).collect(), now, metrics).await?;
-    // unpaid renewals: past due, then suspended, then cancelled, by the product's periods
     let overdue: Vec<(Uuid, Uuid)> = sqlx::query_as(
         "SELECT s.id, i.id FROM invoices i JOIN subscriptions s ON s.id = i.subscription_id \
          WHERE i.status = 'issued' AND i.due_at < $1 AND s.status IN ('active', 'past_due', 'suspended') \
@@ -108,12 +135,27 @@ pub async fn pass(pool: &PgPool, now: DateTime<Utc>, metrics: Option<&Metrics>) 
     .bind(now)
     .fetch_all(pool)
     .await?;
+    Ok(Agenda { ending, overdue })
+}
+
+/// Does what `agenda` found due, each step as its rows say under the claim as of `now`.
+pub async fn work_through(
+    pool: &PgPool,
+    agenda: &Agenda,
+    now: DateTime<Utc>,
+    metrics: Option<&Metrics>,
+) -> Result<Tick, LedgerError> {
+    // periods ending: renewal invoices, and the end of subscriptions cancelled at period end
+    let ending = agenda.ending.iter().map(|id| (*id, vec![Due::PeriodEnd])).collect();
+    let mut done = walk_all(pool, ending, now, metrics).await?;
+    // unpaid renewals: past due, then suspended, then cancelled, by the product's periods
     let mut by_subscription: BTreeMap<Uuid, Vec<Due>> = BTreeMap::new();
-    for (id, invoice) in &overdue {
+    for (id, invoice) in &agenda.overdue {
         by_subscription.entry(*id).or_default().push(Due::Overdue(*invoice));
     }
     done += walk_all(pool, by_subscription, now, metrics).await?;
-    let to_do: Vec<String> = ending.iter().chain(overdue.iter().map(|(id, _)| id)).map(Uuid::to_string).collect();
+    let to_do: Vec<String> =
+        agenda.ending.iter().chain(agenda.overdue.iter().map(|(id, _)| id)).map(Uuid::to_string).collect();
     work_attempts::forget_all_but(pool, Worker::Lifecycle, &to_do).await?;
     Ok(done)
 }
@@ -187,9 +229,20 @@ async fn walk(
 /// The rows a step works on, claimed.
 struct Claimed {
     subscription: Subscription,
-    /// The overdue renewal invoice and its due date.
-    overdue: Option<(Uuid, DateTime<Utc>)>,
+    overdue: Option<Overdue>,
 }
+
+/// An unpaid renewal invoice past its due date, as it is under the claim.
+#[derive(Debug, Clone, Copy)]
+struct Overdue {
+    invoice: Uuid,
+    due_at: DateTime<Utc>,
+    /// The start of the period it bills.
+    period_start: Option<DateTime<Utc>>,
+}
+
+/// An invoice's due date and the start of the period it bills.
+type DueAndPeriod = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
 /// Claims the step's rows in the order a payment locks them (the invoice, then the subscription),
 /// so a payment racing this pass waits or is waited for, never deadlocks. None when another
@@ -198,16 +251,18 @@ async fn claim(tx: &mut sqlx::PgConnection, id: Uuid, due: Due) -> Result<Option
     let overdue = match due {
         Due::PeriodEnd => None,
         Due::Overdue(invoice) => {
-            let due_at: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
-                "SELECT due_at FROM invoices WHERE id = $1 AND subscription_id = $2 AND status = 'issued' \
-                 FOR NO KEY UPDATE SKIP LOCKED",
+            // still unpaid, as it is now: a payment recorded since the agenda was read leaves no row,
+            // one being recorded holds it (skipped: this step waits for a later pass)
+            let row: Option<DueAndPeriod> = sqlx::query_as(
+                "SELECT due_at, period_start FROM invoices WHERE id = $1 AND subscription_id = $2 \
+                 AND status = 'issued' FOR NO KEY UPDATE SKIP LOCKED",
             )
             .bind(invoice)
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
-            let Some(due_at) = due_at.flatten() else { return Ok(None) };
-            Some((invoice, due_at))
+            let Some((Some(due_at), period_start)) = row else { return Ok(None) };
+            Some(Overdue { invoice, due_at, period_start })
         }
     };
     Ok(subscriptions::claim(tx, id).await?.map(|subscription| Claimed { subscription, overdue }))
@@ -219,25 +274,34 @@ async fn step(tx: &mut sqlx::PgConnection, claimed: &Claimed, now: DateTime<Utc>
     if !matches!(sub.status.as_str(), "active" | "past_due" | "suspended") {
         return Ok(Tick::default());
     }
+    // cancelled at period end: it ends then, whatever else was due
+    if sub.cancel_at_period_end {
+        return end_cancelled(tx, sub, now).await;
+    }
     let product = catalog::by_id(&mut *tx, sub.product_id).await?;
     match claimed.overdue {
-        None if sub.cancel_at_period_end => end_cancelled(tx, sub, now).await,
         None => issue_renewal(tx, sub, &product, now).await,
-        Some((invoice, due_at)) => overdue(tx, sub, &product, invoice, due_at, now).await.map_err(Into::into),
+        Some(unpaid) => overdue(tx, sub, &product, unpaid, now).await.map_err(Into::into),
     }
 }
 
-/// Past due, then suspended, then cancelled, by the product's periods counted from `due_at`.
+/// Past due, then suspended, then cancelled, by the product's periods counted from the due date;
+/// nothing when the subscription's period has moved past the one the invoice bills (paid otherwise).
 async fn overdue(
     tx: &mut sqlx::PgConnection,
     sub: &Subscription,
     product: &Product,
-    invoice: Uuid,
-    due_at: DateTime<Utc>,
+    unpaid: Overdue,
     now: DateTime<Utc>,
 ) -> Result<Tick, LedgerError> {
     let id = sub.id;
     let mut done = Tick::default();
+    if let (Some(billed), Some(paid_to)) = (unpaid.period_start, sub.current_period_end)
+        && paid_to > billed
+    {
+        return Ok(done);
+    }
+    let (invoice, due_at) = (unpaid.invoice, unpaid.due_at);
     let action = if now >= due_at + Duration::days(product.termination_days.into()) {
         invoices::void(&mut *tx, invoice).await?;
         let changed =
@@ -305,7 +369,7 @@ async fn issue_renewal(
         return Ok(Tick::default());
     }
     let cycle: Cycle = sub.cycle.parse()?;
-    let end = cycle.after(start);
+    let end = periods::end_after(sub.period_anchor().unwrap_or(start), cycle, start);
     let mut lines = Vec::new();
     for item in orders::items(&mut *tx, sub.order_id).await? {
         let product = catalog::by_id(&mut *tx, item.product_id).await?;
@@ -349,21 +413,46 @@ async fn issue_renewal(
     Ok(Tick { renewal_invoices: 1, ..Tick::default() })
 }
 
-/// A subscription cancelled at period end ends when the period does.
+/// A subscription cancelled at period end ends when the period does: its open renewal invoices
+/// are voided, it is cancelled and its resource deleted. Not yet while a paid renewal is still to
+/// be fulfilled (that moves the period on), or while a payment of an open one is being recorded (a
+/// later pass decides).
 async fn end_cancelled(
     tx: &mut sqlx::PgConnection,
     sub: &Subscription,
     now: DateTime<Utc>,
 ) -> Result<Tick, LifecycleError> {
     let id = sub.id;
-    if sub.current_period_end.is_none_or(|end| end > now) {
+    let Some(end) = sub.current_period_end.filter(|end| *end <= now) else { return Ok(Tick::default()) };
+    let paid_beyond: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM invoices WHERE subscription_id = $1 AND status = 'paid' \
+         AND fulfilled_at IS NULL AND period_end > $2)",
+    )
+    .bind(id)
+    .bind(end)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(LedgerError::from)?;
+    if paid_beyond {
         return Ok(Tick::default());
+    }
+    let Some(open) = invoices::claim_open_renewals(tx, id).await? else { return Ok(Tick::default()) };
+    let mut voided = Vec::with_capacity(open.len());
+    for invoice in &open {
+        voided.push(invoices::void(&mut *tx, invoice.id).await?.number);
     }
     if subscriptions::transition(&mut *tx, id, &["active", "past_due", "suspended"], "cancelled").await?.is_none() {
         return Ok(Tick::default());
     }
     outbox::enqueue(&mut *tx, id, Action::Delete).await?;
-    audit::record(&mut *tx, "lifecycle", "subscription.ended", "subscription", &id.to_string(), json!({"at": now}))
-        .await?;
+    audit::record(
+        &mut *tx,
+        "lifecycle",
+        "subscription.ended",
+        "subscription",
+        &id.to_string(),
+        json!({"at": now, "periodEnd": end, "voided": voided}),
+    )
+    .await?;
     Ok(Tick { cancelled: 1, ..Tick::default() })
 }

@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 
 use crate::ledger::outbox::{self, Action, Entry};
 use crate::ledger::work_attempts::{self, Item, Worker};
-use crate::ledger::{Cycle, LedgerError, catalog, customers, subscriptions};
+use crate::ledger::{LedgerError, catalog, customers, subscriptions};
 use crate::metrics::Metrics;
 use crate::render::{self, Billed, FIELD_MANAGER, MAILBOX_PASSWORD_KEY};
 use crate::wakeup::Wakeup;
@@ -131,7 +131,9 @@ async fn lane(pool: &PgPool, client: &Client, metrics: &Metrics) -> Result<Drain
 async fn carry_out(db: &mut sqlx::PgConnection, client: &Client, entry: &Entry) -> Result<(), OutboxError> {
     let sub = subscriptions::get(&mut *db, entry.subscription_id).await?;
     let api: Api<Subscription> = Api::namespaced(client.clone(), &sub.namespace);
-    match entry.action() {
+    // an ended subscription has no resource, whatever asked for it (a renewal paid after the end)
+    let action = if sub.ended() { Action::Delete } else { entry.action() };
+    match action {
         Action::Delete => match api.delete(&sub.resource_name, &DeleteParams::background()).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
@@ -150,9 +152,8 @@ async fn carry_out(db: &mut sqlx::PgConnection, client: &Client, entry: &Entry) 
             .await
             .map_err(LedgerError::from)?
             .unwrap_or((None, None));
-            let cycle: Cycle = sub.cycle.parse()?;
-            // before activation the period has not started: paid up to a cycle after payment
-            let paid_until = sub.current_period_end.or_else(|| paid_at.map(|at| cycle.after(at)));
+            let term = subscriptions::paid_term(&mut *db, &sub).await?;
+            let paid_until = render::paid_until(&sub, &term, paid_at)?;
             let object = render::subscription(&Billed {
                 subscription: &sub,
                 customer_handle: &customer.handle,

@@ -10,7 +10,9 @@ use mpanel_crds::subscription::{
 };
 use serde_json::Value;
 
-use crate::ledger::subscriptions;
+use crate::ledger::subscriptions::{self, PaidTerm};
+use crate::ledger::{Cycle, LedgerError};
+use crate::periods;
 
 /// The label that ties a Subscription resource to its ledger subscription (its id).
 pub const LEDGER_LABEL: &str = "billing.mpanel.migrahosting.com/subscription";
@@ -115,6 +117,34 @@ pub struct Billed<'a> {
     pub invoice: Option<&'a str>,
     /// The end of the period paid for.
     pub paid_until: Option<DateTime<Utc>>,
+}
+
+/// The Subscription's `billing.paidUntil`. A Domain renews at the registrar until its expiry
+/// reaches this date, so for a subscription with domains it is the registration's expiry reached
+/// by the years paid: the first invoice's registration years, then a year for every year of paid
+/// renewals, counted from the order's date (the bridge does not see the registrar's expiry; a
+/// name is registered on or after the day it was ordered, so this date never lies beyond what
+/// was paid). Otherwise it is the end of the current period, or before activation a cycle after
+/// `paid_at`, the last payment.
+pub fn paid_until(
+    sub: &subscriptions::Subscription,
+    term: &PaidTerm,
+    paid_at: Option<DateTime<Utc>>,
+) -> Result<Option<DateTime<Utc>>, LedgerError> {
+    let cycle: Cycle = sub.cycle.parse()?;
+    let Some(registered_years) = registration_years(sub) else {
+        return Ok(sub.current_period_end.or_else(|| paid_at.map(|at| cycle.after(at))));
+    };
+    let renewed_years = term.renewals_paid.saturating_mul(periods::months(cycle)) / 12;
+    let years = u32::from(registered_years).saturating_add(renewed_years);
+    Ok(Some(periods::months_after(term.ordered_at, years.saturating_mul(12))))
+}
+
+/// The years the subscription's Domains were registered or transferred for at purchase (the
+/// fewest, when there are several); None when it has no Domain.
+fn registration_years(sub: &subscriptions::Subscription) -> Option<u8> {
+    let resources: ResourceTemplates = serde_json::from_value(sub.resources.0.clone()).ok()?;
+    resources.domains.iter().map(|d| d.spec.registration.years).min()
 }
 
 /// The Subscription resource as the ledger says it should be.

@@ -272,6 +272,9 @@ struct Cancel {
     at_period_end: bool,
 }
 
+/// Cancels now (the resource is deleted) or at the end of the period; either way the open renewal
+/// invoices are voided, so what is paid on them afterwards brings nothing back. An ended
+/// subscription is a 409.
 async fn cancel_subscription(
     State(s): Shared,
     headers: HeaderMap,
@@ -282,15 +285,30 @@ async fn cancel_subscription(
     let Json(cancel) = body.map_err(bad_body)?;
     let id = uuid(&id)?;
     let mut tx = s.pool.begin().await.map_err(LedgerError::from)?;
+    // in the order a payment locks them: a payment being recorded finishes first (its invoice is
+    // then paid, not open), a later one finds its invoice void
+    let open = invoices::lock_open_renewals(&mut tx, id).await?;
     let sub = subscriptions::lock(&mut tx, id).await?;
+    let ended = || LedgerError::Conflict(format!("subscription {id} is {} already", sub.status));
     if cancel.at_period_end {
+        if !matches!(sub.status.as_str(), "pending_activation" | "active" | "past_due" | "suspended") {
+            return Err(ended().into());
+        }
         subscriptions::set_cancel_at_period_end(&mut *tx, id, true).await?;
     } else {
         let from = ["pending_activation", "active", "past_due", "suspended", "provisioning_failed"];
         if subscriptions::transition(&mut *tx, id, &from, "cancelled").await?.is_none() {
-            return Err(LedgerError::Conflict(format!("subscription {id} is {} already", sub.status)).into());
+            return Err(ended().into());
         }
         outbox::enqueue(&mut *tx, id, Action::Delete).await?;
+    }
+    let mut voided = Vec::with_capacity(open.len());
+    for invoice in &open {
+        let number = invoices::void(&mut *tx, invoice.id).await?.number;
+        let key = number.clone().unwrap_or_else(|| invoice.id.to_string());
+        audit::record(&mut *tx, &who.name, "invoice.void", "invoice", &key, json!({"why": "subscription.cancel"}))
+            .await?;
+        voided.push(number);
     }
     audit::record(
         &mut *tx,
@@ -298,7 +316,7 @@ async fn cancel_subscription(
         "subscription.cancel",
         "subscription",
         &id.to_string(),
-        json!({"atPeriodEnd": cancel.at_period_end}),
+        json!({"atPeriodEnd": cancel.at_period_end, "voided": voided}),
     )
     .await?;
     tx.commit().await.map_err(LedgerError::from)?;

@@ -123,6 +123,44 @@ pub async fn void(db: impl PgExecutor<'_>, id: Uuid) -> Result<Invoice, LedgerEr
     transition(db, id, &["draft", "issued", "void"], "void", None).await
 }
 
+/// The subscription's renewal invoices not paid yet (draft or issued), locked until the transaction
+/// ends: a payment of one of them waits, and then finds it void or the cancellation waits for it.
+/// Taken before the subscription's own lock, in the order a payment takes them.
+pub async fn lock_open_renewals(tx: &mut sqlx::PgConnection, subscription: Uuid) -> Result<Vec<Invoice>, LedgerError> {
+    Ok(sqlx::query_as(sql!(
+        "SELECT {COLUMNS} FROM invoices WHERE subscription_id = $1 AND status IN ('draft', 'issued') \
+         ORDER BY id FOR UPDATE"
+    ))
+    .bind(subscription)
+    .fetch_all(tx)
+    .await?)
+}
+
+/// As `lock_open_renewals` for a worker that must not wait: None when another transaction (a
+/// payment being recorded) holds one of them, and that one decides first.
+pub async fn claim_open_renewals(
+    tx: &mut sqlx::PgConnection,
+    subscription: Uuid,
+) -> Result<Option<Vec<Invoice>>, LedgerError> {
+    let claimed: Vec<Invoice> = sqlx::query_as(sql!(
+        "SELECT {COLUMNS} FROM invoices WHERE subscription_id = $1 AND status IN ('draft', 'issued') \
+         ORDER BY id FOR UPDATE SKIP LOCKED"
+    ))
+    .bind(subscription)
+    .fetch_all(&mut *tx)
+    .await?;
+    let ids: Vec<Uuid> = claimed.iter().map(|i| i.id).collect();
+    let held: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM invoices WHERE subscription_id = $1 AND status IN ('draft', 'issued') \
+         AND id <> ALL($2))",
+    )
+    .bind(subscription)
+    .bind(&ids)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok((!held).then_some(claimed))
+}
+
 pub async fn mark_refunded(db: impl PgExecutor<'_>, id: Uuid) -> Result<Invoice, LedgerError> {
     transition(db, id, &["paid", "refunded"], "refunded", None).await
 }

@@ -35,6 +35,42 @@ pub struct Subscription {
     pub created_at: DateTime<Utc>,
 }
 
+impl Subscription {
+    /// Where its periods count from: the first period's start. Every period ends a whole number of
+    /// cycles after it (`periods::end_after`), so a day clamped in a short month is not carried on.
+    pub fn period_anchor(&self) -> Option<DateTime<Utc>> {
+        self.activated_at.or(self.current_period_start)
+    }
+
+    /// Cancelled or expired: it never comes back, and has no resource.
+    pub fn ended(&self) -> bool {
+        matches!(self.status.as_str(), "cancelled" | "expired")
+    }
+}
+
+/// What the customer of a subscription paid for, counted as a registrar counts a registration:
+/// from the order's date, the first invoice's term and then every paid renewal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaidTerm {
+    pub ordered_at: DateTime<Utc>,
+    /// Renewal invoices paid (not void, not refunded).
+    pub renewals_paid: u32,
+}
+
+pub async fn paid_term(db: impl PgExecutor<'_>, sub: &Subscription) -> Result<PaidTerm, LedgerError> {
+    let (ordered_at, renewals): (DateTime<Utc>, i64) = sqlx::query_as(
+        "SELECT o.created_at, (SELECT count(*) FROM invoices i WHERE i.subscription_id = $1 \
+                                AND i.period_start IS NOT NULL AND i.status = 'paid') \
+         FROM orders o WHERE o.id = $2",
+    )
+    .bind(sub.id)
+    .bind(sub.order_id)
+    .fetch_optional(db)
+    .await?
+    .ok_or_else(|| LedgerError::NotFound(format!("order {} of subscription {}", sub.order_id, sub.id)))?;
+    Ok(PaidTerm { ordered_at, renewals_paid: u32::try_from(renewals).unwrap_or(u32::MAX) })
+}
+
 pub struct New<'a> {
     pub tenant: Uuid,
     pub customer: Uuid,
@@ -153,18 +189,23 @@ pub async fn activate(
     .await?)
 }
 
+/// Moves the subscription on to the period `start`..`end`; an ended (cancelled, expired)
+/// subscription keeps the period it ended in, whatever is paid on it afterwards.
 pub async fn set_period(
     db: impl PgExecutor<'_>,
     id: Uuid,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> Result<(), LedgerError> {
-    sqlx::query("UPDATE subscriptions SET current_period_start = $2, current_period_end = $3 WHERE id = $1")
-        .bind(id)
-        .bind(start)
-        .bind(end)
-        .execute(db)
-        .await?;
+    sqlx::query(
+        "UPDATE subscriptions SET current_period_start = $2, current_period_end = $3 \
+         WHERE id = $1 AND status NOT IN ('cancelled', 'expired')",
+    )
+    .bind(id)
+    .bind(start)
+    .bind(end)
+    .execute(db)
+    .await?;
     Ok(())
 }
 
