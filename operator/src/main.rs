@@ -51,6 +51,14 @@ enum Command {
         #[arg(long, env = "POD_NAME")]
         identity: Option<String>,
     },
+    /// Print an object's Ready condition and newest Event; for a Subscription, also each child's,
+    /// as a tree (KUBECONFIG or in-cluster).
+    Describe {
+        /// `subscription/<name>`, or another kind: cloudpod, domain, dnszone, mailbox, certificate.
+        target: String,
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+    },
     /// Print the kinds the configuration enables a controller for, one per line.
     Controllers {
         #[arg(long, env = "MPANEL_CONFIG")]
@@ -97,6 +105,12 @@ async fn main() -> anyhow::Result<()> {
             for kind in enabled(&load(config.as_ref())?) {
                 println!("{kind}");
             }
+            Ok(())
+        }
+        Command::Describe { target, namespace } => {
+            tls::install_crypto_provider();
+            let client = Client::try_default().await?;
+            print!("{}", mpanel_operator::describe::describe(&client, &namespace, &target).await?);
             Ok(())
         }
         Command::Run { config, health_addr, identity } => {

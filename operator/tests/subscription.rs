@@ -261,6 +261,30 @@ fn the_full_stack_example_becomes_active() -> anyhow::Result<()> {
         })?;
     let resources = active["status"]["resources"].as_array().cloned().unwrap_or_default();
     assert_eq!(resources.len(), 5, "{resources:?}");
+
+    // what support sees: the tree of children, each Ready, with its newest Event
+    let out = Command::new(env!("CARGO_BIN_EXE_mpanel-operator"))
+        .args(["describe", "subscription/business-hosting", "-n", &h.ns.name])
+        .env("KUBECONFIG", tb.get("KUBECONFIG")?)
+        .output()
+        .context("running describe")?;
+    let text = String::from_utf8(out.stdout)?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("Subscription/business-hosting  phase=Active  Ready=True"), "{text}");
+    for r in &resources {
+        let child = format!("{}/{}  ", r["kind"].as_str().unwrap_or(""), r["name"].as_str().unwrap_or(""));
+        let at = lines.iter().position(|l| l.contains(&child)).with_context(|| format!("{child} missing:\n{text}"))?;
+        assert!(lines[at].starts_with("├─ ") || lines[at].starts_with("└─ "), "{text}");
+        assert!(lines[at].contains("Ready=True"), "{text}");
+    }
+    assert!(text.matches("last Event: ").count() >= 5, "every child has an Event:\n{text}");
+    let missing = Command::new(env!("CARGO_BIN_EXE_mpanel-operator"))
+        .args(["describe", "subscription/none", "-n", &h.ns.name])
+        .env("KUBECONFIG", tb.get("KUBECONFIG")?)
+        .output()?;
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("Subscription none does not exist"));
     Ok(())
 }
 

@@ -54,6 +54,27 @@ impl ChildKind {
     }
 }
 
+/// The objects the Subscription `name` (UID `uid`) in `namespace` controls, by kind then name.
+pub async fn controlled(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+) -> Result<Vec<(ChildKind, kube::api::DynamicObject)>, kube::Error> {
+    use kube::ResourceExt;
+    use kube::api::{Api, DynamicObject, ListParams};
+    let selector = format!("{SUBSCRIPTION_LABEL}={name}");
+    let mut found = Vec::new();
+    for kind in ChildKind::ALL {
+        let api = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &kind.api_resource());
+        let mut items = api.list(&ListParams::default().labels(&selector)).await?.items;
+        items.retain(|o| o.owner_references().iter().any(|r| r.controller == Some(true) && r.uid == uid));
+        items.sort_by_key(|o| o.name_any());
+        found.extend(items.into_iter().map(|o| (kind, o)));
+    }
+    Ok(found)
+}
+
 /// A child as the Subscription wants it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Child {

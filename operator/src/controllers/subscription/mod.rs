@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::api::{DeleteParams, DynamicObject, ListParams};
+use kube::api::{DeleteParams, DynamicObject};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::Recorder;
 use kube::runtime::watcher;
@@ -158,23 +158,9 @@ async fn ensure_child(client: &Client, namespace: &str, child: &Child) -> Result
 
 /// The children of `sub` that exist, by kind and name (only those it controls).
 async fn existing_children(client: &Client, sub: &Subscription) -> Result<Vec<(ChildKind, String)>, kube::Error> {
-    let ns = sub.namespace().unwrap_or_default();
-    let selector = format!("{SUBSCRIPTION_LABEL}={}", sub.name_any());
-    let mut found = Vec::new();
-    for kind in ChildKind::ALL {
-        let list = dynamic_api(client, &ns, kind).list(&ListParams::default().labels(&selector)).await?;
-        found.extend(
-            list.items
-                .into_iter()
-                .filter(|o| {
-                    o.owner_references()
-                        .iter()
-                        .any(|r| r.controller == Some(true) && Some(&r.uid) == sub.uid().as_ref())
-                })
-                .map(|o| (kind, o.name_any())),
-        );
-    }
-    Ok(found)
+    let (ns, uid) = (sub.namespace().unwrap_or_default(), sub.uid().unwrap_or_default());
+    let found = children::controlled(client, &ns, &sub.name_any(), &uid).await?;
+    Ok(found.into_iter().map(|(kind, o)| (kind, o.name_any())).collect())
 }
 
 async fn apply(api: &Api<Subscription>, sub: &Subscription, ctx: &Context) -> Result<Action, Error> {
