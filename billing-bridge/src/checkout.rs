@@ -1,29 +1,43 @@
 //! Checkout: a product (with its cycle, the customer's email, a domain and add-ons) becomes a
-//! customer, an order, an issued invoice and a Stripe Checkout Session, all or nothing.
+//! customer, an order, an issued invoice and a Stripe Checkout Session.
+//!
+//! Nothing is held across the Stripe call: the customer, the order (`opening`) and a draft invoice
+//! are committed first, Stripe is asked with no connection taken from the pool, and a second short
+//! transaction records the session and issues the invoice. The session's Stripe idempotency key is
+//! the order id, so asking again for the same order (a retry with the same Idempotency-Key, also
+//! after a crash between the two steps) gets the same session. A client's Idempotency-Key keeps
+//! the answer it got, so a retry makes no second order; per-email and per-client-address limits
+//! are counted before anything else is asked. An order whose session expires unpaid is `expired`
+//! and its invoice void (`expire`).
 //!
 //! A purchase that registers or transfers a domain asks the registrar first, before anything is
 //! written or a session made: a name that is taken (registration only) or already in the account is
 //! refused, and so is every such purchase while the registrar cannot be asked.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use chrono::Utc;
 use mpanel_crds::domain::RegistrationMode;
 use mpanel_crds::subscription::ResourceTemplates;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::ledger::checkout_requests::{self, KeyedRequest, Limit, Scope};
 use crate::ledger::invoices::{self, NewLine, Purpose};
-use crate::ledger::orders::{self, Item};
+use crate::ledger::orders::{self, Item, Order};
+use crate::ledger::payments::{self, Payment};
 use crate::ledger::{Cycle, LedgerError, audit, catalog, customers};
 use crate::money;
 use crate::registrar::{Registrar, Standing};
 use crate::render::{self, Placeholders};
-use crate::stripe::api::{CheckoutLine, CheckoutRequest, StripeClient, StripeError};
+use crate::stripe::api::{CheckoutLine, CheckoutRequest, CheckoutSession, StripeClient, StripeError};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Purchase {
     pub product: String,
@@ -56,7 +70,36 @@ pub enum CheckoutError {
     Stripe(#[from] StripeError),
     #[error(transparent)]
     Domain(#[from] DomainRefused),
+    /// Too many checkouts for this email or from this client address within the window.
+    #[error("too many checkouts; try again in {} s", .retry_after.as_secs())]
+    Limited { retry_after: Duration },
+    #[error("this Idempotency-Key was used with another request; use a new key for a new checkout")]
+    KeyReused,
+    /// A request with the same Idempotency-Key is making this order's session right now.
+    #[error("a checkout with this Idempotency-Key is in progress; try again shortly")]
+    InProgress,
+    /// The order of this Idempotency-Key ended (its session expired unpaid) before it was answered.
+    #[error("the order of this Idempotency-Key is {0}; use a new key for a new checkout")]
+    Ended(String),
 }
+
+impl CheckoutError {
+    /// The stable code of the checkout's own refusals (the others carry theirs).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Ledger(e) => e.reason(),
+            Self::Stripe(e) => e.reason(),
+            Self::Domain(e) => e.code(),
+            Self::Limited { .. } => "checkout_rate_limited",
+            Self::KeyReused => "idempotency_key_reused",
+            Self::InProgress => "checkout_in_progress",
+            Self::Ended(_) => "checkout_ended",
+        }
+    }
+}
+
+/// The HTTP status of a checkout whose Stripe call failed (kept with its Idempotency-Key).
+pub const STRIPE_FAILED_STATUS: u16 = 502;
 
 /// Why a purchase of a domain registration or transfer is refused before any money is asked for.
 #[derive(Debug, thiserror::Error)]
@@ -88,17 +131,148 @@ pub struct ReturnUrls {
     pub cancel: String,
 }
 
-pub async fn place(
-    pool: &PgPool,
-    tenant: Uuid,
-    stripe: &StripeClient,
-    registrar: Option<&Registrar>,
-    urls: &ReturnUrls,
+/// What a checkout works with.
+pub struct Shop<'a> {
+    pub pool: &'a PgPool,
+    pub tenant: Uuid,
+    pub stripe: &'a StripeClient,
+    pub registrar: Option<&'a Registrar>,
+    pub urls: &'a ReturnUrls,
+}
+
+/// How many checkouts one email and one client address may start per window; 0 is no limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub per_email: u32,
+    pub per_address: u32,
+    pub window: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { per_email: 5, per_address: 20, window: Duration::from_secs(600) }
+    }
+}
+
+/// One checkout request.
+pub struct Attempt<'a> {
+    pub purchase: &'a Purchase,
+    /// The client's Idempotency-Key, checked already (1 to 255 visible characters).
+    pub idempotency_key: Option<&'a str>,
+    /// The client's address as the limits count it.
+    pub client: &'a str,
+}
+
+/// What the checkout answers: a status and a JSON body, the same for every request with the same
+/// Idempotency-Key once there is a final answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    /// Given before, to an earlier request with the same key (or its order resumed).
+    pub replayed: bool,
+}
+
+/// A checkout: the answer kept for its Idempotency-Key, or else (within the limits) a new order and
+/// its Checkout Session.
+pub async fn checkout(shop: &Shop<'_>, limits: &Limits, attempt: &Attempt<'_>) -> Result<Answer, CheckoutError> {
+    let digest = request_digest(attempt.purchase);
+    if let Some(key) = attempt.idempotency_key
+        && let Some(earlier) = checkout_requests::find(shop.pool, shop.tenant, key).await?
+    {
+        return again(shop, attempt.purchase, &earlier, &digest).await;
+    }
+    count_attempt(shop, limits, attempt).await?;
+    let bought = prepare(shop, attempt.purchase).await?;
+    let keyed = attempt.idempotency_key.map(|key| (key, digest.as_slice()));
+    let Some(opened) = open(shop, attempt.purchase, &bought, keyed).await? else {
+        // a request with the same key wrote its order first: answer as that one
+        let key = attempt.idempotency_key.unwrap_or_default();
+        let earlier = checkout_requests::find(shop.pool, shop.tenant, key)
+            .await?
+            .ok_or_else(|| LedgerError::NotFound(format!("the checkout of Idempotency-Key {key:?}")))?;
+        return again(shop, attempt.purchase, &earlier, &digest).await;
+    };
+    ask_stripe(shop, &opened, attempt.idempotency_key.is_some()).await
+}
+
+/// The SHA-256 of the request as parsed, so that spacing and key order do not make it another.
+fn request_digest(purchase: &Purchase) -> Vec<u8> {
+    let canonical = serde_json::to_vec(purchase).unwrap_or_default();
+    Sha256::digest(&canonical).to_vec()
+}
+
+/// A request with a key seen before: the same request gets the answer kept for it, or resumes its
+/// order while it has none; another request is refused.
+async fn again(
+    shop: &Shop<'_>,
     purchase: &Purchase,
-) -> Result<Placed, CheckoutError> {
+    earlier: &KeyedRequest,
+    digest: &[u8],
+) -> Result<Answer, CheckoutError> {
+    if earlier.request_sha256 != digest {
+        return Err(CheckoutError::KeyReused);
+    }
+    if let Some(answer) = kept_answer(earlier) {
+        return Ok(answer);
+    }
+    let order = orders::get(shop.pool, earlier.order_id).await?;
+    if order.status != "opening" {
+        // answered since it was read
+        return answer_of_ended(shop, &order).await;
+    }
+    tracing::info!(order = %order.id, product = %purchase.product, "checkout retried: asking Stripe again for the order's session");
+    let opened = reopen(shop, &order).await?;
+    let mut answer = ask_stripe(shop, &opened, true).await?;
+    answer.replayed = true;
+    Ok(answer)
+}
+
+fn kept_answer(request: &KeyedRequest) -> Option<Answer> {
+    match (request.status, &request.response) {
+        (Some(status), Some(body)) => Some(Answer { status: status as u16, body: body.0.clone(), replayed: true }),
+        _ => None,
+    }
+}
+
+/// Counts the attempt against the email's and the client address's limits (retries of one
+/// Idempotency-Key once); refused with how long to wait when either is reached, and then nothing
+/// is counted.
+async fn count_attempt(shop: &Shop<'_>, limits: &Limits, attempt: &Attempt<'_>) -> Result<(), CheckoutError> {
+    let counted = [
+        Limit { scope: Scope::Email, key: email_key(&attempt.purchase.email), max: limits.per_email },
+        Limit { scope: Scope::Address, key: attempt.client.to_owned(), max: limits.per_address },
+    ];
+    let mut tx = shop.pool.begin().await.map_err(LedgerError::from)?;
+    match checkout_requests::count_attempt(&mut tx, shop.tenant, &counted, limits.window, attempt.idempotency_key)
+        .await?
+    {
+        None => {
+            tx.commit().await.map_err(LedgerError::from)?;
+            Ok(())
+        }
+        Some(retry_after) => Err(CheckoutError::Limited { retry_after }),
+    }
+}
+
+/// An email as the limits count it: normalised as customers are, and hashed (the ledger keeps no
+/// address of someone who only tried).
+fn email_key(email: &str) -> String {
+    let digest = Sha256::digest(email.trim().to_lowercase().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What is bought, read and checked before anything is written.
+struct Bought {
+    cycle: Cycle,
+    domain: Option<String>,
+    items: Vec<Item>,
+}
+
+async fn prepare(shop: &Shop<'_>, purchase: &Purchase) -> Result<Bought, CheckoutError> {
+    let (pool, tenant) = (shop.pool, shop.tenant);
     let cycle: Cycle = purchase.cycle.parse()?;
     let domain = purchase.domain.as_deref().map(valid_domain).transpose()?;
-    // what is bought, read before anything is written
     let mut items = Vec::new();
     let mut registrations = Vec::new();
     let slugs = std::iter::once(&purchase.product).chain(&purchase.addons);
@@ -136,14 +310,50 @@ pub async fn place(
             description,
         });
     }
-    check_registrations(registrar, &registrations).await?;
+    check_registrations(shop.registrar, &registrations).await?;
+    Ok(Bought { cycle, domain, items })
+}
 
-    let mut tx = pool.begin().await.map_err(LedgerError::from)?;
+/// An order whose Checkout Session is to be asked of Stripe: what the request to Stripe is made of.
+struct Opened {
+    order: Uuid,
+    invoice: Uuid,
+    customer: Uuid,
+    email: String,
+    stripe_customer: Option<String>,
+    currency: String,
+    items: Vec<Item>,
+}
+
+/// The first step, committed before Stripe is asked: the customer, the order (`opening`) with its
+/// items, a draft invoice and the Idempotency-Key. `None` when another request took the key first.
+async fn open(
+    shop: &Shop<'_>,
+    purchase: &Purchase,
+    bought: &Bought,
+    keyed: Option<(&str, &[u8])>,
+) -> Result<Option<Opened>, CheckoutError> {
     let currency = "usd";
-    let customer = customers::find_or_create(&mut *tx, tenant, &purchase.email).await?;
-    let order =
-        orders::create(&mut tx, tenant, customer.id, cycle.as_str(), currency, domain.as_deref(), &items).await?;
-    let lines: Vec<NewLine> = items
+    let mut tx = shop.pool.begin().await.map_err(LedgerError::from)?;
+    let customer = customers::find_or_create(&mut *tx, shop.tenant, &purchase.email).await?;
+    let order = orders::create(
+        &mut tx,
+        shop.tenant,
+        customer.id,
+        bought.cycle.as_str(),
+        currency,
+        bought.domain.as_deref(),
+        &bought.items,
+    )
+    .await?;
+    if let Some((key, digest)) = keyed
+        && !checkout_requests::claim(&mut *tx, shop.tenant, key, digest, order.id).await?
+    {
+        tx.rollback().await.map_err(LedgerError::from)?;
+        return Ok(None);
+    }
+    let lines: Vec<NewLine> = bought
+        .items
         .iter()
         .map(|item| NewLine {
             kind: "item",
@@ -153,54 +363,244 @@ pub async fn place(
             unit_amount: money::from_cents(item.unit_cents),
         })
         .collect();
-    let invoice_id =
-        invoices::create_draft(&mut tx, tenant, customer.id, currency, Purpose::Order(order.id), &lines).await?;
-    let session = stripe
-        .create_checkout_session(&CheckoutRequest {
-            idempotency_key: order.id.to_string(),
-            customer_email: customer.email.clone(),
-            stripe_customer: customer.stripe_customer_id.clone(),
-            currency: currency.to_owned(),
-            lines: items
-                .iter()
-                .map(|i| CheckoutLine {
-                    description: i.description.clone(),
-                    unit_amount_cents: i.unit_cents,
-                    quantity: i.quantity as u32,
-                })
-                .collect(),
-            success_url: urls.success.clone(),
-            cancel_url: urls.cancel.clone(),
-            client_reference_id: order.id.to_string(),
-            metadata: BTreeMap::from([
-                ("order_id".to_owned(), order.id.to_string()),
-                ("invoice_id".to_owned(), invoice_id.to_string()),
-            ]),
-        })
-        .await?;
-    orders::set_checkout_session(&mut *tx, order.id, &session.id, session.url.as_deref()).await?;
-    // numbered last, so the counter row is held only for the end of this transaction
-    let invoice = invoices::issue(&mut *tx, invoice_id, Utc::now()).await?;
+    let invoice =
+        invoices::create_draft(&mut tx, shop.tenant, customer.id, currency, Purpose::Order(order.id), &lines).await?;
     audit::record(
         &mut *tx,
         &customer.email,
         "checkout",
         "order",
         &order.id.to_string(),
-        serde_json::json!({"product": purchase.product, "addons": purchase.addons, "cycle": cycle, "domain": domain}),
+        json!({"product": purchase.product, "addons": purchase.addons, "cycle": bought.cycle, "domain": bought.domain}),
     )
     .await?;
     tx.commit().await.map_err(LedgerError::from)?;
-    Ok(Placed {
-        order_id: order.id,
-        customer_id: customer.id,
-        invoice_id,
-        invoice_number: invoice.number.unwrap_or_default(),
-        total: invoice.total,
+    Ok(Some(Opened {
+        order: order.id,
+        invoice,
+        customer: customer.id,
+        email: customer.email,
+        stripe_customer: customer.stripe_customer_id,
         currency: currency.to_owned(),
-        checkout_session_id: session.id,
-        checkout_url: session.url,
+        items: bought.items.clone(),
+    }))
+}
+
+/// An `opening` order as the first step left it, to ask Stripe again for its session.
+async fn reopen(shop: &Shop<'_>, order: &Order) -> Result<Opened, LedgerError> {
+    let customer = customers::get(shop.pool, order.customer_id).await?;
+    Ok(Opened {
+        order: order.id,
+        invoice: orders::first_invoice(shop.pool, order.id).await?,
+        customer: customer.id,
+        email: customer.email,
+        stripe_customer: customer.stripe_customer_id,
+        currency: order.currency.clone(),
+        items: orders::items(shop.pool, order.id).await?,
     })
+}
+
+/// Asks Stripe for the order's session, holding nothing of the ledger meanwhile, then records it.
+/// A failure Stripe may get over leaves a `resumable` order (one with an Idempotency-Key) opening,
+/// for the key's retry; any other failure ends the order (nobody has a payment page for it).
+async fn ask_stripe(shop: &Shop<'_>, opened: &Opened, resumable: bool) -> Result<Answer, CheckoutError> {
+    let request = CheckoutRequest {
+        idempotency_key: stripe_idempotency_key(opened.order),
+        customer_email: opened.email.clone(),
+        stripe_customer: opened.stripe_customer.clone(),
+        currency: opened.currency.clone(),
+        lines: opened
+            .items
+            .iter()
+            .map(|i| CheckoutLine {
+                description: i.description.clone(),
+                unit_amount_cents: i.unit_cents,
+                quantity: i.quantity as u32,
+            })
+            .collect(),
+        success_url: shop.urls.success.clone(),
+        cancel_url: shop.urls.cancel.clone(),
+        client_reference_id: opened.order.to_string(),
+        metadata: BTreeMap::from([
+            ("order_id".to_owned(), opened.order.to_string()),
+            ("invoice_id".to_owned(), opened.invoice.to_string()),
+        ]),
+    };
+    match shop.stripe.create_checkout_session(&request).await {
+        Ok(session) => record(shop, opened, &session).await,
+        // Stripe is still answering the same key for another request
+        Err(StripeError::Rejected { status: 409, .. }) if resumable => Err(CheckoutError::InProgress),
+        Err(e) if resumable && e.is_transient() => {
+            tracing::warn!(order = %opened.order, error = %e, reason = e.reason(), "no Checkout Session yet; the order waits for a retry with its Idempotency-Key");
+            Err(e.into())
+        }
+        Err(e) => {
+            give_up(shop, opened, &e).await?;
+            Err(e.into())
+        }
+    }
+}
+
+/// The Stripe idempotency key of an order's Checkout Session: the order id, so that every request
+/// for the order gets the same session.
+pub fn stripe_idempotency_key(order: Uuid) -> String {
+    order.to_string()
+}
+
+/// The second step: the session recorded, the order `pending` and its invoice issued (numbered
+/// here, so the counter row is held only for this short transaction), and the answer kept for the
+/// Idempotency-Key. An order another request recorded meanwhile gets that request's answer.
+async fn record(shop: &Shop<'_>, opened: &Opened, session: &CheckoutSession) -> Result<Answer, CheckoutError> {
+    let mut tx = shop.pool.begin().await.map_err(LedgerError::from)?;
+    let order = orders::lock(&mut tx, opened.order).await?;
+    if order.status != "opening" {
+        tx.rollback().await.map_err(LedgerError::from)?;
+        return answer_of_ended(shop, &order).await;
+    }
+    orders::set_checkout_session(&mut *tx, order.id, &session.id, session.url.as_deref()).await?;
+    orders::transition(&mut *tx, order.id, &["opening"], "pending").await?;
+    let issued = invoices::issue(&mut *tx, opened.invoice, Utc::now()).await?;
+    // a payment that came before the session was recorded (after a crash between the two steps)
+    let settled = payments::settle_invoice(&mut tx, opened.invoice).await?;
+    if settled.status == "paid" {
+        orders::set_status(&mut *tx, order.id, "paid").await?;
+    }
+    let placed = Placed {
+        order_id: order.id,
+        customer_id: opened.customer,
+        invoice_id: opened.invoice,
+        invoice_number: issued.number.unwrap_or_default(),
+        total: issued.total,
+        currency: opened.currency.clone(),
+        checkout_session_id: session.id.clone(),
+        checkout_url: session.url.clone(),
+    };
+    let body = serde_json::to_value(&placed).unwrap_or_default();
+    checkout_requests::answer(&mut *tx, order.id, 201, &body).await?;
+    tx.commit().await.map_err(LedgerError::from)?;
+    Ok(Answer { status: 201, body, replayed: false })
+}
+
+/// The answer for an order that is no longer opening when a request comes to record its session:
+/// the one kept for its key, if any.
+async fn answer_of_ended(shop: &Shop<'_>, order: &Order) -> Result<Answer, CheckoutError> {
+    match checkout_requests::of_order(shop.pool, order.id).await?.as_ref().and_then(kept_answer) {
+        Some(answer) => Ok(answer),
+        None => Err(CheckoutError::Ended(order.status.clone())),
+    }
+}
+
+/// No session will be made for the order: it is `failed`, its draft invoice void, and the error is
+/// the answer kept for its Idempotency-Key.
+async fn give_up(shop: &Shop<'_>, opened: &Opened, error: &StripeError) -> Result<(), LedgerError> {
+    let mut tx = shop.pool.begin().await?;
+    if !orders::transition(&mut *tx, opened.order, &["opening"], "failed").await? {
+        return Ok(());
+    }
+    invoices::void(&mut *tx, opened.invoice).await?;
+    audit::record(
+        &mut *tx,
+        "bridge",
+        "checkout.failed",
+        "order",
+        &opened.order.to_string(),
+        json!({"reason": error.reason(), "error": error.to_string()}),
+    )
+    .await?;
+    // as the API writes errors (`http::ApiError`)
+    let body = json!({"error": {"code": error.reason(), "message": error.to_string()}});
+    checkout_requests::answer(&mut *tx, opened.order, STRIPE_FAILED_STATUS, &body).await?;
+    tx.commit().await?;
+    tracing::warn!(order = %opened.order, error = %error, reason = error.reason(), "no Checkout Session could be made; the order failed");
+    Ok(())
+}
+
+/// What an expired Checkout Session did to the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// Its order is `expired` now and its invoice void.
+    Voided,
+    /// Its order's invoice was no longer open (paid, refunded or void already): nothing changed.
+    Settled,
+    /// No order of the ledger has or names this session.
+    Unknown,
+}
+
+/// `checkout.session.expired`: the order of the session (recorded, or named in its metadata when
+/// the session was never recorded) becomes `expired` and its unpaid invoice void. A paid one is
+/// left as it is.
+pub async fn expire(
+    tx: &mut sqlx::PgConnection,
+    session: &str,
+    named_order: Option<Uuid>,
+    event: &str,
+) -> Result<Expiry, LedgerError> {
+    let order = match orders::by_checkout_session(&mut *tx, session).await? {
+        Some(order) => order,
+        None => match named_order {
+            Some(id) => match orders::get(&mut *tx, id).await {
+                Ok(order) if order.stripe_checkout_session_id.is_none() => order,
+                Ok(_) | Err(LedgerError::NotFound(_)) => return Ok(Expiry::Unknown),
+                Err(e) => return Err(e),
+            },
+            None => return Ok(Expiry::Unknown),
+        },
+    };
+    let invoice = orders::first_invoice(&mut *tx, order.id).await?;
+    let invoice = invoices::get(&mut *tx, invoice).await?;
+    if !matches!(invoice.status.as_str(), "draft" | "issued") {
+        return Ok(Expiry::Settled);
+    }
+    // the invoice, then the order: the payment events' order of locks
+    let void = match invoices::void(&mut *tx, invoice.id).await {
+        Ok(void) => void,
+        // paid meanwhile: the payment stands
+        Err(LedgerError::Conflict(_)) => return Ok(Expiry::Settled),
+        Err(e) => return Err(e),
+    };
+    orders::transition(&mut *tx, order.id, &["opening", "pending"], "expired").await?;
+    audit::record(
+        &mut *tx,
+        "stripe",
+        "checkout.session.expired",
+        "order",
+        &order.id.to_string(),
+        json!({"event": event, "session": session, "invoice": void.number.unwrap_or_else(|| void.id.to_string()), "invoiceStatus": void.status}),
+    )
+    .await?;
+    Ok(Expiry::Voided)
+}
+
+/// A payment that landed on a void invoice (its session expired, or staff voided it) is kept as
+/// it is; the audit log says so once per payment, for the money to be given back.
+pub async fn note_payment_on_void_invoice(
+    tx: &mut sqlx::PgConnection,
+    invoice: &invoices::Invoice,
+    payment: &Payment,
+    event: &str,
+) -> Result<(), LedgerError> {
+    if invoice.status != "void" || payment.status == "failed" || payment.amount <= payment.refunded_amount {
+        return Ok(());
+    }
+    let noted: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM audit_log WHERE action = 'payment.on_void_invoice' AND entity = 'payment' AND entity_id = $1)",
+    )
+    .bind(&payment.reference)
+    .fetch_one(&mut *tx)
+    .await?;
+    if noted {
+        return Ok(());
+    }
+    tracing::warn!(payment = %payment.reference, invoice = ?invoice.number, "a payment landed on a void invoice");
+    audit::record(
+        &mut *tx,
+        "stripe",
+        "payment.on_void_invoice",
+        "payment",
+        &payment.reference,
+        json!({"event": event, "invoice": invoice.id, "invoiceNumber": invoice.number, "amount": payment.amount, "currency": payment.currency}),
+    )
+    .await
 }
 
 /// The names a filled-in template registers or transfers in.

@@ -7,6 +7,7 @@ use sqlx::PgPool;
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use crate::checkout::{self, Expiry};
 use crate::ledger::payments::{self, Outcome, Report};
 use crate::ledger::{LedgerError, audit, customers, invoices, orders};
 use crate::money;
@@ -91,6 +92,11 @@ pub async fn apply(pool: &PgPool, event: &Event) -> Result<Applied, LedgerError>
     if !fresh {
         return Ok(Applied::Duplicate);
     }
+    if event.kind == "checkout.session.expired" {
+        let applied = expire_session(&mut tx, event).await?;
+        tx.commit().await?;
+        return Ok(applied);
+    }
     let report = match report_of(event) {
         Some(report) => report,
         None => {
@@ -126,6 +132,7 @@ pub async fn apply(pool: &PgPool, event: &Event) -> Result<Applied, LedgerError>
         if let Some(stripe_customer) = event.str("/customer") {
             customers::set_stripe_customer(&mut *tx, invoice.customer_id, stripe_customer).await?;
         }
+        checkout::note_payment_on_void_invoice(&mut tx, &invoice, &payment, &event.id).await?;
     }
     audit::record(
         &mut *tx,
@@ -138,6 +145,28 @@ pub async fn apply(pool: &PgPool, event: &Event) -> Result<Applied, LedgerError>
     .await?;
     tx.commit().await?;
     Ok(Applied::Recorded)
+}
+
+/// A Checkout Session that expired unpaid: its order is `expired` and its invoice void
+/// (`checkout::expire`); a session the ledger does not know is kept as unmatched.
+async fn expire_session(tx: &mut sqlx::PgConnection, event: &Event) -> Result<Applied, LedgerError> {
+    let order = event
+        .str("/metadata/order_id")
+        .or_else(|| event.str("/client_reference_id"))
+        .and_then(|s| Uuid::parse_str(s).ok());
+    let expiry = match event.str("/id") {
+        Some(session) => checkout::expire(&mut *tx, session, order, &event.id).await?,
+        None => Expiry::Unknown,
+    };
+    Ok(match expiry {
+        Expiry::Voided => Applied::Recorded,
+        Expiry::Settled => Applied::Ignored,
+        Expiry::Unknown => {
+            let detail = serde_json::json!({"type": event.kind, "session": event.str("/id")});
+            audit::record(&mut *tx, "stripe", "event.unmatched", "stripe_event", &event.id, detail).await?;
+            Applied::Ignored
+        }
+    })
 }
 
 /// What the event says of a payment, if anything. A payment is known by its PaymentIntent, so

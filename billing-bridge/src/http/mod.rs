@@ -6,18 +6,20 @@ mod admin;
 mod public;
 mod webhook;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Router;
+use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use serde_json::json;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::checkout::{CheckoutError, DomainRefused, ReturnUrls};
+use crate::checkout::{CheckoutError, DomainRefused, ReturnUrls, STRIPE_FAILED_STATUS};
 use crate::ledger::LedgerError;
 use crate::metrics::Metrics;
 use crate::registrar::Registrar;
@@ -40,12 +42,20 @@ pub struct AppState {
     pub registrar: Option<Arc<Registrar>>,
 }
 
-pub fn router(state: Arc<AppState>) -> Router {
+/// The bridge's HTTP service: every route, each request knowing its connection's peer address
+/// (the checkout's per-client limit). The checkout's settings are read from the environment here
+/// (`public::CheckoutSettings::from_env`).
+pub fn router(state: Arc<AppState>) -> IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
+    let checkout = Arc::new(public::CheckoutSettings::from_env());
+    routes(state, checkout).into_make_service_with_connect_info::<SocketAddr>()
+}
+
+fn routes(state: Arc<AppState>, checkout: Arc<public::CheckoutSettings>) -> Router {
     Router::new()
         .route("/healthz", get(public::healthz))
         .route("/metrics", get(public::metrics))
         .route("/v1/catalog", get(public::catalog))
-        .route("/v1/checkout", post(public::checkout))
+        .route("/v1/checkout", post(public::checkout).layer(Extension(checkout)))
         .route("/v1/stripe/webhook", post(webhook::receive))
         .nest("/v1/admin", admin::router())
         .with_state(state)
@@ -88,19 +98,21 @@ impl From<LedgerError> for ApiError {
 
 impl From<CheckoutError> for ApiError {
     fn from(e: CheckoutError) -> Self {
-        match e {
-            CheckoutError::Ledger(e) => e.into(),
-            CheckoutError::Stripe(e) => Self::new(StatusCode::BAD_GATEWAY, e.reason(), e.to_string()),
-            CheckoutError::Domain(e) => {
-                let status = match e {
-                    DomainRefused::RegistrarUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-                    DomainRefused::Unavailable(_) | DomainRefused::AlreadyRegistered(_) => {
-                        StatusCode::UNPROCESSABLE_ENTITY
-                    }
-                };
-                Self::new(status, e.code(), e.to_string())
+        let e = match e {
+            CheckoutError::Ledger(e) => return e.into(),
+            e => e,
+        };
+        let status = match &e {
+            CheckoutError::Domain(DomainRefused::RegistrarUnavailable) => StatusCode::SERVICE_UNAVAILABLE,
+            CheckoutError::Domain(_) | CheckoutError::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            CheckoutError::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            CheckoutError::InProgress | CheckoutError::Ended(_) => StatusCode::CONFLICT,
+            // (a ledger error was answered above)
+            CheckoutError::Stripe(_) | CheckoutError::Ledger(_) => {
+                StatusCode::from_u16(STRIPE_FAILED_STATUS).unwrap_or(StatusCode::BAD_GATEWAY)
             }
-        }
+        };
+        Self::new(status, e.code(), e.to_string())
     }
 }
 

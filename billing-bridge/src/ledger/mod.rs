@@ -11,6 +11,7 @@ pub(crate) use sql;
 
 pub mod audit;
 pub mod catalog;
+pub mod checkout_requests;
 pub mod customers;
 pub mod invoices;
 pub mod orders;

@@ -1,4 +1,6 @@
-//! Orders and their items.
+//! Orders and their items. An order is `opening` while its Checkout Session is being made,
+//! `pending` once the session is recorded, then `paid`, `refunded` or `cancelled`; `failed` when no
+//! session could be made for it and `expired` when its session expired unpaid.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -35,6 +37,7 @@ pub struct Item {
 const COLUMNS: &str =
     "id, tenant_id, customer_id, status, cycle, currency, domain, stripe_checkout_session_id, checkout_url, created_at";
 
+/// A new order with its items, `opening`: its Checkout Session is yet to be made.
 pub async fn create(
     tx: &mut sqlx::PgConnection,
     tenant: Uuid,
@@ -45,7 +48,8 @@ pub async fn create(
     items: &[Item],
 ) -> Result<Order, LedgerError> {
     let order: Order = sqlx::query_as(sql!(
-        "INSERT INTO orders (tenant_id, customer_id, cycle, currency, domain) VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
+        "INSERT INTO orders (tenant_id, customer_id, cycle, currency, domain, status) \
+         VALUES ($1, $2, $3, $4, $5, 'opening') RETURNING {COLUMNS}"
     ))
     .bind(tenant)
     .bind(customer)
@@ -90,6 +94,44 @@ pub async fn set_checkout_session(
 pub async fn set_status(db: impl PgExecutor<'_>, id: Uuid, status: &str) -> Result<(), LedgerError> {
     sqlx::query("UPDATE orders SET status = $2 WHERE id = $1").bind(id).bind(status).execute(db).await?;
     Ok(())
+}
+
+/// Moves the order to `to` if it is in one of `from`; whether it moved.
+pub async fn transition(db: impl PgExecutor<'_>, id: Uuid, from: &[&str], to: &str) -> Result<bool, LedgerError> {
+    let moved = sqlx::query("UPDATE orders SET status = $3 WHERE id = $1 AND status = ANY($2)")
+        .bind(id)
+        .bind(from)
+        .bind(to)
+        .execute(db)
+        .await?
+        .rows_affected();
+    Ok(moved == 1)
+}
+
+/// The order, locked until the transaction ends: its status and session cannot change meanwhile.
+pub async fn lock(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<Order, LedgerError> {
+    sqlx::query_as(sql!("SELECT {COLUMNS} FROM orders WHERE id = $1 FOR UPDATE"))
+        .bind(id)
+        .fetch_optional(tx)
+        .await?
+        .ok_or_else(|| LedgerError::NotFound(format!("order {id}")))
+}
+
+/// The order whose Checkout Session is `session`, if one recorded it.
+pub async fn by_checkout_session(db: impl PgExecutor<'_>, session: &str) -> Result<Option<Order>, LedgerError> {
+    Ok(sqlx::query_as(sql!("SELECT {COLUMNS} FROM orders WHERE stripe_checkout_session_id = $1"))
+        .bind(session)
+        .fetch_optional(db)
+        .await?)
+}
+
+/// The invoice the checkout made for the order (its first one).
+pub async fn first_invoice(db: impl PgExecutor<'_>, id: Uuid) -> Result<Uuid, LedgerError> {
+    sqlx::query_scalar("SELECT id FROM invoices WHERE order_id = $1 ORDER BY created_at, id LIMIT 1")
+        .bind(id)
+        .fetch_optional(db)
+        .await?
+        .ok_or_else(|| LedgerError::NotFound(format!("the invoice of order {id}")))
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Order, LedgerError> {
