@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod controllers;
+pub mod cpu_bound;
 pub mod describe;
 pub mod endpoints;
 pub mod inventory;

@@ -742,7 +742,8 @@ async fn order_key<P: DnsApi>(
     }
     // a Secret of that name the operator did not make is never replaced
     keys::check_managed(stored.as_ref())?;
-    let key = keys::generate(spec)?;
+    let spec_owned = spec.clone();
+    let key = crate::cpu_bound::run(move || keys::generate(&spec_owned)).await?;
     let secret = Secret {
         metadata: owned_meta(cert, next_key),
         type_: Some("Opaque".to_owned()),

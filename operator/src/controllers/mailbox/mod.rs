@@ -316,7 +316,13 @@ async fn apply<M: MailApi>(
         },
         None => MailboxChange::default(),
     };
-    let password_stale = matches!((&row, &password), (Some(r), Some(p)) if !password::matches(p, &r.password));
+    let password_stale = match (&row, &password) {
+        (Some(r), Some(p)) => {
+            let (p, stored) = (p.clone(), r.password.clone());
+            !crate::cpu_bound::run(move || password::matches(&p, &stored)).await
+        }
+        _ => false,
+    };
     let alias_changes: Vec<&String> = aliases
         .iter()
         .filter(|a| !alias_rows.iter().any(|r| &r.address == *a && r.goto == address && r.active))
@@ -358,7 +364,7 @@ async fn apply<M: MailApi>(
     let mut password_written = false;
     match (&row, &password) {
         (None, Some(p)) => {
-            let new = MailboxRow { password: password::hash(p)?, ..wanted.clone() };
+            let new = MailboxRow { password: hash_off_thread(p).await?, ..wanted.clone() };
             if !ctx.mail.add_mailbox(&new).await? {
                 // someone made the row since it was read: look again
                 return Ok(Action::requeue(Duration::from_secs(1)));
@@ -377,7 +383,7 @@ async fn apply<M: MailApi>(
         (Some(_), _) => {
             let change = MailboxChange {
                 password: match (&password, password_stale) {
-                    (Some(p), true) => Some(password::hash(p)?),
+                    (Some(p), true) => Some(hash_off_thread(p).await?),
                     _ => None,
                 },
                 ..change.clone()
@@ -542,6 +548,12 @@ async fn cleanup<M: MailApi>(mailbox: &Mailbox, mode: ReconcileMode, ctx: &Conte
         }
     }
     Ok(Action::await_change())
+}
+
+/// The mail-core hash of `password`, made on a blocking thread (bcrypt is slow on purpose).
+async fn hash_off_thread(password: &str) -> Result<String, password::PasswordError> {
+    let password = password.to_owned();
+    crate::cpu_bound::run(move || password::hash(&password)).await
 }
 
 #[cfg(test)]
