@@ -21,3 +21,4 @@ pub mod render;
 pub mod stripe;
 pub mod stripe_events;
 pub mod wakeup;
+pub mod workers;

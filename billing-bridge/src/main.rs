@@ -15,6 +15,7 @@ use mpanel_billing_bridge::ledger::tokens::{self, Role};
 use mpanel_billing_bridge::metrics::Metrics;
 use mpanel_billing_bridge::registrar::{self, Registrar};
 use mpanel_billing_bridge::stripe::api::StripeClient;
+use mpanel_billing_bridge::workers::Workers;
 use mpanel_billing_bridge::{activation, db, fulfilment, lifecycle, outbox_worker};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -133,11 +134,14 @@ async fn run(cfg: Serve) -> anyhow::Result<()> {
     let outbox_kick = Arc::new(Notify::new());
     let scan = Duration::from_secs(cfg.scan_seconds.max(1));
 
-    tokio::spawn(fulfilment::run(pool.clone(), fulfil.clone(), scan, outbox_kick.clone(), metrics.clone()));
-    tokio::spawn(outbox_worker::run(pool.clone(), kube.clone(), outbox_kick, scan, metrics.clone()));
-    tokio::spawn(activation::run(pool.clone(), kube.clone(), stripe.clone(), metrics.clone(), scan));
+    let mut workers = Workers::default();
+    workers
+        .spawn("fulfilment", fulfilment::run(pool.clone(), fulfil.clone(), scan, outbox_kick.clone(), metrics.clone()));
+    workers.spawn("outbox", outbox_worker::run(pool.clone(), kube.clone(), outbox_kick, scan, metrics.clone()));
+    workers.spawn("activation", activation::run(pool.clone(), kube.clone(), stripe.clone(), metrics.clone(), scan));
     if cfg.lifecycle_seconds > 0 {
-        tokio::spawn(lifecycle::run(pool.clone(), Duration::from_secs(cfg.lifecycle_seconds), metrics.clone()));
+        let every = Duration::from_secs(cfg.lifecycle_seconds);
+        workers.spawn("lifecycle", lifecycle::run(pool.clone(), every, metrics.clone()));
     }
 
     let state = Arc::new(AppState {
@@ -154,14 +158,18 @@ async fn run(cfg: Serve) -> anyhow::Result<()> {
     });
     let listener = TcpListener::bind(cfg.listen).await?;
     tracing::info!(listen = %cfg.listen, "billing bridge serving");
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-            }
-        })
-        .await?;
-    Ok(())
+    let serving = axum::serve(listener, http::router(state)).with_graceful_shutdown(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+    });
+    tokio::select! {
+        served = serving => Ok(served?),
+        ended = workers.ended() => {
+            tracing::error!(error = %ended, "a worker ended");
+            Err(ended.into())
+        }
+    }
 }
