@@ -13,6 +13,7 @@ use serde_json::Value;
 pub mod mail;
 pub mod manifest;
 pub mod namesilo;
+pub mod prometheus;
 pub mod stripe;
 
 /// Polls `check` every 100 ms until it returns true or `within` passes; whether it did.
