@@ -68,6 +68,23 @@ where
     ready
 }
 
+/// Changes of the Secrets in scope, as metadata only: a controller that follows the Secrets it
+/// refers to reads the one it needs when it reconciles, so tenants' large Secrets never sit in the
+/// operator's memory. A change of a Secret's data changes its metadata (resourceVersion) too.
+pub fn secret_changes(
+    client: &Client,
+    namespace: Option<&str>,
+) -> impl futures::Stream<
+    Item = Result<kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Secret>, kube::runtime::watcher::Error>,
+> + Send
++ 'static {
+    use kube::core::PartialObjectMeta;
+    use kube::runtime::{WatchStreamExt, watcher};
+    type SecretMeta = PartialObjectMeta<k8s_openapi::api::core::v1::Secret>;
+    // an Api of PartialObjectMeta makes metadata-only requests
+    watcher(scoped::<SecretMeta>(client, namespace), watcher::Config::default()).default_backoff().touched_objects()
+}
+
 /// A watch filter that lets through what a person or GitOps changed (spec, annotations such as the
 /// reconcile mode, finalizers, deletion) and drops the controller's own status writes. For kinds
 /// that spend money, a status write must not start the next attempt early: retries follow the

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -128,7 +127,7 @@ pub async fn run<R: NamesiloApi + 'static>(
     Controller::for_stream(domains, reader)
         .with_config(ControllerConfig::default().concurrency(4))
         .owns(scoped::<DnsZone>(&ctx.client, ctx.namespace.as_deref()), watcher::Config::default())
-        .watches(scoped::<Secret>(&ctx.client, ctx.namespace.as_deref()), watcher::Config::default(), move |secret| {
+        .watches_stream(super::secret_changes(&ctx.client, ctx.namespace.as_deref()), move |secret| {
             let (ns, name) = (secret.namespace(), secret.name_any());
             by_secret
                 .state()

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -111,7 +110,7 @@ pub async fn run<M: MailApi + 'static>(
     let mailboxes = controller.store();
     ctx.metrics.inventory.watch(KIND, mailboxes.clone(), None, |_| None);
     controller
-        .watches(scoped::<Secret>(&ctx.client, ctx.namespace.as_deref()), watcher::Config::default(), move |secret| {
+        .watches_stream(super::secret_changes(&ctx.client, ctx.namespace.as_deref()), move |secret| {
             let (ns, name) = (secret.namespace(), secret.name_any());
             mailboxes
                 .state()
