@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod lifecycle;
 pub mod metrics;
 pub mod money;
+pub mod money_follows;
 pub mod outbox_worker;
 pub mod periods;
 pub mod refunds;

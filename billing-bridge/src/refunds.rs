@@ -3,7 +3,8 @@
 //! while the refund is worked out, sent and recorded, so two refunds of one invoice happen one after
 //! the other. The idempotency key of a Stripe refund is the payment and its refunded total after
 //! it, so asking again after a failure refunds nothing twice. Used by the admin API and by the
-//! activation gate when provisioning failed.
+//! activation gate when provisioning failed. A refund of all that was paid ends the service
+//! (`money_follows`).
 
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -12,8 +13,8 @@ use sqlx::PgPool;
 use crate::ledger::invoices::Invoice;
 use crate::ledger::payments::{self, Payment};
 use crate::ledger::{LedgerError, audit};
-use crate::money;
 use crate::stripe::api::{StripeClient, StripeError};
+use crate::{money, money_follows};
 
 /// Why a refund failed after it was found allowed.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +145,7 @@ async fn refund(
     let settled = payments::settle_invoice(&mut tx, invoice.id).await?;
     let detail = json!({"amount": amount, "payments": Value::Array(steps), "reason": reason});
     audit::record(&mut *tx, actor, "refund", "invoice", &number, detail).await?;
+    money_follows::after_refund(&mut tx, &settled, actor, reason).await?;
     tx.commit().await.map_err(LedgerError::from)?;
     Ok(Some(settled))
 }

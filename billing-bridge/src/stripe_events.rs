@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::checkout::{self, Expiry};
 use crate::ledger::payments::{self, Outcome, Report};
 use crate::ledger::{LedgerError, audit, customers, invoices, orders};
-use crate::money;
+use crate::{money, money_follows};
 
 /// The parts of a Stripe event the ledger reads.
 #[derive(Debug, Clone)]
@@ -133,6 +133,7 @@ pub async fn apply(pool: &PgPool, event: &Event) -> Result<Applied, LedgerError>
             customers::set_stripe_customer(&mut *tx, invoice.customer_id, stripe_customer).await?;
         }
         checkout::note_payment_on_void_invoice(&mut tx, &invoice, &payment, &event.id).await?;
+        money_follows::after_refund(&mut tx, &invoice, "stripe", &event.kind).await?;
     }
     audit::record(
         &mut *tx,

@@ -111,7 +111,9 @@ fn the_ledger_activates_only_a_ready_resource_and_a_failed_one_never() -> anyhow
         Ok(ledger.count(&rt, &format!(
         "SELECT count(*) FROM invoices i JOIN subscriptions s ON s.order_id = i.order_id WHERE s.id = '{bad}' AND i.status = 'refunded'"))? == 1)
     })?);
-    report(&tb, &bad_res, "Active", true, "all 1 resources are Ready")?;
+    // the refund deletes what was created; a late Active report, while the object is still there,
+    // changes nothing either
+    let _ = report(&tb, &bad_res, "Active", true, "all 1 resources are Ready");
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(status_of(&rt, &ledger, &bad)?, "provisioning_failed", "a failed subscription became active");
     let refused = rt.block_on(

@@ -1,0 +1,170 @@
+//! Service follows money: a refund of all that was paid (by staff, or reported by Stripe's
+//! `charge.refunded`) cancels the subscription and deletes its Subscription object; a partial one
+//! leaves service as it is; a subscription whose provisioning failed is refunded and what was
+//! created is deleted. Real bridge, PostgreSQL, stripe-mock and the testbed's kube-apiserver; the
+//! resource's status is written by the test as the operator writes it.
+
+mod support;
+
+use std::time::Duration;
+
+use mpanel_billing_bridge::ledger::tokens::Role;
+use mpanel_tests::Testbed;
+use serde_json::{Value, json};
+use support::{Bridge, Ledger, Namespaces, email, eventually, session_completed, subscriptions_of, total_cents};
+use tokio::runtime::Runtime;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A paid purchase: the ledger subscription, its resource, the invoice, the PaymentIntent and the
+/// cents paid.
+struct Bought {
+    sub: String,
+    resource: Value,
+    invoice: String,
+    intent: String,
+    cents: i64,
+}
+
+fn buy(rt: &Runtime, tb: &Testbed, ledger: &Ledger, bridge: &Bridge, product: &str) -> anyhow::Result<Bought> {
+    let placed = bridge.checkout(rt, &json!({"product": product, "cycle": "monthly", "email": email("money")}))?;
+    let intent = format!("pi_{}", uuid::Uuid::new_v4().simple());
+    assert_eq!(bridge.deliver(rt, &session_completed(&placed, &intent))?, 200);
+    let order = placed["orderId"].as_str().unwrap_or_default();
+    let mut found = Vec::new();
+    let mut sub = String::new();
+    assert!(
+        eventually(WAIT, || {
+            sub = ledger
+                .text(rt, &format!("SELECT id::text FROM subscriptions WHERE order_id = '{order}'"))?
+                .unwrap_or_default();
+            found = if sub.is_empty() { Vec::new() } else { subscriptions_of(tb, &sub)? };
+            Ok(!found.is_empty())
+        })?,
+        "not fulfilled: {}",
+        bridge.log_tail(30)
+    );
+    Ok(Bought {
+        sub,
+        resource: found.remove(0),
+        invoice: placed["invoiceId"].as_str().unwrap_or_default().to_owned(),
+        intent,
+        cents: total_cents(&placed),
+    })
+}
+
+fn namespace(bought: &Bought) -> String {
+    bought.resource["metadata"]["namespace"].as_str().unwrap_or_default().to_owned()
+}
+
+fn status_of(rt: &Runtime, ledger: &Ledger, sub: &str) -> anyhow::Result<String> {
+    Ok(ledger.text(rt, &format!("SELECT status FROM subscriptions WHERE id = '{sub}'"))?.unwrap_or_default())
+}
+
+fn invoice_status(rt: &Runtime, ledger: &Ledger, invoice: &str) -> anyhow::Result<String> {
+    Ok(ledger.text(rt, &format!("SELECT status FROM invoices WHERE id = '{invoice}'"))?.unwrap_or_default())
+}
+
+fn deletes(rt: &Runtime, ledger: &Ledger, sub: &str) -> anyhow::Result<i64> {
+    ledger.count(rt, &format!("SELECT count(*) FROM outbox WHERE subscription_id = '{sub}' AND action = 'delete'"))
+}
+
+fn audited(rt: &Runtime, ledger: &Ledger, action: &str, sub: &str) -> anyhow::Result<i64> {
+    ledger.count(rt, &format!("SELECT count(*) FROM audit_log WHERE action = '{action}' AND entity_id = '{sub}'"))
+}
+
+/// Stripe's `charge.refunded` for `intent` of `cents`, `refunded_cents` refunded so far.
+fn charge_refunded(intent: &str, cents: i64, refunded_cents: i64) -> Value {
+    support::event(
+        "charge.refunded",
+        json!({
+            "id": format!("ch_{}", &intent[3..]), "object": "charge", "payment_intent": intent, "amount": cents,
+            "amount_refunded": refunded_cents, "currency": "usd", "refunded": refunded_cents == cents, "metadata": {},
+        }),
+    )
+}
+
+/// Posts a staff refund of `body` for `invoice`: the status and the invoice's status or error code.
+fn refund(rt: &Runtime, bridge: &Bridge, token: &str, invoice: &str, body: &Value) -> anyhow::Result<(u16, String)> {
+    let (code, answer) = bridge.post(rt, &format!("/v1/admin/invoices/{invoice}/refund"), body, Some(token))?;
+    let said = answer["error"]["code"].as_str().or_else(|| answer["status"].as_str()).unwrap_or_default();
+    Ok((code, said.to_owned()))
+}
+
+fn gone(tb: &Testbed, sub: &str) -> anyhow::Result<bool> {
+    eventually(WAIT, || Ok(subscriptions_of(tb, sub)?.is_empty()))
+}
+
+#[test]
+fn a_partial_refund_leaves_service_and_stripe_refunding_the_rest_ends_it_once() -> anyhow::Result<()> {
+    let rt = support::runtime()?;
+    let tb = Testbed::from_env()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let bridge = Bridge::start(&rt, &tb, &ledger, std::path::Path::new(tb.get("KUBECONFIG")?))?;
+    let token = support::admin_token(&rt, &ledger, Role::Billing)?;
+    let bought = buy(&rt, &tb, &ledger, &bridge, "cloudpod-mini")?;
+    let _cleanup = Namespaces { tb: &tb, names: vec![namespace(&bought)] };
+
+    // a part given back by staff: recorded, service as it was
+    assert_eq!(refund(&rt, &bridge, &token, &bought.invoice, &json!({"amount": "1.00"}))?, (200, "paid".into()));
+    assert_eq!(bridge.deliver(&rt, &charge_refunded(&bought.intent, bought.cents, 100))?, 200);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(status_of(&rt, &ledger, &bought.sub)?, "pending_activation");
+    assert_eq!(subscriptions_of(&tb, &bought.sub)?.len(), 1, "a partial refund removed the service");
+    assert_eq!(deletes(&rt, &ledger, &bought.sub)?, 0);
+
+    // Stripe reports the rest refunded (from its dashboard): the subscription ends, its object goes
+    assert_eq!(bridge.deliver(&rt, &charge_refunded(&bought.intent, bought.cents, bought.cents))?, 200);
+    assert_eq!(invoice_status(&rt, &ledger, &bought.invoice)?, "refunded");
+    assert_eq!(status_of(&rt, &ledger, &bought.sub)?, "cancelled");
+    assert!(gone(&tb, &bought.sub)?, "the Subscription object is still there: {}", bridge.log_tail(30));
+    assert_eq!(audited(&rt, &ledger, "subscription.cancel", &bought.sub)?, 1);
+
+    // the same news again, as another event: nothing twice
+    assert_eq!(bridge.deliver(&rt, &charge_refunded(&bought.intent, bought.cents, bought.cents))?, 200);
+    assert_eq!(deletes(&rt, &ledger, &bought.sub)?, 1);
+    assert_eq!(audited(&rt, &ledger, "subscription.cancel", &bought.sub)?, 1);
+    ledger.drop_database(&rt);
+    Ok(())
+}
+
+#[test]
+fn a_staff_refund_of_everything_cancels_and_removes_the_service() -> anyhow::Result<()> {
+    let rt = support::runtime()?;
+    let tb = Testbed::from_env()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let bridge = Bridge::start(&rt, &tb, &ledger, std::path::Path::new(tb.get("KUBECONFIG")?))?;
+    let token = support::admin_token(&rt, &ledger, Role::Billing)?;
+    let bought = buy(&rt, &tb, &ledger, &bridge, "cloudpod-mini")?;
+    let _cleanup = Namespaces { tb: &tb, names: vec![namespace(&bought)] };
+
+    assert_eq!(refund(&rt, &bridge, &token, &bought.invoice, &json!({}))?, (200, "refunded".into()));
+    assert_eq!(status_of(&rt, &ledger, &bought.sub)?, "cancelled");
+    assert!(gone(&tb, &bought.sub)?, "the Subscription object is still there: {}", bridge.log_tail(30));
+    assert_eq!(deletes(&rt, &ledger, &bought.sub)?, 1);
+    assert_eq!(audited(&rt, &ledger, "subscription.cancel", &bought.sub)?, 1);
+    // Stripe's report of that refund changes nothing more
+    assert_eq!(bridge.deliver(&rt, &charge_refunded(&bought.intent, bought.cents, bought.cents))?, 200);
+    assert_eq!(deletes(&rt, &ledger, &bought.sub)?, 1);
+    ledger.drop_database(&rt);
+    Ok(())
+}
+
+#[test]
+fn a_failed_provisioning_is_refunded_and_what_was_created_deleted() -> anyhow::Result<()> {
+    let rt = support::runtime()?;
+    let tb = Testbed::from_env()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let bridge = Bridge::start(&rt, &tb, &ledger, std::path::Path::new(tb.get("KUBECONFIG")?))?;
+    let bought = buy(&rt, &tb, &ledger, &bridge, "cloudpod-mini")?;
+    let _cleanup = Namespaces { tb: &tb, names: vec![namespace(&bought)] };
+
+    support::report_status(&tb, &bought.resource, "Failed", false, "CloudPod sub-y: Unavailable: no template")?;
+    assert!(eventually(WAIT, || Ok(invoice_status(&rt, &ledger, &bought.invoice)? == "refunded"))?);
+    assert!(gone(&tb, &bought.sub)?, "the Subscription object is still there: {}", bridge.log_tail(30));
+    assert_eq!(status_of(&rt, &ledger, &bought.sub)?, "provisioning_failed");
+    assert_eq!(deletes(&rt, &ledger, &bought.sub)?, 1);
+    assert_eq!(audited(&rt, &ledger, "subscription.delete", &bought.sub)?, 1);
+    ledger.drop_database(&rt);
+    Ok(())
+}
