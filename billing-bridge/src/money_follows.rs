@@ -1,5 +1,6 @@
 //! Service follows money: when all that was paid for a subscription's invoice is given back, the
-//! subscription ends and its resource is deleted (outbox `delete`). Each step reads the rows it
+//! subscription ends and its resource is deleted (outbox `delete`); while a payment is disputed
+//! (a chargeback) it is suspended (`Dispute`), lifted when the dispute is won and ended when lost. Each step reads the rows it
 //! changes under their lock and acts only on a subscription still running, so a redelivered event
 //! or a second refund changes nothing twice.
 
@@ -8,7 +9,7 @@ use uuid::Uuid;
 
 use crate::ledger::invoices::{self, Invoice};
 use crate::ledger::outbox::{self, Action};
-use crate::ledger::{LedgerError, audit, subscriptions};
+use crate::ledger::{LedgerError, audit, payments, subscriptions};
 
 /// A subscription that still runs (or waits to), which money given back ends.
 const RUNNING: [&str; 4] = ["pending_activation", "active", "past_due", "suspended"];
@@ -20,6 +21,10 @@ pub enum Followed {
     Cancelled,
     /// It never ran (provisioning failed): what was created is deleted.
     Deleted,
+    /// Suspended while a payment is disputed.
+    Suspended,
+    /// A dispute suspension lifted: the dispute was won.
+    Lifted,
     /// Nothing to do: no subscription, the invoice not refunded, or ended already.
     Unchanged,
 }
@@ -68,6 +73,64 @@ pub async fn end_service(
     };
     outbox::enqueue(&mut *tx, id, Action::Delete).await?;
     Ok(followed)
+}
+
+/// Where a dispute stands, from Stripe's `charge.dispute.*` events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dispute {
+    Opened,
+    Won,
+    Lost,
+}
+
+/// Follows a dispute of the payment `intent` to its subscription: suspended while open (unless the
+/// dispute `id` was closed already: events may arrive out of order), lifted when won, ended when
+/// lost. Unchanged when the payment or its subscription is unknown, or the step was taken before.
+pub async fn after_dispute(
+    tx: &mut sqlx::PgConnection,
+    intent: &str,
+    id: &str,
+    dispute: Dispute,
+) -> Result<Followed, LedgerError> {
+    let Some(sub) = disputed_subscription(&mut *tx, intent).await? else {
+        return Ok(Followed::Unchanged);
+    };
+    if dispute == Dispute::Lost {
+        return end_service(tx, sub, "stripe", "dispute lost", None).await;
+    }
+    let current = subscriptions::lock(&mut *tx, sub).await?;
+    let held = current.suspension_reason.as_deref() == Some("Dispute");
+    let reason = match dispute {
+        Dispute::Opened if !held && RUNNING.contains(&current.status.as_str()) && !closed(&mut *tx, id).await? => {
+            Some("Dispute")
+        }
+        Dispute::Won if held => None,
+        _ => return Ok(Followed::Unchanged),
+    };
+    subscriptions::set_suspension(&mut *tx, sub, reason).await?;
+    outbox::enqueue(&mut *tx, sub, Action::Apply).await?;
+    let action = if reason.is_some() { "subscription.suspend" } else { "subscription.unsuspend" };
+    let detail = json!({"why": "dispute", "dispute": id, "payment": intent});
+    audit::record(&mut *tx, "stripe", action, "subscription", &sub.to_string(), detail).await?;
+    Ok(if reason.is_some() { Followed::Suspended } else { Followed::Lifted })
+}
+
+async fn disputed_subscription(db: &mut sqlx::PgConnection, intent: &str) -> Result<Option<Uuid>, LedgerError> {
+    let Some(invoice) = payments::by_reference(&mut *db, "stripe", intent).await?.and_then(|p| p.invoice_id) else {
+        return Ok(None);
+    };
+    Ok(invoices::get(&mut *db, invoice).await?.subscription_id)
+}
+
+/// Whether Stripe has told of the dispute's close already.
+async fn closed(db: &mut sqlx::PgConnection, dispute: &str) -> Result<bool, LedgerError> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM stripe_events WHERE type = 'charge.dispute.closed' \
+         AND payload #>> '{data,object,id}' = $1)",
+    )
+    .bind(dispute)
+    .fetch_one(db)
+    .await?)
 }
 
 async fn delete_pending_or_done(db: &mut sqlx::PgConnection, id: Uuid) -> Result<bool, LedgerError> {

@@ -162,6 +162,7 @@ pub fn subscription(billed: &Billed<'_>) -> Result<Subscription, String> {
         reason: Some(match reason {
             "Overdue" => SuspensionReason::Overdue,
             "Abuse" => SuspensionReason::Abuse,
+            "Dispute" => SuspensionReason::Dispute,
             _ => SuspensionReason::Manual,
         }),
     });

@@ -10,7 +10,8 @@ use uuid::Uuid;
 use crate::checkout::{self, Expiry};
 use crate::ledger::payments::{self, Outcome, Report};
 use crate::ledger::{LedgerError, audit, customers, invoices, orders};
-use crate::{money, money_follows};
+use crate::money;
+use crate::money_follows::{self, Dispute, Followed};
 
 /// The parts of a Stripe event the ledger reads.
 #[derive(Debug, Clone)]
@@ -97,6 +98,11 @@ pub async fn apply(pool: &PgPool, event: &Event) -> Result<Applied, LedgerError>
         tx.commit().await?;
         return Ok(applied);
     }
+    if let Some(dispute) = dispute_of(event) {
+        let applied = follow_dispute(&mut tx, event, dispute).await?;
+        tx.commit().await?;
+        return Ok(applied);
+    }
     let report = match report_of(event) {
         Some(report) => report,
         None => {
@@ -168,6 +174,27 @@ async fn expire_session(tx: &mut sqlx::PgConnection, event: &Event) -> Result<Ap
             Applied::Ignored
         }
     })
+}
+
+/// Where a `charge.dispute.*` event says the dispute stands.
+fn dispute_of(event: &Event) -> Option<Dispute> {
+    match (event.kind.as_str(), event.str("/status")) {
+        ("charge.dispute.created", _) => Some(Dispute::Opened),
+        ("charge.dispute.closed", Some("won")) => Some(Dispute::Won),
+        ("charge.dispute.closed", Some("lost")) => Some(Dispute::Lost),
+        _ => None,
+    }
+}
+
+/// A dispute of a payment the ledger knows, followed to its subscription (`money_follows`).
+async fn follow_dispute(tx: &mut sqlx::PgConnection, event: &Event, dispute: Dispute) -> Result<Applied, LedgerError> {
+    let (Some(intent), Some(id)) = (event.str("/payment_intent"), event.str("/id")) else {
+        return Ok(Applied::Ignored);
+    };
+    let followed = money_follows::after_dispute(&mut *tx, intent, id, dispute).await?;
+    let detail = serde_json::json!({"event": event.id, "dispute": id, "followed": format!("{followed:?}")});
+    audit::record(&mut *tx, "stripe", &event.kind, "payment", intent, detail).await?;
+    Ok(if followed == Followed::Unchanged { Applied::Ignored } else { Applied::Recorded })
 }
 
 /// What the event says of a payment, if anything. A payment is known by its PaymentIntent, so

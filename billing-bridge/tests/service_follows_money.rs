@@ -1,7 +1,8 @@
 //! Service follows money: a refund of all that was paid (by staff, or reported by Stripe's
 //! `charge.refunded`) cancels the subscription and deletes its Subscription object; a partial one
 //! leaves service as it is; a subscription whose provisioning failed is refunded and what was
-//! created is deleted. Real bridge, PostgreSQL, stripe-mock and the testbed's kube-apiserver; the
+//! created is deleted; a disputed payment suspends its subscription (`Dispute`) until the dispute
+//! is won, and a lost one ends it like a full refund. Real bridge, PostgreSQL, stripe-mock and the testbed's kube-apiserver; the
 //! resource's status is written by the test as the operator writes it.
 
 mod support;
@@ -91,6 +92,24 @@ fn refund(rt: &Runtime, bridge: &Bridge, token: &str, invoice: &str, body: &Valu
     Ok((code, said.to_owned()))
 }
 
+/// Stripe's `charge.dispute.<kind>` for the dispute `id` of `intent`, in `status`.
+fn dispute(kind: &str, id: &str, intent: &str, cents: i64, status: &str) -> Value {
+    support::event(
+        &format!("charge.dispute.{kind}"),
+        json!({
+            "id": id, "object": "dispute", "charge": format!("ch_{}", &intent[3..]), "payment_intent": intent,
+            "amount": cents, "currency": "usd", "reason": "fraudulent", "status": status,
+        }),
+    )
+}
+
+/// The Subscription object's `spec.suspension`, once it shows `want` (null: none).
+fn suspension_becomes(tb: &Testbed, sub: &str, want: &Value) -> anyhow::Result<bool> {
+    eventually(WAIT, || {
+        Ok(subscriptions_of(tb, sub)?.first().map(|o| o["spec"]["suspension"].clone()).as_ref() == Some(want))
+    })
+}
+
 fn gone(tb: &Testbed, sub: &str) -> anyhow::Result<bool> {
     eventually(WAIT, || Ok(subscriptions_of(tb, sub)?.is_empty()))
 }
@@ -165,6 +184,63 @@ fn a_failed_provisioning_is_refunded_and_what_was_created_deleted() -> anyhow::R
     assert_eq!(status_of(&rt, &ledger, &bought.sub)?, "provisioning_failed");
     assert_eq!(deletes(&rt, &ledger, &bought.sub)?, 1);
     assert_eq!(audited(&rt, &ledger, "subscription.delete", &bought.sub)?, 1);
+    ledger.drop_database(&rt);
+    Ok(())
+}
+
+#[test]
+fn a_dispute_suspends_until_won_and_a_lost_one_ends_the_service_each_once() -> anyhow::Result<()> {
+    let rt = support::runtime()?;
+    let tb = Testbed::from_env()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let bridge = Bridge::start(&rt, &tb, &ledger, std::path::Path::new(tb.get("KUBECONFIG")?))?;
+    let won = buy(&rt, &tb, &ledger, &bridge, "cloudpod-mini")?;
+    let lost = buy(&rt, &tb, &ledger, &bridge, "cloudpod-mini")?;
+    let late = buy(&rt, &tb, &ledger, &bridge, "cloudpod-mini")?;
+    let _cleanup = Namespaces { tb: &tb, names: [&won, &lost, &late].iter().map(|b| namespace(b)).collect() };
+    let held = json!({"suspended": true, "reason": "Dispute"});
+
+    // opened (twice, as two events): suspended for the dispute, once
+    let id = format!("dp_{}", uuid::Uuid::new_v4().simple());
+    let opened = dispute("created", &id, &won.intent, won.cents, "needs_response");
+    assert_eq!(bridge.deliver(&rt, &opened)?, 200);
+    assert!(suspension_becomes(&tb, &won.sub, &held)?, "not suspended: {}", bridge.log_tail(30));
+    assert_eq!(bridge.deliver(&rt, &dispute("created", &id, &won.intent, won.cents, "needs_response"))?, 200);
+    assert_eq!(audited(&rt, &ledger, "subscription.suspend", &won.sub)?, 1);
+    // won: lifted, and a late copy of the opening does not suspend again
+    assert_eq!(bridge.deliver(&rt, &dispute("closed", &id, &won.intent, won.cents, "won"))?, 200);
+    assert!(suspension_becomes(&tb, &won.sub, &Value::Null)?, "not lifted: {}", bridge.log_tail(30));
+    assert_eq!(bridge.deliver(&rt, &dispute("created", &id, &won.intent, won.cents, "needs_response"))?, 200);
+    assert_eq!(bridge.deliver(&rt, &dispute("closed", &id, &won.intent, won.cents, "won"))?, 200);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(suspension_becomes(&tb, &won.sub, &Value::Null)?);
+    assert_eq!(audited(&rt, &ledger, "subscription.suspend", &won.sub)?, 1);
+    assert_eq!(audited(&rt, &ledger, "subscription.unsuspend", &won.sub)?, 1);
+    assert_eq!(status_of(&rt, &ledger, &won.sub)?, "pending_activation");
+
+    // lost: cancelled and removed like a full refund, once
+    let id = format!("dp_{}", uuid::Uuid::new_v4().simple());
+    assert_eq!(bridge.deliver(&rt, &dispute("created", &id, &lost.intent, lost.cents, "needs_response"))?, 200);
+    assert!(suspension_becomes(&tb, &lost.sub, &held)?);
+    assert_eq!(bridge.deliver(&rt, &dispute("closed", &id, &lost.intent, lost.cents, "lost"))?, 200);
+    assert_eq!(status_of(&rt, &ledger, &lost.sub)?, "cancelled");
+    assert!(gone(&tb, &lost.sub)?, "the Subscription object is still there: {}", bridge.log_tail(30));
+    assert_eq!(bridge.deliver(&rt, &dispute("closed", &id, &lost.intent, lost.cents, "lost"))?, 200);
+    assert_eq!(deletes(&rt, &ledger, &lost.sub)?, 1);
+    assert_eq!(audited(&rt, &ledger, "subscription.cancel", &lost.sub)?, 1);
+
+    // closed (won) before Stripe's news of its opening arrives: never suspended
+    let id = format!("dp_{}", uuid::Uuid::new_v4().simple());
+    assert_eq!(bridge.deliver(&rt, &dispute("closed", &id, &late.intent, late.cents, "won"))?, 200);
+    assert_eq!(bridge.deliver(&rt, &dispute("created", &id, &late.intent, late.cents, "needs_response"))?, 200);
+    assert_eq!(audited(&rt, &ledger, "subscription.suspend", &late.sub)?, 0);
+    assert_eq!(
+        ledger.count(
+            &rt,
+            &format!("SELECT count(*) FROM subscriptions WHERE id = '{}' AND suspension_reason IS NULL", late.sub)
+        )?,
+        1
+    );
     ledger.drop_database(&rt);
     Ok(())
 }

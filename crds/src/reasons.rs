@@ -1281,6 +1281,13 @@ pub const MANUAL: Reason = Reason {
     action: "Contact support.",
 };
 
+pub const DISPUTE: Reason = Reason {
+    name: "Dispute",
+    reported_in: &[(&[SUBSCRIPTION], Conditions(&[types::SUSPENDED]))],
+    meaning: "Suspended while a payment is disputed (a chargeback); only a change of `suspension` lifts it.",
+    action: "Contact support about the disputed payment.",
+};
+
 pub const ALL_READY: Reason = Reason {
     name: "AllReady",
     reported_in: &[(&[SUBSCRIPTION], Conditions(&[types::CHILDREN_READY]))],
@@ -1491,6 +1498,7 @@ pub const ALL: &[Reason] = &[
     OVERDUE,
     ABUSE,
     MANUAL,
+    DISPUTE,
     ALL_READY,
     PENDING,
     RECONCILING,

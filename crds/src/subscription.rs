@@ -113,7 +113,8 @@ pub enum BillingState {
 pub struct Suspension {
     /// Suspended while true.
     pub suspended: bool,
-    /// Why: `Overdue` (lifted by payment), `Abuse` or `Manual` (lifted by staff).
+    /// Why: `Overdue` (lifted by payment), `Abuse` or `Manual` (lifted by staff), `Dispute` (a
+    /// chargeback; lifted when the bank decides for the seller).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<SuspensionReason>,
 }
@@ -124,6 +125,7 @@ pub enum SuspensionReason {
     Overdue,
     Abuse,
     Manual,
+    Dispute,
 }
 
 /// Templates of the child resources. Each child is named `name` in the Subscription's namespace.

@@ -120,6 +120,19 @@ pub async fn of_invoice(db: impl PgExecutor<'_>, invoice: Uuid) -> Result<Vec<Pa
         .await?)
 }
 
+/// The payment a provider knows by `reference` (Stripe: its PaymentIntent), if recorded.
+pub async fn by_reference(
+    db: impl PgExecutor<'_>,
+    provider: &str,
+    reference: &str,
+) -> Result<Option<Payment>, LedgerError> {
+    Ok(sqlx::query_as(sql!("SELECT {COLUMNS} FROM payments WHERE provider = $1 AND reference = $2"))
+        .bind(provider)
+        .bind(reference)
+        .fetch_optional(db)
+        .await?)
+}
+
 /// The invoice's payments that kept money, newest first, locked until the transaction ends: a
 /// concurrent refund of the same invoice, or a Stripe report about one of them, waits.
 pub async fn lock_refundable(tx: &mut sqlx::PgConnection, invoice: Uuid) -> Result<Vec<Payment>, LedgerError> {

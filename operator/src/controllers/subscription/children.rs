@@ -85,7 +85,8 @@ pub struct Child {
 }
 
 /// The hold in effect: a suspension, unless it is for being overdue and billing says paid again
-/// (payment lifts an Overdue suspension by itself; Abuse and Manual ones only a spec change lifts).
+/// (payment lifts an Overdue suspension by itself; Abuse, Manual and Dispute ones only a spec change
+/// lifts).
 pub fn suspended(sub: &Subscription) -> Option<SuspensionReason> {
     let s = sub.spec.suspension.as_ref().filter(|s| s.suspended)?;
     let reason = s.reason.unwrap_or(SuspensionReason::Manual);
@@ -222,6 +223,10 @@ mod tests {
             Some(SuspensionReason::Abuse)
         );
         assert_eq!(suspended(&sub(BillingState::PastDue, Some((false, SuspensionReason::Manual)))), None);
+        assert_eq!(
+            suspended(&sub(BillingState::Paid, Some((true, SuspensionReason::Dispute)))),
+            Some(SuspensionReason::Dispute)
+        );
     }
 
     #[test]

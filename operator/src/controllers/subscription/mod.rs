@@ -302,6 +302,7 @@ fn suspended_for(reason: SuspensionReason) -> Reason {
         SuspensionReason::Overdue => reasons::OVERDUE,
         SuspensionReason::Abuse => reasons::ABUSE,
         SuspensionReason::Manual => reasons::MANUAL,
+        SuspensionReason::Dispute => reasons::DISPUTE,
     }
 }
 
