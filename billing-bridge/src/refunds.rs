@@ -150,6 +150,29 @@ async fn refund(
     Ok(Some(settled))
 }
 
+/// Gives back, through Stripe, what was paid on void invoices (a payment that landed after the
+/// invoice was voided by expiry, staff or a cancellation), each payment once: the idempotency key
+/// is the payment's id, and the payment is marked refunded in the transaction that asked Stripe.
+/// Each refund has an audit row `refund.on_void_invoice`. The number of payments refunded.
+pub async fn stray_payments(pool: &PgPool, stripe: &StripeClient) -> Result<usize, RefundError> {
+    let mut refunded = 0;
+    loop {
+        let mut tx = pool.begin().await.map_err(LedgerError::from)?;
+        let Some(payment) = payments::lock_one_kept_on_void_invoice(&mut tx).await? else {
+            return Ok(refunded);
+        };
+        let part = payment.kept();
+        let cents = money::to_cents(part).ok_or_else(|| LedgerError::Invalid(format!("refund of {part}")))?;
+        let key = format!("refund-void-invoice-{}", payment.id);
+        let stripe_refund = stripe.create_refund(&payment.reference, Some(cents), &key).await?;
+        payments::add_refund(&mut *tx, payment.id, part).await?;
+        let detail = json!({"amount": part, "invoice": payment.invoice_id, "stripeRefund": stripe_refund});
+        audit::record(&mut *tx, "bridge", "refund.on_void_invoice", "payment", &payment.reference, detail).await?;
+        tx.commit().await.map_err(LedgerError::from)?;
+        refunded += 1;
+    }
+}
+
 /// `amount` taken from the payments in their order, each up to what it kept.
 fn split(amount: Decimal, payments: &[Payment]) -> Vec<(&Payment, Decimal)> {
     let mut rest = amount;

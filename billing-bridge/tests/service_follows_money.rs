@@ -2,7 +2,8 @@
 //! `charge.refunded`) cancels the subscription and deletes its Subscription object; a partial one
 //! leaves service as it is; a subscription whose provisioning failed is refunded and what was
 //! created is deleted; a disputed payment suspends its subscription (`Dispute`) until the dispute
-//! is won, and a lost one ends it like a full refund. Real bridge, PostgreSQL, stripe-mock and the testbed's kube-apiserver; the
+//! is won, and a lost one ends it like a full refund; money paid on a void invoice goes back through
+//! Stripe, once. Real bridge, PostgreSQL, stripe-mock and the testbed's kube-apiserver; the
 //! resource's status is written by the test as the operator writes it.
 
 mod support;
@@ -241,6 +242,60 @@ fn a_dispute_suspends_until_won_and_a_lost_one_ends_the_service_each_once() -> a
         )?,
         1
     );
+    ledger.drop_database(&rt);
+    Ok(())
+}
+
+#[test]
+fn money_paid_on_a_void_invoice_is_refunded_once() -> anyhow::Result<()> {
+    let rt = support::runtime()?;
+    let tb = Testbed::from_env()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let bridge = Bridge::start(&rt, &tb, &ledger, std::path::Path::new(tb.get("KUBECONFIG")?))?;
+    let placed =
+        bridge.checkout(&rt, &json!({"product": "cloudpod-mini", "cycle": "monthly", "email": email("void")}))?;
+    let invoice = placed["invoiceId"].as_str().unwrap_or_default().to_owned();
+    let expired = support::event(
+        "checkout.session.expired",
+        json!({
+            "id": placed["checkoutSessionId"], "object": "checkout.session", "mode": "payment", "status": "expired",
+            "payment_status": "unpaid", "amount_total": total_cents(&placed), "currency": "usd",
+            "client_reference_id": placed["orderId"],
+            "metadata": {"order_id": placed["orderId"], "invoice_id": placed["invoiceId"]},
+        }),
+    );
+    assert_eq!(bridge.deliver(&rt, &expired)?, 200);
+    assert_eq!(invoice_status(&rt, &ledger, &invoice)?, "void");
+
+    // paid on the expired session after all: given back in full through stripe-mock
+    let intent = format!("pi_{}", uuid::Uuid::new_v4().simple());
+    assert_eq!(bridge.deliver(&rt, &session_completed(&placed, &intent))?, 200);
+    let given_back = || {
+        ledger.text(
+            &rt,
+            &format!(
+                "SELECT status || ' ' || amount || ' ' || refunded_amount FROM payments WHERE reference = '{intent}'"
+            ),
+        )
+    };
+    let cents = total_cents(&placed);
+    let want = format!("refunded {}.{:02} {}.{:02}", cents / 100, cents % 100, cents / 100, cents % 100);
+    assert!(
+        eventually(WAIT, || Ok(given_back()?.as_deref() == Some(want.as_str())))?,
+        "not refunded: {:?} {}",
+        given_back()?,
+        bridge.log_tail(30)
+    );
+    let refunds =
+        format!("SELECT count(*) FROM audit_log WHERE action = 'refund.on_void_invoice' AND entity_id = '{intent}'");
+    assert_eq!(ledger.count(&rt, &refunds)?, 1);
+    // Stripe's news of the same payment again: nothing refunded twice
+    let again = support::payment_intent("payment_intent.succeeded", &intent, &invoice, cents);
+    assert_eq!(bridge.deliver(&rt, &again)?, 200);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(ledger.count(&rt, &refunds)?, 1);
+    assert_eq!(given_back()?.as_deref(), Some(want.as_str()));
+    assert_eq!(invoice_status(&rt, &ledger, &invoice)?, "void");
     ledger.drop_database(&rt);
     Ok(())
 }

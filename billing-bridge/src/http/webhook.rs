@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
 use crate::metrics::WebhookLabels;
+use crate::refunds;
 use crate::stripe::signature;
 use crate::stripe_events::{self, Applied, Event};
 
@@ -37,6 +38,13 @@ pub async fn receive(
             count(&event.kind, applied.as_str());
             if applied == Applied::Recorded {
                 state.fulfil.notify_one();
+                // money that landed on a void invoice goes back, after the answer to Stripe
+                let (pool, stripe) = (state.pool.clone(), state.stripe.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = refunds::stray_payments(&pool, &stripe).await {
+                        tracing::warn!(error = %e, "refunding payments on void invoices failed");
+                    }
+                });
             }
             Ok(Json(json!({"received": event.id, "outcome": applied.as_str()})))
         }

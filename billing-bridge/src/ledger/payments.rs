@@ -133,6 +133,19 @@ pub async fn by_reference(
         .await?)
 }
 
+/// One Stripe payment that kept money on a void invoice, locked until the transaction ends (one
+/// another transaction holds is skipped: it is being refunded there).
+pub async fn lock_one_kept_on_void_invoice(tx: &mut sqlx::PgConnection) -> Result<Option<Payment>, LedgerError> {
+    Ok(sqlx::query_as(sql!(
+        "SELECT {COLUMNS} FROM payments p WHERE provider = 'stripe' AND status = 'succeeded' \
+           AND amount > refunded_amount \
+           AND EXISTS (SELECT 1 FROM invoices i WHERE i.id = p.invoice_id AND i.status = 'void') \
+         ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED"
+    ))
+    .fetch_optional(tx)
+    .await?)
+}
+
 /// The invoice's payments that kept money, newest first, locked until the transaction ends: a
 /// concurrent refund of the same invoice, or a Stripe report about one of them, waits.
 pub async fn lock_refundable(tx: &mut sqlx::PgConnection, invoice: Uuid) -> Result<Vec<Payment>, LedgerError> {
