@@ -5,11 +5,13 @@
 //! or a second refund changes nothing twice.
 
 use serde_json::json;
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::ledger::invoices::{self, Invoice};
 use crate::ledger::outbox::{self, Action};
-use crate::ledger::{LedgerError, audit, payments, subscriptions};
+use crate::ledger::{LedgerError, audit, orders, payments, subscriptions};
+use crate::stripe::api::StripeClient;
 
 /// A subscription that still runs (or waits to), which money given back ends.
 const RUNNING: [&str; 4] = ["pending_activation", "active", "past_due", "suspended"];
@@ -131,6 +133,28 @@ async fn closed(db: &mut sqlx::PgConnection, dispute: &str) -> Result<bool, Ledg
     .bind(dispute)
     .fetch_one(db)
     .await?)
+}
+
+/// After `invoice` was voided: its order's Checkout Session is expired at Stripe, so it can no
+/// longer be paid (what is paid anyway is refunded, `refunds::stray_payments`). An audit row
+/// `checkout.session.expire` says what Stripe answered; a refusal (a session already expired or
+/// complete) is logged there and is no error.
+pub async fn expire_checkout_of(
+    pool: &PgPool,
+    stripe: &StripeClient,
+    invoice: &Invoice,
+    actor: &str,
+) -> Result<(), LedgerError> {
+    let Some(order) = invoice.order_id.filter(|_| invoice.status == "void") else { return Ok(()) };
+    let Some(session) = orders::get(pool, order).await?.stripe_checkout_session_id else { return Ok(()) };
+    let answer = match stripe.expire_checkout_session(&session).await {
+        Ok(status) => json!({"session": session, "status": status}),
+        Err(e) => {
+            tracing::warn!(%session, error = %e, "expiring the checkout session of a void invoice failed");
+            json!({"session": session, "error": e.reason(), "message": e.to_string()})
+        }
+    };
+    audit::record(pool, actor, "checkout.session.expire", "order", &order.to_string(), answer).await
 }
 
 async fn delete_pending_or_done(db: &mut sqlx::PgConnection, id: Uuid) -> Result<bool, LedgerError> {

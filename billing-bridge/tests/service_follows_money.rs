@@ -3,7 +3,7 @@
 //! leaves service as it is; a subscription whose provisioning failed is refunded and what was
 //! created is deleted; a disputed payment suspends its subscription (`Dispute`) until the dispute
 //! is won, and a lost one ends it like a full refund; money paid on a void invoice goes back through
-//! Stripe, once. Real bridge, PostgreSQL, stripe-mock and the testbed's kube-apiserver; the
+//! Stripe, once, and a voided invoice's Checkout Session is expired at Stripe. Real bridge, PostgreSQL, stripe-mock and the testbed's kube-apiserver; the
 //! resource's status is written by the test as the operator writes it.
 
 mod support;
@@ -296,6 +296,35 @@ fn money_paid_on_a_void_invoice_is_refunded_once() -> anyhow::Result<()> {
     assert_eq!(ledger.count(&rt, &refunds)?, 1);
     assert_eq!(given_back()?.as_deref(), Some(want.as_str()));
     assert_eq!(invoice_status(&rt, &ledger, &invoice)?, "void");
+    ledger.drop_database(&rt);
+    Ok(())
+}
+
+#[test]
+fn voiding_an_invoice_expires_its_checkout_session_at_stripe() -> anyhow::Result<()> {
+    let rt = support::runtime()?;
+    let tb = Testbed::from_env()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let bridge = Bridge::start(&rt, &tb, &ledger, std::path::Path::new(tb.get("KUBECONFIG")?))?;
+    let token = support::admin_token(&rt, &ledger, Role::Billing)?;
+    let placed =
+        bridge.checkout(&rt, &json!({"product": "cloudpod-mini", "cycle": "monthly", "email": email("voided")}))?;
+    let (invoice, order) =
+        (placed["invoiceId"].as_str().unwrap_or_default(), placed["orderId"].as_str().unwrap_or_default());
+    let session = placed["checkoutSessionId"].as_str().unwrap_or_default();
+    assert!(session.starts_with("cs_"), "no session: {placed}");
+
+    let (code, answer) = bridge.post(&rt, &format!("/v1/admin/invoices/{invoice}/void"), &json!({}), Some(&token))?;
+    assert_eq!((code, answer["status"].as_str()), (200, Some("void")), "{answer}");
+    // stripe-mock answered the expiry: the audit row names the session and no error
+    let expired = ledger.text(
+        &rt,
+        &format!(
+            "SELECT detail::text FROM audit_log WHERE action = 'checkout.session.expire' AND entity_id = '{order}' \
+             AND detail->>'session' = '{session}' AND detail->>'error' IS NULL"
+        ),
+    )?;
+    assert!(expired.is_some(), "the session was not expired: {}", bridge.log_tail(30));
     ledger.drop_database(&rt);
     Ok(())
 }

@@ -23,6 +23,7 @@ use crate::ledger::outbox::{self, Action};
 use crate::ledger::payments::{self, MarkPaidError};
 use crate::ledger::tokens::{self, Principal, Role};
 use crate::ledger::{LedgerError, audit, customers, invoices, orders, subscriptions};
+use crate::money_follows;
 use crate::refunds::{self, RefundError, StaffRefundError};
 use crate::render;
 
@@ -169,7 +170,11 @@ async fn invoice_action(
     let invoice = invoices::find(&s.pool, &key).await?;
     let changed = match action.as_str() {
         "issue" => invoices::issue(&s.pool, invoice.id, chrono::Utc::now()).await?,
-        "void" => invoices::void(&s.pool, invoice.id).await?,
+        "void" => {
+            let voided = invoices::void(&s.pool, invoice.id).await?;
+            money_follows::expire_checkout_of(&s.pool, &s.stripe, &voided, &who.name).await?;
+            voided
+        }
         "mark-paid" => mark_paid(&s, &invoice).await?,
         "refund" => refund(&s, &invoice, &body, &who.name).await?,
         other => {

@@ -11,7 +11,7 @@ use ::stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeReq
 use stripe_checkout::CheckoutSessionMode;
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionLineItemsPriceData,
-    CreateCheckoutSessionPaymentIntentData, ProductData,
+    CreateCheckoutSessionPaymentIntentData, ExpireCheckoutSession, ProductData,
 };
 use stripe_core::customer::CreateCustomer;
 use stripe_core::refund::CreateRefund;
@@ -204,6 +204,12 @@ impl StripeClient {
             .await
             .map_err(|e| self.error(e))?;
         Ok(CheckoutSession { id: session.id.as_str().to_owned(), url: session.url })
+    }
+
+    /// Expires an open Checkout Session (`cs_…`): it can no longer be paid. Its status after.
+    pub async fn expire_checkout_session(&self, session: &str) -> Result<String, StripeError> {
+        let expired = ExpireCheckoutSession::new(session).send(&self.client).await.map_err(|e| self.error(e))?;
+        Ok(expired.status.map(|s| s.as_str().to_owned()).unwrap_or_default())
     }
 
     /// Refunds `amount_cents` of a PaymentIntent (`pi_…`), all of what is left when `None`;
