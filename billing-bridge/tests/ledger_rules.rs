@@ -582,3 +582,40 @@ fn the_runtime_role_uses_the_ledger_but_cannot_alter_truncate_drop_or_switch_off
     ledger.drop_database(&rt);
     Ok(())
 }
+
+#[test]
+fn each_tenant_numbers_its_own_invoices_from_one() -> anyhow::Result<()> {
+    let rt = support::runtime()?;
+    let tb = Testbed::from_env()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let numbers = rt.block_on(async {
+        sqlx::raw_sql(
+            "INSERT INTO tenants (slug, name) VALUES ('othershop', 'Other shop'); \
+             INSERT INTO products (tenant_id, slug, name, type, template) \
+               SELECT (SELECT id FROM tenants WHERE slug = 'othershop'), slug, name, type, template FROM products \
+               WHERE tenant_id = (SELECT id FROM tenants WHERE slug = 'migrahosting') AND slug = 'cloudpod-mini'",
+        )
+        .execute(&ledger.pool)
+        .await?;
+        let mut numbers = Vec::new();
+        for slug in ["migrahosting", "othershop"] {
+            let tenant = catalog::tenant_id(&ledger.pool, slug).await?;
+            let id = draft(&ledger, tenant, 1000).await?;
+            let issued = invoices::issue(&ledger.pool, id, chrono::Utc::now()).await?;
+            numbers.push((tenant, issued.number.unwrap_or_default()));
+        }
+        anyhow::Ok(numbers)
+    })?;
+    let year = chrono::Utc::now().format("%Y");
+    for (_, number) in &numbers {
+        assert_eq!(number, &format!("INV-{year}-000001"), "each shop starts at one: {numbers:?}");
+    }
+    // one tenant's number finds its own invoice, not the other shop's
+    for (tenant, number) in &numbers {
+        let found = rt.block_on(invoices::find(&ledger.pool, *tenant, number))?;
+        let owner = ledger.text(&rt, &format!("SELECT tenant_id::text FROM invoices WHERE id = '{}'", found.id))?;
+        assert_eq!(owner, Some(tenant.to_string()));
+    }
+    ledger.drop_database(&rt);
+    Ok(())
+}

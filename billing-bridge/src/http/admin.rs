@@ -153,7 +153,7 @@ async fn list_invoices(State(s): Shared, headers: HeaderMap, Query(f): Query<Fil
 
 async fn get_invoice(State(s): Shared, headers: HeaderMap, Path(key): Path<String>) -> Reply {
     require(&s, &headers, Role::ReadOnly).await?;
-    let invoice = invoices::find(&s.pool, &key).await?;
+    let invoice = invoices::find(&s.pool, s.tenant, &key).await?;
     let lines = invoices::lines(&s.pool, invoice.id).await?;
     let payments = payments::of_invoice(&s.pool, invoice.id).await?;
     to_json(json!({"invoice": invoice, "lines": lines, "payments": payments}))
@@ -167,7 +167,7 @@ async fn invoice_action(
     body: Bytes,
 ) -> Reply {
     let who = require(&s, &headers, Role::Billing).await?;
-    let invoice = invoices::find(&s.pool, &key).await?;
+    let invoice = invoices::find(&s.pool, s.tenant, &key).await?;
     let changed = match action.as_str() {
         "issue" => invoices::issue(&s.pool, invoice.id, chrono::Utc::now()).await?,
         "void" => {

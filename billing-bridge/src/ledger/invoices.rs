@@ -215,12 +215,13 @@ pub async fn lock(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<Invoice, Ledg
         .ok_or_else(|| LedgerError::NotFound(format!("invoice {id}")))
 }
 
-/// By id or by number (`INV-YYYY-NNNNNN`).
-pub async fn find(db: impl PgExecutor<'_>, key: &str) -> Result<Invoice, LedgerError> {
+/// An invoice of `tenant` by id or by number (`INV-YYYY-NNNNNN`, unique per tenant).
+pub async fn find(db: impl PgExecutor<'_>, tenant: Uuid, key: &str) -> Result<Invoice, LedgerError> {
     let id = Uuid::parse_str(key).ok();
-    sqlx::query_as(sql!("SELECT {COLUMNS} FROM invoices WHERE id = $1 OR number = $2"))
+    sqlx::query_as(sql!("SELECT {COLUMNS} FROM invoices WHERE tenant_id = $3 AND (id = $1 OR number = $2)"))
         .bind(id)
         .bind(key)
+        .bind(tenant)
         .fetch_optional(db)
         .await?
         .ok_or_else(|| LedgerError::NotFound(format!("invoice {key}")))
