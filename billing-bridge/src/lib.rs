@@ -10,6 +10,7 @@ pub mod db;
 pub mod fulfilment;
 pub mod http;
 pub mod ledger;
+pub mod ledger_gauges;
 pub mod lifecycle;
 pub mod metrics;
 pub mod money;

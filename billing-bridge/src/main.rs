@@ -16,10 +16,13 @@ use mpanel_billing_bridge::metrics::Metrics;
 use mpanel_billing_bridge::registrar::{self, Registrar};
 use mpanel_billing_bridge::stripe::api::StripeClient;
 use mpanel_billing_bridge::workers::Workers;
-use mpanel_billing_bridge::{activation, db, fulfilment, lifecycle, outbox_worker};
+use mpanel_billing_bridge::{activation, db, fulfilment, ledger_gauges, lifecycle, outbox_worker};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+
+/// How often the ledger gauges are read again, at the most.
+const GAUGES_EVERY: Duration = Duration::from_secs(15);
 
 #[derive(Parser)]
 #[command(
@@ -139,6 +142,7 @@ async fn run(cfg: Serve) -> anyhow::Result<()> {
         .spawn("fulfilment", fulfilment::run(pool.clone(), fulfil.clone(), scan, outbox_kick.clone(), metrics.clone()));
     workers.spawn("outbox", outbox_worker::run(pool.clone(), kube.clone(), outbox_kick, scan, metrics.clone()));
     workers.spawn("activation", activation::run(pool.clone(), kube.clone(), stripe.clone(), metrics.clone(), scan));
+    workers.spawn("ledger gauges", ledger_gauges::run(pool.clone(), tenant, metrics.clone(), scan.min(GAUGES_EVERY)));
     if cfg.lifecycle_seconds > 0 {
         let every = Duration::from_secs(cfg.lifecycle_seconds);
         workers.spawn("lifecycle", lifecycle::run(pool.clone(), every, metrics.clone()));

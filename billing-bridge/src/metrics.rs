@@ -27,6 +27,22 @@ pub struct ActionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InvoiceLabels {
+    pub status: String,
+    pub currency: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CurrencyLabels {
+    pub currency: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WorkerLabels {
     pub worker: &'static str,
 }
@@ -47,6 +63,9 @@ pub struct Metrics {
     pub activation_errors: Counter,
     pub work_failures: Family<WorkFailureLabels, Counter>,
     pub work_in_backoff: Family<WorkerLabels, Gauge>,
+    pub subscriptions: Family<StatusLabels, Gauge>,
+    pub invoices: Family<InvoiceLabels, Gauge>,
+    pub outstanding: Family<CurrencyLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -86,8 +105,21 @@ impl Default for Metrics {
             "Failing items a worker leaves alone until their next attempt, by worker",
             work_in_backoff.clone(),
         );
+        let subscriptions = Family::<StatusLabels, Gauge>::default();
+        registry.register("subscriptions", "Subscriptions in the ledger, by status", subscriptions.clone());
+        let invoices = Family::<InvoiceLabels, Gauge>::default();
+        registry.register("invoices", "Invoices in the ledger, by status and currency", invoices.clone());
+        let outstanding = Family::<CurrencyLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "invoices_outstanding",
+            "What is still to be paid on issued invoices, in major units of the currency",
+            outstanding.clone(),
+        );
         Self {
             registry,
+            subscriptions,
+            invoices,
+            outstanding,
             webhook_events,
             checkouts,
             outbox_applied,
@@ -110,6 +142,23 @@ impl Metrics {
 
     pub fn set_work_in_backoff(&self, worker: Worker, items: i64) {
         self.work_in_backoff.get_or_create(&WorkerLabels { worker: worker.as_str() }).set(items);
+    }
+
+    /// The ledger gauges as `tallies` says; a status or currency no longer there is dropped.
+    pub fn set_tallies(&self, tallies: &crate::ledger::tallies::Tallies) {
+        self.subscriptions.clear();
+        for (status, count) in &tallies.subscriptions {
+            self.subscriptions.get_or_create(&StatusLabels { status: status.clone() }).set(*count);
+        }
+        self.invoices.clear();
+        self.outstanding.clear();
+        for t in &tallies.invoices {
+            let labels = InvoiceLabels { status: t.status.clone(), currency: t.currency.clone() };
+            self.invoices.get_or_create(&labels).set(t.count);
+            if t.status == "issued" {
+                self.outstanding.get_or_create(&CurrencyLabels { currency: t.currency.clone() }).set(t.outstanding);
+            }
+        }
     }
 
     pub fn encode(&self) -> String {

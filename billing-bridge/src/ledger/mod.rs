@@ -18,6 +18,7 @@ pub mod orders;
 pub mod outbox;
 pub mod payments;
 pub mod subscriptions;
+pub mod tallies;
 pub mod tokens;
 pub mod work_attempts;
 
