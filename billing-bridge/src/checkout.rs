@@ -70,6 +70,8 @@ pub enum CheckoutError {
     Stripe(#[from] StripeError),
     #[error(transparent)]
     Domain(#[from] DomainRefused),
+    #[error(transparent)]
+    Currency(#[from] CurrencyRefused),
     /// Too many checkouts for this email or from this client address within the window.
     #[error("too many checkouts; try again in {} s", .retry_after.as_secs())]
     Limited { retry_after: Duration },
@@ -90,6 +92,7 @@ impl CheckoutError {
             Self::Ledger(e) => e.reason(),
             Self::Stripe(e) => e.reason(),
             Self::Domain(e) => e.code(),
+            Self::Currency(e) => e.code(),
             Self::Limited { .. } => "checkout_rate_limited",
             Self::KeyReused => "idempotency_key_reused",
             Self::InProgress => "checkout_in_progress",
@@ -120,6 +123,25 @@ impl DomainRefused {
             Self::Unavailable(_) => "domain_unavailable",
             Self::AlreadyRegistered(_) => "domain_already_registered",
             Self::RegistrarUnavailable => "registrar_unavailable",
+        }
+    }
+}
+
+/// Why a purchase is refused for its prices' currencies: an order is paid in one currency, and its
+/// amounts must fit the ledger's two decimal places.
+#[derive(Debug, thiserror::Error)]
+pub enum CurrencyRefused {
+    #[error("{product:?} is priced in {currency}, but {first:?} in {first_currency}: an order is paid in one currency")]
+    Mixed { first: String, first_currency: String, product: String, currency: String },
+    #[error("the price of {product:?} ({amount} {currency}) has more decimal places than the ledger keeps (2)")]
+    TooPrecise { product: String, amount: Decimal, currency: String },
+}
+
+impl CurrencyRefused {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Mixed { .. } => "currency_mixed",
+            Self::TooPrecise { .. } => "currency_amount_too_precise",
         }
     }
 }
@@ -265,6 +287,8 @@ fn email_key(email: &str) -> String {
 /// What is bought, read and checked before anything is written.
 struct Bought {
     cycle: Cycle,
+    /// Every item's price is in this currency (lower case).
+    currency: String,
     domain: Option<String>,
     items: Vec<Item>,
 }
@@ -274,6 +298,7 @@ async fn prepare(shop: &Shop<'_>, purchase: &Purchase) -> Result<Bought, Checkou
     let cycle: Cycle = purchase.cycle.parse()?;
     let domain = purchase.domain.as_deref().map(valid_domain).transpose()?;
     let mut items = Vec::new();
+    let mut currency: Option<(String, String)> = None;
     let mut registrations = Vec::new();
     let slugs = std::iter::once(&purchase.product).chain(&purchase.addons);
     for (index, slug) in slugs.enumerate() {
@@ -296,7 +321,26 @@ async fn prepare(shop: &Shop<'_>, purchase: &Purchase) -> Result<Bought, Checkou
         registrations.extend(
             registrations_in(filled).map_err(|e| LedgerError::Invalid(format!("product {slug:?}: template: {e}")))?,
         );
-        let unit_cents = catalog::price_cents(pool, &product, cycle, "new").await?;
+        let price = catalog::priced(pool, &product, cycle, "new").await?;
+        let price_currency = price.currency.to_ascii_lowercase();
+        match &currency {
+            Some((first, first_currency)) if *first_currency != price_currency => {
+                return Err(CurrencyRefused::Mixed {
+                    first: first.clone(),
+                    first_currency: first_currency.clone(),
+                    product: slug.clone(),
+                    currency: price_currency,
+                }
+                .into());
+            }
+            Some(_) => {}
+            None => currency = Some((slug.clone(), price_currency.clone())),
+        }
+        let amount = money::from_minor(price.amount_cents, &price_currency);
+        if money::to_cents(amount).is_none() {
+            return Err(CurrencyRefused::TooPrecise { product: slug.clone(), amount, currency: price_currency }.into());
+        }
+        let unit_cents = price.amount_cents;
         let description = match &domain {
             Some(d) => format!("{} ({cycle}) for {d}", product.name),
             None => format!("{} ({cycle})", product.name),
@@ -311,7 +355,8 @@ async fn prepare(shop: &Shop<'_>, purchase: &Purchase) -> Result<Bought, Checkou
         });
     }
     check_registrations(shop.registrar, &registrations).await?;
-    Ok(Bought { cycle, domain, items })
+    let currency = currency.map(|(_, c)| c).unwrap_or_else(|| "usd".to_owned());
+    Ok(Bought { cycle, currency, domain, items })
 }
 
 /// An order whose Checkout Session is to be asked of Stripe: what the request to Stripe is made of.
@@ -333,7 +378,7 @@ async fn open(
     bought: &Bought,
     keyed: Option<(&str, &[u8])>,
 ) -> Result<Option<Opened>, CheckoutError> {
-    let currency = "usd";
+    let currency = bought.currency.as_str();
     let mut tx = shop.pool.begin().await.map_err(LedgerError::from)?;
     let customer = customers::find_or_create(&mut *tx, shop.tenant, &purchase.email).await?;
     let order = orders::create(
@@ -360,7 +405,7 @@ async fn open(
             description: item.description.clone(),
             product_id: Some(item.product_id),
             quantity: item.quantity,
-            unit_amount: money::from_cents(item.unit_cents),
+            unit_amount: money::from_minor(item.unit_cents, currency),
         })
         .collect();
     let invoice =

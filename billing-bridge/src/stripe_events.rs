@@ -39,7 +39,8 @@ impl Event {
         self.object.pointer(pointer).and_then(Value::as_str)
     }
 
-    fn cents(&self, pointer: &str) -> Option<i64> {
+    /// An amount as Stripe counts it, in the currency's minor unit.
+    fn minor(&self, pointer: &str) -> Option<i64> {
         self.object.pointer(pointer).and_then(Value::as_i64)
     }
 
@@ -48,8 +49,9 @@ impl Event {
         self.str("/metadata/invoice_id").and_then(|s| Uuid::parse_str(s).ok())
     }
 
-    fn currency(&self) -> String {
-        self.str("/currency").unwrap_or("usd").to_owned()
+    /// The currency the event's amounts are in (lower case), if it says.
+    fn currency(&self) -> Option<String> {
+        self.str("/currency").map(str::to_ascii_lowercase)
     }
 }
 
@@ -103,18 +105,31 @@ pub async fn apply(pool: &PgPool, event: &Event) -> Result<Applied, LedgerError>
         tx.commit().await?;
         return Ok(applied);
     }
-    let report = match report_of(event) {
+    // an invoice we do not know: keep the event (and a refund's payment), change nothing else
+    let invoice = match event.invoice_id() {
+        Some(id) => invoices::get(&mut *tx, id).await.ok(),
+        None => None,
+    };
+    // an event that names no currency is in its invoice's
+    let currency = event.currency().or_else(|| invoice.as_ref().map(|i| i.currency.to_ascii_lowercase()));
+    let report = match report_of(event, currency.as_deref().unwrap_or("usd")) {
         Some(report) => report,
         None => {
             tx.commit().await?;
             return Ok(Applied::Ignored);
         }
     };
-    // an invoice we do not know: keep the event (and a refund's payment), change nothing else
-    let invoice = match report.invoice {
-        Some(id) => invoices::get(&mut *tx, id).await.ok(),
-        None => None,
-    };
+    // money in another currency than the invoice's does not pay it (nor is it summed toward it):
+    // refused into an audit row for staff to follow up
+    if let Some(i) = invoice.as_ref().filter(|i| !i.currency.eq_ignore_ascii_case(&report.currency)) {
+        let detail = serde_json::json!({
+            "event": event.id, "type": event.kind, "invoice": i.id, "invoiceNumber": i.number,
+            "invoiceCurrency": i.currency, "paymentCurrency": report.currency, "amount": report.amount,
+        });
+        audit::record(&mut *tx, "stripe", "payment.currency_mismatch", "payment", &report.reference, detail).await?;
+        tx.commit().await?;
+        return Ok(Applied::Ignored);
+    }
     let linked = Report { invoice: invoice.as_ref().map(|i| i.id), ..report };
     if linked.invoice.is_none() && !matches!(linked.outcome, Outcome::Refunded(_)) {
         audit::record(
@@ -199,33 +214,34 @@ async fn follow_dispute(tx: &mut sqlx::PgConnection, event: &Event, dispute: Dis
 
 /// What the event says of a payment, if anything. A payment is known by its PaymentIntent, so
 /// the session, the intent and the charge of one purchase all land on one row.
-fn report_of(event: &Event) -> Option<Report> {
+/// Stripe's minor-unit amounts become ledger amounts in `currency`'s major unit.
+fn report_of(event: &Event, currency: &str) -> Option<Report> {
     let own_id = event.str("/id").map(str::to_owned);
     let intent = event.str("/payment_intent").map(str::to_owned);
-    let (reference, cents, outcome) = match event.kind.as_str() {
+    let (reference, minor, outcome) = match event.kind.as_str() {
         "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
             if !matches!(event.str("/payment_status"), Some("paid" | "no_payment_required")) {
                 return None;
             }
-            (intent.or(own_id)?, event.cents("/amount_total")?, Outcome::Succeeded)
+            (intent.or(own_id)?, event.minor("/amount_total")?, Outcome::Succeeded)
         }
         "payment_intent.succeeded" => {
-            let cents = event.cents("/amount_received").or_else(|| event.cents("/amount"))?;
-            (own_id?, cents, Outcome::Succeeded)
+            let minor = event.minor("/amount_received").or_else(|| event.minor("/amount"))?;
+            (own_id?, minor, Outcome::Succeeded)
         }
         "payment_intent.payment_failed" => {
             let message = event.str("/last_payment_error/message").unwrap_or("the payment failed").to_owned();
-            (own_id?, event.cents("/amount")?, Outcome::Failed(message))
+            (own_id?, event.minor("/amount")?, Outcome::Failed(message))
         }
-        "invoice.paid" => (intent.or(own_id)?, event.cents("/amount_paid")?, Outcome::Succeeded),
+        "invoice.paid" => (intent.or(own_id)?, event.minor("/amount_paid")?, Outcome::Succeeded),
         "invoice.payment_failed" => {
             let attempt = event.object.get("attempt_count").and_then(Value::as_i64).unwrap_or(1);
             let message = format!("Stripe invoice payment failed (attempt {attempt})");
-            (intent.or(own_id)?, event.cents("/amount_due")?, Outcome::Failed(message))
+            (intent.or(own_id)?, event.minor("/amount_due")?, Outcome::Failed(message))
         }
         "charge.refunded" => {
-            let refunded = money::from_cents(event.cents("/amount_refunded")?);
-            (intent.or(own_id)?, event.cents("/amount")?, Outcome::Refunded(refunded))
+            let refunded = money::from_minor(event.minor("/amount_refunded")?, currency);
+            (intent.or(own_id)?, event.minor("/amount")?, Outcome::Refunded(refunded))
         }
         _ => return None,
     };
@@ -233,8 +249,8 @@ fn report_of(event: &Event) -> Option<Report> {
         provider: "stripe",
         reference,
         invoice: event.invoice_id(),
-        amount: money::from_cents(cents),
-        currency: event.currency(),
+        amount: money::from_minor(minor, currency),
+        currency: currency.to_owned(),
         outcome,
     })
 }

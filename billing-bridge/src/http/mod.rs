@@ -104,7 +104,9 @@ impl From<CheckoutError> for ApiError {
         };
         let status = match &e {
             CheckoutError::Domain(DomainRefused::RegistrarUnavailable) => StatusCode::SERVICE_UNAVAILABLE,
-            CheckoutError::Domain(_) | CheckoutError::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            CheckoutError::Domain(_) | CheckoutError::Currency(_) | CheckoutError::KeyReused => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             CheckoutError::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
             CheckoutError::InProgress | CheckoutError::Ended(_) => StatusCode::CONFLICT,
             // (a ledger error was answered above)

@@ -159,6 +159,33 @@ pub async fn price_cents(
     found.ok_or_else(|| LedgerError::Invalid(format!("product {:?} has no {cycle} price", product.slug)))
 }
 
+/// A price as the catalog keeps it: `amount_cents` counts the currency's minor unit (ISO 4217:
+/// yen for `jpy`, fils for `kwd`, cents for `usd`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Priced {
+    pub amount_cents: i64,
+    pub currency: String,
+}
+
+/// The price of `purpose` for `cycle` with its currency, chosen as [`price_cents`] chooses.
+pub async fn priced(
+    db: impl PgExecutor<'_>,
+    product: &Product,
+    cycle: Cycle,
+    purpose: &str,
+) -> Result<Priced, LedgerError> {
+    let found: Option<Priced> = sqlx::query_as(
+        "SELECT amount_cents, currency FROM product_prices WHERE product_id = $1 AND cycle = $2 \
+         AND purpose IN ($3, 'new') ORDER BY purpose = $3 DESC LIMIT 1",
+    )
+    .bind(product.id)
+    .bind(cycle.as_str())
+    .bind(purpose)
+    .fetch_optional(db)
+    .await?;
+    found.ok_or_else(|| LedgerError::Invalid(format!("product {:?} has no {cycle} price", product.slug)))
+}
+
 /// Creates or replaces the product `slug`, prices included.
 pub async fn upsert(pool: &PgPool, tenant: Uuid, slug: &str, input: &ProductInput) -> Result<Product, LedgerError> {
     let mut tx = pool.begin().await?;

@@ -91,15 +91,17 @@ pub async fn record(db: impl PgExecutor<'_>, report: &Report) -> Result<Payment,
     .await?)
 }
 
-/// Brings the invoice in line with its payments: paid once what its payments received covers its total,
+/// Brings the invoice in line with its payments in its own currency (money in another is never
+/// summed toward it): paid once what its payments received covers its total,
 /// refunded once every payment is refunded in full (a partial refund leaves it paid). Never moves it back.
 pub async fn settle_invoice(tx: &mut sqlx::PgConnection, invoice: Uuid) -> Result<invoices::Invoice, LedgerError> {
     let current = invoices::get(&mut *tx, invoice).await?;
     let (received, refunded): (Option<Decimal>, Decimal) = sqlx::query_as(
         "SELECT sum(amount) FILTER (WHERE status IN ('succeeded', 'refunded')), coalesce(sum(refunded_amount), 0) \
-         FROM payments WHERE invoice_id = $1",
+         FROM payments WHERE invoice_id = $1 AND currency = $2",
     )
     .bind(invoice)
+    .bind(&current.currency)
     .fetch_one(&mut *tx)
     .await?;
     let mut settled = current;

@@ -44,7 +44,8 @@ pub struct CheckoutRequest {
 pub struct CheckoutLine {
     /// Shown to the customer as the product's name.
     pub description: String,
-    /// The price of one unit in the currency's smallest unit (cents).
+    /// The price of one unit in the currency's minor unit (ISO 4217, `money::minor_unit_digits`):
+    /// cents for `usd`, yen for `jpy`, fils for `kwd`.
     pub unit_amount_cents: i64,
     pub quantity: u32,
 }

@@ -1,0 +1,221 @@
+//! Currencies on the revenue path against the real peers: a product priced in yen is charged in
+//! yen's minor unit (the request the bridge sends to stripe-mock is read on its way, through a
+//! relay of the test's), its signed webhook pays the invoice exactly, money in another currency is
+//! refused into an audit row, and an order mixing currencies is refused before anything is written.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+use mpanel_tests::Testbed;
+use serde_json::{Value, json};
+use support::{Bridge, Ledger, email, event, payment_intent};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::runtime::Runtime;
+
+/// What cloudpod-pro costs monthly in these tests: ¥3,000 (yen have no minor unit).
+const YEN: i64 = 3000;
+
+fn setup() -> anyhow::Result<(Runtime, Testbed)> {
+    Ok((support::runtime()?, Testbed::from_env()?))
+}
+
+fn kubeconfig(tb: &Testbed) -> anyhow::Result<std::path::PathBuf> {
+    Ok(tb.get("KUBECONFIG")?.into())
+}
+
+fn price_pod_in_yen(rt: &Runtime, ledger: &Ledger) -> anyhow::Result<()> {
+    rt.block_on(
+        sqlx::query(
+            "UPDATE product_prices SET currency = 'jpy', amount_cents = $1 \
+             WHERE cycle = 'monthly' AND purpose = 'new' \
+               AND product_id = (SELECT id FROM products WHERE slug = 'cloudpod-pro')",
+        )
+        .bind(YEN)
+        .execute(&ledger.pool),
+    )?;
+    Ok(())
+}
+
+fn pod(label: &str) -> Value {
+    json!({"product": "cloudpod-pro", "cycle": "monthly", "email": email(label)})
+}
+
+/// A TCP relay to stripe-mock that keeps every byte the bridge sent through it.
+struct RecordingRelay {
+    base: String,
+    sent: Arc<Mutex<Vec<u8>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RecordingRelay {
+    fn start(rt: &Runtime, tb: &Testbed) -> anyhow::Result<Self> {
+        let target = tb.get("STRIPE_API_BASE")?.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let kept = sent.clone();
+        let task = rt.spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let (target, kept) = (target.clone(), kept.clone());
+                tokio::spawn(async move {
+                    let Ok(outbound) = tokio::net::TcpStream::connect(&target).await else { return };
+                    let (mut client_in, mut client_out) = inbound.into_split();
+                    let (mut server_in, mut server_out) = outbound.into_split();
+                    let upstream = async {
+                        let mut buf = vec![0u8; 16 * 1024];
+                        while let Ok(n @ 1..) = client_in.read(&mut buf).await {
+                            kept.lock().map(|mut k| k.extend_from_slice(&buf[..n])).ok();
+                            if server_out.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = server_out.shutdown().await;
+                    };
+                    let downstream = async {
+                        let _ = tokio::io::copy(&mut server_in, &mut client_out).await;
+                        let _ = client_out.shutdown().await;
+                    };
+                    tokio::join!(upstream, downstream);
+                });
+            }
+        });
+        Ok(Self { base, sent, task })
+    }
+
+    /// What the bridge sent, with the form encoding's brackets decoded.
+    fn sent(&self) -> String {
+        let bytes = self.sent.lock().map(|k| k.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).replace("%5B", "[").replace("%5D", "]")
+    }
+}
+
+impl Drop for RecordingRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// `checkout.session.completed` for `placed`, paid with `amount` of `currency`'s minor unit.
+fn session_paid(placed: &Value, intent: &str, amount: i64, currency: &str) -> Value {
+    event(
+        "checkout.session.completed",
+        json!({
+            "id": placed["checkoutSessionId"],
+            "object": "checkout.session",
+            "mode": "payment",
+            "status": "complete",
+            "payment_status": "paid",
+            "payment_intent": intent,
+            "amount_total": amount,
+            "currency": currency,
+            "client_reference_id": placed["orderId"],
+            "metadata": {"order_id": placed["orderId"], "invoice_id": placed["invoiceId"]},
+        }),
+    )
+}
+
+fn invoice_state(rt: &Runtime, ledger: &Ledger, placed: &Value) -> anyhow::Result<Option<String>> {
+    let id = placed["invoiceId"].as_str().unwrap_or_default();
+    ledger.text(rt, &format!("SELECT status || ' ' || currency || ' ' || total::text FROM invoices WHERE id = '{id}'"))
+}
+
+#[test]
+fn a_yen_product_is_charged_in_yen_and_its_webhook_pays_the_invoice_exactly() -> anyhow::Result<()> {
+    let (rt, tb) = setup()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    price_pod_in_yen(&rt, &ledger)?;
+    let stripe = RecordingRelay::start(&rt, &tb)?;
+    let env = [("STRIPE_API_BASE", stripe.base.clone())];
+    let bridge = Bridge::start_with_env(&rt, &tb, &ledger, &kubeconfig(&tb)?, &env)?;
+
+    let placed = bridge.checkout(&rt, &pod("yen"))?;
+    assert_eq!(placed["currency"], json!("jpy"), "{placed}");
+    assert_eq!(placed["total"], json!("3000.00"), "{placed}");
+    assert_eq!(invoice_state(&rt, &ledger, &placed)?.as_deref(), Some("issued jpy 3000.00"));
+    let order = placed["orderId"].as_str().unwrap_or_default();
+    assert_eq!(ledger.text(&rt, &format!("SELECT currency FROM orders WHERE id = '{order}'"))?.as_deref(), Some("jpy"));
+
+    // Stripe is asked for ¥3,000: 3000 of yen's minor unit, in yen
+    let sent = stripe.sent();
+    assert!(sent.contains("line_items[0][price_data][currency]=jpy"), "{sent}");
+    assert!(sent.contains(&format!("line_items[0][price_data][unit_amount]={YEN}&")), "{sent}");
+
+    let status = bridge.deliver(&rt, &session_paid(&placed, "pi_currency_yen_paid", YEN, "jpy"))?;
+    assert_eq!(status, 200);
+    assert_eq!(invoice_state(&rt, &ledger, &placed)?.as_deref(), Some("paid jpy 3000.00"));
+    assert_eq!(
+        ledger
+            .text(&rt, "SELECT amount::text || ' ' || currency FROM payments WHERE reference = 'pi_currency_yen_paid'")?
+            .as_deref(),
+        Some("3000.00 jpy")
+    );
+    Ok(())
+}
+
+#[test]
+fn a_dollar_payment_on_a_yen_invoice_is_refused_into_an_audit_row_and_pays_nothing() -> anyhow::Result<()> {
+    let (rt, tb) = setup()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    price_pod_in_yen(&rt, &ledger)?;
+    let bridge = Bridge::start(&rt, &tb, &ledger, &kubeconfig(&tb)?)?;
+    let placed = bridge.checkout(&rt, &pod("dollars-on-yen"))?;
+    let invoice = placed["invoiceId"].as_str().unwrap_or_default();
+
+    // $3,000.00 (300000 cents) is more than ¥3,000 in any sense, and still pays nothing here
+    let dollars = payment_intent("payment_intent.succeeded", "pi_currency_usd_on_jpy", invoice, 300_000);
+    assert_eq!(bridge.deliver(&rt, &dollars)?, 200);
+    assert_eq!(invoice_state(&rt, &ledger, &placed)?.as_deref(), Some("issued jpy 3000.00"));
+    assert_eq!(ledger.count(&rt, &format!("SELECT count(*) FROM payments WHERE invoice_id = '{invoice}'"))?, 0);
+    assert_eq!(
+        ledger
+            .text(
+                &rt,
+                "SELECT detail->>'invoiceCurrency' || ' ' || (detail->>'paymentCurrency') || ' ' || (detail->>'invoice') \
+                 FROM audit_log WHERE action = 'payment.currency_mismatch' AND entity_id = 'pi_currency_usd_on_jpy'",
+            )?
+            .as_deref(),
+        Some(format!("jpy usd {invoice}").as_str())
+    );
+    let order = placed["orderId"].as_str().unwrap_or_default();
+    assert_eq!(
+        ledger.text(&rt, &format!("SELECT status FROM orders WHERE id = '{order}'"))?.as_deref(),
+        Some("pending")
+    );
+
+    // the yen then pay it
+    let yen = session_paid(&placed, "pi_currency_yen_after_usd", YEN, "jpy");
+    assert_eq!(bridge.deliver(&rt, &yen)?, 200);
+    assert_eq!(invoice_state(&rt, &ledger, &placed)?.as_deref(), Some("paid jpy 3000.00"));
+    Ok(())
+}
+
+#[test]
+fn an_order_mixing_currencies_is_refused_with_422_and_leaves_nothing() -> anyhow::Result<()> {
+    let (rt, tb) = setup()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    price_pod_in_yen(&rt, &ledger)?;
+    let bridge = Bridge::start(&rt, &tb, &ledger, &kubeconfig(&tb)?)?;
+
+    // cloudpod-pro in yen, dns-hosting in dollars
+    let mixed = json!({"product": "cloudpod-pro", "cycle": "monthly", "email": email("mixed"),
+                       "domain": "mixed-currency.example", "addons": ["dns-hosting"]});
+    let (status, answer) = bridge.post(&rt, "/v1/checkout", &mixed, None)?;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["error"]["code"], json!("currency_mixed"), "{answer}");
+    for table in ["orders", "invoices", "customers"] {
+        assert_eq!(ledger.count(&rt, &format!("SELECT count(*) FROM {table}"))?, 0, "{table}");
+    }
+
+    // priced alike, the same order is placed, in yen
+    rt.block_on(
+        sqlx::query(
+            "UPDATE product_prices SET currency = 'jpy', amount_cents = 250 WHERE cycle = 'monthly' \
+             AND product_id = (SELECT id FROM products WHERE slug = 'dns-hosting')",
+        )
+        .execute(&ledger.pool),
+    )?;
+    let placed = bridge.checkout(&rt, &mixed)?;
+    assert_eq!(invoice_state(&rt, &ledger, &placed)?.as_deref(), Some("issued jpy 3250.00"));
+    Ok(())
+}
