@@ -193,3 +193,198 @@ fn chart_installs_and_its_service_account_runs_every_controller() -> anyhow::Res
     assert!(stopped.shutdown_took < Duration::from_secs(10), "shutdown took {:?}", stopped.shutdown_took);
     Ok(())
 }
+
+/// Runs helm with the testbed's kubeconfig.
+fn helm(tb: &Testbed, args: &[&str]) -> anyhow::Result<std::process::Output> {
+    Ok(Command::new(tb.get("HELM")?).env("KUBECONFIG", tb.get("KUBECONFIG")?).args(args).output()?)
+}
+
+#[test]
+fn chart_values_are_checked_against_the_schema() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let chart = repo_root().join("charts/mpanel");
+    let chart = chart.to_string_lossy();
+    for (set, key) in [
+        ("operator.reconcileTimout=2m", "reconcileTimout"),
+        ("operatr.replicas=2", "operatr"),
+        ("bridge.replica=2", "replica"),
+        ("config.powerdns.apiUrl=http://p,config.powerdns.apiKeySecret.nam=x", "nam"),
+    ] {
+        let out = helm(&tb, &["template", "x", &chart, "--set", set])?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{set} was accepted");
+        assert!(stderr.contains("additional properties") && stderr.contains(key), "{set}: {stderr}");
+    }
+    for (set, key) in [
+        ("operator.replicas=two", "/operator/replicas"),
+        ("bridge.enabled=yes", "/bridge/enabled"),
+        ("config.resyncInterval=soon", "/config/resyncInterval"),
+        ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
+    ] {
+        let out = helm(&tb, &["template", "x", &chart, "--set-string", set])?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{set} was accepted");
+        assert!(stderr.contains(key), "{set}: {stderr}");
+    }
+    let lint = helm(&tb, &["lint", "--strict", &chart, "--set", "operator.replicas=two"])?;
+    assert!(!lint.status.success(), "helm lint accepted a mistyped value");
+
+    let defaults = helm(&tb, &["template", "x", &chart])?;
+    assert!(defaults.status.success(), "defaults: {}", String::from_utf8_lossy(&defaults.stderr));
+    assert!(!String::from_utf8_lossy(&defaults.stdout).contains("kind: PodDisruptionBudget"));
+    let all_enabled = "\
+image: {repository: registry.example/op, tag: v1, pullPolicy: Always}
+operator: {replicas: 3, logLevel: debug, healthPort: 9090, resources: {requests: {cpu: 100m, memory: 1Gi}, limits: {cpu: 1, memory: 2Gi}}}
+config:
+  resyncInterval: 1m30s
+  watchNamespace: shop
+  leaseDurationSeconds: 20
+  powerdns: {apiUrl: http://pdns:8081, serverId: localhost, apiKeySecret: {name: pdns, key: k}, dnsAddress: pdns:53}
+  acme:
+    ordersPerRegisteredDomainPerWeek: 30
+    issuers:
+      le: {directoryUrl: https://acme.example/dir, email: a@example.com, accountSecret: acct, caBundle: /ca.pem,
+           externalAccountBinding: {keyId: kid, hmacKeySecret: {name: eab, key: hmac}}}
+  mailcore: {databaseUrlSecret: {name: db, key: url}, maildirRoot: /var/vmail}
+  proxmox: {url: https://pve:8006, tokenSecret: {name: pve, key: token}, caFile: /pve.pem, storage: ceph, vmidRange: {first: 10000, last: 19999}}
+  namesilo: {apiUrl: https://ns.example/api, apiKeySecret: {name: ns, key: k}, nameservers: [ns1.example.com], zoneDefaults: {a: [203.0.113.10]}}
+serviceAccount: {create: true, name: op}
+bridge:
+  enabled: true
+  image: {repository: registry.example/bridge, tag: v1}
+  replicas: 2
+  port: 8091
+  secretName: bridge
+  runtimeRole: bridge_rt
+  tenant: shop
+  namesiloUrl: https://ns.example/api
+  successUrl: https://shop.example/done
+  cancelUrl: https://shop.example/cancel
+  resources: {requests: {cpu: 50m}}
+monitoring:
+  serviceMonitor: {enabled: true, interval: 15s, labels: {release: kps}, bridgeTokenSecret: {name: bt, key: token}}
+  prometheusRule: {enabled: true, labels: {release: kps}}
+  dashboard: {enabled: true, namespace: grafana, labels: {team: ops}}
+";
+    let file = std::env::temp_dir().join(format!("mpanel-all-enabled-{}.yaml", std::process::id()));
+    std::fs::write(&file, all_enabled)?;
+    let out = helm(&tb, &["template", "x", &chart, "--namespace", "shop", "-f", &file.to_string_lossy()]);
+    let lint = helm(&tb, &["lint", "--strict", &chart, "-f", &file.to_string_lossy()]);
+    let _ = std::fs::remove_file(&file);
+    let (out, lint) = (out?, lint?);
+    assert!(out.status.success(), "all enabled: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(lint.status.success(), "helm lint, all enabled: {}", String::from_utf8_lossy(&lint.stdout));
+    let rendered = String::from_utf8(out.stdout)?;
+    let pdb = rendered.split("\n---\n").find(|d| d.contains("kind: PodDisruptionBudget"));
+    let Some(pdb) = pdb else { bail!("no PodDisruptionBudget with bridge.replicas 2:\n{rendered}") };
+    assert!(pdb.contains("name: x-billing-bridge") && pdb.contains("minAvailable: 1"), "{pdb}");
+    assert!(pdb.contains("app.kubernetes.io/name: mpanel-billing-bridge"), "{pdb}");
+    Ok(())
+}
+
+/// The `spec:` part of a CRD's YAML and what precedes it.
+fn split_spec(doc: &str) -> anyhow::Result<(&str, &str)> {
+    let at = doc.find("\nspec:\n").context("no spec")?;
+    Ok((&doc[..at], &doc[at..]))
+}
+
+#[test]
+fn crds_chart_renders_the_generated_crds_kept_on_uninstall() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let chart = repo_root().join("charts/mpanel-crds");
+    let lint = helm(&tb, &["lint", "--strict", &chart.to_string_lossy()])?;
+    assert!(lint.status.success(), "helm lint: {}", String::from_utf8_lossy(&lint.stdout));
+    let out = helm(&tb, &["template", "mpanel-crds", &chart.to_string_lossy()])?;
+    assert!(out.status.success(), "helm template: {}", String::from_utf8_lossy(&out.stderr));
+    let rendered = String::from_utf8(out.stdout)?;
+    let mut seen = Vec::new();
+    for doc in rendered.split("---\n").filter(|d| d.contains("kind: CustomResourceDefinition")) {
+        let source = doc.lines().find_map(|l| l.strip_prefix("# Source: mpanel-crds/templates/")).context("source")?;
+        let generated = std::fs::read_to_string(repo_root().join("crds/manifests").join(source))?;
+        let (meta, spec) = split_spec(doc)?;
+        let (generated_meta, generated_spec) = split_spec(&generated)?;
+        assert_eq!(spec.trim_end(), generated_spec.trim_end(), "{source}: the spec differs from crds/manifests");
+        assert!(
+            meta.contains("annotations:\n    helm.sh/resource-policy: keep\n"),
+            "{source}: no keep policy:\n{meta}"
+        );
+        let name = generated_meta.lines().find(|l| l.starts_with("  name: ")).context("name")?;
+        assert!(meta.contains(name), "{source}: {name} missing");
+        seen.push(source.to_owned());
+    }
+    let mut manifests: Vec<_> = std::fs::read_dir(repo_root().join("crds/manifests"))?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
+    manifests.retain(|f| f.ends_with(".yaml"));
+    manifests.sort();
+    seen.sort();
+    assert_eq!(seen, manifests, "the chart has a CRD for every generated manifest");
+    // the main chart keeps its crds/ for first installs, identical to the generated manifests
+    for file in &manifests {
+        let first_install = std::fs::read_to_string(repo_root().join("charts/mpanel/crds").join(file))?;
+        assert_eq!(first_install, std::fs::read_to_string(repo_root().join("crds/manifests").join(file))?);
+    }
+    Ok(())
+}
+
+/// The chart as of the commit before the values schema, the mpanel-crds chart and version 0.2.0.
+const PREVIOUS_CHART: &str = "a8b594da04c739a54093d67b9ec153aa52310794";
+
+#[test]
+fn chart_upgrades_from_the_previous_version() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let ns = tb.namespace("chart-up")?;
+    let release = ns.name.clone();
+    let old = std::env::temp_dir().join(format!("{release}-previous"));
+    std::fs::create_dir_all(&old)?;
+    let archive = Command::new("git")
+        .current_dir(repo_root())
+        .args(["archive", PREVIOUS_CHART, "charts/mpanel", "monitoring"])
+        .output()?;
+    assert!(archive.status.success(), "git archive: {}", String::from_utf8_lossy(&archive.stderr));
+    let mut tar =
+        Command::new("tar").args(["-x", "-C", &old.to_string_lossy()]).stdin(std::process::Stdio::piped()).spawn()?;
+    std::io::Write::write_all(&mut tar.stdin.take().context("tar stdin")?, &archive.stdout)?;
+    assert!(tar.wait()?.success(), "tar failed");
+    let old_chart = old.join("charts/mpanel");
+    let new_chart = repo_root().join("charts/mpanel");
+    let _cluster_scoped = ClusterScoped { tb: &tb, release: &release };
+    let watch = format!("config.watchNamespace={release}");
+    let common = ["--namespace", &release, "--skip-crds", "--set", &watch, "--set", "bridge.enabled=true"];
+
+    let install = helm(&tb, &[&["install", &release, &old_chart.to_string_lossy()], &common[..]].concat());
+    let _ = std::fs::remove_dir_all(&old);
+    let install = install?;
+    assert!(install.status.success(), "helm install (previous chart): {}", String::from_utf8_lossy(&install.stderr));
+    let version = |object: &str| {
+        tb.kubectl_ok(&["get", object, "-n", &release, "-o", "jsonpath={.metadata.labels.helm\\.sh/chart}"], None)
+    };
+    assert_eq!(version(&format!("deployment/{release}-operator"))?, "mpanel-0.1.0");
+
+    let upgrade = helm(
+        &tb,
+        &[&["upgrade", &release, &new_chart.to_string_lossy(), "--set", "bridge.replicas=2"], &common[..]].concat(),
+    )?;
+    let status = helm(&tb, &["status", &release, "--namespace", &release, "-o", "json"])?;
+    let objects = [
+        format!("deployment/{release}-operator"),
+        format!("deployment/{release}-billing-bridge"),
+        format!("configmap/{release}-operator"),
+        format!("serviceaccount/{release}-operator"),
+        format!("poddisruptionbudget/{release}-billing-bridge"),
+        format!("clusterrole/{release}-tenant-edit"),
+        format!("validatingadmissionpolicy/{release}-operator-owned-secrets"),
+    ];
+    let versions: Vec<_> = objects.iter().map(|o| (o.clone(), version(o))).collect();
+    let uninstall = helm(&tb, &["uninstall", &release, "--namespace", &release, "--wait"])?;
+
+    assert!(upgrade.status.success(), "helm upgrade: {}", String::from_utf8_lossy(&upgrade.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout)?;
+    assert_eq!(status["version"], 2, "{status}");
+    assert_eq!(status["info"]["status"], "deployed", "{status}");
+    for (object, version) in versions {
+        assert_eq!(version?, "mpanel-0.2.0", "{object} is not at the new revision");
+    }
+    assert!(uninstall.status.success(), "helm uninstall: {}", String::from_utf8_lossy(&uninstall.stderr));
+    Ok(())
+}
