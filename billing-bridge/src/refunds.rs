@@ -162,9 +162,10 @@ pub async fn stray_payments(pool: &PgPool, stripe: &StripeClient) -> Result<usiz
             return Ok(refunded);
         };
         let part = payment.kept();
-        let cents = money::to_cents(part).ok_or_else(|| LedgerError::Invalid(format!("refund of {part}")))?;
+        let minor = money::to_minor(part, &payment.currency)
+            .ok_or_else(|| LedgerError::Invalid(format!("refund of {part}")))?;
         let key = format!("refund-void-invoice-{}", payment.id);
-        let stripe_refund = stripe.create_refund(&payment.reference, Some(cents), &key).await?;
+        let stripe_refund = stripe.create_refund(&payment.reference, Some(minor), &key).await?;
         payments::add_refund(&mut *tx, payment.id, part).await?;
         let detail = json!({"amount": part, "invoice": payment.invoice_id, "stripeRefund": stripe_refund});
         audit::record(&mut *tx, "bridge", "refund.on_void_invoice", "payment", &payment.reference, detail).await?;
@@ -190,11 +191,12 @@ fn split(amount: Decimal, payments: &[Payment]) -> Vec<(&Payment, Decimal)> {
 
 /// Refunds `part` of a Stripe payment; the refund's id.
 async fn send(stripe: &StripeClient, payment: &Payment, part: Decimal) -> Result<String, StaffRefundError> {
-    let cents = money::to_cents(part).ok_or_else(|| StaffRefundError::InvalidAmount(part.to_string()))?;
+    let minor =
+        money::to_minor(part, &payment.currency).ok_or_else(|| StaffRefundError::InvalidAmount(part.to_string()))?;
     let total_after = money::to_cents(payment.refunded_amount + part)
         .ok_or_else(|| StaffRefundError::InvalidAmount(payment.refunded_amount.to_string()))?;
     let key = format!("refund-{}-{total_after}", payment.id);
-    stripe.create_refund(&payment.reference, Some(cents), &key).await.map_err(|e| RefundError::Stripe(e).into())
+    stripe.create_refund(&payment.reference, Some(minor), &key).await.map_err(|e| RefundError::Stripe(e).into())
 }
 
 #[cfg(test)]

@@ -7,9 +7,10 @@ mod support;
 
 use std::sync::{Arc, Mutex};
 
+use mpanel_billing_bridge::ledger::tokens::Role;
 use mpanel_tests::Testbed;
 use serde_json::{Value, json};
-use support::{Bridge, Ledger, email, event, payment_intent};
+use support::{Bridge, Ledger, Namespaces, admin_token, email, event, payment_intent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::Runtime;
 
@@ -115,6 +116,16 @@ fn session_paid(placed: &Value, intent: &str, amount: i64, currency: &str) -> Va
     )
 }
 
+/// The customer namespace a paid invoice's fulfilment makes, to delete after the test.
+fn namespace_of(rt: &Runtime, ledger: &Ledger, placed: &Value) -> anyhow::Result<String> {
+    let invoice = placed["invoiceId"].as_str().unwrap_or_default();
+    let handle = ledger.text(
+        rt,
+        &format!("SELECT c.handle FROM customers c JOIN invoices i ON i.customer_id = c.id WHERE i.id = '{invoice}'"),
+    )?;
+    Ok(format!("customer-{}", handle.unwrap_or_default()))
+}
+
 fn invoice_state(rt: &Runtime, ledger: &Ledger, placed: &Value) -> anyhow::Result<Option<String>> {
     let id = placed["invoiceId"].as_str().unwrap_or_default();
     ledger.text(rt, &format!("SELECT status || ' ' || currency || ' ' || total::text FROM invoices WHERE id = '{id}'"))
@@ -130,6 +141,7 @@ fn a_yen_product_is_charged_in_yen_and_its_webhook_pays_the_invoice_exactly() ->
     let bridge = Bridge::start_with_env(&rt, &tb, &ledger, &kubeconfig(&tb)?, &env)?;
 
     let placed = bridge.checkout(&rt, &pod("yen"))?;
+    let _namespaces = Namespaces { tb: &tb, names: vec![namespace_of(&rt, &ledger, &placed)?] };
     assert_eq!(placed["currency"], json!("jpy"), "{placed}");
     assert_eq!(placed["total"], json!("3000.00"), "{placed}");
     assert_eq!(invoice_state(&rt, &ledger, &placed)?.as_deref(), Some("issued jpy 3000.00"));
@@ -160,6 +172,7 @@ fn a_dollar_payment_on_a_yen_invoice_is_refused_into_an_audit_row_and_pays_nothi
     price_pod_in_yen(&rt, &ledger)?;
     let bridge = Bridge::start(&rt, &tb, &ledger, &kubeconfig(&tb)?)?;
     let placed = bridge.checkout(&rt, &pod("dollars-on-yen"))?;
+    let _namespaces = Namespaces { tb: &tb, names: vec![namespace_of(&rt, &ledger, &placed)?] };
     let invoice = placed["invoiceId"].as_str().unwrap_or_default();
 
     // $3,000.00 (300000 cents) is more than ¥3,000 in any sense, and still pays nothing here
@@ -217,5 +230,36 @@ fn an_order_mixing_currencies_is_refused_with_422_and_leaves_nothing() -> anyhow
     )?;
     let placed = bridge.checkout(&rt, &mixed)?;
     assert_eq!(invoice_state(&rt, &ledger, &placed)?.as_deref(), Some("issued jpy 3250.00"));
+    Ok(())
+}
+
+#[test]
+fn a_staff_refund_of_yen_asks_stripe_for_yen() -> anyhow::Result<()> {
+    let (rt, tb) = setup()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    price_pod_in_yen(&rt, &ledger)?;
+    let stripe = RecordingRelay::start(&rt, &tb)?;
+    let env = [("STRIPE_API_BASE", stripe.base.clone())];
+    let bridge = Bridge::start_with_env(&rt, &tb, &ledger, &kubeconfig(&tb)?, &env)?;
+    let token = admin_token(&rt, &ledger, Role::Billing)?;
+    let placed = bridge.checkout(&rt, &pod("yen-refund"))?;
+    let _namespaces = Namespaces { tb: &tb, names: vec![namespace_of(&rt, &ledger, &placed)?] };
+    assert_eq!(bridge.deliver(&rt, &session_paid(&placed, "pi_currency_yen_refund", YEN, "jpy"))?, 200);
+
+    let invoice = placed["invoiceId"].as_str().unwrap_or_default();
+    let (status, answer) =
+        bridge.post(&rt, &format!("/v1/admin/invoices/{invoice}/refund"), &json!({"amount": "1000"}), Some(&token))?;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("paid")), "{answer}");
+    assert_eq!(
+        ledger
+            .text(&rt, "SELECT refunded_amount::text FROM payments WHERE reference = 'pi_currency_yen_refund'")?
+            .as_deref(),
+        Some("1000.00")
+    );
+    // ¥1,000 back is 1000 of yen's minor unit
+    let sent = stripe.sent();
+    let refund = sent.split("POST /v1/refunds").nth(1).unwrap_or_default();
+    let fields: Vec<&str> = refund.split(['&', '\n']).map(|f| f.trim_end_matches('\r')).collect();
+    assert!(fields.contains(&"amount=1000"), "{refund}");
     Ok(())
 }
