@@ -370,13 +370,20 @@ async fn issue_renewal(
     }
     let cycle: Cycle = sub.cycle.parse()?;
     let end = periods::end_after(sub.period_anchor().unwrap_or(start), cycle, start);
+    let order = orders::get(&mut *tx, sub.order_id).await?;
     let mut lines = Vec::new();
     for item in orders::items(&mut *tx, sub.order_id).await? {
         let product = catalog::by_id(&mut *tx, item.product_id).await?;
-        let cents = catalog::price_cents(&mut *tx, &product, cycle, "renewal").await.map_err(|e| match e {
+        let price = catalog::priced(&mut *tx, &product, cycle, "renewal").await.map_err(|e| match e {
             LedgerError::Invalid(words) => LifecycleError::NoRenewalPrice(words),
             other => other.into(),
         })?;
+        // the renewal is billed in the order's currency, or not at all
+        if !price.currency.eq_ignore_ascii_case(&order.currency) {
+            let words =
+                format!("product {:?} is priced in {}, its order in {}", product.slug, price.currency, order.currency);
+            return Err(LifecycleError::NoRenewalPrice(words));
+        }
         lines.push(NewLine {
             kind: "item",
             description: format!(
@@ -387,10 +394,9 @@ async fn issue_renewal(
             ),
             product_id: Some(product.id),
             quantity: item.quantity,
-            unit_amount: money::from_cents(cents),
+            unit_amount: money::from_minor(price.amount_cents, &order.currency),
         });
     }
-    let order = orders::get(&mut *tx, sub.order_id).await?;
     let invoice = invoices::create_draft(
         tx,
         sub.tenant_id,

@@ -8,6 +8,8 @@ mod support;
 use std::sync::{Arc, Mutex};
 
 use mpanel_billing_bridge::ledger::tokens::Role;
+use mpanel_billing_bridge::ledger::{Cycle, subscriptions};
+use mpanel_billing_bridge::lifecycle;
 use mpanel_tests::Testbed;
 use serde_json::{Value, json};
 use support::{Bridge, Ledger, Namespaces, admin_token, email, event, payment_intent};
@@ -261,5 +263,49 @@ fn a_staff_refund_of_yen_asks_stripe_for_yen() -> anyhow::Result<()> {
     let refund = sent.split("POST /v1/refunds").nth(1).unwrap_or_default();
     let fields: Vec<&str> = refund.split(['&', '\n']).map(|f| f.trim_end_matches('\r')).collect();
     assert!(fields.contains(&"amount=1000"), "{refund}");
+    Ok(())
+}
+
+#[test]
+fn a_yen_subscription_renews_in_yen() -> anyhow::Result<()> {
+    let (rt, tb) = setup()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    price_pod_in_yen(&rt, &ledger)?;
+    let bridge = Bridge::start(&rt, &tb, &ledger, &kubeconfig(&tb)?)?;
+    let placed = bridge.checkout(&rt, &pod("yen-renewal"))?;
+    let _namespaces = Namespaces { tb: &tb, names: vec![namespace_of(&rt, &ledger, &placed)?] };
+    assert_eq!(bridge.deliver(&rt, &session_paid(&placed, "pi_currency_yen_renewal", YEN, "jpy"))?, 200);
+    let order = placed["orderId"].as_str().unwrap_or_default();
+    let mut id = String::new();
+    let made = support::eventually(std::time::Duration::from_secs(30), || {
+        id = ledger
+            .text(&rt, &format!("SELECT id::text FROM subscriptions WHERE order_id = '{order}'"))?
+            .unwrap_or_default();
+        Ok(!id.is_empty())
+    })?;
+    assert!(made, "the paid order made no subscription");
+
+    // its first period starts now; at its end the renewal invoice is issued
+    let start = chrono::Utc::now();
+    let end = Cycle::Monthly.after(start);
+    rt.block_on(async {
+        let activated = subscriptions::activate(&ledger.pool, uuid::Uuid::parse_str(&id)?, start, end).await?;
+        anyhow::ensure!(activated.is_some(), "subscription {id} was not pending activation");
+        Ok(())
+    })?;
+    assert_eq!(rt.block_on(lifecycle::tick(&ledger.pool, end))?.renewal_invoices, 1);
+    assert_eq!(
+        ledger
+            .text(
+                &rt,
+                &format!(
+                    "SELECT status || ' ' || currency || ' ' || total::text FROM invoices \
+                     WHERE subscription_id = '{id}' \
+                     AND period_start = (SELECT current_period_end FROM subscriptions WHERE id = '{id}')"
+                ),
+            )?
+            .as_deref(),
+        Some("issued jpy 3000.00")
+    );
     Ok(())
 }
