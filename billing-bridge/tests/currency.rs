@@ -309,3 +309,37 @@ fn a_yen_subscription_renews_in_yen() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn a_dinar_price_is_placed_in_fils_or_refused_when_finer_than_the_ledger_keeps() -> anyhow::Result<()> {
+    let (rt, tb) = setup()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let price_pod_in_fils = |fils: i64| {
+        rt.block_on(
+            sqlx::query(
+                "UPDATE product_prices SET currency = 'kwd', amount_cents = $1 WHERE cycle = 'monthly' \
+                 AND purpose = 'new' AND product_id = (SELECT id FROM products WHERE slug = 'cloudpod-pro')",
+            )
+            .bind(fils)
+            .execute(&ledger.pool),
+        )
+    };
+    let stripe = RecordingRelay::start(&rt, &tb)?;
+    let env = [("STRIPE_API_BASE", stripe.base.clone())];
+    let bridge = Bridge::start_with_env(&rt, &tb, &ledger, &kubeconfig(&tb)?, &env)?;
+
+    // 12.345 KWD has a third decimal place the ledger's amounts do not keep
+    price_pod_in_fils(12_345)?;
+    let (status, answer) = bridge.post(&rt, "/v1/checkout", &pod("fils-fine"), None)?;
+    assert_eq!((status, answer["error"]["code"].as_str()), (422, Some("currency_amount_too_precise")), "{answer}");
+    assert_eq!(ledger.count(&rt, "SELECT count(*) FROM orders")?, 0);
+
+    // 12.340 KWD is 12340 fils at Stripe and 12.34 in the ledger
+    price_pod_in_fils(12_340)?;
+    let placed = bridge.checkout(&rt, &pod("fils"))?;
+    assert_eq!(invoice_state(&rt, &ledger, &placed)?.as_deref(), Some("issued kwd 12.34"));
+    let sent = stripe.sent();
+    assert!(sent.contains("line_items[0][price_data][currency]=kwd"), "{sent}");
+    assert!(sent.contains("line_items[0][price_data][unit_amount]=12340&"), "{sent}");
+    Ok(())
+}
