@@ -11,7 +11,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use mpanel_tests::Testbed;
 use serde_json::{Value, json};
-use support::{Bridge, Ledger, Namespaces, email, eventually, payment_intent, session_completed, subscriptions_of};
+use support::{
+    Bridge, Ledger, Namespaces, email, eventually, payment_intent, report_status, session_completed, subscriptions_of,
+};
 use tokio::runtime::Runtime;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -40,30 +42,6 @@ fn bought(
     Ok((id, found.remove(0)))
 }
 
-/// Writes the resource's status as the operator does when it reaches `phase`.
-fn report(tb: &Testbed, sub: &Value, phase: &str, ready: bool, message: &str) -> anyhow::Result<()> {
-    let ns = sub["metadata"]["namespace"].as_str().unwrap_or_default();
-    let name = sub["metadata"]["name"].as_str().unwrap_or_default();
-    let current: Value =
-        serde_json::from_str(&tb.kubectl_ok(&["get", "subscription", name, "-n", ns, "-o", "json"], None)?)?;
-    let generation = current["metadata"]["generation"].clone();
-    let status = json!({"status": {
-        "phase": phase,
-        "observedGeneration": generation,
-        "conditions": [{
-            "type": "Ready", "status": if ready { "True" } else { "False" },
-            "reason": if ready { "Active" } else { phase }, "message": message,
-            "lastTransitionTime": Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            "observedGeneration": generation,
-        }],
-    }});
-    tb.kubectl_ok(
-        &["patch", "subscription", name, "-n", ns, "--subresource=status", "--type=merge", "-p", &status.to_string()],
-        None,
-    )?;
-    Ok(())
-}
-
 fn status_of(rt: &Runtime, ledger: &Ledger, id: &str) -> anyhow::Result<String> {
     Ok(ledger.text(rt, &format!("SELECT status FROM subscriptions WHERE id = '{id}'"))?.unwrap_or_default())
 }
@@ -88,19 +66,19 @@ fn the_ledger_activates_only_a_ready_resource_and_a_failed_one_never() -> anyhow
             .collect(),
     };
 
-    report(&tb, &good_res, "Provisioning", false, "waiting for CloudPod sub-x: Cloning")?;
+    report_status(&tb, &good_res, "Provisioning", false, "waiting for CloudPod sub-x: Cloning")?;
     assert!(eventually(WAIT, || Ok(ledger
         .text(&rt, &format!("SELECT provisioning_phase FROM subscriptions WHERE id = '{good}'"))?
         .as_deref()
         == Some("Provisioning")))?);
     assert_eq!(status_of(&rt, &ledger, &good)?, "pending_activation");
-    report(&tb, &good_res, "Active", true, "all 1 resources are Ready")?;
+    report_status(&tb, &good_res, "Active", true, "all 1 resources are Ready")?;
     assert!(eventually(WAIT, || Ok(status_of(&rt, &ledger, &good)? == "active"))?, "a Ready resource did not activate");
     let month = ledger.count(&rt, &format!(
         "SELECT (current_period_end = current_period_start + interval '1 month')::int::int8 FROM subscriptions WHERE id = '{good}'"))?;
     assert_eq!(month, 1, "the first period starts at activation and lasts the cycle");
 
-    report(&tb, &bad_res, "Failed", false, "CloudPod sub-y: Unavailable: template 9000 does not exist")?;
+    report_status(&tb, &bad_res, "Failed", false, "CloudPod sub-y: Unavailable: template 9000 does not exist")?;
     assert!(eventually(WAIT, || Ok(status_of(&rt, &ledger, &bad)? == "provisioning_failed"))?);
     assert_eq!(
         ledger.text(&rt, &format!("SELECT provisioning_message FROM subscriptions WHERE id = '{bad}'"))?.as_deref(),
@@ -113,7 +91,7 @@ fn the_ledger_activates_only_a_ready_resource_and_a_failed_one_never() -> anyhow
     })?);
     // the refund deletes what was created; a late Active report, while the object is still there,
     // changes nothing either
-    let _ = report(&tb, &bad_res, "Active", true, "all 1 resources are Ready");
+    let _ = report_status(&tb, &bad_res, "Active", true, "all 1 resources are Ready");
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(status_of(&rt, &ledger, &bad)?, "provisioning_failed", "a failed subscription became active");
     let refused = rt.block_on(
@@ -148,7 +126,7 @@ fn renewal_overdue_suspension_payment_and_termination_walked_with_a_clock() -> a
     let (id, res) = bought(&rt, &tb, &ledger, &bridge, "cloudpod-mini")?;
     let _cleanup =
         Namespaces { tb: &tb, names: vec![res["metadata"]["namespace"].as_str().unwrap_or_default().to_owned()] };
-    report(&tb, &res, "Active", true, "all 1 resources are Ready")?;
+    report_status(&tb, &res, "Active", true, "all 1 resources are Ready")?;
     assert!(eventually(WAIT, || Ok(status_of(&rt, &ledger, &id)? == "active"))?);
     let end = period_end(&rt, &ledger, &id)?;
     let days = chrono::Duration::days;
