@@ -139,26 +139,6 @@ pub async fn prices(db: impl PgExecutor<'_>, product: Uuid) -> Result<Vec<Price>
     .await?)
 }
 
-/// The price of `purpose` (`new`, `renewal`, `transfer`) for `cycle`; a renewal without a price of
-/// its own costs what a new purchase does.
-pub async fn price_cents(
-    db: impl PgExecutor<'_>,
-    product: &Product,
-    cycle: Cycle,
-    purpose: &str,
-) -> Result<i64, LedgerError> {
-    let found: Option<i64> = sqlx::query_scalar(
-        "SELECT amount_cents FROM product_prices WHERE product_id = $1 AND cycle = $2 \
-         AND purpose IN ($3, 'new') ORDER BY purpose = $3 DESC LIMIT 1",
-    )
-    .bind(product.id)
-    .bind(cycle.as_str())
-    .bind(purpose)
-    .fetch_optional(db)
-    .await?;
-    found.ok_or_else(|| LedgerError::Invalid(format!("product {:?} has no {cycle} price", product.slug)))
-}
-
 /// A price as the catalog keeps it: `amount_cents` counts the currency's minor unit (ISO 4217:
 /// yen for `jpy`, fils for `kwd`, cents for `usd`).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -167,7 +147,8 @@ pub struct Priced {
     pub currency: String,
 }
 
-/// The price of `purpose` for `cycle` with its currency, chosen as [`price_cents`] chooses.
+/// The price of `purpose` (`new`, `renewal`, `transfer`) for `cycle`, with its currency; a renewal
+/// without a price of its own costs what a new purchase does.
 pub async fn priced(
     db: impl PgExecutor<'_>,
     product: &Product,
