@@ -241,6 +241,15 @@ impl Bridge {
         logs
     }
 
+    /// Kills the bridge at once with SIGKILL, by pid: a crash, nothing shut down in order. Its log
+    /// stays where it is.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-KILL", &child.id().to_string()]).status();
+            let _ = child.wait();
+        }
+    }
+
     /// The last `lines` lines of the bridge's log so far.
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
