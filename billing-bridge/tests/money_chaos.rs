@@ -8,8 +8,9 @@
 //! a refunded order has no service. The real bridge binary, PostgreSQL, the testbed's kube-apiserver
 //! (through a relay only these replicas use, which the test cuts) and stripe-mock.
 //!
-//! The run is drawn from a seed (printed; `MONEY_CHAOS_SEED` replays one): the products, the number
-//! of copies of each event, the delivery order and the chaos's moments.
+//! The run is drawn from a seed (printed; `MONEY_CHAOS_SEED`, hexadecimal, sets it): the products,
+//! the number of copies of each event, the delivery order, and the chaos's script and pauses. Where
+//! the chaos lands among the deliveries also depends on the machine's speed.
 
 mod support;
 
@@ -215,6 +216,7 @@ fn pause_unless(over: &AtomicBool, pause: Duration) -> bool {
     true
 }
 
+/// What a replica is started with.
 struct Bed<'a> {
     rt: &'a Runtime,
     tb: &'a Testbed,
@@ -507,7 +509,7 @@ fn money_holds_through_replica_crashes_duplicate_shuffled_events_and_an_apiserve
         .transpose()
         .context("MONEY_CHAOS_SEED is a hexadecimal number")?
         .unwrap_or(DEFAULT_SEED);
-    eprintln!("money chaos: seed {seed:#x} (MONEY_CHAOS_SEED={seed:x} replays it)");
+    eprintln!("money chaos: seed {seed:#x} (MONEY_CHAOS_SEED={seed:x} draws this run again)");
     let mut rng = Rng::new(seed);
     let rt = support::runtime()?;
     let tb = Testbed::from_env()?;
