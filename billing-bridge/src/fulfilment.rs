@@ -18,6 +18,7 @@ use sqlx::{Connection, PgPool};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::lanes;
 use crate::ledger::invoices::{self, Invoice};
 use crate::ledger::outbox::{self, Action};
 use crate::ledger::subscriptions::{self, New};
@@ -29,7 +30,7 @@ use crate::wakeup::Wakeup;
 
 pub const CHANNEL: &str = "mpanel_invoice_paid";
 
-/// Invoices fulfilled at once; the work is the ledger's alone and quick.
+/// Invoices fulfilled at once (lanes); the work is the ledger's alone and quick.
 const PARALLEL: usize = 4;
 
 /// Why a paid invoice could not be fulfilled; `reason()` is stable (metrics, the admin API).
@@ -56,61 +57,34 @@ impl FulfilmentError {
     }
 }
 
-/// What one pass did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Fulfilled {
-    pub fulfilled: usize,
-    pub failed: usize,
-}
-
-impl std::ops::AddAssign for Fulfilled {
-    fn add_assign(&mut self, other: Self) {
-        self.fulfilled += other.fulfilled;
-        self.failed += other.failed;
-    }
-}
-
-/// Fulfils every paid invoice not yet fulfilled and not waiting for its next attempt, `PARALLEL`
-/// at a time. An `Err` is the ledger failing, not an invoice.
-pub async fn fulfil_pending(pool: &PgPool, metrics: &Metrics) -> Result<Fulfilled, LedgerError> {
-    let lanes = futures::future::join_all((0..PARALLEL).map(|_| lane(pool, metrics))).await;
-    let mut done = Fulfilled::default();
-    for lane in lanes {
-        done += lane?;
-    }
-    Ok(done)
-}
-
-/// Claims and fulfils invoices one after another until none is ready.
-async fn lane(pool: &PgPool, metrics: &Metrics) -> Result<Fulfilled, LedgerError> {
-    let mut done = Fulfilled::default();
-    loop {
-        let mut tx = pool.begin().await?;
-        let Some(invoice) = claim_next(&mut tx).await? else { return Ok(done) };
-        let item = Item::invoice(invoice.id, invoice.number.as_deref(), invoice.customer_id, invoice.subscription_id);
-        // a savepoint: a failure undoes the attempt, not the claim or its record
-        let mut attempt = tx.begin().await?;
-        match fulfil(&mut attempt, &invoice).await {
-            Ok(()) => {
-                attempt.commit().await?;
-                work_attempts::succeeded(&mut tx, &item).await?;
-                tx.commit().await?;
-                done.fulfilled += 1;
-            }
-            Err(e) => {
-                attempt.rollback().await?;
-                let words = e.to_string();
-                let failure = work_attempts::failed(&mut tx, &item, e.reason(), &words).await?;
-                tx.commit().await?;
-                metrics.work_failed(Worker::Fulfilment, e.reason());
-                tracing::warn!(
-                    invoice = ?invoice.number, attempts = failure.attempts, retry_at = %failure.next_attempt_at,
-                    error = %words, reason = e.reason(), "paid invoice not fulfilled; the others go on"
-                );
-                done.failed += 1;
-            }
+/// Claims the next ready paid invoice and fulfils it: whether there was one. A failure is recorded
+/// against the invoice (backoff), not returned; an `Err` is the ledger failing.
+pub async fn fulfil_next(pool: &PgPool, metrics: &Metrics, wakeup: &Wakeup) -> Result<bool, LedgerError> {
+    let mut tx = pool.begin().await?;
+    let Some(invoice) = claim_next(&mut tx).await? else { return Ok(false) };
+    wakeup.pass_on();
+    let item = Item::invoice(invoice.id, invoice.number.as_deref(), invoice.customer_id, invoice.subscription_id);
+    // a savepoint: a failure undoes the attempt, not the claim or its record
+    let mut attempt = tx.begin().await?;
+    match fulfil(&mut attempt, &invoice).await {
+        Ok(()) => {
+            attempt.commit().await?;
+            work_attempts::succeeded(&mut tx, &item).await?;
+            tx.commit().await?;
+        }
+        Err(e) => {
+            attempt.rollback().await?;
+            let words = e.to_string();
+            let failure = work_attempts::failed(&mut tx, &item, e.reason(), &words).await?;
+            tx.commit().await?;
+            metrics.work_failed(Worker::Fulfilment, e.reason());
+            tracing::warn!(
+                invoice = ?invoice.number, attempts = failure.attempts, retry_at = %failure.next_attempt_at,
+                error = %words, reason = e.reason(), "paid invoice not fulfilled; the others go on"
+            );
         }
     }
+    Ok(true)
 }
 
 /// The oldest paid, unfulfilled invoice that is not waiting for its next attempt and has no earlier
@@ -214,23 +188,19 @@ async fn renew(tx: &mut sqlx::PgConnection, invoice: &Invoice, id: Uuid) -> Resu
     Ok(id)
 }
 
-/// Runs until the process ends: fulfils on every notification, on `kick`, when the first failing
-/// invoice is due again, and every `scan`.
+/// Runs until the process ends, `PARALLEL` lanes: fulfils on every notification and `kick`, when
+/// the first failing invoice is due again, and every `scan`; each fulfilled invoice kicks the outbox.
 pub async fn run(pool: PgPool, kick: Arc<Notify>, scan: Duration, outbox_kick: Arc<Notify>, metrics: Arc<Metrics>) {
-    let mut wakeup = Wakeup::new(pool.clone(), CHANNEL, kick);
-    loop {
-        match fulfil_pending(&pool, &metrics).await {
-            Ok(done) if done.fulfilled > 0 => {
-                tracing::info!(invoices = done.fulfilled, failed = done.failed, "fulfilled paid invoices");
+    let wakeup = Wakeup::relay(pool.clone(), CHANNEL, kick);
+    lanes::run(pool.clone(), Worker::Fulfilment, PARALLEL, wakeup, scan, &metrics, |wakeup| {
+        let (pool, metrics, outbox_kick) = (&pool, &metrics, &outbox_kick);
+        async move {
+            let fulfilled = fulfil_next(pool, metrics, &wakeup).await?;
+            if fulfilled {
                 outbox_kick.notify_one();
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, reason = e.reason(), "fulfilment: the ledger failed; will retry"),
+            Ok::<_, LedgerError>(fulfilled)
         }
-        if let Ok(n) = work_attempts::count(&pool, Worker::Fulfilment).await {
-            metrics.set_work_in_backoff(Worker::Fulfilment, n);
-        }
-        let due = work_attempts::next_due(&pool, Worker::Fulfilment).await.ok().flatten();
-        wakeup.wait(work_attempts::wait_for(due, scan)).await;
-    }
+    })
+    .await;
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod fulfilment;
 pub mod http;
+pub mod lanes;
 pub mod ledger;
 pub mod ledger_gauges;
 pub mod lifecycle;

@@ -8,8 +8,8 @@
 //! go on in parallel. One that fails waits for its next attempt (backoff) without holding back any
 //! other subscription: a customer whose namespace is stuck terminating stalls only itself.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
@@ -19,6 +19,7 @@ use mpanel_crds::subscription::Subscription;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 
+use crate::lanes;
 use crate::ledger::outbox::{self, Action, Entry};
 use crate::ledger::work_attempts::{self, Item, Worker};
 use crate::ledger::{LedgerError, catalog, customers, subscriptions};
@@ -28,7 +29,7 @@ use crate::wakeup::Wakeup;
 
 pub const CHANNEL: &str = "mpanel_outbox";
 
-/// Entries carried out at once, each holding its claim (a connection) while Kubernetes answers.
+/// Entries carried out at once (lanes), each holding its claim (a connection) while Kubernetes answers.
 const PARALLEL: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
@@ -68,67 +69,86 @@ fn terminating(status: &kube::core::Status) -> bool {
     cause || status.message.contains("because it is being terminated")
 }
 
-/// What one drain did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Drained {
-    pub applied: usize,
-    pub failed: usize,
-}
-
-impl std::ops::AddAssign for Drained {
-    fn add_assign(&mut self, other: Self) {
-        self.applied += other.applied;
-        self.failed += other.failed;
+impl lanes::Reasoned for OutboxError {
+    fn reason(&self) -> &'static str {
+        OutboxError::reason(self)
     }
 }
 
-/// Works off every pending entry that is not waiting for its next attempt, `PARALLEL` at a time.
-/// A failing entry is recorded with its error and tried again after a backoff, while every other
-/// subscription's entries go on; only the later entries of its own subscription wait behind it.
-/// An `Err` is the ledger failing, not an entry.
-pub async fn drain(pool: &PgPool, client: &Client, metrics: &Metrics) -> Result<Drained, OutboxError> {
-    let lanes = futures::future::join_all((0..PARALLEL).map(|_| lane(pool, client, metrics))).await;
-    let mut drained = Drained::default();
-    for lane in lanes {
-        drained += lane?;
-    }
-    Ok(drained)
-}
+/// The namespaces this process has made sure of, so that an apply does not ask the apiserver to
+/// create its namespace every time; one is forgotten when an apply into it fails (deleted meanwhile).
+#[derive(Default)]
+pub struct KnownNamespaces(Mutex<HashSet<String>>);
 
-/// Claims and carries out entries one after another until none is ready.
-async fn lane(pool: &PgPool, client: &Client, metrics: &Metrics) -> Result<Drained, OutboxError> {
-    let mut drained = Drained::default();
-    loop {
-        let mut tx = pool.begin().await.map_err(LedgerError::from)?;
-        let Some(entry) = outbox::next(&mut tx).await? else { return Ok(drained) };
-        let item = Item::outbox(entry.id, entry.subscription_id);
-        match carry_out(&mut tx, client, &entry).await {
-            Ok(()) => {
-                outbox::done(&mut *tx, &entry).await?;
-                work_attempts::succeeded(&mut tx, &item).await?;
-                tx.commit().await.map_err(LedgerError::from)?;
-                metrics.outbox_applied(entry.action());
-                drained.applied += 1;
-            }
-            Err(e) => {
-                let words = e.to_string();
-                outbox::failed(&mut *tx, &entry, &words).await?;
-                let failure = work_attempts::failed(&mut tx, &item, e.reason(), &words).await?;
-                tx.commit().await.map_err(LedgerError::from)?;
-                metrics.work_failed(Worker::Outbox, e.reason());
-                tracing::warn!(
-                    entry = entry.id, subscription = %entry.subscription_id, attempts = failure.attempts,
-                    retry_at = %failure.next_attempt_at, error = %words, reason = e.reason(),
-                    "outbox entry not applied; the others go on"
-                );
-                drained.failed += 1;
-            }
+impl KnownNamespaces {
+    fn contains(&self, name: &str) -> bool {
+        self.0.lock().is_ok_and(|known| known.contains(name))
+    }
+
+    fn insert(&self, name: &str) {
+        if let Ok(mut known) = self.0.lock() {
+            known.insert(name.to_owned());
+        }
+    }
+
+    fn forget(&self, name: &str) {
+        if let Ok(mut known) = self.0.lock() {
+            known.remove(name);
         }
     }
 }
 
+/// Claims the next ready entry and carries it out: whether there was one. A failing entry is
+/// recorded with its error and tried again after a backoff, while every other subscription's
+/// entries go on; only the later entries of its own subscription wait behind it. An `Err` is the
+/// ledger failing, not an entry.
+pub async fn apply_next(
+    pool: &PgPool,
+    client: &Client,
+    known: &KnownNamespaces,
+    metrics: &Metrics,
+    wakeup: &Wakeup,
+) -> Result<bool, OutboxError> {
+    let mut tx = pool.begin().await.map_err(LedgerError::from)?;
+    let Some(entry) = outbox::next(&mut tx).await? else {
+        drop(tx);
+        if let Ok(n) = outbox::pending(pool).await {
+            metrics.outbox_pending.set(n);
+        }
+        return Ok(false);
+    };
+    wakeup.pass_on();
+    let item = Item::outbox(entry.id, entry.subscription_id);
+    match carry_out(&mut tx, client, known, &entry).await {
+        Ok(()) => {
+            outbox::done(&mut *tx, &entry).await?;
+            work_attempts::succeeded(&mut tx, &item).await?;
+            tx.commit().await.map_err(LedgerError::from)?;
+            metrics.outbox_applied(entry.action());
+        }
+        Err(e) => {
+            let words = e.to_string();
+            outbox::failed(&mut *tx, &entry, &words).await?;
+            let failure = work_attempts::failed(&mut tx, &item, e.reason(), &words).await?;
+            tx.commit().await.map_err(LedgerError::from)?;
+            metrics.work_failed(Worker::Outbox, e.reason());
+            tracing::warn!(
+                entry = entry.id, subscription = %entry.subscription_id, attempts = failure.attempts,
+                retry_at = %failure.next_attempt_at, error = %words, reason = e.reason(),
+                "outbox entry not applied; the others go on"
+            );
+        }
+    }
+    Ok(true)
+}
+
 /// Reads the ledger on the claim's own connection, so a lane needs one connection, not two.
-async fn carry_out(db: &mut sqlx::PgConnection, client: &Client, entry: &Entry) -> Result<(), OutboxError> {
+async fn carry_out(
+    db: &mut sqlx::PgConnection,
+    client: &Client,
+    known: &KnownNamespaces,
+    entry: &Entry,
+) -> Result<(), OutboxError> {
     let sub = subscriptions::get(&mut *db, entry.subscription_id).await?;
     let api: Api<Subscription> = Api::namespaced(client.clone(), &sub.namespace);
     // an ended subscription has no resource, whatever asked for it (a renewal paid after the end)
@@ -163,11 +183,20 @@ async fn carry_out(db: &mut sqlx::PgConnection, client: &Client, entry: &Entry) 
                 paid_until,
             })
             .map_err(OutboxError::Render)?;
-            ensure_namespace(client, &sub.namespace, &customer.handle).await?;
-            if sub.resources.0.to_string().contains(&render::credentials_secret(&sub.resource_name)) {
-                ensure_credentials(client, &sub.namespace, &sub.resource_name).await?;
+            let applied = async {
+                if !known.contains(&sub.namespace) {
+                    ensure_namespace(client, &sub.namespace, &customer.handle).await?;
+                    known.insert(&sub.namespace);
+                }
+                if sub.resources.0.to_string().contains(&render::credentials_secret(&sub.resource_name)) {
+                    ensure_credentials(client, &sub.namespace, &sub.resource_name).await?;
+                }
+                api.patch(&sub.resource_name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&object)).await
+            };
+            if let Err(e) = applied.await {
+                known.forget(&sub.namespace);
+                return Err(e.into());
             }
-            api.patch(&sub.resource_name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&object)).await?;
             Ok(())
         }
     }
@@ -227,32 +256,14 @@ where
     }
 }
 
-/// Runs until the process ends: drains on every notification and kick, when the first failing
-/// entry is due again, and every `scan`. Only a ledger failure pauses the whole worker (1 s to 30 s).
+/// Runs until the process ends, `PARALLEL` lanes: applies on every notification and `kick`, when
+/// the first failing entry is due again, and every `scan`.
 pub async fn run(pool: PgPool, client: Client, kick: Arc<Notify>, scan: Duration, metrics: Arc<Metrics>) {
-    let mut wakeup = Wakeup::new(pool.clone(), CHANNEL, kick);
-    let mut pause = Duration::from_secs(1);
-    loop {
-        let failed = match drain(&pool, &client, &metrics).await {
-            Ok(_) => false,
-            Err(e) => {
-                tracing::warn!(error = %e, reason = e.reason(), retry_in = ?pause, "outbox: the ledger failed; will retry");
-                true
-            }
-        };
-        if let Ok(n) = outbox::pending(&pool).await {
-            metrics.outbox_pending.set(n);
-        }
-        if let Ok(n) = work_attempts::count(&pool, Worker::Outbox).await {
-            metrics.set_work_in_backoff(Worker::Outbox, n);
-        }
-        if failed {
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(30));
-        } else {
-            pause = Duration::from_secs(1);
-            let due = work_attempts::next_due(&pool, Worker::Outbox).await.ok().flatten();
-            wakeup.wait(work_attempts::wait_for(due, scan)).await;
-        }
-    }
+    let wakeup = Wakeup::relay(pool.clone(), CHANNEL, kick);
+    let known = KnownNamespaces::default();
+    lanes::run(pool.clone(), Worker::Outbox, PARALLEL, wakeup, scan, &metrics, |wakeup| {
+        let (pool, client, known, metrics) = (&pool, &client, &known, &metrics);
+        async move { apply_next(pool, client, known, metrics, &wakeup).await }
+    })
+    .await;
 }

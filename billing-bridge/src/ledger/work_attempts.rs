@@ -251,12 +251,20 @@ pub async fn count(db: impl PgExecutor<'_>, worker: Worker) -> Result<i64, Ledge
         .await?)
 }
 
-/// When the first of `worker`'s failing items is due again.
-pub async fn next_due(db: impl PgExecutor<'_>, worker: Worker) -> Result<Option<DateTime<Utc>>, LedgerError> {
-    Ok(sqlx::query_scalar("SELECT min(next_attempt_at) FROM work_attempts WHERE worker = $1")
-        .bind(worker.as_str())
-        .fetch_one(db)
-        .await?)
+/// A worker's failing items: how many, and when the first is due again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub items: i64,
+    pub next_due: Option<DateTime<Utc>>,
+}
+
+pub async fn backoff(db: impl PgExecutor<'_>, worker: Worker) -> Result<Backoff, LedgerError> {
+    let (items, next_due) =
+        sqlx::query_as("SELECT count(*), min(next_attempt_at) FROM work_attempts WHERE worker = $1")
+            .bind(worker.as_str())
+            .fetch_one(db)
+            .await?;
+    Ok(Backoff { items, next_due })
 }
 
 /// How long a worker sleeps when its first failing item is `due` and nothing else wakes it: until

@@ -1,0 +1,72 @@
+//! A worker's lanes: tasks that each claim one ready item, carry it out, and claim the next, so an
+//! item that takes its time (an apiserver slow to answer) holds up its own lane only and the others
+//! go on. A lane that finds nothing ready waits for a kick (`Wakeup`) or until the first item in
+//! backoff is due again. Only the ledger failing pauses a lane (1 s, doubling to 30 s).
+
+use std::fmt::Display;
+use std::future::Future;
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+use crate::ledger::LedgerError;
+use crate::ledger::work_attempts::{self, Worker};
+use crate::metrics::Metrics;
+use crate::wakeup::Wakeup;
+
+const FIRST_PAUSE: Duration = Duration::from_secs(1);
+const LONGEST_PAUSE: Duration = Duration::from_secs(30);
+
+/// An error a lane logs with its stable reason.
+pub trait Reasoned: Display {
+    fn reason(&self) -> &'static str;
+}
+
+impl Reasoned for LedgerError {
+    fn reason(&self) -> &'static str {
+        LedgerError::reason(self)
+    }
+}
+
+/// Runs `count` lanes of `worker` until the process ends. `step` claims one ready item and carries
+/// it out (`Ok(false)`: none was ready); once it holds its claim it calls `Wakeup::pass_on`, so that
+/// another lane looks for the next item meanwhile. `scan` bounds every wait, to catch what a lost
+/// notification missed.
+pub async fn run<S, F, E>(
+    pool: PgPool,
+    worker: Worker,
+    count: usize,
+    wakeup: Wakeup,
+    scan: Duration,
+    metrics: &Metrics,
+    step: S,
+) where
+    S: Fn(Wakeup) -> F,
+    F: Future<Output = Result<bool, E>>,
+    E: Reasoned,
+{
+    let lane = |_| async {
+        let mut pause = FIRST_PAUSE;
+        loop {
+            match step(wakeup.clone()).await {
+                Ok(true) => pause = FIRST_PAUSE,
+                Ok(false) => {
+                    let due = match work_attempts::backoff(&pool, worker).await {
+                        Ok(backoff) => {
+                            metrics.set_work_in_backoff(worker, backoff.items);
+                            backoff.next_due
+                        }
+                        Err(_) => None,
+                    };
+                    wakeup.wait(work_attempts::wait_for(due, scan)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(%worker, error = %e, reason = e.reason(), retry_in = ?pause, "the ledger failed; will retry");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(LONGEST_PAUSE);
+                }
+            }
+        }
+    };
+    futures::future::join_all((0..count).map(lane)).await;
+}
