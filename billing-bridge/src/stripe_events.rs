@@ -78,6 +78,14 @@ impl Applied {
 
 /// Applies the event to the ledger, once.
 pub async fn apply(pool: &PgPool, event: &Event) -> Result<Applied, LedgerError> {
+    // most deliveries are redeliveries: one read answers them, without a transaction
+    let seen: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM stripe_events WHERE id = $1)")
+        .bind(&event.id)
+        .fetch_one(pool)
+        .await?;
+    if seen {
+        return Ok(Applied::Duplicate);
+    }
     let mut tx = pool.begin().await?;
     // a concurrent delivery of the same event waits here on the key, then finds it taken
     let fresh = sqlx::query(
