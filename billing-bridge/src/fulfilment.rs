@@ -88,12 +88,14 @@ pub async fn fulfil_next(pool: &PgPool, metrics: &Metrics, wakeup: &Wakeup) -> R
 }
 
 /// The oldest paid, unfulfilled invoice that is not waiting for its next attempt and has no earlier
-/// one of its subscription still to fulfil; claimed until the transaction ends.
+/// one of its subscription still to fulfil (a first invoice has no subscription yet: nothing to
+/// look up); claimed until the transaction ends.
 async fn claim_next(tx: &mut sqlx::PgConnection) -> Result<Option<Invoice>, LedgerError> {
     Ok(sqlx::query_as(sql!(
         "SELECT {} FROM invoices i WHERE i.status = 'paid' AND i.fulfilled_at IS NULL \
-         AND NOT EXISTS (SELECT 1 FROM invoices e WHERE e.subscription_id = i.subscription_id \
-                         AND e.status = 'paid' AND e.fulfilled_at IS NULL AND (e.paid_at, e.id) < (i.paid_at, i.id)) \
+         AND (i.subscription_id IS NULL OR NOT EXISTS (SELECT 1 FROM invoices e \
+              WHERE e.subscription_id = i.subscription_id AND e.status = 'paid' AND e.fulfilled_at IS NULL \
+              AND (e.paid_at, e.id) < (i.paid_at, i.id))) \
          AND {} ORDER BY i.paid_at LIMIT 1 FOR UPDATE SKIP LOCKED",
         invoices::COLUMNS,
         Worker::Fulfilment.not_waiting("i.id::text")

@@ -139,9 +139,9 @@ pub async fn by_reference(
 /// another transaction holds is skipped: it is being refunded there).
 pub async fn lock_one_kept_on_void_invoice(tx: &mut sqlx::PgConnection) -> Result<Option<Payment>, LedgerError> {
     Ok(sqlx::query_as(sql!(
-        "SELECT {COLUMNS} FROM payments p WHERE provider = 'stripe' AND status = 'succeeded' \
-           AND amount > refunded_amount \
-           AND EXISTS (SELECT 1 FROM invoices i WHERE i.id = p.invoice_id AND i.status = 'void') \
+        "SELECT {COLUMNS} FROM payments \
+         WHERE invoice_id IN (SELECT id FROM invoices WHERE status = 'void') \
+           AND provider = 'stripe' AND status = 'succeeded' AND amount > refunded_amount \
          ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED"
     ))
     .fetch_optional(tx)
