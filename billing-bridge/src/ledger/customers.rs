@@ -32,10 +32,11 @@ pub async fn find_or_create(db: impl PgExecutor<'_>, tenant: Uuid, email: &str) 
         return Err(LedgerError::Invalid(format!("{email:?} is not an email address")));
     }
     let handle = format!("c{}", &Uuid::new_v4().simple().to_string()[..10]);
-    // the no-op update makes RETURNING give the existing row too
+    // the no-op update makes RETURNING give the existing row too; it sets a column no key covers,
+    // so it does not wait for (nor block) the rows that reference the customer meanwhile
     Ok(sqlx::query_as(sql!(
         "INSERT INTO customers (tenant_id, handle, email) VALUES ($1, $2, $3) \
-         ON CONFLICT (tenant_id, email) DO UPDATE SET email = EXCLUDED.email RETURNING {COLUMNS}"
+         ON CONFLICT (tenant_id, email) DO UPDATE SET payment_method = customers.payment_method RETURNING {COLUMNS}"
     ))
     .bind(tenant)
     .bind(handle)
