@@ -92,6 +92,15 @@ pub async fn observe(
     if sub.namespace != object.namespace().unwrap_or_default() || sub.resource_name != object.name_any() {
         return Ok(());
     }
+    // a resource the operator has not reported on yet, of a subscription whose provisioning the
+    // ledger has no word of either (the bridge's own apply, seen back): nothing to judge or record
+    if object.status.is_none()
+        && sub.provisioning_phase.is_none()
+        && sub.provisioning_message.is_none()
+        && sub.status != "provisioning_failed"
+    {
+        return Ok(());
+    }
     // the claim holds no row lock, so the refund (which locks payments and may end the
     // subscription) never waits for it
     let mut claim = pool.begin().await?;

@@ -122,7 +122,10 @@ pub async fn apply_next(
     match carry_out(&mut tx, client, known, &entry).await {
         Ok(()) => {
             outbox::done(&mut *tx, &entry).await?;
-            work_attempts::succeeded(&mut tx, &item).await?;
+            // an entry never tried before has no failures to forget
+            if entry.attempts > 0 {
+                work_attempts::succeeded(&mut tx, &item).await?;
+            }
             tx.commit().await.map_err(LedgerError::from)?;
             metrics.outbox_applied(entry.action());
         }

@@ -95,3 +95,45 @@ fn a_payment_during_a_kubernetes_outage_is_applied_once_the_api_is_back() -> any
     ledger.drop_database(&rt);
     Ok(())
 }
+
+#[test]
+fn a_customer_namespace_deleted_by_hand_is_made_again_for_the_next_purchase() -> anyhow::Result<()> {
+    let rt = support::runtime()?;
+    let tb = Testbed::from_env()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let bridge = Bridge::start(&rt, &tb, &ledger, std::path::Path::new(tb.get("KUBECONFIG")?))?;
+    let customer = email("namespace-gone");
+    let buy = |label: &str| -> anyhow::Result<Vec<serde_json::Value>> {
+        let placed =
+            bridge.checkout(&rt, &json!({"product": "cloudpod-mini", "cycle": "monthly", "email": customer}))?;
+        let event = session_completed(&placed, &format!("pi_{label}{}", uuid::Uuid::new_v4().simple()));
+        assert_eq!(bridge.deliver(&rt, &event)?, 200);
+        let query = format!(
+            "SELECT s.id::text FROM subscriptions s WHERE s.order_id = '{}'",
+            placed["orderId"].as_str().unwrap_or_default()
+        );
+        let mut found = Vec::new();
+        eventually(WAIT, || {
+            found = match ledger.text(&rt, &query)? {
+                Some(id) => subscriptions_of(&tb, &id)?,
+                None => Vec::new(),
+            };
+            Ok(!found.is_empty())
+        })?;
+        Ok(found)
+    };
+    let first = buy("first")?;
+    assert_eq!(first.len(), 1, "the first purchase made no Subscription");
+    let namespace = first[0]["metadata"]["namespace"].as_str().unwrap_or_default().to_owned();
+    let _cleanup = Namespaces { tb: &tb, names: vec![namespace.clone()] };
+
+    // someone deletes the customer's namespace while the bridge runs (it made the namespace once)
+    tb.kubectl_ok(&["delete", "namespace", &namespace, "--wait=true", "--timeout=60s"], None)?;
+
+    let second = buy("second")?;
+    assert_eq!(second.len(), 1, "the purchase after the namespace was deleted made no Subscription");
+    assert_eq!(second[0]["metadata"]["namespace"].as_str(), Some(namespace.as_str()));
+    assert_eq!(ledger.count(&rt, "SELECT count(*) FROM outbox WHERE done_at IS NULL")?, 0);
+    ledger.drop_database(&rt);
+    Ok(())
+}
