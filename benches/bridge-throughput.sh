@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The billing bridge's webhook intake (events/s, 90 % of them redeliveries, deduplicated) and its
-# payment-to-Subscription latency (p50/p99) on a testbed of its own; prints a table.
-#   benches/bridge-throughput.sh                               # 200 orders x 10 deliveries, 50 paid one at a time
-#   BENCH_ORDERS=1000 BENCH_LATENCY_ORDERS=100 benches/bridge-throughput.sh
+# The billing bridge's webhook intake (events/s, 90 % of them redeliveries, deduplicated), how fast a
+# burst of paid orders becomes Subscriptions, and payment-to-Subscription latency (p50/p99) while the
+# burst runs; BENCH_REPLICAS bridges on one ledger, on a testbed of its own; prints a table.
+#   benches/bridge-throughput.sh                       # 2 replicas, 1,000 orders x 10 deliveries, 1,000 paid one at a time
+#   BENCH_ORDERS=200 BENCH_LATENCY_ORDERS=50 BENCH_REPLICAS=1 benches/bridge-throughput.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TESTBED_DIR="$PWD/target/testbed-bench" TESTBED_ENV="$PWD/target/testbed-bench/env"
