@@ -16,6 +16,7 @@ pub mod dnszone;
 pub mod domain;
 
 pub mod formats;
+pub mod generated;
 pub mod mailbox;
 pub mod manifests;
 pub mod reasons;

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Parser;
+use mpanel_crds::generated::{self, Generated};
 use mpanel_crds::reasons;
 
 #[derive(Parser)]
@@ -23,21 +23,6 @@ struct Args {
 
 fn main() -> anyhow::Result<ExitCode> {
     let args = Args::parse();
-    let path = args.out.unwrap_or_else(reasons::reference_path);
-    let reference = reasons::reference();
-    if args.check {
-        if std::fs::read_to_string(&path).ok().as_deref() == Some(reference.as_str()) {
-            return Ok(ExitCode::SUCCESS);
-        }
-        eprintln!("out of date: {}", path.display());
-        eprintln!(
-            "the reference differs from crds/src/reasons.rs: run `cargo run -p mpanel-crds --bin reasongen` and commit the result"
-        );
-        return Ok(ExitCode::FAILURE);
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    std::fs::write(&path, reference).with_context(|| format!("writing {}", path.display()))?;
-    Ok(ExitCode::SUCCESS)
+    let file = Generated { path: args.out.unwrap_or_else(reasons::reference_path), text: reasons::reference() };
+    generated::write_or_check(&[file], args.check, "cargo run -p mpanel-crds --bin reasongen")
 }
