@@ -26,8 +26,8 @@ use mpanel_billing_bridge::render::LEDGER_LABEL;
 use mpanel_tests::Testbed;
 use serde_json::{Value, json};
 use support::{
-    ApiRelay, Bridge, Ledger, Namespaces, email, eventually, payment_intent, report_status, session_completed,
-    total_cents,
+    ApiRelay, Bridge, Ledger, Namespaces, charge_refunded, email, eventually, payment_intent, report_status,
+    session_completed, total_cents,
 };
 use tokio::runtime::Runtime;
 
@@ -92,17 +92,6 @@ struct Order {
     intent: String,
     cents: i64,
     refunded: bool,
-}
-
-/// Stripe's `charge.refunded` for `intent` of `cents`, `refunded_cents` refunded so far.
-fn charge_refunded(intent: &str, cents: i64, refunded_cents: i64) -> Value {
-    support::event(
-        "charge.refunded",
-        json!({
-            "id": format!("ch_{}", &intent[3..]), "object": "charge", "payment_intent": intent, "amount": cents,
-            "amount_refunded": refunded_cents, "currency": "usd", "refunded": refunded_cents == cents, "metadata": {},
-        }),
-    )
 }
 
 /// What Stripe tells of the order: its payment, twice over (the session and the PaymentIntent) and,

@@ -13,7 +13,9 @@ use std::time::Duration;
 use mpanel_billing_bridge::ledger::tokens::Role;
 use mpanel_tests::Testbed;
 use serde_json::{Value, json};
-use support::{Bridge, Ledger, Namespaces, email, eventually, session_completed, subscriptions_of, total_cents};
+use support::{
+    Bridge, Ledger, Namespaces, charge_refunded, email, eventually, session_completed, subscriptions_of, total_cents,
+};
 use tokio::runtime::Runtime;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -73,17 +75,6 @@ fn deletes(rt: &Runtime, ledger: &Ledger, sub: &str) -> anyhow::Result<i64> {
 
 fn audited(rt: &Runtime, ledger: &Ledger, action: &str, sub: &str) -> anyhow::Result<i64> {
     ledger.count(rt, &format!("SELECT count(*) FROM audit_log WHERE action = '{action}' AND entity_id = '{sub}'"))
-}
-
-/// Stripe's `charge.refunded` for `intent` of `cents`, `refunded_cents` refunded so far.
-fn charge_refunded(intent: &str, cents: i64, refunded_cents: i64) -> Value {
-    support::event(
-        "charge.refunded",
-        json!({
-            "id": format!("ch_{}", &intent[3..]), "object": "charge", "payment_intent": intent, "amount": cents,
-            "amount_refunded": refunded_cents, "currency": "usd", "refunded": refunded_cents == cents, "metadata": {},
-        }),
-    )
 }
 
 /// Posts a staff refund of `body` for `invoice`: the status and the invoice's status or error code.

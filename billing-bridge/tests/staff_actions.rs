@@ -14,7 +14,9 @@ use mpanel_billing_bridge::ledger::{catalog, customers};
 use mpanel_billing_bridge::money;
 use mpanel_tests::Testbed;
 use serde_json::{Value, json};
-use support::{Bridge, Ledger, Namespaces, RUNTIME_ROLE, email, eventually, session_completed, subscriptions_of};
+use support::{
+    Bridge, Ledger, Namespaces, RUNTIME_ROLE, charge_refunded, email, eventually, session_completed, subscriptions_of,
+};
 use tokio::runtime::Runtime;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -78,17 +80,6 @@ fn stripe_pays(bridge: &Bridge, rt: &Runtime, invoice: &str, cents: i64) -> anyh
     let event = support::payment_intent("payment_intent.succeeded", &intent, invoice, cents);
     anyhow::ensure!(bridge.deliver(rt, &event)? == 200, "the webhook refused the payment");
     Ok(intent)
-}
-
-/// Stripe's `charge.refunded` for `intent` of `cents`, `refunded_cents` refunded so far.
-fn charge_refunded(intent: &str, cents: i64, refunded_cents: i64) -> Value {
-    support::event(
-        "charge.refunded",
-        json!({
-            "id": format!("ch_{}", &intent[3..]), "object": "charge", "payment_intent": intent, "amount": cents,
-            "amount_refunded": refunded_cents, "currency": "usd", "refunded": refunded_cents == cents, "metadata": {},
-        }),
-    )
 }
 
 /// A customer's namespace, removed at the end of the test.

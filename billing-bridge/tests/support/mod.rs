@@ -411,6 +411,17 @@ pub fn payment_intent(kind: &str, intent: &str, invoice_id: &str, cents: i64) ->
     event(kind, object)
 }
 
+/// Stripe's `charge.refunded` for `intent` of `cents`, `refunded_cents` refunded so far.
+pub fn charge_refunded(intent: &str, cents: i64, refunded_cents: i64) -> Value {
+    event(
+        "charge.refunded",
+        json!({
+            "id": format!("ch_{}", &intent[3..]), "object": "charge", "payment_intent": intent, "amount": cents,
+            "amount_refunded": refunded_cents, "currency": "usd", "refunded": refunded_cents == cents, "metadata": {},
+        }),
+    )
+}
+
 pub fn total_cents(placed: &Value) -> i64 {
     let total = placed["total"].as_str().map(str::to_owned).unwrap_or_else(|| placed["total"].to_string());
     let (whole, frac) = total.split_once('.').unwrap_or((&total, "0"));
