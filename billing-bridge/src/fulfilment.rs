@@ -87,21 +87,31 @@ pub async fn fulfil_next(pool: &PgPool, metrics: &Metrics, wakeup: &Wakeup) -> R
     Ok(true)
 }
 
-/// The oldest paid, unfulfilled invoice that is not waiting for its next attempt and has no earlier
+/// The next paid, unfulfilled invoice that is not waiting for its next attempt and has no earlier
 /// one of its subscription still to fulfil (a first invoice has no subscription yet: nothing to
-/// look up); claimed until the transaction ends.
+/// look up); claimed until the transaction ends. Customers take turns: the oldest of the customers'
+/// first pending invoices comes first, then the oldest of all, so a customer's single order is not
+/// held behind another's burst.
 async fn claim_next(tx: &mut sqlx::PgConnection) -> Result<Option<Invoice>, LedgerError> {
-    Ok(sqlx::query_as(sql!(
-        "SELECT {} FROM invoices i WHERE i.status = 'paid' AND i.fulfilled_at IS NULL \
-         AND (i.subscription_id IS NULL OR NOT EXISTS (SELECT 1 FROM invoices e \
-              WHERE e.subscription_id = i.subscription_id AND e.status = 'paid' AND e.fulfilled_at IS NULL \
-              AND (e.paid_at, e.id) < (i.paid_at, i.id))) \
-         AND {} ORDER BY i.paid_at LIMIT 1 FOR UPDATE SKIP LOCKED",
-        invoices::COLUMNS,
-        Worker::Fulfilment.not_waiting("i.id::text")
-    ))
-    .fetch_optional(tx)
-    .await?)
+    let first_of_a_customer = "AND i.id IN (SELECT DISTINCT ON (customer_id) id FROM invoices \
+                               WHERE status = 'paid' AND fulfilled_at IS NULL ORDER BY customer_id, paid_at, id)";
+    for turn in [first_of_a_customer, ""] {
+        let invoice = sqlx::query_as(sql!(
+            "SELECT {} FROM invoices i WHERE i.status = 'paid' AND i.fulfilled_at IS NULL {turn} \
+             AND (i.subscription_id IS NULL OR NOT EXISTS (SELECT 1 FROM invoices e \
+                  WHERE e.subscription_id = i.subscription_id AND e.status = 'paid' AND e.fulfilled_at IS NULL \
+                  AND (e.paid_at, e.id) < (i.paid_at, i.id))) \
+             AND {} ORDER BY i.paid_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+            invoices::COLUMNS,
+            Worker::Fulfilment.not_waiting("i.id::text")
+        ))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if invoice.is_some() {
+            return Ok(invoice);
+        }
+    }
+    Ok(None)
 }
 
 async fn fulfil(tx: &mut sqlx::PgConnection, invoice: &Invoice) -> Result<(), FulfilmentError> {

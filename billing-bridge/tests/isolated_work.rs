@@ -478,3 +478,69 @@ fn two_replicas_on_one_ledger_do_every_piece_of_work_once() -> anyhow::Result<()
     ledger.drop_database(&rt);
     Ok(())
 }
+
+#[test]
+fn a_customers_single_order_is_not_held_behind_another_customers_burst() -> anyhow::Result<()> {
+    const BURST: usize = 40;
+    let rt = support::runtime()?;
+    let tb = Testbed::from_env()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let mut bridge = Bridge::start(&rt, &tb, &ledger, kubeconfig(&tb)?)?;
+    let bursting = email("burst");
+    let mut burst = Vec::with_capacity(BURST);
+    for _ in 0..BURST {
+        burst.push(bridge.checkout(&rt, &json!({"product": "cloudpod-mini", "cycle": "monthly", "email": bursting}))?);
+    }
+    let single = order(&rt, &bridge, "cloudpod-mini", "single")?;
+    bridge.stop();
+
+    // paid while no bridge runs (an accounting system marking invoices paid): the burst first, the
+    // single order after it, so that first come, first served would fulfil it last
+    let ids = |orders: &[Value]| orders.iter().map(|o| format!("'{}'", order_id(o))).collect::<Vec<_>>().join(", ");
+    assert_eq!(
+        exec(&rt, &ledger, &format!("UPDATE invoices SET status = 'paid' WHERE order_id IN ({})", ids(&burst)))?,
+        BURST as u64
+    );
+    assert_eq!(
+        exec(
+            &rt,
+            &ledger,
+            &format!("UPDATE invoices SET status = 'paid' WHERE order_id IN ({})", ids(&[single.clone()]))
+        )?,
+        1
+    );
+
+    let bridge = Bridge::start(&rt, &tb, &ledger, kubeconfig(&tb)?)?;
+    let _cleanup = Namespaces {
+        tb: &tb,
+        names: vec![namespace_of(&rt, &ledger, &burst[0])?, namespace_of(&rt, &ledger, &single)?],
+    };
+    let all_applied = eventually(Duration::from_secs(60), || {
+        Ok(ledger.count(&rt, "SELECT count(*) FROM outbox WHERE done_at IS NOT NULL")? == BURST as i64 + 1)
+    })?;
+    assert!(all_applied, "the orders were not all applied: {}", bridge.log_tail(20));
+
+    let single_order = order_id(&single);
+    let fulfilled_before = ledger.count(
+        &rt,
+        &format!(
+            "SELECT count(*) FROM invoices WHERE fulfilled_at < (SELECT fulfilled_at FROM invoices WHERE order_id = '{single_order}')"
+        ),
+    )?;
+    let applied_before = ledger.count(
+        &rt,
+        &format!(
+            "SELECT count(*) FROM outbox WHERE done_at < (SELECT o.done_at FROM outbox o JOIN subscriptions s \
+             ON s.id = o.subscription_id WHERE s.order_id = '{single_order}')"
+        ),
+    )?;
+    // a turn comes within the first round of the lanes (4 fulfilment, 8 outbox), not after the burst
+    assert!(
+        fulfilled_before <= 8,
+        "{fulfilled_before} of the burst's invoices were fulfilled before the single order's"
+    );
+    assert!(applied_before <= 16, "{applied_before} of the burst's resources were applied before the single order's");
+    assert_eq!(subscriptions_of(&tb, &subscription_of(&rt, &ledger, &single)?.unwrap_or_default())?.len(), 1);
+    ledger.drop_database(&rt);
+    Ok(())
+}

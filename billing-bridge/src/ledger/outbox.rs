@@ -40,27 +40,44 @@ impl Entry {
 }
 
 pub async fn enqueue(db: impl PgExecutor<'_>, subscription: Uuid, action: Action) -> Result<(), LedgerError> {
-    sqlx::query("INSERT INTO outbox (subscription_id, action) VALUES ($1, $2)")
-        .bind(subscription)
-        .bind(action.as_str())
-        .execute(db)
-        .await?;
+    let queued = sqlx::query(
+        "INSERT INTO outbox (subscription_id, action, customer_id) \
+         SELECT id, $2, customer_id FROM subscriptions WHERE id = $1",
+    )
+    .bind(subscription)
+    .bind(action.as_str())
+    .execute(db)
+    .await?
+    .rows_affected();
+    if queued == 0 {
+        return Err(LedgerError::NotFound(format!("subscription {subscription}")));
+    }
     Ok(())
 }
 
-/// The oldest pending entry, claimed (locked until the transaction ends; another worker or bridge
+/// The next pending entry, claimed (locked until the transaction ends; another worker or bridge
 /// replica skips it): entries of one subscription come out in the order written, one at a time, and
 /// an entry waiting for its next attempt holds back the later entries of its subscription only.
+/// Customers take turns: the oldest of the customers' first pending entries comes first, then the
+/// oldest entry of all, so a customer's single entry is not held behind another's long queue.
 pub async fn next(tx: &mut sqlx::PgConnection) -> Result<Option<Entry>, LedgerError> {
-    Ok(sqlx::query_as(sql!(
-        "SELECT id, subscription_id, action, attempts FROM outbox o WHERE done_at IS NULL \
-         AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.subscription_id = o.subscription_id \
-                         AND e.done_at IS NULL AND e.id < o.id) \
-         AND {} ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
-        Worker::Outbox.not_waiting("o.id::text")
-    ))
-    .fetch_optional(tx)
-    .await?)
+    let first_of_a_customer = "AND o.id IN (SELECT DISTINCT ON (customer_id) id FROM outbox \
+                               WHERE done_at IS NULL ORDER BY customer_id, id)";
+    for turn in [first_of_a_customer, ""] {
+        let entry = sqlx::query_as(sql!(
+            "SELECT id, subscription_id, action, attempts FROM outbox o WHERE done_at IS NULL {turn} \
+             AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.subscription_id = o.subscription_id \
+                             AND e.done_at IS NULL AND e.id < o.id) \
+             AND {} ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+            Worker::Outbox.not_waiting("o.id::text")
+        ))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if entry.is_some() {
+            return Ok(entry);
+        }
+    }
+    Ok(None)
 }
 
 pub async fn done(db: impl PgExecutor<'_>, entry: &Entry) -> Result<(), LedgerError> {
