@@ -505,7 +505,7 @@ fn a_customers_single_order_is_not_held_behind_another_customers_burst() -> anyh
         exec(
             &rt,
             &ledger,
-            &format!("UPDATE invoices SET status = 'paid' WHERE order_id IN ({})", ids(&[single.clone()]))
+            &format!("UPDATE invoices SET status = 'paid' WHERE order_id IN ({})", ids(std::slice::from_ref(&single)))
         )?,
         1
     );
