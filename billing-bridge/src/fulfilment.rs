@@ -18,7 +18,7 @@ use sqlx::{Connection, PgPool};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::lanes;
+use crate::lanes::{self, Order};
 use crate::ledger::invoices::{self, Invoice};
 use crate::ledger::outbox::{self, Action};
 use crate::ledger::subscriptions::{self, New};
@@ -59,9 +59,9 @@ impl FulfilmentError {
 
 /// Claims the next ready paid invoice and fulfils it: whether there was one. A failure is recorded
 /// against the invoice (backoff), not returned; an `Err` is the ledger failing.
-pub async fn fulfil_next(pool: &PgPool, metrics: &Metrics, wakeup: &Wakeup) -> Result<bool, LedgerError> {
+pub async fn fulfil_next(pool: &PgPool, metrics: &Metrics, order: Order, wakeup: &Wakeup) -> Result<bool, LedgerError> {
     let mut tx = pool.begin().await?;
-    let Some(invoice) = claim_next(&mut tx).await? else { return Ok(false) };
+    let Some(invoice) = claim_next(&mut tx, order).await? else { return Ok(false) };
     wakeup.pass_on();
     let item = Item::invoice(invoice.id, invoice.number.as_deref(), invoice.customer_id, invoice.subscription_id);
     // a savepoint: a failure undoes the attempt, not the claim or its record
@@ -89,19 +89,25 @@ pub async fn fulfil_next(pool: &PgPool, metrics: &Metrics, wakeup: &Wakeup) -> R
 
 /// The next paid, unfulfilled invoice that is not waiting for its next attempt and has no earlier
 /// one of its subscription still to fulfil (a first invoice has no subscription yet: nothing to
-/// look up); claimed until the transaction ends. Customers take turns: the oldest of the customers'
-/// first pending invoices comes first, then the oldest of all, so a customer's single order is not
-/// held behind another's burst.
-async fn claim_next(tx: &mut sqlx::PgConnection) -> Result<Option<Invoice>, LedgerError> {
-    let first_of_a_customer = "AND i.id IN (SELECT DISTINCT ON (customer_id) id FROM invoices \
-                               WHERE status = 'paid' AND fulfilled_at IS NULL ORDER BY customer_id, paid_at, id)";
-    for turn in [first_of_a_customer, ""] {
+/// look up), in `order`; claimed until the transaction ends. By turns, the first pending invoice
+/// of the customer with the fewest pending comes first (then the oldest of all).
+async fn claim_next(tx: &mut sqlx::PgConnection, order: Order) -> Result<Option<Invoice>, LedgerError> {
+    const OLDEST: (&str, &str) = ("invoices i", "i.paid_at");
+    const TURNS: (&str, &str) = (
+        "invoices i JOIN (SELECT DISTINCT ON (customer_id) id AS head, \
+                                count(*) OVER (PARTITION BY customer_id) AS queued \
+                         FROM invoices WHERE status = 'paid' AND fulfilled_at IS NULL \
+                         ORDER BY customer_id, paid_at, id) h ON h.head = i.id",
+        "h.queued, i.paid_at",
+    );
+    let passes: &[(&str, &str)] = if order == Order::Turns { &[TURNS, OLDEST] } else { &[OLDEST] };
+    for (from, order_by) in passes {
         let invoice = sqlx::query_as(sql!(
-            "SELECT {} FROM invoices i WHERE i.status = 'paid' AND i.fulfilled_at IS NULL {turn} \
+            "SELECT {} FROM {from} WHERE i.status = 'paid' AND i.fulfilled_at IS NULL \
              AND (i.subscription_id IS NULL OR NOT EXISTS (SELECT 1 FROM invoices e \
                   WHERE e.subscription_id = i.subscription_id AND e.status = 'paid' AND e.fulfilled_at IS NULL \
                   AND (e.paid_at, e.id) < (i.paid_at, i.id))) \
-             AND {} ORDER BY i.paid_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+             AND {} ORDER BY {order_by} LIMIT 1 FOR UPDATE OF i SKIP LOCKED",
             invoices::COLUMNS,
             Worker::Fulfilment.not_waiting("i.id::text")
         ))
@@ -204,10 +210,10 @@ async fn renew(tx: &mut sqlx::PgConnection, invoice: &Invoice, id: Uuid) -> Resu
 /// the first failing invoice is due again, and every `scan`; each fulfilled invoice kicks the outbox.
 pub async fn run(pool: PgPool, kick: Arc<Notify>, scan: Duration, outbox_kick: Arc<Notify>, metrics: Arc<Metrics>) {
     let wakeup = Wakeup::relay(pool.clone(), CHANNEL, kick);
-    lanes::run(pool.clone(), Worker::Fulfilment, PARALLEL, wakeup, scan, &metrics, |wakeup| {
+    lanes::run(pool.clone(), Worker::Fulfilment, PARALLEL, wakeup, scan, &metrics, |order, wakeup| {
         let (pool, metrics, outbox_kick) = (&pool, &metrics, &outbox_kick);
         async move {
-            let fulfilled = fulfil_next(pool, metrics, &wakeup).await?;
+            let fulfilled = fulfil_next(pool, metrics, order, &wakeup).await?;
             if fulfilled {
                 outbox_kick.notify_one();
             }

@@ -2,6 +2,10 @@
 //! item that takes its time (an apiserver slow to answer) holds up its own lane only and the others
 //! go on. A lane that finds nothing ready waits for a kick (`Wakeup`) or until the first item in
 //! backoff is due again. Only the ledger failing pauses a lane (1 s, doubling to 30 s).
+//!
+//! The first lane serves customers in turns (the oldest of the customers' first pending items),
+//! the others the oldest item of all: a customer's single order is not held behind another
+//! customer's burst, and the burst is not slowed by a per-claim search over every customer.
 
 use std::fmt::Display;
 use std::future::Future;
@@ -17,6 +21,15 @@ use crate::wakeup::Wakeup;
 const FIRST_PAUSE: Duration = Duration::from_secs(1);
 const LONGEST_PAUSE: Duration = Duration::from_secs(30);
 
+/// Which item a lane claims next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// The oldest of the customers' first pending items, else the oldest of all.
+    Turns,
+    /// The oldest of all.
+    Oldest,
+}
+
 /// An error a lane logs with its stable reason.
 pub trait Reasoned: Display {
     fn reason(&self) -> &'static str;
@@ -28,8 +41,8 @@ impl Reasoned for LedgerError {
     }
 }
 
-/// Runs `count` lanes of `worker` until the process ends. `step` claims one ready item and carries
-/// it out (`Ok(false)`: none was ready); once it holds its claim it calls `Wakeup::pass_on`, so that
+/// Runs `count` lanes of `worker` until the process ends. `step` claims one ready item in its
+/// lane's `Order` and carries it out (`Ok(false)`: none was ready); once it holds its claim it calls `Wakeup::pass_on`, so that
 /// another lane looks for the next item meanwhile. `scan` bounds every wait, to catch what a lost
 /// notification missed.
 pub async fn run<S, F, E>(
@@ -41,17 +54,19 @@ pub async fn run<S, F, E>(
     metrics: &Metrics,
     step: S,
 ) where
-    S: Fn(Wakeup) -> F,
+    S: Fn(Order, Wakeup) -> F,
     F: Future<Output = Result<bool, E>>,
     E: Reasoned,
 {
-    let lane = |_| async {
+    let (step, wakeup, pool, metrics) = (&step, &wakeup, &pool, metrics);
+    let lane = |n| async move {
+        let order = if n == 0 { Order::Turns } else { Order::Oldest };
         let mut pause = FIRST_PAUSE;
         loop {
-            match step(wakeup.clone()).await {
+            match step(order, wakeup.clone()).await {
                 Ok(true) => pause = FIRST_PAUSE,
                 Ok(false) => {
-                    let due = match work_attempts::backoff(&pool, worker).await {
+                    let due = match work_attempts::backoff(pool, worker).await {
                         Ok(backoff) => {
                             metrics.set_work_in_backoff(worker, backoff.items);
                             backoff.next_due

@@ -19,7 +19,7 @@ use mpanel_crds::subscription::Subscription;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 
-use crate::lanes;
+use crate::lanes::{self, Order};
 use crate::ledger::outbox::{self, Action, Entry};
 use crate::ledger::work_attempts::{self, Item, Worker};
 use crate::ledger::{LedgerError, catalog, customers, subscriptions};
@@ -107,10 +107,11 @@ pub async fn apply_next(
     client: &Client,
     known: &KnownNamespaces,
     metrics: &Metrics,
+    order: Order,
     wakeup: &Wakeup,
 ) -> Result<bool, OutboxError> {
     let mut tx = pool.begin().await.map_err(LedgerError::from)?;
-    let Some(entry) = outbox::next(&mut tx).await? else {
+    let Some(entry) = outbox::next(&mut tx, order).await? else {
         drop(tx);
         if let Ok(n) = outbox::pending(pool).await {
             metrics.outbox_pending.set(n);
@@ -264,9 +265,9 @@ where
 pub async fn run(pool: PgPool, client: Client, kick: Arc<Notify>, scan: Duration, metrics: Arc<Metrics>) {
     let wakeup = Wakeup::relay(pool.clone(), CHANNEL, kick);
     let known = KnownNamespaces::default();
-    lanes::run(pool.clone(), Worker::Outbox, PARALLEL, wakeup, scan, &metrics, |wakeup| {
+    lanes::run(pool.clone(), Worker::Outbox, PARALLEL, wakeup, scan, &metrics, |order, wakeup| {
         let (pool, client, known, metrics) = (&pool, &client, &known, &metrics);
-        async move { apply_next(pool, client, known, metrics, &wakeup).await }
+        async move { apply_next(pool, client, known, metrics, order, &wakeup).await }
     })
     .await;
 }

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::LedgerError;
 use super::work_attempts::Worker;
+use crate::lanes::Order;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Action {
@@ -58,17 +59,22 @@ pub async fn enqueue(db: impl PgExecutor<'_>, subscription: Uuid, action: Action
 /// The next pending entry, claimed (locked until the transaction ends; another worker or bridge
 /// replica skips it): entries of one subscription come out in the order written, one at a time, and
 /// an entry waiting for its next attempt holds back the later entries of its subscription only.
-/// Customers take turns: the oldest of the customers' first pending entries comes first, then the
-/// oldest entry of all, so a customer's single entry is not held behind another's long queue.
-pub async fn next(tx: &mut sqlx::PgConnection) -> Result<Option<Entry>, LedgerError> {
-    let first_of_a_customer = "AND o.id IN (SELECT DISTINCT ON (customer_id) id FROM outbox \
-                               WHERE done_at IS NULL ORDER BY customer_id, id)";
-    for turn in [first_of_a_customer, ""] {
+/// In `order`: by turns, the first pending entry of the customer with the fewest pending comes
+/// first (then the oldest of all), so a customer's single entry is not held behind another's burst.
+pub async fn next(tx: &mut sqlx::PgConnection, order: Order) -> Result<Option<Entry>, LedgerError> {
+    const OLDEST: (&str, &str) = ("outbox o", "o.id");
+    const TURNS: (&str, &str) = (
+        "outbox o JOIN (SELECT min(id) AS head, count(*) AS queued FROM outbox WHERE done_at IS NULL \
+         GROUP BY customer_id) h ON h.head = o.id",
+        "h.queued, o.id",
+    );
+    let passes: &[(&str, &str)] = if order == Order::Turns { &[TURNS, OLDEST] } else { &[OLDEST] };
+    for (from, order_by) in passes {
         let entry = sqlx::query_as(sql!(
-            "SELECT id, subscription_id, action, attempts FROM outbox o WHERE done_at IS NULL {turn} \
+            "SELECT id, subscription_id, action, attempts FROM {from} WHERE o.done_at IS NULL \
              AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.subscription_id = o.subscription_id \
                              AND e.done_at IS NULL AND e.id < o.id) \
-             AND {} ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+             AND {} ORDER BY {order_by} LIMIT 1 FOR UPDATE OF o SKIP LOCKED",
             Worker::Outbox.not_waiting("o.id::text")
         ))
         .fetch_optional(&mut *tx)
