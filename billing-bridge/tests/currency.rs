@@ -12,7 +12,7 @@ use mpanel_billing_bridge::ledger::{Cycle, subscriptions};
 use mpanel_billing_bridge::lifecycle;
 use mpanel_tests::Testbed;
 use serde_json::{Value, json};
-use support::{Bridge, Ledger, Namespaces, admin_token, email, event, payment_intent};
+use support::{Bridge, Ledger, Namespaces, admin_token, email, payment_intent, session_paid};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::Runtime;
 
@@ -97,25 +97,6 @@ impl Drop for RecordingRelay {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-/// `checkout.session.completed` for `placed`, paid with `amount` of `currency`'s minor unit.
-fn session_paid(placed: &Value, intent: &str, amount: i64, currency: &str) -> Value {
-    event(
-        "checkout.session.completed",
-        json!({
-            "id": placed["checkoutSessionId"],
-            "object": "checkout.session",
-            "mode": "payment",
-            "status": "complete",
-            "payment_status": "paid",
-            "payment_intent": intent,
-            "amount_total": amount,
-            "currency": currency,
-            "client_reference_id": placed["orderId"],
-            "metadata": {"order_id": placed["orderId"], "invoice_id": placed["invoiceId"]},
-        }),
-    )
 }
 
 /// The customer namespace a paid invoice's fulfilment makes, to delete after the test.

@@ -375,7 +375,11 @@ pub fn event(kind: &str, object: Value) -> Value {
 
 /// `checkout.session.completed` for the order `placed` (a checkout answer), paid by `intent`.
 pub fn session_completed(placed: &Value, intent: &str) -> Value {
-    let cents = total_cents(placed);
+    session_paid(placed, intent, total_cents(placed), "usd")
+}
+
+/// `checkout.session.completed` for `placed`, paid by `intent` with `amount` of `currency`'s minor unit.
+pub fn session_paid(placed: &Value, intent: &str, amount: i64, currency: &str) -> Value {
     event(
         "checkout.session.completed",
         json!({
@@ -386,8 +390,8 @@ pub fn session_completed(placed: &Value, intent: &str) -> Value {
             "payment_status": "paid",
             "payment_intent": intent,
             "customer": format!("cus_{}", &intent[3..]),
-            "amount_total": cents,
-            "currency": "usd",
+            "amount_total": amount,
+            "currency": currency,
             "client_reference_id": placed["orderId"],
             "metadata": {"order_id": placed["orderId"], "invoice_id": placed["invoiceId"]},
         }),
