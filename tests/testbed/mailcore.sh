@@ -2,6 +2,10 @@
 # postfixadmin's tables in the mailcore database on the testbed's PostgreSQL (sourced by up). The
 # configuration is written here; nothing under /etc/dovecot is read, and of /etc/postfix only what the
 # packages keep there (the pgsql map plugin's registration). No mail ever leaves loopback.
+#
+# A second SMTP port (NOTIFY_SMTP_ADDR) takes the billing bridge's customer notifications: whatever
+# it accepts from loopback, for any recipient, is delivered by Postfix's virtual agent to one capture
+# maildir (MAIL_CAPTURE_DIR, files in new/), never to mail-core's mailboxes nor out.
 # shellcheck shell=bash
 
 # the maildirs belong to nobody/nogroup: Dovecot refuses root as a mail user
@@ -22,7 +26,8 @@ mail_banner() (
 mailcore_ready() {
   [ -f "$TESTBED_DIR/mailcore/env" ] || return 1
   # shellcheck disable=SC1091
-  (source "$TESTBED_DIR/mailcore/env" && mail_banner "${IMAP_ADDR##*:}" '* OK' && mail_banner "${SMTP_ADDR##*:}" 220)
+  (source "$TESTBED_DIR/mailcore/env" && mail_banner "${IMAP_ADDR##*:}" '* OK' && mail_banner "${SMTP_ADDR##*:}" 220 \
+    && [ -n "${NOTIFY_SMTP_ADDR:-}" ] && mail_banner "${NOTIFY_SMTP_ADDR##*:}" 220 && [ -d "${MAIL_CAPTURE_DIR:-}" ])
 }
 
 # doveadm answers 77 (auth failed) for an unknown user once the passdb query runs, 75 while it cannot.
@@ -158,9 +163,9 @@ CONF
   )
 }
 
-# write_postfix_conf DIR HOME PG_PORT SMTP_PORT
+# write_postfix_conf DIR HOME PG_PORT SMTP_PORT NOTIFY_PORT
 write_postfix_conf() {
-  local d=$1 home=$2 pg_port=$3 smtp_port=$4
+  local d=$1 home=$2 pg_port=$3 smtp_port=$4 notify_port=$5
   mkdir -p "$d/postfix"
   cat >"$d/postfix/main.cf" <<CONF
 # mail-core's Postfix (written by tests/testbed/mailcore.sh): SMTP on loopback for the virtual domains
@@ -223,6 +228,17 @@ lmtp                    unix       -      -      n      -      -    lmtp
 anvil                   unix       -      -      n      -      1    anvil
 scache                  unix       -      -      n      -      1    scache
 postlog           unix-dgram       n      -      n      -      1    postlogd
+# the bridge's notifications: relayed from loopback only, every recipient to the capture maildir
+127.0.0.1:$notify_port  inet       n      -      n      -      -    smtpd
+  -o smtpd_relay_restrictions=permit_mynetworks,reject
+  -o smtpd_reject_unlisted_recipient=no
+  -o content_filter=capture:
+capture                 unix       -      n      n      -      -    virtual
+  -o virtual_mailbox_base=$home
+  -o virtual_mailbox_maps=static:capture/
+  -o virtual_uid_maps=static:$MAIL_UID
+  -o virtual_gid_maps=static:$MAIL_GID
+  -o virtual_minimum_uid=$MAIL_UID
 CONF
   local active="JOIN domain d ON d.domain = t.domain WHERE t.active = 1 AND d.active = 1"
   write_pgsql_map "$d/postfix/domains.cf" "$pg_port" \
@@ -251,10 +267,11 @@ up_mailcore() {
   mkdir -p "$d"
   [ -s "$d/password" ] || (umask 077 && openssl rand -hex 16 >"$d/password")
   mailcore_db
-  mkdir -p "$home/vmail"
+  mkdir -p "$home/vmail" "$home/capture/new" "$home/capture/cur" "$home/capture/tmp"
   chmod 755 "$home"
   chown "$MAIL_UID:$MAIL_GID" "$home/vmail"
   chmod 700 "$home/vmail"
+  chown -R "$MAIL_UID:$MAIL_GID" "$home/capture"
   # a mail-core started for an earlier PostgreSQL would ask a port nobody listens on any more
   if is_running dovecot && is_running postfix && mailcore_ready && dovecot_auth_ready \
     && [ "$(cat "$d/pgport" 2>/dev/null)" = "$pg_port" ]; then
@@ -262,12 +279,12 @@ up_mailcore() {
   else
     stop_daemon postfix
     stop_daemon dovecot
-    local imap_port smtp_port
+    local imap_port smtp_port notify_port
     rm -f "$d/env"
     rm -rf "$home/run"
-    imap_port=$(freeport); smtp_port=$(freeport)
+    imap_port=$(freeport); smtp_port=$(freeport); notify_port=$(freeport)
     write_dovecot_conf "$d" "$home" "$pg_port" "$imap_port"
-    write_postfix_conf "$d" "$home" "$pg_port" "$smtp_port"
+    write_postfix_conf "$d" "$home" "$pg_port" "$smtp_port" "$notify_port"
     # in the queue directory (root's), postfix check makes the directories with the owners and modes
     # Postfix wants (user postfix; maildrop and public of group postdrop) and checks the configuration
     mkdir -p "$home/queue"
@@ -275,7 +292,8 @@ up_mailcore() {
     echo "$pg_port" >"$d/pgport"
     printf '%s\n' "MAILCORE_DATABASE_URL=postgres://mailcore:$(cat "$d/password")@127.0.0.1:$pg_port/mailcore" \
       "DOVECOT_CONF=$d/dovecot.conf" "IMAP_ADDR=127.0.0.1:$imap_port" "SMTP_ADDR=127.0.0.1:$smtp_port" \
-      "MAILCORE_VMAIL_DIR=$home/vmail" >"$d/env"
+      "MAILCORE_VMAIL_DIR=$home/vmail" "NOTIFY_SMTP_ADDR=127.0.0.1:$notify_port" \
+      "MAIL_CAPTURE_DIR=$home/capture" >"$d/env"
     start_daemon dovecot dovecot -F -c "$d/dovecot.conf"
     wait_for_daemon dovecot 30 "Dovecot's IMAP greeting" mail_banner "$imap_port" '* OK'
     wait_for_daemon dovecot 30 "Dovecot's passdb to answer doveadm auth test" dovecot_auth_ready
@@ -283,6 +301,7 @@ up_mailcore() {
     # master only as pid 1), and a SIGTERM to that script leaves the master running
     start_daemon postfix "$(postconf -c "$d/postfix" -h daemon_directory)/master" -c "$d/postfix" -s
     wait_for_daemon postfix 30 "Postfix's SMTP greeting" mail_banner "$smtp_port" 220
+    wait_for_daemon postfix 30 "Postfix's SMTP greeting for notifications" mail_banner "$notify_port" 220
   fi
   mapfile -t keys <"$d/env"
   set_env 40-mailcore "${keys[@]}"
