@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::providers::throttle::Limits;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
@@ -63,6 +65,9 @@ pub struct NamesiloConfig {
     pub zone_defaults: ZoneDefaults,
     #[serde(default = "default_namesilo_timeout_seconds")]
     pub timeout_seconds: u64,
+    /// Client-side limits on the calls to Namesilo; [`NAMESILO_LIMITS`] by default.
+    #[serde(default)]
+    pub rate_limit: RateLimit,
 }
 
 /// The apex records of a zone a Domain creates.
@@ -115,6 +120,9 @@ pub struct ProxmoxConfig {
     pub plans: std::collections::BTreeMap<String, mpanel_crds::cloudpod::Resources>,
     #[serde(default = "default_timeout_seconds")]
     pub timeout_seconds: u64,
+    /// Client-side limits on the calls to the Proxmox VE API; [`PROXMOX_LIMITS`] by default.
+    #[serde(default)]
+    pub rate_limit: RateLimit,
 }
 
 fn default_plans() -> std::collections::BTreeMap<String, mpanel_crds::cloudpod::Resources> {
@@ -175,6 +183,9 @@ pub struct MailCoreConfig {
     pub timeout_seconds: u64,
     #[serde(default = "default_mailcore_connections")]
     pub max_connections: u32,
+    /// Client-side limits on the queries to mail-core's database; [`MAILCORE_LIMITS`] by default.
+    #[serde(default)]
+    pub rate_limit: RateLimit,
 }
 
 fn default_mailcore_connections() -> u32 {
@@ -238,6 +249,10 @@ pub struct PowerDnsConfig {
     /// served before the CA is told to validate. Needed for Certificates.
     #[serde(default)]
     pub dns_address: Option<String>,
+    /// Client-side limits on the calls to the PowerDNS API (DnsZones and DNS-01 records together);
+    /// [`POWERDNS_LIMITS`] by default.
+    #[serde(default)]
+    pub rate_limit: RateLimit,
 }
 
 #[derive(Deserialize, Clone, Debug, PartialEq)]
@@ -252,6 +267,10 @@ pub struct AcmeConfig {
     /// The ConfigMap (in the Lease's namespace) where orders are counted, so a restart keeps the count.
     #[serde(default = "default_budget_config_map")]
     pub budget_config_map: String,
+    /// Client-side limits on the calls to each issuer's CA (each issuer has its own);
+    /// [`ACME_LIMITS`] by default.
+    #[serde(default)]
+    pub rate_limit: RateLimit,
 }
 
 fn default_orders_per_week() -> u32 {
@@ -290,6 +309,67 @@ pub struct ExternalAccountBinding {
     /// The HMAC key, base64url as CAs hand it out.
     pub hmac_key_secret_ref: SecretRef,
 }
+
+/// Client-side limits on the calls to one external system: over them a call waits for its turn,
+/// it is never refused. Either key may be left out for its default.
+#[derive(Deserialize, Clone, Copy, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests started per second, e.g. `5` or `0.5`.
+    #[serde(default)]
+    pub requests_per_second: Option<f64>,
+    /// Requests waiting for their answer at once.
+    #[serde(default)]
+    pub max_in_flight: Option<u32>,
+}
+
+impl RateLimit {
+    /// These limits, with `default`'s where a key is left out.
+    pub fn or(&self, default: Limits) -> Limits {
+        Limits {
+            requests_per_second: self.requests_per_second.unwrap_or(default.requests_per_second),
+            max_in_flight: self.max_in_flight.unwrap_or(default.max_in_flight),
+        }
+    }
+
+    /// Refuses a rate that is not a positive number and an in-flight cap below one; `key` names
+    /// the block in the message (`namesilo.rateLimit`).
+    fn check(&self, key: &str) -> Result<(), String> {
+        if let Some(rate) = self.requests_per_second
+            && !(rate.is_finite() && rate > 0.0)
+        {
+            return Err(format!("{key}.requestsPerSecond must be a number above 0 (e.g. 5 or 0.5), not {rate}"));
+        }
+        if self.max_in_flight == Some(0) {
+            return Err(format!("{key}.maxInFlight must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// PowerDNS documents no API rate limit; every API write is a transaction on its backend database
+/// that also serves the DNS queries. 32 in flight is the DnsZone controller's concurrency, so a
+/// burst of zones is not held back by the cap alone, and 200/s keeps a cold start of thousands of
+/// zones from crowding out the queries.
+pub const POWERDNS_LIMITS: Limits = Limits { requests_per_second: 200.0, max_in_flight: 32 };
+/// Let's Encrypt's overall request limits (letsencrypt.org/docs/rate-limits, per IP): the lowest
+/// is `/acme/new-nonce` at 20/s, and an operation makes its request plus at most one nonce
+/// request, so 10 operations/s stay within it (`/acme/new-account` 5/s is one call per issuer).
+pub const ACME_LIMITS: Limits = Limits { requests_per_second: 10.0, max_in_flight: 4 };
+/// mail-core's PostgreSQL also answers every Postfix and Dovecot lookup (its `max_connections`
+/// defaults to 100 for all of them); the operator keeps to its pool (`maxConnections`, 4: more in
+/// flight would only wait for a connection) and 50 queries/s.
+pub const MAILCORE_LIMITS: Limits = Limits { requests_per_second: 50.0, max_in_flight: 4 };
+/// Proxmox VE documents no API rate limit; its API daemons pveproxy and pvedaemon (which runs the
+/// calls needing root: clone, config, resize, power) each run 3 worker processes
+/// (`max_workers => 3` in pve-manager's `PVE/Service/pveproxy.pm` and `pvedaemon.pm`), so more
+/// than 3 at once only queue there; 20/s leaves room for the web UI and other clients.
+pub const PROXMOX_LIMITS: Limits = Limits { requests_per_second: 20.0, max_in_flight: 3 };
+/// Namesilo publishes no number; its "API Automated Batch Processing" policy
+/// (namesilo.com/support/v2/articles/account-options/api-automated-batch) monitors automated,
+/// repetitive calls and throttles or suspends accounts whose calls burden the API, so the operator
+/// keeps to a modest 5/s, 4 at once (the Domain controller's concurrency).
+pub const NAMESILO_LIMITS: Limits = Limits { requests_per_second: 5.0, max_in_flight: 4 };
 
 /// A Secret in a named namespace.
 #[derive(Deserialize, Clone, Debug, PartialEq)]
@@ -335,6 +415,7 @@ impl Config {
         {
             return Err("namesilo.nameservers needs at least two nameservers".into());
         }
+        config.check_rate_limits()?;
         if let Some(acme) = &config.acme {
             if config.powerdns.as_ref().and_then(|p| p.dns_address.as_ref()).is_none() {
                 return Err("acme needs powerdns with its dnsAddress: DNS-01 records are written to PowerDNS".into());
@@ -344,6 +425,22 @@ impl Config {
             }
         }
         Ok(config)
+    }
+
+    fn check_rate_limits(&self) -> Result<(), String> {
+        let blocks = [
+            ("powerdns", self.powerdns.as_ref().map(|c| &c.rate_limit)),
+            ("acme", self.acme.as_ref().map(|c| &c.rate_limit)),
+            ("mailcore", self.mailcore.as_ref().map(|c| &c.rate_limit)),
+            ("proxmox", self.proxmox.as_ref().map(|c| &c.rate_limit)),
+            ("namesilo", self.namesilo.as_ref().map(|c| &c.rate_limit)),
+        ];
+        for (provider, limit) in blocks {
+            if let Some(limit) = limit {
+                limit.check(&format!("{provider}.rateLimit"))?;
+            }
+        }
+        Ok(())
     }
 
     pub fn reconcile_timeout(&self) -> Result<Duration, String> {
@@ -408,6 +505,40 @@ mod tests {
         let n = c.namesilo.unwrap();
         assert_eq!(n.api_url, "https://www.namesilo.com/api");
         assert_eq!(n.zone_defaults.mx[0].priority, 10);
+    }
+
+    #[test]
+    fn rate_limits_default_per_provider_and_a_partial_block_keeps_the_other_default() {
+        let key =
+            "  apiKeySecretRef: {namespace: s, name: namesilo, key: api-key}\n  nameservers: [a.example, b.example]\n";
+        let c = Config::parse(&format!("namesilo:\n{key}")).unwrap();
+        assert_eq!(c.namesilo.unwrap().rate_limit.or(NAMESILO_LIMITS), NAMESILO_LIMITS);
+        let c = Config::parse(&format!("namesilo:\n{key}  rateLimit: {{requestsPerSecond: 20}}\n")).unwrap();
+        let limits = c.namesilo.unwrap().rate_limit.or(NAMESILO_LIMITS);
+        assert_eq!(limits, Limits { requests_per_second: 20.0, max_in_flight: NAMESILO_LIMITS.max_in_flight });
+        let c = Config::parse(&format!("namesilo:\n{key}  rateLimit: {{requestsPerSecond: 0.5, maxInFlight: 1}}\n"))
+            .unwrap();
+        assert_eq!(
+            c.namesilo.unwrap().rate_limit.or(NAMESILO_LIMITS),
+            Limits { requests_per_second: 0.5, max_in_flight: 1 }
+        );
+    }
+
+    #[test]
+    fn rate_limits_that_would_stop_every_call_are_refused_naming_the_key() {
+        let pdns =
+            "powerdns:\n  apiUrl: http://127.0.0.1:8081\n  apiKeySecretRef: {namespace: s, name: pdns, key: k}\n";
+        let err = Config::parse(&format!("{pdns}  rateLimit: {{requestsPerSecond: 0}}\n")).unwrap_err();
+        assert!(err.contains("powerdns.rateLimit.requestsPerSecond must be a number above 0"), "{err}");
+        let err = Config::parse(&format!("{pdns}  rateLimit: {{requestsPerSecond: -3}}\n")).unwrap_err();
+        assert!(err.contains("powerdns.rateLimit.requestsPerSecond"), "{err}");
+        let err = Config::parse(&format!("{pdns}  rateLimit: {{maxInFlight: 0}}\n")).unwrap_err();
+        assert!(err.contains("powerdns.rateLimit.maxInFlight must be at least 1"), "{err}");
+        let err = Config::parse(&format!("{pdns}  rateLimit: {{rps: 5}}\n")).unwrap_err();
+        assert!(err.contains("rps"), "an unknown key is named: {err}");
+        let proxmox = "proxmox:\n  url: https://pve\n  tokenSecretRef: {namespace: s, name: t, key: k}\n  vmidRange: {first: 100, last: 200}\n";
+        let err = Config::parse(&format!("{proxmox}  rateLimit: {{maxInFlight: 0}}\n")).unwrap_err();
+        assert!(err.contains("proxmox.rateLimit.maxInFlight"), "{err}");
     }
 
     #[test]

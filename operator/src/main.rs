@@ -12,7 +12,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector;
 use kube::{Api, Client, ResourceExt};
-use mpanel_operator::config::{Config, SecretRef};
+use mpanel_operator::config::{Config, MAILCORE_LIMITS, NAMESILO_LIMITS, POWERDNS_LIMITS, PROXMOX_LIMITS, SecretRef};
 use mpanel_operator::controllers::certificate::{self, budget::Budget, dns01::Dns01, issuers::Issuers};
 use mpanel_operator::controllers::{Backoff, cloudpod, dnszone, domain, mailbox, subscription};
 use mpanel_operator::endpoints::{self, Health};
@@ -23,6 +23,7 @@ use mpanel_operator::providers::mailcore::{self, MailCore};
 use mpanel_operator::providers::namesilo::{self, Namesilo};
 use mpanel_operator::providers::powerdns::{self, PowerDns};
 use mpanel_operator::providers::proxmox::{self, Proxmox};
+use mpanel_operator::providers::throttle::Throttle;
 use mpanel_operator::tls;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -216,7 +217,9 @@ where
             server_id: pdns.server_id.clone(),
             timeout: Duration::from_secs(pdns.timeout_seconds),
         };
-        let dns = PowerDns::new(pdns_config.clone(), metrics.clone())?;
+        // DnsZones and DNS-01 records share one PowerDNS, so one set of limits
+        let pdns_throttle = Throttle::new("powerdns", pdns.rate_limit.or(POWERDNS_LIMITS), Some(metrics.clone()));
+        let dns = PowerDns::new(pdns_config.clone(), metrics.clone())?.with_throttle(pdns_throttle.clone());
         let (cloudpods, writer) = reflector::store();
         let ctx = Arc::new(dnszone::Context {
             client: client.clone(),
@@ -243,7 +246,7 @@ where
                 names: names.clone(),
                 namespace: config.watch_namespace.clone(),
                 dns01: Dns01::new(
-                    PowerDns::new(pdns_config, metrics.clone())?,
+                    PowerDns::new(pdns_config, metrics.clone())?.with_throttle(pdns_throttle),
                     server,
                     Duration::from_secs(pdns.timeout_seconds),
                 ),
@@ -272,7 +275,8 @@ where
                 max_connections: mc.max_connections,
             },
             metrics.clone(),
-        )?;
+        )?
+        .with_throttle(Throttle::new("mailcore", mc.rate_limit.or(MAILCORE_LIMITS), Some(metrics.clone())));
         let (dnszones, writer) = reflector::store();
         let ctx = Arc::new(mailbox::Context {
             client: client.clone(),
@@ -299,7 +303,8 @@ where
         let proxmox = Proxmox::new(
             proxmox::Config { url: px.url.clone(), token, ca_pem, timeout: Duration::from_secs(px.timeout_seconds) },
             metrics.clone(),
-        )?;
+        )?
+        .with_throttle(Throttle::new("proxmox", px.rate_limit.or(PROXMOX_LIMITS), Some(metrics.clone())));
         let ctx = Arc::new(cloudpod::Context {
             client: client.clone(),
             namespace: config.watch_namespace.clone(),
@@ -327,7 +332,8 @@ where
         let registrar = Namesilo::new(
             namesilo::Config { api_url: ns.api_url.clone(), api_key, timeout: Duration::from_secs(ns.timeout_seconds) },
             metrics.clone(),
-        )?;
+        )?
+        .with_throttle(Throttle::new("namesilo", ns.rate_limit.or(NAMESILO_LIMITS), Some(metrics.clone())));
         let ctx = Arc::new(domain::Context {
             client: client.clone(),
             names: names.clone(),

@@ -38,6 +38,11 @@ pub struct ProviderLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderOnlyLabels {
+    pub provider: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProviderOperationLabels {
     pub provider: &'static str,
     pub operation: &'static str,
@@ -52,6 +57,7 @@ pub struct Metrics {
     reconcile_duration: Family<KindLabels, Histogram>,
     provider_calls: Family<ProviderLabels, Counter>,
     provider_call_duration: Family<ProviderOperationLabels, Histogram>,
+    provider_throttle_wait: Family<ProviderOnlyLabels, Histogram>,
     drift_repairs: Family<KindLabels, Counter>,
 }
 
@@ -82,6 +88,13 @@ impl Default for Metrics {
             "Latency of calls to external systems",
             provider_call_duration.clone(),
         );
+        let provider_throttle_wait =
+            Family::<ProviderOnlyLabels, Histogram>::new_with_constructor(duration_histogram as fn() -> Histogram);
+        registry.register(
+            "provider_throttle_wait_seconds",
+            "Time a request to an external system waited for its turn under the client-side limits",
+            provider_throttle_wait.clone(),
+        );
         let drift_repairs = Family::<KindLabels, Counter>::default();
         registry.register("drift_repairs", "Out-of-band changes found and repaired, by kind", drift_repairs.clone());
         let inventory = crate::inventory::Inventory::default();
@@ -94,6 +107,7 @@ impl Default for Metrics {
             reconcile_duration,
             provider_calls,
             provider_call_duration,
+            provider_throttle_wait,
             drift_repairs,
         }
     }
@@ -127,6 +141,11 @@ impl Metrics {
         self.provider_call_duration
             .get_or_create(&ProviderOperationLabels { provider, operation })
             .observe(took.as_secs_f64());
+    }
+
+    /// A request to `provider` waited `waited` for its turn (zero when it went at once).
+    pub fn provider_throttled(&self, provider: &'static str, waited: Duration) {
+        self.provider_throttle_wait.get_or_create(&ProviderOnlyLabels { provider }).observe(waited.as_secs_f64());
     }
 
     pub fn drift_repaired(&self, kind: &'static str) {

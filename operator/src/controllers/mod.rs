@@ -230,6 +230,21 @@ pub fn retry_later<K: ResourceExt>(
     kube::runtime::controller::Action::requeue(delay)
 }
 
+/// When to look at `obj` again after a reconcile that left nothing pending: `interval` ±10 %, by
+/// a fraction fixed per object (a hash of its UID), so resyncs are spread over time instead of
+/// every object's falling at the same moment. Fixed rather than drawn anew each time: objects
+/// that started together (a restart, a bulk apply) drift apart by their different periods every
+/// cycle, which spreads them faster than a random walk would, each object's own resyncs stay
+/// evenly spaced, and every replica computes the same delay.
+pub fn resync_after<K: Resource>(obj: &K, interval: Duration) -> Duration {
+    let meta = obj.meta();
+    let id = meta.uid.as_deref().or(meta.name.as_deref()).unwrap_or_default();
+    // FNV-1a: stable across processes and Rust versions, unlike the std hashers
+    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let spread = (hash % 2001) as f64 / 10_000.0 - 0.1;
+    interval.mul_f64(1.0 + spread)
+}
+
 /// A kind whose status the shared [`Step`] works on.
 pub trait StatusOf: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug {
     type Status: Clone + Default + PartialEq + Serialize;
@@ -598,6 +613,29 @@ mod tests {
             &serde_json::json!({"spec": {"records": [{"name": "@", "type": "A", "values": ["192.0.2.2"]}]}})
         ));
         assert!(!holds(&have, &serde_json::json!({"spec": {"nameservers": ["ns1.a.net"]}})));
+    }
+
+    #[test]
+    fn resyncs_of_many_objects_are_spread_within_ten_percent_and_each_object_keeps_its_own() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+        let object = |uid: String| ConfigMap {
+            metadata: ObjectMeta { name: Some("z".into()), uid: Some(uid), ..ObjectMeta::default() },
+            ..ConfigMap::default()
+        };
+        let interval = Duration::from_secs(300);
+        let delays: Vec<Duration> =
+            (0..1000).map(|i| resync_after(&object(format!("6f1c2a4e-0000-4000-8000-{i:012x}")), interval)).collect();
+        let (low, high) = (Duration::from_secs(270), Duration::from_secs(330));
+        assert!(delays.iter().all(|d| *d >= low && *d <= high), "all within 300 s ± 10 %");
+        // spread over the whole band: every tenth of it holds some of the 1,000 objects
+        for tenth in 0..10 {
+            let from = low + Duration::from_secs(6 * tenth);
+            let held = delays.iter().filter(|d| **d >= from && **d < from + Duration::from_secs(6)).count();
+            assert!((50..=150).contains(&held), "{held} of 1000 delays in [{from:?}, +6 s)");
+        }
+        let first = object("6f1c2a4e-0000-4000-8000-000000000000".into());
+        assert_eq!(resync_after(&first, interval), delays[0], "the same object gets the same delay every time");
     }
 
     #[test]

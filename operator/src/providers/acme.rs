@@ -16,6 +16,7 @@ use instant_acme::{
 };
 use mpanel_crds::reasons;
 
+use super::throttle::Throttle;
 use crate::metrics::Metrics;
 use crate::tls;
 
@@ -193,6 +194,7 @@ pub struct Acme {
     account: Account,
     timeout: Duration,
     metrics: Arc<Metrics>,
+    throttle: Throttle,
 }
 
 impl std::fmt::Debug for Acme {
@@ -223,7 +225,7 @@ impl Acme {
         metrics.provider_call("acme", "new_account", true, result.is_ok(), started.elapsed());
         let (account, credentials) = result?;
         let json = serde_json::to_string(&credentials).map_err(|e| AcmeError::Credentials(e.to_string()))?;
-        Ok((Self { account, timeout: config.timeout, metrics }, json))
+        Ok((Self { account, timeout: config.timeout, metrics, throttle: Throttle::unlimited() }, json))
     }
 
     /// The account whose credentials `register` returned.
@@ -232,7 +234,13 @@ impl Acme {
             serde_json::from_str(credentials).map_err(|e| AcmeError::Credentials(format!("not account JSON: {e}")))?;
         let builder = Self::builder(config)?;
         let account = timed(config.timeout, builder.from_credentials(credentials)).await?;
-        Ok(Self { account, timeout: config.timeout, metrics })
+        Ok(Self { account, timeout: config.timeout, metrics, throttle: Throttle::unlimited() })
+    }
+
+    /// Sends every call after this through `throttle`. A call is one ACME operation: its request,
+    /// plus a nonce request when the client holds no fresh nonce.
+    pub fn with_throttle(self, throttle: Throttle) -> Self {
+        Self { throttle, ..self }
     }
 
     async fn call<T>(
@@ -241,6 +249,7 @@ impl Acme {
         write: bool,
         f: impl Future<Output = Result<T, instant_acme::Error>>,
     ) -> Result<T, AcmeError> {
+        let _turn = self.throttle.turn().await;
         let started = Instant::now();
         let result = timed(self.timeout, f).await;
         self.metrics.provider_call("acme", operation, write, result.is_ok(), started.elapsed());

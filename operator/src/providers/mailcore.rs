@@ -11,6 +11,7 @@ use mpanel_crds::reasons;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Row, postgres::PgConnectOptions};
 
+use super::throttle::Throttle;
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
@@ -155,6 +156,7 @@ pub struct MailCore {
     pool: PgPool,
     timeout: Duration,
     metrics: Arc<Metrics>,
+    throttle: Throttle,
 }
 
 impl std::fmt::Debug for MailCore {
@@ -174,7 +176,12 @@ impl MailCore {
             .max_connections(config.max_connections)
             .acquire_timeout(config.timeout)
             .connect_lazy_with(options);
-        Ok(Self { pool, timeout: config.timeout, metrics })
+        Ok(Self { pool, timeout: config.timeout, metrics, throttle: Throttle::unlimited() })
+    }
+
+    /// Sends every query through `throttle`.
+    pub fn with_throttle(self, throttle: Throttle) -> Self {
+        Self { throttle, ..self }
     }
 
     async fn call<T>(
@@ -183,6 +190,7 @@ impl MailCore {
         write: bool,
         f: impl Future<Output = Result<T, sqlx::Error>>,
     ) -> Result<T, MailCoreError> {
+        let _turn = self.throttle.turn().await;
         let started = Instant::now();
         let result = match tokio::time::timeout(self.timeout, f).await {
             Ok(r) => r.map_err(MailCoreError::from),

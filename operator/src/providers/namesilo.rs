@@ -15,6 +15,7 @@ use backon::{ExponentialBuilder, Retryable};
 use mpanel_crds::reasons;
 use serde_json::Value;
 
+use super::throttle::Throttle;
 use crate::metrics::Metrics;
 use crate::tls;
 
@@ -211,6 +212,7 @@ pub struct Namesilo {
     http: reqwest::Client,
     config: Config,
     metrics: Arc<Metrics>,
+    throttle: Throttle,
 }
 
 impl std::fmt::Debug for Namesilo {
@@ -238,10 +240,16 @@ impl Namesilo {
             .connect_timeout(config.timeout.min(Duration::from_secs(5)))
             .build()
             .map_err(|e| NamesiloError::Unreachable(e.without_url().to_string()))?;
-        Ok(Self { http, config, metrics })
+        Ok(Self { http, config, metrics, throttle: Throttle::unlimited() })
+    }
+
+    /// Sends every request through `throttle`.
+    pub fn with_throttle(self, throttle: Throttle) -> Self {
+        Self { throttle, ..self }
     }
 
     async fn send_once(&self, operation: &'static str, params: &[(&str, String)]) -> Result<Value, NamesiloError> {
+        let _turn = self.throttle.turn().await;
         let started = Instant::now();
         let result = async {
             let mut url = reqwest::Url::parse(&format!("{}/{operation}", self.config.api_url.trim_end_matches('/')))

@@ -14,6 +14,7 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::throttle::Throttle;
 use crate::metrics::Metrics;
 use crate::tls;
 
@@ -205,6 +206,7 @@ pub struct PowerDns {
     http: reqwest::Client,
     config: Config,
     metrics: Arc<Metrics>,
+    throttle: Throttle,
 }
 
 impl std::fmt::Debug for PowerDns {
@@ -226,7 +228,12 @@ impl PowerDns {
             .connect_timeout(config.timeout.min(Duration::from_secs(5)))
             .build()
             .map_err(|e| PowerDnsError::Unreachable(e.to_string()))?;
-        Ok(Self { http, config, metrics })
+        Ok(Self { http, config, metrics, throttle: Throttle::unlimited() })
+    }
+
+    /// Sends every request through `throttle` (shared with the other clients of this server).
+    pub fn with_throttle(self, throttle: Throttle) -> Self {
+        Self { throttle, ..self }
     }
 
     fn url(&self, path: &str) -> String {
@@ -241,6 +248,7 @@ impl PowerDns {
         path: &str,
         body: Option<&[u8]>,
     ) -> Result<Vec<u8>, PowerDnsError> {
+        let _turn = self.throttle.turn().await;
         let started = Instant::now();
         let write = method != Method::GET;
         let result = self.request(method, path, body).await;

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::throttle::Throttle;
 use crate::metrics::Metrics;
 use crate::tls;
 
@@ -213,6 +214,7 @@ pub struct Proxmox {
     http: reqwest::Client,
     config: Config,
     metrics: Arc<Metrics>,
+    throttle: Throttle,
 }
 
 impl std::fmt::Debug for Proxmox {
@@ -269,7 +271,12 @@ impl Proxmox {
             builder = builder.add_root_certificate(ca);
         }
         let http = builder.build().map_err(|e| ProxmoxError::Unreachable(e.to_string()))?;
-        Ok(Self { http, config, metrics })
+        Ok(Self { http, config, metrics, throttle: Throttle::unlimited() })
+    }
+
+    /// Sends every request through `throttle`.
+    pub fn with_throttle(self, throttle: Throttle) -> Self {
+        Self { throttle, ..self }
     }
 
     async fn send_once(
@@ -279,6 +286,7 @@ impl Proxmox {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, ProxmoxError> {
+        let _turn = self.throttle.turn().await;
         let started = Instant::now();
         let url = format!("{}/api2/json{path}", self.config.url.trim_end_matches('/'));
         let mut request = self

@@ -14,9 +14,10 @@ use kube::{Api, Client};
 use mpanel_crds::reasons;
 
 use super::keys;
-use crate::config::{AcmeConfig, IssuerConfig};
+use crate::config::{ACME_LIMITS, AcmeConfig, IssuerConfig};
 use crate::metrics::Metrics;
 use crate::providers::acme::{self, Acme, AcmeError};
+use crate::providers::throttle::Throttle;
 
 const CREDENTIALS_KEY: &str = "credentials";
 
@@ -43,6 +44,8 @@ impl IssuerError {
 struct Issuer {
     config: IssuerConfig,
     account: tokio::sync::Mutex<Option<Arc<Acme>>>,
+    /// The limits on the calls to this issuer's CA.
+    throttle: Throttle,
 }
 
 pub struct Issuers {
@@ -56,7 +59,10 @@ impl Issuers {
         let issuers = config
             .issuers
             .iter()
-            .map(|(name, c)| (name.clone(), Issuer { config: c.clone(), account: tokio::sync::Mutex::default() }))
+            .map(|(name, c)| {
+                let throttle = Throttle::new("acme", config.rate_limit.or(ACME_LIMITS), Some(metrics.clone()));
+                (name.clone(), Issuer { config: c.clone(), account: tokio::sync::Mutex::default(), throttle })
+            })
             .collect();
         Self { client, metrics, issuers }
     }
@@ -112,7 +118,7 @@ impl Issuers {
                 acme
             }
         };
-        let acme = Arc::new(acme);
+        let acme = Arc::new(acme.with_throttle(issuer.throttle.clone()));
         *cached = Some(acme.clone());
         Ok(acme)
     }

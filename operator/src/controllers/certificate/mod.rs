@@ -35,7 +35,10 @@ use mpanel_crds::formats::parse_duration;
 use mpanel_crds::reasons::{self, condition_types};
 use rcgen::KeyPair;
 
-use super::{Backoff, StatusOf, finalizer_reason, follow, measured, publish, reconcile_in_mode, retry_later, scoped};
+use super::{
+    Backoff, StatusOf, finalizer_reason, follow, measured, publish, reconcile_in_mode, resync_after, retry_later,
+    scoped,
+};
 use crate::metrics::Metrics;
 use crate::names::{Claim, Holding, Names};
 use crate::providers::acme::{AcmeApi, AcmeError, OrderPhase, OrderView};
@@ -300,7 +303,7 @@ async fn apply<P: DnsApi>(
             publish(&ctx.recorder, cert, true, reasons::SECRET_OWNED_ELSEWHERE.name, "Observe", message).await;
         }
         step.write(api, cert).await?;
-        return Ok(Action::requeue(ctx.resync));
+        return Ok(Action::requeue(resync_after(cert, ctx.resync)));
     }
     let current = secret.as_ref().and_then(read_secret);
     let renew_before = parse_duration(&cert.spec.renew_before).unwrap_or(DEFAULT_RENEW_BEFORE);
@@ -341,8 +344,9 @@ async fn apply<P: DnsApi>(
             }
             step.status.phase = Some(CertificatePhase::Ready);
             step.write(api, cert).await?;
-            let next = renewal.map(|r| until(r, t)).unwrap_or(ctx.resync);
-            return Ok(Action::requeue(next.min(ctx.resync).max(Duration::from_secs(1))));
+            let resync = resync_after(cert, ctx.resync);
+            let next = renewal.map(|r| until(r, t)).unwrap_or(resync);
+            return Ok(Action::requeue(next.min(resync).max(Duration::from_secs(1))));
         };
         return order(api, cert, mode, step, why, usable, ctx).await;
     };
@@ -381,7 +385,7 @@ async fn order<P: DnsApi>(
             format!("{why} (ObserveOnly: not ordered)"),
         ));
         step.write(api, cert).await?;
-        return Ok(Action::requeue(ctx.resync));
+        return Ok(Action::requeue(resync_after(cert, ctx.resync)));
     }
     // before the budget and the CA: no order, and nothing counted, for a name this namespace may
     // not certify
@@ -401,7 +405,7 @@ async fn order<P: DnsApi>(
         }
         step.write(api, cert).await?;
         // a DnsZone of this namespace changing brings it back sooner; a holder elsewhere going away does not
-        return Ok(Action::requeue(ctx.resync));
+        return Ok(Action::requeue(resync_after(cert, ctx.resync)));
     }
     let failed = step.status.failed_attempts.unwrap_or(0);
     if failed > 0
@@ -437,7 +441,7 @@ async fn order<P: DnsApi>(
                 publish(&ctx.recorder, cert, true, reasons::ORDER_BUDGET_EXHAUSTED.name, "Order", message).await;
             }
             step.write(api, cert).await?;
-            return Ok(Action::requeue(until(free_at, t).min(ctx.resync)));
+            return Ok(Action::requeue(until(free_at, t).min(resync_after(cert, ctx.resync))));
         }
     }
     let acme = match ctx.issuers.account(&cert.spec.issuer).await {
@@ -552,7 +556,9 @@ async fn progress<P: DnsApi>(
             step.set(Observation::new(ISSUING, false, reasons::ISSUED.name, message.clone()));
             publish(&ctx.recorder, cert, false, reasons::ISSUED.name, "Issue", message).await;
             step.write(api, cert).await?;
-            Ok(Action::requeue(until(renewal, Timestamp::now()).min(ctx.resync).max(Duration::from_secs(1))))
+            Ok(Action::requeue(
+                until(renewal, Timestamp::now()).min(resync_after(cert, ctx.resync)).max(Duration::from_secs(1)),
+            ))
         }
         OrderPhase::Invalid => {
             remove_challenges(cert, &view, ctx).await?;

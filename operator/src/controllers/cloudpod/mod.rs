@@ -26,7 +26,9 @@ use mpanel_crds::common::{DeletionPolicy, ReconcileMode};
 use mpanel_crds::conditions::{self, Observation, READY};
 use mpanel_crds::reasons::{self, condition_types};
 
-use super::{Backoff, StatusOf, finalizer_reason, measured, publish, reconcile_in_mode, retry_later, scoped};
+use super::{
+    Backoff, StatusOf, finalizer_reason, measured, publish, reconcile_in_mode, resync_after, retry_later, scoped,
+};
 use crate::metrics::Metrics;
 use crate::providers::proxmox::{Kind, ProxmoxApi, ProxmoxError, upid_node};
 
@@ -264,7 +266,7 @@ async fn apply<P: ProxmoxApi>(
     let mut step = Step::new(pod);
     let (ns, name, uid) = (pod.namespace().unwrap_or_default(), pod.name_any(), pod.uid().unwrap_or_default());
     let kind = guest::kind(&pod.spec);
-    let requeue = Action::requeue(ctx.resync);
+    let requeue = Action::requeue(resync_after(pod, ctx.resync));
 
     // a task in flight: read it, never wait for it
     if let Some(task) = step.status.task_ref.clone() {
@@ -515,7 +517,7 @@ async fn clone<P: ProxmoxApi>(
         step.set(Observation::new(CLONED, false, reasons::TEMPLATE_NOT_FOUND.name, message.clone()));
         step.not_ready(Some(CloudPodPhase::Failed), reasons::TEMPLATE_NOT_FOUND.name, message);
         step.write(api, pod).await?;
-        return Ok(Action::requeue(ctx.resync));
+        return Ok(Action::requeue(resync_after(pod, ctx.resync)));
     };
     let nodes = match ctx.proxmox.nodes().await {
         Ok(n) => n,
@@ -529,7 +531,7 @@ async fn clone<P: ProxmoxApi>(
         );
         step.not_ready(Some(CloudPodPhase::Pending), reasons::NO_NODE.name, message);
         step.write(api, pod).await?;
-        return Ok(Action::requeue(ctx.resync));
+        return Ok(Action::requeue(resync_after(pod, ctx.resync)));
     };
     let lock = node_lock(ctx, &template.node);
     let _one_clone = lock.lock().await;

@@ -26,8 +26,8 @@ use mpanel_crds::dnszone::{DnsZone, DnsZonePhase, DnsZoneStatus, ZoneKind};
 use mpanel_crds::reasons::{self, condition_types};
 
 use super::{
-    Backoff, StatusOf, finalizer_reason, follow, measured, now, publish, reconcile_in_mode, retry_later, scoped,
-    write_changed_status,
+    Backoff, StatusOf, finalizer_reason, follow, measured, now, publish, reconcile_in_mode, resync_after, retry_later,
+    scoped, write_changed_status,
 };
 use crate::metrics::Metrics;
 use crate::names::Claim;
@@ -194,7 +194,7 @@ async fn apply<P: DnsApi>(
     let mut status = was.clone();
     let t = now();
     let set = |status: &mut DnsZoneStatus, o: Observation| conditions::set(&mut status.conditions, o, generation, &t);
-    let requeue = Action::requeue(ctx.resync);
+    let requeue = Action::requeue(resync_after(zone, ctx.resync));
 
     let wanted = match records::wanted(&zone.spec, |pod| {
         ctx.cloudpods.get(&ObjectRef::new(pod).within(&ns)).and_then(|cp| cp.status.as_ref()?.ip_address.clone())

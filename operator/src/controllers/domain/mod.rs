@@ -35,7 +35,10 @@ use mpanel_crds::domain::{
 };
 use mpanel_crds::reasons::{self, condition_types};
 
-use super::{Backoff, StatusOf, finalizer_reason, intent, measured, publish, reconcile_in_mode, retry_later, scoped};
+use super::{
+    Backoff, StatusOf, finalizer_reason, intent, measured, publish, reconcile_in_mode, resync_after, retry_later,
+    scoped,
+};
 use crate::config::ZoneDefaults;
 use crate::metrics::Metrics;
 use crate::names::Claim;
@@ -309,7 +312,7 @@ async fn apply<R: NamesiloApi>(
             publish(&ctx.recorder, domain, true, reasons::NAME_HELD_ELSEWHERE.name, "Observe", message).await;
         }
         step.write(api, domain).await?;
-        return Ok(Action::requeue(ctx.resync));
+        return Ok(Action::requeue(resync_after(domain, ctx.resync)));
     }
     if let Some(other) = earlier_claim(domain, store) {
         let message = format!("{name} is managed by Domain {other}; this one leaves the registrar alone");
@@ -318,7 +321,7 @@ async fn apply<R: NamesiloApi>(
         }
         step.not_ready(Some(DomainPhase::Failed), reasons::CONFLICT.name, message);
         step.write(api, domain).await?;
-        return Ok(Action::requeue(ctx.resync));
+        return Ok(Action::requeue(resync_after(domain, ctx.resync)));
     }
     step.status.conditions.retain(|c| c.type_ != CONFLICT);
 
@@ -346,7 +349,7 @@ async fn apply<R: NamesiloApi>(
                 zone_step(domain, &mut step, mode, ctx).await?;
                 step.not_ready(Some(DomainPhase::Pending), reasons::NOT_IN_ACCOUNT.name, message);
                 step.write(api, domain).await?;
-                Ok(Action::requeue(ctx.resync))
+                Ok(Action::requeue(resync_after(domain, ctx.resync)))
             }
             (RegistrationMode::Register, _) => orders::register(api, domain, step, ctx).await,
             (RegistrationMode::Transfer, _) => orders::transfer(api, domain, step, ctx).await,
@@ -368,7 +371,7 @@ async fn not_adopted<R>(api: &Api<Domain>, domain: &Domain, mut step: Step, ctx:
         publish(&ctx.recorder, domain, true, reasons::REGISTRATION_NOT_ADOPTED.name, "Observe", message).await;
     }
     step.write(api, domain).await?;
-    Ok(Action::requeue(ctx.resync))
+    Ok(Action::requeue(resync_after(domain, ctx.resync)))
 }
 
 /// The domain is in the account: renew to `paidUntil`, converge nameservers and settings, own the
@@ -586,7 +589,7 @@ async fn registered<R: NamesiloApi>(
         }
     }
     step.write(api, domain).await?;
-    Ok(Action::requeue(ctx.resync))
+    Ok(Action::requeue(resync_after(domain, ctx.resync)))
 }
 
 /// The registrar settings a Domain's spec decides besides its nameservers.

@@ -11,7 +11,7 @@ use mpanel_crds::domain::{Domain, DomainPhase, OrderOperation, OrderState, Regis
 use mpanel_crds::reasons;
 
 use super::{Context, Error, NEXT_STEP, REGISTERED, RENEWED, Step, TRANSFER_POLL, fail, wanted_nameservers, zone_step};
-use crate::controllers::{publish, read_secret_key, write_changed_status};
+use crate::controllers::{publish, read_secret_key, resync_after, write_changed_status};
 use crate::providers::namesilo::{Contact, NamesiloApi, NamesiloError, OrderOptions, Receipt, is_completed};
 
 fn options<R>(domain: &Domain, ctx: &Context<R>) -> OrderOptions {
@@ -53,7 +53,7 @@ pub async fn register<R: NamesiloApi>(
                 publish(&ctx.recorder, domain, true, reasons::UNAVAILABLE.name, "Register", message).await;
             }
             step.write(api, domain).await?;
-            return Ok(Action::requeue(ctx.resync));
+            return Ok(Action::requeue(resync_after(domain, ctx.resync)));
         }
         Err(e) => return fail(api, domain, step, Some(REGISTERED), e, ctx).await,
     }
@@ -177,7 +177,7 @@ pub async fn transfer<R: NamesiloApi>(
             step.set(Observation::new(REGISTERED, false, reasons::TRANSFER_LOST.name, message.clone()));
             step.not_ready(Some(DomainPhase::Failed), reasons::TRANSFER_LOST.name, message);
             step.write(api, domain).await?;
-            return Ok(Action::requeue(ctx.resync));
+            return Ok(Action::requeue(resync_after(domain, ctx.resync)));
         }
         step.status.phase = Some(DomainPhase::Transferring);
         step.status.transfer = Some(TransferStatus {
@@ -247,7 +247,7 @@ pub async fn transfer<R: NamesiloApi>(
     }
     step.not_ready(None, reason, message);
     step.write(api, domain).await?;
-    Ok(Action::requeue(TRANSFER_POLL.min(ctx.resync)))
+    Ok(Action::requeue(TRANSFER_POLL.min(resync_after(domain, ctx.resync))))
 }
 
 /// Registrars word an auth code problem in the transfer status; the status itself is shown verbatim.

@@ -30,8 +30,8 @@ use mpanel_crds::mailbox::{Mailbox, MailboxPhase, MailboxStatus};
 use mpanel_crds::reasons::{self, condition_types};
 
 use super::{
-    Backoff, StatusOf, finalizer_reason, follow, measured, publish, read_secret_key, reconcile_in_mode, retry_later,
-    scoped,
+    Backoff, StatusOf, finalizer_reason, follow, measured, publish, read_secret_key, reconcile_in_mode, resync_after,
+    retry_later, scoped,
 };
 use crate::metrics::Metrics;
 use crate::providers::mailcore::{AliasRow, DomainRow, MailApi, MailCoreError, MailboxChange, MailboxRow};
@@ -233,7 +233,7 @@ async fn apply<M: MailApi>(
     ctx: &Context<M>,
 ) -> Result<Action, Error> {
     let mut step = Step::new(mailbox);
-    let requeue = Action::requeue(ctx.resync);
+    let requeue = Action::requeue(resync_after(mailbox, ctx.resync));
     let address = mailbox.spec.address.to_ascii_lowercase();
     let (local, domain) = split(&address);
     let (owner, domain_owner) = (owner(mailbox), domain_owner(mailbox));

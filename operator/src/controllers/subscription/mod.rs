@@ -27,7 +27,8 @@ use mpanel_crds::reasons::{self, Reason, condition_types};
 use mpanel_crds::subscription::{ChildStatus, Subscription, SubscriptionPhase, SubscriptionStatus, SuspensionReason};
 
 use super::{
-    Backoff, StatusOf, apply_owned, finalizer_reason, measured, publish, reconcile_in_mode, retry_later, scoped,
+    Backoff, StatusOf, apply_owned, finalizer_reason, measured, publish, reconcile_in_mode, resync_after, retry_later,
+    scoped,
 };
 use crate::metrics::Metrics;
 use children::{Child, ChildKind, SUBSCRIPTION_LABEL};
@@ -289,9 +290,10 @@ async fn apply(api: &Api<Subscription>, sub: &Subscription, ctx: &Context) -> Re
         publish(&ctx.recorder, sub, warning, &format!("{phase:?}"), "Aggregate", format!("phase {phase:?}")).await;
     }
     step.write(api, sub).await?;
+    let resync = resync_after(sub, ctx.resync);
     let requeue = match deadline {
-        Some(d) if !overdue => Duration::try_from(d.duration_since(now)).unwrap_or(ctx.resync).min(ctx.resync),
-        _ => ctx.resync,
+        Some(d) if !overdue => Duration::try_from(d.duration_since(now)).unwrap_or(resync).min(resync),
+        _ => resync,
     };
     Ok(Action::requeue(requeue.max(Duration::from_secs(1))))
 }
