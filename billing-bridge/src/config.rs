@@ -59,4 +59,8 @@ pub struct Serve {
     /// Timeout of one Stripe API call, in seconds.
     #[arg(long, env = "MPANEL_BRIDGE_STRIPE_TIMEOUT", default_value_t = 20)]
     pub stripe_timeout_secs: u64,
+    /// SMTP server (host:port, plain SMTP) customer notifications are sent to; when unset they are
+    /// recorded in the ledger and not sent.
+    #[arg(long, env = "NOTIFY_SMTP_ADDR")]
+    pub notify_smtp_addr: Option<String>,
 }

@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::lanes::{self, Order};
 use crate::ledger::invoices::{self, Invoice};
+use crate::ledger::notifications;
 use crate::ledger::outbox::{self, Action};
 use crate::ledger::subscriptions::{self, New};
 use crate::ledger::work_attempts::{self, Item, Worker};
@@ -133,6 +134,7 @@ async fn fulfil(tx: &mut sqlx::PgConnection, invoice: &Invoice) -> Result<(), Fu
         .await
         .map_err(LedgerError::from)?;
     outbox::enqueue(&mut *tx, subscription, Action::Apply).await?;
+    notifications::receipt(&mut *tx, invoice, subscription).await?;
     audit::record(
         &mut *tx,
         "bridge",
@@ -200,6 +202,7 @@ async fn renew(tx: &mut sqlx::PgConnection, invoice: &Invoice, id: Uuid) -> Resu
     if subscription.suspension_reason.as_deref() == Some("Overdue") {
         subscriptions::set_suspension(&mut *tx, id, None).await?;
         subscriptions::transition(&mut *tx, id, &["suspended", "past_due"], "active").await?;
+        notifications::resumed(&mut *tx, id, &format!("invoice:{}", invoice.id)).await?;
     } else if subscription.status == "past_due" {
         subscriptions::transition(&mut *tx, id, &["past_due"], "active").await?;
     }

@@ -16,6 +16,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod money;
 pub mod money_follows;
+pub mod notify;
 pub mod outbox_worker;
 pub mod periods;
 pub mod refunds;

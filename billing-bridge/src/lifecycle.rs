@@ -29,7 +29,7 @@ use crate::ledger::invoices::{self, NewLine, Purpose};
 use crate::ledger::outbox::{self, Action};
 use crate::ledger::subscriptions::Subscription;
 use crate::ledger::work_attempts::{self, Item, Worker};
-use crate::ledger::{Cycle, LedgerError, audit, catalog, orders, subscriptions};
+use crate::ledger::{Cycle, LedgerError, audit, catalog, notifications, orders, subscriptions};
 use crate::metrics::Metrics;
 use crate::money;
 use crate::periods;
@@ -306,12 +306,16 @@ async fn overdue(
         invoices::void(&mut *tx, invoice).await?;
         let changed =
             subscriptions::transition(&mut *tx, id, &["active", "past_due", "suspended"], "cancelled").await?;
+        if changed.is_some() {
+            notifications::cancelled(&mut *tx, id, "an invoice stayed unpaid past the termination date").await?;
+        }
         done.cancelled = usize::from(changed.is_some());
         changed.map(|_| (Action::Delete, "subscription.terminated"))
     } else if now >= due_at + Duration::days(product.grace_days.into()) && sub.suspension_reason.is_none() {
         let changed = subscriptions::transition(&mut *tx, id, &["active", "past_due"], "suspended").await?;
         if changed.is_some() {
             subscriptions::set_suspension(&mut *tx, id, Some("Overdue")).await?;
+            notifications::suspended(&mut *tx, id, "Overdue", &format!("invoice:{invoice}")).await?;
         }
         done.suspended = usize::from(changed.is_some());
         changed.map(|_| (Action::Apply, "subscription.suspended"))
@@ -451,6 +455,7 @@ async fn end_cancelled(
         return Ok(Tick::default());
     }
     outbox::enqueue(&mut *tx, id, Action::Delete).await?;
+    notifications::cancelled(&mut *tx, id, "it was cancelled at the end of its period").await?;
     audit::record(
         &mut *tx,
         "lifecycle",

@@ -16,7 +16,7 @@ use mpanel_billing_bridge::metrics::Metrics;
 use mpanel_billing_bridge::registrar::{self, Registrar};
 use mpanel_billing_bridge::stripe::api::StripeClient;
 use mpanel_billing_bridge::workers::Workers;
-use mpanel_billing_bridge::{activation, db, fulfilment, ledger_gauges, lifecycle, outbox_worker};
+use mpanel_billing_bridge::{activation, db, fulfilment, ledger_gauges, lifecycle, notify, outbox_worker};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -146,6 +146,13 @@ async fn run(cfg: Serve) -> anyhow::Result<()> {
     if cfg.lifecycle_seconds > 0 {
         let every = Duration::from_secs(cfg.lifecycle_seconds);
         workers.spawn("lifecycle", lifecycle::run(pool.clone(), every, metrics.clone()));
+    }
+    match cfg.notify_smtp_addr.as_deref() {
+        Some(addr) => {
+            let mailer = notify::Mailer::new(addr)?;
+            workers.spawn("notification", notify::worker::run(pool.clone(), mailer, scan));
+        }
+        None => tracing::warn!("no NOTIFY_SMTP_ADDR: customer notifications are recorded in the ledger, not sent"),
     }
 
     let state = Arc::new(AppState {

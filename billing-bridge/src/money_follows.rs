@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::ledger::invoices::{self, Invoice};
 use crate::ledger::outbox::{self, Action};
-use crate::ledger::{LedgerError, audit, orders, payments, subscriptions};
+use crate::ledger::{LedgerError, audit, notifications, orders, payments, subscriptions};
 use crate::stripe::api::StripeClient;
 
 /// A subscription that still runs (or waits to), which money given back ends.
@@ -42,7 +42,11 @@ pub async fn after_refund(
     let Some(id) = invoice.subscription_id.filter(|_| invoice.status == "refunded") else {
         return Ok(Followed::Unchanged);
     };
-    end_service(tx, id, actor, why, invoice.number.as_deref()).await
+    let followed = end_service(tx, id, actor, why, invoice.number.as_deref()).await?;
+    if followed == Followed::Deleted {
+        notifications::provisioning_failed(tx, id, Some(invoice)).await?;
+    }
+    Ok(followed)
 }
 
 /// Cancels a running subscription (voiding its open renewals) or, one whose provisioning failed,
@@ -65,6 +69,12 @@ pub async fn end_service(
         }
         let detail = json!({"why": why, "invoice": invoice, "voided": voided});
         audit::record(&mut *tx, actor, "subscription.cancel", "subscription", &id.to_string(), detail).await?;
+        let told = if why == "dispute lost" {
+            "its payment went back to you through a dispute"
+        } else {
+            "its payment was refunded"
+        };
+        notifications::cancelled(&mut *tx, id, told).await?;
         Followed::Cancelled
     } else if sub.status == "provisioning_failed" && !delete_pending_or_done(&mut *tx, id).await? {
         let detail = json!({"why": why, "invoice": invoice});
@@ -111,6 +121,10 @@ pub async fn after_dispute(
     };
     subscriptions::set_suspension(&mut *tx, sub, reason).await?;
     outbox::enqueue(&mut *tx, sub, Action::Apply).await?;
+    match reason {
+        Some(reason) => notifications::suspended(&mut *tx, sub, reason, &format!("dispute:{id}")).await?,
+        None => notifications::resumed(&mut *tx, sub, &format!("dispute:{id}")).await?,
+    }
     let action = if reason.is_some() { "subscription.suspend" } else { "subscription.unsuspend" };
     let detail = json!({"why": "dispute", "dispute": id, "payment": intent});
     audit::record(&mut *tx, "stripe", action, "subscription", &sub.to_string(), detail).await?;

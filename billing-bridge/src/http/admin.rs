@@ -22,7 +22,7 @@ use crate::ledger::catalog::{self, ProductInput};
 use crate::ledger::outbox::{self, Action};
 use crate::ledger::payments::{self, MarkPaidError};
 use crate::ledger::tokens::{self, Principal, Role};
-use crate::ledger::{LedgerError, audit, customers, invoices, orders, subscriptions};
+use crate::ledger::{LedgerError, audit, customers, invoices, notifications, orders, subscriptions};
 use crate::money_follows;
 use crate::refunds::{self, RefundError, StaffRefundError};
 use crate::render;
@@ -306,6 +306,7 @@ async fn cancel_subscription(
             return Err(ended().into());
         }
         outbox::enqueue(&mut *tx, id, Action::Delete).await?;
+        notifications::cancelled(&mut *tx, id, "it was cancelled at your or our staff's request").await?;
     }
     let mut voided = Vec::with_capacity(open.len());
     for invoice in &open {

@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod checkout_requests;
 pub mod customers;
 pub mod invoices;
+pub mod notifications;
 pub mod orders;
 pub mod outbox;
 pub mod payments;

@@ -1,0 +1,271 @@
+//! Customer notifications: what the customer is to be told by email, written in the transaction of
+//! the ledger event that causes it, one row per event and recipient (`kind`, `event_key`,
+//! `recipient` is unique, so a repeated event writes nothing). The delivery worker (`notify`)
+//! claims the unsent rows one at a time and records what became of each. A payment that failed is
+//! written by the database itself (`notify_payment_failed`, migration 0011), whoever records it.
+//!
+//! `facts` is what the mail says: invoice numbers, amounts, the product, a reason. Never a
+//! credential: a generated mailbox password lives only in its Kubernetes Secret.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sqlx::PgExecutor;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::LedgerError;
+use super::invoices::Invoice;
+
+/// Error words kept per notification; the rest is cut.
+const MAX_ERROR_CHARS: usize = 2000;
+/// The longest wait between two attempts at one notification, in seconds.
+pub const MAX_BACKOFF_SECS: f64 = 300.0;
+
+/// What a notification tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// An invoice was paid and fulfilled: an order, or a renewal.
+    Receipt,
+    /// A payment of an open invoice failed.
+    PaymentFailed,
+    /// The subscription is suspended (overdue, disputed payment).
+    Suspended,
+    /// A suspension is lifted.
+    Resumed,
+    /// The subscription ended.
+    Cancelled,
+    /// The order could not be provisioned (and was refunded).
+    ProvisioningFailed,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 6] =
+        [Self::Receipt, Self::PaymentFailed, Self::Suspended, Self::Resumed, Self::Cancelled, Self::ProvisioningFailed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Receipt => "receipt",
+            Self::PaymentFailed => "payment_failed",
+            Self::Suspended => "suspended",
+            Self::Resumed => "resumed",
+            Self::Cancelled => "cancelled",
+            Self::ProvisioningFailed => "provisioning_failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// The receipt for `invoice`, paid and fulfilled for `subscription`: its number, lines and total,
+/// and whether a mailbox password was generated (the mail says where to set it, never what it is).
+pub async fn receipt(tx: &mut sqlx::PgConnection, invoice: &Invoice, subscription: Uuid) -> Result<(), LedgerError> {
+    let lines: Value = sqlx::query_scalar(
+        "SELECT coalesce(jsonb_agg(jsonb_build_object('description', description, 'amount', amount::text) \
+                                   ORDER BY position), '[]') FROM invoice_lines WHERE invoice_id = $1",
+    )
+    .bind(invoice.id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let facts = json!({
+        "invoice": invoice.number, "total": invoice.total.to_string(), "currency": invoice.currency,
+        "lines": lines, "renewal": invoice.period_start.is_some(),
+    });
+    about_subscription(tx, subscription, Kind::Receipt, &format!("invoice:{}", invoice.id), facts).await
+}
+
+/// The subscription is suspended for `reason` (`Overdue`, `Dispute`); `event` names what caused it
+/// (the overdue invoice, the dispute), so a later suspension is told again and a repeated one not.
+pub async fn suspended(
+    db: impl PgExecutor<'_>,
+    subscription: Uuid,
+    reason: &str,
+    event: &str,
+) -> Result<(), LedgerError> {
+    about_subscription(db, subscription, Kind::Suspended, event, json!({"reason": reason})).await
+}
+
+/// A suspension is lifted; `event` names what lifted it (the renewal paid, the dispute won).
+pub async fn resumed(db: impl PgExecutor<'_>, subscription: Uuid, event: &str) -> Result<(), LedgerError> {
+    about_subscription(db, subscription, Kind::Resumed, event, json!({})).await
+}
+
+/// The subscription ended (it never comes back: one mail per subscription), `why` in words.
+pub async fn cancelled(db: impl PgExecutor<'_>, subscription: Uuid, why: &str) -> Result<(), LedgerError> {
+    let event = format!("subscription:{subscription}");
+    about_subscription(db, subscription, Kind::Cancelled, &event, json!({"reason": why})).await
+}
+
+/// The subscription could not be provisioned; `refunded` is the invoice whose payments were given
+/// back (the amount refunded is read from them), None when nothing was refunded.
+pub async fn provisioning_failed(
+    tx: &mut sqlx::PgConnection,
+    subscription: Uuid,
+    refunded: Option<&Invoice>,
+) -> Result<(), LedgerError> {
+    let refund = match refunded {
+        Some(invoice) => {
+            let amount: Option<rust_decimal::Decimal> =
+                sqlx::query_scalar("SELECT sum(refunded_amount) FROM payments WHERE invoice_id = $1 AND currency = $2")
+                    .bind(invoice.id)
+                    .bind(&invoice.currency)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            json!({"refund": amount.map(|a| a.to_string()), "currency": invoice.currency, "invoice": invoice.number})
+        }
+        None => json!({"refund": null}),
+    };
+    let event = format!("subscription:{subscription}");
+    about_subscription(&mut *tx, subscription, Kind::ProvisioningFailed, &event, refund).await
+}
+
+/// Writes a notification of `kind` about `subscription` to its customer, with the product's name
+/// and the domain added to `facts`; nothing when this event was told already.
+async fn about_subscription(
+    db: impl PgExecutor<'_>,
+    subscription: Uuid,
+    kind: Kind,
+    event: &str,
+    facts: Value,
+) -> Result<(), LedgerError> {
+    sqlx::query(
+        "INSERT INTO notifications (tenant_id, customer_id, kind, event_key, recipient, facts) \
+         SELECT s.tenant_id, s.customer_id, $2, $3, c.email, \
+                jsonb_build_object('product', p.name, 'domain', s.domain, \
+                                   'mailboxPassword', s.resources::text LIKE '%passwordSecretRef%') || $4 \
+           FROM subscriptions s JOIN customers c ON c.id = s.customer_id JOIN products p ON p.id = s.product_id \
+          WHERE s.id = $1 \
+         ON CONFLICT (kind, event_key, recipient) DO NOTHING",
+    )
+    .bind(subscription)
+    .bind(kind.as_str())
+    .bind(event)
+    .bind(Json(facts))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// A tenant's look in its mails; unset parts fall back to its name, a no-reply sender of its own,
+/// the sender as support address and no logo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Branding {
+    pub name: String,
+    pub sender: String,
+    pub support: String,
+    pub logo_url: Option<String>,
+}
+
+/// A notification to send, claimed, with its tenant's branding.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub id: i64,
+    pub kind: String,
+    pub recipient: String,
+    pub facts: Value,
+    pub attempts: i32,
+    pub branding: Branding,
+}
+
+#[derive(sqlx::FromRow)]
+struct PendingRow {
+    id: i64,
+    kind: String,
+    recipient: String,
+    facts: Json<Value>,
+    attempts: i32,
+    tenant_slug: String,
+    tenant_name: String,
+    mail_from: Option<String>,
+    support_email: Option<String>,
+    logo_url: Option<String>,
+}
+
+impl From<PendingRow> for Pending {
+    fn from(r: PendingRow) -> Self {
+        let sender = r.mail_from.unwrap_or_else(|| format!("no-reply@{}.invalid", r.tenant_slug));
+        Self {
+            id: r.id,
+            kind: r.kind,
+            recipient: r.recipient,
+            facts: r.facts.0,
+            attempts: r.attempts,
+            branding: Branding {
+                name: r.tenant_name,
+                support: r.support_email.unwrap_or_else(|| sender.clone()),
+                sender,
+                logo_url: r.logo_url,
+            },
+        }
+    }
+}
+
+/// The unsent notification due the longest, claimed until the transaction ends (another lane or
+/// bridge replica skips it while it is being sent).
+pub async fn claim_due(tx: &mut sqlx::PgConnection) -> Result<Option<Pending>, LedgerError> {
+    let row: Option<PendingRow> = sqlx::query_as(
+        "SELECT n.id, n.kind, n.recipient, n.facts, n.attempts, t.slug AS tenant_slug, t.name AS tenant_name, \
+                t.mail_from, t.support_email, t.logo_url \
+           FROM notifications n JOIN tenants t ON t.id = n.tenant_id \
+          WHERE n.sent_at IS NULL AND n.failed_at IS NULL AND n.next_attempt_at <= now() \
+          ORDER BY n.next_attempt_at, n.id LIMIT 1 FOR UPDATE OF n SKIP LOCKED",
+    )
+    .fetch_optional(tx)
+    .await?;
+    Ok(row.map(Pending::from))
+}
+
+/// The claimed notification was accepted by the mail server.
+pub async fn sent(db: impl PgExecutor<'_>, id: i64) -> Result<(), LedgerError> {
+    sqlx::query(
+        "UPDATE notifications SET sent_at = clock_timestamp(), attempts = attempts + 1, last_error = NULL WHERE id = $1",
+    )
+    .bind(id)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// A failed attempt at the claimed notification: tried again after a backoff (doubling from 1 s
+/// to 5 min), or never again when the server refused it for good (`permanent`). When it is due next.
+pub async fn failed(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    error: &str,
+    permanent: bool,
+) -> Result<Option<DateTime<Utc>>, LedgerError> {
+    let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
+    Ok(sqlx::query_scalar(
+        "UPDATE notifications SET attempts = attempts + 1, last_error = $2, \
+           failed_at = CASE WHEN $3 THEN clock_timestamp() END, \
+           next_attempt_at = clock_timestamp() + make_interval(secs => least($4, power(2, least(attempts, 30)))) \
+         WHERE id = $1 RETURNING CASE WHEN failed_at IS NULL THEN next_attempt_at END",
+    )
+    .bind(id)
+    .bind(&error)
+    .bind(permanent)
+    .bind(MAX_BACKOFF_SECS)
+    .fetch_one(db)
+    .await?)
+}
+
+/// When the first unsent notification waiting for its next attempt is due; None when none waits.
+pub async fn next_due(db: impl PgExecutor<'_>) -> Result<Option<DateTime<Utc>>, LedgerError> {
+    Ok(sqlx::query_scalar("SELECT min(next_attempt_at) FROM notifications WHERE sent_at IS NULL AND failed_at IS NULL")
+        .fetch_one(db)
+        .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_reads_back_as_itself() {
+        for kind in Kind::ALL {
+            assert_eq!(Kind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(Kind::parse("welcome"), None);
+    }
+}

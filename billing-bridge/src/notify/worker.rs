@@ -1,0 +1,211 @@
+//! The delivery worker: lanes that each claim the unsent notification due the longest (`FOR UPDATE
+//! SKIP LOCKED`: bridge replicas on one ledger send each once), render it, send it over SMTP and
+//! record the outcome in the same transaction: `sent_at`, or the error with the next attempt
+//! (backoff doubling from 1 s to 5 min) while the server is down or answers a transient error, so
+//! nothing is lost; a permanent refusal (5xx) is kept as failed and not tried again. Woken by the
+//! database's `mpanel_notification` notification, when the first waiting notification is due, and
+//! every `scan`.
+//!
+//! A mail the server accepted whose record is then lost (the ledger fails before the commit) is
+//! sent again later: at least once, and the Message-ID (`notification-<id>@…`) is the same.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use sqlx::PgPool;
+use tokio::sync::Notify;
+
+use super::templates;
+use crate::ledger::LedgerError;
+use crate::ledger::notifications::{self, Kind, Pending};
+use crate::ledger::work_attempts;
+use crate::wakeup::Wakeup;
+
+pub const CHANNEL: &str = "mpanel_notification";
+/// Notifications sent at once per replica.
+const PARALLEL: usize = 2;
+/// How long one SMTP exchange may take.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
+const FIRST_PAUSE: Duration = Duration::from_secs(1);
+const LONGEST_PAUSE: Duration = Duration::from_secs(30);
+
+/// Why a notification was not sent; `reason()` is stable (logs, the row's error).
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("NOTIFY_SMTP_ADDR {0:?} is not host:port")]
+    BadServer(String),
+    #[error("unknown notification kind {0:?}")]
+    UnknownKind(String),
+    #[error("address {address:?}: {error}")]
+    Address { address: String, error: lettre::address::AddressError },
+    #[error("building the message: {0}")]
+    Message(#[from] lettre::error::Error),
+    #[error("SMTP: {0}")]
+    Smtp(#[from] lettre::transport::smtp::Error),
+}
+
+impl NotifyError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::BadServer(_) => "BadSmtpServer",
+            Self::UnknownKind(_) => "UnknownNotificationKind",
+            Self::Address { .. } => "BadAddress",
+            Self::Message(_) => "MessageNotBuilt",
+            Self::Smtp(e) if e.is_permanent() => "SmtpRefused",
+            Self::Smtp(_) => "SmtpUnavailable",
+        }
+    }
+
+    /// Trying again cannot help: the message or its addresses are wrong, or the server refused it
+    /// for good.
+    pub fn permanent(&self) -> bool {
+        match self {
+            Self::Smtp(e) => e.is_permanent(),
+            Self::BadServer(_) => false,
+            Self::UnknownKind(_) | Self::Address { .. } | Self::Message(_) => true,
+        }
+    }
+}
+
+/// The SMTP server notifications go to (plain SMTP, no TLS: a relay on loopback or in the cluster).
+#[derive(Clone)]
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+}
+
+impl Mailer {
+    /// A mailer for `addr` (`host:port`).
+    pub fn new(addr: &str) -> Result<Self, NotifyError> {
+        let (host, port) = addr.rsplit_once(':').ok_or_else(|| NotifyError::BadServer(addr.to_owned()))?;
+        let port: u16 = port.parse().map_err(|_| NotifyError::BadServer(addr.to_owned()))?;
+        if host.is_empty() {
+            return Err(NotifyError::BadServer(addr.to_owned()));
+        }
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.trim_matches(['[', ']']))
+            .port(port)
+            .timeout(Some(SMTP_TIMEOUT))
+            .build();
+        Ok(Self { transport })
+    }
+
+    async fn send(&self, message: Message) -> Result<(), NotifyError> {
+        self.transport.send(message).await?;
+        Ok(())
+    }
+}
+
+fn address(s: &str) -> Result<Address, NotifyError> {
+    s.parse().map_err(|error| NotifyError::Address { address: s.to_owned(), error })
+}
+
+/// The notification as a multipart (plain text and HTML) message from its tenant.
+pub fn message(pending: &Pending) -> Result<Message, NotifyError> {
+    let kind = Kind::parse(&pending.kind).ok_or_else(|| NotifyError::UnknownKind(pending.kind.clone()))?;
+    let brand = &pending.branding;
+    let mail = templates::render(kind, &pending.facts, brand);
+    let sender = address(&brand.sender)?;
+    let message_id = format!("<notification-{}@{}>", pending.id, sender.domain());
+    Ok(Message::builder()
+        .from(Mailbox::new(Some(brand.name.clone()), sender))
+        .reply_to(Mailbox::new(Some(brand.name.clone()), address(&brand.support)?))
+        .to(Mailbox::new(None, address(&pending.recipient)?))
+        .subject(mail.subject)
+        .message_id(Some(message_id))
+        .multipart(MultiPart::alternative_plain_html(mail.text, mail.html))?)
+}
+
+/// Claims the notification due the longest and sends it: whether there was one. A failed send is
+/// recorded on the row, not returned; an `Err` is the ledger failing.
+pub async fn send_next(pool: &PgPool, mailer: &Mailer, wakeup: &Wakeup) -> Result<bool, LedgerError> {
+    let mut tx = pool.begin().await?;
+    let Some(pending) = notifications::claim_due(&mut tx).await? else { return Ok(false) };
+    wakeup.pass_on();
+    let sent = match message(&pending) {
+        Ok(message) => mailer.send(message).await,
+        Err(e) => Err(e),
+    };
+    match sent {
+        Ok(()) => {
+            notifications::sent(&mut *tx, pending.id).await?;
+            tx.commit().await?;
+            tracing::info!(notification = pending.id, kind = %pending.kind, "notification sent");
+        }
+        Err(e) => {
+            let words = e.to_string();
+            let next = notifications::failed(&mut *tx, pending.id, &words, e.permanent()).await?;
+            tx.commit().await?;
+            tracing::warn!(
+                notification = pending.id, kind = %pending.kind, attempts = pending.attempts + 1, retry_at = ?next,
+                error = %words, reason = e.reason(), "notification not sent"
+            );
+        }
+    }
+    Ok(true)
+}
+
+/// Runs until the process ends, `PARALLEL` lanes sending what is due.
+pub async fn run(pool: PgPool, mailer: Mailer, scan: Duration) {
+    let wakeup = Wakeup::relay(pool.clone(), CHANNEL, Arc::new(Notify::new()));
+    let lane = |_| {
+        let (pool, mailer, wakeup) = (&pool, &mailer, &wakeup);
+        async move {
+            let mut pause = FIRST_PAUSE;
+            loop {
+                match send_next(pool, mailer, wakeup).await {
+                    Ok(true) => pause = FIRST_PAUSE,
+                    Ok(false) => {
+                        let due = notifications::next_due(pool).await.ok().flatten();
+                        wakeup.wait(work_attempts::wait_for(due, scan)).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, reason = e.reason(), retry_in = ?pause, "notifications: the ledger failed; will retry");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(LONGEST_PAUSE);
+                    }
+                }
+            }
+        }
+    };
+    futures::future::join_all((0..PARALLEL).map(lane)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::ledger::notifications::Branding;
+
+    #[test]
+    fn a_server_is_host_and_port() {
+        assert!(Mailer::new("127.0.0.1:2525").is_ok());
+        assert!(matches!(Mailer::new("127.0.0.1"), Err(NotifyError::BadServer(_))));
+        assert!(matches!(Mailer::new(":25"), Err(NotifyError::BadServer(_))));
+    }
+
+    #[test]
+    fn a_message_is_multipart_from_the_tenant_with_a_stable_id() -> anyhow::Result<()> {
+        let pending = Pending {
+            id: 42,
+            kind: "resumed".into(),
+            recipient: "buyer@shop.example".into(),
+            facts: json!({"product": "CloudPod Mini"}),
+            attempts: 0,
+            branding: Branding {
+                name: "MigraHosting".into(),
+                sender: "billing@migrahosting.com".into(),
+                support: "support@migrahosting.com".into(),
+                logo_url: None,
+            },
+        };
+        let text = String::from_utf8(message(&pending)?.formatted())?;
+        assert!(text.contains("From: MigraHosting <billing@migrahosting.com>"), "{text}");
+        assert!(text.contains("To: buyer@shop.example"), "{text}");
+        assert!(text.contains("Message-ID: <notification-42@migrahosting.com>"), "{text}");
+        assert!(text.contains("multipart/alternative"), "{text}");
+        assert!(text.contains("text/html"), "{text}");
+        Ok(())
+    }
+}

@@ -1,0 +1,421 @@
+//! Customer notifications by email, through the testbed's Postfix: every notification reaches the
+//! capture maildir (`MAIL_CAPTURE_DIR`) once per event, addressed to the customer with the subject
+//! of its kind; a repeated webhook mails nothing twice; mail waits while the SMTP server is down and
+//! none is lost; two bridge replicas send each mail once; no mail carries the generated mailbox
+//! password. Real bridge, PostgreSQL, stripe-mock, the testbed's kube-apiserver and Postfix.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mpanel_billing_bridge::ledger::tokens::Role;
+use mpanel_tests::Testbed;
+use serde_json::{Value, json};
+use support::{
+    Bridge, Ledger, Namespaces, email, eventually, payment_intent, report_status, session_completed, subscriptions_of,
+    total_cents,
+};
+use tokio::runtime::Runtime;
+
+const WAIT: Duration = Duration::from_secs(40);
+
+/// One captured mail, as Postfix delivered it to the capture maildir.
+#[derive(Debug, Clone)]
+struct Mail {
+    file: PathBuf,
+    /// Header names in lower case, values unfolded.
+    headers: BTreeMap<String, String>,
+    /// The whole message with quoted-printable soft breaks and `=3D` undone: what a reader sees.
+    text: String,
+}
+
+impl Mail {
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map(String::as_str).unwrap_or_default()
+    }
+}
+
+fn parse(file: &Path) -> anyhow::Result<Mail> {
+    let raw = std::fs::read_to_string(file)?.replace("\r\n", "\n");
+    let head = raw.split("\n\n").next().unwrap_or_default();
+    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+    let mut last = String::new();
+    for line in head.lines() {
+        if line.starts_with([' ', '\t']) {
+            if let Some(value) = headers.get_mut(&last) {
+                value.push(' ');
+                value.push_str(line.trim());
+            }
+        } else if let Some((name, value)) = line.split_once(':') {
+            last = name.trim().to_ascii_lowercase();
+            // the first of a repeated header (Received) is enough here
+            headers.entry(last.clone()).or_insert_with(|| value.trim().to_owned());
+        }
+    }
+    let text = raw.replace("=\n", "").replace("=3D", "=");
+    Ok(Mail { file: file.to_owned(), headers, text })
+}
+
+/// The capture maildir of the testbed's Postfix.
+struct Capture {
+    dir: PathBuf,
+}
+
+impl Capture {
+    fn new(tb: &Testbed) -> anyhow::Result<Self> {
+        Ok(Self { dir: PathBuf::from(tb.get("MAIL_CAPTURE_DIR")?) })
+    }
+
+    /// Every captured mail delivered to `recipient` (other tests' mail is in the same maildir).
+    fn to(&self, recipient: &str) -> anyhow::Result<Vec<Mail>> {
+        let mut mails = Vec::new();
+        for sub in ["new", "cur"] {
+            let Ok(entries) = std::fs::read_dir(self.dir.join(sub)) else { continue };
+            for entry in entries {
+                let mail = parse(&entry?.path())?;
+                if mail.header("delivered-to").eq_ignore_ascii_case(recipient) {
+                    mails.push(mail);
+                }
+            }
+        }
+        Ok(mails)
+    }
+
+    /// The subjects of `recipient`'s mails, sorted.
+    fn subjects(&self, recipient: &str) -> anyhow::Result<Vec<String>> {
+        let mut subjects: Vec<String> = self.to(recipient)?.iter().map(|m| m.header("subject").to_owned()).collect();
+        subjects.sort();
+        Ok(subjects)
+    }
+
+    /// Waits until `recipient` has at least `n` mails; their sorted subjects then.
+    fn wait_for(&self, recipient: &str, n: usize, bridge: &Bridge) -> anyhow::Result<Vec<String>> {
+        let mut subjects = Vec::new();
+        let arrived = eventually(WAIT, || {
+            subjects = self.subjects(recipient)?;
+            Ok(subjects.len() >= n)
+        })?;
+        assert!(arrived, "{recipient} got {subjects:?}, not {n} mails: {}", bridge.log_tail(30));
+        Ok(subjects)
+    }
+
+    fn forget(&self, recipient: &str) -> anyhow::Result<()> {
+        for mail in self.to(recipient)? {
+            std::fs::remove_file(mail.file)?;
+        }
+        Ok(())
+    }
+}
+
+fn start(rt: &Runtime, tb: &Testbed, ledger: &Ledger, smtp: &str) -> anyhow::Result<Bridge> {
+    Bridge::start_with_env(rt, tb, ledger, Path::new(tb.get("KUBECONFIG")?), &[("NOTIFY_SMTP_ADDR", smtp.to_owned())])
+}
+
+/// A paid order: the checkout answer and its Subscription resource.
+struct Bought {
+    placed: Value,
+    resource: Value,
+}
+
+fn buy(rt: &Runtime, tb: &Testbed, ledger: &Ledger, bridge: &Bridge, body: &Value) -> anyhow::Result<Bought> {
+    let placed = bridge.checkout(rt, body)?;
+    let intent = format!("pi_{}", uuid::Uuid::new_v4().simple());
+    assert_eq!(bridge.deliver(rt, &session_completed(&placed, &intent))?, 200);
+    let order = placed["orderId"].as_str().unwrap_or_default().to_owned();
+    let (mut sub, mut found) = (String::new(), Vec::new());
+    let made = eventually(WAIT, || {
+        sub = ledger
+            .text(rt, &format!("SELECT id::text FROM subscriptions WHERE order_id = '{order}'"))?
+            .unwrap_or_default();
+        found = if sub.is_empty() { Vec::new() } else { subscriptions_of(tb, &sub)? };
+        Ok(!found.is_empty())
+    })?;
+    assert!(made, "the paid order made no Subscription resource: {}", bridge.log_tail(30));
+    Ok(Bought { placed, resource: found.remove(0) })
+}
+
+fn namespace_of(bought: &Bought) -> String {
+    bought.resource["metadata"]["namespace"].as_str().unwrap_or_default().to_owned()
+}
+
+fn dispute(kind: &str, id: &str, intent: &str, cents: i64, status: &str) -> Value {
+    support::event(
+        &format!("charge.dispute.{kind}"),
+        json!({
+            "id": id, "object": "dispute", "charge": format!("ch_{}", &intent[3..]), "payment_intent": intent,
+            "amount": cents, "currency": "usd", "reason": "fraudulent", "status": status,
+        }),
+    )
+}
+
+fn invoice_number(rt: &Runtime, ledger: &Ledger, placed: &Value) -> anyhow::Result<String> {
+    let id = placed["invoiceId"].as_str().unwrap_or_default();
+    Ok(ledger.text(rt, &format!("SELECT number FROM invoices WHERE id = '{id}'"))?.unwrap_or_default())
+}
+
+#[test]
+fn each_event_mails_its_customer_once_and_a_repeated_webhook_mails_nothing_again() -> anyhow::Result<()> {
+    let rt = support::runtime()?;
+    let tb = Testbed::from_env()?;
+    let capture = Capture::new(&tb)?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let bridge = start(&rt, &tb, &ledger, tb.get("NOTIFY_SMTP_ADDR")?)?;
+    let token = support::admin_token(&rt, &ledger, Role::Billing)?;
+    let customer = email("notify");
+
+    // a card declined: the customer is told once, however often Stripe says so
+    let placed = bridge.checkout(&rt, &json!({"product": "cloudpod-mini", "cycle": "monthly", "email": customer}))?;
+    let number = invoice_number(&rt, &ledger, &placed)?;
+    let invoice = placed["invoiceId"].as_str().unwrap_or_default();
+    let cents = total_cents(&placed);
+    let declined_intent = format!("pi_{}", uuid::Uuid::new_v4().simple());
+    let declined = payment_intent("payment_intent.payment_failed", &declined_intent, invoice, cents);
+    assert_eq!(bridge.deliver(&rt, &declined)?, 200);
+    assert_eq!(bridge.deliver(&rt, &declined)?, 200);
+    let again = payment_intent("payment_intent.payment_failed", &declined_intent, invoice, cents);
+    assert_eq!(bridge.deliver(&rt, &again)?, 200);
+    let failed = format!("MigraHosting: your payment for invoice {number} failed");
+    assert_eq!(capture.wait_for(&customer, 1, &bridge)?, vec![failed.clone()]);
+
+    // paid: a receipt, once, though the webhook comes twice
+    let intent = format!("pi_{}", uuid::Uuid::new_v4().simple());
+    let paid = session_completed(&placed, &intent);
+    assert_eq!(bridge.deliver(&rt, &paid)?, 200);
+    assert_eq!(bridge.deliver(&rt, &paid)?, 200);
+    let receipt = format!("MigraHosting: receipt for invoice {number}");
+    capture.wait_for(&customer, 2, &bridge)?;
+    let order = placed["orderId"].as_str().unwrap_or_default();
+    let mut namespace = String::new();
+    let fulfilled = eventually(WAIT, || {
+        namespace = ledger
+            .text(&rt, &format!("SELECT namespace FROM subscriptions WHERE order_id = '{order}'"))?
+            .unwrap_or_default();
+        Ok(!namespace.is_empty())
+    })?;
+    assert!(fulfilled, "the paid order was not fulfilled: {}", bridge.log_tail(20));
+    let _cleanup = Namespaces { tb: &tb, names: vec![namespace] };
+
+    // a dispute suspends and, won, lifts the suspension: one mail each, the opening told twice
+    let opened = dispute("created", "dp_notify_1", &intent, cents, "needs_response");
+    assert_eq!(bridge.deliver(&rt, &opened)?, 200);
+    assert_eq!(bridge.deliver(&rt, &dispute("created", "dp_notify_1", &intent, cents, "needs_response"))?, 200);
+    capture.wait_for(&customer, 3, &bridge)?;
+    assert_eq!(bridge.deliver(&rt, &dispute("closed", "dp_notify_1", &intent, cents, "won"))?, 200);
+    capture.wait_for(&customer, 4, &bridge)?;
+
+    // all refunded by staff: the service ends, told once
+    let (status, _) = bridge.post(&rt, &format!("/v1/admin/invoices/{invoice}/refund"), &json!({}), Some(&token))?;
+    assert_eq!(status, 200);
+    assert_eq!(bridge.deliver(&rt, &support::charge_refunded(&intent, cents, cents))?, 200);
+    capture.wait_for(&customer, 5, &bridge)?;
+    // nothing more comes: each event was mailed once
+    std::thread::sleep(Duration::from_secs(3));
+    let mut want = vec![
+        failed,
+        receipt,
+        "MigraHosting: your CloudPod Mini is suspended".to_owned(),
+        "MigraHosting: your CloudPod Mini runs again".to_owned(),
+        "MigraHosting: your CloudPod Mini is cancelled".to_owned(),
+    ];
+    want.sort();
+    assert_eq!(capture.subjects(&customer)?, want);
+
+    let mails = capture.to(&customer)?;
+    for mail in &mails {
+        assert_eq!(mail.header("to"), customer, "{mail:?}");
+        assert!(mail.header("from").contains("billing@migrahosting.com"), "{mail:?}");
+        assert!(mail.header("content-type").starts_with("multipart/alternative"), "{mail:?}");
+        assert!(mail.text.contains("text/html") && mail.text.contains("support@migrahosting.com"), "{mail:?}");
+    }
+    let suspended = mails.iter().find(|m| m.header("subject").ends_with("is suspended"));
+    assert!(suspended.is_some_and(|m| m.text.contains("disputed with your bank")), "{suspended:?}");
+    let receipt = mails.iter().find(|m| m.header("subject").contains("receipt"));
+    assert!(receipt.is_some_and(|m| m.text.contains("Total: 9.99 USD")), "{receipt:?}");
+    // the ledger's record: every row sent, in one attempt
+    assert_eq!(
+        ledger.count(&rt, "SELECT count(*) FROM notifications WHERE sent_at IS NOT NULL AND attempts = 1")?,
+        5,
+        "{}",
+        bridge.log_tail(20)
+    );
+    assert_eq!(ledger.count(&rt, "SELECT count(*) FROM notifications")?, 5);
+    capture.forget(&customer)?;
+    ledger.drop_database(&rt);
+    Ok(())
+}
+
+#[test]
+fn a_failed_provisioning_mails_what_was_refunded() -> anyhow::Result<()> {
+    let rt = support::runtime()?;
+    let tb = Testbed::from_env()?;
+    let capture = Capture::new(&tb)?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let bridge = start(&rt, &tb, &ledger, tb.get("NOTIFY_SMTP_ADDR")?)?;
+    let customer = email("notify-failed");
+    let bought =
+        buy(&rt, &tb, &ledger, &bridge, &json!({"product": "cloudpod-mini", "cycle": "monthly", "email": customer}))?;
+    let _cleanup = Namespaces { tb: &tb, names: vec![namespace_of(&bought)] };
+    report_status(&tb, &bought.resource, "Failed", false, "no IP address left in pool public-v4")?;
+    let subjects = capture.wait_for(&customer, 2, &bridge)?;
+    assert!(subjects.contains(&"MigraHosting: we could not set up your CloudPod Mini".to_owned()), "{subjects:?}");
+    let mails = capture.to(&customer)?;
+    let failed = mails.iter().find(|m| m.header("subject").contains("could not set up"));
+    assert!(failed.is_some_and(|m| m.text.contains("We have refunded 9.99 USD")), "{failed:?}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(capture.to(&customer)?.len(), 2, "{:?}", capture.subjects(&customer)?);
+    capture.forget(&customer)?;
+    ledger.drop_database(&rt);
+    Ok(())
+}
+
+#[test]
+fn mail_waits_while_the_smtp_server_is_down_and_none_is_lost() -> anyhow::Result<()> {
+    let rt = support::runtime()?;
+    let tb = Testbed::from_env()?;
+    let capture = Capture::new(&tb)?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    // nobody listens on this port: connections are refused
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let mut bridge = start(&rt, &tb, &ledger, &closed.to_string())?;
+    let customer = email("notify-down");
+    let bought =
+        buy(&rt, &tb, &ledger, &bridge, &json!({"product": "cloudpod-mini", "cycle": "monthly", "email": customer}))?;
+    let _cleanup = Namespaces { tb: &tb, names: vec![namespace_of(&bought)] };
+    let retried = eventually(WAIT, || {
+        Ok(ledger.count(
+            &rt,
+            "SELECT count(*) FROM notifications WHERE sent_at IS NULL AND failed_at IS NULL AND attempts >= 2 \
+             AND last_error LIKE 'SMTP:%'",
+        )? == 1)
+    })?;
+    assert!(retried, "the receipt was not retried: {}", bridge.log_tail(20));
+    assert!(capture.to(&customer)?.is_empty());
+
+    // the server is back (the bridge restarted with its address): the receipt arrives, once
+    bridge.stop();
+    let bridge = start(&rt, &tb, &ledger, tb.get("NOTIFY_SMTP_ADDR")?)?;
+    let number = invoice_number(&rt, &ledger, &bought.placed)?;
+    assert_eq!(capture.wait_for(&customer, 1, &bridge)?, vec![format!("MigraHosting: receipt for invoice {number}")]);
+    assert_eq!(
+        ledger.count(
+            &rt,
+            "SELECT count(*) FROM notifications WHERE sent_at IS NOT NULL AND attempts >= 3 AND last_error IS NULL"
+        )?,
+        1
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(capture.to(&customer)?.len(), 1);
+    capture.forget(&customer)?;
+    ledger.drop_database(&rt);
+    Ok(())
+}
+
+#[test]
+fn without_an_smtp_server_notifications_are_recorded_not_sent() -> anyhow::Result<()> {
+    let rt = support::runtime()?;
+    let tb = Testbed::from_env()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let mut bridge = Bridge::start(&rt, &tb, &ledger, Path::new(tb.get("KUBECONFIG")?))?;
+    let customer = email("notify-unset");
+    let bought =
+        buy(&rt, &tb, &ledger, &bridge, &json!({"product": "cloudpod-mini", "cycle": "monthly", "email": customer}))?;
+    let _cleanup = Namespaces { tb: &tb, names: vec![namespace_of(&bought)] };
+    assert_eq!(
+        ledger.count(
+            &rt,
+            &format!(
+                "SELECT count(*) FROM notifications WHERE kind = 'receipt' AND recipient = '{customer}' \
+             AND sent_at IS NULL AND attempts = 0"
+            )
+        )?,
+        1
+    );
+    let logs = bridge.stop();
+    assert_eq!(logs.matches("no NOTIFY_SMTP_ADDR").count(), 1, "{logs}");
+    ledger.drop_database(&rt);
+    Ok(())
+}
+
+#[test]
+fn two_replicas_send_each_mail_once() -> anyhow::Result<()> {
+    let rt = support::runtime()?;
+    let tb = Testbed::from_env()?;
+    let capture = Capture::new(&tb)?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let smtp = tb.get("NOTIFY_SMTP_ADDR")?;
+    let replicas = [start(&rt, &tb, &ledger, smtp)?, start(&rt, &tb, &ledger, smtp)?];
+    let customers: Vec<String> = (0..8).map(|_| email("notify-twice")).collect();
+    // paid at once through both replicas: both workers wake for every receipt
+    rt.block_on(async {
+        let orders = customers.iter().enumerate().map(|(i, customer)| {
+            let bridge = &replicas[i % 2];
+            async move {
+                let placed =
+                    bridge.place(&json!({"product": "cloudpod-mini", "cycle": "monthly", "email": customer})).await?;
+                let intent = format!("pi_{}", uuid::Uuid::new_v4().simple());
+                let event = session_completed(&placed, &intent);
+                let status = bridge.deliver_at(&event, &bridge.webhook_secret, chrono::Utc::now().timestamp()).await?;
+                anyhow::ensure!(status == 200, "the webhook answered {status}");
+                Ok::<_, anyhow::Error>(())
+            }
+        });
+        futures::future::try_join_all(orders).await
+    })?;
+    let all = eventually(WAIT, || {
+        Ok(ledger.count(&rt, "SELECT count(*) FROM notifications WHERE sent_at IS NOT NULL")? == customers.len() as i64)
+    })?;
+    assert!(all, "not every receipt was sent: {}", replicas[0].log_tail(20));
+    std::thread::sleep(Duration::from_secs(3));
+    for customer in &customers {
+        let subjects = capture.subjects(customer)?;
+        assert_eq!(subjects.len(), 1, "{customer}: {subjects:?}");
+        assert!(subjects[0].starts_with("MigraHosting: receipt for invoice INV-"), "{subjects:?}");
+        capture.forget(customer)?;
+    }
+    let namespaces: Vec<String> =
+        rt.block_on(sqlx::query_scalar("SELECT DISTINCT namespace FROM subscriptions").fetch_all(&ledger.pool))?;
+    let _cleanup = Namespaces { tb: &tb, names: namespaces };
+    ledger.drop_database(&rt);
+    Ok(())
+}
+
+#[test]
+fn no_mail_carries_the_generated_mailbox_password() -> anyhow::Result<()> {
+    let rt = support::runtime()?;
+    let tb = Testbed::from_env()?;
+    let capture = Capture::new(&tb)?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let bridge = start(&rt, &tb, &ledger, tb.get("NOTIFY_SMTP_ADDR")?)?;
+    let customer = email("notify-mailbox");
+    let domain = format!("mailbox-{}.example", uuid::Uuid::new_v4().simple());
+    let body = json!({"product": "email-basic", "cycle": "monthly", "email": customer, "domain": domain});
+    let bought = buy(&rt, &tb, &ledger, &bridge, &body)?;
+    let namespace = namespace_of(&bought);
+    let _cleanup = Namespaces { tb: &tb, names: vec![namespace.clone()] };
+    let resource = bought.resource["metadata"]["name"].as_str().unwrap_or_default();
+    let secret = format!("{resource}-credentials");
+    let mut password = String::new();
+    let template = r#"go-template={{index .data "mailbox-password" | base64decode}}"#;
+    let made = eventually(WAIT, || {
+        let out = tb.kubectl(&["get", "secret", &secret, "-n", &namespace, "-o", template], None)?;
+        password = out.stdout.trim().to_owned();
+        Ok(out.success && password.starts_with("Mp-"))
+    })?;
+    assert!(made, "no generated mailbox password in {namespace}/{secret}");
+
+    // the receipt says where the password is set, and carries no password
+    capture.wait_for(&customer, 1, &bridge)?;
+    let mails = capture.to(&customer)?;
+    let receipt = mails.iter().find(|m| m.header("subject").contains("receipt"));
+    assert!(receipt.is_some_and(|m| m.text.contains("set it in the customer portal")), "{receipt:?}");
+    for mail in &mails {
+        assert!(!mail.text.contains("base64"), "a part is base64, the search below would miss it: {mail:?}");
+        assert!(!mail.text.contains(&password), "a mail carries the mailbox password: {mail:?}");
+        assert!(!mail.text.contains(&password[3..]), "a mail carries the mailbox password: {mail:?}");
+    }
+    capture.forget(&customer)?;
+    ledger.drop_database(&rt);
+    Ok(())
+}
