@@ -3,15 +3,17 @@
 //! refused. Every provider client sends each request through its [`Throttle`]; clients of the same
 //! system share one (clones share the limits).
 //!
-//! The rate is a token bucket holding one token, refilled every `1 / requestsPerSecond`: requests
-//! leave at least that far apart, so no one-second window sees more than `requestsPerSecond` of
-//! them (plus one where a window's edges fall on two), whatever the burst. A larger bucket would
-//! let a burst through at once, which is what the backends' limits are about.
+//! The rate is a token bucket holding one token, refilled `1 / requestsPerSecond` after the last
+//! request started: requests start at least that far apart, so no one-second window sees more than
+//! `requestsPerSecond` of them, whatever the burst. The spacing counts from when the last request
+//! really started, not from when it was due, so a process that was stalled for a moment does not
+//! send the requests it owes at once afterwards. A larger bucket would let a burst through at
+//! once, which is what the backends' limits are about.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{Mutex, Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
 use crate::metrics::Metrics;
@@ -34,8 +36,9 @@ pub struct Throttle {
 struct Inner {
     provider: &'static str,
     spacing: Duration,
-    /// When the next request may start: the bucket's next token.
-    next_start: Mutex<Option<Instant>>,
+    /// When the last request started; held by the request whose start is next (a fair lock, so
+    /// turns go in the order they were asked for).
+    last_start: Mutex<Option<Instant>>,
     in_flight: Semaphore,
     metrics: Option<Arc<Metrics>>,
 }
@@ -73,7 +76,7 @@ impl Throttle {
             inner: Some(Arc::new(Inner {
                 provider,
                 spacing: Duration::from_secs_f64(1.0 / rate),
-                next_start: Mutex::new(None),
+                last_start: Mutex::new(None),
                 in_flight: Semaphore::new(limits.max_in_flight.max(1) as usize),
                 metrics,
             })),
@@ -94,14 +97,12 @@ impl Throttle {
         let asked = Instant::now();
         // the semaphore is never closed
         let permit = inner.in_flight.acquire().await.ok();
-        let start = {
-            let mut next = inner.next_start.lock().unwrap_or_else(|e| e.into_inner());
-            let now = Instant::now();
-            let start = next.map_or(now, |n| n.max(now));
-            *next = Some(start + inner.spacing);
-            start
-        };
-        tokio::time::sleep_until(start).await;
+        let mut last_start = inner.last_start.lock().await;
+        if let Some(last) = *last_start {
+            tokio::time::sleep_until(last + inner.spacing).await;
+        }
+        *last_start = Some(Instant::now());
+        drop(last_start);
         if let Some(metrics) = &inner.metrics {
             metrics.provider_throttled(inner.provider, asked.elapsed());
         }
@@ -117,6 +118,7 @@ impl Throttle {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;

@@ -1,0 +1,155 @@
+//! The client-side limits end to end: a burst of 200 Domains applied at once against a Namesilo
+//! double of this test's own (the testbed's double, served here so that it can note when each
+//! request arrived), with the operator configured for 20 requests/s and 2 in flight. Measured at
+//! the double: every Domain becomes Ready (the burst was queued, nothing refused), no one-second
+//! window holds more than 20 requests (+2, see `WINDOW_TOLERANCE`), and never more than 2 are
+//! in flight.
+
+mod support;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use mpanel_tests::Testbed;
+use mpanel_tests::namesilo::double::{self, Money};
+use serde_json::{Value, json};
+use support::{Operator, condition, metric_sum};
+
+const DOMAINS: usize = 200;
+const RATE: usize = 20;
+const IN_FLIGHT: usize = 2;
+/// Requests leave the operator at least 1/20 s apart, so a one-second window holds at most 20 of
+/// them as they leave. On their way (the operator's scheduler, loopback, the double's) a request
+/// can be held back a moment and land in the same window as the ones after it: two such late
+/// arrivals are tolerated. A bucket that let a burst through at once would put up to the whole
+/// burst in one window.
+const WINDOW_TOLERANCE: usize = 2;
+/// How long the double takes to answer, so that requests overlap and the in-flight cap shows.
+const ANSWER_TAKES: Duration = Duration::from_millis(30);
+
+/// When each API request reached the double, and how many were in it at once.
+#[derive(Default)]
+struct Arrivals {
+    at: Mutex<Vec<Instant>>,
+    inside: AtomicUsize,
+    most_inside: AtomicUsize,
+}
+
+async fn note_arrival(State(arrivals): State<Arc<Arrivals>>, request: Request, next: Next) -> Response {
+    if !request.uri().path().starts_with("/api/") {
+        return next.run(request).await;
+    }
+    arrivals.at.lock().unwrap_or_else(|e| e.into_inner()).push(Instant::now());
+    let inside = arrivals.inside.fetch_add(1, Ordering::SeqCst) + 1;
+    arrivals.most_inside.fetch_max(inside, Ordering::SeqCst);
+    tokio::time::sleep(ANSWER_TAKES).await;
+    let response = next.run(request).await;
+    arrivals.inside.fetch_sub(1, Ordering::SeqCst);
+    response
+}
+
+/// Serves a Namesilo double with one account (`key`) on loopback; returns its API URL.
+fn serve_double(rt: &tokio::runtime::Runtime, key: &str, arrivals: Arc<Arrivals>) -> anyhow::Result<String> {
+    let config = double::Config {
+        key: key.to_owned(),
+        balance: Money::parse("100000.00").map_err(|e| anyhow::anyhow!("{e:?}"))?,
+        transfer_delay: Duration::from_secs(2),
+    };
+    let app = double::app(&config).layer(middleware::from_fn_with_state(arrivals, note_arrival));
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let url = format!("http://{}/api", listener.local_addr()?);
+    rt.spawn(async move {
+        let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let _ = axum::serve(listener, service).await;
+    });
+    Ok(url)
+}
+
+/// The most arrivals in any one-second window `[t, t + 1 s)`, with the window's start.
+fn busiest_second(arrivals: &[Instant]) -> (usize, Duration) {
+    let first = arrivals.first().copied().unwrap_or_else(Instant::now);
+    arrivals
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (arrivals[i..].iter().take_while(|u| **u < *t + Duration::from_secs(1)).count(), *t - first))
+        .max_by_key(|(n, _)| *n)
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_burst_of_200_domains_is_queued_within_the_configured_rate_and_in_flight_cap() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let arrivals = Arc::new(Arrivals::default());
+    let key = format!("ratelimit{}", std::process::id());
+    let api_url = serve_double(&rt, &key, arrivals.clone())?;
+
+    let ns = tb.namespace("ratelimit")?;
+    tb.kubectl_ok(
+        &["create", "secret", "generic", "namesilo", "-n", &ns.name, &format!("--from-literal=api-key={key}")],
+        None,
+    )?;
+    let config = std::env::temp_dir().join(format!("{}.operator.yaml", ns.name));
+    std::fs::write(
+        &config,
+        format!(
+            "resyncInterval: 10m\nwatchNamespace: {ns}\nleaderElection: {{namespace: {ns}, leaseDurationSeconds: 4}}\n\
+             namesilo:\n  apiUrl: {api_url}\n  apiKeySecretRef: {{namespace: {ns}, name: namesilo, key: api-key}}\n\
+             \x20 nameservers: [ns1.{ns}.net, ns2.{ns}.net]\n\
+             \x20 rateLimit: {{requestsPerSecond: {RATE}, maxInFlight: {IN_FLIGHT}}}\n",
+            ns = ns.name,
+        ),
+    )?;
+    let op = Operator::start_ready(Path::new(tb.get("KUBECONFIG")?), &config)?;
+
+    // all 200 in one apply: they reach the operator's watch together
+    let items: Vec<Value> = (0..DOMAINS)
+        .map(|i| {
+            json!({"apiVersion": "mpanel.migrahosting.com/v1alpha1", "kind": "Domain",
+                   "metadata": {"name": format!("d{i}"), "namespace": ns.name},
+                   "spec": {"name": format!("d{i}-{}.com", ns.name), "registration": {"mode": "Register", "years": 1}}})
+        })
+        .collect();
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
+    tb.kubectl_ok(&["apply", "-f", "-"], Some(&list.to_string()))?;
+
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut ready = 0;
+    // a listing of 200 objects every 2 s, not every 100 ms: the machine is the operator's too
+    while ready < DOMAINS && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(2));
+        let out = tb.kubectl_ok(&["get", "domains", "-n", &ns.name, "-o", "json"], None)?;
+        let domains: Value = serde_json::from_str(&out)?;
+        ready = domains["items"]
+            .as_array()
+            .context("a list")?
+            .iter()
+            .filter(|d| condition(d, "Ready")["status"] == "True")
+            .count();
+    }
+    let all_ready = ready == DOMAINS;
+    let metrics = op.metrics()?;
+    let _ = std::fs::remove_file(&config);
+    anyhow::ensure!(all_ready, "{ready} of {DOMAINS} Domains became Ready");
+
+    let mut at = arrivals.at.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    at.sort();
+    let (n, from) = busiest_second(&at);
+    let took = at.last().zip(at.first()).map(|(l, f)| *l - *f).unwrap_or_default();
+    println!("{} requests at the double over {took:?}; busiest second: {n} from {from:?}", at.len());
+    assert!(at.len() >= DOMAINS * 2, "each Domain made its calls: {} requests", at.len());
+    assert!(n <= RATE + WINDOW_TOLERANCE, "{n} requests reached the double in the second from {from:?}");
+    let most_inside = arrivals.most_inside.load(Ordering::SeqCst);
+    assert!(most_inside <= IN_FLIGHT, "{most_inside} requests were in the double at once");
+    assert_eq!(most_inside, IN_FLIGHT, "the requests overlapped up to the cap");
+    // the limit held the burst back: the operator's requests waited for their turns
+    let waited = metric_sum(&metrics, "mpanel_provider_throttle_wait_seconds_sum", &[("provider", "namesilo")]);
+    assert!(waited > 10.0, "the requests waited {waited} s in all for their turns");
+    Ok(())
+}
