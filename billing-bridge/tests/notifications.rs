@@ -10,7 +10,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use mpanel_billing_bridge::ledger::outbox::{self, Action};
 use mpanel_billing_bridge::ledger::tokens::Role;
+use mpanel_billing_bridge::ledger::{Cycle, payments, subscriptions};
+use mpanel_billing_bridge::lifecycle;
 use mpanel_tests::Testbed;
 use serde_json::{Value, json};
 use support::{
@@ -234,14 +238,120 @@ fn each_event_mails_its_customer_once_and_a_repeated_webhook_mails_nothing_again
     let receipt = mails.iter().find(|m| m.header("subject").contains("receipt"));
     assert!(receipt.is_some_and(|m| m.text.contains("Total: 9.99 USD")), "{receipt:?}");
     // the ledger's record: every row sent, in one attempt
-    assert_eq!(
-        ledger.count(&rt, "SELECT count(*) FROM notifications WHERE sent_at IS NOT NULL AND attempts = 1")?,
-        5,
-        "{}",
-        bridge.log_tail(20)
-    );
+    let recorded = eventually(WAIT, || {
+        Ok(ledger.count(&rt, "SELECT count(*) FROM notifications WHERE sent_at IS NOT NULL AND attempts = 1")? == 5)
+    })?;
+    assert!(recorded, "not every notification is recorded sent in one attempt: {}", bridge.log_tail(20));
     assert_eq!(ledger.count(&rt, "SELECT count(*) FROM notifications")?, 5);
     capture.forget(&customer)?;
+    ledger.drop_database(&rt);
+    Ok(())
+}
+
+/// Activated as the activation gate does it, now; the end of its first period.
+fn activate(rt: &Runtime, ledger: &Ledger, bought: &Bought) -> anyhow::Result<DateTime<Utc>> {
+    let order = bought.placed["orderId"].as_str().unwrap_or_default();
+    let id: uuid::Uuid = rt.block_on(
+        sqlx::query_scalar("SELECT id FROM subscriptions WHERE order_id = $1::uuid")
+            .bind(order)
+            .fetch_one(&ledger.pool),
+    )?;
+    rt.block_on(async {
+        let mut tx = ledger.pool.begin().await?;
+        let now = Utc::now();
+        let activated = subscriptions::activate(&mut *tx, id, now, Cycle::Monthly.after(now)).await?;
+        let end = activated.and_then(|s| s.current_period_end).ok_or_else(|| anyhow::anyhow!("{id} not activated"))?;
+        outbox::enqueue(&mut *tx, id, Action::Apply).await?;
+        tx.commit().await?;
+        Ok(end)
+    })
+}
+
+fn tick(rt: &Runtime, ledger: &Ledger, at: DateTime<Utc>) -> anyhow::Result<lifecycle::Tick> {
+    Ok(rt.block_on(lifecycle::tick(&ledger.pool, at))?)
+}
+
+#[test]
+fn the_lifecycle_mails_suspension_resumption_and_the_end_of_service() -> anyhow::Result<()> {
+    let rt = support::runtime()?;
+    let tb = Testbed::from_env()?;
+    let capture = Capture::new(&tb)?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let bridge = start(&rt, &tb, &ledger, tb.get("NOTIFY_SMTP_ADDR")?)?;
+    let token = support::admin_token(&rt, &ledger, Role::Billing)?;
+    let (late, gone) = (email("notify-late"), email("notify-gone"));
+    let body = |customer: &str| json!({"product": "cloudpod-mini", "cycle": "monthly", "email": customer});
+    let late_buy = buy(&rt, &tb, &ledger, &bridge, &body(&late))?;
+    let gone_buy = buy(&rt, &tb, &ledger, &bridge, &body(&gone))?;
+    let _cleanup = Namespaces { tb: &tb, names: vec![namespace_of(&late_buy), namespace_of(&gone_buy)] };
+    let end = activate(&rt, &ledger, &late_buy)?;
+    activate(&rt, &ledger, &gone_buy)?;
+
+    // the renewal is unpaid past the grace period: suspended (Overdue); paid, it runs again
+    assert_eq!(tick(&rt, &ledger, end - chrono::Duration::days(6))?.renewal_invoices, 2);
+    assert_eq!(tick(&rt, &ledger, end + chrono::Duration::days(8))?.suspended, 2);
+    capture.wait_for(&late, 2, &bridge)?;
+    let renewal: uuid::Uuid = rt.block_on(
+        sqlx::query_scalar(
+            "SELECT i.id FROM invoices i JOIN subscriptions s ON s.id = i.subscription_id \
+             WHERE s.order_id = $1::uuid AND i.period_start IS NOT NULL",
+        )
+        .bind(late_buy.placed["orderId"].as_str().unwrap_or_default())
+        .fetch_one(&ledger.pool),
+    )?;
+    rt.block_on(async {
+        let mut tx = ledger.pool.begin().await?;
+        payments::pay_rest_by_hand(&mut tx, renewal).await?;
+        tx.commit().await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    capture.wait_for(&late, 4, &bridge)?;
+    // cancelled by staff: the end of service
+    let sub = ledger
+        .text(
+            &rt,
+            &format!(
+                "SELECT id::text FROM subscriptions WHERE order_id = '{}'",
+                late_buy.placed["orderId"].as_str().unwrap_or_default()
+            ),
+        )?
+        .unwrap_or_default();
+    let (status, answer) = bridge.post(
+        &rt,
+        &format!("/v1/admin/subscriptions/{sub}/cancel"),
+        &json!({"atPeriodEnd": false}),
+        Some(&token),
+    )?;
+    assert_eq!(status, 200, "{answer}");
+    let subjects = capture.wait_for(&late, 5, &bridge)?;
+    let first = invoice_number(&rt, &ledger, &late_buy.placed)?;
+    let second = ledger.text(&rt, &format!("SELECT number FROM invoices WHERE id = '{renewal}'"))?.unwrap_or_default();
+    let mut want = vec![
+        format!("MigraHosting: receipt for invoice {first}"),
+        format!("MigraHosting: receipt for invoice {second}"),
+        "MigraHosting: your CloudPod Mini is suspended".to_owned(),
+        "MigraHosting: your CloudPod Mini runs again".to_owned(),
+        "MigraHosting: your CloudPod Mini is cancelled".to_owned(),
+    ];
+    want.sort();
+    assert_eq!(subjects, want);
+    let mails = capture.to(&late)?;
+    let suspended = mails.iter().find(|m| m.header("subject").ends_with("is suspended"));
+    assert!(suspended.is_some_and(|m| m.text.contains("unpaid past its due date")), "{suspended:?}");
+
+    // never paid, past the termination period: cancelled by the lifecycle, told once
+    assert_eq!(tick(&rt, &ledger, end + chrono::Duration::days(31))?.cancelled, 1);
+    assert_eq!(tick(&rt, &ledger, end + chrono::Duration::days(32))?.cancelled, 0);
+    let subjects = capture.wait_for(&gone, 3, &bridge)?;
+    assert!(subjects.contains(&"MigraHosting: your CloudPod Mini is cancelled".to_owned()), "{subjects:?}");
+    let mails = capture.to(&gone)?;
+    let cancelled = mails.iter().find(|m| m.header("subject").ends_with("is cancelled"));
+    assert!(cancelled.is_some_and(|m| m.text.contains("stayed unpaid")), "{cancelled:?}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(capture.to(&late)?.len(), 5);
+    assert_eq!(capture.to(&gone)?.len(), 3);
+    capture.forget(&late)?;
+    capture.forget(&gone)?;
     ledger.drop_database(&rt);
     Ok(())
 }
@@ -298,16 +408,73 @@ fn mail_waits_while_the_smtp_server_is_down_and_none_is_lost() -> anyhow::Result
     let bridge = start(&rt, &tb, &ledger, tb.get("NOTIFY_SMTP_ADDR")?)?;
     let number = invoice_number(&rt, &ledger, &bought.placed)?;
     assert_eq!(capture.wait_for(&customer, 1, &bridge)?, vec![format!("MigraHosting: receipt for invoice {number}")]);
-    assert_eq!(
-        ledger.count(
-            &rt,
-            "SELECT count(*) FROM notifications WHERE sent_at IS NOT NULL AND attempts >= 3 AND last_error IS NULL"
-        )?,
-        1
-    );
+    // the record follows the server's answer
+    let recorded = eventually(WAIT, || {
+        let sql =
+            "SELECT count(*) FROM notifications WHERE sent_at IS NOT NULL AND attempts >= 3 AND last_error IS NULL";
+        Ok(ledger.count(&rt, sql)? == 1)
+    })?;
+    assert!(recorded, "the sent receipt is not recorded with its attempts: {}", bridge.log_tail(20));
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(capture.to(&customer)?.len(), 1);
     capture.forget(&customer)?;
+    ledger.drop_database(&rt);
+    Ok(())
+}
+
+/// An SMTP server that refuses every recipient for good (550); how many recipients it was offered.
+fn refusing_server() -> anyhow::Result<(std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>)> {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let offered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = offered.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let Ok(mut writer) = stream.try_clone() else { continue };
+            let mut reader = BufReader::new(stream);
+            let _ = writer.write_all(b"220 refusing.test ESMTP\r\n");
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                let verb = line.get(..4).unwrap_or_default().to_ascii_uppercase();
+                let answer: &[u8] = match verb.as_str() {
+                    "EHLO" | "HELO" => b"250 refusing.test\r\n",
+                    "RCPT" => {
+                        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        b"550 5.1.1 no such user\r\n"
+                    }
+                    "QUIT" => b"221 bye\r\n",
+                    _ => b"250 ok\r\n",
+                };
+                if writer.write_all(answer).is_err() || verb == "QUIT" {
+                    break;
+                }
+                line.clear();
+            }
+        }
+    });
+    Ok((addr, offered))
+}
+
+#[test]
+fn a_mail_the_server_refuses_for_good_is_kept_failed_and_not_retried() -> anyhow::Result<()> {
+    let rt = support::runtime()?;
+    let tb = Testbed::from_env()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let (server, offered) = refusing_server()?;
+    let bridge = start(&rt, &tb, &ledger, &server.to_string())?;
+    let customer = email("notify-refused");
+    let bought =
+        buy(&rt, &tb, &ledger, &bridge, &json!({"product": "cloudpod-mini", "cycle": "monthly", "email": customer}))?;
+    let _cleanup = Namespaces { tb: &tb, names: vec![namespace_of(&bought)] };
+    let failed = eventually(WAIT, || {
+        let sql = "SELECT count(*) FROM notifications WHERE failed_at IS NOT NULL AND sent_at IS NULL \
+                   AND attempts = 1 AND last_error LIKE '%no such user%'";
+        Ok(ledger.count(&rt, sql)? == 1)
+    })?;
+    assert!(failed, "the refused receipt is not kept as failed: {}", bridge.log_tail(20));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(offered.load(std::sync::atomic::Ordering::SeqCst), 1, "a mail refused for good was offered again");
     ledger.drop_database(&rt);
     Ok(())
 }

@@ -251,10 +251,14 @@ pub async fn failed(
 }
 
 /// When the first unsent notification waiting for its next attempt is due; None when none waits.
+/// One due now is left out: it is being sent (claimed), and its lane goes on by itself.
 pub async fn next_due(db: impl PgExecutor<'_>) -> Result<Option<DateTime<Utc>>, LedgerError> {
-    Ok(sqlx::query_scalar("SELECT min(next_attempt_at) FROM notifications WHERE sent_at IS NULL AND failed_at IS NULL")
-        .fetch_one(db)
-        .await?)
+    Ok(sqlx::query_scalar(
+        "SELECT min(next_attempt_at) FROM notifications \
+         WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at > now()",
+    )
+    .fetch_one(db)
+    .await?)
 }
 
 #[cfg(test)]
