@@ -3,7 +3,7 @@
 //! request arrived), with the operator configured for 20 requests/s and 2 in flight. Measured at
 //! the double: every Domain becomes Ready (the burst was queued, nothing refused), no one-second
 //! window holds more than 20 requests (+2, see `WINDOW_TOLERANCE`), and never more than 2 are
-//! in flight.
+//! in flight. And the chart passes each provider block's `rateLimit` on to the operator.
 
 mod support;
 
@@ -16,8 +16,10 @@ use anyhow::Context;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use mpanel_tests::Testbed;
+use mpanel_operator::config::{Config, PROXMOX_LIMITS};
+use mpanel_operator::providers::throttle::Limits;
 use mpanel_tests::namesilo::double::{self, Money};
+use mpanel_tests::{Testbed, repo_root};
 use serde_json::{Value, json};
 use support::{Operator, condition, metric_sum};
 
@@ -151,5 +153,41 @@ fn a_burst_of_200_domains_is_queued_within_the_configured_rate_and_in_flight_cap
     // the limit held the burst back: the operator's requests waited for their turns
     let waited = metric_sum(&metrics, "mpanel_provider_throttle_wait_seconds_sum", &[("provider", "namesilo")]);
     assert!(waited > 10.0, "the requests waited {waited} s in all for their turns");
+    Ok(())
+}
+
+#[test]
+fn the_chart_passes_each_providers_rate_limit_to_the_operator() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let values = std::env::temp_dir().join(format!("rate-limit-{}.values.yaml", std::process::id()));
+    std::fs::write(
+        &values,
+        "config:\n\
+         \x20 powerdns: {apiUrl: 'http://pdns', apiKeySecret: {name: pdns}, dnsAddress: '127.0.0.1:53', rateLimit: {maxInFlight: 8}}\n\
+         \x20 acme: {issuers: {le: {directoryUrl: 'https://ca/dir'}}, rateLimit: {requestsPerSecond: 2, maxInFlight: 1}}\n\
+         \x20 mailcore: {databaseUrlSecret: {name: mailcore}, rateLimit: {requestsPerSecond: 7}}\n\
+         \x20 proxmox: {url: 'https://pve', tokenSecret: {name: pve}, vmidRange: {first: 100, last: 200}}\n\
+         \x20 namesilo: {apiKeySecret: {name: namesilo}, nameservers: [a.example, b.example], rateLimit: {requestsPerSecond: 0.5, maxInFlight: 2}}\n",
+    )?;
+    let out = std::process::Command::new(tb.get("HELM")?)
+        .args(["template", "t", &repo_root().join("charts/mpanel").to_string_lossy(), "--namespace", "mpanel-system"])
+        .args(["--show-only", "templates/configmap.yaml", "-f", &values.to_string_lossy()])
+        .output()?;
+    let _ = std::fs::remove_file(&values);
+    anyhow::ensure!(out.status.success(), "helm template: {}", String::from_utf8_lossy(&out.stderr));
+    let configmap: Value = serde_saphyr::from_str(&String::from_utf8(out.stdout)?)?;
+    let text = configmap["data"]["operator.yaml"].as_str().context("operator.yaml in the ConfigMap")?;
+    let config = Config::parse(text).map_err(anyhow::Error::msg)?;
+
+    let limits = |l: Limits| (l.requests_per_second, l.max_in_flight);
+    let pdns = config.powerdns.context("powerdns")?.rate_limit;
+    assert_eq!(pdns.max_in_flight, Some(8));
+    assert_eq!(pdns.requests_per_second, None, "left out: the operator's default");
+    assert_eq!(config.acme.context("acme")?.rate_limit.requests_per_second, Some(2.0));
+    assert_eq!(config.mailcore.context("mailcore")?.rate_limit.requests_per_second, Some(7.0));
+    let proxmox = config.proxmox.context("proxmox")?.rate_limit;
+    assert_eq!(limits(proxmox.or(PROXMOX_LIMITS)), limits(PROXMOX_LIMITS), "no rateLimit: the defaults");
+    let namesilo = config.namesilo.context("namesilo")?.rate_limit;
+    assert_eq!((namesilo.requests_per_second, namesilo.max_in_flight), (Some(0.5), Some(2)));
     Ok(())
 }
