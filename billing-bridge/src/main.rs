@@ -150,7 +150,7 @@ async fn run(cfg: Serve) -> anyhow::Result<()> {
     match cfg.notify_smtp_addr.as_deref() {
         Some(addr) => {
             let mailer = notify::Mailer::new(addr)?;
-            workers.spawn("notification", notify::worker::run(pool.clone(), mailer, scan));
+            workers.spawn("notification", notify::worker::run(pool.clone(), mailer, scan, metrics.clone()));
         }
         None => tracing::warn!("no NOTIFY_SMTP_ADDR: customer notifications are recorded in the ledger, not sent"),
     }

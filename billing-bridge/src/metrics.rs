@@ -54,6 +54,13 @@ pub struct WorkFailureLabels {
     pub reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabels {
+    pub kind: &'static str,
+    /// sent, retry (tried again later) or refused (for good)
+    pub outcome: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub webhook_events: Family<WebhookLabels, Counter>,
@@ -66,6 +73,7 @@ pub struct Metrics {
     pub subscriptions: Family<StatusLabels, Gauge>,
     pub invoices: Family<InvoiceLabels, Gauge>,
     pub outstanding: Family<CurrencyLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub notifications: Family<NotificationLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -115,8 +123,15 @@ impl Default for Metrics {
             "What is still to be paid on issued invoices, in major units of the currency",
             outstanding.clone(),
         );
+        let notifications = Family::<NotificationLabels, Counter>::default();
+        registry.register(
+            "notifications",
+            "Customer notifications offered to the SMTP server, by kind and outcome (sent, retry, refused)",
+            notifications.clone(),
+        );
         Self {
             registry,
+            notifications,
             subscriptions,
             invoices,
             outstanding,
@@ -138,6 +153,10 @@ impl Metrics {
 
     pub fn work_failed(&self, worker: Worker, reason: &'static str) {
         self.work_failures.get_or_create(&WorkFailureLabels { worker: worker.as_str(), reason }).inc();
+    }
+
+    pub fn notification(&self, kind: &'static str, outcome: &'static str) {
+        self.notifications.get_or_create(&NotificationLabels { kind, outcome }).inc();
     }
 
     pub fn set_work_in_backoff(&self, worker: Worker, items: i64) {

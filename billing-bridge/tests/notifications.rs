@@ -15,7 +15,7 @@ use mpanel_billing_bridge::ledger::outbox::{self, Action};
 use mpanel_billing_bridge::ledger::tokens::Role;
 use mpanel_billing_bridge::ledger::{Cycle, payments, subscriptions};
 use mpanel_billing_bridge::lifecycle;
-use mpanel_tests::Testbed;
+use mpanel_tests::{Testbed, metric_sum};
 use serde_json::{Value, json};
 use support::{
     Bridge, Ledger, Namespaces, email, eventually, payment_intent, report_status, session_completed, subscriptions_of,
@@ -402,6 +402,12 @@ fn mail_waits_while_the_smtp_server_is_down_and_none_is_lost() -> anyhow::Result
     })?;
     assert!(retried, "the receipt was not retried: {}", bridge.log_tail(20));
     assert!(capture.to(&customer)?.is_empty());
+    let retries = metric_sum(
+        &bridge.metrics(&rt)?,
+        "mpanel_bridge_notifications_total",
+        &[("kind", "receipt"), ("outcome", "retry")],
+    );
+    assert!(retries >= 2.0, "{retries} retries counted");
 
     // the server is back (the bridge restarted with its address): the receipt arrives, once
     bridge.stop();
@@ -415,6 +421,12 @@ fn mail_waits_while_the_smtp_server_is_down_and_none_is_lost() -> anyhow::Result
         Ok(ledger.count(&rt, sql)? == 1)
     })?;
     assert!(recorded, "the sent receipt is not recorded with its attempts: {}", bridge.log_tail(20));
+    let sent = metric_sum(
+        &bridge.metrics(&rt)?,
+        "mpanel_bridge_notifications_total",
+        &[("kind", "receipt"), ("outcome", "sent")],
+    );
+    assert_eq!(sent, 1.0);
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(capture.to(&customer)?.len(), 1);
     capture.forget(&customer)?;
@@ -475,6 +487,9 @@ fn a_mail_the_server_refuses_for_good_is_kept_failed_and_not_retried() -> anyhow
     assert!(failed, "the refused receipt is not kept as failed: {}", bridge.log_tail(20));
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(offered.load(std::sync::atomic::Ordering::SeqCst), 1, "a mail refused for good was offered again");
+    let metrics = bridge.metrics(&rt)?;
+    assert_eq!(metric_sum(&metrics, "mpanel_bridge_notifications_total", &[("outcome", "refused")]), 1.0);
+    assert_eq!(metric_sum(&metrics, "mpanel_bridge_notifications_total", &[("outcome", "retry")]), 0.0);
     ledger.drop_database(&rt);
     Ok(())
 }

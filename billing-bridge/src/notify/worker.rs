@@ -21,6 +21,7 @@ use super::templates;
 use crate::ledger::LedgerError;
 use crate::ledger::notifications::{self, Kind, Pending};
 use crate::ledger::work_attempts;
+use crate::metrics::Metrics;
 use crate::wakeup::Wakeup;
 
 pub const CHANNEL: &str = "mpanel_notification";
@@ -118,10 +119,16 @@ pub fn message(pending: &Pending) -> Result<Message, NotifyError> {
 
 /// Claims the notification due the longest and sends it: whether there was one. A failed send is
 /// recorded on the row, not returned; an `Err` is the ledger failing.
-pub async fn send_next(pool: &PgPool, mailer: &Mailer, wakeup: &Wakeup) -> Result<bool, LedgerError> {
+pub async fn send_next(
+    pool: &PgPool,
+    mailer: &Mailer,
+    wakeup: &Wakeup,
+    metrics: &Metrics,
+) -> Result<bool, LedgerError> {
     let mut tx = pool.begin().await?;
     let Some(pending) = notifications::claim_due(&mut tx).await? else { return Ok(false) };
     wakeup.pass_on();
+    let kind = Kind::parse(&pending.kind).map_or("unknown", Kind::as_str);
     let sent = match message(&pending) {
         Ok(message) => mailer.send(message).await,
         Err(e) => Err(e),
@@ -130,12 +137,14 @@ pub async fn send_next(pool: &PgPool, mailer: &Mailer, wakeup: &Wakeup) -> Resul
         Ok(()) => {
             notifications::sent(&mut *tx, pending.id).await?;
             tx.commit().await?;
+            metrics.notification(kind, "sent");
             tracing::info!(notification = pending.id, kind = %pending.kind, "notification sent");
         }
         Err(e) => {
             let words = e.to_string();
             let next = notifications::failed(&mut *tx, pending.id, &words, e.permanent()).await?;
             tx.commit().await?;
+            metrics.notification(kind, if next.is_some() { "retry" } else { "refused" });
             tracing::warn!(
                 notification = pending.id, kind = %pending.kind, attempts = pending.attempts + 1, retry_at = ?next,
                 error = %words, reason = e.reason(), "notification not sent"
@@ -146,14 +155,14 @@ pub async fn send_next(pool: &PgPool, mailer: &Mailer, wakeup: &Wakeup) -> Resul
 }
 
 /// Runs until the process ends, `PARALLEL` lanes sending what is due.
-pub async fn run(pool: PgPool, mailer: Mailer, scan: Duration) {
+pub async fn run(pool: PgPool, mailer: Mailer, scan: Duration, metrics: Arc<Metrics>) {
     let wakeup = Wakeup::relay(pool.clone(), CHANNEL, Arc::new(Notify::new()));
     let lane = |_| {
-        let (pool, mailer, wakeup) = (&pool, &mailer, &wakeup);
+        let (pool, mailer, wakeup, metrics) = (&pool, &mailer, &wakeup, &metrics);
         async move {
             let mut pause = FIRST_PAUSE;
             loop {
-                match send_next(pool, mailer, wakeup).await {
+                match send_next(pool, mailer, wakeup, metrics).await {
                     Ok(true) => pause = FIRST_PAUSE,
                     Ok(false) => {
                         let due = notifications::next_due(pool).await.ok().flatten();
