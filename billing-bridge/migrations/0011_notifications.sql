@@ -26,6 +26,8 @@ CREATE TABLE notifications (
     event_key       text NOT NULL,
     recipient       text NOT NULL CHECK (recipient ~ '^[^@[:space:]<>]+@[^@[:space:]<>]+$'),
     facts           jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(facts) = 'object'),
+    -- the mail's Message-ID, the same on every attempt and unlike any other ledger's
+    message_id      uuid NOT NULL DEFAULT gen_random_uuid() UNIQUE,
     created_at      timestamptz NOT NULL DEFAULT now(),
     attempts        integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
     last_error      text,

@@ -427,6 +427,10 @@ fn mail_waits_while_the_smtp_server_is_down_and_none_is_lost() -> anyhow::Result
         &[("kind", "receipt"), ("outcome", "sent")],
     );
     assert_eq!(sent, 1.0);
+    // the mail of the last attempt is the one the first attempt would have sent
+    let message_id = ledger.text(&rt, "SELECT message_id::text FROM notifications")?.unwrap_or_default();
+    let mails = capture.to(&customer)?;
+    assert_eq!(mails[0].header("message-id"), format!("<notification-{message_id}@migrahosting.com>"));
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(capture.to(&customer)?.len(), 1);
     capture.forget(&customer)?;

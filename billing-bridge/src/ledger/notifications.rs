@@ -161,6 +161,7 @@ pub struct Branding {
 #[derive(Debug, Clone)]
 pub struct Pending {
     pub id: i64,
+    pub message_id: Uuid,
     pub kind: String,
     pub recipient: String,
     pub facts: Value,
@@ -171,6 +172,7 @@ pub struct Pending {
 #[derive(sqlx::FromRow)]
 struct PendingRow {
     id: i64,
+    message_id: Uuid,
     kind: String,
     recipient: String,
     facts: Json<Value>,
@@ -187,6 +189,7 @@ impl From<PendingRow> for Pending {
         let sender = r.mail_from.unwrap_or_else(|| format!("no-reply@{}.invalid", r.tenant_slug));
         Self {
             id: r.id,
+            message_id: r.message_id,
             kind: r.kind,
             recipient: r.recipient,
             facts: r.facts.0,
@@ -205,7 +208,7 @@ impl From<PendingRow> for Pending {
 /// bridge replica skips it while it is being sent).
 pub async fn claim_due(tx: &mut sqlx::PgConnection) -> Result<Option<Pending>, LedgerError> {
     let row: Option<PendingRow> = sqlx::query_as(
-        "SELECT n.id, n.kind, n.recipient, n.facts, n.attempts, t.slug AS tenant_slug, t.name AS tenant_name, \
+        "SELECT n.id, n.message_id, n.kind, n.recipient, n.facts, n.attempts, t.slug AS tenant_slug, t.name AS tenant_name, \
                 t.mail_from, t.support_email, t.logo_url \
            FROM notifications n JOIN tenants t ON t.id = n.tenant_id \
           WHERE n.sent_at IS NULL AND n.failed_at IS NULL AND n.next_attempt_at <= now() \

@@ -7,7 +7,8 @@
 //! every `scan`.
 //!
 //! A mail the server accepted whose record is then lost (the ledger fails before the commit) is
-//! sent again later: at least once, and the Message-ID (`notification-<id>@…`) is the same.
+//! sent again later: at least once, and the Message-ID (`notification-<uuid>@…`, kept on the row)
+//! is the same.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,7 +108,7 @@ pub fn message(pending: &Pending) -> Result<Message, NotifyError> {
     let brand = &pending.branding;
     let mail = templates::render(kind, &pending.facts, brand);
     let sender = address(&brand.sender)?;
-    let message_id = format!("<notification-{}@{}>", pending.id, sender.domain());
+    let message_id = format!("<notification-{}@{}>", pending.message_id, sender.domain());
     Ok(Message::builder()
         .from(Mailbox::new(Some(brand.name.clone()), sender))
         .reply_to(Mailbox::new(Some(brand.name.clone()), address(&brand.support)?))
@@ -198,6 +199,7 @@ mod tests {
     fn a_message_is_multipart_from_the_tenant_with_a_stable_id() -> anyhow::Result<()> {
         let pending = Pending {
             id: 42,
+            message_id: uuid::Uuid::nil(),
             kind: "resumed".into(),
             recipient: "buyer@shop.example".into(),
             facts: json!({"product": "CloudPod Mini"}),
@@ -212,7 +214,10 @@ mod tests {
         let text = String::from_utf8(message(&pending)?.formatted())?;
         assert!(text.contains("From: MigraHosting <billing@migrahosting.com>"), "{text}");
         assert!(text.contains("To: buyer@shop.example"), "{text}");
-        assert!(text.contains("Message-ID: <notification-42@migrahosting.com>"), "{text}");
+        assert!(
+            text.contains("Message-ID: <notification-00000000-0000-0000-0000-000000000000@migrahosting.com>"),
+            "{text}"
+        );
         assert!(text.contains("multipart/alternative"), "{text}");
         assert!(text.contains("text/html"), "{text}");
         Ok(())
