@@ -235,8 +235,14 @@ fn each_event_mails_its_customer_once_and_a_repeated_webhook_mails_nothing_again
     }
     let suspended = mails.iter().find(|m| m.header("subject").ends_with("is suspended"));
     assert!(suspended.is_some_and(|m| m.text.contains("disputed with your bank")), "{suspended:?}");
+    let line = ledger
+        .text(&rt, &format!("SELECT description FROM invoice_lines WHERE invoice_id = '{invoice}'"))?
+        .unwrap_or_default();
     let receipt = mails.iter().find(|m| m.header("subject").contains("receipt"));
-    assert!(receipt.is_some_and(|m| m.text.contains("Total: 9.99 USD")), "{receipt:?}");
+    assert!(
+        receipt.is_some_and(|m| m.text.contains(&format!("{line}: 9.99 USD")) && m.text.contains("Total: 9.99 USD")),
+        "{receipt:?}"
+    );
     // the ledger's record: every row sent, in one attempt
     let recorded = eventually(WAIT, || {
         Ok(ledger.count(&rt, "SELECT count(*) FROM notifications WHERE sent_at IS NOT NULL AND attempts = 1")? == 5)

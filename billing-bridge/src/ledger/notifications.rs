@@ -60,19 +60,14 @@ impl Kind {
 
 /// The receipt for `invoice`, paid and fulfilled for `subscription`: its number, lines and total,
 /// and whether a mailbox password was generated (the mail says where to set it, never what it is).
-pub async fn receipt(tx: &mut sqlx::PgConnection, invoice: &Invoice, subscription: Uuid) -> Result<(), LedgerError> {
-    let lines: Value = sqlx::query_scalar(
-        "SELECT coalesce(jsonb_agg(jsonb_build_object('description', description, 'amount', amount::text) \
-                                   ORDER BY position), '[]') FROM invoice_lines WHERE invoice_id = $1",
-    )
-    .bind(invoice.id)
-    .fetch_one(&mut *tx)
-    .await?;
+/// One statement: it runs in the fulfilment of every paid invoice.
+pub async fn receipt(db: impl PgExecutor<'_>, invoice: &Invoice, subscription: Uuid) -> Result<(), LedgerError> {
     let facts = json!({
         "invoice": invoice.number, "total": invoice.total.to_string(), "currency": invoice.currency,
-        "lines": lines, "renewal": invoice.period_start.is_some(),
+        "renewal": invoice.period_start.is_some(),
     });
-    about_subscription(tx, subscription, Kind::Receipt, &format!("invoice:{}", invoice.id), facts).await
+    let event = format!("invoice:{}", invoice.id);
+    about_subscription(db, subscription, Kind::Receipt, &event, facts, Some(invoice.id)).await
 }
 
 /// The subscription is suspended for `reason` (`Overdue`, `Dispute`); `event` names what caused it
@@ -83,18 +78,18 @@ pub async fn suspended(
     reason: &str,
     event: &str,
 ) -> Result<(), LedgerError> {
-    about_subscription(db, subscription, Kind::Suspended, event, json!({"reason": reason})).await
+    about_subscription(db, subscription, Kind::Suspended, event, json!({"reason": reason}), None).await
 }
 
 /// A suspension is lifted; `event` names what lifted it (the renewal paid, the dispute won).
 pub async fn resumed(db: impl PgExecutor<'_>, subscription: Uuid, event: &str) -> Result<(), LedgerError> {
-    about_subscription(db, subscription, Kind::Resumed, event, json!({})).await
+    about_subscription(db, subscription, Kind::Resumed, event, json!({}), None).await
 }
 
 /// The subscription ended (it never comes back: one mail per subscription), `why` in words.
 pub async fn cancelled(db: impl PgExecutor<'_>, subscription: Uuid, why: &str) -> Result<(), LedgerError> {
     let event = format!("subscription:{subscription}");
-    about_subscription(db, subscription, Kind::Cancelled, &event, json!({"reason": why})).await
+    about_subscription(db, subscription, Kind::Cancelled, &event, json!({"reason": why}), None).await
 }
 
 /// The subscription could not be provisioned; `refunded` is the invoice whose payments were given
@@ -117,23 +112,29 @@ pub async fn provisioning_failed(
         None => json!({"refund": null}),
     };
     let event = format!("subscription:{subscription}");
-    about_subscription(&mut *tx, subscription, Kind::ProvisioningFailed, &event, refund).await
+    about_subscription(&mut *tx, subscription, Kind::ProvisioningFailed, &event, refund, None).await
 }
 
-/// Writes a notification of `kind` about `subscription` to its customer, with the product's name
-/// and the domain added to `facts`; nothing when this event was told already.
+/// Writes a notification of `kind` about `subscription` to its customer, with the product's name,
+/// the domain and, given an invoice, its lines added to `facts`; nothing when this event was told
+/// already.
 async fn about_subscription(
     db: impl PgExecutor<'_>,
     subscription: Uuid,
     kind: Kind,
     event: &str,
     facts: Value,
+    lines_of: Option<Uuid>,
 ) -> Result<(), LedgerError> {
     sqlx::query(
         "INSERT INTO notifications (tenant_id, customer_id, kind, event_key, recipient, facts) \
          SELECT s.tenant_id, s.customer_id, $2, $3, c.email, \
                 jsonb_build_object('product', p.name, 'domain', s.domain, \
                                    'mailboxPassword', s.resources::text LIKE '%passwordSecretRef%') || $4 \
+                || CASE WHEN $5::uuid IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('lines', \
+                     (SELECT coalesce(jsonb_agg(jsonb_build_object('description', l.description, \
+                                                                   'amount', l.amount::text) ORDER BY l.position), '[]') \
+                        FROM invoice_lines l WHERE l.invoice_id = $5)) END \
            FROM subscriptions s JOIN customers c ON c.id = s.customer_id JOIN products p ON p.id = s.product_id \
           WHERE s.id = $1 \
          ON CONFLICT (kind, event_key, recipient) DO NOTHING",
@@ -142,6 +143,7 @@ async fn about_subscription(
     .bind(kind.as_str())
     .bind(event)
     .bind(Json(facts))
+    .bind(lines_of)
     .execute(db)
     .await?;
     Ok(())
