@@ -191,3 +191,106 @@ fn the_chart_passes_each_providers_rate_limit_to_the_operator() -> anyhow::Resul
     assert_eq!((namesilo.requests_per_second, namesilo.max_in_flight), (Some(0.5), Some(2)));
     Ok(())
 }
+
+/// Every request to every external system goes through that system's limits: with each kind
+/// brought to Ready, each provider's throttle was passed exactly as often as the provider was
+/// called.
+#[test]
+fn every_providers_requests_go_through_its_throttle() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let ns = tb.namespace("throttled")?;
+    let secret = |name: &str, literal: String| {
+        tb.kubectl_ok(
+            &["create", "secret", "generic", name, "-n", &ns.name, &format!("--from-literal={literal}")],
+            None,
+        )
+    };
+    secret("powerdns", format!("api-key={}", tb.get("PDNS_API_KEY")?))?;
+    secret("mailcore", format!("url={}", tb.get("MAILCORE_DATABASE_URL")?))?;
+    secret("proxmox", format!("token={}", tb.get("PROXMOX_TOKEN")?))?;
+    let account = tokio::runtime::Runtime::new()?
+        .block_on(mpanel_tests::namesilo::Namesilo::from_testbed(&tb)?.new_account("50.00"))?;
+    secret("namesilo", format!("api-key={}", account.key()))?;
+    secret("box-password", "password=Throttled-2026".to_owned())?;
+    // VMIDs no other test file gives out
+    let first = 20_000_000 + (std::process::id() % 100_000) * 10;
+    let config = std::env::temp_dir().join(format!("{}.operator.yaml", ns.name));
+    std::fs::write(
+        &config,
+        format!(
+            "resyncInterval: 10m\nwatchNamespace: {ns}\nleaderElection: {{namespace: {ns}, leaseDurationSeconds: 4}}\n\
+             powerdns:\n  apiUrl: {pdns}\n  serverId: {sid}\n  dnsAddress: {dns}\n  apiKeySecretRef: {{namespace: {ns}, name: powerdns, key: api-key}}\n\
+             \x20 rateLimit: {{requestsPerSecond: 50}}\n\
+             acme:\n  issuers:\n    pebble:\n      directoryUrl: {dir}\n      caBundle: {bundle}\n\
+             \x20     accountSecretRef: {{namespace: {ns}, name: acme-account}}\n\
+             \x20 rateLimit: {{requestsPerSecond: 5}}\n\
+             mailcore:\n  databaseUrlSecretRef: {{namespace: {ns}, name: mailcore, key: url}}\n  rateLimit: {{maxInFlight: 2}}\n\
+             proxmox:\n  url: {pve}\n  caFile: {pve_ca}\n  storage: ceph-pool\n  vmidRange: {{first: {first}, last: {last}}}\n\
+             \x20 tokenSecretRef: {{namespace: {ns}, name: proxmox, key: token}}\n  rateLimit: {{requestsPerSecond: 10}}\n\
+             \x20 ipPools: {{throttled: {{first: {net}.10, last: {net}.19, prefix: 24, gateway: {net}.1}}}}\n\
+             namesilo:\n  apiUrl: {namesilo}\n  apiKeySecretRef: {{namespace: {ns}, name: namesilo, key: api-key}}\n\
+             \x20 nameservers: [ns1.{ns}.net, ns2.{ns}.net]\n  rateLimit: {{requestsPerSecond: 5}}\n",
+            ns = ns.name,
+            pdns = tb.get("PDNS_API_URL")?,
+            sid = tb.get("PDNS_SERVER_ID")?,
+            dns = tb.get("PDNS_DNS_ADDR")?,
+            dir = tb.get("ACME_DIRECTORY")?,
+            bundle = tb.get("ACME_CA_BUNDLE")?,
+            pve = tb.get("PROXMOX_URL")?,
+            pve_ca = tb.get("PROXMOX_CA")?,
+            last = first + 9,
+            // addresses no other test file gives out
+            net = format!("100.64.{}", std::process::id() % 250),
+            namesilo = tb.get("NAMESILO_URL")?,
+        ),
+    )?;
+    let op = Operator::start_ready(Path::new(tb.get("KUBECONFIG")?), &config)?;
+    let _ = std::fs::remove_file(&config);
+
+    let zone = format!("{}.mpanel-throttle", ns.name);
+    let apply = |kind: &str, name: &str, spec: Value| support::apply_object(&tb, &ns.name, kind, name, spec);
+    apply("DnsZone", "zone", json!({"zone": zone, "nameservers": ["ns1.migrahosting.com"]}))?;
+    apply(
+        "Certificate",
+        "www",
+        json!({"dnsNames": [format!("www.{zone}")], "secretName": "www-tls", "issuer": "pebble"}),
+    )?;
+    apply(
+        "Mailbox",
+        "box",
+        json!({"address": format!("rl@{zone}"), "quotaMiB": 10, "passwordSecretRef": {"name": "box-password", "key": "password"}}),
+    )?;
+    apply(
+        "CloudPod",
+        "pod",
+        json!({"plan": "mini", "type": "lxc", "template": "100", "hostname": "throttled",
+               "resources": {"cores": 1, "memoryMiB": 512, "diskGiB": 8}, "network": {"bridge": "vmbr0", "ipv4": {"pool": "throttled"}}}),
+    )?;
+    apply("Domain", "shop", json!({"name": format!("{}.com", ns.name), "registration": {"mode": "Register"}}))?;
+    for (kind, name) in
+        [("dnszone", "zone"), ("certificate", "www"), ("mailbox", "box"), ("cloudpod", "pod"), ("domain", "shop")]
+    {
+        support::wait_condition(&tb, &ns.name, kind, name, ("Ready", "True", None), Duration::from_secs(90))?;
+    }
+
+    // a request counts as a call when its answer came: compare once none is in flight
+    let mut last = String::new();
+    let balanced = support::eventually(Duration::from_secs(10), || {
+        last = op.metrics()?;
+        Ok(["powerdns", "acme", "mailcore", "proxmox", "namesilo"].iter().all(|p| {
+            let calls = metric_sum(&last, "mpanel_provider_calls_total", &[("provider", p)]);
+            let turns = metric_sum(&last, "mpanel_provider_throttle_wait_seconds_count", &[("provider", p)]);
+            calls > 0.0 && turns == calls
+        }))
+    })?;
+    let counts: Vec<String> = ["powerdns", "acme", "mailcore", "proxmox", "namesilo"]
+        .iter()
+        .map(|p| {
+            let calls = metric_sum(&last, "mpanel_provider_calls_total", &[("provider", p)]);
+            let turns = metric_sum(&last, "mpanel_provider_throttle_wait_seconds_count", &[("provider", p)]);
+            format!("{p}: {calls} calls, {turns} turns")
+        })
+        .collect();
+    assert!(balanced, "each provider's calls took a turn of its throttle: {counts:?}");
+    Ok(())
+}

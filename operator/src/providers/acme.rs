@@ -215,32 +215,39 @@ impl Acme {
     }
 
     /// Registers a new account; returns it with its credentials (JSON, secret: keep them in a Secret).
-    pub async fn register(config: &Config, metrics: Arc<Metrics>) -> Result<(Self, String), AcmeError> {
+    /// Every call to the CA, this one included, goes through `throttle`.
+    pub async fn register(
+        config: &Config,
+        metrics: Arc<Metrics>,
+        throttle: Throttle,
+    ) -> Result<(Self, String), AcmeError> {
         let builder = Self::builder(config)?;
         let contact: Vec<&str> = config.contact.iter().map(String::as_str).collect();
         let eab = config.external_account.as_ref().map(|(id, key)| ExternalAccountKey::new(id.clone(), key));
         let new = NewAccount { contact: &contact, terms_of_service_agreed: true, only_return_existing: false };
+        let turn = throttle.turn().await;
         let started = Instant::now();
         let result = timed(config.timeout, builder.create(&new, config.directory_url.clone(), eab.as_ref())).await;
+        drop(turn);
         metrics.provider_call("acme", "new_account", true, result.is_ok(), started.elapsed());
         let (account, credentials) = result?;
         let json = serde_json::to_string(&credentials).map_err(|e| AcmeError::Credentials(e.to_string()))?;
-        Ok((Self { account, timeout: config.timeout, metrics, throttle: Throttle::unlimited() }, json))
+        Ok((Self { account, timeout: config.timeout, metrics, throttle }, json))
     }
 
-    /// The account whose credentials `register` returned.
-    pub async fn restore(config: &Config, credentials: &str, metrics: Arc<Metrics>) -> Result<Self, AcmeError> {
+    /// The account whose credentials `register` returned; its calls go through `throttle`.
+    pub async fn restore(
+        config: &Config,
+        credentials: &str,
+        metrics: Arc<Metrics>,
+        throttle: Throttle,
+    ) -> Result<Self, AcmeError> {
         let credentials =
             serde_json::from_str(credentials).map_err(|e| AcmeError::Credentials(format!("not account JSON: {e}")))?;
         let builder = Self::builder(config)?;
-        let account = timed(config.timeout, builder.from_credentials(credentials)).await?;
-        Ok(Self { account, timeout: config.timeout, metrics, throttle: Throttle::unlimited() })
-    }
-
-    /// Sends every call after this through `throttle`. A call is one ACME operation: its request,
-    /// plus a nonce request when the client holds no fresh nonce.
-    pub fn with_throttle(self, throttle: Throttle) -> Self {
-        Self { throttle, ..self }
+        // reads the directory
+        let account = throttle.run(timed(config.timeout, builder.from_credentials(credentials))).await?;
+        Ok(Self { account, timeout: config.timeout, metrics, throttle })
     }
 
     async fn call<T>(

@@ -99,11 +99,15 @@ impl Issuers {
         let acme = match credentials {
             Some(bytes) => {
                 let json = String::from_utf8(bytes.0).map_err(|e| secret_error(e.to_string()))?;
-                Acme::restore(&acme_config, &json, self.metrics.clone()).await.map_err(acme_error)?
+                Acme::restore(&acme_config, &json, self.metrics.clone(), issuer.throttle.clone())
+                    .await
+                    .map_err(acme_error)?
             }
             None if stored.is_some() => return Err(secret_error(format!("has no key {CREDENTIALS_KEY:?}"))),
             None => {
-                let (acme, json) = Acme::register(&acme_config, self.metrics.clone()).await.map_err(acme_error)?;
+                let (acme, json) = Acme::register(&acme_config, self.metrics.clone(), issuer.throttle.clone())
+                    .await
+                    .map_err(acme_error)?;
                 let secret = Secret {
                     metadata: ObjectMeta {
                         name: Some(config.account_secret_ref.name.clone()),
@@ -118,7 +122,7 @@ impl Issuers {
                 acme
             }
         };
-        let acme = Arc::new(acme.with_throttle(issuer.throttle.clone()));
+        let acme = Arc::new(acme);
         *cached = Some(acme.clone());
         Ok(acme)
     }
