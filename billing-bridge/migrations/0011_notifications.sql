@@ -24,7 +24,9 @@ CREATE TABLE notifications (
                                                   'provisioning_failed')),
     -- the ledger event within its kind: the invoice, payment, dispute or subscription it is about
     event_key       text NOT NULL,
-    recipient       text NOT NULL CHECK (recipient ~ '^[^@[:space:]<>]+@[^@[:space:]<>]+$'),
+    -- as loose as a customer's email: a notification never stops the event that writes it (an
+    -- address the mail server cannot take fails at sending, on this row alone)
+    recipient       text NOT NULL CHECK (recipient ~ '^[^@[:space:]]+@[^@[:space:]]+$'),
     facts           jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(facts) = 'object'),
     -- the mail's Message-ID, the same on every attempt and unlike any other ledger's
     message_id      uuid NOT NULL DEFAULT gen_random_uuid() UNIQUE,

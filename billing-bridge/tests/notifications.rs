@@ -505,6 +505,27 @@ fn a_mail_the_server_refuses_for_good_is_kept_failed_and_not_retried() -> anyhow
 }
 
 #[test]
+fn an_address_no_mail_can_go_to_never_holds_up_the_order() -> anyhow::Result<()> {
+    let rt = support::runtime()?;
+    let tb = Testbed::from_env()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let bridge = start(&rt, &tb, &ledger, tb.get("NOTIFY_SMTP_ADDR")?)?;
+    // the ledger takes it as a customer's email; no mail header can carry it
+    let customer = format!("odd<{}", email("notify-odd"));
+    let bought =
+        buy(&rt, &tb, &ledger, &bridge, &json!({"product": "cloudpod-mini", "cycle": "monthly", "email": customer}))?;
+    let _cleanup = Namespaces { tb: &tb, names: vec![namespace_of(&bought)] };
+    let kept = eventually(WAIT, || {
+        let sql = "SELECT count(*) FROM notifications WHERE kind = 'receipt' AND failed_at IS NOT NULL \
+                   AND sent_at IS NULL AND last_error LIKE 'address %'";
+        Ok(ledger.count(&rt, sql)? == 1)
+    })?;
+    assert!(kept, "the receipt to an impossible address is not kept as failed: {}", bridge.log_tail(20));
+    ledger.drop_database(&rt);
+    Ok(())
+}
+
+#[test]
 fn without_an_smtp_server_notifications_are_recorded_not_sent() -> anyhow::Result<()> {
     let rt = support::runtime()?;
     let tb = Testbed::from_env()?;
