@@ -332,13 +332,16 @@ impl RateLimit {
         }
     }
 
-    /// Refuses a rate that is not a positive number and an in-flight cap below one; `key` names
+    /// Refuses a rate below one request every 1000 s and an in-flight cap below one; `key` names
     /// the block in the message (`namesilo.rateLimit`).
     fn check(&self, key: &str) -> Result<(), String> {
         if let Some(rate) = self.requests_per_second
-            && !(rate.is_finite() && rate > 0.0)
+            && !(rate.is_finite() && rate >= Limits::SLOWEST)
         {
-            return Err(format!("{key}.requestsPerSecond must be a number above 0 (e.g. 5 or 0.5), not {rate}"));
+            return Err(format!(
+                "{key}.requestsPerSecond must be a number of at least {} (one request every 1000 s), e.g. 5 or 0.5; not {rate}",
+                Limits::SLOWEST
+            ));
         }
         if self.max_in_flight == Some(0) {
             return Err(format!("{key}.maxInFlight must be at least 1"));
@@ -529,7 +532,9 @@ mod tests {
         let pdns =
             "powerdns:\n  apiUrl: http://127.0.0.1:8081\n  apiKeySecretRef: {namespace: s, name: pdns, key: k}\n";
         let err = Config::parse(&format!("{pdns}  rateLimit: {{requestsPerSecond: 0}}\n")).unwrap_err();
-        assert!(err.contains("powerdns.rateLimit.requestsPerSecond must be a number above 0"), "{err}");
+        assert!(err.contains("powerdns.rateLimit.requestsPerSecond must be a number of at least 0.001"), "{err}");
+        let err = Config::parse(&format!("{pdns}  rateLimit: {{requestsPerSecond: 0.0001}}\n")).unwrap_err();
+        assert!(err.contains("powerdns.rateLimit.requestsPerSecond"), "slower than one every 1000 s: {err}");
         let err = Config::parse(&format!("{pdns}  rateLimit: {{requestsPerSecond: -3}}\n")).unwrap_err();
         assert!(err.contains("powerdns.rateLimit.requestsPerSecond"), "{err}");
         let err = Config::parse(&format!("{pdns}  rateLimit: {{maxInFlight: 0}}\n")).unwrap_err();

@@ -21,10 +21,15 @@ use crate::metrics::Metrics;
 /// How fast and how many at once.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Limits {
-    /// Requests started per second (> 0).
+    /// Requests started per second, at least [`Limits::SLOWEST`] (a lower rate counts as that).
     pub requests_per_second: f64,
     /// Requests waiting for their answer at the same time (≥ 1).
     pub max_in_flight: u32,
+}
+
+impl Limits {
+    /// One request every 1000 s: the slowest rate there is.
+    pub const SLOWEST: f64 = 0.001;
 }
 
 /// The limiter of one external system. Cheap to clone; clones share the limits.
@@ -67,15 +72,14 @@ impl Throttle {
     /// Limits the calls to `provider` (the `provider` label of the metrics); the time each call
     /// waited is observed in `metrics` when given.
     pub fn new(provider: &'static str, limits: Limits, metrics: Option<Arc<Metrics>>) -> Self {
-        let rate = if limits.requests_per_second.is_finite() && limits.requests_per_second > 0.0 {
-            limits.requests_per_second
-        } else {
-            f64::MAX
+        let spacing = match limits.requests_per_second {
+            rate if rate.is_nan() || rate == f64::INFINITY => Duration::ZERO,
+            rate => Duration::from_secs_f64(1.0 / rate.max(Limits::SLOWEST)),
         };
         Self {
             inner: Some(Arc::new(Inner {
                 provider,
-                spacing: Duration::from_secs_f64(1.0 / rate),
+                spacing,
                 last_start: Mutex::new(None),
                 in_flight: Semaphore::new(limits.max_in_flight.max(1) as usize),
                 metrics,
