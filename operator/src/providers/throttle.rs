@@ -72,10 +72,8 @@ impl Throttle {
     /// Limits the calls to `provider` (the `provider` label of the metrics); the time each call
     /// waited is observed in `metrics` when given.
     pub fn new(provider: &'static str, limits: Limits, metrics: Option<Arc<Metrics>>) -> Self {
-        let spacing = match limits.requests_per_second {
-            rate if rate.is_nan() || rate == f64::INFINITY => Duration::ZERO,
-            rate => Duration::from_secs_f64(1.0 / rate.max(Limits::SLOWEST)),
-        };
+        // an infinite rate needs no spacing; NaN counts as the slowest
+        let spacing = Duration::from_secs_f64(1.0 / limits.requests_per_second.max(Limits::SLOWEST));
         Self {
             inner: Some(Arc::new(Inner {
                 provider,
