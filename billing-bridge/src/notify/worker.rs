@@ -33,7 +33,7 @@ const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
 const FIRST_PAUSE: Duration = Duration::from_secs(1);
 const LONGEST_PAUSE: Duration = Duration::from_secs(30);
 
-/// Why a notification was not sent; `reason()` is stable (logs, the row's error).
+/// Why a notification was not sent; `reason()` is stable (logs).
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
     #[error("NOTIFY_SMTP_ADDR {0:?} is not host:port")]
