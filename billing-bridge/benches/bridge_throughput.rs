@@ -232,6 +232,23 @@ fn burst(rt: &Runtime, replicas: &Replicas, ledger: &Ledger, placed: &[Value], e
         orders as f64 / ledger_secs,
     );
     println!("| ledger | {payments} payments of the burst for {orders} orders; {recorded} stripe_events in all | | |");
+    // where the time went, by the ledger's clock: payment recorded -> invoice fulfilled -> resource applied
+    let stages = ledger
+        .text(
+            rt,
+            &format!(
+                "SELECT format('last payment recorded at %s s, last invoice fulfilled at %s s; per order: paid to fulfilled p50 %s ms, fulfilled to applied p50 %s ms, p99 %s ms', \
+                   round(extract(epoch FROM max(i.paid_at) - t0)::numeric, 2), round(extract(epoch FROM max(i.fulfilled_at) - t0)::numeric, 2), \
+                   round((1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM i.fulfilled_at - i.paid_at)))::numeric, 1), \
+                   round((1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM o.done_at - i.fulfilled_at)))::numeric, 1), \
+                   round((1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM o.done_at - i.fulfilled_at)))::numeric, 1)) \
+                 FROM invoices i JOIN customers c ON c.id = i.customer_id JOIN outbox o ON o.subscription_id = i.subscription_id, \
+                      (SELECT min(i.paid_at) AS t0 FROM invoices i JOIN customers c ON c.id = i.customer_id WHERE c.email = '{email}') f \
+                 WHERE c.email = '{email}' GROUP BY t0"
+            ),
+        )?
+        .unwrap_or_default();
+    println!("| stages (ledger) | {stages} | | |");
 
     ensure!(failed == 0, "{failed} deliveries were not answered 200");
     ensure!(payments == orders as i64, "the ledger has {payments} payments for {orders} paid orders");

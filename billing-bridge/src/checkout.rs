@@ -617,15 +617,16 @@ pub async fn expire(
 }
 
 /// A payment that landed on a void invoice (its session expired, or staff voided it) is kept as
-/// it is; the audit log says so once per payment, for the money to be given back.
+/// it is; the audit log says so once per payment, for the money to be given back. Whether the
+/// payment still keeps money there (to refund).
 pub async fn note_payment_on_void_invoice(
     tx: &mut sqlx::PgConnection,
     invoice: &invoices::Invoice,
     payment: &Payment,
     event: &str,
-) -> Result<(), LedgerError> {
+) -> Result<bool, LedgerError> {
     if invoice.status != "void" || payment.status == "failed" || payment.amount <= payment.refunded_amount {
-        return Ok(());
+        return Ok(false);
     }
     let noted: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM audit_log WHERE action = 'payment.on_void_invoice' AND entity = 'payment' AND entity_id = $1)",
@@ -634,7 +635,7 @@ pub async fn note_payment_on_void_invoice(
     .fetch_one(&mut *tx)
     .await?;
     if noted {
-        return Ok(());
+        return Ok(true);
     }
     tracing::warn!(payment = %payment.reference, invoice = ?invoice.number, "a payment landed on a void invoice");
     audit::record(
@@ -645,7 +646,8 @@ pub async fn note_payment_on_void_invoice(
         &payment.reference,
         json!({"event": event, "invoice": invoice.id, "invoiceNumber": invoice.number, "amount": payment.amount, "currency": payment.currency}),
     )
-    .await
+    .await?;
+    Ok(true)
 }
 
 /// The names a filled-in template registers or transfers in.

@@ -19,6 +19,7 @@ pub mod money_follows;
 pub mod notify;
 pub mod outbox_worker;
 pub mod periods;
+pub mod recent_events;
 pub mod refunds;
 pub mod registrar;
 pub mod render;

@@ -13,10 +13,11 @@ use mpanel_billing_bridge::http::{self, AppState};
 use mpanel_billing_bridge::ledger::catalog;
 use mpanel_billing_bridge::ledger::tokens::{self, Role};
 use mpanel_billing_bridge::metrics::Metrics;
+use mpanel_billing_bridge::recent_events::RecentEvents;
 use mpanel_billing_bridge::registrar::{self, Registrar};
 use mpanel_billing_bridge::stripe::api::StripeClient;
 use mpanel_billing_bridge::workers::Workers;
-use mpanel_billing_bridge::{activation, db, fulfilment, ledger_gauges, lifecycle, notify, outbox_worker};
+use mpanel_billing_bridge::{activation, db, fulfilment, ledger_gauges, lifecycle, notify, outbox_worker, refunds};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -135,6 +136,7 @@ async fn run(cfg: Serve) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let fulfil = Arc::new(Notify::new());
     let outbox_kick = Arc::new(Notify::new());
+    let refund_stray = Arc::new(Notify::new());
     let scan = Duration::from_secs(cfg.scan_seconds.max(1));
 
     let mut workers = Workers::default();
@@ -142,6 +144,7 @@ async fn run(cfg: Serve) -> anyhow::Result<()> {
         .spawn("fulfilment", fulfilment::run(pool.clone(), fulfil.clone(), scan, outbox_kick.clone(), metrics.clone()));
     workers.spawn("outbox", outbox_worker::run(pool.clone(), kube.clone(), outbox_kick, scan, metrics.clone()));
     workers.spawn("activation", activation::run(pool.clone(), kube.clone(), stripe.clone(), metrics.clone(), scan));
+    workers.spawn("stray refunds", refunds::run_stray(pool.clone(), stripe.clone(), refund_stray.clone(), scan));
     workers.spawn("ledger gauges", ledger_gauges::run(pool.clone(), tenant, metrics.clone(), scan.min(GAUGES_EVERY)));
     if cfg.lifecycle_seconds > 0 {
         let every = Duration::from_secs(cfg.lifecycle_seconds);
@@ -164,6 +167,8 @@ async fn run(cfg: Serve) -> anyhow::Result<()> {
         return_urls: ReturnUrls { success: cfg.success_url, cancel: cfg.cancel_url },
         metrics,
         fulfil,
+        refund_stray,
+        recent_events: RecentEvents::default(),
         kube: Some(kube),
         registrar,
     });

@@ -6,9 +6,13 @@
 //! activation gate when provisioning failed. A refund of all that was paid ends the service
 //! (`money_follows`).
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use tokio::sync::Notify;
 
 use crate::ledger::invoices::Invoice;
 use crate::ledger::payments::{self, Payment};
@@ -171,6 +175,19 @@ pub async fn stray_payments(pool: &PgPool, stripe: &StripeClient) -> Result<usiz
         audit::record(&mut *tx, "bridge", "refund.on_void_invoice", "payment", &payment.reference, detail).await?;
         tx.commit().await.map_err(LedgerError::from)?;
         refunded += 1;
+    }
+}
+
+/// Runs until the process ends: refunds stray payments whenever `kick` says one landed, and every
+/// `scan`, so a refund Stripe refused (or a replica that died before asking) is tried again.
+pub async fn run_stray(pool: PgPool, stripe: Arc<StripeClient>, kick: Arc<Notify>, scan: Duration) {
+    loop {
+        match stray_payments(&pool, &stripe).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(refunded = n, "payments on void invoices refunded"),
+            Err(e) => tracing::warn!(error = %e, "refunding payments on void invoices failed; will retry"),
+        }
+        let _ = tokio::time::timeout(scan, kick.notified()).await;
     }
 }
 

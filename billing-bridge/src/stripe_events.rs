@@ -60,6 +60,9 @@ impl Event {
 pub enum Applied {
     /// Its effects are in the ledger now.
     Recorded,
+    /// Recorded, and the payment it reports kept money on a void invoice: that money goes back
+    /// (`refunds::stray_payments`).
+    RecordedOnVoidInvoice,
     /// It was seen before; nothing changed.
     Duplicate,
     /// Recorded, but it names nothing in the ledger (or is a type the ledger does not follow).
@@ -69,7 +72,7 @@ pub enum Applied {
 impl Applied {
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Recorded => "recorded",
+            Self::Recorded | Self::RecordedOnVoidInvoice => "recorded",
             Self::Duplicate => "duplicate",
             Self::Ignored => "ignored",
         }
@@ -153,6 +156,7 @@ pub async fn apply(pool: &PgPool, event: &Event) -> Result<Applied, LedgerError>
         return Ok(Applied::Ignored);
     }
     let payment = payments::record(&mut *tx, &linked).await?;
+    let mut on_void = false;
     if let Some(invoice_id) = payment.invoice_id {
         let invoice = payments::settle_invoice(&mut tx, invoice_id).await?;
         if let (Some(order), "paid" | "refunded") = (invoice.order_id, invoice.status.as_str()) {
@@ -161,7 +165,7 @@ pub async fn apply(pool: &PgPool, event: &Event) -> Result<Applied, LedgerError>
         if let Some(stripe_customer) = event.str("/customer") {
             customers::set_stripe_customer(&mut *tx, invoice.customer_id, stripe_customer).await?;
         }
-        checkout::note_payment_on_void_invoice(&mut tx, &invoice, &payment, &event.id).await?;
+        on_void = checkout::note_payment_on_void_invoice(&mut tx, &invoice, &payment, &event.id).await?;
         money_follows::after_refund(&mut tx, &invoice, "stripe", &event.kind).await?;
     }
     audit::record(
@@ -174,7 +178,7 @@ pub async fn apply(pool: &PgPool, event: &Event) -> Result<Applied, LedgerError>
     )
     .await?;
     tx.commit().await?;
-    Ok(Applied::Recorded)
+    Ok(if on_void { Applied::RecordedOnVoidInvoice } else { Applied::Recorded })
 }
 
 /// A Checkout Session that expired unpaid: its order is `expired` and its invoice void

@@ -22,6 +22,7 @@ use uuid::Uuid;
 use crate::checkout::{CheckoutError, DomainRefused, ReturnUrls, STRIPE_FAILED_STATUS};
 use crate::ledger::LedgerError;
 use crate::metrics::Metrics;
+use crate::recent_events::RecentEvents;
 use crate::registrar::Registrar;
 use crate::stripe::api::StripeClient;
 
@@ -36,6 +37,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Wakes the fulfilment loop after a payment landed.
     pub fulfil: Arc<Notify>,
+    /// Wakes the refunds of payments that landed on void invoices.
+    pub refund_stray: Arc<Notify>,
+    /// Event ids known to be in the ledger: their redeliveries are answered without a query.
+    pub recent_events: RecentEvents,
     /// For the provisioning status of subscriptions in the admin API.
     pub kube: Option<kube::Client>,
     /// Asked at checkout whether a domain can be bought; without it domain purchases are refused.

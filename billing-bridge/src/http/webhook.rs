@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
 use crate::metrics::WebhookLabels;
-use crate::refunds;
 use crate::stripe::signature;
 use crate::stripe_events::{self, Applied, Event};
 
@@ -33,18 +32,20 @@ pub async fn receive(
         count("unknown", "rejected");
         ApiError::new(StatusCode::BAD_REQUEST, "InvalidEvent", e)
     })?;
+    if state.recent_events.contains(&event.id) {
+        count(&event.kind, Applied::Duplicate.as_str());
+        return Ok(Json(json!({"received": event.id, "outcome": Applied::Duplicate.as_str()})));
+    }
     match stripe_events::apply(&state.pool, &event).await {
         Ok(applied) => {
+            state.recent_events.remember(&event.id);
             count(&event.kind, applied.as_str());
-            if applied == Applied::Recorded {
+            if matches!(applied, Applied::Recorded | Applied::RecordedOnVoidInvoice) {
                 state.fulfil.notify_one();
-                // money that landed on a void invoice goes back, after the answer to Stripe
-                let (pool, stripe) = (state.pool.clone(), state.stripe.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = refunds::stray_payments(&pool, &stripe).await {
-                        tracing::warn!(error = %e, "refunding payments on void invoices failed");
-                    }
-                });
+            }
+            // money that landed on a void invoice goes back, after the answer to Stripe
+            if applied == Applied::RecordedOnVoidInvoice {
+                state.refund_stray.notify_one();
             }
             Ok(Json(json!({"received": event.id, "outcome": applied.as_str()})))
         }
