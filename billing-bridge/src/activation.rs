@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::ledger::outbox::{self, Action};
 use crate::ledger::work_attempts::{self, Item, Worker};
-use crate::ledger::{Cycle, LedgerError, audit, catalog, invoices, subscriptions};
+use crate::ledger::{Cycle, LedgerError, audit, catalog, invoices, notifications, subscriptions};
 use crate::metrics::Metrics;
 use crate::refunds::{self, RefundError};
 use crate::render::LEDGER_LABEL;
@@ -188,6 +188,10 @@ async fn refund_if_due(
 ) -> Result<(), ActivationError> {
     let product = catalog::by_id(pool, sub.product_id).await?;
     if !product.refund_on_failure {
+        // told once (the notification's key is the subscription), that staff will be in touch
+        let mut tx = pool.begin().await.map_err(LedgerError::from)?;
+        notifications::provisioning_failed(&mut tx, sub.id, None).await?;
+        tx.commit().await.map_err(LedgerError::from)?;
         return Ok(());
     }
     let invoice: Option<invoices::Invoice> =
@@ -200,8 +204,9 @@ async fn refund_if_due(
     match refunds::through_stripe(pool, stripe, &invoice, "bridge", "provisioning failed").await {
         Ok(Some(_)) => {}
         Ok(None) => {
+            let mut tx = pool.begin().await.map_err(LedgerError::from)?;
             audit::record(
-                pool,
+                &mut *tx,
                 "bridge",
                 "refund.manual",
                 "invoice",
@@ -209,6 +214,8 @@ async fn refund_if_due(
                 json!({"why": "paid outside Stripe: refund it by hand"}),
             )
             .await?;
+            notifications::provisioning_failed(&mut tx, sub.id, None).await?;
+            tx.commit().await.map_err(LedgerError::from)?;
         }
         Err(RefundError::Ledger(e)) => return Err(e.into()),
         Err(RefundError::Stripe(e)) => return Err(ActivationError::Refund(e)),

@@ -387,6 +387,37 @@ fn a_failed_provisioning_mails_what_was_refunded() -> anyhow::Result<()> {
 }
 
 #[test]
+fn a_failed_provisioning_of_a_product_that_does_not_refund_says_staff_will_be_in_touch() -> anyhow::Result<()> {
+    let rt = support::runtime()?;
+    let tb = Testbed::from_env()?;
+    let capture = Capture::new(&tb)?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    rt.block_on(
+        sqlx::query("UPDATE products SET refund_on_failure = false WHERE slug = 'cloudpod-mini'").execute(&ledger.pool),
+    )?;
+    let bridge = start(&rt, &tb, &ledger, tb.get("NOTIFY_SMTP_ADDR")?)?;
+    let customer = email("notify-failed-kept");
+    let bought =
+        buy(&rt, &tb, &ledger, &bridge, &json!({"product": "cloudpod-mini", "cycle": "monthly", "email": customer}))?;
+    let _cleanup = Namespaces { tb: &tb, names: vec![namespace_of(&bought)] };
+    report_status(&tb, &bought.resource, "Failed", false, "no IP address left in pool public-v4")?;
+    let subjects = capture.wait_for(&customer, 2, &bridge)?;
+    assert!(subjects.contains(&"MigraHosting: we could not set up your CloudPod Mini".to_owned()), "{subjects:?}");
+    let mails = capture.to(&customer)?;
+    let failed = mails.iter().find(|m| m.header("subject").contains("could not set up"));
+    assert!(
+        failed.is_some_and(|m| m.text.contains("Our staff will contact you") && !m.text.contains("refunded")),
+        "{failed:?}"
+    );
+    // the bridge keeps observing the failed subscription; the mail is not sent again
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(capture.to(&customer)?.len(), 2, "{:?}", capture.subjects(&customer)?);
+    capture.forget(&customer)?;
+    ledger.drop_database(&rt);
+    Ok(())
+}
+
+#[test]
 fn mail_waits_while_the_smtp_server_is_down_and_none_is_lost() -> anyhow::Result<()> {
     let rt = support::runtime()?;
     let tb = Testbed::from_env()?;
