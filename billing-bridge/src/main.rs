@@ -51,6 +51,9 @@ enum Command {
         /// admin, billing, support or read-only.
         #[arg(long)]
         role: String,
+        /// RFC 3339 time the token stops working (default: never; an admin may revoke or expire it).
+        #[arg(long)]
+        expires_at: Option<DateTime<Utc>>,
     },
     /// Run one lifecycle pass as of a given time (default now) and print what it did.
     LifecycleTick {
@@ -84,10 +87,10 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::CreateToken { database, name, role } => {
+        Command::CreateToken { database, name, role, expires_at } => {
             let pool = ledger(&database, 1).await?;
             let role = Role::parse(&role)?;
-            println!("{}", tokens::create(&pool, &name, role).await?);
+            println!("{}", tokens::create_expiring(&pool, &name, role, expires_at).await?);
             Ok(())
         }
         Command::LifecycleTick { database, at } => {

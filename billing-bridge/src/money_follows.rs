@@ -112,8 +112,13 @@ pub async fn after_dispute(
     }
     let current = subscriptions::lock(&mut *tx, sub).await?;
     let held = current.suspension_reason.as_deref() == Some("Dispute");
+    // a staff suspension (Abuse, Manual) is lifted by staff alone: a dispute neither replaces it
+    // (its win would lift it) nor is replaced by it
+    let by_staff = matches!(current.suspension_reason.as_deref(), Some("Abuse" | "Manual"));
     let reason = match dispute {
-        Dispute::Opened if !held && RUNNING.contains(&current.status.as_str()) && !closed(&mut *tx, id).await? => {
+        Dispute::Opened
+            if !held && !by_staff && RUNNING.contains(&current.status.as_str()) && !closed(&mut *tx, id).await? =>
+        {
             Some("Dispute")
         }
         Dispute::Won if held => None,

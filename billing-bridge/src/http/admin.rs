@@ -1,5 +1,6 @@
-//! The admin API: bearer tokens (stored hashed) with roles. read-only and support read, billing
-//! also changes invoices and subscriptions, admin also edits the catalog.
+//! The admin API: bearer tokens (stored hashed, may expire, may be revoked) with roles. read-only
+//! reads; support also resends notifications and suspends for abuse; billing also changes invoices,
+//! subscriptions and customers; admin also edits the catalog and manages tokens (README's table).
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -21,12 +22,20 @@ use super::{ApiError, AppState, bad_body};
 use crate::ledger::catalog::{self, ProductInput};
 use crate::ledger::outbox::{self, Action};
 use crate::ledger::payments::{self, MarkPaidError};
-use crate::ledger::tokens::{self, Principal, Role};
+use crate::ledger::tokens::{self, Presented, Principal, Role};
 use crate::ledger::{LedgerError, audit, customers, invoices, notifications, orders, subscriptions};
 use crate::money_follows;
 use crate::refunds::{self, RefundError, StaffRefundError};
 use crate::render;
 
+#[path = "admin_customers.rs"]
+mod admin_customers;
+#[path = "admin_notifications.rs"]
+mod admin_notifications;
+#[path = "admin_suspension.rs"]
+mod admin_suspension;
+#[path = "admin_tokens.rs"]
+mod admin_tokens;
 #[path = "admin_work.rs"]
 mod admin_work;
 
@@ -37,8 +46,10 @@ pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/products", get(list_products))
         .route("/products/{slug}", get(get_product).put(put_product).delete(delete_product))
-        .route("/customers", get(list_customers))
-        .route("/customers/{id}", get(get_customer))
+        .route("/customers", get(list_customers).post(admin_customers::create))
+        .route("/customers/{id}", get(get_customer).patch(admin_customers::edit))
+        .route("/customers/{id}/notifications", get(admin_notifications::of_customer))
+        .route("/notifications/{id}/resend", post(admin_notifications::resend))
         .route("/orders", get(list_orders))
         .route("/orders/{id}", get(get_order))
         .route("/invoices", get(list_invoices))
@@ -47,26 +58,44 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/subscriptions", get(list_subscriptions))
         .route("/subscriptions/{id}", get(get_subscription))
         .route("/subscriptions/{id}/cancel", post(cancel_subscription))
+        .route("/subscriptions/{id}/suspend", post(admin_suspension::suspend))
+        .route("/subscriptions/{id}/resume", post(admin_suspension::resume))
+        .route("/tokens", get(admin_tokens::list))
+        .route("/tokens/{id}/revoke", post(admin_tokens::revoke))
+        .route("/tokens/{id}/expire", post(admin_tokens::expire))
         .route("/work/failing", get(admin_work::list_failing))
 }
 
-/// The caller, if its token is known and its role is at least `needed`.
+/// The caller, if its token is valid (known, not revoked, not expired: else a 401 saying which)
+/// and its role is at least `needed`.
 pub(super) async fn require(state: &AppState, headers: &HeaderMap, needed: Role) -> Result<Principal, ApiError> {
     let token =
         headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).ok_or_else(
             || ApiError::new(StatusCode::UNAUTHORIZED, "Unauthenticated", "an admin bearer token is required"),
         )?;
-    let principal = tokens::authenticate(&state.pool, token.trim())
-        .await?
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "Unauthenticated", "unknown or revoked token"))?;
+    let principal = match tokens::authenticate(&state.pool, token.trim()).await? {
+        Presented::Valid(principal) => principal,
+        Presented::Unknown => return Err(ApiError::new(StatusCode::UNAUTHORIZED, "Unauthenticated", "unknown token")),
+        Presented::Revoked => {
+            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "TokenRevoked", "this token was revoked"));
+        }
+        Presented::Expired => {
+            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "TokenExpired", "this token expired"));
+        }
+    };
     if principal.role < needed {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "Forbidden",
-            format!("role {} may not do this; it needs {}", principal.role.as_str(), needed.as_str()),
-        ));
+        return Err(forbidden(&principal, needed));
     }
     Ok(principal)
+}
+
+/// The caller's role may not do what needs `needed`.
+pub(super) fn forbidden(principal: &Principal, needed: Role) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "Forbidden",
+        format!("role {} may not do this; it needs {}", principal.role.as_str(), needed.as_str()),
+    )
 }
 
 fn to_json(value: impl serde::Serialize) -> Reply {

@@ -266,6 +266,62 @@ pub async fn next_due(db: impl PgExecutor<'_>) -> Result<Option<DateTime<Utc>>, 
     .await?)
 }
 
+/// A notification as staff see it.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct Listed {
+    pub id: i64,
+    pub customer_id: Uuid,
+    pub kind: String,
+    pub event_key: String,
+    pub recipient: String,
+    pub created_at: DateTime<Utc>,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub next_attempt_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub failed_at: Option<DateTime<Utc>>,
+}
+
+const LISTED: &str = "id, customer_id, kind, event_key, recipient, created_at, attempts, last_error, next_attempt_at, \
+                      sent_at, failed_at";
+
+/// The customer's notifications, newest first.
+pub async fn of_customer(db: impl PgExecutor<'_>, customer: Uuid) -> Result<Vec<Listed>, LedgerError> {
+    Ok(sqlx::query_as(super::sql!(
+        "SELECT {LISTED} FROM notifications WHERE customer_id = $1 ORDER BY created_at DESC, id DESC LIMIT 500"
+    ))
+    .bind(customer)
+    .fetch_all(db)
+    .await?)
+}
+
+pub async fn get(db: impl PgExecutor<'_>, id: i64) -> Result<Listed, LedgerError> {
+    sqlx::query_as(super::sql!("SELECT {LISTED} FROM notifications WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await?
+        .ok_or_else(|| LedgerError::NotFound(format!("notification {id}")))
+}
+
+/// Offers a notification that was sent or refused for good once more, due now, as a new message
+/// (a new Message-ID: a mail system may drop a message whose Message-ID it has seen) and wakes
+/// the delivery worker; None when it is still waiting to be sent (nothing to resend).
+pub async fn requeue(tx: &mut sqlx::PgConnection, id: i64) -> Result<Option<Listed>, LedgerError> {
+    let requeued: Option<Listed> = sqlx::query_as(super::sql!(
+        "UPDATE notifications SET sent_at = NULL, failed_at = NULL, last_error = NULL, next_attempt_at = now(), \
+                message_id = gen_random_uuid() \
+          WHERE id = $1 AND (sent_at IS NOT NULL OR failed_at IS NOT NULL) RETURNING {LISTED}"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if requeued.is_some() {
+        sqlx::query("SELECT pg_notify('mpanel_notification', '')").execute(&mut *tx).await?;
+    }
+    Ok(requeued)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -112,6 +112,8 @@ fn content(kind: Kind, facts: &Facts<'_>, brand: &Branding) -> Content {
             let why = match facts.str("reason") {
                 Some("Overdue") => "an invoice is unpaid past its due date".to_owned(),
                 Some("Dispute") => "a payment of yours is disputed with your bank".to_owned(),
+                Some("Abuse") => "it was used against our terms of service".to_owned(),
+                Some("Manual") => "our staff suspended it; please contact support".to_owned(),
                 Some(other) => other.to_owned(),
                 None => "of a billing matter".to_owned(),
             };
