@@ -13,6 +13,13 @@
 //! A purchase that registers or transfers a domain asks the registrar first, before anything is
 //! written or a session made: a name that is taken (registration only) or already in the account is
 //! refused, and so is every such purchase while the registrar cannot be asked.
+//!
+//! A purchase that transfers a domain is priced at its products' `transfer` price and must give
+//! `authCode`, which is written into a Secret of the customer's namespace once the order exists and
+//! before Stripe is asked (`auth_code`); it is never written to the ledger.
+//!
+//! The order's resources are its products' templates merged (`render::order_resources`): a
+//! template's `boughtWith.<type>` resources are added when the order holds a product of that type.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -27,6 +34,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::auth_code::{self, AuthCode, AuthCodeRefused, Destination};
 use crate::ledger::checkout_requests::{self, KeyedRequest, Limit, Scope};
 use crate::ledger::invoices::{self, NewLine, Purpose};
 use crate::ledger::orders::{self, Item, Order};
@@ -34,7 +42,7 @@ use crate::ledger::payments::{self, Payment};
 use crate::ledger::{Cycle, LedgerError, audit, catalog, customers};
 use crate::money;
 use crate::registrar::{Registrar, Standing};
-use crate::render::{self, Placeholders};
+use crate::render::{self, Part, Placeholders};
 use crate::stripe::api::{CheckoutLine, CheckoutRequest, CheckoutSession, StripeClient, StripeError};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,6 +55,9 @@ pub struct Purchase {
     pub domain: Option<String>,
     #[serde(default)]
     pub addons: Vec<String>,
+    /// The EPP auth code of a domain transfer (see `auth_code`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_code: Option<AuthCode>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -72,6 +83,8 @@ pub enum CheckoutError {
     Domain(#[from] DomainRefused),
     #[error(transparent)]
     Currency(#[from] CurrencyRefused),
+    #[error(transparent)]
+    AuthCode(#[from] AuthCodeRefused),
     /// Too many checkouts for this email or from this client address within the window.
     #[error("too many checkouts; try again in {} s", .retry_after.as_secs())]
     Limited { retry_after: Duration },
@@ -93,6 +106,7 @@ impl CheckoutError {
             Self::Stripe(e) => e.reason(),
             Self::Domain(e) => e.code(),
             Self::Currency(e) => e.code(),
+            Self::AuthCode(e) => e.code(),
             Self::Limited { .. } => "checkout_rate_limited",
             Self::KeyReused => "idempotency_key_reused",
             Self::InProgress => "checkout_in_progress",
@@ -160,6 +174,8 @@ pub struct Shop<'a> {
     pub stripe: &'a StripeClient,
     pub registrar: Option<&'a Registrar>,
     pub urls: &'a ReturnUrls,
+    /// Where a transfer's auth code is written; without it transfers are refused.
+    pub kube: Option<&'a kube::Client>,
 }
 
 /// How many checkouts one email and one client address may start per window; 0 is no limit.
@@ -199,6 +215,9 @@ pub struct Answer {
 /// its Checkout Session.
 pub async fn checkout(shop: &Shop<'_>, limits: &Limits, attempt: &Attempt<'_>) -> Result<Answer, CheckoutError> {
     let digest = request_digest(attempt.purchase);
+    if let Some(code) = &attempt.purchase.auth_code {
+        code.check()?;
+    }
     if let Some(key) = attempt.idempotency_key
         && let Some(earlier) = checkout_requests::find(shop.pool, shop.tenant, key).await?
     {
@@ -215,10 +234,13 @@ pub async fn checkout(shop: &Shop<'_>, limits: &Limits, attempt: &Attempt<'_>) -
             .ok_or_else(|| LedgerError::NotFound(format!("the checkout of Idempotency-Key {key:?}")))?;
         return again(shop, attempt.purchase, &earlier, &digest).await;
     };
-    ask_stripe(shop, &opened, attempt.idempotency_key.is_some()).await
+    let resumable = attempt.idempotency_key.is_some();
+    keep_auth_code(shop, attempt.purchase, &opened, resumable).await?;
+    ask_stripe(shop, &opened, resumable).await
 }
 
-/// The SHA-256 of the request as parsed, so that spacing and key order do not make it another.
+/// The SHA-256 of the request as parsed, so that spacing and key order do not make it another. An
+/// auth code counts only as given or not (`AuthCode` serializes so).
 fn request_digest(purchase: &Purchase) -> Vec<u8> {
     let canonical = serde_json::to_vec(purchase).unwrap_or_default();
     Sha256::digest(&canonical).to_vec()
@@ -245,6 +267,7 @@ async fn again(
     }
     tracing::info!(order = %order.id, product = %purchase.product, "checkout retried: asking Stripe again for the order's session");
     let opened = reopen(shop, &order).await?;
+    keep_auth_code(shop, purchase, &opened, true).await?;
     let mut answer = ask_stripe(shop, &opened, true).await?;
     answer.replayed = true;
     Ok(answer)
@@ -297,31 +320,38 @@ async fn prepare(shop: &Shop<'_>, purchase: &Purchase) -> Result<Bought, Checkou
     let (pool, tenant) = (shop.pool, shop.tenant);
     let cycle: Cycle = purchase.cycle.parse()?;
     let domain = purchase.domain.as_deref().map(valid_domain).transpose()?;
-    let mut items = Vec::new();
-    let mut currency: Option<(String, String)> = None;
-    let mut registrations = Vec::new();
-    let slugs = std::iter::once(&purchase.product).chain(&purchase.addons);
-    for (index, slug) in slugs.enumerate() {
-        let product = match catalog::by_slug(pool, tenant, slug).await {
-            Ok(p) if p.active => p,
+    let mut products = Vec::new();
+    for slug in std::iter::once(&purchase.product).chain(&purchase.addons) {
+        match catalog::by_slug(pool, tenant, slug).await {
+            Ok(p) if p.active => products.push(p),
             Ok(_) | Err(LedgerError::NotFound(_)) => {
                 return Err(LedgerError::Invalid(format!("product {slug:?} is not for sale")).into());
             }
             Err(e) => return Err(e.into()),
-        };
-        // the templates must make resources for this purchase before anyone pays for them
-        let sample = Placeholders {
-            subscription: "sub-check".into(),
-            customer: "check".into(),
-            email: purchase.email.clone(),
-            domain: domain.clone(),
-        };
-        let filled = render::fill(&product.template.0, &sample)
-            .map_err(|e| LedgerError::Invalid(format!("product {slug:?}: {e}")))?;
-        registrations.extend(
-            registrations_in(filled).map_err(|e| LedgerError::Invalid(format!("product {slug:?}: template: {e}")))?,
-        );
-        let price = catalog::priced(pool, &product, cycle, "new").await?;
+        }
+    }
+    // the templates must make resources for this purchase before anyone pays for them
+    let sample = Placeholders {
+        subscription: "sub-check".into(),
+        customer: "check".into(),
+        email: purchase.email.clone(),
+        domain: domain.clone(),
+    };
+    let parts: Vec<Part<'_>> =
+        products.iter().map(|p| Part { slug: &p.slug, kind: &p.kind, template: &p.template.0 }).collect();
+    let resources = render::order_resources(&parts, &sample)
+        .map_err(|e| LedgerError::Invalid(format!("product {:?}: {}", e.product, e.error)))?;
+    let resources: ResourceTemplates = serde_json::from_value(resources)
+        .map_err(|e| LedgerError::Invalid(format!("the products' templates together: {e}")))?;
+    check_auth_code(shop, purchase, &resources, &sample)?;
+    let registrations = registrations_in(&resources);
+
+    let mut items = Vec::new();
+    let mut currency: Option<(String, String)> = None;
+    for (index, product) in products.iter().enumerate() {
+        let slug = &product.slug;
+        let purpose = purpose_of(product, &sample)?;
+        let price = catalog::priced(pool, product, cycle, purpose).await?;
         let price_currency = price.currency.to_ascii_lowercase();
         match &currency {
             Some((first, first_currency)) if *first_currency != price_currency => {
@@ -348,7 +378,7 @@ async fn prepare(shop: &Shop<'_>, purchase: &Purchase) -> Result<Bought, Checkou
         items.push(Item {
             position: index as i32 + 1,
             product_id: product.id,
-            purpose: "new".into(),
+            purpose: purpose.into(),
             quantity: 1,
             unit_cents,
             description,
@@ -357,6 +387,50 @@ async fn prepare(shop: &Shop<'_>, purchase: &Purchase) -> Result<Bought, Checkou
     check_registrations(shop.registrar, &registrations).await?;
     let currency = currency.map(|(_, c)| c).unwrap_or_else(|| "usd".to_owned());
     Ok(Bought { cycle, currency, domain, items })
+}
+
+/// What a product is priced for: `transfer` when its own template transfers a domain in, else `new`.
+fn purpose_of(product: &catalog::Product, sample: &Placeholders) -> Result<&'static str, LedgerError> {
+    let invalid = |e: String| LedgerError::Invalid(format!("product {:?}: {e}", product.slug));
+    let own = render::fill(&render::base(&product.template.0), sample).map_err(invalid)?;
+    let own: ResourceTemplates = serde_json::from_value(own).map_err(|e| invalid(format!("template: {e}")))?;
+    Ok(if render::transfers_domain(&own) { "transfer" } else { "new" })
+}
+
+/// A purchase that transfers a domain gives a valid auth code, and one that does not gives none;
+/// the code can only go where the template's Domain looks for it (`${authCodeSecret}`, key
+/// `auth_code::KEY`), and only with a Kubernetes client to write it.
+fn check_auth_code(
+    shop: &Shop<'_>,
+    purchase: &Purchase,
+    resources: &ResourceTemplates,
+    sample: &Placeholders,
+) -> Result<(), CheckoutError> {
+    let refs: Vec<_> = resources
+        .domains
+        .iter()
+        .filter(|d| d.spec.registration.mode == RegistrationMode::Transfer)
+        .map(|d| d.spec.registration.auth_code_secret_ref.as_ref())
+        .collect();
+    match (refs.is_empty(), &purchase.auth_code) {
+        (true, None) => return Ok(()),
+        (true, Some(_)) => return Err(AuthCodeRefused::Unexpected.into()),
+        (false, None) => return Err(AuthCodeRefused::Required.into()),
+        (false, Some(code)) => code.check()?,
+    }
+    let expected = render::auth_code_secret(&sample.subscription);
+    if !refs.iter().all(|r| r.is_some_and(|r| r.name == expected && r.key == auth_code::KEY)) {
+        return Err(LedgerError::Invalid(format!(
+            "a transfer's authCodeSecretRef must be {{name: ${{authCodeSecret}}, key: {}}}",
+            auth_code::KEY
+        ))
+        .into());
+    }
+    if shop.kube.is_none() {
+        tracing::warn!("a domain transfer was refused: the bridge has no Kubernetes client for its auth code");
+        return Err(AuthCodeRefused::NotKept.into());
+    }
+    Ok(())
 }
 
 /// An order whose Checkout Session is to be asked of Stripe: what the request to Stripe is made of.
@@ -368,6 +442,8 @@ struct Opened {
     stripe_customer: Option<String>,
     currency: String,
     items: Vec<Item>,
+    customer_handle: String,
+    namespace: String,
 }
 
 /// The first step, committed before Stripe is asked: the customer, the order (`opening`) with its
@@ -424,6 +500,8 @@ async fn open(
         order: order.id,
         invoice,
         customer: customer.id,
+        namespace: customer.namespace(),
+        customer_handle: customer.handle.clone(),
         email: customer.email,
         stripe_customer: customer.stripe_customer_id,
         currency: currency.to_owned(),
@@ -438,12 +516,42 @@ async fn reopen(shop: &Shop<'_>, order: &Order) -> Result<Opened, LedgerError> {
         order: order.id,
         invoice: orders::first_invoice(shop.pool, order.id).await?,
         customer: customer.id,
+        namespace: customer.namespace(),
+        customer_handle: customer.handle.clone(),
         email: customer.email,
         stripe_customer: customer.stripe_customer_id,
         currency: order.currency.clone(),
         items: orders::items(shop.pool, order.id).await?,
     })
 }
+
+/// Writes the purchase's auth code, if any, into the order's Secret before a session is asked for.
+/// When that fails a `resumable` order stays opening for the Idempotency-Key's retry; any other
+/// order ends (`give_up`).
+async fn keep_auth_code(
+    shop: &Shop<'_>,
+    purchase: &Purchase,
+    opened: &Opened,
+    resumable: bool,
+) -> Result<(), CheckoutError> {
+    let Some(code) = &purchase.auth_code else { return Ok(()) };
+    let destination =
+        Destination { namespace: &opened.namespace, customer_handle: &opened.customer_handle, order: opened.order };
+    let kept = match shop.kube {
+        Some(client) => auth_code::keep(client, &destination, code).await,
+        None => Err(AuthCodeRefused::NotKept),
+    };
+    if let Err(e) = kept {
+        if !resumable {
+            give_up(shop, opened, e.code(), &e.to_string(), AUTH_CODE_NOT_KEPT_STATUS).await?;
+        }
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// The HTTP status of a checkout whose auth code could not be stored.
+pub const AUTH_CODE_NOT_KEPT_STATUS: u16 = 503;
 
 /// Asks Stripe for the order's session, holding nothing of the ledger meanwhile, then records it.
 /// A failure Stripe may get over leaves a `resumable` order (one with an Idempotency-Key) opening,
@@ -480,7 +588,7 @@ async fn ask_stripe(shop: &Shop<'_>, opened: &Opened, resumable: bool) -> Result
             Err(e.into())
         }
         Err(e) => {
-            give_up(shop, opened, &e).await?;
+            give_up(shop, opened, e.reason(), &e.to_string(), STRIPE_FAILED_STATUS).await?;
             Err(e.into())
         }
     }
@@ -535,9 +643,15 @@ async fn answer_of_ended(shop: &Shop<'_>, order: &Order) -> Result<Answer, Check
     }
 }
 
-/// No session will be made for the order: it is `failed`, its draft invoice void, and the error is
-/// the answer kept for its Idempotency-Key.
-async fn give_up(shop: &Shop<'_>, opened: &Opened, error: &StripeError) -> Result<(), LedgerError> {
+/// No session will be made for the order: it is `failed`, its draft invoice void, and the error
+/// (`reason`, `message`, HTTP `status`) is the answer kept for its Idempotency-Key.
+async fn give_up(
+    shop: &Shop<'_>,
+    opened: &Opened,
+    reason: &str,
+    message: &str,
+    status: u16,
+) -> Result<(), LedgerError> {
     let mut tx = shop.pool.begin().await?;
     if !orders::transition(&mut *tx, opened.order, &["opening"], "failed").await? {
         return Ok(());
@@ -549,14 +663,14 @@ async fn give_up(shop: &Shop<'_>, opened: &Opened, error: &StripeError) -> Resul
         "checkout.failed",
         "order",
         &opened.order.to_string(),
-        json!({"reason": error.reason(), "error": error.to_string()}),
+        json!({"reason": reason, "error": message}),
     )
     .await?;
     // as the API writes errors (`http::ApiError`)
-    let body = json!({"error": {"code": error.reason(), "message": error.to_string()}});
-    checkout_requests::answer(&mut *tx, opened.order, STRIPE_FAILED_STATUS, &body).await?;
+    let body = json!({"error": {"code": reason, "message": message}});
+    checkout_requests::answer(&mut *tx, opened.order, status, &body).await?;
     tx.commit().await?;
-    tracing::warn!(order = %opened.order, error = %error, reason = error.reason(), "no Checkout Session could be made; the order failed");
+    tracing::warn!(order = %opened.order, error = %message, reason, "no Checkout Session could be made; the order failed");
     Ok(())
 }
 
@@ -650,15 +764,14 @@ pub async fn note_payment_on_void_invoice(
     Ok(true)
 }
 
-/// The names a filled-in template registers or transfers in.
-fn registrations_in(filled: serde_json::Value) -> Result<Vec<(String, RegistrationMode)>, serde_json::Error> {
-    let templates: ResourceTemplates = serde_json::from_value(filled)?;
-    Ok(templates
+/// The names the resources register or transfer in.
+fn registrations_in(resources: &ResourceTemplates) -> Vec<(String, RegistrationMode)> {
+    resources
         .domains
-        .into_iter()
-        .map(|d| (d.spec.name, d.spec.registration.mode))
+        .iter()
+        .map(|d| (d.spec.name.clone(), d.spec.registration.mode))
         .filter(|(_, mode)| *mode != RegistrationMode::External)
-        .collect())
+        .collect()
 }
 
 /// Refuses a registration of a name that is taken or already in the account, and a transfer of one
@@ -719,12 +832,13 @@ mod tests {
             {"name": "b", "spec": {"name": "b.com", "registration": {"mode": "Transfer", "authCodeSecretRef": {"name": "s", "key": "k"}}}},
             {"name": "c", "spec": {"name": "c.com", "registration": {"mode": "External"}}}
         ]});
-        let found = registrations_in(filled).unwrap();
+        let filled: ResourceTemplates = serde_json::from_value(filled).unwrap();
+        let found = registrations_in(&filled);
         assert_eq!(
             found,
             [("a.com".to_owned(), RegistrationMode::Register), ("b.com".to_owned(), RegistrationMode::Transfer)]
         );
-        assert!(registrations_in(serde_json::json!({})).unwrap().is_empty());
+        assert!(registrations_in(&ResourceTemplates::default()).is_empty());
     }
 
     #[tokio::test]

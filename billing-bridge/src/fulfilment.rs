@@ -155,22 +155,21 @@ async fn subscribe(tx: &mut sqlx::PgConnection, invoice: &Invoice, order_id: Uui
     let customer = customers::get(&mut *tx, order.customer_id).await?;
     let items = orders::items(&mut *tx, order_id).await?;
     let primary = items.first().ok_or(FulfilmentError::NoItems(order_id))?;
-    let resource_name = format!("sub-{}", &order_id.simple().to_string()[..10]);
+    let resource_name = render::resource_name(order_id);
     let placeholders = Placeholders {
         subscription: resource_name.clone(),
         customer: customer.handle.clone(),
         email: customer.email.clone(),
         domain: order.domain.clone(),
     };
-    let mut templates = Vec::with_capacity(items.len());
+    let mut products = Vec::with_capacity(items.len());
     for item in &items {
-        let product = catalog::by_id(&mut *tx, item.product_id).await?;
-        templates.push(
-            render::fill(&product.template.0, &placeholders)
-                .map_err(|error| FulfilmentError::Template { product: product.slug.clone(), error })?,
-        );
+        products.push(catalog::by_id(&mut *tx, item.product_id).await?);
     }
-    let resources = render::merge(&templates);
+    let parts: Vec<render::Part<'_>> =
+        products.iter().map(|p| render::Part { slug: &p.slug, kind: &p.kind, template: &p.template.0 }).collect();
+    let resources = render::order_resources(&parts, &placeholders)
+        .map_err(|e| FulfilmentError::Template { product: e.product, error: e.error })?;
     let subscription = subscriptions::create_for_order(
         tx,
         &New {
@@ -213,7 +212,8 @@ async fn renew(tx: &mut sqlx::PgConnection, invoice: &Invoice, id: Uuid) -> Resu
 /// the first failing invoice is due again, and every `scan`; each fulfilled invoice kicks the outbox.
 pub async fn run(pool: PgPool, kick: Arc<Notify>, scan: Duration, outbox_kick: Arc<Notify>, metrics: Arc<Metrics>) {
     let wakeup = Wakeup::relay(pool.clone(), CHANNEL, kick);
-    lanes::run(pool.clone(), Worker::Fulfilment, PARALLEL, wakeup, scan, &metrics, |order, wakeup| {
+    let next_due = || lanes::first_in_backoff(&pool, Worker::Fulfilment, &metrics);
+    lanes::run("fulfilment", PARALLEL, wakeup, scan, next_due, |order, wakeup| {
         let (pool, metrics, outbox_kick) = (&pool, &metrics, &outbox_kick);
         async move {
             let fulfilled = fulfil_next(pool, metrics, order, &wakeup).await?;

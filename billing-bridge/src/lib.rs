@@ -4,6 +4,7 @@
 //! resource is Ready.
 
 pub mod activation;
+pub mod auth_code;
 pub mod checkout;
 pub mod config;
 pub mod db;

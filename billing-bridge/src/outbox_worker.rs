@@ -206,7 +206,7 @@ async fn carry_out(
     }
 }
 
-async fn ensure_namespace(client: &Client, name: &str, customer: &str) -> Result<(), kube::Error> {
+pub(crate) async fn ensure_namespace(client: &Client, name: &str, customer: &str) -> Result<(), kube::Error> {
     let api: Api<Namespace> = Api::all(client.clone());
     create_unless_present(
         &api,
@@ -249,7 +249,7 @@ async fn ensure_credentials(client: &Client, namespace: &str, subscription: &str
 
 /// Creates `object`; one that exists already (AlreadyExists) is left as it is, unread: the bridge
 /// may create Secrets but not read them.
-async fn create_unless_present<K>(api: &Api<K>, object: &K) -> Result<(), kube::Error>
+pub(crate) async fn create_unless_present<K>(api: &Api<K>, object: &K) -> Result<(), kube::Error>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
 {

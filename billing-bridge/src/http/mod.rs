@@ -19,6 +19,7 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::auth_code::AuthCodeRefused;
 use crate::checkout::{CheckoutError, DomainRefused, ReturnUrls, STRIPE_FAILED_STATUS};
 use crate::ledger::LedgerError;
 use crate::metrics::Metrics;
@@ -108,10 +109,12 @@ impl From<CheckoutError> for ApiError {
             e => e,
         };
         let status = match &e {
-            CheckoutError::Domain(DomainRefused::RegistrarUnavailable) => StatusCode::SERVICE_UNAVAILABLE,
-            CheckoutError::Domain(_) | CheckoutError::Currency(_) | CheckoutError::KeyReused => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            CheckoutError::Domain(DomainRefused::RegistrarUnavailable)
+            | CheckoutError::AuthCode(AuthCodeRefused::NotKept) => StatusCode::SERVICE_UNAVAILABLE,
+            CheckoutError::Domain(_)
+            | CheckoutError::Currency(_)
+            | CheckoutError::AuthCode(_)
+            | CheckoutError::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             CheckoutError::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
             CheckoutError::InProgress | CheckoutError::Ended(_) => StatusCode::CONFLICT,
             // (a ledger error was answered above)

@@ -231,6 +231,7 @@ pub async fn checkout(
         stripe: &state.stripe,
         registrar: state.registrar.as_deref(),
         urls: &state.return_urls,
+        kube: state.kube.as_ref(),
     };
     let attempt = Attempt { purchase: &purchase, idempotency_key: key.as_deref(), client: &client };
     match checkout::checkout(&shop, &settings.limits, &attempt).await {
