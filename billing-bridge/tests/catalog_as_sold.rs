@@ -223,3 +223,59 @@ fn a_domain_transfer_keeps_its_auth_code_in_a_secret_and_nowhere_else() -> anyho
     ledger.drop_database(&rt);
     Ok(())
 }
+
+#[test]
+fn an_auth_code_kubernetes_cannot_take_ends_the_order_or_waits_for_the_retry_of_its_key() -> anyhow::Result<()> {
+    let rt = support::runtime()?;
+    let tb = Testbed::from_env()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let mut relay = support::ApiRelay::start(&rt, &tb)?;
+    // stripe-mock behind a tap: no session may be asked for while the code is not kept
+    let stripe_mock = tb.get("STRIPE_API_BASE")?.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let stripe = support::Tap::start(&rt, &stripe_mock)?;
+    let env = [("STRIPE_API_BASE", format!("http://{}", stripe.addr))];
+    let bridge = Bridge::start_with_env(&rt, &tb, &ledger, &relay.kubeconfig, &env)?;
+    let domain = fresh_name("later");
+    let namesilo = mpanel_tests::namesilo::Namesilo::from_testbed(&tb)?;
+    rt.block_on(namesilo.registry_add(&domain, "CODE-1", "2030-01-01", &["ns1.elsewhere.net", "ns2.elsewhere.net"]))?;
+    let body = json!({"product": "domain-transfer", "cycle": "annual", "email": email("later"), "domain": domain,
+                      "authCode": "CODE-1"});
+    let post = |key: Option<&str>| -> anyhow::Result<(u16, Value)> {
+        rt.block_on(async {
+            let mut req = bridge.http.post(format!("{}/v1/checkout", bridge.url)).json(&body);
+            if let Some(key) = key {
+                req = req.header("idempotency-key", key);
+            }
+            let resp = req.send().await?;
+            Ok((resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null)))
+        })
+    };
+
+    relay.cut(&rt);
+    let (status, answer) = post(Some("transfer-1"))?;
+    assert_eq!((status, answer["error"]["code"].as_str()), (503, Some("auth_code_not_kept")), "{answer}");
+    let (status, answer) = post(None)?;
+    assert_eq!((status, answer["error"]["code"].as_str()), (503, Some("auth_code_not_kept")), "{answer}");
+    assert_eq!(stripe.connections(), 0, "a session was asked for an order whose auth code is nowhere");
+    let statuses = "SELECT string_agg(o.status || '/' || i.status, ',' ORDER BY o.status) FROM orders o \
+                    JOIN invoices i ON i.order_id = o.id";
+    assert_eq!(ledger.text(&rt, statuses)?.as_deref(), Some("failed/void,opening/draft"), "keyed waits, unkeyed ends");
+
+    relay.restore(&rt)?;
+    let (status, placed) = post(Some("transfer-1"))?;
+    assert_eq!(status, 201, "{placed}");
+    let order: uuid::Uuid = placed["orderId"].as_str().unwrap_or_default().parse()?;
+    let handle = ledger.text(&rt, "SELECT handle FROM customers")?.unwrap_or_default();
+    let namespace = format!("customer-{handle}");
+    let _cleanup = Namespaces { tb: &tb, names: vec![namespace.clone()] };
+    let secret_name = render::auth_code_secret(&render::resource_name(order));
+    let secret: k8s_openapi::api::core::v1::Secret =
+        serde_json::from_str(&tb.kubectl_ok(&["get", "secret", &secret_name, "-n", &namespace, "-o", "json"], None)?)?;
+    let stored = secret.data.unwrap_or_default().remove("auth-code").map(|b| b.0).unwrap_or_default();
+    assert_eq!(String::from_utf8(stored)?, "CODE-1", "the retry of the key wrote the Secret");
+    assert_eq!(ledger.text(&rt, statuses)?.as_deref(), Some("failed/void,pending/issued"));
+    drop(bridge);
+    relay.cut(&rt);
+    ledger.drop_database(&rt);
+    Ok(())
+}
