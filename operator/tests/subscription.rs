@@ -288,6 +288,53 @@ fn the_full_stack_example_becomes_active() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The resources the billing bridge renders for `cloudpod-pro` bought with `domain`, `dns-hosting`
+/// and `ssl-dv` (billing-bridge/tests/catalog_as_sold.rs asserts that shape): the pod takes its
+/// address from a pool, the zone's apex follows it and `www` is the apex.
+fn as_sold(h: &Harness, pod: &str) -> Value {
+    let d = h.domain();
+    let label = d.replace('.', "-");
+    json!({
+        "customer": {"id": "acme", "email": "billing@acme.example"},
+        "product": "cloudpod-pro",
+        "billing": {"state": "Paid", "paidUntil": "2027-06-30", "invoice": "INV-2026-000003"},
+        "resources": {
+            "cloudPods": [{"name": pod, "spec": {"plan": "pro", "type": "lxc", "template": "100", "hostname": pod,
+                "resources": {"cores": 2, "memoryMiB": 2048, "diskGiB": 50},
+                "network": {"bridge": "vmbr0", "ipv4": {"pool": "public-v4"}}}}],
+            "domains": [{"name": label, "spec": {"name": d, "registration": {"mode": "Register", "years": 1}}}],
+            "dnsZones": [{"name": label, "spec": {"zone": format!("{d}."),
+                "nameservers": ["ns1.migrahosting.com.", "ns2.migrahosting.com."],
+                "records": [{"name": "@", "type": "A", "cloudPodRef": {"name": pod}},
+                            {"name": "www", "type": "CNAME", "values": [format!("{d}.")]}],
+                "mail": {"mx": [{"host": "mail.migrahosting.com.", "priority": 10}], "spf": "v=spf1 mx -all"}}}],
+            "certificates": [{"name": format!("{label}-tls"), "spec": {
+                "dnsNames": [d, format!("www.{d}"), format!("*.{d}")], "secretName": format!("{label}-tls"),
+                "issuer": "letsencrypt", "deletionPolicy": "Delete"}}]
+        }
+    })
+}
+
+#[test]
+fn a_cloudpod_as_sold_with_a_domain_is_served_at_its_pool_address_by_name() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let h = Harness::new(&tb, "sub-sold")?;
+    let _op = h.operator()?;
+    let (d, ns) = (h.domain(), h.ns.name.clone());
+    h.apply(as_sold(&h, "sub-0123456789"))?;
+    h.wait("became Active", |s| s["status"]["phase"] == "Active")?;
+    let pod = support::get_object(&tb, &ns, "cloudpod", "sub-0123456789")?;
+    let address = pod["status"]["ipAddress"].as_str().unwrap_or_default().to_owned();
+    assert!(address.starts_with("198.51.100.3"), "an address of the pool: {}", pod["status"]);
+    assert_eq!(tb.dig(&d, "A")?.answers, [address.clone()], "PowerDNS serves the apex at the pod's address");
+    assert_eq!(tb.dig(&format!("www.{d}"), "CNAME")?.answers, [format!("{d}.")]);
+    let names = certificate_names(&tb, &ns, &format!("{}-tls", d.replace('.', "-")))?;
+    for name in [d.clone(), format!("www.{d}"), format!("*.{d}")] {
+        assert!(names.contains(&format!("DNS:{name}")), "{name} not in {names}");
+    }
+    Ok(())
+}
+
 /// The DNS names in the certificate of the TLS Secret `name`, as openssl reads them.
 fn certificate_names(tb: &Testbed, ns: &str, name: &str) -> anyhow::Result<String> {
     use std::io::Write;
