@@ -335,6 +335,37 @@ fn a_cloudpod_as_sold_with_a_domain_is_served_at_its_pool_address_by_name() -> a
     Ok(())
 }
 
+#[test]
+fn a_domain_transfer_as_sold_completes_with_the_auth_code_secret_the_bridge_wrote() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let h = Harness::new(&tb, "sub-xfer")?;
+    let (d, ns) = (h.domain(), h.ns.name.clone());
+    h.rt.block_on(Namesilo::from_testbed(&tb)?.registry_add(
+        &d,
+        "XFER-c0de",
+        "2027-06-30",
+        &["ns1.elsewhere.net", "ns2.elsewhere.net"],
+    ))?;
+    // as the bridge writes it at checkout (auth_code::keep)
+    let literal = "--from-literal=auth-code=XFER-c0de";
+    tb.kubectl_ok(&["create", "secret", "generic", "sub-0123456789-auth-code", "-n", &ns, literal], None)?;
+    let _op = h.operator()?;
+    let label = d.replace('.', "-");
+    h.apply(json!({
+        "customer": {"id": "acme", "email": "billing@acme.example"},
+        "product": "domain-transfer",
+        "billing": {"state": "Paid", "paidUntil": "2027-06-30", "invoice": "INV-2026-000004"},
+        "provisioningTimeout": "8d",
+        "resources": {"domains": [{"name": label, "spec": {"name": d, "registration": {"mode": "Transfer", "years": 1,
+            "authCodeSecretRef": {"name": "sub-0123456789-auth-code", "key": "auth-code"}}}}]}
+    }))?;
+    h.wait("became Active", |s| s["status"]["phase"] == "Active")?;
+    let domain = support::get_object(&tb, &ns, "domain", &label)?;
+    assert_eq!(domain["status"]["transfer"]["state"], "Transfer Completed", "{}", domain["status"]);
+    assert!(h.rt.block_on(h.account.domain(&d))?.is_some(), "transferred into the account");
+    Ok(())
+}
+
 /// The DNS names in the certificate of the TLS Secret `name`, as openssl reads them.
 fn certificate_names(tb: &Testbed, ns: &str, name: &str) -> anyhow::Result<String> {
     use std::io::Write;
