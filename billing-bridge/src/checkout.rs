@@ -125,6 +125,9 @@ pub enum DomainRefused {
     Unavailable(String),
     #[error("{0} is already registered in our registrar account")]
     AlreadyRegistered(String),
+    /// A transfer of a name no registrar holds: there is nothing to move.
+    #[error("{0} is not registered anywhere: it can be registered, not transferred")]
+    NotRegistered(String),
     /// The registrar could not be asked (or the bridge has no registrar settings): the cause is
     /// logged, not shown.
     #[error("domain availability cannot be checked right now; please try again later")]
@@ -136,6 +139,7 @@ impl DomainRefused {
         match self {
             Self::Unavailable(_) => "domain_unavailable",
             Self::AlreadyRegistered(_) => "domain_already_registered",
+            Self::NotRegistered(_) => "domain_not_registered",
             Self::RegistrarUnavailable => "registrar_unavailable",
         }
     }
@@ -775,7 +779,7 @@ fn registrations_in(resources: &ResourceTemplates) -> Vec<(String, RegistrationM
 }
 
 /// Refuses a registration of a name that is taken or already in the account, and a transfer of one
-/// already in the account, as the registrar says now. Without a registrar, nothing of the kind is
+/// already in the account or registered nowhere, as the registrar says now. Without a registrar, nothing of the kind is
 /// sold.
 async fn check_registrations(
     registrar: Option<&Registrar>,
@@ -797,6 +801,9 @@ async fn check_registrations(
             (Standing::InAccount, _) => return Err(DomainRefused::AlreadyRegistered(name.clone())),
             (Standing::Taken | Standing::Invalid, RegistrationMode::Register) => {
                 return Err(DomainRefused::Unavailable(name.clone()));
+            }
+            (Standing::Available | Standing::Invalid, RegistrationMode::Transfer) => {
+                return Err(DomainRefused::NotRegistered(name.clone()));
             }
             _ => {}
         }

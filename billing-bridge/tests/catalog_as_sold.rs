@@ -179,6 +179,9 @@ fn a_domain_transfer_keeps_its_auth_code_in_a_secret_and_nowhere_else() -> anyho
             "auth_code_invalid",
         ),
     ];
+    let unregistered = json!({"product": "domain-transfer", "cycle": "annual", "email": customer,
+                              "domain": fresh_name("nobody"), "authCode": code});
+    let refusals = refusals.into_iter().chain([(unregistered, "domain_not_registered")]);
     for (body, expected) in refusals {
         let (status, answer) = bridge.post(&rt, "/v1/checkout", &body, None)?;
         assert_eq!((status, answer["error"]["code"].as_str()), (422, Some(expected)), "{answer}");
