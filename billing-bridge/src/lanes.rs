@@ -11,6 +11,7 @@ use std::fmt::Display;
 use std::future::Future;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use crate::ledger::LedgerError;
@@ -41,42 +42,37 @@ impl Reasoned for LedgerError {
     }
 }
 
-/// Runs `count` lanes of `worker` until the process ends. `step` claims one ready item in its
-/// lane's `Order` and carries it out (`Ok(false)`: none was ready); once it holds its claim it calls `Wakeup::pass_on`, so that
-/// another lane looks for the next item meanwhile. `scan` bounds every wait, to catch what a lost
-/// notification missed.
-pub async fn run<S, F, E>(
-    pool: PgPool,
-    worker: Worker,
-    count: usize,
-    wakeup: Wakeup,
-    scan: Duration,
-    metrics: &Metrics,
-    step: S,
-) where
+/// When a lane that found nothing ready looks again at the latest (a kick comes sooner): the first
+/// item waiting for its next attempt, if any.
+pub async fn first_in_backoff(pool: &PgPool, worker: Worker, metrics: &Metrics) -> Option<DateTime<Utc>> {
+    let backoff = work_attempts::backoff(pool, worker).await.ok()?;
+    metrics.set_work_in_backoff(worker, backoff.items);
+    backoff.next_due
+}
+
+/// Runs `count` lanes named `name` until the process ends. `step` claims one ready item in its
+/// lane's `Order` and carries it out (`Ok(false)`: none was ready); once it holds its claim it calls
+/// `Wakeup::pass_on`, so that another lane looks for the next item meanwhile. A lane that found
+/// nothing waits for a kick or until `next_due` (the first item in backoff); `scan` bounds every
+/// wait, to catch what a lost notification missed.
+pub async fn run<S, F, E, N, D>(name: &'static str, count: usize, wakeup: Wakeup, scan: Duration, next_due: N, step: S)
+where
     S: Fn(Order, Wakeup) -> F,
     F: Future<Output = Result<bool, E>>,
     E: Reasoned,
+    N: Fn() -> D,
+    D: Future<Output = Option<DateTime<Utc>>>,
 {
-    let (step, wakeup, pool, metrics) = (&step, &wakeup, &pool, metrics);
+    let (step, next_due, wakeup) = (&step, &next_due, &wakeup);
     let lane = |n| async move {
         let order = if n == 0 { Order::Turns } else { Order::Oldest };
         let mut pause = FIRST_PAUSE;
         loop {
             match step(order, wakeup.clone()).await {
                 Ok(true) => pause = FIRST_PAUSE,
-                Ok(false) => {
-                    let due = match work_attempts::backoff(pool, worker).await {
-                        Ok(backoff) => {
-                            metrics.set_work_in_backoff(worker, backoff.items);
-                            backoff.next_due
-                        }
-                        Err(_) => None,
-                    };
-                    wakeup.wait(work_attempts::wait_for(due, scan)).await;
-                }
+                Ok(false) => wakeup.wait(work_attempts::wait_for(next_due().await, scan)).await,
                 Err(e) => {
-                    tracing::warn!(%worker, error = %e, reason = e.reason(), retry_in = ?pause, "the ledger failed; will retry");
+                    tracing::warn!(worker = name, error = %e, reason = e.reason(), retry_in = ?pause, "the ledger failed; will retry");
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(LONGEST_PAUSE);
                 }

@@ -265,7 +265,8 @@ where
 pub async fn run(pool: PgPool, client: Client, kick: Arc<Notify>, scan: Duration, metrics: Arc<Metrics>) {
     let wakeup = Wakeup::relay(pool.clone(), CHANNEL, kick);
     let known = KnownNamespaces::default();
-    lanes::run(pool.clone(), Worker::Outbox, PARALLEL, wakeup, scan, &metrics, |order, wakeup| {
+    let next_due = || lanes::first_in_backoff(&pool, Worker::Outbox, &metrics);
+    lanes::run("outbox", PARALLEL, wakeup, scan, next_due, |order, wakeup| {
         let (pool, client, known, metrics) = (&pool, &client, &known, &metrics);
         async move { apply_next(pool, client, known, metrics, order, &wakeup).await }
     })

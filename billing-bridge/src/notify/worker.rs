@@ -19,9 +19,9 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 
 use super::templates;
+use crate::lanes;
 use crate::ledger::LedgerError;
 use crate::ledger::notifications::{self, Kind, Pending};
-use crate::ledger::work_attempts;
 use crate::metrics::Metrics;
 use crate::wakeup::Wakeup;
 
@@ -30,8 +30,6 @@ pub const CHANNEL: &str = "mpanel_notification";
 const PARALLEL: usize = 2;
 /// How long one SMTP exchange may take.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
-const FIRST_PAUSE: Duration = Duration::from_secs(1);
-const LONGEST_PAUSE: Duration = Duration::from_secs(30);
 
 /// Why a notification was not sent; `reason()` is stable (logs).
 #[derive(Debug, thiserror::Error)]
@@ -155,30 +153,16 @@ pub async fn send_next(
     Ok(true)
 }
 
-/// Runs until the process ends, `PARALLEL` lanes sending what is due.
+/// Runs until the process ends, `PARALLEL` lanes sending what is due (the one due the longest
+/// first: a notification has no customer to take turns by).
 pub async fn run(pool: PgPool, mailer: Mailer, scan: Duration, metrics: Arc<Metrics>) {
     let wakeup = Wakeup::relay(pool.clone(), CHANNEL, Arc::new(Notify::new()));
-    let lane = |_| {
-        let (pool, mailer, wakeup, metrics) = (&pool, &mailer, &wakeup, &metrics);
-        async move {
-            let mut pause = FIRST_PAUSE;
-            loop {
-                match send_next(pool, mailer, wakeup, metrics).await {
-                    Ok(true) => pause = FIRST_PAUSE,
-                    Ok(false) => {
-                        let due = notifications::next_due(pool).await.ok().flatten();
-                        wakeup.wait(work_attempts::wait_for(due, scan)).await;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, reason = e.reason(), retry_in = ?pause, "notifications: the ledger failed; will retry");
-                        tokio::time::sleep(pause).await;
-                        pause = (pause * 2).min(LONGEST_PAUSE);
-                    }
-                }
-            }
-        }
-    };
-    futures::future::join_all((0..PARALLEL).map(lane)).await;
+    let next_due = || async { notifications::next_due(&pool).await.ok().flatten() };
+    lanes::run("notifications", PARALLEL, wakeup, scan, next_due, |_order, wakeup| {
+        let (pool, mailer, metrics) = (&pool, &mailer, &metrics);
+        async move { send_next(pool, mailer, &wakeup, metrics).await }
+    })
+    .await;
 }
 
 #[cfg(test)]
