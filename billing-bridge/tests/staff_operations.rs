@@ -95,13 +95,26 @@ fn suspension_becomes(tb: &Testbed, sub: &str, want: &Value) -> anyhow::Result<b
     })
 }
 
-/// An active subscription of cloudpod-mini (paid, its resource Ready): its ledger id and namespace.
-fn active_subscription(
-    rt: &Runtime,
-    tb: &Testbed,
-    ledger: &Ledger,
-    bridge: &Bridge,
-) -> anyhow::Result<(String, String)> {
+/// An active subscription of cloudpod-mini (paid, its resource Ready).
+struct Active {
+    sub: String,
+    namespace: String,
+    /// The PaymentIntent that paid its order.
+    intent: String,
+}
+
+/// Stripe's `charge.dispute.<kind>` for the dispute `id` of `intent`, in `status`.
+fn dispute(kind: &str, id: &str, intent: &str, status: &str) -> Value {
+    support::event(
+        &format!("charge.dispute.{kind}"),
+        json!({
+            "id": id, "object": "dispute", "charge": format!("ch_{}", &intent[3..]), "payment_intent": intent,
+            "amount": 999, "currency": "usd", "reason": "fraudulent", "status": status,
+        }),
+    )
+}
+
+fn active_subscription(rt: &Runtime, tb: &Testbed, ledger: &Ledger, bridge: &Bridge) -> anyhow::Result<Active> {
     let placed =
         bridge.checkout(rt, &json!({"product": "cloudpod-mini", "cycle": "monthly", "email": email("staff")}))?;
     let intent = format!("pi_{}", uuid::Uuid::new_v4().simple());
@@ -126,7 +139,7 @@ fn active_subscription(
     let namespace = found[0]["metadata"]["namespace"].as_str().unwrap_or_default().to_owned();
     report_status(tb, &found[0], "Active", true, "all 1 resources are Ready")?;
     anyhow::ensure!(eventually(WAIT, || Ok(state_of(rt, ledger, &sub)? == "active -"))?, "not activated");
-    Ok((sub, namespace))
+    Ok(Active { sub, namespace, intent })
 }
 
 fn period_end(rt: &Runtime, ledger: &Ledger, sub: &str) -> anyhow::Result<DateTime<Utc>> {
@@ -161,7 +174,7 @@ fn an_abuse_suspension_holds_through_a_paid_renewal_until_billing_resumes_it() -
     let tb = Testbed::from_env()?;
     let ledger = Ledger::fresh(&rt, &tb)?;
     let bridge = start(&rt, &tb, &ledger)?;
-    let (sub, namespace) = active_subscription(&rt, &tb, &ledger, &bridge)?;
+    let Active { sub, namespace, intent } = active_subscription(&rt, &tb, &ledger, &bridge)?;
     let _cleanup = Namespaces { tb: &tb, names: vec![namespace] };
     let support = token(&rt, &ledger, "support-sam", Role::Support)?;
     let reader = token(&rt, &ledger, "reader-rita", Role::ReadOnly)?;
@@ -217,6 +230,19 @@ fn an_abuse_suspension_holds_through_a_paid_renewal_until_billing_resumes_it() -
         .is_some_and(|o| o["spec"]["billing"]["invoice"] == json!(number) && o["spec"]["suspension"] == held)))?);
     assert_eq!(state_of(&rt, &ledger, &sub)?, "suspended Abuse", "a payment lifted an Abuse suspension");
 
+    // a dispute of the order's payment opened and won neither replaces nor lifts it
+    let dispute_id = format!("dp_{}", uuid::Uuid::new_v4().simple());
+    assert_eq!(bridge.deliver(&rt, &dispute("created", &dispute_id, &intent, "needs_response"))?, 200);
+    assert_eq!(bridge.deliver(&rt, &dispute("closed", &dispute_id, &intent, "won"))?, 200);
+    assert_eq!(
+        ledger.count(
+            &rt,
+            &format!("SELECT count(*) FROM stripe_events WHERE payload->'data'->'object'->>'id' = '{dispute_id}'")
+        )?,
+        2
+    );
+    assert_eq!(state_of(&rt, &ledger, &sub)?, "suspended Abuse", "a dispute replaced or lifted an Abuse suspension");
+
     // billing resumes: lifted everywhere, mailed, audited
     assert_eq!(post(&bridge, &rt, &resume, &json!({"note": "pages removed"}), &billing)?, (200, String::new()));
     assert_eq!(state_of(&rt, &ledger, &sub)?, "active -");
@@ -255,7 +281,7 @@ fn support_resends_a_notification_once_more_and_cannot_change_prices() -> anyhow
     let tb = Testbed::from_env()?;
     let ledger = Ledger::fresh(&rt, &tb)?;
     let bridge = start(&rt, &tb, &ledger)?;
-    let (sub, namespace) = active_subscription(&rt, &tb, &ledger, &bridge)?;
+    let Active { sub, namespace, .. } = active_subscription(&rt, &tb, &ledger, &bridge)?;
     let _cleanup = Namespaces { tb: &tb, names: vec![namespace] };
     let support = token(&rt, &ledger, "support-sue", Role::Support)?;
     let reader = token(&rt, &ledger, "reader-ray", Role::ReadOnly)?;
@@ -300,7 +326,13 @@ fn support_resends_a_notification_once_more_and_cannot_change_prices() -> anyhow
         &reader,
     )?;
     assert_eq!(status, 200, "{listed}");
-    assert!(listed["notifications"].as_array().into_iter().flatten().any(|n| n["id"].to_string() == receipt));
+    assert!(
+        listed["notifications"].as_array().into_iter().flatten().any(|n| n["id"]
+            .as_i64()
+            .map(|id| id.to_string())
+            .as_deref()
+            == Some(receipt.as_str()))
+    );
     assert_eq!(post(&bridge, &rt, "/notifications/999999/resend", &json!({}), &support)?, (404, "NotFound".into()));
 
     // prices: support is refused and nothing changes; the same body from an admin is taken

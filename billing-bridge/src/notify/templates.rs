@@ -259,6 +259,14 @@ mod tests {
     }
 
     #[test]
+    fn a_staff_suspension_says_why_in_words() {
+        let abuse = render(Kind::Suspended, &json!({"product": "CloudPod Mini", "reason": "Abuse"}), &brand());
+        assert!(abuse.text.contains("because it was used against our terms of service"), "{}", abuse.text);
+        let manual = render(Kind::Suspended, &json!({"product": "CloudPod Mini", "reason": "Manual"}), &brand());
+        assert!(manual.text.contains("because our staff suspended it; please contact support"), "{}", manual.text);
+    }
+
+    #[test]
     fn a_failed_provisioning_says_what_was_refunded() {
         let facts = json!({"product": "CloudPod Mini", "refund": "9.99", "currency": "usd"});
         let mail = render(Kind::ProvisioningFailed, &facts, &brand());
