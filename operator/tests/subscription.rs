@@ -326,7 +326,7 @@ fn a_cloudpod_as_sold_with_a_domain_is_served_at_its_pool_address_by_name() -> a
     let pod = support::get_object(&tb, &ns, "cloudpod", "sub-0123456789")?;
     let address = pod["status"]["ipAddress"].as_str().unwrap_or_default().to_owned();
     assert!(address.starts_with("198.51.100.3"), "an address of the pool: {}", pod["status"]);
-    assert_eq!(tb.dig(&d, "A")?.answers, [address.clone()], "PowerDNS serves the apex at the pod's address");
+    assert_eq!(tb.dig(&d, "A")?.answers, [address], "PowerDNS serves the apex at the pod's address");
     assert_eq!(tb.dig(&format!("www.{d}"), "CNAME")?.answers, [format!("{d}.")]);
     let names = certificate_names(&tb, &ns, &format!("{}-tls", d.replace('.', "-")))?;
     for name in [d.clone(), format!("www.{d}"), format!("*.{d}")] {
