@@ -321,6 +321,10 @@ async fn overdue(
         changed.map(|_| (Action::Apply, "subscription.suspended"))
     } else if sub.status == "active" {
         let changed = subscriptions::transition(&mut *tx, id, &["active"], "past_due").await?;
+        if changed.is_some() {
+            let unpaid = invoices::get(&mut *tx, invoice).await?;
+            notifications::past_due(&mut *tx, &unpaid, id).await?;
+        }
         done.past_due = usize::from(changed.is_some());
         changed.map(|_| (Action::Apply, "subscription.past_due"))
     } else {
@@ -411,6 +415,7 @@ async fn issue_renewal(
     )
     .await?;
     let issued = invoices::issue(&mut *tx, invoice, start).await?;
+    notifications::invoice_issued(&mut *tx, &issued, id).await?;
     audit::record(
         &mut *tx,
         "lifecycle",

@@ -294,10 +294,13 @@ fn the_lifecycle_mails_suspension_resumption_and_the_end_of_service() -> anyhow:
     let end = activate(&rt, &ledger, &late_buy)?;
     activate(&rt, &ledger, &gone_buy)?;
 
-    // the renewal is unpaid past the grace period: suspended (Overdue); paid, it runs again
+    // the renewal invoice is mailed when issued; unpaid after its due date the subscription is past
+    // due, past the grace period suspended (Overdue), each told once; paid, it runs again
     assert_eq!(tick(&rt, &ledger, end - chrono::Duration::days(6))?.renewal_invoices, 2);
+    assert_eq!(tick(&rt, &ledger, end + chrono::Duration::days(1))?.past_due, 2);
+    assert_eq!(tick(&rt, &ledger, end + chrono::Duration::days(2))?.past_due, 0);
     assert_eq!(tick(&rt, &ledger, end + chrono::Duration::days(8))?.suspended, 2);
-    capture.wait_for(&late, 2, &bridge)?;
+    capture.wait_for(&late, 4, &bridge)?;
     let renewal: uuid::Uuid = rt.block_on(
         sqlx::query_scalar(
             "SELECT i.id FROM invoices i JOIN subscriptions s ON s.id = i.subscription_id \
@@ -312,7 +315,7 @@ fn the_lifecycle_mails_suspension_resumption_and_the_end_of_service() -> anyhow:
         tx.commit().await?;
         Ok::<_, anyhow::Error>(())
     })?;
-    capture.wait_for(&late, 4, &bridge)?;
+    capture.wait_for(&late, 6, &bridge)?;
     // cancelled by staff: the end of service
     let sub = ledger
         .text(
@@ -330,12 +333,14 @@ fn the_lifecycle_mails_suspension_resumption_and_the_end_of_service() -> anyhow:
         Some(&token),
     )?;
     assert_eq!(status, 200, "{answer}");
-    let subjects = capture.wait_for(&late, 5, &bridge)?;
+    let subjects = capture.wait_for(&late, 7, &bridge)?;
     let first = invoice_number(&rt, &ledger, &late_buy.placed)?;
     let second = ledger.text(&rt, &format!("SELECT number FROM invoices WHERE id = '{renewal}'"))?.unwrap_or_default();
     let mut want = vec![
         format!("MigraHosting: receipt for invoice {first}"),
         format!("MigraHosting: receipt for invoice {second}"),
+        format!("MigraHosting: invoice {second} for your CloudPod Mini"),
+        format!("MigraHosting: invoice {second} is past due"),
         "MigraHosting: your CloudPod Mini is suspended".to_owned(),
         "MigraHosting: your CloudPod Mini runs again".to_owned(),
         "MigraHosting: your CloudPod Mini is cancelled".to_owned(),
@@ -345,18 +350,21 @@ fn the_lifecycle_mails_suspension_resumption_and_the_end_of_service() -> anyhow:
     let mails = capture.to(&late)?;
     let suspended = mails.iter().find(|m| m.header("subject").ends_with("is suspended"));
     assert!(suspended.is_some_and(|m| m.text.contains("unpaid past its due date")), "{suspended:?}");
+    let issued = mails.iter().find(|m| m.header("subject").ends_with("for your CloudPod Mini"));
+    let due = (end.date_naive()).format("%Y-%m-%d").to_string();
+    assert!(issued.is_some_and(|m| m.text.contains(&format!("due on {due}")) && m.text.contains("9.99")), "{issued:?}");
 
     // never paid, past the termination period: cancelled by the lifecycle, told once
     assert_eq!(tick(&rt, &ledger, end + chrono::Duration::days(31))?.cancelled, 1);
     assert_eq!(tick(&rt, &ledger, end + chrono::Duration::days(32))?.cancelled, 0);
-    let subjects = capture.wait_for(&gone, 3, &bridge)?;
+    let subjects = capture.wait_for(&gone, 5, &bridge)?;
     assert!(subjects.contains(&"MigraHosting: your CloudPod Mini is cancelled".to_owned()), "{subjects:?}");
     let mails = capture.to(&gone)?;
     let cancelled = mails.iter().find(|m| m.header("subject").ends_with("is cancelled"));
     assert!(cancelled.is_some_and(|m| m.text.contains("stayed unpaid")), "{cancelled:?}");
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(capture.to(&late)?.len(), 5);
-    assert_eq!(capture.to(&gone)?.len(), 3);
+    assert_eq!(capture.to(&late)?.len(), 7);
+    assert_eq!(capture.to(&gone)?.len(), 5);
     capture.forget(&late)?;
     capture.forget(&gone)?;
     ledger.drop_database(&rt);

@@ -36,11 +36,23 @@ pub enum Kind {
     Cancelled,
     /// The order could not be provisioned (and was refunded).
     ProvisioningFailed,
+    /// A renewal invoice was issued: what is due, and when.
+    InvoiceIssued,
+    /// A renewal is unpaid after its due date; suspension follows after the grace days.
+    PastDue,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] =
-        [Self::Receipt, Self::PaymentFailed, Self::Suspended, Self::Resumed, Self::Cancelled, Self::ProvisioningFailed];
+    pub const ALL: [Kind; 8] = [
+        Self::Receipt,
+        Self::PaymentFailed,
+        Self::Suspended,
+        Self::Resumed,
+        Self::Cancelled,
+        Self::ProvisioningFailed,
+        Self::InvoiceIssued,
+        Self::PastDue,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -50,6 +62,8 @@ impl Kind {
             Self::Resumed => "resumed",
             Self::Cancelled => "cancelled",
             Self::ProvisioningFailed => "provisioning_failed",
+            Self::InvoiceIssued => "invoice_issued",
+            Self::PastDue => "past_due",
         }
     }
 
@@ -68,6 +82,26 @@ pub async fn receipt(db: impl PgExecutor<'_>, invoice: &Invoice, subscription: U
     });
     let event = format!("invoice:{}", invoice.id);
     about_subscription(db, subscription, Kind::Receipt, &event, facts, Some(invoice.id)).await
+}
+
+/// A renewal invoice of `subscription` was issued: its number, lines, total and due date.
+pub async fn invoice_issued(db: impl PgExecutor<'_>, invoice: &Invoice, subscription: Uuid) -> Result<(), LedgerError> {
+    let facts = json!({
+        "invoice": invoice.number, "total": invoice.total.to_string(), "currency": invoice.currency,
+        "due": invoice.due_at.map(|d| d.format("%Y-%m-%d").to_string()),
+    });
+    let event = format!("invoice:{}", invoice.id);
+    about_subscription(db, subscription, Kind::InvoiceIssued, &event, facts, Some(invoice.id)).await
+}
+
+/// The renewal `invoice` of `subscription` is unpaid after its due date (told once per invoice).
+pub async fn past_due(db: impl PgExecutor<'_>, invoice: &Invoice, subscription: Uuid) -> Result<(), LedgerError> {
+    let facts = json!({
+        "invoice": invoice.number, "total": invoice.total.to_string(), "currency": invoice.currency,
+        "due": invoice.due_at.map(|d| d.format("%Y-%m-%d").to_string()),
+    });
+    let event = format!("invoice:{}", invoice.id);
+    about_subscription(db, subscription, Kind::PastDue, &event, facts, None).await
 }
 
 /// The subscription is suspended for `reason` (`Overdue`, `Dispute`); `event` names what caused it

@@ -65,6 +65,18 @@ impl Facts<'_> {
     }
 }
 
+/// The invoice's lines (description, amount in its currency), as the facts carry them.
+fn lines(facts: &Facts<'_>) -> Vec<(String, String)> {
+    let Some(lines) = facts.0.get("lines").and_then(Value::as_array) else { return Vec::new() };
+    lines
+        .iter()
+        .map(|l| {
+            let line = Facts(l);
+            (line.or("description", "").to_owned(), format_money(line.or("amount", ""), facts))
+        })
+        .collect()
+}
+
 fn content(kind: Kind, facts: &Facts<'_>, brand: &Branding) -> Content {
     let service = facts.service();
     let invoice = facts.or("invoice", "your invoice");
@@ -75,20 +87,7 @@ fn content(kind: Kind, facts: &Facts<'_>, brand: &Branding) -> Content {
             c.title = format!("receipt for invoice {invoice}");
             let what = if facts.flag("renewal") { "renewal of your" } else { "order of" };
             c.paragraphs.push(format!("Thank you: we received your payment for the {what} {service}."));
-            c.lines = facts
-                .0
-                .get("lines")
-                .and_then(Value::as_array)
-                .map(|lines| {
-                    lines
-                        .iter()
-                        .map(|l| {
-                            let line = Facts(l);
-                            (line.or("description", "").to_owned(), format_money(line.or("amount", ""), facts))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+            c.lines = lines(facts);
             c.total = facts.money("total");
             if facts.flag("mailboxPassword") && !facts.flag("renewal") {
                 c.paragraphs.push(
@@ -131,6 +130,22 @@ fn content(kind: Kind, facts: &Facts<'_>, brand: &Branding) -> Content {
             if let Some(why) = facts.str("reason") {
                 c.paragraphs.push(format!("Reason: {why}."));
             }
+        }
+        Kind::InvoiceIssued => {
+            c.title = format!("invoice {invoice} for your {service}");
+            let due = facts.str("due").map(|d| format!(", due on {d}")).unwrap_or_default();
+            c.paragraphs.push(format!("Invoice {invoice} for the renewal of your {service} is issued{due}."));
+            c.lines = lines(facts);
+            c.total = facts.money("total");
+        }
+        Kind::PastDue => {
+            c.title = format!("invoice {invoice} is past due");
+            let amount = facts.money("total").map(|a| format!(" of {a}")).unwrap_or_default();
+            let due = facts.str("due").map(|d| format!(" was due on {d} and")).unwrap_or_default();
+            c.paragraphs.push(format!("Invoice {invoice}{amount}{due} is not paid yet."));
+            c.paragraphs.push(format!(
+                "Please pay it soon: unpaid, your {service} is suspended after a few days, then cancelled."
+            ));
         }
         Kind::ProvisioningFailed => {
             c.title = format!("we could not set up your {service}");
@@ -247,6 +262,20 @@ mod tests {
         assert!(mail.text.contains("set it in the customer portal"), "{}", mail.text);
         assert!(mail.html.contains("<img src=\"https://migrahosting.com/logo.png\""), "{}", mail.html);
         assert!(mail.html.contains("support@migrahosting.com"), "{}", mail.html);
+    }
+
+    #[test]
+    fn a_renewal_invoice_says_what_is_due_and_when_and_past_due_what_follows() {
+        let facts = json!({"invoice": "INV-2027-000012", "total": "19.99", "currency": "usd", "due": "2027-01-31",
+                           "product": "CloudPod Pro", "lines": [{"description": "CloudPod Pro (monthly)", "amount": "19.99"}]});
+        let issued = render(Kind::InvoiceIssued, &facts, &brand());
+        assert_eq!(issued.subject, "MigraHosting: invoice INV-2027-000012 for your CloudPod Pro");
+        assert!(issued.text.contains("due on 2027-01-31"), "{}", issued.text);
+        assert!(issued.text.contains("CloudPod Pro (monthly): 19.99 USD"), "{}", issued.text);
+        let late = render(Kind::PastDue, &facts, &brand());
+        assert_eq!(late.subject, "MigraHosting: invoice INV-2027-000012 is past due");
+        assert!(late.text.contains("of 19.99 USD was due on 2027-01-31 and is not paid yet"), "{}", late.text);
+        assert!(late.text.contains("suspended"), "{}", late.text);
     }
 
     #[test]
