@@ -34,7 +34,13 @@ pub struct Ledger {
 impl Ledger {
     pub fn fresh(rt: &Runtime, tb: &Testbed) -> anyhow::Result<Self> {
         static SEQ: AtomicU32 = AtomicU32::new(0);
-        let name = format!("ledger_{}_{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+        // a random part too: a pid comes back, and a ledger a killed run left behind keeps its name
+        let name = format!(
+            "ledger_{}_{}_{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         let admin_url = tb.get("PG_URL")?.to_owned();
         let base = admin_url.rsplit_once('/').map(|(b, _)| b.to_owned()).context("PG_URL has no database")?;
         let url = format!("{base}/{name}");
