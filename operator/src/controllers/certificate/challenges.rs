@@ -1,0 +1,63 @@
+//! The DNS-01 challenges of an order in flight: their TXT values placed in and taken out of
+//! PowerDNS, and the CA told once our server serves them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use mpanel_crds::certificate::Certificate;
+
+use super::dns01;
+use super::observe::namespace_zones;
+use super::{Context, Error};
+use crate::providers::acme::{AcmeApi, OrderView};
+use crate::providers::powerdns::DnsApi;
+
+/// Places each pending challenge's TXT value and tells the CA once our server serves it. A name
+/// no DnsZone of the namespace serves gets no record: the CA is told anyway and its verdict is
+/// what the status shows. Returns the records still waiting to be served.
+pub(super) async fn answer_challenges<P: DnsApi, A: AcmeApi>(
+    cert: &Certificate,
+    view: &OrderView,
+    acme: &A,
+    ctx: &Context<P>,
+) -> Result<Vec<String>, Error> {
+    let (zones, names) = namespace_zones(cert, ctx);
+    let mut waiting = Vec::new();
+    for authz in view.authorizations.iter().filter(|a| !a.settled) {
+        let Some(challenge) = &authz.dns01 else { continue };
+        if challenge.answered {
+            continue;
+        }
+        let record = dns01::record_name(&authz.name);
+        let values = [challenge.txt_value.clone()];
+        if let Some(zone) = dns01::zone_for(zones.iter().map(Arc::as_ref), &names, &authz.name) {
+            ctx.dns01.update(&zone, &record, &values, &[]).await?;
+            if !ctx.dns01.served(&record, &values).await? {
+                waiting.push(record);
+                continue;
+            }
+        }
+        acme.answer(&view.url, &challenge.url).await?;
+    }
+    Ok(waiting)
+}
+
+/// Takes every challenge value of `view` out of PowerDNS.
+pub(super) async fn remove_challenges<P: DnsApi>(
+    cert: &Certificate,
+    view: &OrderView,
+    ctx: &Context<P>,
+) -> Result<(), Error> {
+    let (zones, names) = namespace_zones(cert, ctx);
+    let mut by_record: BTreeMap<String, (dns01::ServingZone, Vec<String>)> = BTreeMap::new();
+    for (name, value) in view.txt_values() {
+        // our own values come out of a zone whatever its claim says now
+        if let Some(zone) = dns01::zone_for(zones.iter().map(Arc::as_ref), &names, &name) {
+            by_record.entry(dns01::record_name(&name)).or_insert_with(|| (zone, Vec::new())).1.push(value);
+        }
+    }
+    for (record, (zone, values)) in by_record {
+        ctx.dns01.update(&zone, &record, &[], &values).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! The order in flight, moved one step on per reconcile: challenges answered while it is pending,
+//! finalised with a CSR once ready, the chain collected once valid, given up once invalid.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Api;
+use kube::runtime::controller::Action;
+use mpanel_crds::certificate::{Certificate, CertificatePhase};
+use mpanel_crds::conditions::{Observation, READY};
+use mpanel_crds::formats::parse_duration;
+use mpanel_crds::reasons;
+
+use super::challenges::{answer_challenges, remove_challenges};
+use super::dns01::Dns01Error;
+use super::keys;
+use super::observe::{Current, unserved_names};
+use super::secrets::{delete_next_key, next_key_name, order_key, write_tls_secret};
+use super::{Context, DEFAULT_RENEW_BEFORE, Error, ISSUING, POLL, Step, attempt_failed, publish, resync_after, until};
+use crate::providers::acme::{Acme, AcmeApi, OrderPhase, OrderView};
+use crate::providers::powerdns::DnsApi;
+
+/// The order in flight and the Certificate it is for.
+struct InFlight<'a, P> {
+    api: &'a Api<Certificate>,
+    cert: &'a Certificate,
+    ctx: &'a Context<P>,
+    order_url: &'a str,
+    /// A certificate still serves while this order runs.
+    usable: bool,
+}
+
+impl<P: DnsApi> InFlight<'_, P> {
+    /// The order is over without a certificate: recorded as a failed attempt.
+    async fn failed(&self, mut step: Step, reason: &str, message: String) -> Result<Action, Error> {
+        step.status.order_url = None;
+        attempt_failed(self.api, self.cert, step, reason, message, self.usable, self.ctx).await
+    }
+}
+
+/// Moves the order in flight one step on.
+pub(super) async fn progress<P: DnsApi>(
+    api: &Api<Certificate>,
+    cert: &Certificate,
+    step: Step,
+    order_url: &str,
+    current: Option<Current>,
+    usable: bool,
+    ctx: &Context<P>,
+) -> Result<Action, Error> {
+    let order = InFlight { api, cert, ctx, order_url, usable };
+    let acme = ctx.issuers.account(&cert.spec.issuer).await?;
+    let view = match acme.order(order_url).await {
+        Ok(view) => view,
+        Err(e) if e.is_order_gone() => {
+            let message = format!("the CA no longer knows order {order_url}: {e}");
+            return order.failed(step, e.reason(), message).await;
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match view.phase {
+        OrderPhase::Pending => pending(&order, step, &view, acme.as_ref()).await,
+        OrderPhase::Ready => finalise(&order, step, current.as_ref(), acme.as_ref()).await,
+        OrderPhase::Processing => Ok(Action::requeue(POLL)),
+        OrderPhase::Valid => collect(&order, step, &view, current.as_ref(), acme.as_ref()).await,
+        OrderPhase::Invalid => invalid(&order, step, &view).await,
+    }
+}
+
+/// Answers the challenges, or says what the order waits for.
+async fn pending<P: DnsApi>(
+    order: &InFlight<'_, P>,
+    mut step: Step,
+    view: &OrderView,
+    acme: &Acme,
+) -> Result<Action, Error> {
+    let (cert, ctx) = (order.cert, order.ctx);
+    let waiting = match answer_challenges(cert, view, acme, ctx).await {
+        // the namespace lost its name while the order was in flight: the order is given up
+        Err(Error::Dns01(e @ Dns01Error::NotGranted { .. })) => {
+            remove_challenges(cert, view, ctx).await?;
+            let message = format!("order {} given up: {e}", order.order_url);
+            return order.failed(step, e.reason(), message).await;
+        }
+        other => other?,
+    };
+    let message = if waiting.is_empty() {
+        "the CA is validating the DNS-01 challenges".to_owned()
+    } else {
+        format!("waiting for PowerDNS to serve {}", waiting.join(", "))
+    };
+    step.set(Observation::new(ISSUING, true, reasons::VALIDATING.name, message));
+    step.status.phase = Some(CertificatePhase::Issuing);
+    step.write(order.api, cert).await?;
+    Ok(Action::requeue(POLL))
+}
+
+/// Finalises the order with a CSR for the order's key.
+async fn finalise<P: DnsApi>(
+    order: &InFlight<'_, P>,
+    mut step: Step,
+    current: Option<&Current>,
+    acme: &Acme,
+) -> Result<Action, Error> {
+    let (cert, order_url) = (order.cert, order.order_url);
+    let key = order_key(cert, current, &next_key_name(cert), order.ctx, true).await?;
+    let Some(key) = key else {
+        return Ok(Action::requeue(POLL));
+    };
+    let csr = keys::csr(&cert.spec.dns_names, &key)?;
+    acme.finalize(order_url, &csr).await?;
+    step.set(Observation::new(ISSUING, true, reasons::FINALIZING.name, format!("order {order_url} finalised")));
+    step.write(order.api, cert).await?;
+    Ok(Action::requeue(POLL))
+}
+
+/// Stores the issued chain with the order's key, then tidies up after the order.
+async fn collect<P: DnsApi>(
+    order: &InFlight<'_, P>,
+    mut step: Step,
+    view: &OrderView,
+    current: Option<&Current>,
+    acme: &Acme,
+) -> Result<Action, Error> {
+    let (cert, ctx, order_url) = (order.cert, order.ctx, order.order_url);
+    let next_key = next_key_name(cert);
+    let Some(key) = order_key(cert, current, &next_key, ctx, false).await? else {
+        let message = format!("the private key of order {order_url} was lost; ordering again");
+        return order.failed(step, reasons::KEY_LOST.name, message).await;
+    };
+    let chain = acme.certificate(order_url).await?;
+    let issued = keys::inspect(chain.as_bytes(), &key)?;
+    if !issued.key_matches {
+        let message = "the CA's certificate is not for the private key of the order".to_owned();
+        return order.failed(step, reasons::KEY_MISMATCH.name, message).await;
+    }
+    write_tls_secret(cert, &chain, &key, ctx).await?;
+    remove_challenges(cert, view, ctx).await?;
+    delete_next_key(cert, &next_key, ctx).await?;
+    let renew_before = parse_duration(&cert.spec.renew_before).unwrap_or(DEFAULT_RENEW_BEFORE);
+    let renewal = keys::renewal_time(issued.not_before, issued.not_after, renew_before);
+    step.status.order_url = None;
+    step.status.failed_attempts = None;
+    step.status.not_before = Some(Time(issued.not_before));
+    step.status.not_after = Some(Time(issued.not_after));
+    step.status.renewal_time = Some(Time(renewal));
+    step.status.phase = Some(CertificatePhase::Ready);
+    let message = format!(
+        "certificate {} issued for {}, valid until {}; challenge records removed",
+        issued.serial,
+        cert.spec.dns_names.join(", "),
+        issued.not_after
+    );
+    step.set(Observation::new(
+        READY,
+        true,
+        reasons::ISSUED.name,
+        format!("certificate valid until {}", issued.not_after),
+    ));
+    step.set(Observation::new(ISSUING, false, reasons::ISSUED.name, message.clone()));
+    publish(&ctx.recorder, cert, false, reasons::ISSUED.name, "Issue", message).await;
+    step.write(order.api, cert).await?;
+    Ok(Action::requeue(
+        until(renewal, Timestamp::now()).min(resync_after(cert, ctx.resync)).max(Duration::from_secs(1)),
+    ))
+}
+
+/// The CA refused the order: its challenge records come out and the attempt counts as failed.
+async fn invalid<P: DnsApi>(order: &InFlight<'_, P>, step: Step, view: &OrderView) -> Result<Action, Error> {
+    let (cert, ctx, order_url) = (order.cert, order.ctx, order.order_url);
+    remove_challenges(cert, view, ctx).await?;
+    let problem = view.problem.clone().unwrap_or_else(|| "the CA gave no reason".to_owned());
+    let served = unserved_names(cert, ctx);
+    let message = if served.is_empty() {
+        format!("order {order_url} failed: {problem}")
+    } else {
+        format!("order {order_url} failed: {problem} (no DnsZone in this namespace serves {})", served.join(", "))
+    };
+    order.failed(step, reasons::ORDER_FAILED.name, message).await
+}
