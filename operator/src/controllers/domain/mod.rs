@@ -12,8 +12,11 @@
 //! there (`status.lastOrder`, then `status.adopted`) or that staff granted it with the adoption
 //! annotation. Any other Domain for it changes nothing at the registrar.
 
+mod claims;
 pub mod orders;
+mod registered;
 pub mod renewal;
+mod settings;
 pub mod zone;
 
 use std::sync::Arc;
@@ -25,13 +28,12 @@ use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::utils::PredicateConfig;
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use mpanel_crds::common::{DeletionPolicy, ReconcileMode};
-use mpanel_crds::conditions::{self, Observation, READY};
+use mpanel_crds::conditions::{self, Observation};
 use mpanel_crds::dnszone::DnsZone;
 use mpanel_crds::domain::{
-    ADOPT_REGISTRATION_ANNOTATION, Adoption, Domain, DomainPhase, DomainStatus, OrderOperation, OrderState,
-    RegistrationMode,
+    ADOPT_REGISTRATION_ANNOTATION, Domain, DomainPhase, DomainStatus, OrderOperation, RegistrationMode,
 };
 use mpanel_crds::reasons::{self, condition_types};
 
@@ -41,9 +43,10 @@ use super::{
 };
 use crate::config::ZoneDefaults;
 use crate::metrics::Metrics;
-use crate::names::Claim;
-use crate::providers::namesilo::{DomainInfo, NamesiloApi, NamesiloError, normalise_host};
-use renewal::Plan;
+use crate::providers::namesilo::{DomainInfo, NamesiloApi, NamesiloError};
+use claims::{adoption, earlier_claim, name_granted};
+use registered::registered;
+use settings::wanted_nameservers;
 use zone::ZoneState;
 
 pub const KIND: &str = "Domain";
@@ -235,66 +238,6 @@ impl Step {
     }
 }
 
-/// The Domain of the same namespace that claimed the same name first, if it is not this one: only
-/// one Domain acts for a name. (Other namespaces' claims are the name index's business.)
-fn earlier_claim(domain: &Domain, store: &Store<Domain>) -> Option<String> {
-    let key = |d: &Domain| Claim::of_domain(d).precedence;
-    store
-        .state()
-        .iter()
-        .filter(|d| d.uid() != domain.uid() && d.namespace() == domain.namespace())
-        .filter(|d| d.spec.name == domain.spec.name && d.meta().deletion_timestamp.is_none())
-        .filter(|d| key(d) < key(domain))
-        .map(|d| d.name_any())
-        .min()
-}
-
-/// Whether this Domain's claim on its name is granted. Before the operator first acts on the claim
-/// it is decided over what the API server holds, not the watches.
-async fn name_granted<R>(domain: &Domain, ctx: &Context<R>) -> Result<bool, Error> {
-    let claim = Claim::of_domain(domain);
-    let acted_on = claim.precedence.acted_on();
-    let uid = domain.uid().unwrap_or_default();
-    let mut names = ctx.names.names_with([claim]);
-    if names.granted(&domain.spec.name, &uid) && !acted_on {
-        names = ctx.names.names_fresh(&ctx.client).await?;
-    }
-    Ok(names.granted(&domain.spec.name, &uid))
-}
-
-/// Why this Domain may manage the registration under its name that is in the account, if it may:
-/// recorded before, its own order on record (a `Sent` one included: the operator may have died
-/// before recording the answer), or the adoption annotation staff set.
-fn adoption(domain: &Domain) -> Option<Adoption> {
-    let status = domain.status.as_ref();
-    if let Some(adopted) = status.and_then(|s| s.adopted) {
-        return Some(adopted);
-    }
-    let ordered = status.and_then(|s| s.last_order.as_ref()).is_some_and(|o| match o.operation {
-        OrderOperation::Register | OrderOperation::Transfer => o.state != OrderState::Failed,
-        OrderOperation::Renew => o.state == OrderState::Succeeded,
-    });
-    if ordered {
-        return Some(Adoption::Ordered);
-    }
-    let granted = domain.annotations().get(ADOPT_REGISTRATION_ANNOTATION).is_some_and(|v| v == "true");
-    granted.then_some(Adoption::Granted)
-}
-
-/// The nameservers `domain` is delegated to.
-fn wanted_nameservers<R>(domain: &Domain, ctx: &Context<R>) -> Vec<String> {
-    if domain.spec.nameservers.is_empty() {
-        ctx.nameservers.clone()
-    } else {
-        domain.spec.nameservers.iter().map(|n| normalise_host(n)).collect()
-    }
-}
-
-fn same_set(a: &[String], b: &[String]) -> bool {
-    let set = |l: &[String]| l.iter().map(|n| normalise_host(n)).collect::<std::collections::BTreeSet<_>>();
-    set(a) == set(b)
-}
-
 async fn apply<R: NamesiloApi>(
     api: &Api<Domain>,
     domain: &Domain,
@@ -374,248 +317,6 @@ async fn not_adopted<R>(api: &Api<Domain>, domain: &Domain, mut step: Step, ctx:
     Ok(Action::requeue(resync_after(domain, ctx.resync)))
 }
 
-/// The domain is in the account: renew to `paidUntil`, converge nameservers and settings, own the
-/// zone, report.
-async fn registered<R: NamesiloApi>(
-    api: &Api<Domain>,
-    domain: &Domain,
-    mut step: Step,
-    info: &DomainInfo,
-    mode: ReconcileMode,
-    ctx: &Context<R>,
-) -> Result<Action, Error> {
-    let spec = &domain.spec;
-    let name = &spec.name;
-    let hands_off = match (spec.registration.mode, mode) {
-        (RegistrationMode::External, _) => Some("External"),
-        (_, ReconcileMode::ObserveOnly) => Some("ObserveOnly"),
-        _ => None,
-    };
-    // the order that brought the domain here is done, whatever its answer said
-    if let Some(order) = step.status.last_order.as_mut()
-        && order.state == OrderState::Sent
-        && order.operation != OrderOperation::Renew
-    {
-        order.state = OrderState::Succeeded;
-    }
-    step.observe(info);
-    let how = match spec.registration.mode {
-        RegistrationMode::Register => reasons::REGISTERED.name,
-        RegistrationMode::Transfer => reasons::TRANSFERRED.name,
-        RegistrationMode::External => reasons::IN_ACCOUNT.name,
-    };
-    step.set(Observation::new(
-        REGISTERED,
-        true,
-        how,
-        format!("{name} is in the registrar account, expiring {}", info.expires),
-    ));
-    if spec.registration.mode == RegistrationMode::Transfer {
-        orders::finish_transfer(&mut step, name, ctx).await;
-    }
-
-    // renewal: at most one paid call, then a fresh look
-    let renewal = renewal::plan(spec.paid_until.as_deref(), &info.expires, step.status.last_order.as_ref());
-    let paid_until = spec.paid_until.clone().unwrap_or_default();
-    let renewed = match (&renewal, hands_off) {
-        (Plan::Renew(years), None) => return orders::renew(api, domain, step, *years, ctx).await,
-        (Plan::NoPaidUntil, _) => {
-            Observation::new(RENEWED, true, reasons::NO_PAID_UNTIL.name, "no paidUntil: nothing to renew")
-        }
-        (Plan::Covered, _) => {
-            if let Some(order) = step.status.last_order.as_mut()
-                && order.operation == OrderOperation::Renew
-                && order.state == OrderState::Sent
-            {
-                order.state = OrderState::Succeeded;
-            }
-            Observation::new(
-                RENEWED,
-                true,
-                reasons::COVERED.name,
-                format!("the registrar's expiry {} covers paidUntil {paid_until}", info.expires),
-            )
-        }
-        (Plan::Renew(years), Some(why)) => Observation::new(
-            RENEWED,
-            false,
-            reasons::RENEWAL_DUE.name,
-            format!(
-                "expiry {} is before paidUntil {paid_until}: {years} year(s) due ({why}: not renewed)",
-                info.expires
-            ),
-        ),
-        (Plan::RenewedOnce, _) => Observation::new(
-            RENEWED,
-            false,
-            reasons::RENEWED_ONCE.name,
-            format!(
-                "renewed once for paidUntil {paid_until}, yet the expiry is {}: not renewing twice for one payment",
-                info.expires
-            ),
-        ),
-        (Plan::TooFar { years }, _) => Observation::new(
-            RENEWED,
-            false,
-            reasons::PAID_UNTIL_TOO_FAR.name,
-            format!(
-                "reaching paidUntil {paid_until} needs {years} years; a registrar renews at most {} ahead",
-                renewal::MAX_YEARS
-            ),
-        ),
-        (Plan::BadDate(message), _) => Observation::new(RENEWED, false, reasons::BAD_DATE.name, message.clone()),
-    };
-    let renewed_ok = renewed.status == conditions::Status::True;
-    step.set(renewed);
-
-    // nameservers
-    let want_ns = wanted_nameservers(domain, ctx);
-    let ns_ok = if same_set(&want_ns, &info.nameservers) {
-        step.set(Observation::new(
-            NAMESERVERS_SYNCED,
-            true,
-            reasons::SYNCED.name,
-            format!("delegated to {}", want_ns.join(", ")),
-        ));
-        true
-    } else if let Some(why) = hands_off {
-        step.set(Observation::new(
-            NAMESERVERS_SYNCED,
-            false,
-            reasons::OUT_OF_SYNC.name,
-            format!("the registrar has {} ({why}: not changed)", info.nameservers.join(", ")),
-        ));
-        false
-    } else {
-        let drift = step.was_synced(NAMESERVERS_SYNCED);
-        if let Err(e) = ctx.registrar.set_nameservers(name, &want_ns).await {
-            return fail(api, domain, step, Some(NAMESERVERS_SYNCED), e, ctx).await;
-        }
-        step.status.nameservers = want_ns.clone();
-        if drift {
-            repaired(domain, ctx, format!("nameservers were {} at the registrar", info.nameservers.join(", "))).await;
-        }
-        step.set(Observation::new(
-            NAMESERVERS_SYNCED,
-            true,
-            reasons::SYNCED.name,
-            format!("delegated to {}", want_ns.join(", ")),
-        ));
-        true
-    };
-
-    // lock, privacy, auto-renew
-    let registration = &spec.registration;
-    let differing: Vec<(Setting, bool)> = [
-        (Setting::Lock, registration.lock, info.locked),
-        (Setting::Privacy, registration.privacy, info.private),
-        (Setting::AutoRenew, registration.auto_renew, info.auto_renew),
-    ]
-    .into_iter()
-    .filter(|(_, want, have)| want != have)
-    .map(|(setting, want, _)| (setting, want))
-    .collect();
-    let names = differing.iter().map(|(s, _)| s.label()).collect::<Vec<_>>().join(", ");
-    let settings_ok = if differing.is_empty() {
-        step.set(Observation::new(
-            SETTINGS_SYNCED,
-            true,
-            reasons::SYNCED.name,
-            "lock, privacy and auto-renew match the spec",
-        ));
-        true
-    } else if let Some(why) = hands_off {
-        step.set(Observation::new(
-            SETTINGS_SYNCED,
-            false,
-            reasons::OUT_OF_SYNC.name,
-            format!("{names} differ at the registrar ({why}: not changed)"),
-        ));
-        false
-    } else {
-        let drift = step.was_synced(SETTINGS_SYNCED);
-        for (setting, want) in &differing {
-            let result = match setting {
-                Setting::Lock => ctx.registrar.set_lock(name, *want).await,
-                Setting::Privacy => ctx.registrar.set_privacy(name, *want).await,
-                Setting::AutoRenew => ctx.registrar.set_auto_renew(name, *want).await,
-            };
-            if let Err(e) = result {
-                return fail(api, domain, step, Some(SETTINGS_SYNCED), e, ctx).await;
-            }
-        }
-        step.status.locked = Some(registration.lock);
-        step.status.privacy = Some(registration.privacy);
-        step.status.auto_renew = Some(registration.auto_renew);
-        if drift {
-            repaired(domain, ctx, format!("{names} changed at the registrar")).await;
-        }
-        step.set(Observation::new(
-            SETTINGS_SYNCED,
-            true,
-            reasons::SYNCED.name,
-            "lock, privacy and auto-renew match the spec",
-        ));
-        true
-    };
-
-    let zone_ok = zone_step(domain, &mut step, mode, ctx).await?;
-
-    let expired = renewal::expired(&info.expires);
-    step.status.phase = Some(if expired { DomainPhase::Expired } else { DomainPhase::Active });
-    // Ready=False names the first step condition that is not True, with its message
-    let blocking = [
-        (!renewed_ok).then_some((RENEWED, reasons::RENEWED)),
-        (!ns_ok).then_some((NAMESERVERS_SYNCED, reasons::NAMESERVERS_SYNCED)),
-        (!settings_ok).then_some((SETTINGS_SYNCED, reasons::SETTINGS_SYNCED)),
-        (!zone_ok).then_some((ZONE_READY, reasons::ZONE_READY)),
-    ];
-    match blocking.into_iter().flatten().next() {
-        _ if expired => {
-            step.not_ready(None, reasons::EXPIRED.name, format!("{name} expired on {}", info.expires));
-        }
-        Some((type_, reason)) => {
-            let message =
-                conditions::find(&step.status.conditions, type_).map(|c| c.message.clone()).unwrap_or_default();
-            step.not_ready(None, reason.name, message);
-        }
-        None => {
-            step.set(Observation::new(
-                READY,
-                true,
-                reasons::ACTIVE.name,
-                format!("{name} is registered until {} and matches the spec", info.expires),
-            ));
-        }
-    }
-    step.write(api, domain).await?;
-    Ok(Action::requeue(resync_after(domain, ctx.resync)))
-}
-
-/// The registrar settings a Domain's spec decides besides its nameservers.
-#[derive(Clone, Copy)]
-enum Setting {
-    Lock,
-    Privacy,
-    AutoRenew,
-}
-
-impl Setting {
-    fn label(self) -> &'static str {
-        match self {
-            Self::Lock => "lock",
-            Self::Privacy => "privacy",
-            Self::AutoRenew => "auto-renew",
-        }
-    }
-}
-
-/// Counts and announces a repaired out-of-band change.
-async fn repaired<R>(domain: &Domain, ctx: &Context<R>, note: String) {
-    ctx.metrics.drift_repaired(KIND);
-    publish(&ctx.recorder, domain, true, reasons::DRIFT_REPAIRED.name, "Registrar", format!("{note}; restored")).await;
-}
-
 /// Creates the owned zone when `dns.createZone` asks for one and sets ZoneReady; true when there
 /// is nothing to wait for.
 async fn zone_step<R>(domain: &Domain, step: &mut Step, mode: ReconcileMode, ctx: &Context<R>) -> Result<bool, Error> {
@@ -677,6 +378,7 @@ async fn cleanup<R: NamesiloApi>(domain: &Domain, mode: ReconcileMode, ctx: &Con
 
 #[cfg(test)]
 mod tests {
+    use super::settings::same_set;
     use super::*;
 
     #[test]
