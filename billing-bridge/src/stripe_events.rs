@@ -8,8 +8,9 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::checkout::{self, Expiry};
+use crate::ledger::customers::{self, MethodSaved};
 use crate::ledger::payments::{self, Outcome, Report};
-use crate::ledger::{LedgerError, audit, customers, invoices, orders};
+use crate::ledger::{LedgerError, audit, invoices, orders};
 use crate::money;
 use crate::money_follows::{self, Dispute, Followed};
 
@@ -33,6 +34,11 @@ impl Event {
         let object =
             raw.pointer("/data/object").cloned().filter(Value::is_object).ok_or("the event has no data.object")?;
         Ok(Self { id, kind, created, object, raw })
+    }
+
+    /// When Stripe created the event (its `created`, in seconds).
+    fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp(self.created, 0).unwrap_or_default()
     }
 
     fn str(&self, pointer: &str) -> Option<&str> {
@@ -106,6 +112,11 @@ pub async fn apply(pool: &PgPool, event: &Event) -> Result<Applied, LedgerError>
     if !fresh {
         return Ok(Applied::Duplicate);
     }
+    if let Some((stripe_customer, method)) = saved_method(event) {
+        let applied = keep_saved_method(&mut tx, event, stripe_customer, method).await?;
+        tx.commit().await?;
+        return Ok(applied);
+    }
     if event.kind == "checkout.session.expired" {
         let applied = expire_session(&mut tx, event).await?;
         tx.commit().await?;
@@ -164,6 +175,11 @@ pub async fn apply(pool: &PgPool, event: &Event) -> Result<Applied, LedgerError>
         }
         if let Some(stripe_customer) = event.str("/customer") {
             customers::set_stripe_customer(&mut *tx, invoice.customer_id, stripe_customer).await?;
+            // the card a paid checkout saved for later (off-session) charges
+            if let (Some(method), "succeeded") = (event.str("/payment_method"), payment.status.as_str()) {
+                let at = event.created_at();
+                customers::save_payment_method(&mut tx, stripe_customer, Some(invoice.customer_id), method, at).await?;
+            }
         }
         on_void = checkout::note_payment_on_void_invoice(&mut tx, &invoice, &payment, &event.id).await?;
         money_follows::after_refund(&mut tx, &invoice, "stripe", &event.kind).await?;
@@ -179,6 +195,36 @@ pub async fn apply(pool: &PgPool, event: &Event) -> Result<Applied, LedgerError>
     .await?;
     tx.commit().await?;
     Ok(if on_void { Applied::RecordedOnVoidInvoice } else { Applied::Recorded })
+}
+
+/// The Stripe customer and the payment method an event says it keeps for later charges:
+/// `setup_intent.succeeded` (a method set up without a payment) and `customer.updated` with a
+/// default payment method (one changed in the Billing Portal, say).
+fn saved_method(event: &Event) -> Option<(&str, &str)> {
+    match event.kind.as_str() {
+        "setup_intent.succeeded" => Some((event.str("/customer")?, event.str("/payment_method")?)),
+        "customer.updated" => Some((event.str("/id")?, event.str("/invoice_settings/default_payment_method")?)),
+        _ => None,
+    }
+}
+
+/// Saves the customer's payment method, unless a later event saved another; an event about a
+/// Stripe customer the ledger does not know is kept as unmatched.
+async fn keep_saved_method(
+    tx: &mut sqlx::PgConnection,
+    event: &Event,
+    stripe_customer: &str,
+    method: &str,
+) -> Result<Applied, LedgerError> {
+    let saved = customers::save_payment_method(&mut *tx, stripe_customer, None, method, event.created_at()).await?;
+    let (action, applied) = match saved {
+        MethodSaved::Saved => ("payment_method.saved", Applied::Recorded),
+        MethodSaved::Stale => return Ok(Applied::Ignored),
+        MethodSaved::NoSuchCustomer => ("event.unmatched", Applied::Ignored),
+    };
+    let detail = serde_json::json!({"event": event.id, "type": event.kind, "paymentMethod": method});
+    audit::record(&mut *tx, "stripe", action, "stripe_customer", stripe_customer, detail).await?;
+    Ok(applied)
 }
 
 /// A Checkout Session that expired unpaid: its order is `expired` and its invoice void

@@ -5,15 +5,12 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
-
 use mpanel_billing_bridge::ledger::tokens::Role;
 use mpanel_billing_bridge::ledger::{Cycle, subscriptions};
 use mpanel_billing_bridge::lifecycle;
 use mpanel_tests::Testbed;
 use serde_json::{Value, json};
-use support::{Bridge, Ledger, Namespaces, admin_token, email, payment_intent, session_paid};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::{Bridge, Ledger, Namespaces, RecordingRelay, admin_token, email, payment_intent, session_paid};
 use tokio::runtime::Runtime;
 
 /// What cloudpod-pro costs monthly in these tests: ¥3,000 (yen have no minor unit).
@@ -42,61 +39,6 @@ fn price_pod_in_yen(rt: &Runtime, ledger: &Ledger) -> anyhow::Result<()> {
 
 fn pod(label: &str) -> Value {
     json!({"product": "cloudpod-pro", "cycle": "monthly", "email": email(label)})
-}
-
-/// A TCP relay to stripe-mock that keeps every byte the bridge sent through it.
-struct RecordingRelay {
-    base: String,
-    sent: Arc<Mutex<Vec<u8>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl RecordingRelay {
-    fn start(rt: &Runtime, tb: &Testbed) -> anyhow::Result<Self> {
-        let target = tb.get("STRIPE_API_BASE")?.trim_start_matches("http://").trim_end_matches('/').to_owned();
-        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-        let base = format!("http://{}", listener.local_addr()?);
-        let sent = Arc::new(Mutex::new(Vec::new()));
-        let kept = sent.clone();
-        let task = rt.spawn(async move {
-            while let Ok((inbound, _)) = listener.accept().await {
-                let (target, kept) = (target.clone(), kept.clone());
-                tokio::spawn(async move {
-                    let Ok(outbound) = tokio::net::TcpStream::connect(&target).await else { return };
-                    let (mut client_in, mut client_out) = inbound.into_split();
-                    let (mut server_in, mut server_out) = outbound.into_split();
-                    let upstream = async {
-                        let mut buf = vec![0u8; 16 * 1024];
-                        while let Ok(n @ 1..) = client_in.read(&mut buf).await {
-                            kept.lock().map(|mut k| k.extend_from_slice(&buf[..n])).ok();
-                            if server_out.write_all(&buf[..n]).await.is_err() {
-                                break;
-                            }
-                        }
-                        let _ = server_out.shutdown().await;
-                    };
-                    let downstream = async {
-                        let _ = tokio::io::copy(&mut server_in, &mut client_out).await;
-                        let _ = client_out.shutdown().await;
-                    };
-                    tokio::join!(upstream, downstream);
-                });
-            }
-        });
-        Ok(Self { base, sent, task })
-    }
-
-    /// What the bridge sent, with the form encoding's brackets decoded.
-    fn sent(&self) -> String {
-        let bytes = self.sent.lock().map(|k| k.clone()).unwrap_or_default();
-        String::from_utf8_lossy(&bytes).replace("%5B", "[").replace("%5D", "]")
-    }
-}
-
-impl Drop for RecordingRelay {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 /// The customer namespace a paid invoice's fulfilment makes, to delete after the test.

@@ -155,6 +155,50 @@ pub async fn list(db: impl PgExecutor<'_>, tenant: Uuid) -> Result<Vec<Customer>
         .await?)
 }
 
+/// What became of a payment method Stripe reported for one of its customers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MethodSaved {
+    /// It is the customer's payment method now.
+    Saved,
+    /// A later event already saved another: this one is older and changes nothing.
+    Stale,
+    /// No customer of the ledger is this Stripe customer (or, given a ledger customer, it is
+    /// another Stripe customer's).
+    NoSuchCustomer,
+}
+
+/// Saves `method` as the payment method of the ledger's customer that Stripe knows as
+/// `stripe_customer` (and that is `customer`, when given), reported by an event created `at`:
+/// unless an event created later already saved one.
+pub async fn save_payment_method(
+    tx: &mut sqlx::PgConnection,
+    stripe_customer: &str,
+    customer: Option<Uuid>,
+    method: &str,
+    at: DateTime<Utc>,
+) -> Result<MethodSaved, LedgerError> {
+    let found: Option<(Uuid, bool)> = sqlx::query_as(
+        "SELECT id, payment_method_at IS NULL OR payment_method_at <= $3 FROM customers \
+          WHERE stripe_customer_id = $1 AND ($2::uuid IS NULL OR id = $2) FOR NO KEY UPDATE",
+    )
+    .bind(stripe_customer)
+    .bind(customer)
+    .bind(at)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((id, current)) = found else { return Ok(MethodSaved::NoSuchCustomer) };
+    if !current {
+        return Ok(MethodSaved::Stale);
+    }
+    sqlx::query("UPDATE customers SET payment_method = $2, payment_method_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(method)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+    Ok(MethodSaved::Saved)
+}
+
 /// Remembers the Stripe customer id the first time one is seen.
 pub async fn set_stripe_customer(db: impl PgExecutor<'_>, id: Uuid, stripe_id: &str) -> Result<(), LedgerError> {
     sqlx::query("UPDATE customers SET stripe_customer_id = $2 WHERE id = $1 AND stripe_customer_id IS NULL")

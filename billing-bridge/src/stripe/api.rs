@@ -10,8 +10,9 @@ use std::time::Duration;
 use ::stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeRequest};
 use stripe_checkout::CheckoutSessionMode;
 use stripe_checkout::checkout_session::{
-    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionLineItemsPriceData,
-    CreateCheckoutSessionPaymentIntentData, ExpireCheckoutSession, ProductData,
+    CreateCheckoutSession, CreateCheckoutSessionCustomerCreation, CreateCheckoutSessionLineItems,
+    CreateCheckoutSessionLineItemsPriceData, CreateCheckoutSessionPaymentIntentData,
+    CreateCheckoutSessionPaymentIntentDataSetupFutureUsage, ExpireCheckoutSession, ProductData,
 };
 use stripe_core::customer::CreateCustomer;
 use stripe_core::refund::CreateRefund;
@@ -185,6 +186,9 @@ impl StripeClient {
         let metadata: HashMap<String, String> = req.metadata.clone().into_iter().collect();
         let mut payment_intent_data = CreateCheckoutSessionPaymentIntentData::new();
         payment_intent_data.metadata = Some(metadata.clone());
+        // the card is kept for renewals charged without the customer present
+        payment_intent_data.setup_future_usage =
+            Some(CreateCheckoutSessionPaymentIntentDataSetupFutureUsage::OffSession);
         let mut create = CreateCheckoutSession::new()
             .mode(CheckoutSessionMode::Payment)
             .line_items(lines)
@@ -195,8 +199,12 @@ impl StripeClient {
             .payment_intent_data(payment_intent_data);
         if let Some(customer) = &req.stripe_customer {
             create = create.customer(customer.as_str());
-        } else if !req.customer_email.is_empty() {
-            create = create.customer_email(req.customer_email.as_str());
+        } else {
+            // a card is saved on a Stripe customer: have one made for a customer who has none yet
+            create = create.customer_creation(CreateCheckoutSessionCustomerCreation::Always);
+            if !req.customer_email.is_empty() {
+                create = create.customer_email(req.customer_email.as_str());
+            }
         }
         let session = create
             .customize()

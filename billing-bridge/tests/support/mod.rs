@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -15,6 +16,7 @@ use mpanel_tests::Testbed;
 use mpanel_tests::namesilo::{Account, Namesilo};
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::Runtime;
 
 /// A runtime for the async clients, and the rustls provider they need (installed once).
@@ -466,6 +468,63 @@ impl Drop for Namespaces<'_> {
         for name in &self.names {
             let _ = self.tb.kubectl(&["delete", "namespace", name, "--wait=false"], None);
         }
+    }
+}
+
+/// A TCP relay to stripe-mock that keeps every byte the bridge sent through it: what the bridge
+/// asked Stripe for, read on its way.
+pub struct RecordingRelay {
+    /// Where to point the bridge's STRIPE_API_BASE.
+    pub base: String,
+    sent: Arc<Mutex<Vec<u8>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RecordingRelay {
+    pub fn start(rt: &Runtime, tb: &Testbed) -> anyhow::Result<Self> {
+        let target = tb.get("STRIPE_API_BASE")?.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let kept = sent.clone();
+        let task = rt.spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let (target, kept) = (target.clone(), kept.clone());
+                tokio::spawn(async move {
+                    let Ok(outbound) = tokio::net::TcpStream::connect(&target).await else { return };
+                    let (mut client_in, mut client_out) = inbound.into_split();
+                    let (mut server_in, mut server_out) = outbound.into_split();
+                    let upstream = async {
+                        let mut buf = vec![0u8; 16 * 1024];
+                        while let Ok(n @ 1..) = client_in.read(&mut buf).await {
+                            kept.lock().map(|mut k| k.extend_from_slice(&buf[..n])).ok();
+                            if server_out.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = server_out.shutdown().await;
+                    };
+                    let downstream = async {
+                        let _ = tokio::io::copy(&mut server_in, &mut client_out).await;
+                        let _ = client_out.shutdown().await;
+                    };
+                    tokio::join!(upstream, downstream);
+                });
+            }
+        });
+        Ok(Self { base, sent, task })
+    }
+
+    /// What the bridge sent, with the form encoding's brackets decoded.
+    pub fn sent(&self) -> String {
+        let bytes = self.sent.lock().map(|k| k.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).replace("%5B", "[").replace("%5D", "]")
+    }
+}
+
+impl Drop for RecordingRelay {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
