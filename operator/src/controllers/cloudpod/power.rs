@@ -1,0 +1,56 @@
+//! The guest's power state converged to the spec (a start or stop is a task to wait for), and
+//! Ready with the phase it comes to.
+
+use kube::Api;
+use kube::runtime::controller::Action;
+use mpanel_crds::cloudpod::{CloudPod, CloudPodPhase, PowerState, TaskOperation};
+use mpanel_crds::conditions::{Observation, READY};
+use mpanel_crds::reasons;
+
+use super::{Context, Error, OwnedGuest, POLL, STARTED, Step, fail, resync_after};
+use crate::providers::proxmox::ProxmoxApi;
+
+/// Starts or stops the guest as the spec says, else reports it running or stopped and Ready.
+pub(super) async fn power<P: ProxmoxApi>(
+    api: &Api<CloudPod>,
+    pod: &CloudPod,
+    mut step: Step,
+    owned: &OwnedGuest<'_>,
+    ctx: &Context<P>,
+) -> Result<Action, Error> {
+    let (found, vmid) = (owned.found, owned.vmid);
+    let run = pod.spec.power_state == PowerState::Running && !pod.spec.suspended;
+    let running = found.status == "running";
+    if run != running {
+        let action = if run { "start" } else { "stop" };
+        match ctx.proxmox.power(&found.node, owned.kind, vmid, action).await {
+            Ok(upid) => {
+                step.track(upid, if run { TaskOperation::Start } else { TaskOperation::Stop });
+                step.set(Observation::new(
+                    STARTED,
+                    false,
+                    if run { reasons::STARTING.name } else { reasons::STOPPING.name },
+                    format!("{action} requested"),
+                ));
+                step.write(api, pod).await?;
+                return Ok(Action::requeue(POLL));
+            }
+            Err(e) => return fail(api, pod, step, Some(STARTED), e, ctx).await,
+        }
+    }
+    step.set(Observation::new(
+        STARTED,
+        running,
+        if running { reasons::RUNNING.name } else { reasons::STOPPED.name },
+        format!("guest {vmid} is {}", found.status),
+    ));
+    let (phase, reason) = match (pod.spec.suspended, running) {
+        (true, _) => (CloudPodPhase::Suspended, reasons::SUSPENDED.name),
+        (false, true) => (CloudPodPhase::Running, reasons::RUNNING.name),
+        (false, false) => (CloudPodPhase::Stopped, reasons::STOPPED.name),
+    };
+    step.status.phase = Some(phase);
+    step.set(Observation::new(READY, true, reason, format!("guest {vmid} on {} matches the spec", found.node)));
+    step.write(api, pod).await?;
+    Ok(Action::requeue(resync_after(pod, ctx.resync)))
+}

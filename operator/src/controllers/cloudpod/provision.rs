@@ -1,0 +1,136 @@
+//! A guest for a CloudPod that has none yet: a VMID reserved and written to the status first, then
+//! the template cloned to it, one clone per node at a time.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::Store;
+use kube::{Api, ResourceExt};
+use mpanel_crds::cloudpod::{CloudPod, CloudPodPhase, TaskOperation};
+use mpanel_crds::common::ReconcileMode;
+use mpanel_crds::conditions::{self, Observation};
+use mpanel_crds::reasons;
+
+use super::allocation::reserve_vmid;
+use super::{CLONED, Context, Error, POLL, Step, fail, guest, publish, resync_after};
+use crate::providers::proxmox::{Guest, Kind, ProxmoxApi};
+
+/// Reserves a VMID and writes it to the status before anything is cloned to it.
+pub(super) async fn reserve<P: ProxmoxApi>(
+    api: &Api<CloudPod>,
+    pod: &CloudPod,
+    mut step: Step,
+    mode: ReconcileMode,
+    ctx: &Context<P>,
+    store: &Store<CloudPod>,
+    guests: &[Guest],
+) -> Result<Action, Error> {
+    let requeue = Action::requeue(resync_after(pod, ctx.resync));
+    if mode == ReconcileMode::ObserveOnly {
+        step.not_ready(
+            Some(CloudPodPhase::Pending),
+            reasons::NOT_CREATED.name,
+            "no guest yet (ObserveOnly: not created)".into(),
+        );
+        step.write(api, pod).await?;
+        return Ok(requeue);
+    }
+    let Some(id) = reserve_vmid(ctx, store, guests) else {
+        let message = format!("no free VMID in {}..={}", ctx.vmids.0, ctx.vmids.1);
+        step.not_ready(Some(CloudPodPhase::Pending), reasons::NO_FREE_VMID.name, message);
+        step.write(api, pod).await?;
+        return Ok(requeue);
+    };
+    // the VMID is in the status before anything is cloned to it
+    step.status.vmid = Some(id);
+    step.status.phase = Some(CloudPodPhase::Provisioning);
+    step.set(Observation::new(CLONED, false, reasons::VMID_RESERVED.name, format!("VMID {id} reserved")));
+    step.not_ready(None, reasons::PROVISIONING.name, format!("VMID {id} reserved"));
+    step.write(api, pod).await?;
+    Ok(Action::requeue(Duration::from_millis(100)))
+}
+
+fn node_lock<P>(ctx: &Context<P>, node: &str) -> Arc<tokio::sync::Mutex<()>> {
+    ctx.cloning.lock().unwrap_or_else(|e| e.into_inner()).entry(node.to_owned()).or_default().clone()
+}
+
+/// Requests the clone of the template to `vmid` on the chosen node, one clone per node at a time.
+pub(super) async fn clone<P: ProxmoxApi>(
+    api: &Api<CloudPod>,
+    pod: &CloudPod,
+    mut step: Step,
+    vmid: u32,
+    kind: Kind,
+    guests: &[Guest],
+    ctx: &Context<P>,
+) -> Result<Action, Error> {
+    let Some(template) = guest::template(guests, &pod.spec.template, kind) else {
+        let message = format!("no {} template {:?} in the cluster", kind.path(), pod.spec.template);
+        step.set(Observation::new(CLONED, false, reasons::TEMPLATE_NOT_FOUND.name, message.clone()));
+        step.not_ready(Some(CloudPodPhase::Failed), reasons::TEMPLATE_NOT_FOUND.name, message);
+        step.write(api, pod).await?;
+        return Ok(Action::requeue(resync_after(pod, ctx.resync)));
+    };
+    let nodes = match ctx.proxmox.nodes().await {
+        Ok(n) => n,
+        Err(e) => return fail(api, pod, step, Some(CLONED), e, ctx).await,
+    };
+    let allowed = pod.spec.placement.as_ref().map(|p| p.nodes.clone()).unwrap_or_default();
+    let Some(target) = guest::place(&nodes, &allowed) else {
+        let message = format!(
+            "no online node among {}",
+            if allowed.is_empty() { "the cluster".to_owned() } else { allowed.join(", ") }
+        );
+        step.not_ready(Some(CloudPodPhase::Pending), reasons::NO_NODE.name, message);
+        step.write(api, pod).await?;
+        return Ok(Action::requeue(resync_after(pod, ctx.resync)));
+    };
+    let lock = node_lock(ctx, &template.node);
+    let _one_clone = lock.lock().await;
+    // the template is locked while a clone from it runs: wait for that clone rather than fail
+    let template_config = ctx.proxmox.config(&template.node, kind, template.vmid).await?;
+    if template_config.get("lock").is_some_and(|l| !l.is_null()) {
+        return Ok(Action::requeue(POLL));
+    }
+    let (ns, name, uid) = (pod.namespace().unwrap_or_default(), pod.name_any(), pod.uid().unwrap_or_default());
+    let mut params = BTreeMap::from([("description".to_owned(), guest::marker(&ns, &name, &uid))]);
+    params.insert(if kind == Kind::Lxc { "hostname" } else { "name" }.to_owned(), pod.spec.hostname.clone());
+    if target.node != template.node {
+        params.insert("target".into(), target.node.clone());
+    }
+    if let Some(storage) = &ctx.storage {
+        params.insert("storage".into(), storage.clone());
+    }
+    let recreate = conditions::find(&step.status.conditions, CLONED).is_some_and(|c| c.status == "True");
+    match ctx.proxmox.clone_guest(&template.node, kind, template.vmid, vmid, &params).await {
+        Ok(upid) => {
+            if ctx.exit_after_clone {
+                tracing::error!(vmid, "fault point: exiting right after the clone request");
+                std::process::exit(3);
+            }
+            step.track(upid, TaskOperation::Clone);
+            step.status.node = Some(target.node.clone());
+            step.status.phase = Some(CloudPodPhase::Provisioning);
+            let message = if recreate {
+                format!("guest {vmid} was deleted outside the operator; cloning it again from {}", template.vmid)
+            } else {
+                format!("cloning template {} to VMID {vmid} on {}", template.vmid, target.node)
+            };
+            step.set(Observation::new(CLONED, false, reasons::CLONING.name, message.clone()));
+            publish(
+                &ctx.recorder,
+                pod,
+                recreate,
+                if recreate { reasons::RECREATING.name } else { reasons::CLONING.name },
+                "Clone",
+                message,
+            )
+            .await;
+            step.write(api, pod).await?;
+            Ok(Action::requeue(POLL))
+        }
+        Err(e) => fail(api, pod, step, Some(CLONED), e, ctx).await,
+    }
+}
