@@ -8,7 +8,6 @@
 //! activated, failed and refunded once. A subscription whose observation fails (a refund Stripe
 //! refused) is retried after a backoff without holding back the others.
 
-use crate::ledger::sql;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -104,12 +103,8 @@ pub async fn observe(
     // the claim holds no row lock, so the refund (which locks payments and may end the
     // subscription) never waits for it
     let mut claim = pool.begin().await?;
-    let claimed: bool =
-        sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended('mpanel-activation:' || $1::text, 0))")
-            .bind(id)
-            .fetch_one(&mut *claim)
-            .await?;
     let item = Item::subscription(Worker::Activation, id);
+    let claimed = work_attempts::try_claim(&mut claim, &item).await?;
     if !claimed || work_attempts::waiting(&mut *claim, &item).await? {
         return Ok(());
     }
@@ -194,13 +189,7 @@ async fn refund_if_due(
         tx.commit().await.map_err(LedgerError::from)?;
         return Ok(());
     }
-    let invoice: Option<invoices::Invoice> =
-        sqlx::query_as(sql!("SELECT {} FROM invoices WHERE order_id = $1 AND status = 'paid'", invoices::COLUMNS))
-            .bind(sub.order_id)
-            .fetch_optional(pool)
-            .await
-            .map_err(LedgerError::from)?;
-    let Some(invoice) = invoice else { return Ok(()) };
+    let Some(invoice) = invoices::paid_of_order(pool, sub.order_id).await? else { return Ok(()) };
     match refunds::through_stripe(pool, stripe, &invoice, "bridge", "provisioning failed").await {
         Ok(Some(_)) => {}
         Ok(None) => {

@@ -746,13 +746,7 @@ pub async fn note_payment_on_void_invoice(
     if invoice.status != "void" || payment.status == "failed" || payment.amount <= payment.refunded_amount {
         return Ok(false);
     }
-    let noted: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM audit_log WHERE action = 'payment.on_void_invoice' AND entity = 'payment' AND entity_id = $1)",
-    )
-    .bind(&payment.reference)
-    .fetch_one(&mut *tx)
-    .await?;
-    if noted {
+    if audit::recorded(&mut *tx, "payment.on_void_invoice", "payment", &payment.reference).await? {
         return Ok(true);
     }
     tracing::warn!(payment = %payment.reference, invoice = ?invoice.number, "a payment landed on a void invoice");

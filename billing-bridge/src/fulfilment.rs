@@ -9,7 +9,6 @@
 //! renders) is recorded as failing and tried again after a backoff; the other invoices go on, and
 //! only later invoices of the same subscription wait behind it.
 
-use crate::ledger::sql;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,7 +61,7 @@ impl FulfilmentError {
 /// against the invoice (backoff), not returned; an `Err` is the ledger failing.
 pub async fn fulfil_next(pool: &PgPool, metrics: &Metrics, order: Order, wakeup: &Wakeup) -> Result<bool, LedgerError> {
     let mut tx = pool.begin().await?;
-    let Some(invoice) = claim_next(&mut tx, order).await? else { return Ok(false) };
+    let Some(invoice) = invoices::claim_to_fulfil(&mut tx, order).await? else { return Ok(false) };
     wakeup.pass_on();
     let item = Item::invoice(invoice.id, invoice.number.as_deref(), invoice.customer_id, invoice.subscription_id);
     // a savepoint: a failure undoes the attempt, not the claim or its record
@@ -88,51 +87,13 @@ pub async fn fulfil_next(pool: &PgPool, metrics: &Metrics, order: Order, wakeup:
     Ok(true)
 }
 
-/// The next paid, unfulfilled invoice that is not waiting for its next attempt and has no earlier
-/// one of its subscription still to fulfil (a first invoice has no subscription yet: nothing to
-/// look up), in `order`; claimed until the transaction ends. By turns, the first pending invoice
-/// of the customer with the fewest pending comes first (then the oldest of all).
-async fn claim_next(tx: &mut sqlx::PgConnection, order: Order) -> Result<Option<Invoice>, LedgerError> {
-    const OLDEST: (&str, &str) = ("invoices i", "i.paid_at");
-    const TURNS: (&str, &str) = (
-        "invoices i JOIN (SELECT DISTINCT ON (customer_id) id AS head, \
-                                count(*) OVER (PARTITION BY customer_id) AS queued \
-                         FROM invoices WHERE status = 'paid' AND fulfilled_at IS NULL \
-                         ORDER BY customer_id, paid_at, id) h ON h.head = i.id",
-        "h.queued, i.paid_at",
-    );
-    let passes: &[(&str, &str)] = if order == Order::Turns { &[TURNS, OLDEST] } else { &[OLDEST] };
-    for (from, order_by) in passes {
-        let invoice = sqlx::query_as(sql!(
-            "SELECT {} FROM {from} WHERE i.status = 'paid' AND i.fulfilled_at IS NULL \
-             AND (i.subscription_id IS NULL OR NOT EXISTS (SELECT 1 FROM invoices e \
-                  WHERE e.subscription_id = i.subscription_id AND e.status = 'paid' AND e.fulfilled_at IS NULL \
-                  AND (e.paid_at, e.id) < (i.paid_at, i.id))) \
-             AND {} ORDER BY {order_by} LIMIT 1 FOR UPDATE OF i SKIP LOCKED",
-            invoices::COLUMNS,
-            Worker::Fulfilment.not_waiting("i.id::text")
-        ))
-        .fetch_optional(&mut *tx)
-        .await?;
-        if invoice.is_some() {
-            return Ok(invoice);
-        }
-    }
-    Ok(None)
-}
-
 async fn fulfil(tx: &mut sqlx::PgConnection, invoice: &Invoice) -> Result<(), FulfilmentError> {
     let subscription = match (invoice.subscription_id, invoice.order_id) {
         (Some(subscription), _) => renew(tx, invoice, subscription).await?,
         (None, Some(order)) => subscribe(tx, invoice, order).await?,
         (None, None) => return Err(FulfilmentError::PaysForNothing(invoice.id)),
     };
-    sqlx::query("UPDATE invoices SET fulfilled_at = now(), subscription_id = $2 WHERE id = $1")
-        .bind(invoice.id)
-        .bind(subscription)
-        .execute(&mut *tx)
-        .await
-        .map_err(LedgerError::from)?;
+    invoices::fulfilled(&mut *tx, invoice.id, subscription).await?;
     outbox::enqueue(&mut *tx, subscription, Action::Apply).await?;
     notifications::receipt(&mut *tx, invoice, subscription).await?;
     audit::record(

@@ -116,25 +116,8 @@ pub async fn pass(pool: &PgPool, now: DateTime<Utc>, metrics: Option<&Metrics>) 
 
 /// What is due as of `now`.
 pub async fn agenda(pool: &PgPool, now: DateTime<Utc>) -> Result<Agenda, LedgerError> {
-    let ending: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT s.id FROM subscriptions s JOIN products p ON p.id = s.product_id \
-         WHERE s.status IN ('active', 'past_due', 'suspended') AND s.current_period_end IS NOT NULL \
-           AND CASE WHEN s.cancel_at_period_end THEN s.current_period_end <= $1 \
-               ELSE s.current_period_end - make_interval(days => p.renewal_notice_days) <= $1 \
-                    AND NOT EXISTS (SELECT 1 FROM invoices i WHERE i.subscription_id = s.id AND i.status <> 'void' \
-                                    AND i.period_start = s.current_period_end) END",
-    )
-    .bind(now)
-    .fetch_all(pool)
-    .await?;
-    let overdue: Vec<(Uuid, Uuid)> = sqlx::query_as(
-        "SELECT s.id, i.id FROM invoices i JOIN subscriptions s ON s.id = i.subscription_id \
-         WHERE i.status = 'issued' AND i.due_at < $1 AND s.status IN ('active', 'past_due', 'suspended') \
-         ORDER BY i.due_at, i.id",
-    )
-    .bind(now)
-    .fetch_all(pool)
-    .await?;
+    let ending = subscriptions::period_ending_by(pool, now).await?;
+    let overdue = invoices::overdue_by(pool, now).await?;
     Ok(Agenda { ending, overdue })
 }
 
@@ -241,9 +224,6 @@ struct Overdue {
     period_start: Option<DateTime<Utc>>,
 }
 
-/// An invoice's due date and the start of the period it bills.
-type DueAndPeriod = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
-
 /// Claims the step's rows in the order a payment locks them (the invoice, then the subscription),
 /// so a payment racing this pass waits or is waited for, never deadlocks. None when another
 /// transaction holds one of them, or the invoice is no longer unpaid.
@@ -253,14 +233,7 @@ async fn claim(tx: &mut sqlx::PgConnection, id: Uuid, due: Due) -> Result<Option
         Due::Overdue(invoice) => {
             // still unpaid, as it is now: a payment recorded since the agenda was read leaves no row,
             // one being recorded holds it (skipped: this step waits for a later pass)
-            let row: Option<DueAndPeriod> = sqlx::query_as(
-                "SELECT due_at, period_start FROM invoices WHERE id = $1 AND subscription_id = $2 \
-                 AND status = 'issued' FOR NO KEY UPDATE SKIP LOCKED",
-            )
-            .bind(invoice)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let row = invoices::lock_unpaid(&mut *tx, invoice, id).await?;
             let Some((Some(due_at), period_start)) = row else { return Ok(None) };
             Some(Overdue { invoice, due_at, period_start })
         }
@@ -365,15 +338,7 @@ async fn issue_renewal(
     if start - Duration::days(product.renewal_notice_days.into()) > now {
         return Ok(Tick::default());
     }
-    let exists: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM invoices WHERE subscription_id = $1 AND status <> 'void' AND period_start = $2)",
-    )
-    .bind(id)
-    .bind(start)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(LedgerError::from)?;
-    if exists {
+    if invoices::renewal_of_period(&mut *tx, id, start).await? {
         return Ok(Tick::default());
     }
     let cycle: Cycle = sub.cycle.parse()?;
@@ -439,16 +404,7 @@ async fn end_cancelled(
 ) -> Result<Tick, LifecycleError> {
     let id = sub.id;
     let Some(end) = sub.current_period_end.filter(|end| *end <= now) else { return Ok(Tick::default()) };
-    let paid_beyond: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM invoices WHERE subscription_id = $1 AND status = 'paid' \
-         AND fulfilled_at IS NULL AND period_end > $2)",
-    )
-    .bind(id)
-    .bind(end)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(LedgerError::from)?;
-    if paid_beyond {
+    if invoices::paid_unfulfilled_beyond(&mut *tx, id, end).await? {
         return Ok(Tick::default());
     }
     let Some(open) = invoices::claim_open_renewals(tx, id).await? else { return Ok(Tick::default()) };

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::ledger::invoices::{self, Invoice};
 use crate::ledger::outbox::{self, Action};
-use crate::ledger::{LedgerError, audit, notifications, orders, payments, subscriptions};
+use crate::ledger::{LedgerError, audit, notifications, orders, payments, stripe_events, subscriptions};
 use crate::stripe::api::StripeClient;
 
 /// A subscription that still runs (or waits to), which money given back ends.
@@ -76,7 +76,7 @@ pub async fn end_service(
         };
         notifications::cancelled(&mut *tx, id, told).await?;
         Followed::Cancelled
-    } else if sub.status == "provisioning_failed" && !delete_pending_or_done(&mut *tx, id).await? {
+    } else if sub.status == "provisioning_failed" && !outbox::delete_queued(&mut *tx, id).await? {
         let detail = json!({"why": why, "invoice": invoice});
         audit::record(&mut *tx, actor, "subscription.delete", "subscription", &id.to_string(), detail).await?;
         Followed::Deleted
@@ -117,7 +117,10 @@ pub async fn after_dispute(
     let by_staff = matches!(current.suspension_reason.as_deref(), Some("Abuse" | "Manual"));
     let reason = match dispute {
         Dispute::Opened
-            if !held && !by_staff && RUNNING.contains(&current.status.as_str()) && !closed(&mut *tx, id).await? =>
+            if !held
+                && !by_staff
+                && RUNNING.contains(&current.status.as_str())
+                && !stripe_events::dispute_closed(&mut *tx, id).await? =>
         {
             Some("Dispute")
         }
@@ -143,17 +146,6 @@ async fn disputed_subscription(db: &mut sqlx::PgConnection, intent: &str) -> Res
     Ok(invoices::get(&mut *db, invoice).await?.subscription_id)
 }
 
-/// Whether Stripe has told of the dispute's close already.
-async fn closed(db: &mut sqlx::PgConnection, dispute: &str) -> Result<bool, LedgerError> {
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM stripe_events WHERE type = 'charge.dispute.closed' \
-         AND payload #>> '{data,object,id}' = $1)",
-    )
-    .bind(dispute)
-    .fetch_one(db)
-    .await?)
-}
-
 /// After `invoice` was voided: its order's Checkout Session is expired at Stripe, so it can no
 /// longer be paid (what is paid anyway is refunded, `refunds::stray_payments`). An audit row
 /// `checkout.session.expire` says what Stripe answered; a refusal (a session already expired or
@@ -174,11 +166,4 @@ pub async fn expire_checkout_of(
         }
     };
     audit::record(pool, actor, "checkout.session.expire", "order", &order.to_string(), answer).await
-}
-
-async fn delete_pending_or_done(db: &mut sqlx::PgConnection, id: Uuid) -> Result<bool, LedgerError> {
-    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM outbox WHERE subscription_id = $1 AND action = 'delete')")
-        .bind(id)
-        .fetch_one(db)
-        .await?)
 }

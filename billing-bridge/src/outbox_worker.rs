@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 use crate::lanes::{self, Order};
 use crate::ledger::outbox::{self, Action, Entry};
 use crate::ledger::work_attempts::{self, Item, Worker};
-use crate::ledger::{LedgerError, catalog, customers, subscriptions};
+use crate::ledger::{LedgerError, catalog, customers, invoices, subscriptions};
 use crate::metrics::Metrics;
 use crate::render::{self, Billed, FIELD_MANAGER, MAILBOX_PASSWORD_KEY};
 use crate::wakeup::Wakeup;
@@ -166,16 +166,7 @@ async fn carry_out(
         Action::Apply => {
             let customer = customers::get(&mut *db, sub.customer_id).await?;
             let product = catalog::by_id(&mut *db, sub.product_id).await?;
-            let (invoice, paid_at): (Option<String>, Option<chrono::DateTime<chrono::Utc>>) = sqlx::query_as(
-                "SELECT number, paid_at FROM invoices WHERE (subscription_id = $1 OR order_id = $2) \
-                 AND status = 'paid' ORDER BY paid_at DESC LIMIT 1",
-            )
-            .bind(sub.id)
-            .bind(sub.order_id)
-            .fetch_optional(&mut *db)
-            .await
-            .map_err(LedgerError::from)?
-            .unwrap_or((None, None));
+            let (invoice, paid_at) = invoices::last_paid(&mut *db, sub.id, sub.order_id).await?;
             let term = subscriptions::paid_term(&mut *db, &sub).await?;
             let paid_until = render::paid_until(&sub, &term, paid_at)?;
             let object = render::subscription(&Billed {

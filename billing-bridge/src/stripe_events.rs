@@ -4,12 +4,12 @@
 
 use serde_json::Value;
 use sqlx::PgPool;
-use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::checkout::{self, Expiry};
 use crate::ledger::customers::{self, MethodSaved};
 use crate::ledger::payments::{self, Outcome, Report};
+use crate::ledger::stripe_events as recorded;
 use crate::ledger::{LedgerError, audit, invoices, orders};
 use crate::money;
 use crate::money_follows::{self, Dispute, Followed};
@@ -88,28 +88,11 @@ impl Applied {
 /// Applies the event to the ledger, once.
 pub async fn apply(pool: &PgPool, event: &Event) -> Result<Applied, LedgerError> {
     // most deliveries are redeliveries: one read answers them, without a transaction
-    let seen: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM stripe_events WHERE id = $1)")
-        .bind(&event.id)
-        .fetch_one(pool)
-        .await?;
-    if seen {
+    if recorded::seen(pool, &event.id).await? {
         return Ok(Applied::Duplicate);
     }
     let mut tx = pool.begin().await?;
-    // a concurrent delivery of the same event waits here on the key, then finds it taken
-    let fresh = sqlx::query(
-        "INSERT INTO stripe_events (id, type, created, payload) VALUES ($1, $2, to_timestamp($3), $4) \
-         ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(&event.id)
-    .bind(&event.kind)
-    .bind(event.created as f64)
-    .bind(Json(&event.raw))
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if !fresh {
+    if !recorded::record(&mut *tx, &event.id, &event.kind, event.created, &event.raw).await? {
         return Ok(Applied::Duplicate);
     }
     if let Some((stripe_customer, method)) = saved_method(event) {

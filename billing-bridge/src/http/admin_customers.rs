@@ -16,7 +16,7 @@ use super::{Shared, require, to_json, uuid};
 use crate::ledger::customers::{self, Refused};
 use crate::ledger::outbox::{self, Action};
 use crate::ledger::tokens::Role;
-use crate::ledger::{LedgerError, audit};
+use crate::ledger::{LedgerError, audit, subscriptions};
 
 /// A request body that may name the handle or namespace, only to be refused with words that say
 /// why (not as an unknown field).
@@ -104,15 +104,7 @@ pub(super) async fn edit(
     })?;
     if after.email != before.email {
         // the resources carry the customer's email (spec.customer.email)
-        let running: Vec<uuid::Uuid> = sqlx::query_scalar(
-            "SELECT id FROM subscriptions WHERE customer_id = $1 \
-             AND status IN ('pending_activation', 'active', 'past_due', 'suspended')",
-        )
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(LedgerError::from)?;
-        for sub in running {
+        for sub in subscriptions::running_of_customer(&mut *tx, id).await? {
             outbox::enqueue(&mut *tx, sub, Action::Apply).await?;
         }
     }

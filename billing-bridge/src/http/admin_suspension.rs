@@ -20,7 +20,7 @@ use super::{Reply, Shared, forbidden, require, to_json, uuid};
 use crate::ledger::outbox::{self, Action};
 use crate::ledger::subscriptions::Subscription;
 use crate::ledger::tokens::Role;
-use crate::ledger::{LedgerError, audit, notifications, subscriptions};
+use crate::ledger::{LedgerError, audit, invoices, notifications, subscriptions};
 
 /// The longest note staff may leave with a suspension, in characters.
 const MAX_NOTE_CHARS: usize = 2000;
@@ -196,15 +196,7 @@ pub(super) async fn resume(
     };
     subscriptions::set_suspension(&mut *tx, id, None).await?;
     // a renewal still unpaid past its due date leaves it past due (the lifecycle goes on from there)
-    let overdue: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM invoices WHERE subscription_id = $1 AND status = 'issued' \
-         AND period_start IS NOT NULL AND due_at < now())",
-    )
-    .bind(id)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(LedgerError::from)?;
-    let to = if overdue { "past_due" } else { "active" };
+    let to = if invoices::renewal_overdue(&mut *tx, id).await? { "past_due" } else { "active" };
     if sub.status == "suspended" {
         subscriptions::transition(&mut *tx, id, &["suspended"], to).await?;
     }

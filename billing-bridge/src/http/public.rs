@@ -23,7 +23,7 @@ use crate::metrics::OutcomeLabels;
 
 /// Whether the ledger answers: `ok`, or 503 `unavailable` (the cause goes to the log only).
 pub async fn healthz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
-    match sqlx::query("SELECT 1").execute(&state.pool).await {
+    match crate::ledger::answers(&state.pool).await {
         Ok(_) => (StatusCode::OK, "ok"),
         Err(e) => {
             tracing::warn!(error = %e, "health check: the ledger does not answer");

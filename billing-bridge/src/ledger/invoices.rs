@@ -9,6 +9,8 @@ use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use super::LedgerError;
+use super::work_attempts::Worker;
+use crate::lanes::Order;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Invoice {
@@ -110,6 +112,140 @@ pub async fn create_draft(
 }
 
 /// Issues a draft: the database numbers it and fixes its totals.
+/// The number and payment time of the subscription's latest paid invoice (its order's first, or a
+/// renewal); none before one is paid.
+pub async fn last_paid(
+    db: impl PgExecutor<'_>,
+    subscription: Uuid,
+    order: Uuid,
+) -> Result<(Option<String>, Option<DateTime<Utc>>), LedgerError> {
+    let found = sqlx::query_as(
+        "SELECT number, paid_at FROM invoices WHERE (subscription_id = $1 OR order_id = $2) \
+         AND status = 'paid' ORDER BY paid_at DESC LIMIT 1",
+    )
+    .bind(subscription)
+    .bind(order)
+    .fetch_optional(db)
+    .await?;
+    Ok(found.unwrap_or((None, None)))
+}
+
+/// The paid first invoice of `order`, if it is paid.
+pub async fn paid_of_order(db: impl PgExecutor<'_>, order: Uuid) -> Result<Option<Invoice>, LedgerError> {
+    Ok(sqlx::query_as(sql!("SELECT {COLUMNS} FROM invoices WHERE order_id = $1 AND status = 'paid'"))
+        .bind(order)
+        .fetch_optional(db)
+        .await?)
+}
+
+/// The next paid, unfulfilled invoice that is not waiting for its next attempt and has no earlier
+/// one of its subscription still to fulfil (a first invoice has no subscription yet: nothing to
+/// look up), in `order`; claimed until the transaction ends. By turns, the first pending invoice
+/// of the customer with the fewest pending comes first (then the oldest of all).
+pub async fn claim_to_fulfil(tx: &mut sqlx::PgConnection, order: Order) -> Result<Option<Invoice>, LedgerError> {
+    const OLDEST: (&str, &str) = ("invoices i", "i.paid_at");
+    const TURNS: (&str, &str) = (
+        "invoices i JOIN (SELECT DISTINCT ON (customer_id) id AS head, \
+                                count(*) OVER (PARTITION BY customer_id) AS queued \
+                         FROM invoices WHERE status = 'paid' AND fulfilled_at IS NULL \
+                         ORDER BY customer_id, paid_at, id) h ON h.head = i.id",
+        "h.queued, i.paid_at",
+    );
+    super::claim_first(tx, order, TURNS, OLDEST, |from, order_by| {
+        format!(
+            "SELECT {COLUMNS} FROM {from} WHERE i.status = 'paid' AND i.fulfilled_at IS NULL \
+             AND (i.subscription_id IS NULL OR NOT EXISTS (SELECT 1 FROM invoices e \
+                  WHERE e.subscription_id = i.subscription_id AND e.status = 'paid' AND e.fulfilled_at IS NULL \
+                  AND (e.paid_at, e.id) < (i.paid_at, i.id))) \
+             AND {} ORDER BY {order_by} LIMIT 1 FOR UPDATE OF i SKIP LOCKED",
+            Worker::Fulfilment.not_waiting("i.id::text")
+        )
+    })
+    .await
+}
+
+/// The paid invoice is fulfilled, for `subscription` (the one its order created, or it renews).
+pub async fn fulfilled(db: impl PgExecutor<'_>, invoice: Uuid, subscription: Uuid) -> Result<(), LedgerError> {
+    sqlx::query("UPDATE invoices SET fulfilled_at = now(), subscription_id = $2 WHERE id = $1")
+        .bind(invoice)
+        .bind(subscription)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// The issued invoices of running subscriptions whose due date passed by `now`, oldest due first:
+/// (subscription, invoice).
+pub async fn overdue_by(db: impl PgExecutor<'_>, now: DateTime<Utc>) -> Result<Vec<(Uuid, Uuid)>, LedgerError> {
+    Ok(sqlx::query_as(
+        "SELECT s.id, i.id FROM invoices i JOIN subscriptions s ON s.id = i.subscription_id \
+         WHERE i.status = 'issued' AND i.due_at < $1 AND s.status IN ('active', 'past_due', 'suspended') \
+         ORDER BY i.due_at, i.id",
+    )
+    .bind(now)
+    .fetch_all(db)
+    .await?)
+}
+
+/// The subscription's invoice, still unpaid as it is now, locked until the transaction ends: its
+/// due date and the period it bills. None when it was paid meanwhile, or one being paid holds it.
+pub async fn lock_unpaid(
+    tx: &mut sqlx::PgConnection,
+    invoice: Uuid,
+    subscription: Uuid,
+) -> Result<Option<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)>, LedgerError> {
+    Ok(sqlx::query_as(
+        "SELECT due_at, period_start FROM invoices WHERE id = $1 AND subscription_id = $2 \
+         AND status = 'issued' FOR NO KEY UPDATE SKIP LOCKED",
+    )
+    .bind(invoice)
+    .bind(subscription)
+    .fetch_optional(tx)
+    .await?)
+}
+
+/// Whether the subscription has an invoice (not void) for the period starting at `start`.
+pub async fn renewal_of_period(
+    db: impl PgExecutor<'_>,
+    subscription: Uuid,
+    start: DateTime<Utc>,
+) -> Result<bool, LedgerError> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM invoices WHERE subscription_id = $1 AND status <> 'void' AND period_start = $2)",
+    )
+    .bind(subscription)
+    .bind(start)
+    .fetch_one(db)
+    .await?)
+}
+
+/// Whether a paid renewal of the subscription for a period past `end` is still to be fulfilled.
+pub async fn paid_unfulfilled_beyond(
+    db: impl PgExecutor<'_>,
+    subscription: Uuid,
+    end: DateTime<Utc>,
+) -> Result<bool, LedgerError> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM invoices WHERE subscription_id = $1 AND status = 'paid' \
+         AND fulfilled_at IS NULL AND period_end > $2)",
+    )
+    .bind(subscription)
+    .bind(end)
+    .fetch_one(db)
+    .await?)
+}
+
+/// Whether a renewal invoice of the subscription is unpaid past its due date now.
+pub async fn renewal_overdue(db: impl PgExecutor<'_>, subscription: Uuid) -> Result<bool, LedgerError> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM invoices WHERE subscription_id = $1 AND status = 'issued' \
+         AND period_start IS NOT NULL AND due_at < now())",
+    )
+    .bind(subscription)
+    .fetch_one(db)
+    .await?)
+}
+
 pub async fn issue(db: impl PgExecutor<'_>, id: Uuid, due_at: DateTime<Utc>) -> Result<Invoice, LedgerError> {
     transition(db, id, &["draft"], "issued", Some(due_at)).await
 }

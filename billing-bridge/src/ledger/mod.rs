@@ -9,6 +9,34 @@ macro_rules! sql {
 }
 pub(crate) use sql;
 
+/// The work queues' claim: a query per pass (`FROM` and `ORDER BY` pieces filled into `query`),
+/// by turns first when `order` says so, the first row found claimed.
+pub(crate) async fn claim_first<T>(
+    tx: &mut sqlx::PgConnection,
+    order: crate::lanes::Order,
+    turns: (&str, &str),
+    oldest: (&str, &str),
+    query: impl Fn(&str, &str) -> String,
+) -> Result<Option<T>, LedgerError>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    let passes: &[(&str, &str)] = if order == crate::lanes::Order::Turns { &[turns, oldest] } else { &[oldest] };
+    for (from, order_by) in passes {
+        let found = sqlx::query_as(sqlx::AssertSqlSafe(query(from, order_by))).fetch_optional(&mut *tx).await?;
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    Ok(None)
+}
+
+/// Whether the ledger answers at all (the health check).
+pub async fn answers(db: impl sqlx::PgExecutor<'_>) -> Result<(), LedgerError> {
+    sqlx::query("SELECT 1").execute(db).await?;
+    Ok(())
+}
+
 pub mod audit;
 pub mod catalog;
 pub mod checkout_requests;
@@ -18,6 +46,7 @@ pub mod notifications;
 pub mod orders;
 pub mod outbox;
 pub mod payments;
+pub mod stripe_events;
 pub mod subscriptions;
 pub mod tallies;
 pub mod tokens;

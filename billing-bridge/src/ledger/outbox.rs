@@ -68,22 +68,16 @@ pub async fn next(tx: &mut sqlx::PgConnection, order: Order) -> Result<Option<En
          GROUP BY customer_id) h ON h.head = o.id",
         "h.queued, o.id",
     );
-    let passes: &[(&str, &str)] = if order == Order::Turns { &[TURNS, OLDEST] } else { &[OLDEST] };
-    for (from, order_by) in passes {
-        let entry = sqlx::query_as(sql!(
+    super::claim_first(tx, order, TURNS, OLDEST, |from, order_by| {
+        format!(
             "SELECT id, subscription_id, action, attempts FROM {from} WHERE o.done_at IS NULL \
              AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.subscription_id = o.subscription_id \
                              AND e.done_at IS NULL AND e.id < o.id) \
              AND {} ORDER BY {order_by} LIMIT 1 FOR UPDATE OF o SKIP LOCKED",
             Worker::Outbox.not_waiting("o.id::text")
-        ))
-        .fetch_optional(&mut *tx)
-        .await?;
-        if entry.is_some() {
-            return Ok(entry);
-        }
-    }
-    Ok(None)
+        )
+    })
+    .await
 }
 
 pub async fn done(db: impl PgExecutor<'_>, entry: &Entry) -> Result<(), LedgerError> {
@@ -101,6 +95,14 @@ pub async fn failed(db: impl PgExecutor<'_>, entry: &Entry, error: &str) -> Resu
         .execute(db)
         .await?;
     Ok(())
+}
+
+/// Whether a deletion of the subscription's resource was ever queued (carried out or not).
+pub async fn delete_queued(db: impl PgExecutor<'_>, subscription: Uuid) -> Result<bool, LedgerError> {
+    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM outbox WHERE subscription_id = $1 AND action = 'delete')")
+        .bind(subscription)
+        .fetch_one(db)
+        .await?)
 }
 
 pub async fn pending(db: impl PgExecutor<'_>) -> Result<i64, LedgerError> {

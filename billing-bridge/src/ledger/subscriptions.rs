@@ -108,6 +108,33 @@ pub async fn create_for_order(tx: &mut sqlx::PgConnection, new: &New<'_>) -> Res
     by_order(&mut *tx, new.order).await
 }
 
+/// Running subscriptions whose period ends by `now`: cancelled at period end and past it, or within
+/// their product's renewal notice with no renewal invoice for the next period yet.
+pub async fn period_ending_by(db: impl PgExecutor<'_>, now: DateTime<Utc>) -> Result<Vec<Uuid>, LedgerError> {
+    Ok(sqlx::query_scalar(
+        "SELECT s.id FROM subscriptions s JOIN products p ON p.id = s.product_id \
+         WHERE s.status IN ('active', 'past_due', 'suspended') AND s.current_period_end IS NOT NULL \
+           AND CASE WHEN s.cancel_at_period_end THEN s.current_period_end <= $1 \
+               ELSE s.current_period_end - make_interval(days => p.renewal_notice_days) <= $1 \
+                    AND NOT EXISTS (SELECT 1 FROM invoices i WHERE i.subscription_id = s.id AND i.status <> 'void' \
+                                    AND i.period_start = s.current_period_end) END",
+    )
+    .bind(now)
+    .fetch_all(db)
+    .await?)
+}
+
+/// The customer's subscriptions that have (or are getting) a resource.
+pub async fn running_of_customer(db: impl PgExecutor<'_>, customer: Uuid) -> Result<Vec<Uuid>, LedgerError> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM subscriptions WHERE customer_id = $1 \
+         AND status IN ('pending_activation', 'active', 'past_due', 'suspended')",
+    )
+    .bind(customer)
+    .fetch_all(db)
+    .await?)
+}
+
 pub async fn by_order(db: impl PgExecutor<'_>, order: Uuid) -> Result<Subscription, LedgerError> {
     sqlx::query_as(sql!("SELECT {COLUMNS} FROM subscriptions WHERE order_id = $1"))
         .bind(order)

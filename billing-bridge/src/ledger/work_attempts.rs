@@ -114,6 +114,15 @@ impl Item {
     }
 }
 
+/// Claims `item` for the rest of the transaction without locking a row (a transaction-scoped
+/// advisory lock): whether this transaction holds it; another replica's claim makes it false.
+pub async fn try_claim(tx: &mut sqlx::PgConnection, item: &Item) -> Result<bool, LedgerError> {
+    Ok(sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("mpanel-{}:{}", item.worker.as_str(), item.key))
+        .fetch_one(tx)
+        .await?)
+}
+
 /// What a recorded failure came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
