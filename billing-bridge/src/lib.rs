@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod fulfilment;
 pub mod http;
+pub mod invoice_pdf;
 pub mod lanes;
 pub mod ledger;
 pub mod ledger_gauges;

@@ -40,6 +40,53 @@ impl Mail {
     fn header(&self, name: &str) -> &str {
         self.headers.get(name).map(String::as_str).unwrap_or_default()
     }
+
+    /// The text with each base64 part (a receipt's invoice PDF) decoded in its place: a search of
+    /// it misses nothing the mail carries.
+    fn decoded(&self) -> anyhow::Result<String> {
+        let mut out = String::new();
+        let mut lines = self.text.lines();
+        while let Some(line) = lines.next() {
+            out.push_str(line);
+            out.push('\n');
+            if !line.eq_ignore_ascii_case("content-transfer-encoding: base64") {
+                continue;
+            }
+            for header in lines.by_ref() {
+                if header.is_empty() {
+                    break;
+                }
+            }
+            // up to the next boundary (base64 has no '-'; the undoing of quoted-printable took the
+            // last line's break and a padding '=' with it)
+            let mut encoded = String::new();
+            for body in lines.by_ref() {
+                match body.split_once("--") {
+                    Some((last, _)) => {
+                        encoded.push_str(last);
+                        break;
+                    }
+                    None => encoded.push_str(body),
+                }
+            }
+            while !encoded.len().is_multiple_of(4) {
+                encoded.push('=');
+            }
+            out.push_str(&String::from_utf8_lossy(&base64_decode(&encoded)?));
+            out.push('\n');
+        }
+        Ok(out)
+    }
+}
+
+fn base64_decode(encoded: &str) -> anyhow::Result<Vec<u8>> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut decoder = Command::new("base64").arg("-d").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+    decoder.stdin.take().context("base64's stdin")?.write_all(encoded.as_bytes())?;
+    let out = decoder.wait_with_output()?;
+    anyhow::ensure!(out.status.success(), "base64 -d refused {encoded:?}");
+    Ok(out.stdout)
 }
 
 fn parse(file: &Path) -> anyhow::Result<Mail> {
@@ -231,7 +278,11 @@ fn each_event_mails_its_customer_once_and_a_repeated_webhook_mails_nothing_again
     for mail in &mails {
         assert_eq!(mail.header("to"), customer, "{mail:?}");
         assert!(mail.header("from").contains("billing@migrahosting.com"), "{mail:?}");
-        assert!(mail.header("content-type").starts_with("multipart/alternative"), "{mail:?}");
+        // a receipt is the text and HTML alternatives with the invoice's PDF beside them
+        let is_receipt = mail.header("subject").contains("receipt");
+        let mime = if is_receipt { "multipart/mixed" } else { "multipart/alternative" };
+        assert!(mail.header("content-type").starts_with(mime), "{mail:?}");
+        assert!(mail.text.contains("Content-Type: multipart/alternative"), "{mail:?}");
         assert!(mail.text.contains("text/html") && mail.text.contains("support@migrahosting.com"), "{mail:?}");
     }
     let suspended = mails.iter().find(|m| m.header("subject").ends_with("is suspended"));
@@ -353,6 +404,8 @@ fn the_lifecycle_mails_suspension_resumption_and_the_end_of_service() -> anyhow:
     let issued = mails.iter().find(|m| m.header("subject").ends_with("for your CloudPod Mini"));
     let due = (end.date_naive()).format("%Y-%m-%d").to_string();
     assert!(issued.is_some_and(|m| m.text.contains(&format!("due on {due}")) && m.text.contains("9.99")), "{issued:?}");
+    let attached = format!("filename=\"{second}.pdf\"");
+    assert!(issued.is_some_and(|m| m.text.contains(&attached)), "the invoice's PDF is not attached: {issued:?}");
 
     // never paid, past the termination period: cancelled by the lifecycle, told once
     assert_eq!(tick(&rt, &ledger, end + chrono::Duration::days(31))?.cancelled, 1);
@@ -652,10 +705,12 @@ fn no_mail_carries_the_generated_mailbox_password() -> anyhow::Result<()> {
     let receipt = mails.iter().find(|m| m.header("subject").contains("receipt"));
     assert!(receipt.is_some_and(|m| m.text.contains("set it in the customer portal")), "{receipt:?}");
     for mail in &mails {
-        assert!(!mail.text.contains("base64"), "a part is base64, the search below would miss it: {mail:?}");
-        assert!(!mail.text.contains(&password), "a mail carries the mailbox password: {mail:?}");
-        assert!(!mail.text.contains(&password[3..]), "a mail carries the mailbox password: {mail:?}");
+        let text = mail.decoded()?;
+        assert!(!text.contains(&password), "a mail carries the mailbox password: {mail:?}");
+        assert!(!text.contains(&password[3..]), "a mail carries the mailbox password: {mail:?}");
     }
+    let receipt = receipt.context("no receipt")?.decoded()?;
+    assert!(receipt.contains("%PDF-1.4") && receipt.contains("Bill to"), "the invoice PDF was not searched: {receipt}");
     capture.forget(&customer)?;
     ledger.drop_database(&rt);
     Ok(())

@@ -30,6 +30,8 @@ use crate::render;
 
 #[path = "admin_customers.rs"]
 mod admin_customers;
+#[path = "admin_invoice_pdf.rs"]
+mod admin_invoice_pdf;
 #[path = "admin_notifications.rs"]
 mod admin_notifications;
 #[path = "admin_suspension.rs"]
@@ -54,6 +56,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/orders/{id}", get(get_order))
         .route("/invoices", get(list_invoices))
         .route("/invoices/{key}", get(get_invoice))
+        .route("/invoices/{key}/pdf", get(admin_invoice_pdf::get))
         .route("/invoices/{key}/{action}", post(invoice_action))
         .route("/subscriptions", get(list_subscriptions))
         .route("/subscriptions/{id}", get(get_subscription))

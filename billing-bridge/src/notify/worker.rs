@@ -13,12 +13,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::{ContentType, ContentTypeErr};
+use lettre::message::{Attachment, Mailbox, MultiPart};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use sqlx::PgPool;
 use tokio::sync::Notify;
 
 use super::templates;
+use crate::invoice_pdf::{self, InvoiceDocument};
 use crate::lanes;
 use crate::ledger::LedgerError;
 use crate::ledger::notifications::{self, Kind, Pending};
@@ -42,6 +44,8 @@ pub enum NotifyError {
     Address { address: String, error: lettre::address::AddressError },
     #[error("building the message: {0}")]
     Message(#[from] lettre::error::Error),
+    #[error("an attachment's content type: {0}")]
+    AttachmentType(#[from] ContentTypeErr),
     #[error("SMTP: {0}")]
     Smtp(#[from] lettre::transport::smtp::Error),
 }
@@ -52,7 +56,7 @@ impl NotifyError {
             Self::BadServer(_) => "BadSmtpServer",
             Self::UnknownKind(_) => "UnknownNotificationKind",
             Self::Address { .. } => "BadAddress",
-            Self::Message(_) => "MessageNotBuilt",
+            Self::Message(_) | Self::AttachmentType(_) => "MessageNotBuilt",
             Self::Smtp(e) if e.is_permanent() => "SmtpRefused",
             Self::Smtp(_) => "SmtpUnavailable",
         }
@@ -64,7 +68,7 @@ impl NotifyError {
         match self {
             Self::Smtp(e) => e.is_permanent(),
             Self::BadServer(_) => false,
-            Self::UnknownKind(_) | Self::Address { .. } | Self::Message(_) => true,
+            Self::UnknownKind(_) | Self::Address { .. } | Self::Message(_) | Self::AttachmentType(_) => true,
         }
     }
 }
@@ -100,20 +104,29 @@ fn address(s: &str) -> Result<Address, NotifyError> {
     s.parse().map_err(|error| NotifyError::Address { address: s.to_owned(), error })
 }
 
-/// The notification as a multipart (plain text and HTML) message from its tenant.
-pub fn message(pending: &Pending) -> Result<Message, NotifyError> {
+/// The notification as a multipart (plain text and HTML) message from its tenant, with the PDF of
+/// `invoice` attached when given.
+pub fn message(pending: &Pending, invoice: Option<&InvoiceDocument>) -> Result<Message, NotifyError> {
     let kind = Kind::parse(&pending.kind).ok_or_else(|| NotifyError::UnknownKind(pending.kind.clone()))?;
     let brand = &pending.branding;
     let mail = templates::render(kind, &pending.facts, brand);
     let sender = address(&brand.sender)?;
     let message_id = format!("<notification-{}@{}>", pending.message_id, sender.domain());
-    Ok(Message::builder()
+    let builder = Message::builder()
         .from(Mailbox::new(Some(brand.name.clone()), sender))
         .reply_to(Mailbox::new(Some(brand.name.clone()), address(&brand.support)?))
         .to(Mailbox::new(None, address(&pending.recipient)?))
         .subject(mail.subject)
-        .message_id(Some(message_id))
-        .multipart(MultiPart::alternative_plain_html(mail.text, mail.html))?)
+        .message_id(Some(message_id));
+    let body = MultiPart::alternative_plain_html(mail.text, mail.html);
+    Ok(match invoice {
+        None => builder.multipart(body)?,
+        Some(invoice) => {
+            let pdf = Attachment::new(invoice_pdf::file_name(invoice))
+                .body(invoice_pdf::render(invoice), ContentType::parse("application/pdf")?);
+            builder.multipart(MultiPart::mixed().multipart(body).singlepart(pdf))?
+        }
+    })
 }
 
 /// Claims the notification due the longest and sends it: whether there was one. A failed send is
@@ -128,7 +141,11 @@ pub async fn send_next(
     let Some(pending) = notifications::claim_due(&mut tx).await? else { return Ok(false) };
     wakeup.pass_on();
     let kind = Kind::parse(&pending.kind).map_or("unknown", Kind::as_str);
-    let sent = match message(&pending) {
+    let invoice = match Kind::parse(&pending.kind) {
+        Some(Kind::Receipt | Kind::InvoiceIssued) => invoice_pdf::of_notification(&mut tx, pending.id).await?,
+        _ => None,
+    };
+    let sent = match message(&pending, invoice.as_ref()) {
         Ok(message) => mailer.send(message).await,
         Err(e) => Err(e),
     };
@@ -195,7 +212,7 @@ mod tests {
                 logo_url: None,
             },
         };
-        let text = String::from_utf8(message(&pending)?.formatted())?;
+        let text = String::from_utf8(message(&pending, None)?.formatted())?;
         assert!(text.contains("From: MigraHosting <billing@migrahosting.com>"), "{text}");
         assert!(text.contains("To: buyer@shop.example"), "{text}");
         assert!(
