@@ -12,7 +12,7 @@ use mpanel_crds::reasons;
 
 use super::{Context, Error, NEXT_STEP, REGISTERED, RENEWED, Step, TRANSFER_POLL, fail, wanted_nameservers, zone_step};
 use crate::controllers::{publish, read_secret_key, resync_after, write_changed_status};
-use crate::providers::namesilo::{Contact, NamesiloApi, NamesiloError, OrderOptions, Receipt, is_completed};
+use crate::providers::namesilo::{Contact, NamesiloApi, NamesiloError, OrderOptions, Receipt, Transfer, is_completed};
 
 fn options<R>(domain: &Domain, ctx: &Context<R>) -> OrderOptions {
     let r = &domain.spec.registration;
@@ -163,43 +163,70 @@ pub async fn transfer<R: NamesiloApi>(
         Ok(t) => t,
         Err(e) => return fail(api, domain, step, Some(REGISTERED), e, ctx).await,
     };
-    let Some(pending) = pending else {
-        let ordered = step
-            .status
-            .last_order
-            .as_ref()
-            .is_some_and(|o| o.operation == OrderOperation::Transfer && o.state == OrderState::Succeeded);
-        if ordered {
-            let message = format!(
-                "the registrar accepted a transfer of {name} but now knows none, and the domain is not in the account; \
-                 another transfer is not bought automatically"
-            );
-            step.set(Observation::new(REGISTERED, false, reasons::TRANSFER_LOST.name, message.clone()));
-            step.not_ready(Some(DomainPhase::Failed), reasons::TRANSFER_LOST.name, message);
-            step.write(api, domain).await?;
-            return Ok(Action::requeue(resync_after(domain, ctx.resync)));
-        }
-        step.status.phase = Some(DomainPhase::Transferring);
-        step.status.transfer = Some(TransferStatus {
-            state: "Requested".into(),
-            message: None,
-            requested_at: Some(step.at.clone()),
-            auth_code_version: Some(version),
-        });
-        let options = options(domain, ctx);
-        let years = 1;
-        return place(
-            api,
-            domain,
-            step,
-            OrderOperation::Transfer,
-            years,
-            ctx,
-            ctx.registrar.transfer(name, &auth_code, &options),
-        )
-        .await;
-    };
+    let auth = AuthCode { code: auth_code, version, secret: &key.name };
+    match pending {
+        None => order_transfer(api, domain, step, auth, ctx).await,
+        Some(pending) => follow_transfer(api, domain, step, &pending, auth, ctx).await,
+    }
+}
 
+/// The auth code of a transfer, with the version of the Secret it was read from.
+struct AuthCode<'a> {
+    code: String,
+    version: String,
+    /// The Secret's name.
+    secret: &'a str,
+}
+
+/// The registrar knows no transfer for the name: one is ordered (paid), unless one was accepted
+/// already and got lost.
+async fn order_transfer<R: NamesiloApi>(
+    api: &Api<Domain>,
+    domain: &Domain,
+    mut step: Step,
+    auth: AuthCode<'_>,
+    ctx: &Context<R>,
+) -> Result<Action, Error> {
+    let name = &domain.spec.name;
+    let ordered = step
+        .status
+        .last_order
+        .as_ref()
+        .is_some_and(|o| o.operation == OrderOperation::Transfer && o.state == OrderState::Succeeded);
+    if ordered {
+        let message = format!(
+            "the registrar accepted a transfer of {name} but now knows none, and the domain is not in the account; \
+             another transfer is not bought automatically"
+        );
+        step.set(Observation::new(REGISTERED, false, reasons::TRANSFER_LOST.name, message.clone()));
+        step.not_ready(Some(DomainPhase::Failed), reasons::TRANSFER_LOST.name, message);
+        step.write(api, domain).await?;
+        return Ok(Action::requeue(resync_after(domain, ctx.resync)));
+    }
+    step.status.phase = Some(DomainPhase::Transferring);
+    step.status.transfer = Some(TransferStatus {
+        state: "Requested".into(),
+        message: None,
+        requested_at: Some(step.at.clone()),
+        auth_code_version: Some(auth.version),
+    });
+    let options = options(domain, ctx);
+    let years = 1;
+    place(api, domain, step, OrderOperation::Transfer, years, ctx, ctx.registrar.transfer(name, &auth.code, &options))
+        .await
+}
+
+/// Follows the pending transfer: a changed auth code is handed to it (free), else its state is
+/// shown verbatim.
+async fn follow_transfer<R: NamesiloApi>(
+    api: &Api<Domain>,
+    domain: &Domain,
+    mut step: Step,
+    pending: &Transfer,
+    auth: AuthCode<'_>,
+    ctx: &Context<R>,
+) -> Result<Action, Error> {
+    let name = &domain.spec.name;
     if let Some(order) = step.status.last_order.as_mut()
         && order.operation == OrderOperation::Transfer
         && order.state == OrderState::Sent
@@ -215,15 +242,15 @@ pub async fn transfer<R: NamesiloApi>(
     });
     transfer.state = pending.status.clone();
     transfer.message = pending.message.clone();
-    let new_code = transfer.auth_code_version.as_deref() != Some(version.as_str());
+    let new_code = transfer.auth_code_version.as_deref() != Some(auth.version.as_str());
     if !pending.completed() && new_code {
-        if let Err(e) = ctx.registrar.change_auth_code(name, &auth_code).await {
+        if let Err(e) = ctx.registrar.change_auth_code(name, &auth.code).await {
             return fail(api, domain, step, Some(REGISTERED), e, ctx).await;
         }
         if let Some(t) = step.status.transfer.as_mut() {
-            t.auth_code_version = Some(version);
+            t.auth_code_version = Some(auth.version);
         }
-        let note = format!("the auth code in Secret {} was handed to the pending transfer", key.name);
+        let note = format!("the auth code in Secret {} was handed to the pending transfer", auth.secret);
         publish(&ctx.recorder, domain, false, reasons::AUTH_CODE_UPDATED.name, "Transfer", note).await;
         step.write(api, domain).await?;
         return Ok(Action::requeue(NEXT_STEP));
