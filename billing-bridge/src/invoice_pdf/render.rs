@@ -400,6 +400,15 @@ mod tests {
     }
 
     #[test]
+    fn a_name_beyond_ascii_is_set_in_the_fonts_encoding() {
+        let mut doc = document(Status::Issued);
+        doc.buyer.name = Some("Zoë Müller".into());
+        let pdf = String::from_utf8_lossy(&render(&doc)).to_ascii_uppercase();
+        // pdf-writer writes a string beyond ASCII in hex: ë and ü are 0xEB and 0xFC in WinAnsi
+        assert!(pdf.contains("<5A6FEB204DFC6C6C6572> TJ"), "{pdf}");
+    }
+
+    #[test]
     fn many_lines_go_on_to_further_pages() {
         let mut doc = document(Status::Issued);
         doc.lines = (1..=80).map(|i| line(i, "item", &format!("Add-on number {i}"), 1, Decimal::ONE)).collect();
