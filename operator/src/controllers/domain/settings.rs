@@ -37,29 +37,22 @@ pub(super) async fn sync_nameservers<R: NamesiloApi>(
     ctx: &Context<R>,
 ) -> Result<bool, NamesiloError> {
     let want_ns = wanted_nameservers(domain, ctx);
-    if same_set(&want_ns, &info.nameservers) {
-        step.set(Observation::new(
-            NAMESERVERS_SYNCED,
-            true,
-            reasons::SYNCED.name,
-            format!("delegated to {}", want_ns.join(", ")),
-        ));
-        return Ok(true);
-    }
-    if let Some(why) = hands_off {
-        step.set(Observation::new(
-            NAMESERVERS_SYNCED,
-            false,
-            reasons::OUT_OF_SYNC.name,
-            format!("the registrar has {} ({why}: not changed)", info.nameservers.join(", ")),
-        ));
-        return Ok(false);
-    }
-    let drift = step.was_synced(NAMESERVERS_SYNCED);
-    ctx.registrar.set_nameservers(&domain.spec.name, &want_ns).await?;
-    step.status.nameservers = want_ns.clone();
-    if drift {
-        repaired(domain, ctx, format!("nameservers were {} at the registrar", info.nameservers.join(", "))).await;
+    if !same_set(&want_ns, &info.nameservers) {
+        if let Some(why) = hands_off {
+            step.set(Observation::new(
+                NAMESERVERS_SYNCED,
+                false,
+                reasons::OUT_OF_SYNC.name,
+                format!("the registrar has {} ({why}: not changed)", info.nameservers.join(", ")),
+            ));
+            return Ok(false);
+        }
+        let drift = step.was_synced(NAMESERVERS_SYNCED);
+        ctx.registrar.set_nameservers(&domain.spec.name, &want_ns).await?;
+        step.status.nameservers = want_ns.clone();
+        if drift {
+            repaired(domain, ctx, format!("nameservers were {} at the registrar", info.nameservers.join(", "))).await;
+        }
     }
     step.set(Observation::new(
         NAMESERVERS_SYNCED,
@@ -90,38 +83,31 @@ pub(super) async fn sync_settings<R: NamesiloApi>(
     .map(|(setting, want, _)| (setting, want))
     .collect();
     let names = differing.iter().map(|(s, _)| s.label()).collect::<Vec<_>>().join(", ");
-    if differing.is_empty() {
-        step.set(Observation::new(
-            SETTINGS_SYNCED,
-            true,
-            reasons::SYNCED.name,
-            "lock, privacy and auto-renew match the spec",
-        ));
-        return Ok(true);
-    }
-    if let Some(why) = hands_off {
-        step.set(Observation::new(
-            SETTINGS_SYNCED,
-            false,
-            reasons::OUT_OF_SYNC.name,
-            format!("{names} differ at the registrar ({why}: not changed)"),
-        ));
-        return Ok(false);
-    }
-    let drift = step.was_synced(SETTINGS_SYNCED);
-    let name = &domain.spec.name;
-    for (setting, want) in &differing {
-        match setting {
-            Setting::Lock => ctx.registrar.set_lock(name, *want).await?,
-            Setting::Privacy => ctx.registrar.set_privacy(name, *want).await?,
-            Setting::AutoRenew => ctx.registrar.set_auto_renew(name, *want).await?,
-        };
-    }
-    step.status.locked = Some(registration.lock);
-    step.status.privacy = Some(registration.privacy);
-    step.status.auto_renew = Some(registration.auto_renew);
-    if drift {
-        repaired(domain, ctx, format!("{names} changed at the registrar")).await;
+    if !differing.is_empty() {
+        if let Some(why) = hands_off {
+            step.set(Observation::new(
+                SETTINGS_SYNCED,
+                false,
+                reasons::OUT_OF_SYNC.name,
+                format!("{names} differ at the registrar ({why}: not changed)"),
+            ));
+            return Ok(false);
+        }
+        let drift = step.was_synced(SETTINGS_SYNCED);
+        let name = &domain.spec.name;
+        for (setting, want) in &differing {
+            match setting {
+                Setting::Lock => ctx.registrar.set_lock(name, *want).await?,
+                Setting::Privacy => ctx.registrar.set_privacy(name, *want).await?,
+                Setting::AutoRenew => ctx.registrar.set_auto_renew(name, *want).await?,
+            };
+        }
+        step.status.locked = Some(registration.lock);
+        step.status.privacy = Some(registration.privacy);
+        step.status.auto_renew = Some(registration.auto_renew);
+        if drift {
+            repaired(domain, ctx, format!("{names} changed at the registrar")).await;
+        }
     }
     step.set(Observation::new(
         SETTINGS_SYNCED,
