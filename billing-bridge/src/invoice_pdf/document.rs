@@ -95,14 +95,6 @@ impl PdfError {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct Parties {
-    seller_name: String,
-    seller_email: String,
-    buyer_name: Option<String>,
-    buyer_email: String,
-}
-
 /// The document of `tenant`'s invoice `key` (its id or number).
 pub async fn load(conn: &mut sqlx::PgConnection, tenant: Uuid, key: &str) -> Result<InvoiceDocument, PdfError> {
     let invoice = invoices::find(&mut *conn, tenant, key).await?;
@@ -111,19 +103,7 @@ pub async fn load(conn: &mut sqlx::PgConnection, tenant: Uuid, key: &str) -> Res
     else {
         return Err(PdfError::Draft(invoice.id));
     };
-    // the support address falls back as the mails' does (ledger::notifications::Branding)
-    let parties: Parties = sqlx::query_as(
-        "SELECT t.name AS seller_name, \
-                coalesce(t.support_email, t.mail_from, 'no-reply@' || t.slug || '.invalid') AS seller_email, \
-                c.name AS buyer_name, c.email AS buyer_email \
-           FROM invoices i JOIN tenants t ON t.id = i.tenant_id JOIN customers c ON c.id = i.customer_id \
-          WHERE i.id = $1",
-    )
-    .bind(invoice.id)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(LedgerError::from)?
-    .ok_or_else(|| LedgerError::NotFound(format!("invoice {key}")))?;
+    let parties = invoices::parties(&mut *conn, invoice.id).await?;
     let lines = invoices::lines(&mut *conn, invoice.id).await?;
     Ok(InvoiceDocument {
         id: invoice.id,
@@ -149,14 +129,7 @@ pub async fn of_notification(
     conn: &mut sqlx::PgConnection,
     notification: i64,
 ) -> Result<Option<InvoiceDocument>, LedgerError> {
-    let about: Option<(Uuid, Uuid)> = sqlx::query_as(
-        "SELECT i.tenant_id, i.id FROM notifications n \
-           JOIN invoices i ON n.event_key = 'invoice:' || i.id::text AND i.tenant_id = n.tenant_id \
-          WHERE n.id = $1",
-    )
-    .bind(notification)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let about = invoices::of_notification(&mut *conn, notification).await?;
     let Some((tenant, invoice)) = about else { return Ok(None) };
     match load(conn, tenant, &invoice.to_string()).await {
         Ok(document) => Ok(Some(document)),

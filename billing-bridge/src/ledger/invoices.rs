@@ -363,6 +363,43 @@ pub async fn find(db: impl PgExecutor<'_>, tenant: Uuid, key: &str) -> Result<In
         .ok_or_else(|| LedgerError::NotFound(format!("invoice {key}")))
 }
 
+/// Who an invoice is from and to, as its document names them.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Parties {
+    /// The tenant's name.
+    pub seller_name: String,
+    /// The tenant's support address, falling back as its mails' does (`notifications::Branding`).
+    pub seller_email: String,
+    pub buyer_name: Option<String>,
+    pub buyer_email: String,
+}
+
+pub async fn parties(db: impl PgExecutor<'_>, id: Uuid) -> Result<Parties, LedgerError> {
+    sqlx::query_as(
+        "SELECT t.name AS seller_name, \
+                coalesce(t.support_email, t.mail_from, 'no-reply@' || t.slug || '.invalid') AS seller_email, \
+                c.name AS buyer_name, c.email AS buyer_email \
+           FROM invoices i JOIN tenants t ON t.id = i.tenant_id JOIN customers c ON c.id = i.customer_id \
+          WHERE i.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await?
+    .ok_or_else(|| LedgerError::NotFound(format!("invoice {id}")))
+}
+
+/// The invoice a notification is about (its event is `invoice:<id>`) and the invoice's tenant.
+pub async fn of_notification(db: impl PgExecutor<'_>, notification: i64) -> Result<Option<(Uuid, Uuid)>, LedgerError> {
+    Ok(sqlx::query_as(
+        "SELECT i.tenant_id, i.id FROM notifications n \
+           JOIN invoices i ON n.event_key = 'invoice:' || i.id::text AND i.tenant_id = n.tenant_id \
+          WHERE n.id = $1",
+    )
+    .bind(notification)
+    .fetch_optional(db)
+    .await?)
+}
+
 pub async fn lines(db: impl PgExecutor<'_>, id: Uuid) -> Result<Vec<Line>, LedgerError> {
     Ok(sqlx::query_as(
         "SELECT position, kind, description, product_id, quantity, unit_amount, amount FROM invoice_lines \
