@@ -25,6 +25,7 @@ pub mod recent_events;
 pub mod refunds;
 pub mod registrar;
 pub mod render;
+pub mod renewal_charges;
 pub mod stripe;
 pub mod stripe_events;
 pub mod wakeup;

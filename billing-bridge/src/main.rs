@@ -17,7 +17,9 @@ use mpanel_billing_bridge::recent_events::RecentEvents;
 use mpanel_billing_bridge::registrar::{self, Registrar};
 use mpanel_billing_bridge::stripe::api::StripeClient;
 use mpanel_billing_bridge::workers::Workers;
-use mpanel_billing_bridge::{activation, db, fulfilment, ledger_gauges, lifecycle, notify, outbox_worker, refunds};
+use mpanel_billing_bridge::{
+    activation, db, fulfilment, ledger_gauges, lifecycle, notify, outbox_worker, refunds, renewal_charges,
+};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -152,6 +154,7 @@ async fn run(cfg: Serve) -> anyhow::Result<()> {
     if cfg.lifecycle_seconds > 0 {
         let every = Duration::from_secs(cfg.lifecycle_seconds);
         workers.spawn("lifecycle", lifecycle::run(pool.clone(), every, metrics.clone()));
+        workers.spawn("renewal charges", renewal_charges::run(pool.clone(), stripe.clone(), every, metrics.clone()));
     }
     match cfg.notify_smtp_addr.as_deref() {
         Some(addr) => {

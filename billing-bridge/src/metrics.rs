@@ -74,6 +74,7 @@ pub struct Metrics {
     pub invoices: Family<InvoiceLabels, Gauge>,
     pub outstanding: Family<CurrencyLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub notifications: Family<NotificationLabels, Counter>,
+    pub renewal_charges: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -129,9 +130,16 @@ impl Default for Metrics {
             "Customer notifications offered to the SMTP server, by kind and outcome (sent, retry, refused)",
             notifications.clone(),
         );
+        let renewal_charges = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "renewal_charges",
+            "Off-session charges of renewal invoices, by Stripe's answer (accepted, requires_action, declined, failed)",
+            renewal_charges.clone(),
+        );
         Self {
             registry,
             notifications,
+            renewal_charges,
             subscriptions,
             invoices,
             outstanding,
@@ -157,6 +165,10 @@ impl Metrics {
 
     pub fn notification(&self, kind: &'static str, outcome: &'static str) {
         self.notifications.get_or_create(&NotificationLabels { kind, outcome }).inc();
+    }
+
+    pub fn renewal_charge(&self, outcome: &'static str) {
+        self.renewal_charges.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
     pub fn set_work_in_backoff(&self, worker: Worker, items: i64) {

@@ -39,6 +39,7 @@ pub async fn answers(db: impl sqlx::PgExecutor<'_>) -> Result<(), LedgerError> {
 
 pub mod audit;
 pub mod catalog;
+pub mod charge_attempts;
 pub mod checkout_requests;
 pub mod customers;
 pub mod invoices;

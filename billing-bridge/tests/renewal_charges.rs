@@ -1,0 +1,248 @@
+//! Collecting renewals, against the real ledger and webhook path: a renewal invoice is charged
+//! off-session for the saved card on its due date and on the dunning schedule (+3, +5 days), each
+//! attempt kept with Stripe's decline code; the third attempt is accepted, its webhook pays the
+//! invoice, the period moves on and the Overdue suspension in between is lifted.
+//!
+//! Stripe declining a card cannot be played by stripe-mock, so the test's own front answers the
+//! PaymentIntent requests: two card declines, then stripe-mock's PaymentIntent marked succeeded.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use mpanel_billing_bridge::ledger::charge_attempts;
+use mpanel_billing_bridge::ledger::outbox::{self, Action};
+use mpanel_billing_bridge::ledger::{Cycle, subscriptions};
+use mpanel_billing_bridge::lifecycle;
+use mpanel_billing_bridge::renewal_charges::{self, Charged};
+use mpanel_billing_bridge::stripe::api::StripeClient;
+use mpanel_tests::Testbed;
+use serde_json::{Value, json};
+use support::{Bridge, Ledger, Namespaces, email, payment_intent, session_completed};
+
+const DECLINES: [(&str, &str); 2] =
+    [("insufficient_funds", "Your card has insufficient funds."), ("do_not_honor", "Your card was declined.")];
+
+/// A Stripe front for PaymentIntent requests: declines as `DECLINES` says, in turn, then answers
+/// with stripe-mock's PaymentIntent for the same request, succeeded. Keeps each request it got.
+struct DecliningStripe {
+    base: String,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+fn read_request(conn: &mut TcpStream) -> anyhow::Result<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        conn.read_exact(&mut byte)?;
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head).to_string();
+    let length = text
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>()))
+        .transpose()?
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    conn.read_exact(&mut body)?;
+    Ok(text + &String::from_utf8_lossy(&body))
+}
+
+fn respond(conn: &mut TcpStream, status: &str, body: &str) -> anyhow::Result<()> {
+    write!(
+        conn,
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    Ok(())
+}
+
+/// stripe-mock's answer to `request` (sent as it came), its body as JSON.
+fn from_stripe_mock(stripe_mock: &str, request: &str) -> anyhow::Result<Value> {
+    let mut upstream = TcpStream::connect(stripe_mock)?;
+    let request = request.replacen("\r\n\r\n", "\r\nconnection: close\r\n\r\n", 1);
+    upstream.write_all(request.as_bytes())?;
+    let mut answer = String::new();
+    upstream.read_to_string(&mut answer)?;
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    Ok(serde_json::from_str(body)?)
+}
+
+impl DecliningStripe {
+    fn start(tb: &Testbed) -> anyhow::Result<Self> {
+        let stripe_mock = tb.get("STRIPE_API_BASE")?.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let kept = requests.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let Ok(request) = read_request(&mut conn) else { continue };
+                let n = kept.lock().map(|mut k| {
+                    k.push(request.clone());
+                    k.len()
+                });
+                let answered = match n {
+                    Ok(n) if n <= DECLINES.len() => {
+                        let (decline_code, message) = DECLINES[n - 1];
+                        let body = json!({"error": {"type": "card_error", "code": "card_declined",
+                                                    "decline_code": decline_code, "message": message}});
+                        respond(&mut conn, "402 Payment Required", &body.to_string())
+                    }
+                    _ => from_stripe_mock(&stripe_mock, &request).and_then(|mut intent| {
+                        intent["status"] = json!("succeeded");
+                        respond(&mut conn, "200 OK", &intent.to_string())
+                    }),
+                };
+                if let Err(e) = answered {
+                    eprintln!("the declining Stripe front: {e}");
+                }
+            }
+        });
+        Ok(Self { base, requests })
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+/// The subscription of `placed`, activated now as the gate would: its period's end.
+fn activate(
+    rt: &tokio::runtime::Runtime,
+    ledger: &Ledger,
+    placed: &Value,
+) -> anyhow::Result<(uuid::Uuid, DateTime<Utc>)> {
+    let order = placed["orderId"].as_str().unwrap_or_default();
+    rt.block_on(async {
+        let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM subscriptions WHERE order_id = $1::uuid")
+            .bind(order)
+            .fetch_one(&ledger.pool)
+            .await?;
+        let mut tx = ledger.pool.begin().await?;
+        let now = Utc::now();
+        let activated = subscriptions::activate(&mut *tx, id, now, Cycle::Monthly.after(now)).await?;
+        let end = activated.and_then(|s| s.current_period_end).ok_or_else(|| anyhow::anyhow!("{id} not activated"))?;
+        outbox::enqueue(&mut *tx, id, Action::Apply).await?;
+        tx.commit().await?;
+        Ok((id, end))
+    })
+}
+
+#[test]
+fn a_declined_renewal_is_retried_on_the_schedule_and_the_third_attempt_pays_and_lifts_the_suspension()
+-> anyhow::Result<()> {
+    let rt = support::runtime()?;
+    let tb = Testbed::from_env()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    // suspended after 4 days unpaid: between the second attempt (+3) and the third (+5)
+    rt.block_on(sqlx::query("UPDATE products SET grace_days = 4 WHERE slug = 'cloudpod-mini'").execute(&ledger.pool))?;
+    let kubeconfig: std::path::PathBuf = tb.get("KUBECONFIG")?.into();
+    let bridge = Bridge::start(&rt, &tb, &ledger, &kubeconfig)?;
+    let placed =
+        bridge.checkout(&rt, &json!({"product": "cloudpod-mini", "cycle": "monthly", "email": email("renews")}))?;
+    let handle = ledger.text(
+        &rt,
+        &format!(
+            "SELECT c.handle FROM customers c JOIN orders o ON o.customer_id = c.id WHERE o.id = '{}'",
+            placed["orderId"].as_str().unwrap_or_default()
+        ),
+    )?;
+    let _namespaces = Namespaces { tb: &tb, names: vec![format!("customer-{}", handle.unwrap_or_default())] };
+
+    // paid at checkout, the card saved on the Stripe customer
+    assert_eq!(bridge.deliver(&rt, &session_completed(&placed, "pi_renewsfirst"))?, 200);
+    let mut paid = payment_intent(
+        "payment_intent.succeeded",
+        "pi_renewsfirst",
+        placed["invoiceId"].as_str().unwrap_or_default(),
+        999,
+    );
+    paid["data"]["object"]["customer"] = json!("cus_renewsfirst");
+    paid["data"]["object"]["payment_method"] = json!("pm_card_renews");
+    assert_eq!(bridge.deliver(&rt, &paid)?, 200);
+    let (subscription, end) = activate(&rt, &ledger, &placed)?;
+
+    let front = DecliningStripe::start(&tb)?;
+    let stripe = StripeClient::new("sk_test_renewals", Some(&front.base), Duration::from_secs(10))?;
+    let pass = |at: DateTime<Utc>| rt.block_on(renewal_charges::pass(&ledger.pool, &stripe, at, None));
+    let hours = chrono::Duration::hours;
+    let days = chrono::Duration::days;
+
+    assert_eq!(rt.block_on(lifecycle::tick(&ledger.pool, end - days(6)))?.renewal_invoices, 1);
+    let renewal: uuid::Uuid = rt.block_on(
+        sqlx::query_scalar("SELECT id FROM invoices WHERE subscription_id = $1 AND period_start IS NOT NULL")
+            .bind(subscription)
+            .fetch_one(&ledger.pool),
+    )?;
+    assert_eq!(pass(end - days(1))?, Charged::default(), "nothing is charged before the due date");
+    assert_eq!(pass(end + hours(1))?.declined, 1);
+    assert_eq!(pass(end + days(1))?, Charged::default(), "the next attempt waits for its day");
+    assert_eq!(pass(end + days(3) + hours(1))?.declined, 1);
+    assert_eq!(rt.block_on(lifecycle::tick(&ledger.pool, end + days(4) + hours(1)))?.suspended, 1);
+    assert_eq!(pass(end + days(5) + hours(1))?.accepted, 1);
+    assert_eq!(pass(end + days(7) + hours(1))?, Charged::default(), "an accepted charge is not made again");
+
+    // what Stripe was asked: the saved card, off-session, confirmed, one idempotency key per attempt
+    let requests = front.requests();
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    for (n, request) in requests.iter().enumerate() {
+        assert!(request.starts_with("POST /v1/payment_intents "), "{request}");
+        assert!(
+            request.to_ascii_lowercase().contains(&format!("idempotency-key: renewal-{renewal}-{}\r\n", n + 1)),
+            "{request}"
+        );
+        for field in [
+            "amount=999",
+            "currency=usd",
+            "customer=cus_renewsfirst",
+            "payment_method=pm_card_renews",
+            "confirm=true",
+            "off_session=true",
+        ] {
+            assert!(request.contains(field), "{field} missing from {request}");
+        }
+    }
+    // every attempt in the ledger, with Stripe's decline code verbatim
+    let attempts = rt.block_on(charge_attempts::of_invoice(&ledger.pool, renewal))?;
+    let seen: Vec<(i32, &str, Option<&str>)> =
+        attempts.iter().map(|a| (a.attempt, a.outcome.as_str(), a.decline_code.as_deref())).collect();
+    assert_eq!(
+        seen,
+        vec![
+            (1, "declined", Some("insufficient_funds")),
+            (2, "declined", Some("do_not_honor")),
+            (3, "succeeded", None)
+        ]
+    );
+    let intent = attempts[2].payment_intent.clone().unwrap_or_default();
+    assert!(intent.starts_with("pi_"), "{intent}");
+
+    // Stripe's webhook for the accepted charge pays the renewal: the period moves on, the
+    // Overdue suspension is lifted
+    let renewal_paid = payment_intent("payment_intent.succeeded", &intent, &renewal.to_string(), 999);
+    assert_eq!(bridge.deliver(&rt, &renewal_paid)?, 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let state = ledger.text(
+            &rt,
+            &format!("SELECT status || ' ' || coalesce(suspension_reason, '-') || ' ' || (current_period_end > '{}'::timestamptz)::text FROM subscriptions WHERE id = '{subscription}'", end.to_rfc3339()),
+        )?;
+        if state.as_deref() == Some("active - true") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the renewal did not take: {state:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        ledger.text(&rt, &format!("SELECT status FROM invoices WHERE id = '{renewal}'"))?.as_deref(),
+        Some("paid")
+    );
+    ledger.drop_database(&rt);
+    Ok(())
+}
