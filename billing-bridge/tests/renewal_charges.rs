@@ -16,6 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use mpanel_billing_bridge::ledger::charge_attempts;
 use mpanel_billing_bridge::ledger::outbox::{self, Action};
+use mpanel_billing_bridge::ledger::tokens::Role;
 use mpanel_billing_bridge::ledger::{Cycle, subscriptions};
 use mpanel_billing_bridge::lifecycle;
 use mpanel_billing_bridge::renewal_charges::{self, Charged};
@@ -222,6 +223,13 @@ fn a_declined_renewal_is_retried_on_the_schedule_and_the_third_attempt_pays_and_
     );
     let intent = attempts[2].payment_intent.clone().unwrap_or_default();
     assert!(intent.starts_with("pi_"), "{intent}");
+    // staff see them with the invoice
+    let token = support::admin_token(&rt, &ledger, Role::ReadOnly)?;
+    let (status, shown) = bridge.get(&rt, &format!("/v1/admin/invoices/{renewal}"), Some(&token))?;
+    assert_eq!(status, 200, "{shown}");
+    let codes: Vec<&str> =
+        shown["chargeAttempts"].as_array().into_iter().flatten().filter_map(|a| a["decline_code"].as_str()).collect();
+    assert_eq!(codes, ["insufficient_funds", "do_not_honor"], "{shown}");
 
     // Stripe's webhook for the accepted charge pays the renewal: the period moves on, the
     // Overdue suspension is lifted

@@ -23,7 +23,7 @@ use crate::ledger::catalog::{self, ProductInput};
 use crate::ledger::outbox::{self, Action};
 use crate::ledger::payments::{self, MarkPaidError};
 use crate::ledger::tokens::{self, Presented, Principal, Role};
-use crate::ledger::{LedgerError, audit, customers, invoices, notifications, orders, subscriptions};
+use crate::ledger::{LedgerError, audit, charge_attempts, customers, invoices, notifications, orders, subscriptions};
 use crate::money_follows;
 use crate::refunds::{self, RefundError, StaffRefundError};
 use crate::render;
@@ -188,7 +188,8 @@ async fn get_invoice(State(s): Shared, headers: HeaderMap, Path(key): Path<Strin
     let invoice = invoices::find(&s.pool, s.tenant, &key).await?;
     let lines = invoices::lines(&s.pool, invoice.id).await?;
     let payments = payments::of_invoice(&s.pool, invoice.id).await?;
-    to_json(json!({"invoice": invoice, "lines": lines, "payments": payments}))
+    let charges = charge_attempts::of_invoice(&s.pool, invoice.id).await?;
+    to_json(json!({"invoice": invoice, "lines": lines, "payments": payments, "chargeAttempts": charges}))
 }
 
 /// `issue`, `mark-paid`, `void` or `refund` (body `{"amount": "5.00"}`, optional: all that is left).
