@@ -26,6 +26,20 @@ pub struct Charged {
     pub failed: usize,
 }
 
+impl Charged {
+    /// Counts `answer`; its name in the metric and the log.
+    fn count(&mut self, answer: &Answer) -> &'static str {
+        let (counter, outcome) = match answer {
+            Answer::Accepted { .. } => (&mut self.accepted, "accepted"),
+            Answer::RequiresAction { .. } => (&mut self.requires_action, "requires_action"),
+            Answer::Declined { .. } => (&mut self.declined, "declined"),
+            Answer::Failed { .. } => (&mut self.failed, "failed"),
+        };
+        *counter += 1;
+        outcome
+    }
+}
+
 /// Makes every attempt due as of `now`, one at a time: taken in a short transaction, Stripe asked
 /// with no lock held, the answer recorded.
 pub async fn pass(
@@ -41,24 +55,7 @@ pub async fn pass(
         tx.commit().await?;
         let answer = ask(stripe, &taken).await;
         charge_attempts::answer(pool, &taken, &answer).await?;
-        let outcome = match &answer {
-            Answer::Accepted { .. } => {
-                charged.accepted += 1;
-                "accepted"
-            }
-            Answer::RequiresAction { .. } => {
-                charged.requires_action += 1;
-                "requires_action"
-            }
-            Answer::Declined { .. } => {
-                charged.declined += 1;
-                "declined"
-            }
-            Answer::Failed { .. } => {
-                charged.failed += 1;
-                "failed"
-            }
-        };
+        let outcome = charged.count(&answer);
         if let Some(metrics) = metrics {
             metrics.renewal_charge(outcome);
         }

@@ -84,18 +84,17 @@ pub async fn take_due(tx: &mut sqlx::PgConnection, now: DateTime<Utc>) -> Result
         "WITH due AS ( \
            SELECT i.id, i.total - coalesce((SELECT sum(p.amount - p.refunded_amount) FROM payments p \
                                             WHERE p.invoice_id = i.id AND p.status = 'succeeded'), 0) AS rest, \
-                  i.currency, c.stripe_customer_id, c.payment_method, \
-                  (SELECT count(*) FROM charge_attempts a WHERE a.invoice_id = i.id)::int AS made \
+                  i.currency, c.stripe_customer_id, c.payment_method, m.made \
              FROM invoices i JOIN subscriptions s ON s.id = i.subscription_id \
              JOIN customers c ON c.id = i.customer_id JOIN products p ON p.id = s.product_id \
+             CROSS JOIN LATERAL (SELECT count(*)::int AS made, \
+                                        bool_or(a.outcome IN ('pending', 'succeeded', 'processing')) AS open \
+                                   FROM charge_attempts a WHERE a.invoice_id = i.id) m \
             WHERE i.status = 'issued' AND i.period_start IS NOT NULL AND i.due_at IS NOT NULL \
               AND s.status IN ('active', 'past_due', 'suspended') \
               AND c.stripe_customer_id IS NOT NULL AND c.payment_method IS NOT NULL \
-              AND NOT EXISTS (SELECT 1 FROM charge_attempts a WHERE a.invoice_id = i.id \
-                              AND a.outcome IN ('pending', 'succeeded', 'processing')) \
-              AND (SELECT count(*) FROM charge_attempts a WHERE a.invoice_id = i.id) < cardinality(p.dunning_days) \
-              AND i.due_at + make_interval(days => p.dunning_days[(SELECT count(*) FROM charge_attempts a \
-                                                                  WHERE a.invoice_id = i.id)::int + 1]) <= $1 \
+              AND NOT coalesce(m.open, false) AND m.made < cardinality(p.dunning_days) \
+              AND i.due_at + make_interval(days => p.dunning_days[m.made + 1]) <= $1 \
             ORDER BY i.due_at, i.id LIMIT 1 FOR NO KEY UPDATE OF i SKIP LOCKED) \
          INSERT INTO charge_attempts (invoice_id, attempt, payment_method, amount, currency) \
          SELECT id, made + 1, payment_method, rest, currency FROM due WHERE rest > 0 \
