@@ -11,9 +11,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use mpanel_billing_bridge::ledger::outbox::{self, Action};
 use mpanel_billing_bridge::ledger::tokens::Role;
-use mpanel_billing_bridge::ledger::{Cycle, payments, subscriptions};
+use mpanel_billing_bridge::ledger::{Cycle, payments};
 use mpanel_billing_bridge::lifecycle::{self, Tick};
 use mpanel_tests::Testbed;
 use serde_json::{Value, json};
@@ -71,19 +70,6 @@ fn activate_now(rt: &Runtime, tb: &Testbed, ledger: &Ledger, id: &str, res: &Val
     report_status(tb, res, "Active", true, "all 1 resources are Ready")?;
     assert!(eventually(WAIT, || Ok(state(rt, ledger, id)? == "active"))?, "the Ready resource did not activate");
     Ok(())
-}
-
-/// Activated as the activation gate does it, as of `at`: its first period starts then.
-fn activate_at(rt: &Runtime, ledger: &Ledger, id: &str, cycle: Cycle, at: DateTime<Utc>) -> anyhow::Result<()> {
-    let id = Uuid::parse_str(id)?;
-    rt.block_on(async {
-        let mut tx = ledger.pool.begin().await?;
-        let activated = subscriptions::activate(&mut *tx, id, at, cycle.after(at)).await?;
-        anyhow::ensure!(activated.is_some(), "subscription {id} was not pending activation");
-        outbox::enqueue(&mut *tx, id, Action::Apply).await?;
-        tx.commit().await?;
-        Ok(())
-    })
 }
 
 fn tick(rt: &Runtime, ledger: &Ledger, at: DateTime<Utc>) -> anyhow::Result<Tick> {
@@ -372,7 +358,7 @@ fn monthly_periods_keep_the_31st() -> anyhow::Result<()> {
     let _cleanup = namespaces(&tb, &[&res]);
 
     // from 31 January 2027: the last day of shorter months, the 31st again after them
-    activate_at(&rt, &ledger, &id, Cycle::Monthly, utc(2027, 1, 31, 9)?)?;
+    support::activate_at(&rt, &ledger, Uuid::parse_str(&id)?, Cycle::Monthly, utc(2027, 1, 31, 9)?)?;
     assert_eq!(period_end(&rt, &ledger, &id)?, utc(2027, 2, 28, 9)?);
     renew_through(
         &rt,
@@ -410,7 +396,7 @@ fn yearly_periods_keep_29_february() -> anyhow::Result<()> {
     let _cleanup = namespaces(&tb, &[&res]);
 
     // from 29 February 2028: 28 February, and 29 February again in the next leap year
-    activate_at(&rt, &ledger, &id, Cycle::Annual, utc(2028, 2, 29, 9)?)?;
+    support::activate_at(&rt, &ledger, Uuid::parse_str(&id)?, Cycle::Annual, utc(2028, 2, 29, 9)?)?;
     assert_eq!(period_end(&rt, &ledger, &id)?, utc(2029, 2, 28, 9)?);
     renew_through(&rt, &ledger, &id, &["2030-02-28", "2031-02-28", "2032-02-29", "2033-02-28"])?;
     ledger.drop_database(&rt);
@@ -442,7 +428,7 @@ fn a_domains_paid_until_is_the_registration_reached_by_the_years_paid() -> anyho
         .execute(&ledger.pool),
     )?;
     let activated = utc(2027, 2, 1, 3)?;
-    activate_at(&rt, &ledger, &id, Cycle::Annual, activated)?;
+    support::activate_at(&rt, &ledger, Uuid::parse_str(&id)?, Cycle::Annual, activated)?;
     assert_eq!(period_end(&rt, &ledger, &id)?, utc(2028, 2, 1, 3)?);
     assert!(paid_until("2028-01-31")?, "paidUntil is not the year registered: {:?}", resource(&tb, &id)?);
 

@@ -12,9 +12,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use mpanel_billing_bridge::ledger::outbox::{self, Action};
 use mpanel_billing_bridge::ledger::tokens::Role;
-use mpanel_billing_bridge::ledger::{Cycle, payments, subscriptions};
+use mpanel_billing_bridge::ledger::{Cycle, payments};
 use mpanel_billing_bridge::lifecycle;
 use mpanel_tests::{Testbed, metric_sum};
 use serde_json::{Value, json};
@@ -193,16 +192,6 @@ fn namespace_of(bought: &Bought) -> String {
     bought.resource["metadata"]["namespace"].as_str().unwrap_or_default().to_owned()
 }
 
-fn dispute(kind: &str, id: &str, intent: &str, cents: i64, status: &str) -> Value {
-    support::event(
-        &format!("charge.dispute.{kind}"),
-        json!({
-            "id": id, "object": "dispute", "charge": format!("ch_{}", &intent[3..]), "payment_intent": intent,
-            "amount": cents, "currency": "usd", "reason": "fraudulent", "status": status,
-        }),
-    )
-}
-
 fn invoice_number(rt: &Runtime, ledger: &Ledger, placed: &Value) -> anyhow::Result<String> {
     let id = placed["invoiceId"].as_str().unwrap_or_default();
     Ok(ledger.text(rt, &format!("SELECT number FROM invoices WHERE id = '{id}'"))?.unwrap_or_default())
@@ -251,11 +240,14 @@ fn each_event_mails_its_customer_once_and_a_repeated_webhook_mails_nothing_again
     let _cleanup = Namespaces { tb: &tb, names: vec![namespace] };
 
     // a dispute suspends and, won, lifts the suspension: one mail each, the opening told twice
-    let opened = dispute("created", "dp_notify_1", &intent, cents, "needs_response");
+    let opened = support::dispute("created", "dp_notify_1", &intent, cents, "needs_response");
     assert_eq!(bridge.deliver(&rt, &opened)?, 200);
-    assert_eq!(bridge.deliver(&rt, &dispute("created", "dp_notify_1", &intent, cents, "needs_response"))?, 200);
+    assert_eq!(
+        bridge.deliver(&rt, &support::dispute("created", "dp_notify_1", &intent, cents, "needs_response"))?,
+        200
+    );
     capture.wait_for(&customer, 3, &bridge)?;
-    assert_eq!(bridge.deliver(&rt, &dispute("closed", "dp_notify_1", &intent, cents, "won"))?, 200);
+    assert_eq!(bridge.deliver(&rt, &support::dispute("closed", "dp_notify_1", &intent, cents, "won"))?, 200);
     capture.wait_for(&customer, 4, &bridge)?;
 
     // all refunded by staff: the service ends, told once
@@ -309,21 +301,8 @@ fn each_event_mails_its_customer_once_and_a_repeated_webhook_mails_nothing_again
 
 /// Activated as the activation gate does it, now; the end of its first period.
 fn activate(rt: &Runtime, ledger: &Ledger, bought: &Bought) -> anyhow::Result<DateTime<Utc>> {
-    let order = bought.placed["orderId"].as_str().unwrap_or_default();
-    let id: uuid::Uuid = rt.block_on(
-        sqlx::query_scalar("SELECT id FROM subscriptions WHERE order_id = $1::uuid")
-            .bind(order)
-            .fetch_one(&ledger.pool),
-    )?;
-    rt.block_on(async {
-        let mut tx = ledger.pool.begin().await?;
-        let now = Utc::now();
-        let activated = subscriptions::activate(&mut *tx, id, now, Cycle::Monthly.after(now)).await?;
-        let end = activated.and_then(|s| s.current_period_end).ok_or_else(|| anyhow::anyhow!("{id} not activated"))?;
-        outbox::enqueue(&mut *tx, id, Action::Apply).await?;
-        tx.commit().await?;
-        Ok(end)
-    })
+    let id = support::subscription_of_order(rt, ledger, &bought.placed)?;
+    support::activate_at(rt, ledger, id, Cycle::Monthly, Utc::now())
 }
 
 fn tick(rt: &Runtime, ledger: &Ledger, at: DateTime<Utc>) -> anyhow::Result<lifecycle::Tick> {

@@ -14,10 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use mpanel_billing_bridge::ledger::Cycle;
 use mpanel_billing_bridge::ledger::charge_attempts;
-use mpanel_billing_bridge::ledger::outbox::{self, Action};
 use mpanel_billing_bridge::ledger::tokens::Role;
-use mpanel_billing_bridge::ledger::{Cycle, subscriptions};
 use mpanel_billing_bridge::lifecycle;
 use mpanel_billing_bridge::renewal_charges::{self, Charged};
 use mpanel_billing_bridge::stripe::api::StripeClient;
@@ -113,28 +112,6 @@ impl DecliningStripe {
     }
 }
 
-/// The subscription of `placed`, activated now as the gate would: its period's end.
-fn activate(
-    rt: &tokio::runtime::Runtime,
-    ledger: &Ledger,
-    placed: &Value,
-) -> anyhow::Result<(uuid::Uuid, DateTime<Utc>)> {
-    let order = placed["orderId"].as_str().unwrap_or_default();
-    rt.block_on(async {
-        let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM subscriptions WHERE order_id = $1::uuid")
-            .bind(order)
-            .fetch_one(&ledger.pool)
-            .await?;
-        let mut tx = ledger.pool.begin().await?;
-        let now = Utc::now();
-        let activated = subscriptions::activate(&mut *tx, id, now, Cycle::Monthly.after(now)).await?;
-        let end = activated.and_then(|s| s.current_period_end).ok_or_else(|| anyhow::anyhow!("{id} not activated"))?;
-        outbox::enqueue(&mut *tx, id, Action::Apply).await?;
-        tx.commit().await?;
-        Ok((id, end))
-    })
-}
-
 #[test]
 fn a_declined_renewal_is_retried_on_the_schedule_and_the_third_attempt_pays_and_lifts_the_suspension()
 -> anyhow::Result<()> {
@@ -167,7 +144,8 @@ fn a_declined_renewal_is_retried_on_the_schedule_and_the_third_attempt_pays_and_
     paid["data"]["object"]["customer"] = json!("cus_renewsfirst");
     paid["data"]["object"]["payment_method"] = json!("pm_card_renews");
     assert_eq!(bridge.deliver(&rt, &paid)?, 200);
-    let (subscription, end) = activate(&rt, &ledger, &placed)?;
+    let subscription = support::subscription_of_order(&rt, &ledger, &placed)?;
+    let end = support::activate_at(&rt, &ledger, subscription, Cycle::Monthly, Utc::now())?;
 
     let front = DecliningStripe::start(&tb)?;
     let stripe = StripeClient::new("sk_test_renewals", Some(&front.base), Duration::from_secs(10))?;

@@ -84,17 +84,6 @@ fn refund(rt: &Runtime, bridge: &Bridge, token: &str, invoice: &str, body: &Valu
     Ok((code, said.to_owned()))
 }
 
-/// Stripe's `charge.dispute.<kind>` for the dispute `id` of `intent`, in `status`.
-fn dispute(kind: &str, id: &str, intent: &str, cents: i64, status: &str) -> Value {
-    support::event(
-        &format!("charge.dispute.{kind}"),
-        json!({
-            "id": id, "object": "dispute", "charge": format!("ch_{}", &intent[3..]), "payment_intent": intent,
-            "amount": cents, "currency": "usd", "reason": "fraudulent", "status": status,
-        }),
-    )
-}
-
 /// The Subscription object's `spec.suspension`, once it shows `want` (null: none).
 fn suspension_becomes(tb: &Testbed, sub: &str, want: &Value) -> anyhow::Result<bool> {
     eventually(WAIT, || {
@@ -194,16 +183,16 @@ fn a_dispute_suspends_until_won_and_a_lost_one_ends_the_service_each_once() -> a
 
     // opened (twice, as two events): suspended for the dispute, once
     let id = format!("dp_{}", uuid::Uuid::new_v4().simple());
-    let opened = dispute("created", &id, &won.intent, won.cents, "needs_response");
+    let opened = support::dispute("created", &id, &won.intent, won.cents, "needs_response");
     assert_eq!(bridge.deliver(&rt, &opened)?, 200);
     assert!(suspension_becomes(&tb, &won.sub, &held)?, "not suspended: {}", bridge.log_tail(30));
-    assert_eq!(bridge.deliver(&rt, &dispute("created", &id, &won.intent, won.cents, "needs_response"))?, 200);
+    assert_eq!(bridge.deliver(&rt, &support::dispute("created", &id, &won.intent, won.cents, "needs_response"))?, 200);
     assert_eq!(audited(&rt, &ledger, "subscription.suspend", &won.sub)?, 1);
     // won: lifted, and a late copy of the opening does not suspend again
-    assert_eq!(bridge.deliver(&rt, &dispute("closed", &id, &won.intent, won.cents, "won"))?, 200);
+    assert_eq!(bridge.deliver(&rt, &support::dispute("closed", &id, &won.intent, won.cents, "won"))?, 200);
     assert!(suspension_becomes(&tb, &won.sub, &Value::Null)?, "not lifted: {}", bridge.log_tail(30));
-    assert_eq!(bridge.deliver(&rt, &dispute("created", &id, &won.intent, won.cents, "needs_response"))?, 200);
-    assert_eq!(bridge.deliver(&rt, &dispute("closed", &id, &won.intent, won.cents, "won"))?, 200);
+    assert_eq!(bridge.deliver(&rt, &support::dispute("created", &id, &won.intent, won.cents, "needs_response"))?, 200);
+    assert_eq!(bridge.deliver(&rt, &support::dispute("closed", &id, &won.intent, won.cents, "won"))?, 200);
     std::thread::sleep(Duration::from_secs(2));
     assert!(suspension_becomes(&tb, &won.sub, &Value::Null)?);
     assert_eq!(audited(&rt, &ledger, "subscription.suspend", &won.sub)?, 1);
@@ -212,19 +201,25 @@ fn a_dispute_suspends_until_won_and_a_lost_one_ends_the_service_each_once() -> a
 
     // lost: cancelled and removed like a full refund, once
     let id = format!("dp_{}", uuid::Uuid::new_v4().simple());
-    assert_eq!(bridge.deliver(&rt, &dispute("created", &id, &lost.intent, lost.cents, "needs_response"))?, 200);
+    assert_eq!(
+        bridge.deliver(&rt, &support::dispute("created", &id, &lost.intent, lost.cents, "needs_response"))?,
+        200
+    );
     assert!(suspension_becomes(&tb, &lost.sub, &held)?);
-    assert_eq!(bridge.deliver(&rt, &dispute("closed", &id, &lost.intent, lost.cents, "lost"))?, 200);
+    assert_eq!(bridge.deliver(&rt, &support::dispute("closed", &id, &lost.intent, lost.cents, "lost"))?, 200);
     assert_eq!(status_of(&rt, &ledger, &lost.sub)?, "cancelled");
     assert!(gone(&tb, &lost.sub)?, "the Subscription object is still there: {}", bridge.log_tail(30));
-    assert_eq!(bridge.deliver(&rt, &dispute("closed", &id, &lost.intent, lost.cents, "lost"))?, 200);
+    assert_eq!(bridge.deliver(&rt, &support::dispute("closed", &id, &lost.intent, lost.cents, "lost"))?, 200);
     assert_eq!(deletes(&rt, &ledger, &lost.sub)?, 1);
     assert_eq!(audited(&rt, &ledger, "subscription.cancel", &lost.sub)?, 1);
 
     // closed (won) before Stripe's news of its opening arrives: never suspended
     let id = format!("dp_{}", uuid::Uuid::new_v4().simple());
-    assert_eq!(bridge.deliver(&rt, &dispute("closed", &id, &late.intent, late.cents, "won"))?, 200);
-    assert_eq!(bridge.deliver(&rt, &dispute("created", &id, &late.intent, late.cents, "needs_response"))?, 200);
+    assert_eq!(bridge.deliver(&rt, &support::dispute("closed", &id, &late.intent, late.cents, "won"))?, 200);
+    assert_eq!(
+        bridge.deliver(&rt, &support::dispute("created", &id, &late.intent, late.cents, "needs_response"))?,
+        200
+    );
     assert_eq!(audited(&rt, &ledger, "subscription.suspend", &late.sub)?, 0);
     assert_eq!(
         ledger.count(

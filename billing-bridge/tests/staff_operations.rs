@@ -103,17 +103,6 @@ struct Active {
     intent: String,
 }
 
-/// Stripe's `charge.dispute.<kind>` for the dispute `id` of `intent`, in `status`.
-fn dispute(kind: &str, id: &str, intent: &str, status: &str) -> Value {
-    support::event(
-        &format!("charge.dispute.{kind}"),
-        json!({
-            "id": id, "object": "dispute", "charge": format!("ch_{}", &intent[3..]), "payment_intent": intent,
-            "amount": 999, "currency": "usd", "reason": "fraudulent", "status": status,
-        }),
-    )
-}
-
 fn active_subscription(rt: &Runtime, tb: &Testbed, ledger: &Ledger, bridge: &Bridge) -> anyhow::Result<Active> {
     let placed =
         bridge.checkout(rt, &json!({"product": "cloudpod-mini", "cycle": "monthly", "email": email("staff")}))?;
@@ -232,8 +221,8 @@ fn an_abuse_suspension_holds_through_a_paid_renewal_until_billing_resumes_it() -
 
     // a dispute of the order's payment opened and won neither replaces nor lifts it
     let dispute_id = format!("dp_{}", uuid::Uuid::new_v4().simple());
-    assert_eq!(bridge.deliver(&rt, &dispute("created", &dispute_id, &intent, "needs_response"))?, 200);
-    assert_eq!(bridge.deliver(&rt, &dispute("closed", &dispute_id, &intent, "won"))?, 200);
+    assert_eq!(bridge.deliver(&rt, &support::dispute("created", &dispute_id, &intent, 999, "needs_response"))?, 200);
+    assert_eq!(bridge.deliver(&rt, &support::dispute("closed", &dispute_id, &intent, 999, "won"))?, 200);
     assert_eq!(
         ledger.count(
             &rt,

@@ -423,6 +423,55 @@ pub fn payment_intent(kind: &str, intent: &str, invoice_id: &str, cents: i64) ->
     event(kind, object)
 }
 
+/// Stripe's `charge.dispute.<kind>` for the dispute `id` of `intent` (`cents`), in `status`.
+pub fn dispute(kind: &str, id: &str, intent: &str, cents: i64, status: &str) -> Value {
+    event(
+        &format!("charge.dispute.{kind}"),
+        json!({
+            "id": id, "object": "dispute", "charge": format!("ch_{}", &intent[3..]), "payment_intent": intent,
+            "amount": cents, "currency": "usd", "reason": "fraudulent", "status": status,
+        }),
+    )
+}
+
+/// The ledger subscription the paid order `placed` (a checkout answer) is fulfilled into, once the
+/// fulfilment (a worker of the bridge) has made it.
+pub fn subscription_of_order(rt: &Runtime, ledger: &Ledger, placed: &Value) -> anyhow::Result<uuid::Uuid> {
+    let order = placed["orderId"].as_str().unwrap_or_default();
+    let mut found = None;
+    let made = mpanel_tests::eventually(Duration::from_secs(20), || {
+        found = rt.block_on(
+            sqlx::query_scalar("SELECT id FROM subscriptions WHERE order_id = $1::uuid")
+                .bind(order)
+                .fetch_optional(&ledger.pool),
+        )?;
+        Ok(found.is_some())
+    })?;
+    found.filter(|_| made).with_context(|| format!("order {order} was not fulfilled into a subscription"))
+}
+
+/// Activated as the activation gate does it, as of `at`: its first period starts then; its end.
+pub fn activate_at(
+    rt: &Runtime,
+    ledger: &Ledger,
+    id: uuid::Uuid,
+    cycle: mpanel_billing_bridge::ledger::Cycle,
+    at: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    use mpanel_billing_bridge::ledger::outbox::{self, Action};
+    rt.block_on(async {
+        let mut tx = ledger.pool.begin().await?;
+        let activated =
+            mpanel_billing_bridge::ledger::subscriptions::activate(&mut *tx, id, at, cycle.after(at)).await?;
+        let end = activated
+            .and_then(|s| s.current_period_end)
+            .with_context(|| format!("subscription {id} was not pending activation"))?;
+        outbox::enqueue(&mut *tx, id, Action::Apply).await?;
+        tx.commit().await?;
+        Ok(end)
+    })
+}
+
 /// Stripe's `charge.refunded` for `intent` of `cents`, `refunded_cents` refunded so far.
 pub fn charge_refunded(intent: &str, cents: i64, refunded_cents: i64) -> Value {
     event(
