@@ -26,6 +26,14 @@ injected failures and the request log never involve them):
   GET  /_ctl/guests    every guest: vmid, node, type, name, hostname (lxc), tags, status, template,
                        lock, config, pending
   GET  /_ctl/requests  the API requests seen since the last reset: [{"method", "path", "body"}]
+  GET  /_ctl/agent?vmid=N  VM N's guest agent: {"vmid", "running", "answers", "requests"}, requests
+                       being every agent command it answered, oldest first: [{"command", "params"}]
+                       (e.g. {"command": "file-write", "params": {"file", "content"}}; nothing is
+                       executed or written anywhere)
+  PUT  /_ctl/agent?vmid=N  {"running": true|false, "answers": {...}}: starts or stops VM N's agent (a
+                       clone has none running); answers are fakepve's vm.agent, e.g. {"exec":
+                       {"systemctl reload nginx": {"exitcode": 1, "err-data": "..."}}} for what
+                       exec-status reports of that command line
 """
 
 import asyncio
@@ -55,6 +63,8 @@ class TestbedPve(FakePve):
         app.router.add_post(CTL + 'reset', self._ctl_reset)
         app.router.add_get(CTL + 'guests', self._ctl_guests)
         app.router.add_get(CTL + 'requests', self._ctl_requests)
+        app.router.add_get(CTL + 'agent', self._ctl_agent)
+        app.router.add_put(CTL + 'agent', self._ctl_agent_set)
         return app
 
     @web.middleware
@@ -129,6 +139,33 @@ class TestbedPve(FakePve):
     async def _ctl_requests(self, request):
         seen = [{'method': m, 'path': p, 'body': b.decode('utf-8', 'replace')} for m, p, b in self.requests]
         return web.json_response(seen)
+
+    def _ctl_vm(self, request):
+        try:
+            vmid = int(request.query.get('vmid', ''))
+        except ValueError:
+            raise web.HTTPBadRequest(text='vmid=N required')
+        vm = next((vm for vm in self.vms if vm.vmid == vmid), None)
+        if vm is None:
+            raise web.HTTPNotFound(text='no VM {0}'.format(vmid))
+        return vm
+
+    async def _ctl_agent(self, request):
+        vm = self._ctl_vm(request)
+        seen = [{'command': command, 'params': params} for command, params in vm.agent_requests]
+        return web.json_response({'vmid': vm.vmid, 'running': vm.agent is not None, 'answers': vm.agent,
+                                  'requests': seen}, dumps=lambda data: json.dumps(data, default=str))
+
+    async def _ctl_agent_set(self, request):
+        vm = self._ctl_vm(request)
+        try:
+            body = await request.json()
+            if not isinstance(body, dict) or not isinstance(body.get('answers', {}), dict):
+                raise ValueError('the body is not {"running", "answers": {...}}')
+        except ValueError as e:
+            return web.json_response({'error': 'bad agent: {0}'.format(e)}, status=400)
+        vm.agent = dict(body.get('answers') or {}) if body.get('running', True) else None
+        return web.json_response({'ok': 1})
 
 
 def seed(pve):
