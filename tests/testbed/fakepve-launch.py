@@ -34,24 +34,60 @@ injected failures and the request log never involve them):
                        clone has none running); answers are fakepve's vm.agent, e.g. {"exec":
                        {"systemctl reload nginx": {"exitcode": 1, "err-data": "..."}}} for what
                        exec-status reports of that command line
+
+Backups (fakepve 0.5.0 answers POST /nodes/{node}/vzdump from the schema alone and refuses qemu
+restores; this subclass stands in for PVE's vzdump and restore, after the API schema and PVE's
+documented behaviour; it is not PVE):
+  storage backups      nfs, shared, content backup: where the tests' archives go
+  POST /nodes/{node}/vzdump  {vmid, storage, mode, compress, notes-template, protected, remove}: a
+                       'vzdump' task. Each guest must be on that node (else the task fails "guest
+                       <vmid> is not on node <node>") and unlocked ("VM is locked (<lock>)"); it is
+                       locked 'backup' while its archive is written (mode=stop: stopped, then
+                       started again) and the archive volume
+                       <storage>:backup/vzdump-<qemu|lxc>-<vmid>-<YYYY_MM_DD-HH_MM_SS>.<vma|tar>[.zst|.gz|.lzo]
+                       (UTC) appears in the storage's content with ctime, size, vmid, format and the
+                       notes rendered from notes-template ({{guestname}}, {{node}}, {{vmid}},
+                       {{cluster}}; no notes without it). The storage must exist and hold backup
+                       content ("storage '<id>' does not support vzdump backups", before any task);
+                       a second archive of one guest in the same second fails the task. The archive
+                       keeps the guest's config as it was: what a restore brings back. remove= is
+                       accepted; a storage's prune-backups is not modelled.
+  GET|DELETE /nodes/{node}/storage/{storage}/content[/{volid}]  fakepve's own: lists the archives
+                       (notes included); a delete is an 'imgdel' task
+  POST /nodes/{node}/qemu {vmid, archive=<backup volid>, force, storage?}: a 'qmrestore' task; the
+                       VM's config becomes the archived one (disks renamed to the target VMID, moved
+                       to storage= when given). An existing VM is overwritten only with force=1 on
+                       its own node and never while running ("unable to restore VM <vmid> - VM is
+                       running"); the archive must be a VM's
+  POST /nodes/{node}/lxc {vmid, ostemplate=<backup volid>, restore=1, force, storage?}: for an
+                       archive made here, a 'vzrestore' task with the same rules for containers
+                       ("can't overwrite running container"); any other create is fakepve's own
+  GET  /_ctl/guests    also carries restoredFrom: the archive the guest was last restored from
 """
 
 import asyncio
+import copy
 import hmac
 import json
 import os
+import re
 import signal
 import sys
+import time
 
 from aiohttp import web
 from fakepve import FakePve
 from fakepve.certs import make_cert
+from fakepve.lxc import FakeCt
+from fakepve.model import FakeVm, PveError, TaskError
 
 GIB = 1024 ** 3
 TOKEN_ID = 'root@pam!operator'
 CTL = '/_ctl/'
 # node -> (maxmem, mem) in bytes, as /nodes and /cluster/resources report them
 NODE_MEMORY = {'pve1': (64 * GIB, 48 * GIB), 'pve2': (64 * GIB, 16 * GIB)}
+COMPRESS_EXT = {'zstd': '.zst', 'gzip': '.gz', '1': '.lzo', 'lzo': '.lzo'}
+DISK_KEY = re.compile(r'^(ide|sata|scsi|virtio|efidisk|tpmstate|unused|mp)\d+$|^rootfs$')
 
 
 class TestbedPve(FakePve):
@@ -66,6 +102,173 @@ class TestbedPve(FakePve):
         app.router.add_get(CTL + 'agent', self._ctl_agent)
         app.router.add_put(CTL + 'agent', self._ctl_agent_set)
         return app
+
+    # ------------------------------------------------------ backups (vzdump, restore)
+
+    def _routes_backup(self):
+        return [('POST', '/nodes/{node}/vzdump', self._vzdump)]
+
+    def _archive(self, volid):
+        """(storage, volname, volume) of a vzdump archive made here, or None."""
+        sid, colon, volname = str(volid or '').partition(':')
+        vol = self.storages.get(sid, {}).get('volumes', {}).get(volname) if colon else None
+        if vol is None or vol.get('content') != 'backup' or 'archived' not in vol:
+            return None
+        return sid, volname, vol
+
+    @staticmethod
+    def _notes(template, guest, node, vmid):
+        values = {'guestname': guest.name, 'node': node, 'vmid': str(vmid), 'cluster': 'testbed'}
+        text = re.sub(r'\{\{(guestname|node|vmid|cluster)\}\}', lambda m: values[m.group(1)], template)
+        return text.replace('\\n', '\n')
+
+    async def _vzdump(self, v, user):
+        node, sid = v['node'], v.get('storage') or 'local'
+        store = self.storages.get(sid)
+        if store is None:
+            raise PveError(500, "storage '{0}' does not exist".format(sid))
+        if 'backup' not in re.split(r'[\s,;]+', str(store.get('content') or '')):
+            raise PveError(500, "storage '{0}' does not support vzdump backups".format(sid))
+        vmids = [int(x) for x in re.split(r'[\s,;]+', str(v.get('vmid') or '')) if x]
+        if not vmids:
+            raise PveError(400, 'Parameter verification failed.', {'vmid': 'property is missing and it is not optional'})
+        mode, ext_c = v.get('mode') or 'snapshot', COMPRESS_EXT.get(str(v.get('compress') or '0'), '')
+        log = ['INFO: starting new backup job: vzdump {0} --mode {1} --storage {2}'.format(
+            ' '.join(map(str, vmids)), mode, sid)]
+
+        async def body():
+            for vmid in vmids:
+                guest = self.guest(vmid)
+                if guest is None or guest.node != node:
+                    raise TaskError('guest {0} is not on node {1}'.format(vmid, node))
+                if guest.lock:
+                    raise TaskError('VM is locked ({0})'.format(guest.lock))
+                kind = 'lxc' if guest in self.cts else 'qemu'
+                volname = 'backup/vzdump-{0}-{1}-{2}.{3}{4}'.format(
+                    kind, vmid, time.strftime('%Y_%m_%d-%H_%M_%S', time.gmtime()),
+                    'tar' if kind == 'lxc' else 'vma', ext_c)
+                volumes = store.setdefault('volumes', {})
+                if volname in volumes:
+                    raise TaskError("unable to create backup archive '{0}:{1}' - file exists".format(sid, volname))
+                was_running = guest.status == 'running'
+                guest.lock = 'backup'
+                guest.config['lock'] = 'backup'
+                try:
+                    if mode == 'stop' and was_running:
+                        guest.status = 'stopped'
+                    archived = {'type': kind, 'vmid': vmid, 'name': guest.name,
+                                'config': copy.deepcopy(dict((k, x) for k, x in guest.config.items() if k != 'lock'))}
+                    size = 1 + sum(self._guest_disk_bytes(guest)) // 4
+                    vol = {'content': 'backup', 'format': ('tar' if kind == 'lxc' else 'vma') + ext_c,
+                           'size': size, 'vmid': vmid, 'ctime': int(time.time()), 'archived': archived}
+                    if v.get('notes-template'):
+                        vol['notes'] = self._notes(v['notes-template'], guest, node, vmid)
+                    if v.get('protected'):
+                        vol['protected'] = True
+                    volumes[volname] = vol
+                    log.append("INFO: creating vzdump archive '{0}'".format(self._volume_path(sid, volname, 'backup')))
+                    if mode == 'stop' and was_running:
+                        guest.status = 'running'
+                finally:
+                    guest.lock = None
+                    guest.config.pop('lock', None)
+                log.append('INFO: Finished Backup of VM {0}'.format(vmid))
+            return 'INFO: Backup job finished successfully'
+        return await self.task(node, 'vzdump', vmids[0] if len(vmids) == 1 else '', user, body, lock=False, log=log)
+
+    @staticmethod
+    def _guest_disk_bytes(guest):
+        units = {'': 1, 'K': 1024, 'M': 1024 ** 2, 'G': GIB, 'T': 1024 * GIB}
+        for key, value in guest.config.items():
+            size = re.search(r'size=(\d+)([KMGT]?)', str(value)) if DISK_KEY.match(key) else None
+            if size:
+                yield int(size.group(1)) * units[size.group(2)]
+
+    @staticmethod
+    def _restored_config(archived, vmid, storage):
+        """The archived config for VMID vmid: disks renamed to it (and moved to storage, if given)."""
+        conf = copy.deepcopy(archived['config'])
+        old = archived['vmid']
+        for key, value in list(conf.items()):
+            if not DISK_KEY.match(key):
+                continue
+            volume, comma, rest = str(value).partition(',')
+            sid, colon, volname = volume.partition(':')
+            if not colon or 'media=cdrom' in rest:
+                continue
+            volname = re.sub(r'(^|/)(vm|base|subvol)-{0}-'.format(old), r'\1vm-{0}-'.format(vmid), volname)
+            volname = re.sub(r'^{0}/'.format(old), '{0}/'.format(vmid), volname)
+            conf[key] = '{0}:{1}{2}{3}'.format(storage or sid, volname, comma, rest)
+        return conf
+
+    async def _qm_create(self, v, user):
+        if not v.get('archive'):
+            return await super()._qm_create(v, user)
+        node, vmid = v['node'], int(v['vmid'])
+        self.need_quorum()
+        emsg = 'unable to restore VM {0} -'.format(vmid)
+        found = self._archive(v['archive'])
+        if found is None:
+            raise PveError(500, "{0} volume '{1}' does not exist".format(emsg, v['archive']))
+        archived = found[2]['archived']
+        if archived['type'] != 'qemu':
+            raise PveError(500, '{0} unknown backup file type of {1}'.format(emsg, v['archive']))
+        existing = self.vm(vmid)
+        other = self.guest(vmid)
+        if existing is None and other is not None:
+            raise PveError(500, "{0} CT {1} already exists on node '{2}'".format(emsg, vmid, other.node))
+        if existing is not None:
+            if not v.get('force') or existing.node != node:
+                raise PveError(500, "{0} vm {1} already exists on node '{2}'".format(emsg, vmid, existing.node))
+            if existing.status == 'running':
+                raise PveError(500, '{0} VM is running'.format(emsg))
+        conf = self._restored_config(archived, vmid, v.get('storage'))
+
+        async def body():
+            vm = existing
+            if vm is None:
+                vm = FakeVm(vmid, conf.get('name') or 'VM {0}'.format(vmid), node=node)
+                self.vms.append(vm)
+            vm.config = dict(conf)
+            vm.name = conf.get('name') or 'VM {0}'.format(vmid)
+            vm.status = vm.qmpstatus = 'stopped'
+            vm.pending = {}
+            vm.restored_from = v['archive']
+            return 'restore vma archive: {0}'.format(v['archive'])
+        return await self.task(node, 'qmrestore', vmid, user, body, vm=existing)
+
+    async def _lxc_create(self, user, v):
+        found = self._archive(v.get('ostemplate')) if v.get('restore') else None
+        if found is None:
+            return await super()._lxc_create(user, v)
+        node, vmid = v['node'], int(v['vmid'])
+        self.need_quorum()
+        archived = found[2]['archived']
+        if archived['type'] != 'lxc':
+            raise PveError(500, "unable to restore CT {0} - archive '{1}' is not a container backup".format(
+                vmid, v['ostemplate']))
+        existing = self.ct(vmid)
+        other = self.guest(vmid)
+        if existing is None and other is not None:
+            raise PveError(500, "VM {0} already exists on node '{1}'".format(vmid, other.node))
+        if existing is not None:
+            if not v.get('force') or existing.node != node:
+                raise PveError(500, "CT {0} already exists on node '{1}'".format(vmid, existing.node))
+            if existing.status == 'running':
+                raise PveError(500, "can't overwrite running container")
+        conf = self._restored_config(archived, vmid, v.get('storage'))
+
+        async def body():
+            ct = existing
+            if ct is None:
+                ct = FakeCt(vmid, node=node, defaults=False)
+                self.cts.append(ct)
+            ct.config = dict(conf)
+            ct.status = 'stopped'
+            ct.pending = {}
+            ct.restored_from = v['ostemplate']
+            return 'restored CT {0} from {1}'.format(vmid, v['ostemplate'])
+        return await self.task(node, 'vzrestore', vmid, user, body, vm=existing)
 
     @web.middleware
     async def _middleware(self, request, handler):
@@ -127,12 +330,13 @@ class TestbedPve(FakePve):
         for vm in self.vms:
             guests.append({'vmid': vm.vmid, 'node': vm.node, 'type': 'qemu', 'name': vm.name,
                            'tags': vm.config.get('tags', ''), 'status': vm.status, 'template': bool(vm.template),
-                           'lock': vm.lock, 'config': vm.config, 'pending': vm.pending})
+                           'lock': vm.lock, 'config': vm.config, 'pending': vm.pending,
+                           'restoredFrom': getattr(vm, 'restored_from', None)})
         for ct in self.cts:
             guests.append({'vmid': ct.vmid, 'node': ct.node, 'type': 'lxc', 'name': ct.name,
                            'hostname': ct.config.get('hostname'), 'tags': ct.config.get('tags', ''),
                            'status': ct.status, 'template': ct.template, 'lock': ct.lock, 'config': ct.config,
-                           'pending': ct.pending})
+                           'pending': ct.pending, 'restoredFrom': getattr(ct, 'restored_from', None)})
         guests.sort(key=lambda g: g['vmid'])
         return web.json_response(guests, dumps=lambda data: json.dumps(data, default=str))
 
@@ -171,6 +375,9 @@ class TestbedPve(FakePve):
 def seed(pve):
     pve.add_node('pve2')
     pve.add_ceph_storage('ceph-pool')
+    pve.storages['backups'] = {'type': 'nfs', 'server': '192.0.2.50', 'export': '/srv/backups',
+                               'path': '/mnt/pve/backups', 'content': 'backup', 'shared': 1, 'active': 1,
+                               'files': set(), 'volumes': {}}
     volumes = pve.storages['local-lvm'].setdefault('volumes', {})
     pve.add_ct(100, 'tmpl-debian', node='pve1', template=True, ostemplate='local:vztmpl/debian-12-standard.tar.zst',
                config={'rootfs': 'local-lvm:base-100-disk-0,size=8G', 'memory': 512, 'swap': 512, 'cores': 1,
