@@ -26,6 +26,9 @@ injected failures and the request log never involve them):
   GET  /_ctl/guests    every guest: vmid, node, type, name, hostname (lxc), tags, status, template,
                        lock, config, pending
   GET  /_ctl/requests  the API requests seen since the last reset: [{"method", "path", "body"}]
+  POST /_ctl/agent     {"vmid", "agent"}: the VM's QEMU guest agent answers with fakepve's defaults
+                       overridden by "agent" ({"os": {...}, "interfaces": [...]}, {} for the defaults);
+                       "agent": null leaves the VM without an agent (fakepve's start state)
   GET  /_ctl/agent?vmid=N  VM N's guest agent: {"vmid", "running", "answers", "requests"}, requests
                        being every agent command it answered, oldest first: [{"command", "params"}]
                        (e.g. {"command": "file-write", "params": {"file", "content"}}; nothing is
@@ -99,6 +102,7 @@ class TestbedPve(FakePve):
         app.router.add_post(CTL + 'reset', self._ctl_reset)
         app.router.add_get(CTL + 'guests', self._ctl_guests)
         app.router.add_get(CTL + 'requests', self._ctl_requests)
+        app.router.add_post(CTL + 'agent', self._ctl_agent)
         app.router.add_get(CTL + 'agent', self._ctl_agent)
         app.router.add_put(CTL + 'agent', self._ctl_agent_set)
         return app
@@ -369,6 +373,21 @@ class TestbedPve(FakePve):
         except ValueError as e:
             return web.json_response({'error': 'bad agent: {0}'.format(e)}, status=400)
         vm.agent = dict(body.get('answers') or {}) if body.get('running', True) else None
+        return web.json_response({'ok': 1})
+
+
+    async def _ctl_agent(self, request):
+        try:
+            rule = await request.json()
+            vm = self.vm(int(rule['vmid']))
+            agent = rule['agent']
+            if agent is not None and not isinstance(agent, dict):
+                raise ValueError('agent is not an object or null')
+        except (ValueError, TypeError, KeyError) as e:
+            return web.json_response({'error': 'bad agent rule: {0!r}'.format(e)}, status=400)
+        if vm is None:
+            return web.json_response({'error': 'no VM {0}'.format(rule['vmid'])}, status=404)
+        vm.agent = agent
         return web.json_response({'ok': 1})
 
 
