@@ -103,7 +103,7 @@ class TestbedPve(FakePve):
         app.router.add_get(CTL + 'guests', self._ctl_guests)
         app.router.add_get(CTL + 'requests', self._ctl_requests)
         app.router.add_post(CTL + 'agent', self._ctl_agent)
-        app.router.add_get(CTL + 'agent', self._ctl_agent)
+        app.router.add_get(CTL + 'agent', self._ctl_agent_log)
         app.router.add_put(CTL + 'agent', self._ctl_agent_set)
         return app
 
@@ -358,7 +358,7 @@ class TestbedPve(FakePve):
             raise web.HTTPNotFound(text='no VM {0}'.format(vmid))
         return vm
 
-    async def _ctl_agent(self, request):
+    async def _ctl_agent_log(self, request):
         vm = self._ctl_vm(request)
         seen = [{'command': command, 'params': params} for command, params in vm.agent_requests]
         return web.json_response({'vmid': vm.vmid, 'running': vm.agent is not None, 'answers': vm.agent,
