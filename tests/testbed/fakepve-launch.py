@@ -28,15 +28,13 @@ injected failures and the request log never involve them):
   GET  /_ctl/requests  the API requests seen since the last reset: [{"method", "path", "body"}]
   POST /_ctl/agent     {"vmid", "agent"}: the VM's QEMU guest agent answers with fakepve's defaults
                        overridden by "agent" ({"os": {...}, "interfaces": [...]}, {} for the defaults);
-                       "agent": null leaves the VM without an agent (fakepve's start state)
+                       "agent": null leaves the VM without an agent (fakepve's start state); "exec":
+                       {"<argv joined by spaces>": {"exitcode", "err-data", ...}} is what exec-status
+                       reports of that command (exit 0 otherwise)
   GET  /_ctl/agent?vmid=N  VM N's guest agent: {"vmid", "running", "answers", "requests"}, requests
                        being every agent command it answered, oldest first: [{"command", "params"}]
                        (e.g. {"command": "file-write", "params": {"file", "content"}}; nothing is
                        executed or written anywhere)
-  PUT  /_ctl/agent?vmid=N  {"running": true|false, "answers": {...}}: starts or stops VM N's agent (a
-                       clone has none running); answers are fakepve's vm.agent, e.g. {"exec":
-                       {"systemctl reload nginx": {"exitcode": 1, "err-data": "..."}}} for what
-                       exec-status reports of that command line
 
 Backups (fakepve 0.5.0 answers POST /nodes/{node}/vzdump from the schema alone and refuses qemu
 restores; this subclass stands in for PVE's vzdump and restore, after the API schema and PVE's
@@ -104,7 +102,6 @@ class TestbedPve(FakePve):
         app.router.add_get(CTL + 'requests', self._ctl_requests)
         app.router.add_post(CTL + 'agent', self._ctl_agent)
         app.router.add_get(CTL + 'agent', self._ctl_agent_log)
-        app.router.add_put(CTL + 'agent', self._ctl_agent_set)
         return app
 
     # ------------------------------------------------------ backups (vzdump, restore)
@@ -363,17 +360,6 @@ class TestbedPve(FakePve):
         seen = [{'command': command, 'params': params} for command, params in vm.agent_requests]
         return web.json_response({'vmid': vm.vmid, 'running': vm.agent is not None, 'answers': vm.agent,
                                   'requests': seen}, dumps=lambda data: json.dumps(data, default=str))
-
-    async def _ctl_agent_set(self, request):
-        vm = self._ctl_vm(request)
-        try:
-            body = await request.json()
-            if not isinstance(body, dict) or not isinstance(body.get('answers', {}), dict):
-                raise ValueError('the body is not {"running", "answers": {...}}')
-        except ValueError as e:
-            return web.json_response({'error': 'bad agent: {0}'.format(e)}, status=400)
-        vm.agent = dict(body.get('answers') or {}) if body.get('running', True) else None
-        return web.json_response({'ok': 1})
 
 
     async def _ctl_agent(self, request):
