@@ -43,6 +43,10 @@ pub struct Serve {
     /// The tenant whose catalog and ledger this bridge serves.
     #[arg(long, env = "MPANEL_BRIDGE_TENANT", default_value = "migrahosting")]
     pub tenant: String,
+    /// The address customers reach this bridge at: the pay links in their mails start with it
+    /// (`<url>/v1/pay/<token>`).
+    #[arg(long, env = "MPANEL_BRIDGE_PUBLIC_URL", default_value = "https://billing.migrahosting.com")]
+    pub public_url: String,
     /// Where Stripe Checkout returns the buyer after paying.
     #[arg(long, env = "MPANEL_BRIDGE_SUCCESS_URL", default_value = "https://panel.migrahosting.com/checkout/done")]
     pub success_url: String,

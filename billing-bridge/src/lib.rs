@@ -20,6 +20,7 @@ pub mod money;
 pub mod money_follows;
 pub mod notify;
 pub mod outbox_worker;
+pub mod pay_links;
 pub mod periods;
 pub mod recent_events;
 pub mod refunds;

@@ -10,8 +10,8 @@ use clap::{Parser, Subcommand};
 use mpanel_billing_bridge::checkout::ReturnUrls;
 use mpanel_billing_bridge::config::{Database, Serve};
 use mpanel_billing_bridge::http::{self, AppState};
-use mpanel_billing_bridge::ledger::catalog;
 use mpanel_billing_bridge::ledger::tokens::{self, Role};
+use mpanel_billing_bridge::ledger::{catalog, pay_links};
 use mpanel_billing_bridge::metrics::Metrics;
 use mpanel_billing_bridge::recent_events::RecentEvents;
 use mpanel_billing_bridge::registrar::{self, Registrar};
@@ -124,6 +124,9 @@ async fn ledger(database: &Database, max_connections: u32) -> anyhow::Result<PgP
 async fn run(cfg: Serve) -> anyhow::Result<()> {
     let pool = ledger(&cfg.database, 20).await?;
     let tenant = catalog::tenant_id(&pool, &cfg.tenant).await?;
+    pay_links::set_public_url(&pool, tenant, cfg.public_url.trim_end_matches('/'))
+        .await
+        .context("MPANEL_BRIDGE_PUBLIC_URL (an http(s) URL)")?;
     let stripe = Arc::new(StripeClient::new(
         &cfg.stripe_secret_key,
         cfg.stripe_api_base.as_deref(),

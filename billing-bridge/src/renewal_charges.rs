@@ -15,6 +15,7 @@ use crate::ledger::LedgerError;
 use crate::ledger::charge_attempts::{self, Answer, Taken};
 use crate::metrics::Metrics;
 use crate::money;
+use crate::pay_links;
 use crate::stripe::api::{OffSessionCharge, StripeClient, StripeError};
 
 /// What one pass did: attempts made, by what Stripe answered.
@@ -55,6 +56,9 @@ pub async fn pass(
         tx.commit().await?;
         let answer = ask(stripe, &taken).await;
         charge_attempts::answer(pool, &taken, &answer).await?;
+        if let Answer::RequiresAction { payment_intent: Some(intent), message } = &answer {
+            pay_links::customer_must_act(pool, &taken, intent, message).await?;
+        }
         let outcome = charged.count(&answer);
         if let Some(metrics) = metrics {
             metrics.renewal_charge(outcome);

@@ -8,11 +8,13 @@ use uuid::Uuid;
 
 use crate::checkout::{self, Expiry};
 use crate::ledger::customers::{self, MethodSaved};
+use crate::ledger::pay_links as ledger_pay_links;
 use crate::ledger::payments::{self, Outcome, Report};
 use crate::ledger::stripe_events as recorded;
 use crate::ledger::{LedgerError, audit, invoices, orders};
 use crate::money;
 use crate::money_follows::{self, Dispute, Followed};
+use crate::pay_links;
 
 /// The parts of a Stripe event the ledger reads.
 #[derive(Debug, Clone)]
@@ -210,9 +212,14 @@ async fn keep_saved_method(
     Ok(applied)
 }
 
-/// A Checkout Session that expired unpaid: its order is `expired` and its invoice void
-/// (`checkout::expire`); a session the ledger does not know is kept as unmatched.
+/// A Checkout Session that expired unpaid. A pay link's (known by its id, or by the invoice and
+/// `seq` its metadata names) is marked expired, so the next request makes a new one; its invoice
+/// stays open. Any other: its order is `expired` and its invoice void (`checkout::expire`); a
+/// session the ledger does not know is kept as unmatched.
 async fn expire_session(tx: &mut sqlx::PgConnection, event: &Event) -> Result<Applied, LedgerError> {
+    if let Some(applied) = expire_pay_link(tx, event).await? {
+        return Ok(applied);
+    }
     let order = event
         .str("/metadata/order_id")
         .or_else(|| event.str("/client_reference_id"))
@@ -230,6 +237,31 @@ async fn expire_session(tx: &mut sqlx::PgConnection, event: &Event) -> Result<Ap
             Applied::Ignored
         }
     })
+}
+
+/// The expiry of a pay link's session; None when the session is no pay link's. One its metadata
+/// says is a pay link's is never taken for an order's, even when the ledger does not know it.
+async fn expire_pay_link(tx: &mut sqlx::PgConnection, event: &Event) -> Result<Option<Applied>, LedgerError> {
+    let seq = event.str(&format!("/metadata/{}", pay_links::SEQ_METADATA)).and_then(|s| s.parse::<i32>().ok());
+    let named = event.invoice_id().zip(seq);
+    let expired = match event.str("/id") {
+        Some(session) => ledger_pay_links::expire(&mut *tx, session, named).await?,
+        None => Vec::new(),
+    };
+    let detail = serde_json::json!({"event": event.id, "session": event.str("/id")});
+    match expired.first() {
+        Some(row) => {
+            let detail = serde_json::json!({"event": event.id, "session": event.str("/id"), "seq": row.seq});
+            let invoice = row.invoice_id.to_string();
+            audit::record(&mut *tx, "stripe", "pay_link.expired", "invoice", &invoice, detail).await?;
+            Ok(Some(Applied::Recorded))
+        }
+        None if seq.is_some() => {
+            audit::record(&mut *tx, "stripe", "event.unmatched", "stripe_event", &event.id, detail).await?;
+            Ok(Some(Applied::Ignored))
+        }
+        None => Ok(None),
+    }
 }
 
 /// Where a `charge.dispute.*` event says the dispute stands.

@@ -21,6 +21,7 @@ use uuid::Uuid;
 use super::{ApiError, AppState, bad_body};
 use crate::ledger::catalog::{self, ProductInput};
 use crate::ledger::outbox::{self, Action};
+use crate::ledger::pay_links;
 use crate::ledger::payments::{self, MarkPaidError};
 use crate::ledger::tokens::{self, Presented, Principal, Role};
 use crate::ledger::{LedgerError, audit, charge_attempts, customers, invoices, notifications, orders, subscriptions};
@@ -189,7 +190,13 @@ async fn get_invoice(State(s): Shared, headers: HeaderMap, Path(key): Path<Strin
     let lines = invoices::lines(&s.pool, invoice.id).await?;
     let payments = payments::of_invoice(&s.pool, invoice.id).await?;
     let charges = charge_attempts::of_invoice(&s.pool, invoice.id).await?;
-    to_json(json!({"invoice": invoice, "lines": lines, "payments": payments, "chargeAttempts": charges}))
+    // an open invoice's stable pay address, and the Checkout Session it leads to now
+    let (pay_url, pay_session) = match invoice.status.as_str() {
+        "issued" => (pay_links::url_of(&s.pool, invoice.id).await?, pay_links::current(&s.pool, invoice.id).await?),
+        _ => (None, None),
+    };
+    to_json(json!({"invoice": invoice, "lines": lines, "payments": payments, "chargeAttempts": charges,
+                   "payUrl": pay_url, "paySession": pay_session}))
 }
 
 /// `issue`, `mark-paid`, `void` or `refund` (body `{"amount": "5.00"}`, optional: all that is left).

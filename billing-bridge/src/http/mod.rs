@@ -3,6 +3,7 @@
 //! token of any role). Errors are JSON `{"error": {"code", "message"}}` with a stable code.
 
 mod admin;
+mod pay;
 mod public;
 mod webhook;
 
@@ -63,6 +64,7 @@ fn routes(state: Arc<AppState>, checkout: Arc<public::CheckoutSettings>) -> Rout
         .route("/v1/catalog", get(public::catalog))
         .route("/v1/checkout", post(public::checkout).layer(Extension(checkout)))
         .route("/v1/stripe/webhook", post(webhook::receive))
+        .route("/v1/pay/{token}", get(pay::pay))
         .nest("/v1/admin", admin::router())
         .with_state(state)
 }

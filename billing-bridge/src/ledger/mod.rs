@@ -46,6 +46,7 @@ pub mod invoices;
 pub mod notifications;
 pub mod orders;
 pub mod outbox;
+pub mod pay_links;
 pub mod payments;
 pub mod stripe_events;
 pub mod subscriptions;

@@ -91,7 +91,7 @@ pub async fn invoice_issued(db: impl PgExecutor<'_>, invoice: &Invoice, subscrip
         "due": invoice.due_at.map(|d| d.format("%Y-%m-%d").to_string()),
     });
     let event = format!("invoice:{}", invoice.id);
-    about_subscription(db, subscription, Kind::InvoiceIssued, &event, facts, Some(invoice.id)).await
+    about_open_invoice(db, subscription, Kind::InvoiceIssued, &event, facts, Some(invoice.id), invoice.id).await
 }
 
 /// The renewal `invoice` of `subscription` is unpaid after its due date (told once per invoice).
@@ -101,7 +101,7 @@ pub async fn past_due(db: impl PgExecutor<'_>, invoice: &Invoice, subscription: 
         "due": invoice.due_at.map(|d| d.format("%Y-%m-%d").to_string()),
     });
     let event = format!("invoice:{}", invoice.id);
-    about_subscription(db, subscription, Kind::PastDue, &event, facts, None).await
+    about_open_invoice(db, subscription, Kind::PastDue, &event, facts, None, invoice.id).await
 }
 
 /// The subscription is suspended for `reason` (`Overdue`, `Dispute`); `event` names what caused it
@@ -160,6 +160,32 @@ async fn about_subscription(
     facts: Value,
     lines_of: Option<Uuid>,
 ) -> Result<(), LedgerError> {
+    write(db, subscription, kind, event, facts, lines_of, None).await
+}
+
+/// As `about_subscription`, about the open invoice `pay_of`: its pay address (`payUrl`) added to
+/// the facts.
+async fn about_open_invoice(
+    db: impl PgExecutor<'_>,
+    subscription: Uuid,
+    kind: Kind,
+    event: &str,
+    facts: Value,
+    lines_of: Option<Uuid>,
+    pay_of: Uuid,
+) -> Result<(), LedgerError> {
+    write(db, subscription, kind, event, facts, lines_of, Some(pay_of)).await
+}
+
+async fn write(
+    db: impl PgExecutor<'_>,
+    subscription: Uuid,
+    kind: Kind,
+    event: &str,
+    facts: Value,
+    lines_of: Option<Uuid>,
+    pay_of: Option<Uuid>,
+) -> Result<(), LedgerError> {
     sqlx::query(
         "INSERT INTO notifications (tenant_id, customer_id, kind, event_key, recipient, facts) \
          SELECT s.tenant_id, s.customer_id, $2, $3, c.email, \
@@ -169,6 +195,7 @@ async fn about_subscription(
                      (SELECT coalesce(jsonb_agg(jsonb_build_object('description', l.description, \
                                                                    'amount', l.amount::text) ORDER BY l.position), '[]') \
                         FROM invoice_lines l WHERE l.invoice_id = $5)) END \
+                || jsonb_strip_nulls(jsonb_build_object('payUrl', pay_url($6))) \
            FROM subscriptions s JOIN customers c ON c.id = s.customer_id JOIN products p ON p.id = s.product_id \
           WHERE s.id = $1 \
          ON CONFLICT (kind, event_key, recipient) DO NOTHING",
@@ -178,6 +205,7 @@ async fn about_subscription(
     .bind(event)
     .bind(Json(facts))
     .bind(lines_of)
+    .bind(pay_of)
     .execute(db)
     .await?;
     Ok(())

@@ -23,6 +23,8 @@ struct Content {
     /// Invoice lines (description, amount) and the total, for a receipt.
     lines: Vec<(String, String)>,
     total: Option<String>,
+    /// Where the customer pays the open invoice (`payUrl`), after the lines.
+    pay: Option<(String, String)>,
 }
 
 pub fn render(kind: Kind, facts: &Value, brand: &Branding) -> Rendered {
@@ -104,7 +106,10 @@ fn content(kind: Kind, facts: &Facts<'_>, brand: &Branding) -> Content {
             if let Some(message) = facts.str("message") {
                 c.paragraphs.push(format!("The payment provider said: {message}"));
             }
-            c.paragraphs.push("Please pay the invoice again with another payment method.".to_owned());
+            if facts.str("payUrl").is_none() {
+                c.paragraphs.push("Please pay the invoice again with another payment method.".to_owned());
+            }
+            c.pay = pay(facts, "Pay the invoice here, with this or another card");
         }
         Kind::Suspended => {
             c.title = format!("your {service} is suspended");
@@ -137,6 +142,7 @@ fn content(kind: Kind, facts: &Facts<'_>, brand: &Branding) -> Content {
             c.paragraphs.push(format!("Invoice {invoice} for the renewal of your {service} is issued{due}."));
             c.lines = lines(facts);
             c.total = facts.money("total");
+            c.pay = pay(facts, "Pay it online");
         }
         Kind::PastDue => {
             c.title = format!("invoice {invoice} is past due");
@@ -146,6 +152,7 @@ fn content(kind: Kind, facts: &Facts<'_>, brand: &Branding) -> Content {
             c.paragraphs.push(format!(
                 "Please pay it soon: unpaid, your {service} is suspended after a few days, then cancelled."
             ));
+            c.pay = pay(facts, "Pay it online");
         }
         Kind::ProvisioningFailed => {
             c.title = format!("we could not set up your {service}");
@@ -158,6 +165,11 @@ fn content(kind: Kind, facts: &Facts<'_>, brand: &Branding) -> Content {
     }
     c.paragraphs.push(support);
     c
+}
+
+/// The invoice's pay address, if the facts carry one, with the words leading to it.
+fn pay(facts: &Facts<'_>, words: &str) -> Option<(String, String)> {
+    facts.str("payUrl").map(|url| (words.to_owned(), url.to_owned()))
 }
 
 fn format_money(amount: &str, facts: &Facts<'_>) -> String {
@@ -174,6 +186,9 @@ fn text(c: &Content, brand: &Branding) -> String {
     }
     if let Some(total) = &c.total {
         out.push_str(&format!("  Total: {total}\n\n"));
+    }
+    if let Some((words, url)) = &c.pay {
+        out.push_str(&format!("{words}: {url}\n\n"));
     }
     for p in c.paragraphs.iter().skip(1) {
         out.push_str(&format!("{p}\n\n"));
@@ -207,6 +222,9 @@ fn html(c: &Content, brand: &Branding) -> String {
             ));
         }
         out.push_str("</table>\n");
+    }
+    if let Some((words, url)) = &c.pay {
+        out.push_str(&format!("<p><a href=\"{}\">{}</a></p>\n", escape(url), escape(words)));
     }
     for p in c.paragraphs.iter().skip(1) {
         out.push_str(&format!("<p>{}</p>\n", escape(p)));
@@ -276,6 +294,21 @@ mod tests {
         assert_eq!(late.subject, "MigraHosting: invoice INV-2027-000012 is past due");
         assert!(late.text.contains("of 19.99 USD was due on 2027-01-31 and is not paid yet"), "{}", late.text);
         assert!(late.text.contains("suspended"), "{}", late.text);
+    }
+
+    #[test]
+    fn an_open_invoice_mail_carries_its_pay_link_and_one_without_says_nothing_of_it() {
+        let url = "https://billing.migrahosting.com/v1/pay/0a1b";
+        let facts = json!({"invoice": "INV-2027-000012", "total": "19.99", "currency": "usd", "product": "CloudPod Pro",
+                           "amount": "19.99", "payUrl": url});
+        for kind in [Kind::InvoiceIssued, Kind::PastDue, Kind::PaymentFailed] {
+            let mail = render(kind, &facts, &brand());
+            assert!(mail.text.contains(&format!(": {url}\n")), "{kind:?}: {}", mail.text);
+            assert!(mail.html.contains(&format!("<a href=\"{url}\">")), "{kind:?}: {}", mail.html);
+        }
+        let failed = render(Kind::PaymentFailed, &json!({"invoice": "INV-1", "amount": "5.00"}), &brand());
+        assert!(!failed.text.contains("/v1/pay/"), "{}", failed.text);
+        assert!(failed.text.contains("with another payment method"), "{}", failed.text);
     }
 
     #[test]

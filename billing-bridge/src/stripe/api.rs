@@ -172,6 +172,16 @@ impl StripeClient {
 
     /// Creates a Checkout Session in payment mode for `req`'s lines.
     pub async fn create_checkout_session(&self, req: &CheckoutRequest) -> Result<CheckoutSession, StripeError> {
+        self.create_checkout_session_until(req, None).await
+    }
+
+    /// As `create_checkout_session`, the session expiring at `expires_at` (Unix seconds, 30 minutes
+    /// to 24 hours ahead) instead of Stripe's default 24 hours.
+    pub async fn create_checkout_session_until(
+        &self,
+        req: &CheckoutRequest,
+        expires_at: Option<i64>,
+    ) -> Result<CheckoutSession, StripeError> {
         // an unknown code goes to Stripe as it is, for Stripe to refuse
         let Ok(currency) = Currency::from_str(&req.currency.to_ascii_lowercase());
         let lines: Vec<_> = req
@@ -201,6 +211,9 @@ impl StripeClient {
             .client_reference_id(req.client_reference_id.as_str())
             .metadata(metadata)
             .payment_intent_data(payment_intent_data);
+        if let Some(at) = expires_at {
+            create = create.expires_at(at);
+        }
         if let Some(customer) = &req.stripe_customer {
             create = create.customer(customer.as_str());
         } else {

@@ -1,0 +1,428 @@
+//! Pay links, against the real ledger, stripe-mock and the webhook path: a renewal whose
+//! off-session charge needs the customer (3-D Secure) stays open, its mails carry its stable pay
+//! address, which leads to a Checkout Session for what is left of it; paying there settles the
+//! invoice once and extends the subscription; an expired session is replaced; a token the ledger
+//! does not know leads nowhere.
+//!
+//! A front before stripe-mock keeps what the bridge asked Stripe and answers off-session
+//! PaymentIntents `requires_action` (stripe-mock cannot play a bank that wants the customer).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use mpanel_billing_bridge::ledger::Cycle;
+use mpanel_billing_bridge::ledger::tokens::Role;
+use mpanel_billing_bridge::lifecycle;
+use mpanel_billing_bridge::renewal_charges;
+use mpanel_billing_bridge::stripe::api::StripeClient;
+use mpanel_tests::Testbed;
+use serde_json::{Value, json};
+use support::{Bridge, Ledger, Namespaces, email, eventually, payment_intent, session_completed};
+use tokio::runtime::Runtime;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A Stripe front: keeps every request; answers PaymentIntents with stripe-mock's, left
+/// `requires_action`; passes everything else to stripe-mock as it is.
+struct Front {
+    base: String,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+fn read_request(conn: &mut TcpStream) -> anyhow::Result<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        conn.read_exact(&mut byte)?;
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head).to_string();
+    let length = text
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>()))
+        .transpose()?
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    conn.read_exact(&mut body)?;
+    Ok(text + &String::from_utf8_lossy(&body))
+}
+
+/// stripe-mock's answer to `request` (sent as it came): its status line and its body as JSON.
+fn from_stripe_mock(stripe_mock: &str, request: &str) -> anyhow::Result<(String, Value)> {
+    let mut upstream = TcpStream::connect(stripe_mock)?;
+    // HTTP/1.0: the answer comes whole, not in chunks
+    let request =
+        request.replacen(" HTTP/1.1\r\n", " HTTP/1.0\r\n", 1).replacen("\r\n\r\n", "\r\nconnection: close\r\n\r\n", 1);
+    upstream.write_all(request.as_bytes())?;
+    let mut answer = String::new();
+    upstream.read_to_string(&mut answer)?;
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or_default();
+    let status = head.lines().next().and_then(|l| l.split_once(' ')).map(|(_, s)| s.to_owned()).unwrap_or_default();
+    Ok((status, serde_json::from_str(body)?))
+}
+
+impl Front {
+    fn start(tb: &Testbed) -> anyhow::Result<Self> {
+        let stripe_mock = tb.get("STRIPE_API_BASE")?.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let kept = requests.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let Ok(request) = read_request(&mut conn) else { continue };
+                if let Ok(mut k) = kept.lock() {
+                    k.push(request.clone());
+                }
+                let answered = from_stripe_mock(&stripe_mock, &request).and_then(|(status, mut body)| {
+                    if request.starts_with("POST /v1/payment_intents ") {
+                        body["status"] = json!("requires_action");
+                    }
+                    let body = body.to_string();
+                    write!(
+                        conn,
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )?;
+                    Ok(())
+                });
+                if let Err(e) = answered {
+                    eprintln!("the Stripe front: {e}");
+                }
+            }
+        });
+        Ok(Self { base, requests })
+    }
+
+    /// The requests to `path` so far, form fields percent-decoded.
+    fn requests_to(&self, path: &str) -> Vec<String> {
+        let all = self.requests.lock().map(|r| r.clone()).unwrap_or_default();
+        all.into_iter().filter(|r| r.starts_with(&format!("POST {path} "))).map(|r| percent_decoded(&r)).collect()
+    }
+}
+
+fn percent_decoded(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// GET without following redirects: the status, the Location, the body.
+fn visit(rt: &Runtime, url: &str) -> anyhow::Result<(u16, String, Value)> {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    rt.block_on(async {
+        let response = client.get(url).send().await?;
+        let status = response.status().as_u16();
+        let location =
+            response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned).unwrap_or_default();
+        let body = response.json::<Value>().await.unwrap_or(Value::Null);
+        Ok((status, location, body))
+    })
+}
+
+/// The mails the testbed's Postfix delivered to `recipient` in its capture maildir: (subject, the
+/// whole message with quoted-printable soft breaks and `=3D` undone).
+fn mails_to(tb: &Testbed, recipient: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let dir = PathBuf::from(tb.get("MAIL_CAPTURE_DIR")?);
+    let mut mails = Vec::new();
+    for sub in ["new", "cur"] {
+        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else { continue };
+        for entry in entries {
+            // another test may have removed its mail since the listing
+            let Ok(raw) = std::fs::read_to_string(entry?.path()) else { continue };
+            let text = raw.replace("\r\n", "\n").replace("=\n", "").replace("=3D", "=");
+            let header = |name: &str| {
+                text.lines()
+                    .take_while(|l| !l.is_empty())
+                    .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+                    .unwrap_or_default()
+            };
+            if header("Delivered-To:").eq_ignore_ascii_case(recipient) {
+                mails.push((header("Subject:"), text));
+            }
+        }
+    }
+    Ok(mails)
+}
+
+/// Removes the captured mails of `recipient`.
+fn forget_mails(tb: &Testbed, recipient: &str) -> anyhow::Result<()> {
+    let dir = PathBuf::from(tb.get("MAIL_CAPTURE_DIR")?);
+    for sub in ["new", "cur"] {
+        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else { continue };
+        for entry in entries.flatten() {
+            let raw = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            if raw
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .any(|l| l.trim() == format!("Delivered-To: {recipient}"))
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The invoice's pay token, as the ledger keeps it.
+fn token_of(rt: &Runtime, ledger: &Ledger, invoice: &str) -> anyhow::Result<String> {
+    Ok(ledger.text(rt, &format!("SELECT token FROM pay_tokens WHERE invoice_id = '{invoice}'"))?.unwrap_or_default())
+}
+
+/// The invoice's pay-link sessions: (seq, session id, expired).
+fn sessions_of(rt: &Runtime, ledger: &Ledger, invoice: &str) -> anyhow::Result<Vec<(i32, String, bool)>> {
+    Ok(rt.block_on(
+        sqlx::query_as(
+            "SELECT seq, coalesce(session_id, ''), expired_at IS NOT NULL FROM pay_sessions \
+             WHERE invoice_id = $1::uuid ORDER BY seq",
+        )
+        .bind(invoice)
+        .fetch_all(&ledger.pool),
+    )?)
+}
+
+#[test]
+fn a_renewal_that_needs_the_customer_is_paid_once_through_its_pay_link() -> anyhow::Result<()> {
+    let rt = support::runtime()?;
+    let tb = Testbed::from_env()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let kubeconfig: std::path::PathBuf = tb.get("KUBECONFIG")?.into();
+    let front = Front::start(&tb)?;
+    let env = [("STRIPE_API_BASE", front.base.clone()), ("NOTIFY_SMTP_ADDR", tb.get("NOTIFY_SMTP_ADDR")?.to_owned())];
+    let bridge = Bridge::start_with_env(&rt, &tb, &ledger, &kubeconfig, &env)?;
+    let customer = email("paylink");
+    let placed = bridge.checkout(&rt, &json!({"product": "cloudpod-mini", "cycle": "monthly", "email": customer}))?;
+    let handle = ledger.text(
+        &rt,
+        &format!(
+            "SELECT c.handle FROM customers c JOIN orders o ON o.customer_id = c.id WHERE o.id = '{}'",
+            placed["orderId"].as_str().unwrap_or_default()
+        ),
+    )?;
+    let _namespaces = Namespaces { tb: &tb, names: vec![format!("customer-{}", handle.unwrap_or_default())] };
+
+    // paid at checkout, the card saved
+    assert_eq!(bridge.deliver(&rt, &session_completed(&placed, "pi_paylinkfirst"))?, 200);
+    let mut paid = payment_intent(
+        "payment_intent.succeeded",
+        "pi_paylinkfirst",
+        placed["invoiceId"].as_str().unwrap_or_default(),
+        999,
+    );
+    paid["data"]["object"]["customer"] = json!("cus_paylinkfirst");
+    paid["data"]["object"]["payment_method"] = json!("pm_card_paylink");
+    assert_eq!(bridge.deliver(&rt, &paid)?, 200);
+    let subscription = support::subscription_of_order(&rt, &ledger, &placed)?;
+    let end = support::activate_at(&rt, &ledger, subscription, Cycle::Monthly, Utc::now())?;
+
+    // the renewal is issued; its mail carries its pay address
+    assert_eq!(rt.block_on(lifecycle::tick(&ledger.pool, end - chrono::Duration::days(6)))?.renewal_invoices, 1);
+    let renewal = ledger
+        .text(
+            &rt,
+            &format!(
+                "SELECT id::text FROM invoices WHERE subscription_id = '{subscription}' AND period_start IS NOT NULL"
+            ),
+        )?
+        .unwrap_or_default();
+    let token = token_of(&rt, &ledger, &renewal)?;
+    assert_eq!(token.len(), 64, "{token}");
+    let pay_url = format!("https://billing.migrahosting.com/v1/pay/{token}");
+
+    // the off-session charge needs the customer: the invoice stays open, with one failed payment
+    let stripe = StripeClient::new("sk_test_paylinks", Some(&front.base), Duration::from_secs(10))?;
+    let charged = rt.block_on(renewal_charges::pass(&ledger.pool, &stripe, end + chrono::Duration::hours(1), None))?;
+    assert_eq!(charged.requires_action, 1, "{charged:?}");
+    assert_eq!(
+        ledger.text(&rt, &format!("SELECT status FROM invoices WHERE id = '{renewal}'"))?.as_deref(),
+        Some("issued")
+    );
+    let intent = ledger
+        .text(&rt, &format!("SELECT payment_intent FROM charge_attempts WHERE invoice_id = '{renewal}'"))?
+        .unwrap_or_default();
+    assert!(intent.starts_with("pi_"), "{intent}");
+    // Stripe's own word of the failed intent changes nothing: the customer is told once
+    assert_eq!(bridge.deliver(&rt, &payment_intent("payment_intent.payment_failed", &intent, &renewal, 999))?, 200);
+
+    // the mails: the renewal invoice and the payment that needs the customer, each with the link
+    let mut mails = Vec::new();
+    let arrived = eventually(WAIT, || {
+        mails = mails_to(&tb, &customer)?;
+        Ok(mails.len() >= 3)
+    })?;
+    assert!(arrived, "{customer} got {} mails: {}", mails.len(), bridge.log_tail(30));
+    std::thread::sleep(Duration::from_secs(2));
+    let mails = mails_to(&tb, &customer)?;
+    let number = ledger.text(&rt, &format!("SELECT number FROM invoices WHERE id = '{renewal}'"))?.unwrap_or_default();
+    let about = |subject: &str| mails.iter().filter(|(s, _)| s.contains(subject)).collect::<Vec<_>>();
+    let issued = about(&format!("invoice {number} for your"));
+    let failed = about(&format!("your payment for invoice {number} failed"));
+    let subjects: Vec<&String> = mails.iter().map(|(s, _)| s).collect();
+    assert_eq!((issued.len(), failed.len()), (1, 1), "{subjects:?}");
+    for (_, text) in issued.iter().chain(&failed) {
+        assert!(text.contains(&pay_url), "{text}");
+    }
+    assert_eq!(
+        ledger.count(
+            &rt,
+            &format!("SELECT count(*) FROM notifications WHERE kind = 'payment_failed' AND recipient = '{customer}'")
+        )?,
+        1
+    );
+
+    // staff see the pay address of the open invoice
+    let admin = support::admin_token(&rt, &ledger, Role::ReadOnly)?;
+    let (status, shown) = bridge.get(&rt, &format!("/v1/admin/invoices/{renewal}"), Some(&admin))?;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["payUrl"], json!(pay_url), "{shown}");
+    assert_eq!(shown["paySession"], Value::Null, "{shown}");
+
+    // the pay address leads to a Checkout Session for the rest of the invoice, made once
+    let link = format!("{}/v1/pay/{token}", bridge.url);
+    let (status, location, body) = visit(&rt, &link)?;
+    assert_eq!(status, 303, "{body}");
+    assert!(location.starts_with("https://checkout.stripe.com/"), "{location}");
+    let (status, again, _) = visit(&rt, &link)?;
+    assert_eq!((status, again.as_str()), (303, location.as_str()));
+    let sessions = sessions_of(&rt, &ledger, &renewal)?;
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    let session = sessions[0].1.clone();
+    assert!(session.starts_with("cs_"), "{session}");
+    let asked: Vec<String> = front
+        .requests_to("/v1/checkout/sessions")
+        .into_iter()
+        .filter(|r| r.to_ascii_lowercase().contains("idempotency-key: pay-link-"))
+        .collect();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    for field in [
+        format!("metadata[invoice_id]={renewal}"),
+        format!("payment_intent_data[metadata][invoice_id]={renewal}"),
+        "line_items[0][price_data][unit_amount]=999".to_owned(),
+        "line_items[0][price_data][currency]=usd".to_owned(),
+        "customer=cus_paylinkfirst".to_owned(),
+        "expires_at=".to_owned(),
+        format!("idempotency-key: pay-link-{renewal}-1"),
+    ] {
+        assert!(
+            asked[0].to_ascii_lowercase().contains(&field.to_ascii_lowercase()),
+            "{field} missing from {}",
+            asked[0]
+        );
+    }
+    let (_, shown) = bridge.get(&rt, &format!("/v1/admin/invoices/{renewal}"), Some(&admin))?;
+    assert_eq!(shown["paySession"]["sessionId"], json!(session), "{shown}");
+    assert_eq!(shown["paySession"]["amount"], json!("9.99"), "{shown}");
+
+    // paid there: the session's and its intent's webhooks settle the invoice once
+    let on_link = json!({"invoiceId": renewal, "orderId": null, "checkoutSessionId": session, "total": "9.99"});
+    let mut completed = session_completed(&on_link, "pi_paylinkpaid");
+    completed["data"]["object"]["metadata"] = json!({"invoice_id": renewal, "pay_link": "1"});
+    completed["data"]["object"]["customer"] = json!("cus_paylinkfirst");
+    assert_eq!(bridge.deliver(&rt, &completed)?, 200);
+    assert_eq!(bridge.deliver(&rt, &payment_intent("payment_intent.succeeded", "pi_paylinkpaid", &renewal, 999))?, 200);
+    assert_eq!(bridge.deliver(&rt, &completed)?, 200);
+    let payments = format!("SELECT count(*) FROM payments WHERE invoice_id = '{renewal}' AND status = 'succeeded'");
+    assert_eq!(ledger.count(&rt, &payments)?, 1);
+    assert_eq!(
+        ledger.text(&rt, &format!("SELECT status FROM invoices WHERE id = '{renewal}'"))?.as_deref(),
+        Some("paid")
+    );
+    let extended = eventually(WAIT, || {
+        let state = ledger.text(
+            &rt,
+            &format!(
+                "SELECT (current_period_end > '{}'::timestamptz)::text FROM subscriptions WHERE id = '{subscription}'",
+                end.to_rfc3339()
+            ),
+        )?;
+        Ok(state.as_deref() == Some("true"))
+    })?;
+    assert!(extended, "the renewal did not extend the period: {}", bridge.log_tail(20));
+
+    // a paid invoice has nothing to pay: the link says so
+    let (status, _, body) = visit(&rt, &link)?;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("invoice_not_open")), "{body}");
+    let (_, shown) = bridge.get(&rt, &format!("/v1/admin/invoices/{renewal}"), Some(&admin))?;
+    assert_eq!(shown["payUrl"], Value::Null, "{shown}");
+    forget_mails(&tb, &customer)?;
+    ledger.drop_database(&rt);
+    Ok(())
+}
+
+#[test]
+fn an_expired_pay_link_session_is_replaced_and_leaves_its_order_alone() -> anyhow::Result<()> {
+    let rt = support::runtime()?;
+    let tb = Testbed::from_env()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let kubeconfig: std::path::PathBuf = tb.get("KUBECONFIG")?.into();
+    let bridge = Bridge::start(&rt, &tb, &ledger, &kubeconfig)?;
+    let placed = bridge
+        .checkout(&rt, &json!({"product": "cloudpod-mini", "cycle": "monthly", "email": email("paylinkexpiry")}))?;
+    let invoice = placed["invoiceId"].as_str().unwrap_or_default().to_owned();
+    let order = placed["orderId"].as_str().unwrap_or_default().to_owned();
+    let token = token_of(&rt, &ledger, &invoice)?;
+    let link = format!("{}/v1/pay/{token}", bridge.url);
+    let (status, _, body) = visit(&rt, &link)?;
+    assert_eq!(status, 303, "{body}");
+    let first = sessions_of(&rt, &ledger, &invoice)?;
+    assert_eq!(first.len(), 1, "{first:?}");
+
+    // Stripe says the pay link's session expired: it is marked so, the order and invoice stay open
+    let expired = support::event(
+        "checkout.session.expired",
+        json!({"id": first[0].1, "object": "checkout.session", "status": "expired", "payment_status": "unpaid",
+               "client_reference_id": format!("pay-link:{invoice}:1"),
+               "metadata": {"invoice_id": invoice, "pay_link": "1"}}),
+    );
+    assert_eq!(bridge.deliver(&rt, &expired)?, 200);
+    assert_eq!(
+        ledger.text(&rt, &format!("SELECT status FROM invoices WHERE id = '{invoice}'"))?.as_deref(),
+        Some("issued")
+    );
+    assert_ne!(
+        ledger.text(&rt, &format!("SELECT status FROM orders WHERE id = '{order}'"))?.as_deref(),
+        Some("expired")
+    );
+    assert_eq!(sessions_of(&rt, &ledger, &invoice)?, vec![(1, first[0].1.clone(), true)]);
+
+    // the next visit makes a new session
+    let (status, _, body) = visit(&rt, &link)?;
+    assert_eq!(status, 303, "{body}");
+    let now = sessions_of(&rt, &ledger, &invoice)?;
+    assert_eq!(now.len(), 2, "{now:?}");
+    assert!(now[1].1.starts_with("cs_") && now[1].1 != now[0].1 && !now[1].2, "{now:?}");
+
+    // a token the ledger does not know, or no token at all, leads nowhere
+    let unknown = format!("{}/v1/pay/{}", bridge.url, "ab".repeat(32));
+    let (status, _, body) = visit(&rt, &unknown)?;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("NotFound")), "{body}");
+    let (status, _, _) = visit(&rt, &format!("{}/v1/pay/{}", bridge.url, &token[..10]))?;
+    assert_eq!(status, 404);
+    // the answer to a known token names nothing of the invoice or its customer
+    let (status, location, body) = visit(&rt, &link)?;
+    assert_eq!((status, body.is_null()), (303, true), "{body}");
+    assert!(!location.contains(&invoice), "{location}");
+    ledger.drop_database(&rt);
+    Ok(())
+}
