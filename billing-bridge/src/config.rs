@@ -67,4 +67,12 @@ pub struct Serve {
     /// recorded in the ledger and not sent.
     #[arg(long, env = "NOTIFY_SMTP_ADDR")]
     pub notify_smtp_addr: Option<String>,
+    /// The customer portal's address: sign-in links lead to `<url>/sign-in`, and the Stripe Billing
+    /// Portal returns there.
+    #[arg(long, env = "MPANEL_BRIDGE_PORTAL_URL", default_value = "https://panel.migrahosting.com")]
+    pub portal_url: String,
+    /// The key sign-in links are signed with (at least 32 bytes; the same on every replica). When
+    /// unset, customers cannot sign in to the portal.
+    #[arg(long, env = "MPANEL_BRIDGE_PORTAL_KEY", hide_env_values = true)]
+    pub portal_key: Option<String>,
 }

@@ -5,6 +5,7 @@
 
 pub mod activation;
 pub mod auth_code;
+pub mod cancellation;
 pub mod checkout;
 pub mod config;
 pub mod db;
@@ -22,6 +23,7 @@ pub mod notify;
 pub mod outbox_worker;
 pub mod pay_links;
 pub mod periods;
+pub mod portal;
 pub mod recent_events;
 pub mod refunds;
 pub mod registrar;

@@ -13,6 +13,7 @@ use mpanel_billing_bridge::http::{self, AppState};
 use mpanel_billing_bridge::ledger::tokens::{self, Role};
 use mpanel_billing_bridge::ledger::{catalog, pay_links};
 use mpanel_billing_bridge::metrics::Metrics;
+use mpanel_billing_bridge::portal::SignInLinks;
 use mpanel_billing_bridge::recent_events::RecentEvents;
 use mpanel_billing_bridge::registrar::{self, Registrar};
 use mpanel_billing_bridge::stripe::api::StripeClient;
@@ -159,9 +160,19 @@ async fn run(cfg: Serve) -> anyhow::Result<()> {
         workers.spawn("lifecycle", lifecycle::run(pool.clone(), every, metrics.clone()));
         workers.spawn("renewal charges", renewal_charges::run(pool.clone(), stripe.clone(), every, metrics.clone()));
     }
+    let sign_in = match cfg.portal_key.as_deref() {
+        Some(key) => Some(SignInLinks::new(key, &cfg.portal_url)?),
+        None => {
+            tracing::warn!("no MPANEL_BRIDGE_PORTAL_KEY: customers cannot sign in to the portal");
+            None
+        }
+    };
     match cfg.notify_smtp_addr.as_deref() {
         Some(addr) => {
-            let mailer = notify::Mailer::new(addr)?;
+            let mut mailer = notify::Mailer::new(addr)?;
+            if let Some(links) = &sign_in {
+                mailer = mailer.with_sign_in_links(links.clone());
+            }
             workers.spawn("notification", notify::worker::run(pool.clone(), mailer, scan, metrics.clone()));
         }
         None => tracing::warn!("no NOTIFY_SMTP_ADDR: customer notifications are recorded in the ledger, not sent"),
@@ -180,6 +191,7 @@ async fn run(cfg: Serve) -> anyhow::Result<()> {
         recent_events: RecentEvents::default(),
         kube: Some(kube),
         registrar,
+        sign_in: sign_in.map(Arc::new),
     });
     let listener = TcpListener::bind(cfg.listen).await?;
     tracing::info!(listen = %cfg.listen, "billing bridge serving");

@@ -11,20 +11,18 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use kube::Api;
-use mpanel_crds::subscription::Subscription;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{ApiError, AppState, bad_body};
+use super::{ApiError, AppState, bad_body, provisioning_of};
+use crate::cancellation;
 use crate::ledger::catalog::{self, ProductInput};
-use crate::ledger::outbox::{self, Action};
 use crate::ledger::pay_links;
 use crate::ledger::payments::{self, MarkPaidError};
 use crate::ledger::tokens::{self, Presented, Principal, Role};
-use crate::ledger::{LedgerError, audit, charge_attempts, customers, invoices, notifications, orders, subscriptions};
+use crate::ledger::{LedgerError, audit, charge_attempts, customers, invoices, orders, subscriptions};
 use crate::money_follows;
 use crate::refunds::{self, RefundError, StaffRefundError};
 use crate::render;
@@ -293,21 +291,8 @@ async fn get_subscription(State(s): Shared, headers: HeaderMap, Path(id): Path<S
     require(&s, &headers, Role::ReadOnly).await?;
     let sub = subscriptions::get(&s.pool, uuid(&id)?).await?;
     let invoices = invoices::of_subscription(&s.pool, sub.id, sub.order_id).await?;
-    let live = match &s.kube {
-        Some(client) => {
-            let api: Api<Subscription> = Api::namespaced(client.clone(), &sub.namespace);
-            match api.get_opt(&sub.resource_name).await {
-                Ok(found) => json!(found.and_then(|o| o.status)),
-                Err(e) => json!({"error": e.to_string()}),
-            }
-        }
-        None => Value::Null,
-    };
-    to_json(json!({
-        "subscription": sub,
-        "invoices": invoices,
-        "provisioning": {"phase": sub.provisioning_phase, "message": sub.provisioning_message, "resourceStatus": live},
-    }))
+    let provisioning = provisioning_of(&s, &sub).await;
+    to_json(json!({"subscription": sub, "invoices": invoices, "provisioning": provisioning}))
 }
 
 #[derive(Deserialize)]
@@ -317,9 +302,7 @@ struct Cancel {
     at_period_end: bool,
 }
 
-/// Cancels now (the resource is deleted) or at the end of the period; either way the open renewal
-/// invoices are voided, so what is paid on them afterwards brings nothing back. An ended
-/// subscription is a 409.
+/// Cancels now or at the end of the period (`cancellation::cancel`).
 async fn cancel_subscription(
     State(s): Shared,
     headers: HeaderMap,
@@ -328,43 +311,5 @@ async fn cancel_subscription(
 ) -> Reply {
     let who = require(&s, &headers, Role::Billing).await?;
     let Json(cancel) = body.map_err(bad_body)?;
-    let id = uuid(&id)?;
-    let mut tx = s.pool.begin().await.map_err(LedgerError::from)?;
-    // in the order a payment locks them: a payment being recorded finishes first (its invoice is
-    // then paid, not open), a later one finds its invoice void
-    let open = invoices::lock_open_renewals(&mut tx, id).await?;
-    let sub = subscriptions::lock(&mut tx, id).await?;
-    let ended = || LedgerError::Conflict(format!("subscription {id} is {} already", sub.status));
-    if cancel.at_period_end {
-        if !matches!(sub.status.as_str(), "pending_activation" | "active" | "past_due" | "suspended") {
-            return Err(ended().into());
-        }
-        subscriptions::set_cancel_at_period_end(&mut *tx, id, true).await?;
-    } else {
-        let from = ["pending_activation", "active", "past_due", "suspended", "provisioning_failed"];
-        if subscriptions::transition(&mut *tx, id, &from, "cancelled").await?.is_none() {
-            return Err(ended().into());
-        }
-        outbox::enqueue(&mut *tx, id, Action::Delete).await?;
-        notifications::cancelled(&mut *tx, id, "it was cancelled at your or our staff's request").await?;
-    }
-    let mut voided = Vec::with_capacity(open.len());
-    for invoice in &open {
-        let number = invoices::void(&mut *tx, invoice.id).await?.number;
-        let key = number.clone().unwrap_or_else(|| invoice.id.to_string());
-        audit::record(&mut *tx, &who.name, "invoice.void", "invoice", &key, json!({"why": "subscription.cancel"}))
-            .await?;
-        voided.push(number);
-    }
-    audit::record(
-        &mut *tx,
-        &who.name,
-        "subscription.cancel",
-        "subscription",
-        &id.to_string(),
-        json!({"atPeriodEnd": cancel.at_period_end, "voided": voided}),
-    )
-    .await?;
-    tx.commit().await.map_err(LedgerError::from)?;
-    to_json(subscriptions::get(&s.pool, id).await?)
+    to_json(cancellation::cancel(&s.pool, uuid(&id)?, cancel.at_period_end, &who.name).await?)
 }

@@ -4,6 +4,7 @@
 
 mod admin;
 mod pay;
+mod portal;
 mod public;
 mod webhook;
 
@@ -12,18 +13,23 @@ use std::sync::Arc;
 
 use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
 use axum::http::StatusCode;
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use serde_json::json;
+use kube::Api;
+use mpanel_crds::subscription::Subscription;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::auth_code::AuthCodeRefused;
 use crate::checkout::{CheckoutError, DomainRefused, ReturnUrls, STRIPE_FAILED_STATUS};
-use crate::ledger::LedgerError;
+use crate::invoice_pdf::{self, PdfError};
+use crate::ledger::{LedgerError, subscriptions};
 use crate::metrics::Metrics;
+use crate::portal::SignInLinks;
 use crate::recent_events::RecentEvents;
 use crate::registrar::Registrar;
 use crate::stripe::api::StripeClient;
@@ -47,6 +53,8 @@ pub struct AppState {
     pub kube: Option<kube::Client>,
     /// Asked at checkout whether a domain can be bought; without it domain purchases are refused.
     pub registrar: Option<Arc<Registrar>>,
+    /// Signs the customer portal's sign-in links; without it customers cannot sign in.
+    pub sign_in: Option<Arc<SignInLinks>>,
 }
 
 /// The bridge's HTTP service: every route, each request knowing its connection's peer address
@@ -66,6 +74,8 @@ fn routes(state: Arc<AppState>, checkout: Arc<public::CheckoutSettings>) -> Rout
         .route("/v1/stripe/webhook", post(webhook::receive))
         .route("/v1/pay/{token}", get(pay::pay))
         .nest("/v1/admin", admin::router())
+        .nest("/v1/portal", portal::router())
+        .route("/v1/invoices/{number}/pay", post(portal::pay))
         .with_state(state)
 }
 
@@ -126,6 +136,36 @@ impl From<CheckoutError> for ApiError {
         };
         Self::new(status, e.code(), e.to_string())
     }
+}
+
+/// How a subscription's provisioning goes: the ledger's last observation and, when the cluster
+/// answers, its Subscription resource's status now.
+pub(crate) async fn provisioning_of(state: &AppState, sub: &subscriptions::Subscription) -> Value {
+    let live = match &state.kube {
+        Some(client) => {
+            let api: Api<Subscription> = Api::namespaced(client.clone(), &sub.namespace);
+            match api.get_opt(&sub.resource_name).await {
+                Ok(found) => json!(found.and_then(|o| o.status)),
+                Err(e) => json!({"error": e.to_string()}),
+            }
+        }
+        None => Value::Null,
+    };
+    json!({"phase": sub.provisioning_phase, "message": sub.provisioning_message, "resourceStatus": live})
+}
+
+/// An issued invoice of the tenant as its PDF document, the same bytes while the invoice is
+/// unchanged. A draft has none yet (`409 InvoiceNotIssued`).
+pub(crate) async fn invoice_pdf_reply(state: &AppState, key: &str) -> Result<Response, ApiError> {
+    let mut conn = state.pool.acquire().await.map_err(LedgerError::from)?;
+    let document = invoice_pdf::load(&mut conn, state.tenant, key).await.map_err(|e| match e {
+        PdfError::Ledger(e) => ApiError::from(e),
+        draft @ PdfError::Draft(_) => ApiError::new(StatusCode::CONFLICT, draft.reason(), draft.to_string()),
+    })?;
+    drop(conn);
+    let disposition = format!("inline; filename=\"{}\"", invoice_pdf::file_name(&document));
+    let headers = [(CONTENT_TYPE, "application/pdf".to_owned()), (CONTENT_DISPOSITION, disposition)];
+    Ok((headers, invoice_pdf::render(&document)).into_response())
 }
 
 /// A JSON body that failed to parse is a 422 with the parser's words.

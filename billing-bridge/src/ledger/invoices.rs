@@ -419,6 +419,16 @@ pub async fn list(db: impl PgExecutor<'_>, status: Option<&str>) -> Result<Vec<I
     .await?)
 }
 
+/// The customer's issued invoices (not drafts), newest first.
+pub async fn of_customer(db: impl PgExecutor<'_>, customer: Uuid) -> Result<Vec<Invoice>, LedgerError> {
+    Ok(sqlx::query_as(sql!(
+        "SELECT {COLUMNS} FROM invoices WHERE customer_id = $1 AND status <> 'draft' ORDER BY created_at DESC LIMIT 500"
+    ))
+    .bind(customer)
+    .fetch_all(db)
+    .await?)
+}
+
 /// The invoices of a subscription: the order's first one and its renewals.
 pub async fn of_subscription(
     db: impl PgExecutor<'_>,

@@ -40,10 +40,12 @@ pub enum Kind {
     InvoiceIssued,
     /// A renewal is unpaid after its due date; suspension follows after the grace days.
     PastDue,
+    /// A link to sign in to the customer portal (its facts name the link, never its token).
+    SignInLink,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Self::Receipt,
         Self::PaymentFailed,
         Self::Suspended,
@@ -52,6 +54,7 @@ impl Kind {
         Self::ProvisioningFailed,
         Self::InvoiceIssued,
         Self::PastDue,
+        Self::SignInLink,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -64,6 +67,7 @@ impl Kind {
             Self::ProvisioningFailed => "provisioning_failed",
             Self::InvoiceIssued => "invoice_issued",
             Self::PastDue => "past_due",
+            Self::SignInLink => "sign_in_link",
         }
     }
 

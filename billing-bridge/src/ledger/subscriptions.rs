@@ -179,6 +179,14 @@ pub async fn list(db: impl PgExecutor<'_>, status: Option<&str>) -> Result<Vec<S
     .await?)
 }
 
+/// The customer's subscriptions, newest first.
+pub async fn of_customer(db: impl PgExecutor<'_>, customer: Uuid) -> Result<Vec<Subscription>, LedgerError> {
+    Ok(sqlx::query_as(sql!("SELECT {COLUMNS} FROM subscriptions WHERE customer_id = $1 ORDER BY created_at DESC LIMIT 500"))
+        .bind(customer)
+        .fetch_all(db)
+        .await?)
+}
+
 /// Moves the subscription to `to` if it is in one of `from`; the changed row, or None.
 pub async fn transition(
     db: impl PgExecutor<'_>,

@@ -154,6 +154,15 @@ fn content(kind: Kind, facts: &Facts<'_>, brand: &Branding) -> Content {
             ));
             c.pay = pay(facts, "Pay it online");
         }
+        Kind::SignInLink => {
+            c.title = "your sign-in link".to_owned();
+            let until = facts.str("expires").map(|e| format!(" until {e}")).unwrap_or_default();
+            c.paragraphs.push(format!(
+                "Open this link to sign in to your account: {}",
+                facts.or("url", "(the link could not be made; please ask for another)")
+            ));
+            c.paragraphs.push(format!("It works once{until}. If you did not ask to sign in, ignore this mail."));
+        }
         Kind::ProvisioningFailed => {
             c.title = format!("we could not set up your {service}");
             c.paragraphs.push(format!("We are sorry: your {service} could not be set up."));

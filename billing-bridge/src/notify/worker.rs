@@ -25,6 +25,7 @@ use crate::lanes;
 use crate::ledger::LedgerError;
 use crate::ledger::notifications::{self, Kind, Pending};
 use crate::metrics::Metrics;
+use crate::portal::SignInLinks;
 use crate::wakeup::Wakeup;
 
 pub const CHANNEL: &str = "mpanel_notification";
@@ -77,6 +78,9 @@ impl NotifyError {
 #[derive(Clone)]
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
+    /// Signs the portal's sign-in links into their mails; without it those mails say no link could
+    /// be made.
+    sign_in: Option<SignInLinks>,
 }
 
 impl Mailer {
@@ -91,7 +95,12 @@ impl Mailer {
             .port(port)
             .timeout(Some(SMTP_TIMEOUT))
             .build();
-        Ok(Self { transport })
+        Ok(Self { transport, sign_in: None })
+    }
+
+    /// The mailer, putting the link `links` signs into each sign-in mail.
+    pub fn with_sign_in_links(self, links: SignInLinks) -> Self {
+        Self { sign_in: Some(links), ..self }
     }
 
     async fn send(&self, message: Message) -> Result<(), NotifyError> {
@@ -141,6 +150,7 @@ pub async fn send_next(
     let Some(pending) = notifications::claim_due(&mut tx).await? else { return Ok(false) };
     wakeup.pass_on();
     let kind = Kind::parse(&pending.kind).map_or("unknown", Kind::as_str);
+    let pending = with_sign_in_url(pending, mailer.sign_in.as_ref());
     let invoice = match Kind::parse(&pending.kind) {
         Some(Kind::Receipt | Kind::InvoiceIssued) => invoice_pdf::of_notification(&mut tx, pending.id).await?,
         _ => None,
@@ -168,6 +178,17 @@ pub async fn send_next(
         }
     }
     Ok(true)
+}
+
+/// A sign-in mail gets its link here, at sending, from the link's id: the ledger row holds none.
+fn with_sign_in_url(mut pending: Pending, links: Option<&SignInLinks>) -> Pending {
+    let link = pending.facts.get("link").and_then(|v| v.as_str()).and_then(|s| uuid::Uuid::parse_str(s).ok());
+    if let (Some(Kind::SignInLink), Some(link), Some(links), Some(facts)) =
+        (Kind::parse(&pending.kind), link, links, pending.facts.as_object_mut())
+    {
+        facts.insert("url".to_owned(), links.url(link).into());
+    }
+    pending
 }
 
 /// Runs until the process ends, `PARALLEL` lanes sending what is due (the one due the longest

@@ -8,6 +8,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use ::stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeRequest};
+use stripe_billing::billing_portal_session::CreateBillingPortalSession;
 use stripe_checkout::CheckoutSessionMode;
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionCustomerCreation, CreateCheckoutSessionLineItems,
@@ -290,6 +291,18 @@ impl StripeClient {
             .await
             .map_err(|e| self.error(e))?;
         Ok(customer.id.as_str().to_owned())
+    }
+
+    /// A Stripe Billing Portal session for `customer` (`cus_…`), where the customer manages their
+    /// payment methods; returns its URL, good for one visit, coming back to `return_url`.
+    pub async fn create_billing_portal_session(&self, customer: &str, return_url: &str) -> Result<String, StripeError> {
+        let session = CreateBillingPortalSession::new()
+            .customer(customer)
+            .return_url(return_url)
+            .send(&self.client)
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(session.url)
     }
 
     fn idempotent(&self, key: &str) -> Result<RequestStrategy, StripeError> {

@@ -4,6 +4,8 @@
 // each test binary uses a part of this module
 #![allow(dead_code)]
 
+pub mod capture;
+
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -18,6 +20,10 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::Runtime;
+
+/// The key the test bridge signs portal sign-in links with, and the portal they lead to.
+pub const PORTAL_KEY: &str = "test-portal-key-0123456789abcdef0123456789";
+pub const PORTAL_URL: &str = "https://portal.shop.example";
 
 /// A runtime for the async clients, and the rustls provider they need (installed once).
 pub fn runtime() -> anyhow::Result<Runtime> {
@@ -193,6 +199,8 @@ impl Bridge {
             .env("MPANEL_BRIDGE_CHECKOUT_LIMIT_EMAIL", "0")
             .env("MPANEL_BRIDGE_CHECKOUT_LIMIT_ADDRESS", "0")
             .env("KUBECONFIG", kubeconfig)
+            .env("MPANEL_BRIDGE_PORTAL_KEY", PORTAL_KEY)
+            .env("MPANEL_BRIDGE_PORTAL_URL", PORTAL_URL)
             .env("RUST_LOG", "info")
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(log_file.try_clone()?)
