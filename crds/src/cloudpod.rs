@@ -9,6 +9,10 @@ use crate::common::{DeletionPolicy, SecretKeySelector};
 use crate::conditions::Condition;
 use crate::formats;
 
+/// A Unix user name as cloud-init creates it: lowercase, digits, `_` and `-`, not starting with a
+/// digit or `-`.
+const UNIX_USER: &str = r"^[a-z_][a-z0-9_-]{0,31}$";
+
 /// A CloudPod is a virtual machine or container on Proxmox VE, cloned from a template and sized by
 /// its plan. The operator reserves a VMID, clones, configures and starts it, and keeps its
 /// resources, power state and billing hold in line with this spec.
@@ -33,7 +37,12 @@ use crate::formats;
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.resources) || self.plan in ['mini', 'pro', 'business', 'enterprise']").message("resources are required unless plan is mini, pro, business or enterprise").field_path(".resources"))]
+#[x_kube(
+    validation = Rule::new("has(self.resources) || self.plan in ['mini', 'pro', 'business', 'enterprise']").message("resources are required unless plan is mini, pro, business or enterprise").field_path(".resources"),
+    validation = Rule::new("self.type == 'qemu' || !has(self.sshKeys) || size(self.sshKeys) == 0").message("sshKeys apply to qemu only: Proxmox installs keys in a container only when it is created from an OS template, and a CloudPod container is cloned from a container template; put the keys in the template").field_path(".sshKeys"),
+    validation = Rule::new("self.type == 'qemu' || !has(self.defaultUser)").message("defaultUser applies to qemu only: a Proxmox container has no cloud-init user").field_path(".defaultUser"),
+    validation = Rule::new("self.type == 'qemu' || !has(self.cloudInitSecretRef)").message("cloudInitSecretRef applies to qemu only: Proxmox containers have no cloud-init").field_path(".cloudInitSecretRef")
+)]
 pub struct CloudPodSpec {
     /// Plan the customer bought, e.g. `mini`, `pro`, `business`, `enterprise`. Without `resources`,
     /// the plan's sizes from the operator configuration apply (by default mini 1 core/1 GiB/20 GiB,
@@ -63,14 +72,28 @@ pub struct CloudPodSpec {
     /// Network attachment of the guest's first interface.
     pub network: Network,
 
-    /// OpenSSH public keys installed for the default user.
+    /// OpenSSH public keys cloud-init installs for the default user (Proxmox `sshkeys`). `qemu`
+    /// only: a cloned container cannot be given keys through Proxmox.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32), inner(length(max = 16384), pattern(formats::SSH_PUBLIC_KEY)))]
     pub ssh_keys: Vec<String>,
 
-    /// Secret key holding cloud-init user data (`#cloud-config …`) for the first boot.
+    /// Name of the default user cloud-init creates instead of the image's own (Proxmox `ciuser`).
+    /// `qemu` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 32), pattern(UNIX_USER))]
+    pub default_user: Option<String>,
+
+    /// Secret key holding cloud-init user data (`#cloud-config …`). `qemu` only. The operator
+    /// writes it as a snippet to the snippet storage of its configuration and points the guest's
+    /// `cicustom` at it; without a snippet storage the CloudPod is not configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud_init_secret_ref: Option<SecretKeySelector>,
+
+    /// Reboots a running guest once for each new value: set it to the current time (RFC 3339,
+    /// e.g. `2026-12-01T20:00:00Z`) to ask for a reboot. `status.reboot` records the value acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reboot_requested_at: Option<Time>,
 
     /// Where the guest may run. Without it, the operator picks a node of its default cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -145,6 +168,24 @@ pub struct Network {
     pub vlan: Option<u16>,
     /// IPv4 configuration: a static `address` with its `gateway`, or a `pool` to allocate from.
     pub ipv4: Ipv4Config,
+    /// Resolvers and search domains of the guest; the Proxmox host's when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Dns>,
+}
+
+/// DNS settings handed to the guest (Proxmox `nameserver` and `searchdomain`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Dns {
+    /// Resolver addresses, e.g. `[1.1.1.1, 9.9.9.9]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 3), inner(length(max = 45)))]
+    #[x_kube(validation = Rule::new("self.all(a, isIP(a))").message("nameservers must be IP addresses, e.g. 1.1.1.1"))]
+    pub nameservers: Vec<String>,
+    /// Search domains, e.g. `[example.net]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 6), inner(length(max = 253), pattern(formats::DOMAIN_NAME)))]
+    pub search_domains: Vec<String>,
 }
 
 /// IPv4 configuration: either `address` + `gateway`, or `pool`.
@@ -212,10 +253,59 @@ pub struct CloudPodStatus {
     /// Generation of the spec the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The reboot last asked for by `spec.rebootRequestedAt` and what came of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reboot: Option<RebootStatus>,
+    /// What the QEMU guest agent reports from inside the guest; absent when no agent answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_agent: Option<GuestAgentStatus>,
     /// Cloned, Configured, Started and Ready.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
+}
+
+/// The reboot asked for last. A value is acted on once: it is recorded here before Proxmox is
+/// asked, so neither a requeue nor a restart of the operator reboots twice for it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RebootStatus {
+    /// The `spec.rebootRequestedAt` value acted on.
+    pub requested_at: Time,
+    /// When the operator acted on it.
+    pub acted_at: Time,
+    /// `Requested` (Proxmox was asked to reboot the guest) or `NotRunning` (the guest was not
+    /// running, so it was not rebooted).
+    pub outcome: RebootOutcome,
+}
+
+/// What came of a reboot request.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum RebootOutcome {
+    Requested,
+    NotRunning,
+}
+
+/// The guest as its QEMU guest agent sees it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GuestAgentStatus {
+    /// The operating system's pretty name, e.g. `Debian GNU/Linux 13 (trixie)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    /// Addresses of the guest's interfaces other than loopback, e.g. `192.0.2.10/24`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<GuestAddress>,
+}
+
+/// One address the guest agent reports.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GuestAddress {
+    /// Interface name inside the guest, e.g. `eth0`.
+    pub interface: String,
+    /// Address with prefix length, e.g. `192.0.2.10/24` or `2001:db8::10/64`.
+    pub address: String,
 }
 
 /// A Proxmox task being tracked.
@@ -239,6 +329,7 @@ pub enum TaskOperation {
     Resize,
     Start,
     Stop,
+    Reboot,
     Destroy,
 }
 

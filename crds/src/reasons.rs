@@ -541,6 +541,29 @@ pub const STOPPED: Reason = Reason {
     action: "Nothing; set `powerState: Running` to start it.",
 };
 
+pub const REBOOTING: Reason = Reason {
+    name: "Rebooting",
+    reported_in: &[(&[CLOUD_POD], Conditions(&[types::STARTED]))],
+    meaning: "The guest is being rebooted, as a new `rebootRequestedAt` asked; `status.reboot` records the value.",
+    action: "Wait.",
+};
+
+pub const USER_DATA_SECRET_MISSING: Reason = Reason {
+    name: "UserDataSecretMissing",
+    reported_in: &[(&[CLOUD_POD], Conditions(&[types::CONFIGURED, types::READY]))],
+    meaning: "The Secret of `cloudInitSecretRef`, or its key, is missing or not text, so the guest is not configured.",
+    action: "Create the Secret with the cloud-init user data under the named key.",
+};
+
+pub const USER_DATA_NOT_WRITTEN: Reason = Reason {
+    name: "UserDataNotWritten",
+    reported_in: &[(&[CLOUD_POD], Conditions(&[types::CONFIGURED, types::READY]))],
+    meaning: "The cloud-init user data of `cloudInitSecretRef` could not be written as a snippet: the operator \
+              configuration has no `proxmox.snippets`, or its directory cannot be written.",
+    action: "Configure `proxmox.snippets` with a snippet storage mounted into the operator, or remove \
+             `cloudInitSecretRef`.",
+};
+
 pub const PROXMOX_TASK_FAILED: Reason = Reason {
     name: "ProxmoxTaskFailed",
     reported_in: &[(&[CLOUD_POD], Conditions(&[types::CLONED, types::CONFIGURED, types::STARTED, types::READY]))],
@@ -1595,6 +1618,9 @@ pub fn reference() -> String {
 mod tests {
     use super::*;
 
+    REBOOTING,
+    USER_DATA_SECRET_MISSING,
+    USER_DATA_NOT_WRITTEN,
     fn is_upper_camel_case(name: &str) -> bool {
         name.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && name.chars().all(|c| c.is_ascii_alphanumeric())
     }

@@ -123,6 +123,22 @@ pub struct ProxmoxConfig {
     /// Client-side limits on the calls to the Proxmox VE API; [`PROXMOX_LIMITS`] by default.
     #[serde(default)]
     pub rate_limit: RateLimit,
+    /// Where CloudPods' cloud-init user data is written as snippets; without it a CloudPod with
+    /// `cloudInitSecretRef` is not configured.
+    #[serde(default)]
+    pub snippets: Option<SnippetStorage>,
+}
+
+/// A Proxmox storage with `snippets` content that the operator has mounted (e.g. CephFS or NFS
+/// shared by every node): Proxmox's API cannot upload snippets, so the operator writes the files.
+#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SnippetStorage {
+    /// The storage's ID in Proxmox, e.g. `cephfs`.
+    pub storage: String,
+    /// The storage's directory as mounted into the operator, e.g. `/mnt/pve/cephfs`; snippets go
+    /// to its `snippets/` folder, where Proxmox looks for them.
+    pub directory: std::path::PathBuf,
 }
 
 fn default_plans() -> std::collections::BTreeMap<String, mpanel_crds::cloudpod::Resources> {

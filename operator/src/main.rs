@@ -312,6 +312,7 @@ where
             vmids: (px.vmid_range.first, px.vmid_range.last),
             storage: px.storage.clone(),
             plans: px.plans.clone(),
+            snippets: px.snippets.clone(),
             ip_pools: px.ip_pools.clone(),
             allowed: px.allowed.clone(),
             reserved_addresses: Default::default(),

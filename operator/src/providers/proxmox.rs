@@ -1,5 +1,5 @@
 //! The Proxmox VE API (`/api2/json`) with an API token: nodes, guests, clone, config, resize,
-//! power, delete, and tasks.
+//! power (start, stop, reboot), delete, tasks, and the guest agent's read-only commands.
 //!
 //! Long operations (clone, start, stop, delete, LXC resize) return a task id (UPID) at once; the
 //! caller keeps it and reads the task later, so nothing here waits for a task. Every error carries
@@ -191,7 +191,7 @@ pub trait ProxmoxApi: Send + Sync {
         disk: &str,
         size: &str,
     ) -> impl Future<Output = Result<Option<String>, ProxmoxError>> + Send;
-    /// `start`, `stop` or `shutdown`; returns the task.
+    /// `start`, `stop`, `shutdown` or `reboot`; returns the task.
     fn power(
         &self,
         node: &str,
@@ -208,6 +208,14 @@ pub trait ProxmoxApi: Send + Sync {
     ) -> impl Future<Output = Result<String, ProxmoxError>> + Send;
     /// Destroys the guest and its disks; returns the task.
     fn destroy(&self, node: &str, kind: Kind, vmid: u32) -> impl Future<Output = Result<String, ProxmoxError>> + Send;
+    /// The `result` of a read-only QEMU guest agent command, e.g. `get-osinfo`,
+    /// `network-get-interfaces`. Proxmox answers 500 when the guest has no agent running.
+    fn agent_read(
+        &self,
+        node: &str,
+        vmid: u32,
+        command: &str,
+    ) -> impl Future<Output = Result<Value, ProxmoxError>> + Send;
 }
 
 pub struct Proxmox {
@@ -426,6 +434,15 @@ impl ProxmoxApi for Proxmox {
     async fn destroy(&self, node: &str, kind: Kind, vmid: u32) -> Result<String, ProxmoxError> {
         let path = format!("/nodes/{node}/{}/{vmid}?purge=1&destroy-unreferenced-disks=1", kind.path());
         Self::upid(self.send("destroy", Method::DELETE, &path, None).await?)
+    }
+
+    async fn agent_read(&self, node: &str, vmid: u32, command: &str) -> Result<Value, ProxmoxError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            result: Value,
+        }
+        let path = format!("/nodes/{node}/qemu/{vmid}/agent/{command}");
+        Ok(Self::decode::<Answer>(self.send("agent", Method::GET, &path, None).await?)?.result)
     }
 }
 

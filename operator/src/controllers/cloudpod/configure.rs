@@ -1,6 +1,6 @@
-//! The guest's configuration converged to the spec: cores, memory, name and network written where
-//! they differ (a difference to a configuration that was in sync is repaired drift), the root disk
-//! grown, never shrunk.
+//! The guest's configuration converged to the spec: cores, memory, name, network, DNS and (QEMU)
+//! cloud-init keys written where they differ (a difference to a configuration that was in sync is
+//! repaired drift), the root disk grown, never shrunk.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -14,6 +14,7 @@ use mpanel_crds::conditions::{self, Observation};
 use mpanel_crds::reasons;
 
 use super::allocation::address;
+use super::user_data::{self, UserDataError};
 use super::{CONFIGURED, Context, Error, KIND, OwnedGuest, POLL, Step, fail, guest, publish, resync_after};
 use crate::providers::proxmox::{ProxmoxApi, ProxmoxError};
 
@@ -47,7 +48,18 @@ pub(super) async fn configure<P: ProxmoxApi>(
             return Ok(ControlFlow::Break(requeue));
         }
     };
-    let want = guest::desired(&pod.spec, &size, ipv4.as_ref(), &ns, &name, &uid);
+    let cicustom = match user_data::snippet(&ctx.client, pod, ctx.snippets.as_ref()).await {
+        Ok(volume) => volume,
+        Err(UserDataError::Kube(e)) => return Err(e.into()),
+        Err(e) => {
+            let message = e.to_string();
+            step.set(Observation::new(CONFIGURED, false, e.reason(), message.clone()));
+            step.not_ready(None, e.reason(), message);
+            step.write(api, pod).await?;
+            return Ok(ControlFlow::Break(requeue));
+        }
+    };
+    let want = guest::desired(&pod.spec, &size, ipv4.as_ref(), cicustom.as_deref(), (&ns, &name, &uid));
     let changes = guest::differences(&want, owned.config);
     let disk = guest::disk_gib(owned.config, guest::root_disk(owned.kind));
     let wanted_disk = u64::from(size.disk_gib);
@@ -141,7 +153,7 @@ async fn converge_disk<P: ProxmoxApi>(
             CONFIGURED,
             true,
             reasons::CONFIGURED.name,
-            format!("cores, memory, disk, name and network of guest {vmid} match the spec"),
+            format!("cores, memory, disk, name, network and cloud-init of guest {vmid} match the spec"),
         ));
     }
     // what is in effect: a disk larger than the spec stays (and the status schema refuses a

@@ -1,5 +1,6 @@
 //! What deleting a CloudPod does: its own guest is stopped, then destroyed, one Proxmox task per
-//! reconcile, unless `deletionPolicy: Orphan` or ObserveOnly keeps it.
+//! reconcile, and its user data snippet removed, unless `deletionPolicy: Orphan` or ObserveOnly
+//! keeps them.
 
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
@@ -7,7 +8,7 @@ use mpanel_crds::cloudpod::{CloudPod, CloudPodPhase, TaskOperation};
 use mpanel_crds::common::{DeletionPolicy, ReconcileMode};
 use mpanel_crds::reasons;
 
-use super::{Context, Error, Step, guest, publish};
+use super::{Context, Error, Step, guest, publish, user_data};
 use crate::providers::proxmox::{ProxmoxApi, upid_node};
 
 pub(super) async fn cleanup<P: ProxmoxApi>(
@@ -30,6 +31,7 @@ pub(super) async fn cleanup<P: ProxmoxApi>(
     }
     let kind = guest::kind(&pod.spec);
     let Some(found) = ctx.proxmox.guests().await?.into_iter().find(|g| g.vmid == vmid) else {
+        user_data::remove(ctx.snippets.as_ref(), &pod.uid().unwrap_or_default());
         return Ok(Action::await_change());
     };
     let config = ctx.proxmox.config(&found.node, kind, vmid).await?;

@@ -55,14 +55,14 @@ pub fn free_address(pool: &crate::config::IpPool, taken: &BTreeSet<String>) -> O
         .map(|a| Ipv4 { cidr: format!("{a}/{}", pool.prefix), gateway: pool.gateway.to_string() })
 }
 
-/// The config keys this CloudPod sets, with `size` from [`resources`] and its address.
+/// The config keys this CloudPod sets, with `size` from [`resources`], its address, and the
+/// `cicustom` volume of its user data snippet, if it has one.
 pub fn desired(
     spec: &CloudPodSpec,
     size: &Resources,
     ipv4: Option<&Ipv4>,
-    namespace: &str,
-    name: &str,
-    uid: &str,
+    cicustom: Option<&str>,
+    (namespace, name, uid): (&str, &str, &str),
 ) -> BTreeMap<String, String> {
     let mut c = BTreeMap::new();
     c.insert("cores".into(), size.cores.to_string());
@@ -74,6 +74,15 @@ pub fn desired(
         Some(Ipv4 { cidr, gateway }) => format!("ip={cidr},gw={gateway}"),
         None => "ip=dhcp".to_owned(),
     };
+    if let Some(dns) = &spec.network.dns {
+        // both kinds take space-separated lists
+        if !dns.nameservers.is_empty() {
+            c.insert("nameserver".into(), dns.nameservers.join(" "));
+        }
+        if !dns.search_domains.is_empty() {
+            c.insert("searchdomain".into(), dns.search_domains.join(" "));
+        }
+    }
     match spec.type_ {
         GuestType::Lxc => {
             c.insert("hostname".into(), spec.hostname.clone());
@@ -86,6 +95,12 @@ pub fn desired(
             if !spec.ssh_keys.is_empty() {
                 // cloud-init wants the keys URL-encoded, one per line
                 c.insert("sshkeys".into(), urlencode(&spec.ssh_keys.join("\n")));
+            }
+            if let Some(user) = &spec.default_user {
+                c.insert("ciuser".into(), user.clone());
+            }
+            if let Some(volume) = cicustom {
+                c.insert("cicustom".into(), format!("user={volume}"));
             }
         }
     }
@@ -233,21 +248,44 @@ mod tests {
     #[test]
     fn an_lxc_guest_gets_its_size_name_network_and_marks() {
         let s = spec("lxc");
-        let want = desired(&s, s.resources.as_ref().unwrap(), Some(&ip()), "ns", "web", "UID-1");
+        let want = desired(&s, s.resources.as_ref().unwrap(), Some(&ip()), None, ("ns", "web", "UID-1"));
         assert_eq!(want["cores"], "2");
         assert_eq!(want["memory"], "2048");
         assert_eq!(want["hostname"], "web-1");
         assert_eq!(want["net0"], "name=eth0,bridge=vmbr0,tag=5,ip=203.0.113.10/24,gw=203.0.113.1");
         assert_eq!(want["tags"], "mpanel-uid-1");
         let q = spec("qemu");
-        let q = desired(&q, q.resources.as_ref().unwrap(), Some(&ip()), "ns", "web", "u");
+        let q = desired(&q, q.resources.as_ref().unwrap(), Some(&ip()), None, ("ns", "web", "u"));
         assert_eq!((q["name"].as_str(), q["ipconfig0"].as_str()), ("web-1", "ip=203.0.113.10/24,gw=203.0.113.1"));
+    }
+
+    #[test]
+    fn a_vm_gets_its_cloud_init_user_keys_dns_and_user_data_and_a_container_its_dns() {
+        let mut q = spec("qemu");
+        q.default_user = Some("deploy".into());
+        q.ssh_keys = vec!["ssh-ed25519 AAAA a@b c".into(), "ssh-rsa BBBB+/=".into()];
+        q.network.dns = Some(mpanel_crds::cloudpod::Dns {
+            nameservers: vec!["1.1.1.1".into(), "9.9.9.9".into()],
+            search_domains: vec!["example.net".into()],
+        });
+        let want =
+            desired(&q, q.resources.as_ref().unwrap(), Some(&ip()), Some("snip:snippets/u.yaml"), ("n", "w", "u"));
+        assert_eq!(want["ciuser"], "deploy");
+        assert_eq!(want["sshkeys"], "ssh-ed25519%20AAAA%20a%40b%20c%0Assh-rsa%20BBBB%2B%2F%3D");
+        assert_eq!(want["nameserver"], "1.1.1.1 9.9.9.9");
+        assert_eq!(want["searchdomain"], "example.net");
+        assert_eq!(want["cicustom"], "user=snip:snippets/u.yaml");
+        let mut c = q.clone();
+        c.type_ = GuestType::Lxc;
+        let want = desired(&c, c.resources.as_ref().unwrap(), Some(&ip()), None, ("n", "w", "u"));
+        assert_eq!((want["nameserver"].as_str(), want["searchdomain"].as_str()), ("1.1.1.1 9.9.9.9", "example.net"));
+        assert!(!want.contains_key("ciuser") && !want.contains_key("sshkeys") && !want.contains_key("cicustom"));
     }
 
     #[test]
     fn what_proxmox_adds_is_not_a_difference_but_a_changed_value_is() {
         let s = spec("lxc");
-        let want = desired(&s, s.resources.as_ref().unwrap(), Some(&ip()), "ns", "web", "u1");
+        let want = desired(&s, s.resources.as_ref().unwrap(), Some(&ip()), None, ("ns", "web", "u1"));
         let have = observed(&[
             ("cores", Value::from(2)),
             ("memory", Value::from(2048)),

@@ -8,6 +8,7 @@
 //! it. Clones are serialised per node (Proxmox's storage lock fails parallel clones of one
 //! template). A guest deleted out of band is cloned again at the same VMID.
 
+mod agent_view;
 mod allocation;
 mod configure;
 mod deletion;
@@ -15,6 +16,8 @@ pub mod guest;
 pub mod network;
 mod power;
 mod provision;
+mod reboot;
+pub mod user_data;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::ControlFlow;
@@ -56,6 +59,8 @@ pub struct Context<P> {
     pub proxmox: P,
     pub vmids: (u32, u32),
     pub storage: Option<String>,
+    /// Where cloud-init user data snippets are written.
+    pub snippets: Option<crate::config::SnippetStorage>,
     /// Address pools by name.
     pub ip_pools: BTreeMap<String, crate::config::IpPool>,
     /// Bridges, VLANs and templates CloudPods may use.
@@ -306,7 +311,7 @@ async fn finish_task<P: ProxmoxApi>(
         let message = format!("{:?} task failed: {failure}", task.operation);
         let condition = match task.operation {
             TaskOperation::Clone => CLONED,
-            TaskOperation::Start | TaskOperation::Stop => STARTED,
+            TaskOperation::Start | TaskOperation::Stop | TaskOperation::Reboot => STARTED,
             _ => CONFIGURED,
         };
         step.set(Observation::new(condition, false, reasons::PROXMOX_TASK_FAILED.name, message.clone()));

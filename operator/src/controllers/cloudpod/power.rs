@@ -1,5 +1,7 @@
-//! The guest's power state converged to the spec (a start or stop is a task to wait for), and
-//! Ready with the phase it comes to.
+//! The guest's power state converged to the spec (a start, stop or asked-for reboot is a task to
+//! wait for), the guest agent's view of a running VM, and Ready with the phase it comes to.
+
+use std::ops::ControlFlow;
 
 use kube::Api;
 use kube::runtime::controller::Action;
@@ -7,7 +9,7 @@ use mpanel_crds::cloudpod::{CloudPod, CloudPodPhase, PowerState, TaskOperation};
 use mpanel_crds::conditions::{Observation, READY};
 use mpanel_crds::reasons;
 
-use super::{Context, Error, OwnedGuest, POLL, STARTED, Step, fail, resync_after};
+use super::{Context, Error, OwnedGuest, POLL, STARTED, Step, agent_view, fail, reboot, resync_after};
 use crate::providers::proxmox::ProxmoxApi;
 
 /// Starts or stops the guest as the spec says, else reports it running or stopped and Ready.
@@ -38,6 +40,11 @@ pub(super) async fn power<P: ProxmoxApi>(
             Err(e) => return fail(api, pod, step, Some(STARTED), e, ctx).await,
         }
     }
+    step = match reboot::reboot(api, pod, step, owned, ctx).await? {
+        ControlFlow::Continue(step) => step,
+        ControlFlow::Break(action) => return Ok(action),
+    };
+    step.status.guest_agent = agent_view::observe(&ctx.proxmox, owned).await;
     step.set(Observation::new(
         STARTED,
         running,
