@@ -1,5 +1,6 @@
 //! Collecting renewals, against the real ledger and webhook path: a renewal invoice is charged
-//! off-session for the saved card on its due date and on the dunning schedule (+3, +5 days), each
+//! off-session for the saved card on its due date, and its webhook pays it and extends the period
+//! with no staff action; a declined one is charged again on the dunning schedule (+3, +5 days), each
 //! attempt kept with Stripe's decline code; the third attempt is accepted, its webhook pays the
 //! invoice, the period moves on and the Overdue suspension in between is lifted.
 //!
@@ -27,7 +28,7 @@ use support::{Bridge, Ledger, Namespaces, email, payment_intent, session_complet
 const DECLINES: [(&str, &str); 2] =
     [("insufficient_funds", "Your card has insufficient funds."), ("do_not_honor", "Your card was declined.")];
 
-/// A Stripe front for PaymentIntent requests: declines as `DECLINES` says, in turn, then answers
+/// A Stripe front for PaymentIntent requests: declines as it is told, in turn, then answers
 /// with stripe-mock's PaymentIntent for the same request, succeeded. Keeps each request it got.
 struct DecliningStripe {
     base: String,
@@ -73,7 +74,8 @@ fn from_stripe_mock(stripe_mock: &str, request: &str) -> anyhow::Result<Value> {
 }
 
 impl DecliningStripe {
-    fn start(tb: &Testbed) -> anyhow::Result<Self> {
+    /// A front that declines with `declines` in turn, then accepts.
+    fn start(tb: &Testbed, declines: &'static [(&'static str, &'static str)]) -> anyhow::Result<Self> {
         let stripe_mock = tb.get("STRIPE_API_BASE")?.trim_start_matches("http://").trim_end_matches('/').to_owned();
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let base = format!("http://{}", listener.local_addr()?);
@@ -88,8 +90,8 @@ impl DecliningStripe {
                     k.len()
                 });
                 let answered = match n {
-                    Ok(n) if n <= DECLINES.len() => {
-                        let (decline_code, message) = DECLINES[n - 1];
+                    Ok(n) if n <= declines.len() => {
+                        let (decline_code, message) = declines[n - 1];
                         let body = json!({"error": {"type": "card_error", "code": "card_declined",
                                                     "decline_code": decline_code, "message": message}});
                         respond(&mut conn, "402 Payment Required", &body.to_string())
@@ -112,6 +114,101 @@ impl DecliningStripe {
     }
 }
 
+/// A monthly CloudPod paid at checkout with the card saved for renewals (`cus_<label>first`,
+/// `pm_card_<label>`), activated now: its subscription, the end of its first period, and the
+/// namespace to remove after the test.
+fn renewing_subscription<'a>(
+    rt: &tokio::runtime::Runtime,
+    tb: &'a Testbed,
+    ledger: &Ledger,
+    bridge: &Bridge,
+    label: &str,
+) -> anyhow::Result<(uuid::Uuid, DateTime<Utc>, Namespaces<'a>)> {
+    let placed =
+        bridge.checkout(rt, &json!({"product": "cloudpod-mini", "cycle": "monthly", "email": email(label)}))?;
+    let handle = ledger.text(
+        rt,
+        &format!(
+            "SELECT c.handle FROM customers c JOIN orders o ON o.customer_id = c.id WHERE o.id = '{}'",
+            placed["orderId"].as_str().unwrap_or_default()
+        ),
+    )?;
+    let namespaces = Namespaces { tb, names: vec![format!("customer-{}", handle.unwrap_or_default())] };
+    let first = format!("pi_{label}first");
+    assert_eq!(bridge.deliver(rt, &session_completed(&placed, &first))?, 200);
+    let mut paid =
+        payment_intent("payment_intent.succeeded", &first, placed["invoiceId"].as_str().unwrap_or_default(), 999);
+    paid["data"]["object"]["customer"] = json!(format!("cus_{label}first"));
+    paid["data"]["object"]["payment_method"] = json!(format!("pm_card_{label}"));
+    assert_eq!(bridge.deliver(rt, &paid)?, 200);
+    let subscription = support::subscription_of_order(rt, ledger, &placed)?;
+    let end = support::activate_at(rt, ledger, subscription, Cycle::Monthly, Utc::now())?;
+    Ok((subscription, end, namespaces))
+}
+
+/// Waits until the subscription is active, unsuspended, past `end`, and its renewal paid.
+fn wait_renewed(
+    rt: &tokio::runtime::Runtime,
+    ledger: &Ledger,
+    subscription: uuid::Uuid,
+    renewal: uuid::Uuid,
+    end: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let state = ledger.text(
+            rt,
+            &format!("SELECT status || ' ' || coalesce(suspension_reason, '-') || ' ' || (current_period_end > '{}'::timestamptz)::text FROM subscriptions WHERE id = '{subscription}'", end.to_rfc3339()),
+        )?;
+        if state.as_deref() == Some("active - true") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the renewal did not take: {state:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        ledger.text(rt, &format!("SELECT status FROM invoices WHERE id = '{renewal}'"))?.as_deref(),
+        Some("paid")
+    );
+    Ok(())
+}
+
+#[test]
+fn a_renewal_is_charged_on_its_due_date_and_its_webhook_extends_the_period_without_staff() -> anyhow::Result<()> {
+    let rt = support::runtime()?;
+    let tb = Testbed::from_env()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let kubeconfig: std::path::PathBuf = tb.get("KUBECONFIG")?.into();
+    let bridge = Bridge::start(&rt, &tb, &ledger, &kubeconfig)?;
+    let (subscription, end, _namespaces) = renewing_subscription(&rt, &tb, &ledger, &bridge, "ontime")?;
+    let front = DecliningStripe::start(&tb, &[])?;
+    let stripe = StripeClient::new("sk_test_renewals", Some(&front.base), Duration::from_secs(10))?;
+    let pass = |at: DateTime<Utc>| rt.block_on(renewal_charges::pass(&ledger.pool, &stripe, at, None));
+
+    assert_eq!(rt.block_on(lifecycle::tick(&ledger.pool, end - chrono::Duration::days(6)))?.renewal_invoices, 1);
+    let renewal: uuid::Uuid = rt.block_on(
+        sqlx::query_scalar("SELECT id FROM invoices WHERE subscription_id = $1 AND period_start IS NOT NULL")
+            .bind(subscription)
+            .fetch_one(&ledger.pool),
+    )?;
+    assert_eq!(pass(end - chrono::Duration::hours(1))?, Charged::default(), "nothing is charged before the due date");
+    assert_eq!(pass(end + chrono::Duration::minutes(1))?.accepted, 1, "charged on the due date");
+    assert_eq!(front.requests().len(), 1);
+    let attempts = rt.block_on(charge_attempts::of_invoice(&ledger.pool, renewal))?;
+    let seen: Vec<(i32, &str)> = attempts.iter().map(|a| (a.attempt, a.outcome.as_str())).collect();
+    assert_eq!(seen, vec![(1, "succeeded")]);
+    let intent = attempts[0].payment_intent.clone().unwrap_or_default();
+    // the webhook of the charge pays the invoice, once however often it comes
+    let renewal_paid = payment_intent("payment_intent.succeeded", &intent, &renewal.to_string(), 999);
+    assert_eq!(bridge.deliver(&rt, &renewal_paid)?, 200);
+    assert_eq!(bridge.deliver(&rt, &renewal_paid)?, 200);
+    wait_renewed(&rt, &ledger, subscription, renewal, end)?;
+    let payments = ledger.count(&rt, &format!("SELECT count(*) FROM payments WHERE invoice_id = '{renewal}'"))?;
+    assert_eq!(payments, 1);
+    ledger.drop_database(&rt);
+    Ok(())
+}
+
 #[test]
 fn a_declined_renewal_is_retried_on_the_schedule_and_the_third_attempt_pays_and_lifts_the_suspension()
 -> anyhow::Result<()> {
@@ -122,32 +219,9 @@ fn a_declined_renewal_is_retried_on_the_schedule_and_the_third_attempt_pays_and_
     rt.block_on(sqlx::query("UPDATE products SET grace_days = 4 WHERE slug = 'cloudpod-mini'").execute(&ledger.pool))?;
     let kubeconfig: std::path::PathBuf = tb.get("KUBECONFIG")?.into();
     let bridge = Bridge::start(&rt, &tb, &ledger, &kubeconfig)?;
-    let placed =
-        bridge.checkout(&rt, &json!({"product": "cloudpod-mini", "cycle": "monthly", "email": email("renews")}))?;
-    let handle = ledger.text(
-        &rt,
-        &format!(
-            "SELECT c.handle FROM customers c JOIN orders o ON o.customer_id = c.id WHERE o.id = '{}'",
-            placed["orderId"].as_str().unwrap_or_default()
-        ),
-    )?;
-    let _namespaces = Namespaces { tb: &tb, names: vec![format!("customer-{}", handle.unwrap_or_default())] };
+    let (subscription, end, _namespaces) = renewing_subscription(&rt, &tb, &ledger, &bridge, "renews")?;
 
-    // paid at checkout, the card saved on the Stripe customer
-    assert_eq!(bridge.deliver(&rt, &session_completed(&placed, "pi_renewsfirst"))?, 200);
-    let mut paid = payment_intent(
-        "payment_intent.succeeded",
-        "pi_renewsfirst",
-        placed["invoiceId"].as_str().unwrap_or_default(),
-        999,
-    );
-    paid["data"]["object"]["customer"] = json!("cus_renewsfirst");
-    paid["data"]["object"]["payment_method"] = json!("pm_card_renews");
-    assert_eq!(bridge.deliver(&rt, &paid)?, 200);
-    let subscription = support::subscription_of_order(&rt, &ledger, &placed)?;
-    let end = support::activate_at(&rt, &ledger, subscription, Cycle::Monthly, Utc::now())?;
-
-    let front = DecliningStripe::start(&tb)?;
+    let front = DecliningStripe::start(&tb, &DECLINES)?;
     let stripe = StripeClient::new("sk_test_renewals", Some(&front.base), Duration::from_secs(10))?;
     let pass = |at: DateTime<Utc>| rt.block_on(renewal_charges::pass(&ledger.pool, &stripe, at, None));
     let hours = chrono::Duration::hours;
@@ -213,22 +287,7 @@ fn a_declined_renewal_is_retried_on_the_schedule_and_the_third_attempt_pays_and_
     // Overdue suspension is lifted
     let renewal_paid = payment_intent("payment_intent.succeeded", &intent, &renewal.to_string(), 999);
     assert_eq!(bridge.deliver(&rt, &renewal_paid)?, 200);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let state = ledger.text(
-            &rt,
-            &format!("SELECT status || ' ' || coalesce(suspension_reason, '-') || ' ' || (current_period_end > '{}'::timestamptz)::text FROM subscriptions WHERE id = '{subscription}'", end.to_rfc3339()),
-        )?;
-        if state.as_deref() == Some("active - true") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the renewal did not take: {state:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert_eq!(
-        ledger.text(&rt, &format!("SELECT status FROM invoices WHERE id = '{renewal}'"))?.as_deref(),
-        Some("paid")
-    );
+    wait_renewed(&rt, &ledger, subscription, renewal, end)?;
     ledger.drop_database(&rt);
     Ok(())
 }
