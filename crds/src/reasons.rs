@@ -1415,6 +1415,9 @@ pub const ALL: &[Reason] = &[
     DISK_LARGER_THAN_SPEC,
     CONFIGURED,
     STARTING,
+    REBOOTING,
+    USER_DATA_SECRET_MISSING,
+    USER_DATA_NOT_WRITTEN,
     STOPPING,
     RUNNING,
     STOPPED,
@@ -1618,9 +1621,6 @@ pub fn reference() -> String {
 mod tests {
     use super::*;
 
-    REBOOTING,
-    USER_DATA_SECRET_MISSING,
-    USER_DATA_NOT_WRITTEN,
     fn is_upper_camel_case(name: &str) -> bool {
         name.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && name.chars().all(|c| c.is_ascii_alphanumeric())
     }
