@@ -262,6 +262,13 @@ fn a_renewal_that_needs_the_customer_is_paid_once_through_its_pay_link() -> anyh
         .text(&rt, &format!("SELECT payment_intent FROM charge_attempts WHERE invoice_id = '{renewal}'"))?
         .unwrap_or_default();
     assert!(intent.starts_with("pi_"), "{intent}");
+    // the customer is told at once, before any word from Stripe, with the pay link
+    let told = format!(
+        "SELECT facts->>'payUrl' FROM notifications WHERE kind = 'payment_failed' AND recipient = '{customer}'"
+    );
+    assert_eq!(ledger.text(&rt, &told)?.as_deref(), Some(pay_url.as_str()));
+    let failed_payment = format!("SELECT status FROM payments WHERE reference = '{intent}'");
+    assert_eq!(ledger.text(&rt, &failed_payment)?.as_deref(), Some("failed"));
     // Stripe's own word of the failed intent changes nothing: the customer is told once
     assert_eq!(bridge.deliver(&rt, &payment_intent("payment_intent.payment_failed", &intent, &renewal, 999))?, 200);
 
