@@ -298,6 +298,12 @@ fn a_renewal_that_needs_the_customer_is_paid_once_through_its_pay_link() -> anyh
         1
     );
 
+    // unpaid past its due date: the past-due mail carries the link too
+    assert_eq!(rt.block_on(lifecycle::tick(&ledger.pool, end + chrono::Duration::hours(2)))?.past_due, 1);
+    let past_due =
+        format!("SELECT facts->>'payUrl' FROM notifications WHERE kind = 'past_due' AND recipient = '{customer}'");
+    assert_eq!(ledger.text(&rt, &past_due)?.as_deref(), Some(pay_url.as_str()));
+
     // staff see the pay address of the open invoice
     let admin = support::admin_token(&rt, &ledger, Role::ReadOnly)?;
     let (status, shown) = bridge.get(&rt, &format!("/v1/admin/invoices/{renewal}"), Some(&admin))?;
