@@ -8,6 +8,7 @@
 // duplicated attribute.
 #![allow(clippy::duplicated_attributes)]
 
+pub mod backup;
 pub mod certificate;
 pub mod cloudpod;
 pub mod common;
@@ -22,6 +23,7 @@ pub mod manifests;
 pub mod reasons;
 pub mod subscription;
 
+pub use backup::{BackupPolicy, BackupPolicySpec, BackupPolicyStatus, CloudPodRestore, CloudPodRestoreSpec};
 pub use certificate::{Certificate, CertificateSpec, CertificateStatus};
 pub use cloudpod::{CloudPod, CloudPodSpec, CloudPodStatus};
 pub use common::{DeletionPolicy, ReconcileMode};
@@ -46,7 +48,16 @@ pub const RECONCILE_MODE_ANNOTATION: &str = "mpanel.migrahosting.com/reconcile-m
 /// `kubectl get mpanel` lists every kind in this category.
 pub const CATEGORY: &str = "mpanel";
 
-/// The CustomResourceDefinitions of all six kinds, in a stable order.
+/// The CustomResourceDefinitions of every kind, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![CloudPod::crd(), Domain::crd(), DnsZone::crd(), Mailbox::crd(), Certificate::crd(), Subscription::crd()]
+    vec![
+        CloudPod::crd(),
+        Domain::crd(),
+        DnsZone::crd(),
+        Mailbox::crd(),
+        Certificate::crd(),
+        Subscription::crd(),
+        BackupPolicy::crd(),
+        CloudPodRestore::crd(),
+    ]
 }

@@ -19,9 +19,12 @@ const DNS_ZONE: &str = "DnsZone";
 const MAILBOX: &str = "Mailbox";
 const CERTIFICATE: &str = "Certificate";
 const SUBSCRIPTION: &str = "Subscription";
+const BACKUP_POLICY: &str = "BackupPolicy";
+const CLOUD_POD_RESTORE: &str = "CloudPodRestore";
 
 /// Every kind, in the order of the reference.
-pub const KINDS: &[&str] = &[CLOUD_POD, DOMAIN, DNS_ZONE, MAILBOX, CERTIFICATE, SUBSCRIPTION];
+pub const KINDS: &[&str] =
+    &[CLOUD_POD, DOMAIN, DNS_ZONE, MAILBOX, CERTIFICATE, SUBSCRIPTION, BACKUP_POLICY, CLOUD_POD_RESTORE];
 
 /// A condition type: the `type` of one entry of `status.conditions`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -584,21 +587,21 @@ const PROXMOX_FAILURE: ReportedIn = Conditions(&[types::CLONED, types::CONFIGURE
 
 pub const PROXMOX_UNAUTHORIZED: Reason = Reason {
     name: "ProxmoxUnauthorized",
-    reported_in: &[(&[CLOUD_POD], PROXMOX_FAILURE)],
+    reported_in: &[(&[CLOUD_POD], PROXMOX_FAILURE), (&[BACKUP_POLICY], ON_READY)],
     meaning: "Proxmox refused the operator's API token (401 or 403).",
     action: "Operators: check the token and its permissions in the operator configuration.",
 };
 
 pub const PROXMOX_ERROR: Reason = Reason {
     name: "ProxmoxError",
-    reported_in: &[(&[CLOUD_POD], PROXMOX_FAILURE)],
+    reported_in: &[(&[CLOUD_POD], PROXMOX_FAILURE), (&[BACKUP_POLICY], ON_READY)],
     meaning: "Proxmox answered with a server error (5xx); the message is its own. It is retried.",
     action: "Wait for the retry; if it persists, operators check Proxmox.",
 };
 
 pub const PROXMOX_REJECTED: Reason = Reason {
     name: "ProxmoxRejected",
-    reported_in: &[(&[CLOUD_POD], PROXMOX_FAILURE)],
+    reported_in: &[(&[CLOUD_POD], PROXMOX_FAILURE), (&[BACKUP_POLICY], ON_READY)],
     meaning: "Proxmox refused the request (4xx); the message is its own.",
     action: "If the message names something of the spec (a storage, a size), change it; otherwise ask the \
              operators.",
@@ -606,14 +609,14 @@ pub const PROXMOX_REJECTED: Reason = Reason {
 
 pub const PROXMOX_UNREACHABLE: Reason = Reason {
     name: "ProxmoxUnreachable",
-    reported_in: &[(&[CLOUD_POD], PROXMOX_FAILURE)],
+    reported_in: &[(&[CLOUD_POD], PROXMOX_FAILURE), (&[BACKUP_POLICY], ON_READY)],
     meaning: "Proxmox could not be reached. It is retried.",
     action: "Wait for the retry; if it persists, operators check the network to Proxmox.",
 };
 
 pub const PROXMOX_BAD_RESPONSE: Reason = Reason {
     name: "ProxmoxBadResponse",
-    reported_in: &[(&[CLOUD_POD], PROXMOX_FAILURE)],
+    reported_in: &[(&[CLOUD_POD], PROXMOX_FAILURE), (&[BACKUP_POLICY], ON_READY)],
     meaning: "Proxmox sent an answer the operator could not read.",
     action: "Ask the operators: the Proxmox version may not be one the operator supports.",
 };
@@ -1376,7 +1379,96 @@ pub const CHILDREN_REMAINING: Reason = Reason {
 };
 
 /// Every reason, in the order of this file.
+// ---------------------------------------------------------------------------------------------
+// BackupPolicy, CloudPodRestore
+
+pub const BACKUPS_SCHEDULED: Reason = Reason {
+    name: "BackupsScheduled",
+    reported_in: &[(&[BACKUP_POLICY], ON_READY)],
+    meaning: "Every CloudPod of the policy is backed up on schedule and its latest backup succeeded; \
+              `status.cloudPods` lists each one's archives, task in flight and next backup.",
+    action: "Nothing.",
+};
+
+pub const INVALID_SCHEDULE: Reason = Reason {
+    name: "InvalidSchedule",
+    reported_in: &[(&[BACKUP_POLICY], ON_READY)],
+    meaning: "`schedule.every` is not an interval, so nothing is backed up.",
+    action: "Set `schedule.every` to a number and a unit, e.g. `24h`.",
+};
+
+pub const CLOUD_POD_WITHOUT_GUEST: Reason = Reason {
+    name: "CloudPodWithoutGuest",
+    reported_in: &[(&[BACKUP_POLICY, CLOUD_POD_RESTORE], ON_READY)],
+    meaning: "A CloudPod named here does not exist in the namespace or has no guest yet (no VMID or node).",
+    action: "Wait for the CloudPod to be provisioned, or correct the name.",
+};
+
+pub const BACKUP_FAILED: Reason = Reason {
+    name: "BackupFailed",
+    reported_in: &[(&[BACKUP_POLICY], ON_READY)],
+    meaning: "The latest vzdump of a CloudPod failed; the message is Proxmox's own. The next one runs on schedule.",
+    action: "Read the message (storage full, guest locked); if it repeats, ask the operators to look at the \
+             vzdump task in Proxmox.",
+};
+
+pub const RESTORING: Reason = Reason {
+    name: "Restoring",
+    reported_in: &[(&[CLOUD_POD_RESTORE], ON_READY)],
+    meaning: "The CloudPod's reconciles are paused and its guest is being stopped or restored from the archive.",
+    action: "Wait.",
+};
+
+pub const RESTORED: Reason = Reason {
+    name: "Restored",
+    reported_in: &[(&[CLOUD_POD_RESTORE], ON_READY)],
+    meaning: "The guest was restored from the archive and handed back to the CloudPod, which starts it again \
+              and puts its spec back on it. It is not restored again.",
+    action: "Nothing; to restore again, create another CloudPodRestore.",
+};
+
+pub const NOT_RESTORED: Reason = Reason {
+    name: "NotRestored",
+    reported_in: &[(&[CLOUD_POD_RESTORE], ON_READY)],
+    meaning: "The restore is `ObserveOnly`: the archive was checked, nothing is stopped or restored.",
+    action: "Set the reconcile mode to `Reconcile` to restore.",
+};
+
+pub const RESTORE_FAILED: Reason = Reason {
+    name: "RestoreFailed",
+    reported_in: &[(&[CLOUD_POD_RESTORE], ON_READY)],
+    meaning: "The stop or restore task failed (Proxmox's own words); the CloudPod got its reconciles back. The \
+              restore is not tried again.",
+    action: "Read the message; create another CloudPodRestore once the cause is fixed.",
+};
+
+pub const ARCHIVE_NOT_FOUND: Reason = Reason {
+    name: "ArchiveNotFound",
+    reported_in: &[(&[CLOUD_POD_RESTORE], ON_READY)],
+    meaning: "The archive is not in its storage (pruned, or never made). Nothing was changed.",
+    action: "Pick an archive the BackupPolicy's status lists and create another CloudPodRestore.",
+};
+
+pub const ARCHIVE_NOT_OWNED: Reason = Reason {
+    name: "ArchiveNotOwned",
+    reported_in: &[(&[CLOUD_POD_RESTORE], ON_READY)],
+    meaning: "The archive is not one a BackupPolicy made of this CloudPod (another VMID or kind, or without its \
+              marker), so it is never restored onto it. Nothing was changed.",
+    action: "Pick an archive the BackupPolicy's status lists for this CloudPod.",
+};
+
 pub const ALL: &[Reason] = &[
+    // BackupPolicy, CloudPodRestore
+    BACKUPS_SCHEDULED,
+    INVALID_SCHEDULE,
+    CLOUD_POD_WITHOUT_GUEST,
+    BACKUP_FAILED,
+    RESTORING,
+    RESTORED,
+    NOT_RESTORED,
+    RESTORE_FAILED,
+    ARCHIVE_NOT_FOUND,
+    ARCHIVE_NOT_OWNED,
     RECONCILE_TIMED_OUT,
     RECONCILE_PANICKED,
     FINALIZER_ERROR,

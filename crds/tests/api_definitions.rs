@@ -15,7 +15,7 @@ fn committed_manifests_match_the_types() {
 #[test]
 fn every_kind_is_namespaced_in_the_mpanel_category_with_status_and_ready_column() {
     let all = crds();
-    assert_eq!(all.len(), 6);
+    assert_eq!(all.len(), 8);
     for crd in all {
         let kind = &crd.spec.names.kind;
         assert_eq!(crd.spec.group, GROUP, "{kind}");

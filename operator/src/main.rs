@@ -14,7 +14,7 @@ use kube::runtime::reflector;
 use kube::{Api, Client, ResourceExt};
 use mpanel_operator::config::{Config, MAILCORE_LIMITS, NAMESILO_LIMITS, POWERDNS_LIMITS, PROXMOX_LIMITS, SecretRef};
 use mpanel_operator::controllers::certificate::{self, budget::Budget, dns01::Dns01, issuers::Issuers};
-use mpanel_operator::controllers::{Backoff, cloudpod, dnszone, domain, mailbox, subscription};
+use mpanel_operator::controllers::{Backoff, backup, cloudpod, dnszone, domain, mailbox, subscription};
 use mpanel_operator::endpoints::{self, Health};
 use mpanel_operator::leader::Leadership;
 use mpanel_operator::metrics::Metrics;
@@ -88,6 +88,7 @@ fn enabled(config: &Config) -> Vec<&'static str> {
     }
     if config.proxmox.is_some() {
         kinds.push(cloudpod::KIND);
+        kinds.extend([backup::policy::KIND, backup::restore::KIND]);
     }
     if config.namesilo.is_some() {
         kinds.push(domain::KIND);
@@ -328,6 +329,38 @@ where
         controllers.spawn(cloudpod::run(ctx, shutdown()));
     }
 
+    // backups and restores of CloudPods: a client of their own, under the same limits' settings
+    if let Some(px) = &config.proxmox {
+        let token = read_secret(client, &px.token_secret_ref).await?;
+        let ca_pem = match &px.ca_file {
+            Some(path) => Some(std::fs::read(path).with_context(|| format!("reading proxmox.caFile {path}"))?),
+            None => None,
+        };
+        let config_pve =
+            proxmox::Config { url: px.url.clone(), token, ca_pem, timeout: Duration::from_secs(px.timeout_seconds) };
+        let proxmox = Arc::new(Proxmox::new(config_pve, metrics.clone())?.with_throttle(Throttle::new(
+            "proxmox",
+            px.rate_limit.or(PROXMOX_LIMITS),
+            Some(metrics.clone()),
+        )));
+        for run_policies in [true, false] {
+            let ctx = Arc::new(backup::Context {
+                client: client.clone(),
+                namespace: config.watch_namespace.clone(),
+                proxmox: proxmox.clone(),
+                metrics: metrics.clone(),
+                recorder: recorder.clone(),
+                resync: config.resync().map_err(anyhow::Error::msg)?,
+                backoff: Backoff::bounded(attempt_bound),
+            });
+            if run_policies {
+                controllers.spawn(backup::policy::run(ctx, shutdown()));
+            } else {
+                controllers.spawn(backup::restore::run(ctx, shutdown()));
+            }
+        }
+    }
+
     if let Some(ns) = &config.namesilo {
         let api_key = read_secret(client, &ns.api_key_secret_ref).await?;
         let registrar = Namesilo::new(
@@ -392,12 +425,17 @@ fn release_unmanaged<F>(
 ) where
     F: std::future::Future<Output = ()> + Send + Sync + 'static,
 {
+    use mpanel_crds::{BackupPolicy, CloudPodRestore};
     use mpanel_crds::{certificate::Certificate, cloudpod::CloudPod, dnszone::DnsZone, domain::Domain};
     use mpanel_crds::{mailbox::Mailbox, subscription::Subscription};
     use mpanel_operator::controllers::unmanaged::release;
     let on = enabled(config);
     let (c, ns, r) = (client.clone(), config.watch_namespace.clone(), recorder.clone());
-    for kind in [dnszone::KIND, certificate::KIND, mailbox::KIND, cloudpod::KIND, domain::KIND, subscription::KIND] {
+    let backups = [backup::policy::KIND, backup::restore::KIND];
+    for kind in [dnszone::KIND, certificate::KIND, mailbox::KIND, cloudpod::KIND, domain::KIND, subscription::KIND]
+        .into_iter()
+        .chain(backups)
+    {
         if on.contains(&kind) {
             continue;
         }
@@ -408,6 +446,8 @@ fn release_unmanaged<F>(
             mailbox::KIND => controllers.spawn(release::<Mailbox>(c, ns, r, stop)),
             cloudpod::KIND => controllers.spawn(release::<CloudPod>(c, ns, r, stop)),
             domain::KIND => controllers.spawn(release::<Domain>(c, ns, r, stop)),
+            backup::policy::KIND => controllers.spawn(release::<BackupPolicy>(c, ns, r, stop)),
+            backup::restore::KIND => controllers.spawn(release::<CloudPodRestore>(c, ns, r, stop)),
             _ => controllers.spawn(release::<Subscription>(c, ns, r, stop)),
         };
     }

@@ -1,6 +1,7 @@
 //! One controller per kind, and what they share: status written by server-side apply, Events, and
 //! per-object exponential backoff with jitter.
 
+pub mod backup;
 pub mod certificate;
 pub mod cloudpod;
 pub mod dnszone;

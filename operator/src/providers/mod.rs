@@ -6,6 +6,7 @@ pub mod mailcore;
 pub mod namesilo;
 pub mod powerdns;
 pub mod proxmox;
+pub mod proxmox_backup;
 pub mod throttle;
 
 /// What a configuration's Debug output shows in place of a credential.

@@ -320,7 +320,7 @@ impl Proxmox {
         result
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         operation: &'static str,
         method: Method,
@@ -341,11 +341,11 @@ impl Proxmox {
             .await
     }
 
-    fn decode<T: DeserializeOwned>(value: Value) -> Result<T, ProxmoxError> {
+    pub(crate) fn decode<T: DeserializeOwned>(value: Value) -> Result<T, ProxmoxError> {
         serde_json::from_value(value).map_err(|e| ProxmoxError::BadResponse(e.to_string()))
     }
 
-    fn upid(value: Value) -> Result<String, ProxmoxError> {
+    pub(crate) fn upid(value: Value) -> Result<String, ProxmoxError> {
         match value {
             Value::String(upid) if upid.starts_with("UPID:") => Ok(upid),
             other => Err(ProxmoxError::BadResponse(format!("expected a task id, got {other}"))),
@@ -353,7 +353,7 @@ impl Proxmox {
     }
 }
 
-fn json_params(params: &BTreeMap<String, String>) -> Value {
+pub(crate) fn json_params(params: &BTreeMap<String, String>) -> Value {
     Value::Object(params.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
 }
 

@@ -1,0 +1,283 @@
+//! The CloudPodRestore controller: one restore of a CloudPod's guest, in place, from one of its own
+//! archives. The CloudPod's reconciles are paused (its reconcile-mode annotation, the previous value
+//! kept in this status) so that it does not start the guest meanwhile; the guest is stopped, the
+//! archive restored over it (same VMID, `force`), and the CloudPod handed back, which starts the
+//! guest and puts its spec (sizes, network, power state) back on it. A restore that ended, either
+//! way, is never done again.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+use mpanel_crds::RECONCILE_MODE_ANNOTATION;
+use mpanel_crds::backup::{CloudPodRestore, CloudPodRestoreStatus, PausedCloudPod, RestorePhase};
+use mpanel_crds::cloudpod::{CloudPod, GuestType};
+use mpanel_crds::common::ReconcileMode;
+use mpanel_crds::conditions::{Condition, Observation, READY};
+use mpanel_crds::reasons;
+use serde_json::json;
+
+use super::{Context, Error, POLL, WAIT_FOR_POD, made_for};
+use crate::controllers::{
+    StatusOf, measured, now, publish, reconcile_in_mode, retry_later, scoped, write_changed_status,
+};
+use crate::providers::proxmox::{Kind, upid_node};
+use crate::providers::proxmox_backup::{BackupApi, Restore, parse_archive};
+
+pub const KIND: &str = "CloudPodRestore";
+const FIELD_MANAGER: &str = "mpanel-cloudpodrestore";
+
+impl StatusOf for CloudPodRestore {
+    type Status = CloudPodRestoreStatus;
+    type Phase = RestorePhase;
+    const FIELD_MANAGER: &'static str = FIELD_MANAGER;
+    fn status(&self) -> Option<&CloudPodRestoreStatus> {
+        self.status.as_ref()
+    }
+    fn conditions(status: &mut CloudPodRestoreStatus) -> &mut Vec<Condition> {
+        &mut status.conditions
+    }
+    fn observed_generation(status: &mut CloudPodRestoreStatus) -> &mut Option<i64> {
+        &mut status.observed_generation
+    }
+    fn phase(status: &mut CloudPodRestoreStatus) -> &mut Option<RestorePhase> {
+        &mut status.phase
+    }
+}
+
+type Step = crate::controllers::Step<CloudPodRestore>;
+
+pub async fn run<P: BackupApi + 'static>(
+    ctx: Arc<Context<P>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let controller = Controller::new(
+        scoped::<CloudPodRestore>(&ctx.client, ctx.namespace.as_deref()),
+        watcher::Config::default().any_semantic(),
+    )
+    .with_config(ControllerConfig::default().concurrency(4));
+    ctx.metrics.inventory.watch(KIND, controller.store(), None, |_| None);
+    controller
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "CloudPodRestore reconcile ended with an error");
+            }
+        })
+        .await;
+}
+
+async fn reconcile<P: BackupApi>(restore: Arc<CloudPodRestore>, ctx: Arc<Context<P>>) -> Result<Action, Error> {
+    measured(
+        KIND,
+        &ctx.client,
+        restore.as_ref(),
+        &ctx.metrics,
+        &ctx.backoff,
+        Error::reason,
+        reconcile_inner(restore.clone(), &ctx),
+    )
+    .await
+}
+
+fn error_policy<P: BackupApi>(restore: Arc<CloudPodRestore>, error: &Error, ctx: Arc<Context<P>>) -> Action {
+    retry_later(KIND, restore.as_ref(), error.reason(), error, &ctx.backoff)
+}
+
+async fn reconcile_inner<P: BackupApi>(restore: Arc<CloudPodRestore>, ctx: &Context<P>) -> Result<Action, Error> {
+    let api: Api<CloudPodRestore> = Api::namespaced(ctx.client.clone(), &restore.namespace().unwrap_or_default());
+    let Some(restore) = api.get_opt(&restore.name_any()).await?.map(Arc::new) else {
+        return Ok(Action::await_change());
+    };
+    let api = &api;
+    reconcile_in_mode(
+        api,
+        restore,
+        |step, message| {
+            step.not_ready(None, reasons::INVALID_RECONCILE_MODE.name, message);
+        },
+        |restore, mode| async move { apply(api, &restore, mode, ctx).await },
+        |restore, _| async move { cleanup(api, &restore, ctx).await },
+    )
+    .await
+}
+
+/// Deleted before it ended: the CloudPod gets its reconciles back.
+async fn cleanup<P: BackupApi>(
+    api: &Api<CloudPodRestore>,
+    restore: &CloudPodRestore,
+    ctx: &Context<P>,
+) -> Result<Action, Error> {
+    let mut step = Step::new(restore);
+    resume_cloud_pod(restore, &mut step, ctx).await?;
+    step.write(api, restore).await?;
+    Ok(Action::await_change())
+}
+
+fn kind_of(pod: &CloudPod) -> Kind {
+    match pod.spec.type_ {
+        GuestType::Lxc => Kind::Lxc,
+        GuestType::Qemu => Kind::Qemu,
+    }
+}
+
+async fn apply<P: BackupApi>(
+    api: &Api<CloudPodRestore>,
+    restore: &CloudPodRestore,
+    mode: ReconcileMode,
+    ctx: &Context<P>,
+) -> Result<Action, Error> {
+    let mut step = Step::new(restore);
+    if step.status.phase.is_some_and(RestorePhase::ended) {
+        return Ok(Action::await_change());
+    }
+    let spec = &restore.spec;
+    let pods: Api<CloudPod> = Api::namespaced(ctx.client.clone(), &restore.namespace().unwrap_or_default());
+    let pod = pods.get_opt(&spec.cloud_pod).await?;
+    let guest = pod.as_ref().and_then(|p| {
+        let s = p.status.as_ref()?;
+        Some((s.vmid?, s.node.clone()?, p.uid()?, kind_of(p)))
+    });
+    let Some((vmid, node, pod_uid, kind)) = guest else {
+        let message = format!("CloudPod {} has no guest yet (or does not exist)", spec.cloud_pod);
+        step.not_ready(Some(RestorePhase::Pending), reasons::CLOUD_POD_WITHOUT_GUEST.name, message);
+        step.write(api, restore).await?;
+        return Ok(Action::requeue(WAIT_FOR_POD));
+    };
+    step.status.vmid = Some(vmid);
+
+    // the archive must be this CloudPod's: its VMID and kind in the name, a policy's marker for it
+    let Some((storage, archive_kind, archive_vmid)) = parse_archive(&spec.archive) else {
+        return end(api, restore, step, ctx, failed(reasons::ARCHIVE_NOT_OWNED.name, "not a vzdump archive".into()))
+            .await;
+    };
+    if archive_vmid != vmid || archive_kind != kind {
+        let message = format!(
+            "{} is a backup of {} {archive_vmid}, not of this CloudPod's {} {vmid}",
+            spec.archive,
+            archive_kind.path(),
+            kind.path()
+        );
+        return end(api, restore, step, ctx, failed(reasons::ARCHIVE_NOT_OWNED.name, message)).await;
+    }
+    if step.status.phase.is_none_or(|p| p == RestorePhase::Pending) {
+        let listed = ctx.proxmox.backups(&node, storage, vmid).await?;
+        let Some(archive) = listed.iter().find(|v| v.volid == spec.archive) else {
+            let message = format!("{} is not in storage {storage}", spec.archive);
+            return end(api, restore, step, ctx, failed(reasons::ARCHIVE_NOT_FOUND.name, message)).await;
+        };
+        if !made_for(archive.notes.as_deref(), &pod_uid) {
+            let message =
+                format!("{} was not made by a BackupPolicy of this CloudPod; it is left untouched", spec.archive);
+            return end(api, restore, step, ctx, failed(reasons::ARCHIVE_NOT_OWNED.name, message)).await;
+        }
+    }
+    if mode == ReconcileMode::ObserveOnly {
+        let message = format!("would restore {} onto VMID {vmid} (ObserveOnly)", spec.archive);
+        step.not_ready(Some(RestorePhase::Pending), reasons::NOT_RESTORED.name, message);
+        step.write(api, restore).await?;
+        return Ok(Action::await_change());
+    }
+
+    // the task in flight: a stop or the restore
+    if let Some(upid) = step.status.task.clone() {
+        let task = ctx.proxmox.task(upid_node(&upid).unwrap_or(&node), &upid).await?;
+        if task.running() {
+            return Ok(Action::requeue(POLL));
+        }
+        step.status.task = None;
+        if let Some(failure) = task.failure() {
+            let what = if step.status.phase == Some(RestorePhase::Restoring) { "restore" } else { "stop" };
+            let message = format!("the {what} task failed: {failure}");
+            return end(api, restore, step, ctx, failed(reasons::RESTORE_FAILED.name, message)).await;
+        }
+        if step.status.phase == Some(RestorePhase::Restoring) {
+            let message = format!("VMID {vmid} was restored from {}", spec.archive);
+            return end(api, restore, step, ctx, (RestorePhase::Completed, reasons::RESTORED.name, message)).await;
+        }
+    }
+
+    // pause the CloudPod (recorded before it is done, so a crash never leaves it paused for good)
+    if step.status.paused_cloud_pod.is_none() {
+        let previous = pod.as_ref().and_then(|p| p.annotations().get(RECONCILE_MODE_ANNOTATION).cloned());
+        step.status.paused_cloud_pod = Some(PausedCloudPod { previous_mode: previous });
+        let message = format!("pausing CloudPod {} and stopping VMID {vmid}", spec.cloud_pod);
+        step.not_ready(Some(RestorePhase::Stopping), reasons::RESTORING.name, message);
+        write_changed_status(api, restore, &step.status).await?;
+    }
+    set_mode(&pods, &spec.cloud_pod, Some("Paused")).await?;
+
+    if ctx.proxmox.power_state(&node, kind, vmid).await? != "stopped" {
+        let upid = ctx.proxmox.power(&node, kind, vmid, "stop").await?;
+        step.status.task = Some(upid);
+        let message = format!("stopping VMID {vmid} before the restore");
+        step.not_ready(Some(RestorePhase::Stopping), reasons::RESTORING.name, message);
+        step.write(api, restore).await?;
+        return Ok(Action::requeue(POLL));
+    }
+
+    // LXC restores put every volume on `storage` ('local' by default): keep them where they are
+    let storage = match kind {
+        Kind::Lxc => {
+            let config = ctx.proxmox.config(&node, kind, vmid).await?;
+            config.get("rootfs").and_then(|v| v.as_str()).and_then(|v| v.split_once(':')).map(|(s, _)| s.to_owned())
+        }
+        Kind::Qemu => None,
+    };
+    let job = Restore { kind, vmid, archive: &spec.archive, storage: storage.as_deref() };
+    let upid = ctx.proxmox.restore(&node, &job).await?;
+    step.status.task = Some(upid);
+    step.status.started_at = Some(now());
+    let message = format!("restoring VMID {vmid} from {}", spec.archive);
+    if step.not_ready(Some(RestorePhase::Restoring), reasons::RESTORING.name, message.clone()) {
+        publish(&ctx.recorder, restore, false, reasons::RESTORING.name, "Restore", message).await;
+    }
+    step.write(api, restore).await?;
+    Ok(Action::requeue(POLL))
+}
+
+fn failed(reason: &'static str, message: String) -> (RestorePhase, &'static str, String) {
+    (RestorePhase::Failed, reason, message)
+}
+
+/// Ends the restore for good: the CloudPod gets its reconciles back, and the outcome is recorded.
+async fn end<P: BackupApi>(
+    api: &Api<CloudPodRestore>,
+    restore: &CloudPodRestore,
+    mut step: Step,
+    ctx: &Context<P>,
+    (phase, reason, message): (RestorePhase, &'static str, String),
+) -> Result<Action, Error> {
+    resume_cloud_pod(restore, &mut step, ctx).await?;
+    step.status.completed_at = Some(now());
+    let ok = phase == RestorePhase::Completed;
+    step.status.phase = Some(phase);
+    step.set(Observation::new(READY, ok, reason, message.clone()));
+    publish(&ctx.recorder, restore, !ok, reason, "Restore", message).await;
+    step.write(api, restore).await?;
+    Ok(Action::await_change())
+}
+
+/// Gives the CloudPod back the reconcile mode it had before this restore paused it.
+async fn resume_cloud_pod<P: BackupApi>(
+    restore: &CloudPodRestore,
+    step: &mut Step,
+    ctx: &Context<P>,
+) -> Result<(), Error> {
+    let Some(paused) = step.status.paused_cloud_pod.take() else { return Ok(()) };
+    let pods: Api<CloudPod> = Api::namespaced(ctx.client.clone(), &restore.namespace().unwrap_or_default());
+    if pods.get_opt(&restore.spec.cloud_pod).await?.is_some() {
+        set_mode(&pods, &restore.spec.cloud_pod, paused.previous_mode.as_deref()).await?;
+    }
+    Ok(())
+}
+
+/// Sets (or, with None, removes) the CloudPod's reconcile-mode annotation.
+async fn set_mode(pods: &Api<CloudPod>, name: &str, mode: Option<&str>) -> Result<(), kube::Error> {
+    let patch = json!({"metadata": {"annotations": {RECONCILE_MODE_ANNOTATION: mode}}});
+    pods.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await.map(drop)
+}
