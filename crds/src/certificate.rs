@@ -58,6 +58,50 @@ pub struct CertificateSpec {
     /// `Orphan` (default) keeps the Secret when this resource is deleted; `Delete` removes it.
     #[serde(default = "DeletionPolicy::orphan")]
     pub deletion_policy: DeletionPolicy,
+
+    /// QEMU CloudPods of this namespace that receive the key and chain through the QEMU guest agent,
+    /// at every issuance and renewal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["cloudPod".into()]))]
+    pub deliver_to: Vec<DeliveryTarget>,
+}
+
+/// An absolute path in a guest: `/`-separated names of letters, digits and `._@+-`.
+pub const GUEST_PATH: &str = r"^(/[A-Za-z0-9._@+-]+)+$";
+
+/// A CloudPod the key and chain are written into.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryTarget {
+    /// Name of a QEMU CloudPod in the Certificate's own namespace, with the guest agent running.
+    #[schemars(length(min = 1, max = 253), pattern(formats::OBJECT_NAME))]
+    pub cloud_pod: String,
+    /// Where the private key goes (mode 0600); default `/etc/ssl/mpanel/<secretName>/tls.key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255), pattern(GUEST_PATH))]
+    #[x_kube(validation = Rule::new("!self.split('/').exists(p, p == '.' || p == '..')").message("the path has no . or .. component"))]
+    pub key_path: Option<String>,
+    /// Where the certificate and its chain go; default `/etc/ssl/mpanel/<secretName>/fullchain.pem`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255), pattern(GUEST_PATH))]
+    #[x_kube(validation = Rule::new("!self.split('/').exists(p, p == '.' || p == '..')").message("the path has no . or .. component"))]
+    pub chain_path: Option<String>,
+    /// Command run in the guest after the files are written, e.g. `["systemctl", "reload", "nginx"]`;
+    /// a non-zero exit is a delivery failure.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(length(min = 1, max = 1024)))]
+    pub reload_command: Vec<String>,
+}
+
+impl DeliveryTarget {
+    pub fn key_path(&self, secret_name: &str) -> String {
+        self.key_path.clone().unwrap_or_else(|| format!("/etc/ssl/mpanel/{secret_name}/tls.key"))
+    }
+
+    pub fn chain_path(&self, secret_name: &str) -> String {
+        self.chain_path.clone().unwrap_or_else(|| format!("/etc/ssl/mpanel/{secret_name}/fullchain.pem"))
+    }
 }
 
 fn default_renew_before() -> String {
@@ -143,10 +187,51 @@ pub struct CertificateStatus {
     /// Generation of the spec the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Issuing and Ready.
+    /// What was delivered to each of `spec.deliverTo`, and the last failure.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["cloudPod".into()]))]
+    pub deliveries: Vec<Delivery>,
+    /// Issuing, Delivered and Ready.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
+}
+
+/// The certificate delivered to one CloudPod.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    /// The CloudPod, in the Certificate's namespace.
+    pub cloud_pod: String,
+    /// The guest it was delivered to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmid: Option<u32>,
+    /// Where the key and the chain were written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_path: Option<String>,
+    /// Serial number (hex) of the certificate delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    /// End of validity of the certificate delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<Time>,
+    /// When it was delivered (the files written and the reload command done).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<Time>,
+    /// Failed attempts since the last delivery; the next one waits 5 s doubling, at most 10 min.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_attempts: Option<u32>,
+    /// When the last attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_time: Option<Time>,
+    /// Why the last attempt failed: a reason of the Delivered condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error_reason: Option<String>,
+    /// The last attempt's error: Proxmox's or the guest's own words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// Lifecycle phase of a Certificate.

@@ -177,6 +177,14 @@ pub mod condition_types {
                   how the last one ended or why none is placed.",
     };
 
+    pub const DELIVERED: ConditionType = ConditionType {
+        name: "Delivered",
+        kinds: &[CERTIFICATE],
+        meaning: "True: the certificate in the Secret is in every CloudPod of `spec.deliverTo` (`status.deliveries` \
+                  says where and when). False: the reason is the first failing CloudPod's, the message names each \
+                  one with its own error. Absent without `deliverTo`.",
+    };
+
     // Subscription
 
     pub const CHILDREN_READY: ConditionType = ConditionType {
@@ -218,6 +226,7 @@ pub mod condition_types {
         DOMAIN_READY,
         PASSWORD_SYNCED,
         ISSUING,
+        DELIVERED,
         CHILDREN_READY,
         SUSPENDED,
     ];
@@ -1138,9 +1147,10 @@ pub const NOT_ISSUED: Reason = Reason {
 
 pub const OBSERVE_ONLY: Reason = Reason {
     name: "ObserveOnly",
-    reported_in: &[(&[CERTIFICATE], Conditions(&[types::ISSUING]))],
-    meaning: "A certificate is needed, but the Certificate is `ObserveOnly`, so nothing is ordered.",
-    action: "Set the reconcile mode to `Reconcile` to have it ordered.",
+    reported_in: &[(&[CERTIFICATE], Conditions(&[types::ISSUING, types::DELIVERED]))],
+    meaning: "A certificate is needed, or one is to be delivered to a CloudPod, but the Certificate is \
+              `ObserveOnly`, so nothing is ordered or written into a guest.",
+    action: "Set the reconcile mode to `Reconcile` to have it ordered and delivered.",
 };
 
 pub const NO_ZONE_FOR_NAME: Reason = Reason {
@@ -1274,6 +1284,69 @@ pub const DNS_QUERY_FAILED: Reason = Reason {
     reported_in: &[(&[CERTIFICATE], Conditions(&[types::ISSUING]))],
     meaning: "The authoritative DNS server answered the challenge record's query with an error.",
     action: "Check that the DnsZone serving the name is Ready.",
+};
+
+const ON_DELIVERED: ReportedIn = Conditions(&[types::DELIVERED]);
+
+pub const DELIVERED: Reason = Reason {
+    name: "Delivered",
+    reported_in: &[(&[CERTIFICATE], ON_DELIVERED)],
+    meaning: "The key and chain of the certificate in the Secret were written into every CloudPod of `deliverTo` \
+              and each reload command exited 0.",
+    action: "Nothing.",
+};
+
+pub const CLOUD_POD_NOT_FOUND: Reason = Reason {
+    name: "CloudPodNotFound",
+    reported_in: &[(&[CERTIFICATE], ON_DELIVERED)],
+    meaning: "No CloudPod of that name is in the Certificate's namespace (CloudPods of other namespaces are never \
+              used); nothing is written. It is tried again when the CloudPod appears, and on a backoff.",
+    action: "Check the name in `deliverTo`, or create the CloudPod.",
+};
+
+pub const CLOUD_POD_NOT_READY: Reason = Reason {
+    name: "CloudPodNotReady",
+    reported_in: &[(&[CERTIFICATE], ON_DELIVERED)],
+    meaning: "The CloudPod has no guest yet, or it is not Ready and running; nothing is written until it is.",
+    action: "Wait for the CloudPod, or start it (`powerState: Running`).",
+};
+
+pub const GUEST_AGENT_UNSUPPORTED: Reason = Reason {
+    name: "GuestAgentUnsupported",
+    reported_in: &[(&[CERTIFICATE], ON_DELIVERED)],
+    meaning: "The CloudPod is a container (LXC), which has no QEMU guest agent; nothing is written.",
+    action: "Deliver to QEMU CloudPods only, or mount the Secret's content some other way.",
+};
+
+pub const GUEST_AGENT_NOT_RUNNING: Reason = Reason {
+    name: "GuestAgentNotRunning",
+    reported_in: &[(&[CERTIFICATE], ON_DELIVERED)],
+    meaning: "Proxmox could not reach the QEMU guest agent in the guest (not installed, not running, or not \
+              answering); the message is Proxmox's own. It is retried on a backoff.",
+    action: "Install and start `qemu-guest-agent` in the guest.",
+};
+
+pub const GUEST_COMMAND_FAILED: Reason = Reason {
+    name: "GuestCommandFailed",
+    reported_in: &[(&[CERTIFICATE], ON_DELIVERED)],
+    meaning: "A command run in the guest exited non-zero: preparing the files' directories, or `reloadCommand`; \
+              the message has its exit code and its standard error. It is retried on a backoff.",
+    action: "Fix the command or the service in the guest (the files may already be written).",
+};
+
+pub const DELIVERY_FAILED: Reason = Reason {
+    name: "DeliveryFailed",
+    reported_in: &[(&[CERTIFICATE], ON_DELIVERED)],
+    meaning: "Proxmox refused or failed a guest agent request, or could not be reached; the message is its own. \
+              It is retried on a backoff.",
+    action: "If the message names a path, change `keyPath` or `chainPath`; otherwise ask the operators.",
+};
+
+pub const DELIVERY_UNAVAILABLE: Reason = Reason {
+    name: "DeliveryUnavailable",
+    reported_in: &[(&[CERTIFICATE], ON_DELIVERED)],
+    meaning: "The operator's configuration has no `proxmox` block, so it cannot reach any guest.",
+    action: "Ask the operators to configure Proxmox, or remove `deliverTo`.",
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1593,6 +1666,14 @@ pub const ALL: &[Reason] = &[
     ISSUED,
     NOT_ISSUED,
     OBSERVE_ONLY,
+    DELIVERED,
+    CLOUD_POD_NOT_FOUND,
+    CLOUD_POD_NOT_READY,
+    GUEST_AGENT_UNSUPPORTED,
+    GUEST_AGENT_NOT_RUNNING,
+    GUEST_COMMAND_FAILED,
+    DELIVERY_FAILED,
+    DELIVERY_UNAVAILABLE,
     NO_ZONE_FOR_NAME,
     ORDER_BUDGET_EXHAUSTED,
     ORDER_PLACED,

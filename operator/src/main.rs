@@ -210,6 +210,14 @@ where
     }
     let attempt_bound = config.reconcile_timeout().map_err(anyhow::Error::msg)?;
     let names = NameIndex::start(client).await.context("watching DnsZones and Domains for the name index")?;
+    // CloudPods and certificate delivery share one Proxmox, so one set of limits
+    let pve = match &config.proxmox {
+        Some(px) => Some(proxmox_connection(client, px, metrics).await?),
+        None => None,
+    };
+    let pve_client = |(config, throttle): &(proxmox::Config, Throttle)| {
+        Proxmox::new(config.clone(), metrics.clone()).map(|p| p.with_throttle(throttle.clone()))
+    };
     if let Some(pdns) = &config.powerdns {
         let api_key = read_secret(client, &pdns.api_key_secret_ref).await?;
         let pdns_config = powerdns::Config {
@@ -262,6 +270,7 @@ where
                 resync: config.resync().map_err(anyhow::Error::msg)?,
                 backoff: Backoff::bounded(attempt_bound),
                 dnszones,
+                guest_agent: pve.as_ref().map(pve_client).transpose()?,
             });
             controllers.spawn(certificate::run(ctx, writer, shutdown()));
         }
@@ -295,17 +304,8 @@ where
         controllers.spawn(mailbox::run(ctx, writer, shutdown()));
     }
 
-    if let Some(px) = &config.proxmox {
-        let token = read_secret(client, &px.token_secret_ref).await?;
-        let ca_pem = match &px.ca_file {
-            Some(path) => Some(std::fs::read(path).with_context(|| format!("reading proxmox.caFile {path}"))?),
-            None => None,
-        };
-        let proxmox = Proxmox::new(
-            proxmox::Config { url: px.url.clone(), token, ca_pem, timeout: Duration::from_secs(px.timeout_seconds) },
-            metrics.clone(),
-        )?
-        .with_throttle(Throttle::new("proxmox", px.rate_limit.or(PROXMOX_LIMITS), Some(metrics.clone())));
+    if let (Some(px), Some(pve)) = (&config.proxmox, &pve) {
+        let proxmox = pve_client(pve)?;
         let ctx = Arc::new(cloudpod::Context {
             client: client.clone(),
             namespace: config.watch_namespace.clone(),
@@ -463,6 +463,22 @@ async fn verify_crds_installed(client: &Client) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The Proxmox API's settings (its token read from the Secret) and the throttle its clients share.
+async fn proxmox_connection(
+    client: &Client,
+    px: &mpanel_operator::config::ProxmoxConfig,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<(proxmox::Config, Throttle)> {
+    let token = read_secret(client, &px.token_secret_ref).await?;
+    let ca_pem = match &px.ca_file {
+        Some(path) => Some(std::fs::read(path).with_context(|| format!("reading proxmox.caFile {path}"))?),
+        None => None,
+    };
+    let config =
+        proxmox::Config { url: px.url.clone(), token, ca_pem, timeout: Duration::from_secs(px.timeout_seconds) };
+    Ok((config, Throttle::new("proxmox", px.rate_limit.or(PROXMOX_LIMITS), Some(metrics.clone()))))
 }
 
 async fn read_secret(client: &Client, r: &SecretRef) -> anyhow::Result<String> {

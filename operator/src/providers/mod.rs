@@ -6,6 +6,7 @@ pub mod mailcore;
 pub mod namesilo;
 pub mod powerdns;
 pub mod proxmox;
+pub mod proxmox_agent;
 pub mod proxmox_backup;
 pub mod throttle;
 

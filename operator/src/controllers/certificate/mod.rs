@@ -10,6 +10,7 @@
 pub mod budget;
 mod challenges;
 mod deletion;
+mod delivery;
 pub mod dns01;
 pub mod issuers;
 pub mod keys;
@@ -30,6 +31,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use mpanel_crds::certificate::{Certificate, CertificatePhase, CertificateStatus};
+use mpanel_crds::cloudpod::CloudPod;
 use mpanel_crds::common::ReconcileMode;
 use mpanel_crds::conditions::{self, Observation, READY};
 use mpanel_crds::dnszone::DnsZone;
@@ -43,8 +45,10 @@ use crate::metrics::Metrics;
 use crate::names::Names;
 use crate::providers::acme::AcmeError;
 use crate::providers::powerdns::DnsApi;
+use crate::providers::proxmox::Proxmox;
 use budget::Budget;
 use deletion::cleanup;
+use delivery::Material;
 use dns01::{Dns01, Dns01Error};
 use issuers::{IssuerError, Issuers};
 use keys::KeyError;
@@ -77,6 +81,9 @@ pub struct Context<P> {
     pub backoff: Backoff,
     /// DnsZones: which one serves a name.
     pub dnszones: Store<DnsZone>,
+    /// The Proxmox API, for delivering certificates into CloudPods through the guest agent; `None`
+    /// without a `proxmox` configuration.
+    pub guest_agent: Option<Proxmox>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +133,7 @@ pub async fn run<P: DnsApi + 'static>(
     )
     .with_config(ControllerConfig::default().concurrency(16));
     let certificates = controller.store();
+    let delivering = certificates.clone();
     ctx.metrics.inventory.watch(KIND, certificates.clone(), Some(crate::inventory::CERTIFICATE_EXPIRY), |c| {
         c.status.as_ref()?.not_after.as_ref().map(|t| t.0.as_second())
     });
@@ -143,6 +151,16 @@ pub async fn run<P: DnsApi + 'static>(
                     c.namespace() == ns
                         && c.spec.dns_names.iter().any(|n| dns01::zone_for([&zone], &Names::default(), n).is_some())
                 })
+                .map(|c| ObjectRef::from_obj(c.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        // a CloudPod of a Certificate's own namespace named in its deliverTo
+        .watches(scoped::<CloudPod>(&ctx.client, ctx.namespace.as_deref()), watcher::Config::default(), move |pod| {
+            let (ns, name) = (pod.namespace(), pod.name_any());
+            delivering
+                .state()
+                .iter()
+                .filter(|c| c.namespace() == ns && c.spec.deliver_to.iter().any(|t| t.cloud_pod == name))
                 .map(|c| ObjectRef::from_obj(c.as_ref()))
                 .collect::<Vec<_>>()
         })
@@ -270,9 +288,10 @@ async fn apply<P: DnsApi>(
     observe::show_readiness(&mut step, &observed);
 
     let Some(order_url) = step.status.order_url.clone() else {
-        let Observed { need, usable, renewal, at, .. } = observed;
+        let Observed { need, usable, renewal, at, current } = observed;
         let Some(why) = need else {
-            return up_to_date(api, cert, step, renewal, at, ctx).await;
+            let material = secret.as_ref().zip(current.as_ref()).and_then(|(s, c)| Material::of(s, &c.issued));
+            return up_to_date(api, cert, mode, step, (renewal, at), material, ctx).await;
         };
         return order::order(api, cert, mode, step, why, usable, ctx).await;
     };
@@ -308,12 +327,14 @@ async fn secret_owned_elsewhere<P: DnsApi>(
 }
 
 /// No order in flight and none needed: the certificate is looked at again at its renewal time.
+/// It is delivered to the CloudPods of `deliverTo` that do not hold it yet.
 async fn up_to_date<P: DnsApi>(
     api: &Api<Certificate>,
     cert: &Certificate,
+    mode: ReconcileMode,
     mut step: Step,
-    renewal: Option<Timestamp>,
-    t: Timestamp,
+    (renewal, t): (Option<Timestamp>, Timestamp),
+    material: Option<Material>,
     ctx: &Context<P>,
 ) -> Result<Action, Error> {
     // the last issuance's outcome (and its cleanup) stays readable until the next one
@@ -327,9 +348,14 @@ async fn up_to_date<P: DnsApi>(
         ));
     }
     step.status.phase = Some(CertificatePhase::Ready);
+    let retry = match &material {
+        Some(material) => delivery::deliver(cert, material, mode, &mut step, ctx).await?,
+        None => None,
+    };
     step.write(api, cert).await?;
     let resync = resync_after(cert, ctx.resync);
     let next = renewal.map(|r| until(r, t)).unwrap_or(resync);
+    let next = retry.map_or(next, |r| next.min(r));
     Ok(Action::requeue(next.min(resync).max(Duration::from_secs(1))))
 }
 
