@@ -48,3 +48,23 @@ CREATE TABLE IF NOT EXISTS alias (
   owner       VARCHAR(255)
 );
 CREATE INDEX IF NOT EXISTS alias_domain_idx ON alias (domain);
+
+-- DKIM: the key each mail domain's outgoing mail is signed with, written by the operator (owner is
+-- the marker of the namespace whose Mailboxes use the domain, as on its domain row). OpenDKIM reads
+-- the view dkim_signing on every message (its SigningTable and KeyTable), so a new or rotated key
+-- signs from the next message on. The view signs only for an active domain whose row is the key
+-- owner's (or was made outside the operator): a key row alone never signs another's domain.
+--   selector: the DNS label under _domainkey     private_key: PEM (PKCS#8)
+CREATE TABLE IF NOT EXISTS dkim_key (
+  domain      VARCHAR(255) PRIMARY KEY REFERENCES domain (domain) ON DELETE CASCADE,
+  selector    VARCHAR(63)  NOT NULL,
+  private_key TEXT         NOT NULL,
+  created     TIMESTAMP    NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  modified    TIMESTAMP    NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  owner       VARCHAR(255) NOT NULL
+);
+
+CREATE OR REPLACE VIEW dkim_signing AS
+  SELECT k.domain, k.selector, k.private_key
+  FROM dkim_key k JOIN domain d ON d.domain = k.domain
+  WHERE d.active = 1 AND (d.owner IS NULL OR d.owner = k.owner);

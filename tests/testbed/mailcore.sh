@@ -6,6 +6,9 @@
 # A second SMTP port (NOTIFY_SMTP_ADDR) takes the billing bridge's customer notifications: whatever
 # it accepts from loopback, for any recipient, is delivered by Postfix's virtual agent to one capture
 # maildir (MAIL_CAPTURE_DIR, files in new/), never to mail-core's mailboxes nor out.
+#
+# OpenDKIM, a milter of both Postfix's smtpd and its pickup (sendmail), signs mail whose From: domain
+# has a key in the mailcore database (the view dkim_signing, whose rows the operator writes).
 # shellcheck shell=bash
 
 # the maildirs belong to nobody/nogroup: Dovecot refuses root as a mail user
@@ -163,9 +166,36 @@ CONF
   )
 }
 
-# write_postfix_conf DIR HOME PG_PORT SMTP_PORT NOTIFY_PORT
+# write_opendkim_conf DIR PG_PORT MILTER_PORT: OpenDKIM signing (only) what comes from loopback, its
+# keys looked up in the mailcore database for each message. It holds the password: root's only.
+write_opendkim_conf() {
+  local d=$1 pg_port=$2 milter_port=$3 dsn
+  dsn="dsn:pgsql://mailcore:$(cat "$d/password")@$pg_port+127.0.0.1/mailcore/table=dkim_signing?keycol=domain"
+  (
+    umask 077
+    cat >"$d/opendkim.conf" <<CONF
+# mail-core's OpenDKIM (written by tests/testbed/mailcore.sh). Run as: opendkim -f -x $d/opendkim.conf
+Mode s
+Socket inet:$milter_port@127.0.0.1
+UserID opendkim
+InternalHosts 127.0.0.1
+Canonicalization relaxed/simple
+SignatureAlgorithm rsa-sha256
+OversignHeaders From
+Syslog no
+# the From: domain -> itself (the label), then the label -> the domain, selector and key to sign with
+SigningTable $dsn?datacol=domain
+KeyTable $dsn?datacol=domain,selector,private_key
+CONF
+  )
+}
+
+# opendkim_ready PORT: OpenDKIM accepts connections on its milter port.
+opendkim_ready() { (exec 3<>"/dev/tcp/127.0.0.1/$1"); }
+
+# write_postfix_conf DIR HOME PG_PORT SMTP_PORT NOTIFY_PORT MILTER_PORT
 write_postfix_conf() {
-  local d=$1 home=$2 pg_port=$3 smtp_port=$4 notify_port=$5
+  local d=$1 home=$2 pg_port=$3 smtp_port=$4 notify_port=$5 milter_port=$6
   mkdir -p "$d/postfix"
   cat >"$d/postfix/main.cf" <<CONF
 # mail-core's Postfix (written by tests/testbed/mailcore.sh): SMTP on loopback for the virtual domains
@@ -206,6 +236,11 @@ virtual_mailbox_domains = pgsql:$d/postfix/domains.cf
 virtual_mailbox_maps = pgsql:$d/postfix/mailboxes.cf
 virtual_alias_maps = pgsql:$d/postfix/aliases.cf
 virtual_transport = lmtp:unix:$home/run/lmtp
+
+# DKIM signatures from OpenDKIM; while it does not answer, mail goes on unsigned
+smtpd_milters = inet:127.0.0.1:$milter_port
+non_smtpd_milters = inet:127.0.0.1:$milter_port
+milter_default_action = accept
 CONF
   cat >"$d/postfix/master.cf" <<CONF
 # service               type  private unpriv chroot wakeup maxproc command: the usual set, nothing chrooted
@@ -259,8 +294,8 @@ write_pgsql_map() {
 }
 
 up_mailcore() {
-  if ! command -v dovecot >/dev/null || ! command -v postfix >/dev/null; then
-    log "Dovecot or Postfix is not installed; run tests/testbed/install-deps"; exit 1
+  if ! command -v dovecot >/dev/null || ! command -v postfix >/dev/null || [ ! -x /usr/sbin/opendkim ]; then
+    log "Dovecot, Postfix or OpenDKIM is not installed; run tests/testbed/install-deps"; exit 1
   fi
   local d=$TESTBED_DIR/mailcore home pg_port
   home=$(mail_home); pg_port=$(cat "$TESTBED_DIR/postgres/port")
@@ -275,16 +310,36 @@ up_mailcore() {
   # a mail-core started for an earlier PostgreSQL would ask a port nobody listens on any more
   if is_running dovecot && is_running postfix && mailcore_ready && dovecot_auth_ready \
     && [ "$(cat "$d/pgport" 2>/dev/null)" = "$pg_port" ]; then
-    log "mail-core already running; reusing it"
+    if mailcore_signs; then
+      log "mail-core already running; reusing it"
+    else
+      # one started before mail-core signed mail: OpenDKIM starts and Postfix reloads its
+      # configuration with the milter; IMAP and SMTP keep their ports
+      log "mail-core running without OpenDKIM; starting it and reloading Postfix"
+      local milter_port
+      milter_port=$(freeport)
+      start_opendkim "$d" "$pg_port" "$milter_port"
+      (
+        # shellcheck disable=SC1091
+        source "$d/env"
+        write_postfix_conf "$d" "$home" "$pg_port" "${SMTP_ADDR##*:}" "${NOTIFY_SMTP_ADDR##*:}" "$milter_port"
+      )
+      postfix -c "$d/postfix" check >>"$TESTBED_DIR/postfix.log" 2>&1 || fail postfix "postfix check failed"
+      grep -v '^OPENDKIM_ADDR=' "$d/env" >"$d/env.tmp" || true
+      echo "OPENDKIM_ADDR=127.0.0.1:$milter_port" >>"$d/env.tmp"
+      mv -f "$d/env.tmp" "$d/env"
+      kill -HUP "$(cat "$(pidfile postfix)")"
+    fi
   else
     stop_daemon postfix
+    stop_daemon opendkim
     stop_daemon dovecot
-    local imap_port smtp_port notify_port
+    local imap_port smtp_port notify_port milter_port
     rm -f "$d/env"
     rm -rf "$home/run"
-    imap_port=$(freeport); smtp_port=$(freeport); notify_port=$(freeport)
+    imap_port=$(freeport); smtp_port=$(freeport); notify_port=$(freeport); milter_port=$(freeport)
     write_dovecot_conf "$d" "$home" "$pg_port" "$imap_port"
-    write_postfix_conf "$d" "$home" "$pg_port" "$smtp_port" "$notify_port"
+    write_postfix_conf "$d" "$home" "$pg_port" "$smtp_port" "$notify_port" "$milter_port"
     # in the queue directory (root's), postfix check makes the directories with the owners and modes
     # Postfix wants (user postfix; maildrop and public of group postdrop) and checks the configuration
     mkdir -p "$home/queue"
@@ -293,10 +348,11 @@ up_mailcore() {
     printf '%s\n' "MAILCORE_DATABASE_URL=postgres://mailcore:$(cat "$d/password")@127.0.0.1:$pg_port/mailcore" \
       "DOVECOT_CONF=$d/dovecot.conf" "IMAP_ADDR=127.0.0.1:$imap_port" "SMTP_ADDR=127.0.0.1:$smtp_port" \
       "MAILCORE_VMAIL_DIR=$home/vmail" "NOTIFY_SMTP_ADDR=127.0.0.1:$notify_port" \
-      "MAIL_CAPTURE_DIR=$home/capture" >"$d/env"
+      "MAIL_CAPTURE_DIR=$home/capture" "OPENDKIM_ADDR=127.0.0.1:$milter_port" >"$d/env"
     start_daemon dovecot dovecot -F -c "$d/dovecot.conf"
     wait_for_daemon dovecot 30 "Dovecot's IMAP greeting" mail_banner "$imap_port" '* OK'
     wait_for_daemon dovecot 30 "Dovecot's passdb to answer doveadm auth test" dovecot_auth_ready
+    start_opendkim "$d" "$pg_port" "$milter_port"
     # what `postfix start-fg` runs after its checks: its script would stay in between (it execs the
     # master only as pid 1), and a SIGTERM to that script leaves the master running
     start_daemon postfix "$(postconf -c "$d/postfix" -h daemon_directory)/master" -c "$d/postfix" -s
@@ -305,4 +361,23 @@ up_mailcore() {
   fi
   mapfile -t keys <"$d/env"
   set_env 40-mailcore "${keys[@]}"
+}
+
+# mailcore_signs: OpenDKIM runs, answers on the port the env names, and Postfix's milters point at it.
+mailcore_signs() {
+  local d=$TESTBED_DIR/mailcore addr
+  addr=$(grep '^OPENDKIM_ADDR=' "$d/env" 2>/dev/null | cut -d= -f2)
+  [ -n "$addr" ] && is_running opendkim && opendkim_ready "${addr##*:}" 2>/dev/null \
+    && [ "$(postconf -c "$d/postfix" -h smtpd_milters 2>/dev/null)" = "inet:$addr" ]
+}
+
+# start_opendkim DIR PG_PORT MILTER_PORT: (re)starts OpenDKIM with a configuration for these ports.
+start_opendkim() {
+  local d=$1 pg_port=$2 milter_port=$3
+  stop_daemon opendkim
+  write_opendkim_conf "$d" "$pg_port" "$milter_port"
+  /usr/sbin/opendkim -n -x "$d/opendkim.conf" >"$TESTBED_DIR/opendkim.log" 2>&1 \
+    || fail opendkim "OpenDKIM refused its configuration"
+  start_daemon opendkim /usr/sbin/opendkim -f -x "$d/opendkim.conf"
+  wait_for_daemon opendkim 30 "OpenDKIM's milter port" opendkim_ready "$milter_port"
 }
