@@ -21,10 +21,12 @@ use crate::lanes::{self, Order};
 use crate::ledger::invoices::{self, Invoice};
 use crate::ledger::notifications;
 use crate::ledger::outbox::{self, Action};
+use crate::ledger::plan_changes::{self, PlanChange};
 use crate::ledger::subscriptions::{self, New};
 use crate::ledger::work_attempts::{self, Item, Worker};
 use crate::ledger::{LedgerError, audit, catalog, customers, orders};
 use crate::metrics::Metrics;
+use crate::plan_change;
 use crate::render::{self, Placeholders};
 use crate::wakeup::Wakeup;
 
@@ -89,7 +91,10 @@ pub async fn fulfil_next(pool: &PgPool, metrics: &Metrics, order: Order, wakeup:
 
 async fn fulfil(tx: &mut sqlx::PgConnection, invoice: &Invoice) -> Result<(), FulfilmentError> {
     let subscription = match (invoice.subscription_id, invoice.order_id) {
-        (Some(subscription), _) => renew(tx, invoice, subscription).await?,
+        (Some(subscription), _) => match plan_changes::upgrade_of_invoice(&mut *tx, invoice.id).await? {
+            Some(change) => upgrade(tx, subscription, &change).await?,
+            None => renew(tx, invoice, subscription).await?,
+        },
         (None, Some(order)) => subscribe(tx, invoice, order).await?,
         (None, None) => return Err(FulfilmentError::PaysForNothing(invoice.id)),
     };
@@ -123,14 +128,8 @@ async fn subscribe(tx: &mut sqlx::PgConnection, invoice: &Invoice, order_id: Uui
         email: customer.email.clone(),
         domain: order.domain.clone(),
     };
-    let mut products = Vec::with_capacity(items.len());
-    for item in &items {
-        products.push(catalog::by_id(&mut *tx, item.product_id).await?);
-    }
-    let parts: Vec<render::Part<'_>> =
-        products.iter().map(|p| render::Part { slug: &p.slug, kind: &p.kind, template: &p.template.0 }).collect();
-    let resources = render::order_resources(&parts, &placeholders)
-        .map_err(|e| FulfilmentError::Template { product: e.product, error: e.error })?;
+    let product_ids: Vec<Uuid> = items.iter().map(|i| i.product_id).collect();
+    let resources = render_products(tx, &product_ids, &placeholders).await?;
     let subscription = subscriptions::create_for_order(
         tx,
         &New {
@@ -150,10 +149,74 @@ async fn subscribe(tx: &mut sqlx::PgConnection, invoice: &Invoice, order_id: Uui
     Ok(subscription.id)
 }
 
+/// The resources of `products` (an order's items, its plan first) rendered with `placeholders`.
+async fn render_products(
+    tx: &mut sqlx::PgConnection,
+    product_ids: &[Uuid],
+    placeholders: &Placeholders,
+) -> Result<serde_json::Value, FulfilmentError> {
+    let mut products = Vec::with_capacity(product_ids.len());
+    for id in product_ids {
+        products.push(catalog::by_id(&mut *tx, *id).await?);
+    }
+    let parts: Vec<render::Part<'_>> =
+        products.iter().map(|p| render::Part { slug: &p.slug, kind: &p.kind, template: &p.template.0 }).collect();
+    render::order_resources(&parts, placeholders)
+        .map_err(|e| FulfilmentError::Template { product: e.product, error: e.error })
+}
+
+/// The subscription moves to the plan of `change`: its resources are rendered again from its
+/// order's items with the new plan in the old one's place (the outbox applies them).
+async fn change_plan(
+    tx: &mut sqlx::PgConnection,
+    subscription: &subscriptions::Subscription,
+    change: &PlanChange,
+) -> Result<(), FulfilmentError> {
+    let order = orders::get(&mut *tx, subscription.order_id).await?;
+    let customer = customers::get(&mut *tx, subscription.customer_id).await?;
+    let mut product_ids: Vec<Uuid> = orders::items(&mut *tx, order.id).await?.iter().map(|i| i.product_id).collect();
+    let plan = product_ids.first_mut().ok_or(FulfilmentError::NoItems(order.id))?;
+    *plan = change.to_product;
+    let placeholders = Placeholders {
+        subscription: subscription.resource_name.clone(),
+        customer: customer.handle.clone(),
+        email: customer.email.clone(),
+        domain: order.domain.clone(),
+    };
+    let resources =
+        plan_change::keep_disks(render_products(tx, &product_ids, &placeholders).await?, &subscription.resources.0);
+    subscriptions::set_plan(&mut *tx, subscription.id, change.to_product, &resources).await?;
+    plan_changes::applied(&mut *tx, change.id).await?;
+    audit::record(
+        &mut *tx,
+        "bridge",
+        "subscription.plan_changed",
+        "subscription",
+        &subscription.id.to_string(),
+        json!({"from": change.from_product, "to": change.to_product, "direction": change.direction}),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A paid upgrade invoice: the subscription moves to the bigger plan; its period is unchanged.
+async fn upgrade(tx: &mut sqlx::PgConnection, id: Uuid, change: &PlanChange) -> Result<Uuid, FulfilmentError> {
+    let subscription = subscriptions::lock(tx, id).await?;
+    change_plan(tx, &subscription, change).await?;
+    Ok(id)
+}
+
 /// A renewal: the period it pays for is added, and an Overdue suspension is lifted (an Abuse or
 /// Manual one stays until staff lift it).
-async fn renew(tx: &mut sqlx::PgConnection, invoice: &Invoice, id: Uuid) -> Result<Uuid, LedgerError> {
+async fn renew(tx: &mut sqlx::PgConnection, invoice: &Invoice, id: Uuid) -> Result<Uuid, FulfilmentError> {
     let subscription = subscriptions::lock(tx, id).await?;
+    // a downgrade asked for before this period was billed takes effect with it
+    if let (Some(_), Some(change)) = (invoice.period_start, plan_changes::waiting(&mut *tx, id).await?)
+        && change.direction == "downgrade"
+        && change.created_at < invoice.issued_at.unwrap_or(change.created_at)
+    {
+        change_plan(tx, &subscription, &change).await?;
+    }
     if let (Some(start), Some(end)) = (invoice.period_start, invoice.period_end)
         && subscription.current_period_end.is_none_or(|current| end > current)
     {

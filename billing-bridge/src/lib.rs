@@ -23,6 +23,7 @@ pub mod notify;
 pub mod outbox_worker;
 pub mod pay_links;
 pub mod periods;
+pub mod plan_change;
 pub mod portal;
 pub mod recent_events;
 pub mod refunds;

@@ -29,7 +29,7 @@ use crate::ledger::invoices::{self, NewLine, Purpose};
 use crate::ledger::outbox::{self, Action};
 use crate::ledger::subscriptions::Subscription;
 use crate::ledger::work_attempts::{self, Item, Worker};
-use crate::ledger::{Cycle, LedgerError, audit, catalog, notifications, orders, subscriptions};
+use crate::ledger::{Cycle, LedgerError, audit, catalog, notifications, orders, plan_changes, subscriptions};
 use crate::metrics::Metrics;
 use crate::money;
 use crate::periods;
@@ -344,9 +344,15 @@ async fn issue_renewal(
     let cycle: Cycle = sub.cycle.parse()?;
     let end = periods::end_after(sub.period_anchor().unwrap_or(start), cycle, start);
     let order = orders::get(&mut *tx, sub.order_id).await?;
+    // the plan is the subscription's (changed since the order, or to change with this period);
+    // the order's other items are its add-ons
+    let next_plan = match plan_changes::waiting(&mut *tx, id).await? {
+        Some(change) if change.direction == "downgrade" => change.to_product,
+        _ => sub.product_id,
+    };
     let mut lines = Vec::new();
-    for item in orders::items(&mut *tx, sub.order_id).await? {
-        let product = catalog::by_id(&mut *tx, item.product_id).await?;
+    for (n, item) in orders::items(&mut *tx, sub.order_id).await?.into_iter().enumerate() {
+        let product = catalog::by_id(&mut *tx, if n == 0 { next_plan } else { item.product_id }).await?;
         let price = catalog::priced(&mut *tx, &product, cycle, "renewal").await.map_err(|e| match e {
             LedgerError::Invalid(words) => LifecycleError::NoRenewalPrice(words),
             other => other.into(),

@@ -22,7 +22,7 @@ use crate::ledger::catalog::{self, ProductInput};
 use crate::ledger::pay_links;
 use crate::ledger::payments::{self, MarkPaidError};
 use crate::ledger::tokens::{self, Presented, Principal, Role};
-use crate::ledger::{LedgerError, audit, charge_attempts, customers, invoices, orders, subscriptions};
+use crate::ledger::{LedgerError, audit, charge_attempts, customers, invoices, orders, plan_changes, subscriptions};
 use crate::money_follows;
 use crate::refunds::{self, RefundError, StaffRefundError};
 use crate::render;
@@ -33,6 +33,8 @@ mod admin_customers;
 mod admin_invoice_pdf;
 #[path = "admin_notifications.rs"]
 mod admin_notifications;
+#[path = "admin_plan_change.rs"]
+mod admin_plan_change;
 #[path = "admin_suspension.rs"]
 mod admin_suspension;
 #[path = "admin_tokens.rs"]
@@ -60,6 +62,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/subscriptions", get(list_subscriptions))
         .route("/subscriptions/{id}", get(get_subscription))
         .route("/subscriptions/{id}/cancel", post(cancel_subscription))
+        .route("/subscriptions/{id}/change-plan", post(admin_plan_change::change_plan))
         .route("/subscriptions/{id}/suspend", post(admin_suspension::suspend))
         .route("/subscriptions/{id}/resume", post(admin_suspension::resume))
         .route("/tokens", get(admin_tokens::list))
@@ -292,7 +295,10 @@ async fn get_subscription(State(s): Shared, headers: HeaderMap, Path(id): Path<S
     let sub = subscriptions::get(&s.pool, uuid(&id)?).await?;
     let invoices = invoices::of_subscription(&s.pool, sub.id, sub.order_id).await?;
     let provisioning = provisioning_of(&s, &sub).await;
-    to_json(json!({"subscription": sub, "invoices": invoices, "provisioning": provisioning}))
+    let plan_changes = plan_changes::of_subscription(&s.pool, sub.id).await?;
+    to_json(
+        json!({"subscription": sub, "invoices": invoices, "provisioning": provisioning, "planChanges": plan_changes}),
+    )
 }
 
 #[derive(Deserialize)]

@@ -54,10 +54,12 @@ pub struct NewLine {
     pub unit_amount: Decimal,
 }
 
-/// What a draft is for: a new order, or the next period of a subscription.
+/// What a draft is for: a new order, the next period of a subscription, or the rest of the
+/// current period on a bigger plan (no period of its own).
 pub enum Purpose {
     Order(Uuid),
     Renewal { subscription: Uuid, period_start: DateTime<Utc>, period_end: DateTime<Utc> },
+    PlanChange { subscription: Uuid },
 }
 
 pub const COLUMNS: &str = "id, customer_id, order_id, subscription_id, number, status, currency, subtotal, \
@@ -78,6 +80,7 @@ pub async fn create_draft(
         Purpose::Renewal { subscription, period_start, period_end } => {
             (None, Some(subscription), Some(period_start), Some(period_end))
         }
+        Purpose::PlanChange { subscription } => (None, Some(subscription), None, None),
     };
     let id: Uuid = sqlx::query_scalar(
         "INSERT INTO invoices (tenant_id, customer_id, order_id, subscription_id, currency, period_start, period_end) \
@@ -174,12 +177,13 @@ pub async fn fulfilled(db: impl PgExecutor<'_>, invoice: Uuid, subscription: Uui
     Ok(())
 }
 
-/// The issued invoices of running subscriptions whose due date passed by `now`, oldest due first:
-/// (subscription, invoice).
+/// The issued renewal invoices of running subscriptions whose due date passed by `now`, oldest due
+/// first: (subscription, invoice). (An unpaid upgrade never suspends what is paid for.)
 pub async fn overdue_by(db: impl PgExecutor<'_>, now: DateTime<Utc>) -> Result<Vec<(Uuid, Uuid)>, LedgerError> {
     Ok(sqlx::query_as(
         "SELECT s.id, i.id FROM invoices i JOIN subscriptions s ON s.id = i.subscription_id \
-         WHERE i.status = 'issued' AND i.due_at < $1 AND s.status IN ('active', 'past_due', 'suspended') \
+         WHERE i.status = 'issued' AND i.period_start IS NOT NULL AND i.due_at < $1 \
+           AND s.status IN ('active', 'past_due', 'suspended') \
          ORDER BY i.due_at, i.id",
     )
     .bind(now)

@@ -48,6 +48,7 @@ pub mod orders;
 pub mod outbox;
 pub mod pay_links;
 pub mod payments;
+pub mod plan_changes;
 pub mod portal;
 pub mod stripe_events;
 pub mod subscriptions;

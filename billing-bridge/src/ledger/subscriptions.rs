@@ -179,12 +179,30 @@ pub async fn list(db: impl PgExecutor<'_>, status: Option<&str>) -> Result<Vec<S
     .await?)
 }
 
+/// The subscription is on plan `product` now, its resources rendered for it.
+pub async fn set_plan(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    product: Uuid,
+    resources: &serde_json::Value,
+) -> Result<(), LedgerError> {
+    sqlx::query("UPDATE subscriptions SET product_id = $2, resources = $3 WHERE id = $1")
+        .bind(id)
+        .bind(product)
+        .bind(Json(resources))
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 /// The customer's subscriptions, newest first.
 pub async fn of_customer(db: impl PgExecutor<'_>, customer: Uuid) -> Result<Vec<Subscription>, LedgerError> {
-    Ok(sqlx::query_as(sql!("SELECT {COLUMNS} FROM subscriptions WHERE customer_id = $1 ORDER BY created_at DESC LIMIT 500"))
-        .bind(customer)
-        .fetch_all(db)
-        .await?)
+    Ok(sqlx::query_as(sql!(
+        "SELECT {COLUMNS} FROM subscriptions WHERE customer_id = $1 ORDER BY created_at DESC LIMIT 500"
+    ))
+    .bind(customer)
+    .fetch_all(db)
+    .await?)
 }
 
 /// Moves the subscription to `to` if it is in one of `from`; the changed row, or None.
