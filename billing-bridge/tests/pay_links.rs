@@ -327,6 +327,10 @@ fn a_renewal_that_needs_the_customer_is_paid_once_through_its_pay_link() -> anyh
     assert_eq!(status, 200, "{shown}");
     assert_eq!(shown["payUrl"], json!(pay_url), "{shown}");
     assert_eq!(shown["paySession"], Value::Null, "{shown}");
+    let (status, listed) = bridge.get(&rt, "/v1/admin/invoices?status=issued", Some(&admin))?;
+    assert_eq!(status, 200, "{listed}");
+    let in_list = listed["invoices"].as_array().into_iter().flatten().find(|i| i["id"] == json!(renewal.to_string()));
+    assert_eq!(in_list.map(|i| &i["payUrl"]), Some(&json!(pay_url)), "{listed}");
 
     // the pay address leads to a Checkout Session for the rest of the invoice, made once
     let link = format!("{}/v1/pay/{token}", bridge.url);

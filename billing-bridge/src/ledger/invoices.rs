@@ -414,9 +414,21 @@ pub async fn lines(db: impl PgExecutor<'_>, id: Uuid) -> Result<Vec<Line>, Ledge
     .await?)
 }
 
-pub async fn list(db: impl PgExecutor<'_>, status: Option<&str>) -> Result<Vec<Invoice>, LedgerError> {
+/// An invoice as staff list it: an open one with the address it is paid at.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Listed {
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub invoice: Invoice,
+    #[serde(rename = "payUrl")]
+    pub pay_url: Option<String>,
+}
+
+/// The newest invoices (500 at most), of `status` when given.
+pub async fn list(db: impl PgExecutor<'_>, status: Option<&str>) -> Result<Vec<Listed>, LedgerError> {
     Ok(sqlx::query_as(sql!(
-        "SELECT {COLUMNS} FROM invoices WHERE ($1::text IS NULL OR status = $1) ORDER BY created_at DESC LIMIT 500"
+        "SELECT {COLUMNS}, CASE WHEN status = 'issued' THEN pay_url(id) END AS pay_url FROM invoices \
+         WHERE ($1::text IS NULL OR status = $1) ORDER BY created_at DESC LIMIT 500"
     ))
     .bind(status)
     .fetch_all(db)
