@@ -187,7 +187,8 @@ pub struct MailRecords {
     #[schemars(length(max = 450))]
     #[x_kube(validation = Rule::new("self.startsWith('v=DMARC1')").message("dmarc must start with v=DMARC1"))]
     pub dmarc: Option<String>,
-    /// DKIM public key published at `<selector>._domainkey`.
+    /// DKIM: the key published at `<selector>._domainkey`; without `publicKey` the operator makes
+    /// it, and mail-core signs the mail of this zone's domain with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dkim: Option<Dkim>,
 }
@@ -204,16 +205,46 @@ pub struct MailExchanger {
     pub priority: u16,
 }
 
-/// A DKIM key record.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+/// A DKIM key record, and whether mail-core signs with it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.previousSelectors) || !self.previousSelectors.exists(s, s == self.selector)").message("the selector that signs cannot also be a previous selector").field_path(".previousSelectors"))]
 pub struct Dkim {
-    /// Selector, e.g. `mail2026`.
+    /// Selector, e.g. `mail2026`: the record is `<selector>._domainkey`. Without `publicKey`, a new
+    /// selector gets a new key, and mail-core signs this zone's mail with it.
     #[schemars(length(min = 1, max = 63), pattern(formats::DNS_LABEL))]
     pub selector: String,
-    /// Base64 public key (the `p=` tag).
+    /// Base64 public key (the `p=` tag) of a key made elsewhere, published as it is; mail-core does
+    /// not sign with it. Left out (recommended), the operator makes the key pair for the zone's mail
+    /// domain, keeps it in the Secret `dkim-<zone>` and publishes its public half.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 16, max = 2048), pattern(r"^[A-Za-z0-9+/]+={0,2}$"))]
-    pub public_key: String,
+    pub public_key: Option<String>,
+    /// Size of the RSA keys the operator makes, in bits: 2048 (default), 3072 or 4096. A key keeps
+    /// the size it was made with; a new size comes with a new selector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self in [2048, 3072, 4096]").message("keyBits must be 2048, 3072 or 4096"))]
+    pub key_bits: Option<u32>,
+    /// Selectors of earlier keys the operator made (in the Secret `dkim-<zone>`) that no longer
+    /// sign: their records stay published, so mail signed before a rotation still verifies, until
+    /// they are removed from this list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10), inner(length(min = 1, max = 63), pattern(formats::DNS_LABEL)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub previous_selectors: Vec<String>,
+}
+
+impl Dkim {
+    /// Whether the operator makes this key (no `publicKey` given), so mail-core signs with it.
+    pub fn generated(&self) -> bool {
+        self.public_key.is_none()
+    }
+}
+
+/// The Secret in a DnsZone's namespace holding the DKIM keys the operator made for `zone`'s mail
+/// domain: `dkim-<zone>` (lowercase, no trailing dot).
+pub fn dkim_secret_name(zone: &str) -> String {
+    format!("dkim-{}", zone.trim_end_matches('.').to_ascii_lowercase())
 }
 
 /// Observed state of a DnsZone.

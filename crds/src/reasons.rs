@@ -168,6 +168,14 @@ pub mod condition_types {
         meaning: "True: the password hash on mail-core matches the password Secret.",
     };
 
+    pub const DKIM_SIGNING: ConditionType = ConditionType {
+        name: "DkimSigning",
+        kinds: &[MAILBOX],
+        meaning: "True: mail-core signs mail from the Mailbox's mail domains with the DKIM key the operator made \
+                  for each (kept in the Secret `dkim-<domain>`, published by the domain's DnsZone). False: the \
+                  reason says why mail from one of them is not signed.",
+    };
+
     // Certificate
 
     pub const ISSUING: ConditionType = ConditionType {
@@ -225,6 +233,7 @@ pub mod condition_types {
         PROGRAMMED,
         DOMAIN_READY,
         PASSWORD_SYNCED,
+        DKIM_SIGNING,
         ISSUING,
         DELIVERED,
         CHILDREN_READY,
@@ -969,6 +978,15 @@ pub const WAITING_FOR_CLOUD_POD: Reason = Reason {
     action: "Wait for the CloudPod; check that `cloudPodRef` names one in this namespace.",
 };
 
+pub const WAITING_FOR_DKIM_KEY: Reason = Reason {
+    name: "WaitingForDkimKey",
+    reported_in: &[(&[DNS_ZONE], ON_READY)],
+    meaning: "`mail.dkim` asks for a key the operator makes, and the Secret `dkim-<zone>` (with the operator's \
+              mark) holds none for the selector yet; the other records are served.",
+    action: "The key is made once a Mailbox of this namespace uses the zone's mail domain: create one, or look \
+             at its DkimSigning condition.",
+};
+
 /// The conditions a PowerDNS error is reported in.
 const POWER_DNS_FAILURE: &[(&[&str], ReportedIn)] =
     &[(&[DNS_ZONE], Conditions(&[types::PROGRAMMED, types::READY])), (&[CERTIFICATE], Conditions(&[types::ISSUING]))];
@@ -1030,8 +1048,9 @@ pub const DOMAIN_ON_MAIL_CORE: Reason = Reason {
 
 pub const ROW_OWNED_ELSEWHERE: Reason = Reason {
     name: "RowOwnedElsewhere",
-    reported_in: &[(&[MAILBOX], Conditions(&[types::CONFLICT]))],
-    meaning: "The mailbox or an alias already exists on mail-core and is not this object's; nothing is changed.",
+    reported_in: &[(&[MAILBOX], Conditions(&[types::CONFLICT, types::DKIM_SIGNING]))],
+    meaning: "The mailbox, an alias or a mail domain's DKIM key already exists on mail-core and is not this \
+              object's (its namespace's); nothing is changed.",
     action: "Use another address or alias, or delete the Mailbox that has it.",
 };
 
@@ -1085,6 +1104,21 @@ pub const MAIL_CORE_BAD_CONFIG: Reason = Reason {
     action: "Operators: correct the mail-core settings of the operator configuration.",
 };
 
+pub const SIGNING: Reason = Reason {
+    name: "Signing",
+    reported_in: &[(&[MAILBOX], Conditions(&[types::DKIM_SIGNING]))],
+    meaning: "mail-core signs mail from each mail domain with the key of the selector its DnsZone names.",
+    action: "Nothing.",
+};
+
+pub const DKIM_NOT_REQUESTED: Reason = Reason {
+    name: "DkimNotRequested",
+    reported_in: &[(&[MAILBOX], Conditions(&[types::DKIM_SIGNING]))],
+    meaning: "No DnsZone of this namespace for a mail domain asks for a key the operator makes (`mail.dkim` \
+              without `publicKey`); mail from it is not signed.",
+    action: "To sign, set `spec.mail.dkim.selector` (without `publicKey`) in the DnsZone of the mail domain.",
+};
+
 // ---------------------------------------------------------------------------------------------
 // Certificate
 
@@ -1111,16 +1145,23 @@ pub const SECRET_OWNED_ELSEWHERE: Reason = Reason {
 
 pub const SECRET_NOT_OWNED: Reason = Reason {
     name: "SecretNotOwned",
-    reported_in: &[(&[CERTIFICATE], Conditions(&[types::ISSUING]))],
-    meaning: "The Secret `<name>-next-key` exists without the operator's mark; it is never replaced.",
+    reported_in: &[
+        (&[CERTIFICATE], Conditions(&[types::ISSUING])),
+        (&[MAILBOX], Conditions(&[types::DKIM_SIGNING])),
+    ],
+    meaning: "The Secret `<name>-next-key` (a Certificate's) or `dkim-<domain>` (a mail domain's DKIM keys) exists \
+              without the operator's mark; it is never replaced, and no key in it is used.",
     action: "Delete it, or label it `mpanel.migrahosting.com/managed-by=mpanel-operator` to hand it over.",
 };
 
 pub const KEY_ERROR: Reason = Reason {
     name: "KeyError",
-    reported_in: &[(&[CERTIFICATE], Conditions(&[types::ISSUING]))],
-    meaning: "A private key or a certificate request could not be made, or the issued chain could not be read.",
-    action: "Check `privateKey`; if it is valid, ask the operators.",
+    reported_in: &[(&[CERTIFICATE], Conditions(&[types::ISSUING])), (&[MAILBOX], ReconcileError)],
+    meaning: "A private key or a certificate request could not be made, or the issued chain could not be read; \
+              for a Mailbox, a DKIM key could not be made, or the one in the Secret `dkim-<domain>` is not an RSA \
+              key in PKCS#8 PEM.",
+    action: "Check `privateKey` (a Certificate's) or the DKIM key Secret (delete the unreadable selector's key: a \
+             new one is made); if they are valid, ask the operators.",
 };
 
 pub const UP_TO_DATE: Reason = Reason {
@@ -1640,6 +1681,7 @@ pub const ALL: &[Reason] = &[
     ZONE_MISSING,
     READY,
     WAITING_FOR_CLOUD_POD,
+    WAITING_FOR_DKIM_KEY,
     POWER_DNS_CONFLICT,
     POWER_DNS_SERVER_ERROR,
     POWER_DNS_REJECTED,
@@ -1656,6 +1698,8 @@ pub const ALL: &[Reason] = &[
     MAIL_CORE_UNREACHABLE,
     MAIL_CORE_REJECTED,
     MAIL_CORE_BAD_CONFIG,
+    SIGNING,
+    DKIM_NOT_REQUESTED,
     // Certificate
     UNKNOWN_ISSUER,
     ISSUER_SECRET_UNUSABLE,

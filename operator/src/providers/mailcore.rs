@@ -101,6 +101,31 @@ pub struct AliasRow {
     pub owner: Option<String>,
 }
 
+/// The DKIM key mail-core signs a mail domain's mail with (`dkim_key`, read by OpenDKIM through the
+/// view `dkim_signing`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DkimKeyRow {
+    pub domain: String,
+    /// The DNS label under `_domainkey` whose record holds the public key.
+    pub selector: String,
+    /// PEM (PKCS#8).
+    pub private_key: String,
+    /// The marker of the namespace whose key it is, as on its domain row.
+    pub owner: String,
+}
+
+// the private key is never printed
+impl std::fmt::Debug for DkimKeyRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DkimKeyRow")
+            .field("domain", &self.domain)
+            .field("selector", &self.selector)
+            .field("private_key", &super::REDACTED)
+            .field("owner", &self.owner)
+            .finish()
+    }
+}
+
 /// Changes to a mailbox row; `None` leaves a column as it is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MailboxChange {
@@ -150,6 +175,13 @@ pub trait MailApi: Send + Sync {
         domain: &str,
         owner: &str,
     ) -> impl Future<Output = Result<bool, MailCoreError>> + Send;
+    /// The DKIM key row of `domain`.
+    fn dkim_key(&self, domain: &str) -> impl Future<Output = Result<Option<DkimKeyRow>, MailCoreError>> + Send;
+    /// Adds the DKIM key row, or replaces the selector and key of an existing row of the same
+    /// owner. Returns false when the domain's row is someone else's.
+    fn put_dkim_key(&self, row: &DkimKeyRow) -> impl Future<Output = Result<bool, MailCoreError>> + Send;
+    /// Deletes the DKIM key row of `domain` if it is `owner`'s: its mail is no longer signed.
+    fn delete_dkim_key(&self, domain: &str, owner: &str) -> impl Future<Output = Result<bool, MailCoreError>> + Send;
 }
 
 pub struct MailCore {
@@ -219,6 +251,15 @@ fn mailbox_row(r: &PgRow) -> Result<MailboxRow, sqlx::Error> {
         local_part: r.try_get("local_part")?,
         domain: r.try_get("domain")?,
         active: r.try_get::<i16, _>("active")? != 0,
+        owner: r.try_get("owner")?,
+    })
+}
+
+fn dkim_key_row(r: &PgRow) -> Result<DkimKeyRow, sqlx::Error> {
+    Ok(DkimKeyRow {
+        domain: r.try_get("domain")?,
+        selector: r.try_get("selector")?,
+        private_key: r.try_get("private_key")?,
         owner: r.try_get("owner")?,
     })
 }
@@ -334,5 +375,29 @@ impl MailApi for MailCore {
         .bind(domain)
         .bind(owner);
         Ok(self.call("delete_domain", true, q.execute(&self.pool)).await?.rows_affected() == 1)
+    }
+
+    async fn dkim_key(&self, domain: &str) -> Result<Option<DkimKeyRow>, MailCoreError> {
+        let q = sqlx::query("SELECT domain, selector, private_key, owner FROM dkim_key WHERE domain = $1").bind(domain);
+        let row = self.call("get_dkim_key", false, q.fetch_optional(&self.pool)).await?;
+        row.as_ref().map(dkim_key_row).transpose().map_err(MailCoreError::from)
+    }
+
+    async fn put_dkim_key(&self, k: &DkimKeyRow) -> Result<bool, MailCoreError> {
+        let q = sqlx::query(
+            "INSERT INTO dkim_key (domain, selector, private_key, owner) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (domain) DO UPDATE SET selector = EXCLUDED.selector, private_key = EXCLUDED.private_key, \
+             modified = now() WHERE dkim_key.owner = EXCLUDED.owner",
+        )
+        .bind(&k.domain)
+        .bind(&k.selector)
+        .bind(&k.private_key)
+        .bind(&k.owner);
+        Ok(self.call("put_dkim_key", true, q.execute(&self.pool)).await?.rows_affected() == 1)
+    }
+
+    async fn delete_dkim_key(&self, domain: &str, owner: &str) -> Result<bool, MailCoreError> {
+        let q = sqlx::query("DELETE FROM dkim_key WHERE domain = $1 AND owner = $2").bind(domain).bind(owner);
+        Ok(self.call("delete_dkim_key", true, q.execute(&self.pool)).await?.rows_affected() == 1)
     }
 }

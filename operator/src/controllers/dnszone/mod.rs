@@ -22,7 +22,7 @@ use kube::{Api, Client, ResourceExt};
 use mpanel_crds::cloudpod::CloudPod;
 use mpanel_crds::common::{DeletionPolicy, ReconcileMode};
 use mpanel_crds::conditions::{self, Observation, READY};
-use mpanel_crds::dnszone::{DnsZone, DnsZonePhase, DnsZoneStatus, ZoneKind};
+use mpanel_crds::dnszone::{DnsZone, DnsZonePhase, DnsZoneStatus, ZoneKind, dkim_secret_name};
 use mpanel_crds::reasons::{self, condition_types};
 
 use super::{
@@ -33,6 +33,8 @@ use crate::metrics::Metrics;
 use crate::names::Claim;
 use crate::providers::powerdns::{DnsApi, NewZone, PowerDnsError, RrSet, canonical};
 use records::Wanted;
+
+use super::mailbox::dkim;
 
 pub const KIND: &str = "DnsZone";
 const FIELD_MANAGER: &str = "mpanel-dnszone";
@@ -94,7 +96,18 @@ pub async fn run<P: DnsApi + 'static>(
     .with_config(ControllerConfig::default().concurrency(32));
     let zones = controller.store();
     ctx.metrics.inventory.watch(KIND, zones.clone(), None, |_| None);
+    let with_dkim_keys = zones.clone();
     controller
+        // the DKIM keys the operator makes for a zone's mail domain are in its Secret dkim-<zone>
+        .watches_stream(super::secret_changes(&ctx.client, ctx.namespace.as_deref()), move |secret| {
+            let (ns, name) = (secret.namespace(), secret.name_any());
+            with_dkim_keys
+                .state()
+                .iter()
+                .filter(|z| z.namespace() == ns && dkim_secret_name(&z.spec.zone) == name)
+                .map(|z| ObjectRef::from_obj(z.as_ref()))
+                .collect::<Vec<_>>()
+        })
         .watches(scoped::<CloudPod>(&ctx.client, ctx.namespace.as_deref()), watcher::Config::default(), move |pod| {
             let (ns, name) = (pod.namespace(), pod.name_any());
             zones
@@ -196,8 +209,15 @@ async fn apply<P: DnsApi>(
     let set = |status: &mut DnsZoneStatus, o: Observation| conditions::set(&mut status.conditions, o, generation, &t);
     let requeue = Action::requeue(resync_after(zone, ctx.resync));
 
+    let dkim_keys = generated_dkim_keys(zone, &ctx.client).await?;
     let wanted = match records::wanted(&zone.spec, |pod| {
         ctx.cloudpods.get(&ObjectRef::new(pod).within(&ns)).and_then(|cp| cp.status.as_ref()?.ip_address.clone())
+    })
+    .and_then(|mut wanted| {
+        for (selector, public_key) in &dkim_keys.keys {
+            records::add_dkim(&mut wanted, &zone.spec.zone, selector, public_key)?;
+        }
+        Ok(wanted)
     }) {
         Ok(wanted) => wanted,
         Err(invalid) => {
@@ -365,22 +385,37 @@ async fn apply<P: DnsApi>(
 
     let count = u32::try_from(wanted.rrsets.len()).unwrap_or(u32::MAX);
     set(&mut status, Observation::new(PROGRAMMED, true, reasons::SYNCED.name, format!("{count} rrsets in sync")));
-    if wanted.waiting_for.is_empty() {
+    if !wanted.waiting_for.is_empty() {
+        let message = format!("waiting for the address of CloudPod {}", wanted.waiting_for.join(", "));
+        set(&mut status, Observation::new(READY, false, reasons::WAITING_FOR_CLOUD_POD.name, message));
+        status.phase = Some(DnsZonePhase::Pending);
+    } else if let Some(waiting) = dkim_keys.waiting {
+        set(&mut status, Observation::new(READY, false, reasons::WAITING_FOR_DKIM_KEY.name, waiting));
+        status.phase = Some(DnsZonePhase::Pending);
+    } else {
         set(
             &mut status,
             Observation::new(READY, true, reasons::READY.name, format!("zone {name} is served with {count} rrsets")),
         );
         status.phase = Some(DnsZonePhase::Ready);
-    } else {
-        let message = format!("waiting for the address of CloudPod {}", wanted.waiting_for.join(", "));
-        set(&mut status, Observation::new(READY, false, reasons::WAITING_FOR_CLOUD_POD.name, message));
-        status.phase = Some(DnsZonePhase::Pending);
     }
     status.records = Some(count);
     status.serial = Some(current.serial);
     status.observed_generation = generation;
     write_changed_status(api, zone, &status).await?;
     Ok(requeue)
+}
+
+/// The DKIM public keys the operator made for the zone (when `mail.dkim` asks for such a key),
+/// read from the zone's key Secret in its namespace.
+async fn generated_dkim_keys(zone: &DnsZone, client: &kube::Client) -> Result<dkim::Published, Error> {
+    let Some(request) = zone.spec.mail.as_ref().and_then(|m| m.dkim.as_ref()).filter(|d| d.generated()) else {
+        return Ok(dkim::Published::default());
+    };
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), &zone.namespace().unwrap_or_default());
+    let secret = secrets.get_opt(&dkim_secret_name(&zone.spec.zone)).await?;
+    Ok(dkim::published(&zone.spec.zone, secret.as_ref(), request))
 }
 
 /// Marks the zone neither programmed nor ready for one reason at `generation`, and moves the phase

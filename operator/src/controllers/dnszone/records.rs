@@ -150,13 +150,24 @@ pub fn wanted(spec: &DnsZoneSpec, address_of: impl Fn(&str) -> Option<String>) -
             let name = absolute("_dmarc", &zone);
             add(&mut out, (name.clone(), "TXT".to_owned()), DEFAULT_TTL, txt(&name, dmarc)?);
         }
-        if let Some(dkim) = &mail.dkim {
-            let name = absolute(&format!("{}._domainkey", dkim.selector), &zone);
-            let value = txt(&name, &format!("v=DKIM1; k=rsa; p={}", dkim.public_key))?;
-            add(&mut out, (name, "TXT".to_owned()), DEFAULT_TTL, value);
+        // a key the operator makes is added by the caller, from its Secret
+        if let Some((dkim, public_key)) = mail.dkim.as_ref().and_then(|d| Some((d, d.public_key.as_ref()?))) {
+            add_dkim(&mut out, &zone, &dkim.selector, public_key)?;
         }
     }
     Ok(out)
+}
+
+/// Adds the DKIM record `<selector>._domainkey` of a public key (base64, the `p=` tag).
+pub fn add_dkim(wanted: &mut Wanted, zone: &str, selector: &str, public_key: &str) -> Result<(), InvalidRecord> {
+    let name = absolute(&format!("{selector}._domainkey"), zone);
+    let value = txt::canonical(&format!("v=DKIM1; k=rsa; p={public_key}")).map_err(|message| InvalidRecord {
+        name: name.clone(),
+        rtype: "TXT".to_owned(),
+        message,
+    })?;
+    add(wanted, (name, "TXT".to_owned()), DEFAULT_TTL, value);
+    Ok(())
 }
 
 /// Rrsets the operator never removes: the SOA (PowerDNS owns its serial) and ACME challenge TXT

@@ -8,8 +8,10 @@
 //! The domain row is created with the first mailbox of a namespace and removed with the last one,
 //! unless it was there before (then it is never removed).
 //! DNS for the mail domain (MX, SPF, DMARC, DKIM) is the DnsZone's `mail` block; this controller
-//! only reports whether such a zone publishes MX.
+//! reports whether such a zone publishes MX, and makes the DKIM key that zone asks for and that
+//! mail-core signs with (`dkim`).
 
+pub mod dkim;
 pub mod domains;
 pub mod password;
 
@@ -25,7 +27,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use mpanel_crds::common::{DeletionPolicy, ReconcileMode};
 use mpanel_crds::conditions::{self, Observation, READY};
-use mpanel_crds::dnszone::DnsZone;
+use mpanel_crds::dnszone::{self, DnsZone};
 use mpanel_crds::mailbox::{Mailbox, MailboxPhase, MailboxStatus};
 use mpanel_crds::reasons::{self, condition_types};
 
@@ -42,6 +44,7 @@ pub const KIND: &str = "Mailbox";
 const FIELD_MANAGER: &str = "mpanel-mailbox";
 const DOMAIN_READY: &str = condition_types::DOMAIN_READY.name;
 const PASSWORD_SYNCED: &str = condition_types::PASSWORD_SYNCED.name;
+const DKIM_SIGNING: &str = condition_types::DKIM_SIGNING.name;
 const CONFLICT: &str = condition_types::CONFLICT.name;
 const MIB: i64 = 1024 * 1024;
 
@@ -72,6 +75,8 @@ pub enum Error {
     MailCore(#[from] MailCoreError),
     #[error(transparent)]
     Password(#[from] PasswordError),
+    #[error(transparent)]
+    Dkim(#[from] dkim::KeyError),
     #[error("cannot remove the maildir {path}: {message}")]
     Maildir { path: String, message: String },
     #[error("Kubernetes API: {0}")]
@@ -86,6 +91,7 @@ impl Error {
             Self::Unfinished(e) => e.reason(),
             Self::MailCore(e) => e.reason(),
             Self::Password(e) => e.reason(),
+            Self::Dkim(_) => reasons::KEY_ERROR.name,
             Self::Maildir { .. } => reasons::MAILDIR_NOT_REMOVED.name,
             Self::Kube(_) => reasons::KUBERNETES_API_ERROR.name,
             Self::Finalizer(inner) => finalizer_reason(inner, Self::reason),
@@ -109,13 +115,28 @@ pub async fn run<M: MailApi + 'static>(
     .with_config(ControllerConfig::default().concurrency(16));
     let mailboxes = controller.store();
     ctx.metrics.inventory.watch(KIND, mailboxes.clone(), None, |_| None);
+    let in_zone = mailboxes.clone();
     controller
         .watches_stream(super::secret_changes(&ctx.client, ctx.namespace.as_deref()), move |secret| {
             let (ns, name) = (secret.namespace(), secret.name_any());
             mailboxes
                 .state()
                 .iter()
-                .filter(|m| m.namespace() == ns && m.spec.password_secret_ref.name == name)
+                .filter(|m| {
+                    m.namespace() == ns
+                        && (m.spec.password_secret_ref.name == name
+                            || mail_domains(m).iter().any(|d| dnszone::dkim_secret_name(d) == name))
+                })
+                .map(|m| ObjectRef::from_obj(m.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        // a DnsZone asking for a DKIM key (or no longer) changes what mail-core signs
+        .watches(scoped::<DnsZone>(&ctx.client, ctx.namespace.as_deref()), watcher::Config::default(), move |zone| {
+            let (ns, wanted) = (zone.namespace(), canonical(&zone.spec.zone.to_ascii_lowercase()));
+            in_zone
+                .state()
+                .iter()
+                .filter(|m| m.namespace() == ns && mail_domains(m).iter().any(|d| canonical(d) == wanted))
                 .map(|m| ObjectRef::from_obj(m.as_ref()))
                 .collect::<Vec<_>>()
         })
@@ -204,6 +225,18 @@ fn split(address: &str) -> (String, String) {
     }
 }
 
+/// The mail domains of the address and of the aliases, each once, the address's first.
+fn mail_domains(mailbox: &Mailbox) -> Vec<String> {
+    let mut domains = vec![split(&mailbox.spec.address).1];
+    for alias in &mailbox.spec.aliases {
+        let (_, domain) = split(alias);
+        if !domains.contains(&domain) {
+            domains.push(domain);
+        }
+    }
+    domains
+}
+
 /// What the DnsZone of the mail domain says about mail, for the DomainReady message.
 fn dns_note<M>(mailbox: &Mailbox, domain: &str, ctx: &Context<M>) -> String {
     let ns = mailbox.namespace();
@@ -243,7 +276,7 @@ async fn apply<M: MailApi>(
             .await?;
 
     // observe: first whether every mail domain of the object is this namespace's to use
-    let domain_rows = observe_domains(&domain, &aliases, ctx).await?;
+    let domain_rows = observe_domains(mailbox, ctx).await?;
     let refused = refused_domains(mailbox, &domain_rows, ctx);
     if !refused.is_empty() {
         let message = format!("{}; nothing was written to mail-core", refused.join("; "));
@@ -429,6 +462,22 @@ async fn apply<M: MailApi>(
     for stale in stale_aliases {
         ctx.mail.delete_alias(&stale.address, &owner).await?;
     }
+    // DKIM keys are made and written only when the object may write (not ObserveOnly)
+    if mode == ReconcileMode::Reconcile {
+        let namespace = mailbox.namespace().unwrap_or_default();
+        let mut signing = Vec::with_capacity(domain_rows.len());
+        for (mail_domain, _) in &domain_rows {
+            let outcome =
+                dkim::sync_domain(&ctx.client, &ctx.mail, &ctx.dnszones, &namespace, mail_domain, &domain_owner)
+                    .await?;
+            signing.push((mail_domain.clone(), outcome));
+        }
+        let Some((signs, reason, message)) = dkim::condition(&signing) else {
+            // another Mailbox of the domain wrote its key Secret first: use that key
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        };
+        step.set(Observation::new(DKIM_SIGNING, signs, reason, message));
+    }
 
     // report
     if password.is_some() {
@@ -469,17 +518,10 @@ async fn apply<M: MailApi>(
 /// The mail domains of the address and of the aliases (each once, the address's first), with
 /// their rows on mail-core.
 async fn observe_domains<M: MailApi>(
-    domain: &str,
-    aliases: &[String],
+    mailbox: &Mailbox,
     ctx: &Context<M>,
 ) -> Result<Vec<(String, Option<DomainRow>)>, Error> {
-    let mut names = vec![domain.to_owned()];
-    for alias in aliases {
-        let (_, alias_domain) = split(alias);
-        if !names.contains(&alias_domain) {
-            names.push(alias_domain);
-        }
-    }
+    let names = mail_domains(mailbox);
     let mut rows = Vec::with_capacity(names.len());
     for name in names {
         let row = ctx.mail.domain(&name).await?;
