@@ -1145,10 +1145,7 @@ pub const SECRET_OWNED_ELSEWHERE: Reason = Reason {
 
 pub const SECRET_NOT_OWNED: Reason = Reason {
     name: "SecretNotOwned",
-    reported_in: &[
-        (&[CERTIFICATE], Conditions(&[types::ISSUING])),
-        (&[MAILBOX], Conditions(&[types::DKIM_SIGNING])),
-    ],
+    reported_in: &[(&[CERTIFICATE], Conditions(&[types::ISSUING])), (&[MAILBOX], Conditions(&[types::DKIM_SIGNING]))],
     meaning: "The Secret `<name>-next-key` (a Certificate's) or `dkim-<domain>` (a mail domain's DKIM keys) exists \
               without the operator's mark; it is never replaced, and no key in it is used.",
     action: "Delete it, or label it `mpanel.migrahosting.com/managed-by=mpanel-operator` to hand it over.",
