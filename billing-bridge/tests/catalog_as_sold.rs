@@ -282,3 +282,46 @@ fn an_auth_code_kubernetes_cannot_take_ends_the_order_or_waits_for_the_retry_of_
     ledger.drop_database(&rt);
     Ok(())
 }
+
+#[test]
+fn a_cloudpod_bought_with_daily_backups_gets_a_backup_policy_for_it_and_the_add_on_alone_makes_none()
+-> anyhow::Result<()> {
+    let rt = support::runtime()?;
+    let tb = Testbed::from_env()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let bridge = Bridge::start(&rt, &tb, &ledger, &kubeconfig(&tb)?)?;
+    let placed = bridge.checkout(
+        &rt,
+        &json!({"product": "cloudpod-mini", "cycle": "monthly", "email": email("backed"),
+                "addons": ["daily-backups-30d"]}),
+    )?;
+    assert_eq!(placed["total"], json!("14.98"), "9.99 + 4.99: {placed}");
+    let sub = pay_and_apply(&rt, &tb, &ledger, &bridge, &placed)?;
+    let _cleanup =
+        Namespaces { tb: &tb, names: vec![sub["metadata"]["namespace"].as_str().unwrap_or_default().into()] };
+    let resources = &sub["spec"]["resources"];
+    let pod = resources["cloudPods"][0]["name"].as_str().context("no CloudPod")?;
+    let policies = resources["backupPolicies"].as_array().cloned().unwrap_or_default();
+    assert_eq!(policies.len(), 1, "one BackupPolicy: {resources}");
+    assert_eq!(policies[0]["name"], json!(format!("{pod}-backups")));
+    assert_eq!(
+        policies[0]["spec"],
+        json!({"cloudPods": [pod], "schedule": {"every": "24h"}, "keep": 30, "storage": "backups", "mode": "snapshot"}),
+        "daily, 30 kept, of the pod bought with it"
+    );
+
+    // bought without a CloudPod, the add-on has nothing to back up
+    let template = ledger.text(&rt, "SELECT template::text FROM products WHERE slug = 'daily-backups-30d'")?;
+    let template: Value = serde_json::from_str(&template.context("no daily-backups-30d product")?)?;
+    let with = render::Placeholders {
+        subscription: "sub-0123456789".into(),
+        customer: "c0123456789".into(),
+        email: "someone@example.com".into(),
+        domain: None,
+    };
+    let alone = render::Part { slug: "daily-backups-30d", kind: "addon", template: &template };
+    let rendered = render::order_resources(&[alone], &with).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    assert!(rendered.get("backupPolicies").is_none(), "{rendered}");
+    ledger.drop_database(&rt);
+    Ok(())
+}

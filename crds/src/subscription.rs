@@ -7,6 +7,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::backup::BackupPolicySpec;
 use crate::certificate::CertificateSpec;
 use crate::cloudpod::CloudPodSpec;
 use crate::conditions::Condition;
@@ -152,6 +153,10 @@ pub struct ResourceTemplates {
     #[schemars(length(max = 20))]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub certificates: Vec<CertificateTemplate>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub backup_policies: Vec<BackupPolicyTemplate>,
 }
 
 /// Defines one child template type per kind: its object name, extra labels and spec.
@@ -192,6 +197,10 @@ child_template!(
 child_template!(
     /// A Certificate to create.
     CertificateTemplate, CertificateSpec
+);
+child_template!(
+    /// A BackupPolicy to create (backups of the Subscription's CloudPods).
+    BackupPolicyTemplate, BackupPolicySpec
 );
 
 /// Observed state of a Subscription.

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use kube::Resource;
 use kube::core::ApiResource;
+use mpanel_crds::backup::BackupPolicy;
 use mpanel_crds::certificate::Certificate;
 use mpanel_crds::cloudpod::CloudPod;
 use mpanel_crds::conditions::READY;
@@ -28,10 +29,12 @@ pub enum ChildKind {
     DnsZone,
     Mailbox,
     Certificate,
+    BackupPolicy,
 }
 
 impl ChildKind {
-    pub const ALL: [ChildKind; 5] = [Self::CloudPod, Self::Domain, Self::DnsZone, Self::Mailbox, Self::Certificate];
+    pub const ALL: [ChildKind; 6] =
+        [Self::CloudPod, Self::Domain, Self::DnsZone, Self::Mailbox, Self::Certificate, Self::BackupPolicy];
 
     pub fn api_resource(self) -> ApiResource {
         match self {
@@ -40,6 +43,7 @@ impl ChildKind {
             Self::DnsZone => ApiResource::erase::<DnsZone>(&()),
             Self::Mailbox => ApiResource::erase::<Mailbox>(&()),
             Self::Certificate => ApiResource::erase::<Certificate>(&()),
+            Self::BackupPolicy => ApiResource::erase::<BackupPolicy>(&()),
         }
     }
 
@@ -50,6 +54,7 @@ impl ChildKind {
             Self::DnsZone => "DnsZone",
             Self::Mailbox => "Mailbox",
             Self::Certificate => "Certificate",
+            Self::BackupPolicy => "BackupPolicy",
         }
     }
 }
@@ -141,6 +146,9 @@ pub fn desired(sub: &Subscription) -> Vec<Child> {
     }
     for t in &r.certificates {
         add(ChildKind::Certificate, &t.name, &t.labels, to_value(&t.spec));
+    }
+    for t in &r.backup_policies {
+        add(ChildKind::BackupPolicy, &t.name, &t.labels, to_value(&t.spec));
     }
     out
 }

@@ -83,6 +83,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         .owns(scoped::<DnsZone>(&ctx.client, ns), children())
         .owns(scoped::<Mailbox>(&ctx.client, ns), children())
         .owns(scoped::<Certificate>(&ctx.client, ns), children())
+        .owns(scoped::<mpanel_crds::BackupPolicy>(&ctx.client, ns), children())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
