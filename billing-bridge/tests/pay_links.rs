@@ -9,10 +9,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -23,110 +20,11 @@ use mpanel_billing_bridge::renewal_charges;
 use mpanel_billing_bridge::stripe::api::StripeClient;
 use mpanel_tests::Testbed;
 use serde_json::{Value, json};
+use support::stripe_front::{Answer, StripeFront};
 use support::{Bridge, Ledger, Namespaces, email, eventually, payment_intent, session_completed};
 use tokio::runtime::Runtime;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// A Stripe front: keeps every request; answers PaymentIntents with stripe-mock's, left
-/// `requires_action`; passes everything else to stripe-mock as it is.
-struct Front {
-    base: String,
-    requests: Arc<Mutex<Vec<String>>>,
-}
-
-fn read_request(conn: &mut TcpStream) -> anyhow::Result<String> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        conn.read_exact(&mut byte)?;
-        head.push(byte[0]);
-    }
-    let text = String::from_utf8_lossy(&head).to_string();
-    let length = text
-        .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>()))
-        .transpose()?
-        .unwrap_or(0);
-    let mut body = vec![0u8; length];
-    conn.read_exact(&mut body)?;
-    Ok(text + &String::from_utf8_lossy(&body))
-}
-
-/// stripe-mock's answer to `request` (sent as it came): its status line and its body as JSON.
-fn from_stripe_mock(stripe_mock: &str, request: &str) -> anyhow::Result<(String, Value)> {
-    let mut upstream = TcpStream::connect(stripe_mock)?;
-    // HTTP/1.0: the answer comes whole, not in chunks
-    let request =
-        request.replacen(" HTTP/1.1\r\n", " HTTP/1.0\r\n", 1).replacen("\r\n\r\n", "\r\nconnection: close\r\n\r\n", 1);
-    upstream.write_all(request.as_bytes())?;
-    let mut answer = String::new();
-    upstream.read_to_string(&mut answer)?;
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or_default();
-    let status = head.lines().next().and_then(|l| l.split_once(' ')).map(|(_, s)| s.to_owned()).unwrap_or_default();
-    Ok((status, serde_json::from_str(body)?))
-}
-
-impl Front {
-    fn start(tb: &Testbed) -> anyhow::Result<Self> {
-        let stripe_mock = tb.get("STRIPE_API_BASE")?.trim_start_matches("http://").trim_end_matches('/').to_owned();
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let base = format!("http://{}", listener.local_addr()?);
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let kept = requests.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(mut conn) = conn else { return };
-                let Ok(request) = read_request(&mut conn) else { continue };
-                if let Ok(mut k) = kept.lock() {
-                    k.push(request.clone());
-                }
-                let answered = from_stripe_mock(&stripe_mock, &request).and_then(|(status, mut body)| {
-                    if request.starts_with("POST /v1/payment_intents ") {
-                        body["status"] = json!("requires_action");
-                    }
-                    let body = body.to_string();
-                    write!(
-                        conn,
-                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    )?;
-                    Ok(())
-                });
-                if let Err(e) = answered {
-                    eprintln!("the Stripe front: {e}");
-                }
-            }
-        });
-        Ok(Self { base, requests })
-    }
-
-    /// The requests to `path` so far, form fields percent-decoded.
-    fn requests_to(&self, path: &str) -> Vec<String> {
-        let all = self.requests.lock().map(|r| r.clone()).unwrap_or_default();
-        all.into_iter().filter(|r| r.starts_with(&format!("POST {path} "))).map(|r| percent_decoded(&r)).collect()
-    }
-}
-
-fn percent_decoded(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 /// GET without following redirects: the status, the Location, the body.
 fn visit(rt: &Runtime, url: &str) -> anyhow::Result<(u16, String, Value)> {
@@ -225,7 +123,7 @@ fn a_renewal_that_needs_the_customer_is_paid_once_through_its_pay_link() -> anyh
     let tb = Testbed::from_env()?;
     let ledger = Ledger::fresh(&rt, &tb)?;
     let kubeconfig: std::path::PathBuf = tb.get("KUBECONFIG")?.into();
-    let front = Front::start(&tb)?;
+    let front = StripeFront::start(&tb, |_, _| Answer::Mock { payment_intent_status: Some("requires_action") })?;
     let env = [("STRIPE_API_BASE", front.base.clone()), ("NOTIFY_SMTP_ADDR", tb.get("NOTIFY_SMTP_ADDR")?.to_owned())];
     let bridge = Bridge::start_with_env(&rt, &tb, &ledger, &kubeconfig, &env)?;
     let customer = email("paylink");

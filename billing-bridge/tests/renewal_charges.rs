@@ -4,14 +4,12 @@
 //! attempt kept with Stripe's decline code; the third attempt is accepted, its webhook pays the
 //! invoice, the period moves on and the Overdue suspension in between is lifted.
 //!
-//! Stripe declining a card cannot be played by stripe-mock, so the test's own front answers the
-//! PaymentIntent requests: two card declines, then stripe-mock's PaymentIntent marked succeeded.
+//! Stripe declining a card cannot be played by stripe-mock, so a front before it (`support::
+//! stripe_front`) answers the PaymentIntent requests: card declines, then stripe-mock's
+//! PaymentIntent marked succeeded.
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -22,96 +20,20 @@ use mpanel_billing_bridge::lifecycle;
 use mpanel_billing_bridge::renewal_charges::{self, Charged};
 use mpanel_billing_bridge::stripe::api::StripeClient;
 use mpanel_tests::Testbed;
-use serde_json::{Value, json};
+use serde_json::json;
+use support::stripe_front::{Answer, StripeFront};
 use support::{Bridge, Ledger, Namespaces, email, payment_intent, session_completed};
 
 const DECLINES: [(&str, &str); 2] =
     [("insufficient_funds", "Your card has insufficient funds."), ("do_not_honor", "Your card was declined.")];
 
-/// A Stripe front for PaymentIntent requests: declines as it is told, in turn, then answers
-/// with stripe-mock's PaymentIntent for the same request, succeeded. Keeps each request it got.
-struct DecliningStripe {
-    base: String,
-    requests: Arc<Mutex<Vec<String>>>,
-}
-
-fn read_request(conn: &mut TcpStream) -> anyhow::Result<String> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        conn.read_exact(&mut byte)?;
-        head.push(byte[0]);
-    }
-    let text = String::from_utf8_lossy(&head).to_string();
-    let length = text
-        .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>()))
-        .transpose()?
-        .unwrap_or(0);
-    let mut body = vec![0u8; length];
-    conn.read_exact(&mut body)?;
-    Ok(text + &String::from_utf8_lossy(&body))
-}
-
-fn respond(conn: &mut TcpStream, status: &str, body: &str) -> anyhow::Result<()> {
-    write!(
-        conn,
-        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    Ok(())
-}
-
-/// stripe-mock's answer to `request` (sent as it came), its body as JSON.
-fn from_stripe_mock(stripe_mock: &str, request: &str) -> anyhow::Result<Value> {
-    let mut upstream = TcpStream::connect(stripe_mock)?;
-    let request = request.replacen("\r\n\r\n", "\r\nconnection: close\r\n\r\n", 1);
-    upstream.write_all(request.as_bytes())?;
-    let mut answer = String::new();
-    upstream.read_to_string(&mut answer)?;
-    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    Ok(serde_json::from_str(body)?)
-}
-
-impl DecliningStripe {
-    /// A front that declines with `declines` in turn, then accepts.
-    fn start(tb: &Testbed, declines: &'static [(&'static str, &'static str)]) -> anyhow::Result<Self> {
-        let stripe_mock = tb.get("STRIPE_API_BASE")?.trim_start_matches("http://").trim_end_matches('/').to_owned();
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let base = format!("http://{}", listener.local_addr()?);
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let kept = requests.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(mut conn) = conn else { return };
-                let Ok(request) = read_request(&mut conn) else { continue };
-                let n = kept.lock().map(|mut k| {
-                    k.push(request.clone());
-                    k.len()
-                });
-                let answered = match n {
-                    Ok(n) if n <= declines.len() => {
-                        let (decline_code, message) = declines[n - 1];
-                        let body = json!({"error": {"type": "card_error", "code": "card_declined",
-                                                    "decline_code": decline_code, "message": message}});
-                        respond(&mut conn, "402 Payment Required", &body.to_string())
-                    }
-                    _ => from_stripe_mock(&stripe_mock, &request).and_then(|mut intent| {
-                        intent["status"] = json!("succeeded");
-                        respond(&mut conn, "200 OK", &intent.to_string())
-                    }),
-                };
-                if let Err(e) = answered {
-                    eprintln!("the declining Stripe front: {e}");
-                }
-            }
-        });
-        Ok(Self { base, requests })
-    }
-
-    fn requests(&self) -> Vec<String> {
-        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
-    }
+/// A Stripe front that declines with `declines` in turn, then accepts (stripe-mock's PaymentIntent,
+/// succeeded).
+fn declining(tb: &Testbed, declines: &'static [(&'static str, &'static str)]) -> anyhow::Result<StripeFront> {
+    StripeFront::start(tb, move |n, _| match declines.get(n.saturating_sub(1)) {
+        Some(&(decline_code, message)) => Answer::Decline { decline_code, message },
+        None => Answer::Mock { payment_intent_status: Some("succeeded") },
+    })
 }
 
 /// A monthly CloudPod paid at checkout with the card saved for renewals (`cus_<label>first`,
@@ -181,7 +103,7 @@ fn a_renewal_is_charged_on_its_due_date_and_its_webhook_extends_the_period_witho
     let kubeconfig: std::path::PathBuf = tb.get("KUBECONFIG")?.into();
     let bridge = Bridge::start(&rt, &tb, &ledger, &kubeconfig)?;
     let (subscription, end, _namespaces) = renewing_subscription(&rt, &tb, &ledger, &bridge, "ontime")?;
-    let front = DecliningStripe::start(&tb, &[])?;
+    let front = declining(&tb, &[])?;
     let stripe = StripeClient::new("sk_test_renewals", Some(&front.base), Duration::from_secs(10))?;
     let pass = |at: DateTime<Utc>| rt.block_on(renewal_charges::pass(&ledger.pool, &stripe, at, None));
 
@@ -221,7 +143,7 @@ fn a_declined_renewal_is_retried_on_the_schedule_and_the_third_attempt_pays_and_
     let bridge = Bridge::start(&rt, &tb, &ledger, &kubeconfig)?;
     let (subscription, end, _namespaces) = renewing_subscription(&rt, &tb, &ledger, &bridge, "renews")?;
 
-    let front = DecliningStripe::start(&tb, &DECLINES)?;
+    let front = declining(&tb, &DECLINES)?;
     let stripe = StripeClient::new("sk_test_renewals", Some(&front.base), Duration::from_secs(10))?;
     let pass = |at: DateTime<Utc>| rt.block_on(renewal_charges::pass(&ledger.pool, &stripe, at, None));
     let hours = chrono::Duration::hours;

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod capture;
+pub mod stripe_front;
 
 use std::path::PathBuf;
 use std::process::{Child, Command};
