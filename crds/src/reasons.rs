@@ -1489,7 +1489,6 @@ pub const CHILDREN_REMAINING: Reason = Reason {
     action: "Wait; if it stays, see why the children are not deleted (their own Ready reasons).",
 };
 
-/// Every reason, in the order of this file.
 // ---------------------------------------------------------------------------------------------
 // BackupPolicy, CloudPodRestore
 
@@ -1568,6 +1567,7 @@ pub const ARCHIVE_NOT_OWNED: Reason = Reason {
     action: "Pick an archive the BackupPolicy's status lists for this CloudPod.",
 };
 
+/// Every reason, in the order of this file.
 pub const ALL: &[Reason] = &[
     // BackupPolicy, CloudPodRestore
     BACKUPS_SCHEDULED,
