@@ -209,7 +209,7 @@ fn scheduled_backups_use_the_policys_storage_and_mode_and_keep_exactly_its_own_n
             .into_iter()
             .map(|(_, body)| body)
             .filter(|b| {
-                b["vmid"] == vmid.to_string()
+                b["vmid"].as_str() == Some(vmid.to_string().as_str())
                     && b["notes-template"].as_str().is_some_and(|n| n.starts_with("mpanel-backup cloudpod="))
             })
             .collect())
@@ -278,7 +278,8 @@ fn a_restore_stops_the_guest_restores_the_chosen_archive_once_and_hands_it_back(
     assert_eq!((ready["status"].as_str(), ready["reason"].as_str()), (Some("True"), Some("Restored")));
 
     let restores = h.requests("POST", &format!("/nodes/{node}/lxc"))?;
-    let of_db: Vec<&Value> = restores.iter().map(|(_, b)| b).filter(|b| b["vmid"] == vmid.to_string()).collect();
+    let of_db: Vec<&Value> =
+        restores.iter().map(|(_, b)| b).filter(|b| b["vmid"].as_str() == Some(vmid.to_string().as_str())).collect();
     assert_eq!(of_db.len(), 1, "one restore request: {of_db:?}");
     assert_eq!(
         (of_db[0]["ostemplate"].as_str(), of_db[0]["restore"].as_str(), of_db[0]["force"].as_str()),
@@ -301,7 +302,9 @@ fn a_restore_stops_the_guest_restores_the_chosen_archive_once_and_hands_it_back(
                 None
             } else if path.ends_with(&format!("/lxc/{vmid}/status/stop")) {
                 Some("stop")
-            } else if path.ends_with(&format!("/nodes/{node}/lxc")) && body["vmid"] == vmid.to_string() {
+            } else if path.ends_with(&format!("/nodes/{node}/lxc"))
+                && body["vmid"].as_str() == Some(vmid.to_string().as_str())
+            {
                 Some("restore")
             } else {
                 None
@@ -326,6 +329,10 @@ fn a_restore_stops_the_guest_restores_the_chosen_archive_once_and_hands_it_back(
     h.tb.kubectl_ok(&["annotate", "cloudpodrestore", "back", "-n", &h.ns.name, "touched=1"], None)?;
     std::thread::sleep(Duration::from_secs(2));
     let again = h.requests("POST", &format!("/nodes/{node}/lxc"))?;
-    assert_eq!(again.iter().filter(|(_, b)| b["vmid"] == vmid.to_string()).count(), 1, "restored once");
+    assert_eq!(
+        again.iter().filter(|(_, b)| b["vmid"].as_str() == Some(vmid.to_string().as_str())).count(),
+        1,
+        "restored once"
+    );
     Ok(())
 }
