@@ -221,8 +221,13 @@ fn scheduled_backups_use_the_policys_storage_and_mode_and_keep_exactly_its_own_n
         assert_eq!((body["storage"].as_str(), body["mode"].as_str()), (Some(STORAGE), Some("suspend")), "{body}");
     }
 
+    // no more backups for an hour: the last one is read and pruned, and nothing changes after
+    let hourly = json!({"spec": {"schedule": {"every": "1h"}}}).to_string();
+    h.tb.kubectl_ok(&["patch", "backuppolicy", "daily", "-n", &h.ns.name, "--type=merge", "-p", &hourly], None)?;
     let policy = h.wait("backuppolicy", "daily", "listed 2 archives after 4 backups", |p| {
-        status_archives(p).len() == 2 && p["status"]["cloudPods"][0]["task"].is_null()
+        status_archives(p).len() == 2
+            && p["status"]["cloudPods"][0]["task"].is_null()
+            && p["status"]["observedGeneration"] == p["metadata"]["generation"]
     })?;
     let at_pve = h.archives(&node, vmid)?;
     let own: Vec<Value> = at_pve.iter().filter(|a| a["notes"] != "before the upgrade").cloned().collect();
@@ -241,11 +246,13 @@ fn scheduled_backups_use_the_policys_storage_and_mode_and_keep_exactly_its_own_n
     for kept in theirs.iter().chain([&forged_volid, &by_hand]) {
         assert!(!deleted.iter().any(|p| p.ends_with(kept.as_str())), "{kept} was never asked to be deleted");
     }
-    let pruned = deleted
-        .iter()
-        .filter(|p| p.contains(&format!("/storage/{STORAGE}/content/{STORAGE}:backup/vzdump-lxc-{vmid}-")))
-        .count();
-    assert!(pruned >= 2, "the archives beyond keep were deleted: {deleted:?}");
+    // the policy's older archives were deleted, none newer than those kept
+    let prefix = format!("/storage/{STORAGE}/content/{STORAGE}:backup/vzdump-lxc-{vmid}-");
+    let pruned: Vec<&str> = deleted.iter().filter_map(|p| p.split_once(&prefix).map(|(_, date)| date)).collect();
+    assert!(!pruned.is_empty(), "the archives beyond keep were deleted: {deleted:?}");
+    let oldest_kept = volids(&own).into_iter().min().unwrap_or_default();
+    let oldest_kept = oldest_kept.rsplit_once(&format!("-{vmid}-")).map(|(_, d)| d.to_owned()).unwrap_or_default();
+    assert!(pruned.iter().all(|d| *d < oldest_kept.as_str()), "only older archives were pruned: {pruned:?}");
     let ready = support::condition(&policy, "Ready");
     assert_eq!((ready["status"].as_str(), ready["reason"].as_str()), (Some("True"), Some("BackupsScheduled")));
     Ok(())
@@ -334,5 +341,48 @@ fn a_restore_stops_the_guest_restores_the_chosen_archive_once_and_hands_it_back(
         1,
         "restored once"
     );
+    Ok(())
+}
+
+#[test]
+fn a_vm_is_restored_from_its_vma_archive_with_qemus_archive_parameter() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let h = Harness::new(&tb, "bkp-vm", 0)?;
+    let _op = h.operator()?;
+    h.apply(
+        "CloudPod",
+        "vm",
+        // the template's disk size: fakepve does not grow a VM's disk
+        json!({"plan": "mini", "type": "qemu", "template": "tmpl-qemu", "hostname": "vm",
+               "resources": {"cores": 1, "memoryMiB": 1024, "diskGiB": 10},
+               "network": {"bridge": "vmbr0", "ipv4": {"address": "203.0.113.73/24", "gateway": "203.0.113.1"}}}),
+    )?;
+    let pod = support::wait_condition(&tb, &h.ns.name, "cloudpod", "vm", ("Ready", "True", None), WAIT)?;
+    let vmid = pod["status"]["vmid"].as_u64().context("no vmid")?;
+    let node = pod["status"]["node"].as_str().context("no node")?.to_owned();
+    h.apply(
+        "BackupPolicy",
+        "vm",
+        json!({"cloudPods": ["vm"], "schedule": {"every": "1h"}, "keep": 2, "storage": STORAGE, "mode": "stop"}),
+    )?;
+    let policy = h.wait("backuppolicy", "vm", "listed its first archive", |p| status_archives(p).len() == 1)?;
+    let archive = status_archives(&policy)[0]["volid"].as_str().context("no volid")?.to_owned();
+    assert!(archive.starts_with(&format!("{STORAGE}:backup/vzdump-qemu-{vmid}-")) && archive.ends_with(".vma.zst"));
+
+    h.apply("CloudPodRestore", "vm-back", json!({"cloudPod": "vm", "archive": archive}))?;
+    h.wait("cloudpodrestore", "vm-back", "completed", |r| r["status"]["phase"] == "Completed")?;
+    let vmid_text = vmid.to_string();
+    let restores: Vec<Value> = h
+        .requests("POST", &format!("/nodes/{node}/qemu"))?
+        .into_iter()
+        .map(|(_, b)| b)
+        .filter(|b| b["vmid"].as_str() == Some(vmid_text.as_str()))
+        .collect();
+    assert_eq!(restores.len(), 1, "{restores:?}");
+    assert_eq!((restores[0]["archive"].as_str(), restores[0]["force"].as_str()), (Some(archive.as_str()), Some("1")));
+    assert!(restores[0].get("storage").is_none(), "a VM's disks go back to their own storage");
+    assert_eq!(h.guest(vmid)?["restoredFrom"], archive.as_str());
+    let met = eventually(WAIT, || Ok(h.guest(vmid)?["status"] == "running"))?;
+    assert!(met, "the CloudPod started its VM again");
     Ok(())
 }
