@@ -258,4 +258,23 @@ mod tests {
         assert_eq!(readiness(&obj("False", 2)).message.as_deref(), Some("m"));
         assert!(!readiness(&json!({})).ready);
     }
+
+    #[test]
+    fn a_backup_policy_template_is_a_child_backup_policy_of_the_subscription() {
+        let mut with_backups = sub(BillingState::Paid, None);
+        with_backups.spec.resources = serde_json::from_value(json!({
+            "backupPolicies": [{"name": "hosting-backups", "spec": {"cloudPods": ["hosting"], "schedule": {"every": "24h"},
+                                 "keep": 30, "storage": "backups"}}]
+        }))
+        .unwrap();
+        let children = desired(&with_backups);
+        let policy = children.iter().find(|c| c.kind == ChildKind::BackupPolicy).expect("a BackupPolicy child");
+        assert_eq!((policy.object["kind"].as_str(), policy.name.as_str()), (Some("BackupPolicy"), "hosting-backups"));
+        assert_eq!(policy.object["metadata"]["ownerReferences"][0]["uid"], "u-1");
+        assert_eq!(policy.object["metadata"]["labels"][SUBSCRIPTION_LABEL], "hosting");
+        assert_eq!(
+            policy.object["spec"],
+            json!({"cloudPods": ["hosting"], "schedule": {"every": "24h"}, "keep": 30, "storage": "backups", "mode": "snapshot"})
+        );
+    }
 }
