@@ -329,20 +329,9 @@ where
         controllers.spawn(cloudpod::run(ctx, shutdown()));
     }
 
-    // backups and restores of CloudPods: a client of their own, under the same limits' settings
-    if let Some(px) = &config.proxmox {
-        let token = read_secret(client, &px.token_secret_ref).await?;
-        let ca_pem = match &px.ca_file {
-            Some(path) => Some(std::fs::read(path).with_context(|| format!("reading proxmox.caFile {path}"))?),
-            None => None,
-        };
-        let config_pve =
-            proxmox::Config { url: px.url.clone(), token, ca_pem, timeout: Duration::from_secs(px.timeout_seconds) };
-        let proxmox = Arc::new(Proxmox::new(config_pve, metrics.clone())?.with_throttle(Throttle::new(
-            "proxmox",
-            px.rate_limit.or(PROXMOX_LIMITS),
-            Some(metrics.clone()),
-        )));
+    // backups and restores of CloudPods: the same Proxmox and its one set of limits
+    if let Some(pve) = &pve {
+        let proxmox = Arc::new(pve_client(pve)?);
         for run_policies in [true, false] {
             let ctx = Arc::new(backup::Context {
                 client: client.clone(),
