@@ -64,6 +64,10 @@ documented behaviour; it is not PVE):
                        archive made here, a 'vzrestore' task with the same rules for containers
                        ("can't overwrite running container"); any other create is fakepve's own
   GET  /_ctl/guests    also carries restoredFrom: the archive the guest was last restored from
+
+QEMU disk resize (fakepve 0.5.0 answers it with a task that changes nothing):
+  PUT /nodes/{node}/qemu/{vmid}/resize {disk, size}: a 'resize' task that writes the new size= into
+                       the disk's entry (size=N sets it, +N adds; a smaller size is refused)
 """
 
 import asyncio
@@ -79,7 +83,7 @@ import time
 from aiohttp import web
 from fakepve import FakePve
 from fakepve.certs import make_cert
-from fakepve.lxc import FakeCt
+from fakepve.lxc import FakeCt, format_size, parse_size
 from fakepve.model import FakeVm, PveError, TaskError
 
 GIB = 1024 ** 3
@@ -103,6 +107,39 @@ class TestbedPve(FakePve):
         app.router.add_post(CTL + 'agent', self._ctl_agent)
         app.router.add_get(CTL + 'agent', self._ctl_agent_log)
         return app
+
+    # ------------------------------------------------------ qemu disk resize
+
+    def _routes_qemu_resize(self):
+        return [('PUT', '/nodes/{node}/qemu/{vmid}/resize', self._qm_resize)]
+
+    async def _qm_resize(self, v, user):
+        """A VM's disk grows as PVE grows it: size=N sets it, +N adds; never smaller, and a
+        'resize' task that writes the new size= into the disk's config entry."""
+        node, vmid, disk = v['node'], int(v['vmid']), v['disk']
+        vm = self.vm(vmid)
+        if vm is None or vm.node != node:
+            raise PveError(500, "Configuration file 'nodes/{0}/qemu-server/{1}.conf' does not exist".format(node, vmid))
+        if vm.lock:
+            raise PveError(500, 'VM is locked ({0})'.format(vm.lock))
+        value = vm.config.get(disk)
+        if value is None:
+            raise PveError(500, "disk '{0}' does not exist".format(disk))
+        text = str(v['size'])
+        request = parse_size(text.lstrip('+'))
+        if request is None:
+            raise PveError(500, 'invalid size string')
+        found = re.search(r'(^|,)size=([^,]+)', value)
+        size = (parse_size(found.group(2)) if found else None) or 0
+        new = size + request if text.startswith('+') else request
+        if new < size:
+            raise PveError(500, 'shrinking disks is not supported')
+        sized = 'size={0}'.format(format_size(new))
+        conf = re.sub(r'(^|,)size=[^,]+', lambda m: m.group(1) + sized, value) if found else value + ',' + sized
+
+        async def body():
+            vm.config[disk] = conf
+        return await self.task(node, 'resize', vmid, user, body, vm=vm)
 
     # ------------------------------------------------------ backups (vzdump, restore)
 
