@@ -122,14 +122,8 @@ async fn subscribe(tx: &mut sqlx::PgConnection, invoice: &Invoice, order_id: Uui
     let items = orders::items(&mut *tx, order_id).await?;
     let primary = items.first().ok_or(FulfilmentError::NoItems(order_id))?;
     let resource_name = render::resource_name(order_id);
-    let placeholders = Placeholders {
-        subscription: resource_name.clone(),
-        customer: customer.handle.clone(),
-        email: customer.email.clone(),
-        domain: order.domain.clone(),
-    };
     let product_ids: Vec<Uuid> = items.iter().map(|i| i.product_id).collect();
-    let resources = render_products(tx, &product_ids, &placeholders).await?;
+    let resources = render_products(tx, &order, &customer, &product_ids).await?;
     let subscription = subscriptions::create_for_order(
         tx,
         &New {
@@ -149,19 +143,27 @@ async fn subscribe(tx: &mut sqlx::PgConnection, invoice: &Invoice, order_id: Uui
     Ok(subscription.id)
 }
 
-/// The resources of `products` (an order's items, its plan first) rendered with `placeholders`.
+/// The resources of the order's Subscription from `product_ids` (its items, the plan first), for
+/// `customer`.
 async fn render_products(
     tx: &mut sqlx::PgConnection,
+    order: &orders::Order,
+    customer: &customers::Customer,
     product_ids: &[Uuid],
-    placeholders: &Placeholders,
 ) -> Result<serde_json::Value, FulfilmentError> {
+    let placeholders = Placeholders {
+        subscription: render::resource_name(order.id),
+        customer: customer.handle.clone(),
+        email: customer.email.clone(),
+        domain: order.domain.clone(),
+    };
     let mut products = Vec::with_capacity(product_ids.len());
     for id in product_ids {
         products.push(catalog::by_id(&mut *tx, *id).await?);
     }
     let parts: Vec<render::Part<'_>> =
         products.iter().map(|p| render::Part { slug: &p.slug, kind: &p.kind, template: &p.template.0 }).collect();
-    render::order_resources(&parts, placeholders)
+    render::order_resources(&parts, &placeholders)
         .map_err(|e| FulfilmentError::Template { product: e.product, error: e.error })
 }
 
@@ -177,14 +179,8 @@ async fn change_plan(
     let mut product_ids: Vec<Uuid> = orders::items(&mut *tx, order.id).await?.iter().map(|i| i.product_id).collect();
     let plan = product_ids.first_mut().ok_or(FulfilmentError::NoItems(order.id))?;
     *plan = change.to_product;
-    let placeholders = Placeholders {
-        subscription: subscription.resource_name.clone(),
-        customer: customer.handle.clone(),
-        email: customer.email.clone(),
-        domain: order.domain.clone(),
-    };
     let resources =
-        plan_change::keep_disks(render_products(tx, &product_ids, &placeholders).await?, &subscription.resources.0);
+        plan_change::keep_disks(render_products(tx, &order, &customer, &product_ids).await?, &subscription.resources.0);
     subscriptions::set_plan(&mut *tx, subscription.id, change.to_product, &resources).await?;
     plan_changes::applied(&mut *tx, change.id).await?;
     audit::record(

@@ -1,11 +1,11 @@
 //! The customer portal's credentials. A sign-in link's token is the HMAC of the link's id under the
 //! bridge's portal key: the ledger keeps only the token's SHA-256, and the mail worker makes the
 //! token again from the id when it sends the mail, so no row holds a credential. A session token
-//! is random, shown once, and kept as its SHA-256 as admin tokens are.
+//! is random, shown once, and kept as its SHA-256 as admin tokens are (`ledger::tokens::digest`).
 
 use chrono::Duration;
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use uuid::Uuid;
 
 /// How long a sign-in link works (once).
@@ -64,16 +64,6 @@ impl SignInLinks {
     pub fn portal_url(&self) -> &str {
         &self.portal_url
     }
-}
-
-/// A new session token, to be shown once.
-pub fn new_session_token() -> String {
-    format!("mps_{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple())
-}
-
-/// What the ledger keeps of a token.
-pub fn digest(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{ApiError, AppState, bad_body, provisioning_of};
+use super::{ApiError, AppState, bad_body, bearer, provisioning_of};
 use crate::cancellation;
 use crate::ledger::catalog::{self, ProductInput};
 use crate::ledger::pay_links;
@@ -74,11 +74,10 @@ pub fn router() -> Router<Arc<AppState>> {
 /// The caller, if its token is valid (known, not revoked, not expired: else a 401 saying which)
 /// and its role is at least `needed`.
 pub(super) async fn require(state: &AppState, headers: &HeaderMap, needed: Role) -> Result<Principal, ApiError> {
-    let token =
-        headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).ok_or_else(
-            || ApiError::new(StatusCode::UNAUTHORIZED, "Unauthenticated", "an admin bearer token is required"),
-        )?;
-    let principal = match tokens::authenticate(&state.pool, token.trim()).await? {
+    let token = bearer(headers).ok_or_else(|| {
+        ApiError::new(StatusCode::UNAUTHORIZED, "Unauthenticated", "an admin bearer token is required")
+    })?;
+    let principal = match tokens::authenticate(&state.pool, token).await? {
         Presented::Valid(principal) => principal,
         Presented::Unknown => return Err(ApiError::new(StatusCode::UNAUTHORIZED, "Unauthenticated", "unknown token")),
         Presented::Revoked => {

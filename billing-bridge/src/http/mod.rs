@@ -168,6 +168,11 @@ pub(crate) async fn invoice_pdf_reply(state: &AppState, key: &str) -> Result<Res
     Ok((headers, invoice_pdf::render(&document)).into_response())
 }
 
+/// The bearer credential a request carries (`Authorization: Bearer …`), trimmed.
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers.get("authorization")?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
+}
+
 /// A JSON body that failed to parse is a 422 with the parser's words.
 pub fn bad_body(e: axum::extract::rejection::JsonRejection) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "InvalidRequest", e.body_text())

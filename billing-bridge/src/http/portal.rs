@@ -19,14 +19,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{ApiError, AppState, bad_body, invoice_pdf_reply, provisioning_of};
+use super::{ApiError, AppState, bad_body, bearer, invoice_pdf_reply, provisioning_of};
 use crate::cancellation;
 use crate::ledger::invoices::{self, Invoice};
 use crate::ledger::portal::{self as sessions, LinkAsked, LinkOpened, SessionPresented};
 use crate::ledger::subscriptions::{self, Subscription};
-use crate::ledger::{LedgerError, customers};
+use crate::ledger::{LedgerError, customers, tokens};
 use crate::pay_links;
-use crate::portal::{self, LINK_LIFETIME, LINKS_PER_HOUR, SESSION_LIFETIME};
+use crate::portal::{LINK_LIFETIME, LINKS_PER_HOUR, SESSION_LIFETIME};
 
 type Shared = State<Arc<AppState>>;
 type Reply = Result<Json<Value>, ApiError>;
@@ -53,15 +53,11 @@ fn not_found(what: &str) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "NotFound", format!("{what} not found"))
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers.get("authorization")?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
-}
-
 /// The customer whose session token the request carries.
 pub(super) async fn customer(state: &AppState, headers: &HeaderMap) -> Result<Uuid, ApiError> {
     let token =
         bearer(headers).ok_or_else(|| unauthenticated("Unauthenticated", "a portal session token is required"))?;
-    match sessions::session(&state.pool, state.tenant, &portal::digest(token)).await? {
+    match sessions::session(&state.pool, state.tenant, &tokens::digest(token)).await? {
         SessionPresented::Valid(customer) => Ok(customer),
         SessionPresented::Unknown => Err(unauthenticated("Unauthenticated", "unknown session")),
         SessionPresented::Expired => Err(unauthenticated("SessionExpired", "this session expired: sign in again")),
@@ -108,7 +104,7 @@ async fn sign_in(
     let id = Uuid::new_v4();
     let expires_at = chrono::Utc::now() + LINK_LIFETIME;
     let mut tx = s.pool.begin().await.map_err(LedgerError::from)?;
-    let digest = portal::digest(&links.token(id));
+    let digest = tokens::digest(&links.token(id));
     let asked = sessions::ask_link(&mut tx, s.tenant, &email, id, &digest, expires_at, LINKS_PER_HOUR).await?;
     tx.commit().await.map_err(LedgerError::from)?;
     if asked != LinkAsked::Sent {
@@ -130,10 +126,10 @@ async fn open_session(
     body: Result<Json<OpenSession>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(open) = body.map_err(bad_body)?;
-    let token = portal::new_session_token();
+    let token = tokens::new_token("mps_");
     let mut tx = s.pool.begin().await.map_err(LedgerError::from)?;
-    let link = portal::digest(open.token.trim());
-    let opened = sessions::open_session(&mut tx, s.tenant, &link, &portal::digest(&token), SESSION_LIFETIME).await?;
+    let link = tokens::digest(open.token.trim());
+    let opened = sessions::open_session(&mut tx, s.tenant, &link, &tokens::digest(&token), SESSION_LIFETIME).await?;
     tx.commit().await.map_err(LedgerError::from)?;
     match opened {
         LinkOpened::Session { expires_at, .. } => {
@@ -148,7 +144,7 @@ async fn open_session(
 async fn sign_out(State(s): Shared, headers: HeaderMap) -> Reply {
     customer(&s, &headers).await?;
     let token = bearer(&headers).unwrap_or_default();
-    sessions::sign_out(&s.pool, &portal::digest(token)).await?;
+    sessions::sign_out(&s.pool, &tokens::digest(token)).await?;
     Ok(Json(json!({"status": "signed out"})))
 }
 

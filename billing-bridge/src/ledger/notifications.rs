@@ -108,6 +108,32 @@ pub async fn past_due(db: impl PgExecutor<'_>, invoice: &Invoice, subscription: 
     about_open_invoice(db, subscription, Kind::PastDue, &event, facts, None, invoice.id).await
 }
 
+/// A link to sign in to the portal, for the customer at `recipient`: its facts name the link and
+/// when it expires, never its token (the mail worker signs it again when it sends).
+pub async fn sign_in_link(
+    db: impl PgExecutor<'_>,
+    tenant: Uuid,
+    customer: Uuid,
+    recipient: &str,
+    link: Uuid,
+    expires_at: DateTime<Utc>,
+) -> Result<(), LedgerError> {
+    let facts = json!({"link": link, "expires": expires_at.format("%Y-%m-%d %H:%M UTC").to_string()});
+    sqlx::query(
+        "INSERT INTO notifications (tenant_id, customer_id, kind, event_key, recipient, facts) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(tenant)
+    .bind(customer)
+    .bind(Kind::SignInLink.as_str())
+    .bind(format!("sign_in_link:{link}"))
+    .bind(recipient)
+    .bind(Json(facts))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// The subscription is suspended for `reason` (`Overdue`, `Dispute`); `event` names what caused it
 /// (the overdue invoice, the dispute), so a later suspension is told again and a repeated one not.
 pub async fn suspended(

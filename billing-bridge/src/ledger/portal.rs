@@ -3,13 +3,11 @@
 //! the statement that finds it, so it opens one session however often it is presented.
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
-use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use super::LedgerError;
-use super::notifications::Kind;
+use super::notifications;
 
 /// What asking for a sign-in link did (the caller answers the same whichever it is).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,20 +55,7 @@ pub async fn ask_link(
         .bind(expires_at)
         .execute(&mut *tx)
         .await?;
-    // the link's id, never its token: the mail worker signs it again when it sends
-    let facts = json!({"link": id, "expires": expires_at.format("%Y-%m-%d %H:%M UTC").to_string()});
-    sqlx::query(
-        "INSERT INTO notifications (tenant_id, customer_id, kind, event_key, recipient, facts) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(tenant)
-    .bind(customer)
-    .bind(Kind::SignInLink.as_str())
-    .bind(format!("sign_in_link:{id}"))
-    .bind(recipient)
-    .bind(Json(facts))
-    .execute(&mut *tx)
-    .await?;
+    notifications::sign_in_link(&mut *tx, tenant, customer, &recipient, id, expires_at).await?;
     Ok(LinkAsked::Sent)
 }
 

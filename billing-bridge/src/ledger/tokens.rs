@@ -80,8 +80,15 @@ pub struct Listed {
 
 const LISTED: &str = "id, name, role, created_at, last_used_at, expires_at, revoked_at";
 
-fn digest(token: &str) -> Vec<u8> {
+/// What the ledger keeps of a bearer credential (an admin token, a portal session or sign-in link):
+/// its SHA-256.
+pub fn digest(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// A new random bearer credential with `prefix` (`mpb_`, `mps_`), to be shown once.
+pub fn new_token(prefix: &str) -> String {
+    format!("{prefix}{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple())
 }
 
 /// Creates a token that never expires; the plain token is returned once and never stored.
@@ -96,7 +103,7 @@ pub async fn create_expiring(
     role: Role,
     expires_at: Option<DateTime<Utc>>,
 ) -> Result<String, LedgerError> {
-    let token = format!("mpb_{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+    let token = new_token("mpb_");
     sqlx::query("INSERT INTO api_tokens (name, role, token_sha256, expires_at) VALUES ($1, $2, $3, $4)")
         .bind(name)
         .bind(role.as_str())
