@@ -55,6 +55,10 @@ pub struct Purchase {
     pub domain: Option<String>,
     #[serde(default)]
     pub addons: Vec<String>,
+    /// A cycle of its own for some of the products (by slug), where it differs from `cycle`: a
+    /// monthly CloudPod with a domain sold yearly is `{"cycle": "monthly", "cycles": {"domain": "annual"}}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cycles: BTreeMap<String, String>,
     /// The EPP auth code of a domain transfer (see `auth_code`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_code: Option<AuthCode>,
@@ -324,8 +328,16 @@ async fn prepare(shop: &Shop<'_>, purchase: &Purchase) -> Result<Bought, Checkou
     let (pool, tenant) = (shop.pool, shop.tenant);
     let cycle: Cycle = purchase.cycle.parse()?;
     let domain = purchase.domain.as_deref().map(valid_domain).transpose()?;
+    let slugs: Vec<&String> = std::iter::once(&purchase.product).chain(&purchase.addons).collect();
+    let mut cycles = BTreeMap::new();
+    for (slug, own) in &purchase.cycles {
+        if !slugs.contains(&slug) {
+            return Err(LedgerError::Invalid(format!("cycles names {slug:?}, which is not in this purchase")).into());
+        }
+        cycles.insert(slug.as_str(), own.parse::<Cycle>()?);
+    }
     let mut products = Vec::new();
-    for slug in std::iter::once(&purchase.product).chain(&purchase.addons) {
+    for slug in slugs {
         match catalog::by_slug(pool, tenant, slug).await {
             Ok(p) if p.active => products.push(p),
             Ok(_) | Err(LedgerError::NotFound(_)) => {
@@ -355,7 +367,13 @@ async fn prepare(shop: &Shop<'_>, purchase: &Purchase) -> Result<Bought, Checkou
     for (index, product) in products.iter().enumerate() {
         let slug = &product.slug;
         let purpose = purpose_of(product, &sample)?;
-        let price = catalog::priced(pool, product, cycle, purpose).await?;
+        let cycle = cycles.get(slug.as_str()).copied().unwrap_or(cycle);
+        let price = catalog::priced(pool, product, cycle, purpose).await.map_err(|e| match e {
+            LedgerError::Invalid(words) => {
+                LedgerError::Invalid(format!("{words}; a product sold in another cycle takes its own in `cycles`"))
+            }
+            other => other,
+        })?;
         let price_currency = price.currency.to_ascii_lowercase();
         match &currency {
             Some((first, first_currency)) if *first_currency != price_currency => {
@@ -383,6 +401,7 @@ async fn prepare(shop: &Shop<'_>, purchase: &Purchase) -> Result<Bought, Checkou
             position: index as i32 + 1,
             product_id: product.id,
             purpose: purpose.into(),
+            cycle: cycle.as_str().into(),
             quantity: 1,
             unit_cents,
             description,
@@ -496,7 +515,8 @@ async fn open(
         "checkout",
         "order",
         &order.id.to_string(),
-        json!({"product": purchase.product, "addons": purchase.addons, "cycle": bought.cycle, "domain": bought.domain}),
+        json!({"product": purchase.product, "addons": purchase.addons, "cycle": bought.cycle,
+               "cycles": purchase.cycles, "domain": bought.domain}),
     )
     .await?;
     tx.commit().await.map_err(LedgerError::from)?;

@@ -26,6 +26,7 @@ use crate::ledger::subscriptions::{self, New};
 use crate::ledger::work_attempts::{self, Item, Worker};
 use crate::ledger::{LedgerError, audit, catalog, customers, orders};
 use crate::metrics::Metrics;
+use crate::periods;
 use crate::plan_change;
 use crate::render::{self, Placeholders};
 use crate::wakeup::Wakeup;
@@ -124,6 +125,9 @@ async fn subscribe(tx: &mut sqlx::PgConnection, invoice: &Invoice, order_id: Uui
     let resource_name = render::resource_name(order_id);
     let product_ids: Vec<Uuid> = items.iter().map(|i| i.product_id).collect();
     let resources = render_products(tx, &order, &customer, &product_ids).await?;
+    // the billing period is the shortest of the items' cycles; the longer ones renew on its ends
+    let cycle = periods::shortest(items.iter().filter_map(|i| i.cycle.parse().ok()))
+        .map_or(order.cycle.clone(), |c| c.to_string());
     let subscription = subscriptions::create_for_order(
         tx,
         &New {
@@ -131,7 +135,7 @@ async fn subscribe(tx: &mut sqlx::PgConnection, invoice: &Invoice, order_id: Uui
             customer: customer.id,
             product: primary.product_id,
             order: order_id,
-            cycle: &order.cycle,
+            cycle: &cycle,
             namespace: &customer.namespace(),
             resource_name: &resource_name,
             domain: order.domain.as_deref(),
@@ -206,10 +210,12 @@ async fn upgrade(tx: &mut sqlx::PgConnection, id: Uuid, change: &PlanChange) -> 
 /// Manual one stays until staff lift it).
 async fn renew(tx: &mut sqlx::PgConnection, invoice: &Invoice, id: Uuid) -> Result<Uuid, FulfilmentError> {
     let subscription = subscriptions::lock(tx, id).await?;
-    // a downgrade asked for before this period was billed takes effect with it
+    // a downgrade asked for before this period was billed takes effect with it, once the plan's
+    // own period renews (a plan of a longer cycle than the subscription's is not on every renewal)
     if let (Some(_), Some(change)) = (invoice.period_start, plan_changes::waiting(&mut *tx, id).await?)
         && change.direction == "downgrade"
         && change.created_at < invoice.issued_at.unwrap_or(change.created_at)
+        && invoices::lines(&mut *tx, invoice.id).await?.iter().any(|l| l.product_id == Some(change.to_product))
     {
         change_plan(tx, &subscription, &change).await?;
     }

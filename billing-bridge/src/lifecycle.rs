@@ -342,7 +342,8 @@ async fn issue_renewal(
         return Ok(Tick::default());
     }
     let cycle: Cycle = sub.cycle.parse()?;
-    let end = periods::end_after(sub.period_anchor().unwrap_or(start), cycle, start);
+    let anchor = sub.period_anchor().unwrap_or(start);
+    let end = periods::end_after(anchor, cycle, start);
     let order = orders::get(&mut *tx, sub.order_id).await?;
     // the plan is the subscription's (changed since the order, or to change with this period);
     // the order's other items are its add-ons
@@ -352,8 +353,14 @@ async fn issue_renewal(
     };
     let mut lines = Vec::new();
     for (n, item) in orders::items(&mut *tx, sub.order_id).await?.into_iter().enumerate() {
+        // an item of a longer cycle than the subscription's is billed when its own period ends
+        let item_cycle: Cycle = item.cycle.parse()?;
+        if item_cycle != cycle && !periods::ends_at(anchor, item_cycle, start) {
+            continue;
+        }
+        let item_end = if item_cycle == cycle { end } else { periods::end_after(anchor, item_cycle, start) };
         let product = catalog::by_id(&mut *tx, if n == 0 { next_plan } else { item.product_id }).await?;
-        let price = catalog::priced(&mut *tx, &product, cycle, "renewal").await.map_err(|e| match e {
+        let price = catalog::priced(&mut *tx, &product, item_cycle, "renewal").await.map_err(|e| match e {
             LedgerError::Invalid(words) => LifecycleError::NoRenewalPrice(words),
             other => other.into(),
         })?;
@@ -366,10 +373,10 @@ async fn issue_renewal(
         lines.push(NewLine {
             kind: "item",
             description: format!(
-                "{} ({cycle}) {} to {}",
+                "{} ({item_cycle}) {} to {}",
                 product.name,
                 start.format("%Y-%m-%d"),
-                end.format("%Y-%m-%d")
+                item_end.format("%Y-%m-%d")
             ),
             product_id: Some(product.id),
             quantity: item.quantity,

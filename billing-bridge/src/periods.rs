@@ -40,6 +40,36 @@ pub fn end_after(anchor: DateTime<Utc>, cycle: Cycle, start: DateTime<Utc>) -> D
     }
 }
 
+/// The shortest of `cycles`: the billing period of a subscription whose items have them (each
+/// longer cycle is a whole number of the shorter ones).
+pub fn shortest(cycles: impl IntoIterator<Item = Cycle>) -> Option<Cycle> {
+    cycles.into_iter().min_by_key(|c| months(*c))
+}
+
+/// Whether a period of `cycle` anchored at `anchor` ends at `at`: a renewal for the period that
+/// starts at `at` bills an item of that cycle.
+pub fn ends_at(anchor: DateTime<Utc>, cycle: Cycle, at: DateTime<Utc>) -> bool {
+    let elapsed = month_index(at) - month_index(anchor);
+    elapsed > 0
+        && elapsed % i64::from(months(cycle)) == 0
+        && u32::try_from(elapsed).is_ok_and(|n| months_after(anchor, n) == at)
+}
+
+/// The anchored period of `cycle` that `at` falls in: its start (the anchor at the earliest) and end.
+pub fn containing(anchor: DateTime<Utc>, cycle: Cycle, at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let step = months(cycle);
+    // the period that starts in `at`'s month or the one before it (`at` may be before its anchor day)
+    let elapsed = u32::try_from((month_index(at) - month_index(anchor)).max(0)).unwrap_or(0);
+    let mut n = (elapsed / step).saturating_sub(1);
+    loop {
+        let end = months_after(anchor, (n + 1) * step);
+        if end > at || end == DateTime::<Utc>::MAX_UTC {
+            return (months_after(anchor, n * step), end);
+        }
+        n += 1;
+    }
+}
+
 /// Months since the year 0, to count whole months between two dates.
 fn month_index(at: DateTime<Utc>) -> i64 {
     i64::from(at.year()) * 12 + i64::from(at.month0())
@@ -63,6 +93,36 @@ mod tests {
             ends.push(start.format("%Y-%m-%d").to_string());
         }
         ends
+    }
+
+    #[test]
+    fn a_yearly_item_of_a_monthly_subscription_ends_on_every_twelfth_monthly_end() {
+        let anchor = at(2027, 1, 31);
+        let monthly = walk(anchor, Cycle::Monthly, 25);
+        let mut start = anchor;
+        let mut yearly = Vec::new();
+        for _ in 0..25 {
+            start = end_after(anchor, Cycle::Monthly, start);
+            if ends_at(anchor, Cycle::Annual, start) {
+                yearly.push(start.format("%Y-%m-%d").to_string());
+            }
+        }
+        assert_eq!(yearly, ["2028-01-31", "2029-01-31"]);
+        assert_eq!(monthly[11], "2028-01-31");
+        assert!(!ends_at(anchor, Cycle::Annual, anchor), "the anchor starts the first period, it ends none");
+        assert!(ends_at(anchor, Cycle::Quarterly, at(2027, 4, 30)));
+        assert!(!ends_at(anchor, Cycle::Quarterly, at(2027, 3, 31)));
+        assert_eq!(shortest([Cycle::Annual, Cycle::Monthly, Cycle::Quarterly]), Some(Cycle::Monthly));
+    }
+
+    #[test]
+    fn the_period_containing_a_day_is_anchored() {
+        let anchor = at(2027, 1, 31);
+        let (start, end) = containing(anchor, Cycle::Annual, at(2028, 3, 1));
+        assert_eq!((start, end), (at(2028, 1, 31), at(2029, 1, 31)));
+        let (start, end) = containing(anchor, Cycle::Monthly, at(2027, 3, 5));
+        assert_eq!((start, end), (at(2027, 2, 28), at(2027, 3, 31)));
+        assert_eq!(containing(anchor, Cycle::Monthly, anchor), (anchor, at(2027, 2, 28)));
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! price) is not refunded: the next renewal is priced at the new plan, and the subscription moves
 //! to it when that renewal is paid. A CloudPod's disk never shrinks: after a downgrade the
 //! resource keeps asking for the disk it has (`keep_disks`), with the smaller plan's cores and memory.
+//! The plan is priced in its own cycle and period: with mixed cycles (an annual plan with monthly
+//! add-ons) an upgrade prorates the plan's year, and a downgrade waits for the renewal that bills it.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -18,6 +20,7 @@ use crate::ledger::invoices::{self, Invoice, NewLine, Purpose};
 use crate::ledger::plan_changes::{self, PlanChange};
 use crate::ledger::{Cycle, LedgerError, audit, notifications, orders, subscriptions};
 use crate::money;
+use crate::periods;
 
 /// Why a plan change was refused; `code()` is stable.
 #[derive(Debug, thiserror::Error)]
@@ -93,11 +96,19 @@ pub async fn request(
     let from = catalog::by_id(&mut *tx, sub.product_id).await?;
     let to = catalog::by_slug(&mut *tx, tenant, to).await?;
     check_target(&from, &to)?;
-    let cycle: Cycle = sub.cycle.parse()?;
     let order = orders::get(&mut *tx, sub.order_id).await?;
+    let plan = orders::items(&mut *tx, order.id).await?.into_iter().next();
+    let quantity = plan.as_ref().map_or(1, |i| i.quantity);
+    // the plan is billed in its own cycle, over its own period (longer than the subscription's
+    // when the order mixed cycles)
+    let cycle: Cycle = plan.as_ref().map_or(sub.cycle.as_str(), |i| i.cycle.as_str()).parse()?;
+    let (start, end) = if cycle.as_str() == sub.cycle {
+        (start, end)
+    } else {
+        periods::containing(sub.period_anchor().unwrap_or(start), cycle, now)
+    };
     let old_price = price(&mut tx, &from, cycle, &order.currency).await?;
     let new_price = price(&mut tx, &to, cycle, &order.currency).await?;
-    let quantity = orders::items(&mut *tx, order.id).await?.first().map_or(1, |i| i.quantity);
     let invoice = if new_price > old_price {
         let (left, period_days) = days_left(start, end, now);
         if left <= 0 {

@@ -258,7 +258,7 @@ pub struct Billed<'a> {
 /// The Subscription's `billing.paidUntil`. A Domain renews at the registrar until its expiry
 /// reaches this date, so for a subscription with domains it is the registration's expiry reached
 /// by the years paid: the first invoice's registration years, then a year for every year of paid
-/// renewals, counted from the order's date (the bridge does not see the registrar's expiry; a
+/// renewals of the domains (in their own cycle), counted from the order's date (the bridge does not see the registrar's expiry; a
 /// name is registered on or after the day it was ordered, so this date never lies beyond what
 /// was paid). Otherwise it is the end of the current period, or before activation a cycle after
 /// `paid_at`, the last payment.
@@ -271,7 +271,8 @@ pub fn paid_until(
     let Some(registered_years) = registration_years(sub) else {
         return Ok(sub.current_period_end.or_else(|| paid_at.map(|at| cycle.after(at))));
     };
-    let renewed_years = term.renewals_paid.saturating_mul(periods::months(cycle)) / 12;
+    let domain_cycle = term.domain_cycle.unwrap_or(cycle);
+    let renewed_years = term.domain_renewals_paid.saturating_mul(periods::months(domain_cycle)) / 12;
     let years = u32::from(registered_years).saturating_add(renewed_years);
     Ok(Some(periods::months_after(term.ordered_at, years.saturating_mul(12))))
 }

@@ -22,6 +22,7 @@ async fn draft(ledger: &Ledger, tenant: Uuid, cents: i64) -> anyhow::Result<Uuid
         position: 1,
         product_id: product.id,
         purpose: "new".into(),
+        cycle: "monthly".into(),
         quantity: 1,
         unit_cents: cents,
         description: "Mini".into(),
@@ -539,7 +540,15 @@ fn the_runtime_role_uses_the_ledger_but_cannot_alter_truncate_drop_or_switch_off
         let customer = customers::find_or_create(&mut *tx, tenant, &support::email("runtime")).await?;
         let product = catalog::by_slug(&mut *tx, tenant, "cloudpod-mini").await?;
         let item =
-            Item { position: 1, product_id: product.id, purpose: "new".into(), quantity: 1, unit_cents: 999, description: "Mini".into() };
+            Item {
+            position: 1,
+            product_id: product.id,
+            purpose: "new".into(),
+            cycle: "monthly".into(),
+            quantity: 1,
+            unit_cents: 999,
+            description: "Mini".into(),
+        };
         let order = orders::create(&mut tx, tenant, customer.id, "monthly", "usd", None, &[item]).await?;
         let line = NewLine {
             kind: "item",

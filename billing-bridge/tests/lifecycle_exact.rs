@@ -1,9 +1,10 @@
 //! The subscription lifecycle, exact: a payment that lands while a lifecycle pass is under way
 //! leaves its customer active; cancelling (now or at period end) voids the open renewal invoice,
 //! and a cancelled subscription never comes back whatever is paid on it afterwards; periods keep
-//! their anchor day; and a Domain's `paidUntil` counts the years paid from the registration, not the
-//! billing period. The real bridge on PostgreSQL, the testbed's kube-apiserver and stripe-mock; the
-//! lifecycle and activation times are injected through the library.
+//! their anchor day; a Domain's `paidUntil` counts the years paid from the registration, not the
+//! billing period; and an order mixing cycles renews each item in its own. The real bridge on
+//! PostgreSQL, the testbed's kube-apiserver and stripe-mock; the lifecycle and activation times are
+//! injected through the library.
 
 mod support;
 
@@ -442,6 +443,96 @@ fn a_domains_paid_until_is_the_registration_reached_by_the_years_paid() -> anyho
         "paidUntil is not the registration plus the year paid: {:?}",
         resource(&tb, &id)?
     );
+    ledger.drop_database(&rt);
+    Ok(())
+}
+
+/// The descriptions of an invoice's lines and its total.
+fn lines_and_total(rt: &Runtime, ledger: &Ledger, invoice: Uuid) -> anyhow::Result<(Vec<String>, String)> {
+    let lines = rt.block_on(
+        sqlx::query_scalar("SELECT description FROM invoice_lines WHERE invoice_id = $1 ORDER BY position")
+            .bind(invoice)
+            .fetch_all(&ledger.pool),
+    )?;
+    let total = ledger.text(rt, &format!("SELECT total::text FROM invoices WHERE id = '{invoice}'"))?;
+    Ok((lines, total.unwrap_or_default()))
+}
+
+#[test]
+fn an_order_mixing_cycles_renews_each_item_in_its_own() -> anyhow::Result<()> {
+    let rt = support::runtime()?;
+    let tb = Testbed::from_env()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let bridge = Bridge::start(&rt, &tb, &ledger, Path::new(tb.get("KUBECONFIG")?))?;
+    let name = format!("mixed-{}-{}.com", std::process::id(), &Uuid::new_v4().simple().to_string()[..8]);
+    let mut body = json!({"product": "cloudpod-pro", "cycle": "monthly", "email": email("mixed"), "domain": name,
+                          "addons": ["domain", "dns-hosting"]});
+    let orders = "SELECT count(*) FROM orders";
+
+    // a domain is sold yearly: a monthly order must say so, and may name only what it buys
+    let (status, refused) = bridge.post(&rt, "/v1/checkout", &body, None)?;
+    assert_eq!(status, 422, "{refused}");
+    assert!(refused.to_string().contains("no monthly price") && refused.to_string().contains("`cycles`"), "{refused}");
+    body["cycles"] = json!({"ssl-dv": "annual"});
+    let (status, refused) = bridge.post(&rt, "/v1/checkout", &body, None)?;
+    assert_eq!(status, 422, "{refused}");
+    assert!(refused.to_string().contains("not in this purchase"), "{refused}");
+    assert_eq!(ledger.count(&rt, orders)?, 0, "a refused checkout wrote an order");
+
+    body["cycles"] = json!({"domain": "annual"});
+    let (id, res) = buy(&rt, &tb, &ledger, &bridge, &body)?;
+    let _cleanup = namespaces(&tb, &[&res]);
+    let first: Uuid = rt.block_on(
+        sqlx::query_scalar(
+            "SELECT i.id FROM invoices i JOIN subscriptions s ON s.order_id = i.order_id WHERE s.id = $1::uuid",
+        )
+        .bind(&id)
+        .fetch_one(&ledger.pool),
+    )?;
+    let (lines, total) = lines_and_total(&rt, &ledger, first)?;
+    assert_eq!(total, "34.93", "19.99 monthly + 12.95 for a year + 1.99 monthly: {lines:?}");
+    assert!(
+        lines[0].contains("(monthly)") && lines[1].contains("(annual)") && lines[2].contains("(monthly)"),
+        "{lines:?}"
+    );
+    let cycle = ledger.text(&rt, &format!("SELECT cycle FROM subscriptions WHERE id = '{id}'"))?;
+    assert_eq!(cycle.as_deref(), Some("monthly"), "the billing period is the shortest cycle");
+
+    // ordered on 31 January 2027, active from 1 February: monthly periods, the domain's year
+    rt.block_on(
+        sqlx::query(
+            "UPDATE orders SET created_at = $2 FROM subscriptions s WHERE s.id = $1::uuid AND orders.id = s.order_id",
+        )
+        .bind(&id)
+        .bind(utc(2027, 1, 31, 15)?)
+        .execute(&ledger.pool),
+    )?;
+    support::activate_at(&rt, &ledger, Uuid::parse_str(&id)?, Cycle::Monthly, utc(2027, 2, 1, 3)?)?;
+    let paid_until = |expected: &str| {
+        eventually(WAIT, || Ok(resource(&tb, &id)?.is_some_and(|r| r["spec"]["billing"]["paidUntil"] == expected)))
+    };
+    assert!(paid_until("2028-01-31")?, "the domain's year: {:?}", resource(&tb, &id)?);
+
+    // eleven monthly renewals bill the pod and DNS hosting only; the twelfth adds the domain's year
+    for month in 1..=12 {
+        let start = period_end(&rt, &ledger, &id)?;
+        assert_eq!(tick(&rt, &ledger, start - days(7))?.renewal_invoices, 1, "renewal {month}");
+        let (invoice, end) = renewal(&rt, &ledger, &id, start)?;
+        let (lines, total) = lines_and_total(&rt, &ledger, invoice)?;
+        if month < 12 {
+            assert_eq!(total, "21.98", "renewal {month} is the monthly items': {lines:?}");
+            assert_eq!(lines.len(), 2, "renewal {month}: {lines:?}");
+            assert!(!lines.iter().any(|l| l.starts_with("Domain")), "renewal {month} billed the domain: {lines:?}");
+        } else {
+            assert_eq!(total, "36.93", "the twelfth renewal adds the domain's renewal (14.95): {lines:?}");
+            assert!(lines.contains(&"Domain registration (annual) 2028-02-01 to 2029-02-01".to_owned()), "{lines:?}");
+            assert!(paid_until("2028-01-31")?, "the domain's paidUntil moved before its year was paid");
+        }
+        pay(&rt, &ledger, invoice)?;
+        assert!(eventually(WAIT, || Ok(period_end(&rt, &ledger, &id)? == end))?, "renewal {month} was not fulfilled");
+    }
+    assert_eq!(period_end(&rt, &ledger, &id)?, utc(2028, 3, 1, 3)?);
+    assert!(paid_until("2029-01-31")?, "the domain's second year paid: {:?}", resource(&tb, &id)?);
     ledger.drop_database(&rt);
     Ok(())
 }

@@ -2,7 +2,9 @@
 //! plan's price less the old one's, to the cent) and, once paid through the webhook, the
 //! Subscription resource asks for the bigger CloudPod; the period does not move and the next
 //! renewal is at the new price. A downgrade bills nothing now: the next renewal is at the smaller
-//! plan, and paying it moves the subscription there, its disk kept at its size (a disk only grows). Real bridge, PostgreSQL, stripe-mock, signed webhooks, the testbed's apiserver.
+//! plan, and paying it moves the subscription there, its disk kept at its size (a disk only grows).
+//! A yearly plan with monthly add-ons is prorated over the plan's own year. Real bridge,
+//! PostgreSQL, stripe-mock, signed webhooks, the testbed's apiserver.
 
 mod support;
 
@@ -35,7 +37,26 @@ fn running<'a>(
     product: &str,
     days_ago: i64,
 ) -> anyhow::Result<(Uuid, DateTime<Utc>, DateTime<Utc>, Namespaces<'a>)> {
-    let placed = bridge.checkout(rt, &json!({"product": product, "cycle": "monthly", "email": email("plan")}))?;
+    running_with(
+        rt,
+        tb,
+        ledger,
+        bridge,
+        &json!({"product": product, "cycle": "monthly", "email": email("plan")}),
+        days_ago,
+    )
+}
+
+/// `running`, bought with the checkout `body` (its subscription's billing period monthly).
+fn running_with<'a>(
+    rt: &Runtime,
+    tb: &'a Testbed,
+    ledger: &Ledger,
+    bridge: &Bridge,
+    body: &Value,
+    days_ago: i64,
+) -> anyhow::Result<(Uuid, DateTime<Utc>, DateTime<Utc>, Namespaces<'a>)> {
+    let placed = bridge.checkout(rt, body)?;
     let intent = format!("pi_{}", Uuid::new_v4().simple());
     assert_eq!(bridge.deliver(rt, &session_completed(&placed, &intent))?, 200);
     let id = subscription_of_order(rt, ledger, &placed)?;
@@ -215,6 +236,51 @@ fn a_downgrade_bills_the_next_period_at_the_smaller_plan_and_moves_there_when_pa
     assert_eq!(state, "cloudpod-mini true");
     let audited = ledger.count(&rt, &format!("SELECT count(*) FROM audit_log WHERE action IN ('subscription.change_plan', 'subscription.plan_changed') AND entity_id = '{id}'"))?;
     assert_eq!(audited, 2);
+    ledger.drop_database(&rt);
+    Ok(())
+}
+
+#[test]
+fn an_annual_plan_with_monthly_add_ons_is_prorated_over_its_own_year() -> anyhow::Result<()> {
+    let rt = support::runtime()?;
+    let tb = Testbed::from_env()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let bridge = Bridge::start(&rt, &tb, &ledger, Path::new(tb.get("KUBECONFIG")?))?;
+    let billing = admin_token(&rt, &ledger, Role::Billing)?;
+    let body = json!({"product": "cloudpod-pro", "cycle": "annual", "email": email("mixed-plan"),
+                      "addons": ["daily-backups-30d"], "cycles": {"daily-backups-30d": "monthly"}});
+    // billed monthly (the add-on's cycle), the plan yearly; active for 20 days
+    let (id, start, end, _cleanup) = running_with(&rt, &tb, &ledger, &bridge, &body, 20)?;
+    assert_eq!(column(&rt, &ledger, &format!("SELECT cycle FROM subscriptions WHERE id = '{id}'"))?, "monthly");
+
+    let asked_at = Utc::now();
+    let path = format!("/v1/admin/subscriptions/{id}/change-plan");
+    let (status, body) = bridge.post(&rt, &path, &json!({"product": "cloudpod-business"}), Some(&billing))?;
+    assert_eq!(status, 201, "{body}");
+    // 399.90 a year less 199.90 a year, for the days left of the plan's year (not of the month)
+    let year_end = start.checked_add_months(chrono::Months::new(12)).context("a year on")?;
+    let left = (year_end.date_naive() - asked_at.date_naive()).num_days();
+    let year = (year_end.date_naive() - start.date_naive()).num_days();
+    let expected = part(39990, left, year) - part(19990, left, year);
+    assert_eq!(cents(&body["invoice"]["total"]), expected, "{left} of {year} days: {body}");
+    let invoice_id = body["invoice"]["id"].as_str().context("invoice id")?.to_owned();
+    let lines = column(
+        &rt,
+        &ledger,
+        &format!(
+            "SELECT string_agg(description, ' | ' ORDER BY position) FROM invoice_lines WHERE invoice_id = '{invoice_id}'"
+        ),
+    )?;
+    assert!(lines.contains("CloudPod Business (annual)") && lines.contains(&format!("of {year} days")), "{lines}");
+
+    // the next monthly renewal bills the add-on alone: the plan's year is not over
+    assert_eq!(rt.block_on(lifecycle::tick(&ledger.pool, end - chrono::Duration::days(6)))?.renewal_invoices, 1);
+    let renewal = column(
+        &rt,
+        &ledger,
+        &format!("SELECT total::text FROM invoices WHERE subscription_id = '{id}' AND period_start IS NOT NULL"),
+    )?;
+    assert_eq!(renewal, "4.99");
     ledger.drop_database(&rt);
     Ok(())
 }

@@ -102,6 +102,7 @@ fn draft(rt: &Runtime, ledger: &Ledger) -> anyhow::Result<String> {
             position: 1,
             product_id: product.id,
             purpose: "new".into(),
+            cycle: "monthly".into(),
             quantity: 1,
             unit_cents: 999,
             description: "Mini".into(),

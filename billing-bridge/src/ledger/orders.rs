@@ -29,6 +29,8 @@ pub struct Item {
     pub position: i32,
     pub product_id: Uuid,
     pub purpose: String,
+    /// The item's own billing cycle (an order may mix them).
+    pub cycle: String,
     pub quantity: i32,
     pub unit_cents: i64,
     pub description: String,
@@ -60,13 +62,14 @@ pub async fn create(
     .await?;
     for item in items {
         sqlx::query(
-            "INSERT INTO order_items (order_id, position, product_id, purpose, quantity, unit_cents, description) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO order_items (order_id, position, product_id, purpose, cycle, quantity, unit_cents, description) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(order.id)
         .bind(item.position)
         .bind(item.product_id)
         .bind(&item.purpose)
+        .bind(&item.cycle)
         .bind(item.quantity)
         .bind(item.unit_cents)
         .bind(&item.description)
@@ -144,7 +147,7 @@ pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Order, LedgerError
 
 pub async fn items(db: impl PgExecutor<'_>, id: Uuid) -> Result<Vec<Item>, LedgerError> {
     Ok(sqlx::query_as(
-        "SELECT position, product_id, purpose, quantity, unit_cents, description FROM order_items \
+        "SELECT position, product_id, purpose, cycle, quantity, unit_cents, description FROM order_items \
          WHERE order_id = $1 ORDER BY position",
     )
     .bind(id)

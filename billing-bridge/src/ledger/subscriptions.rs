@@ -8,7 +8,7 @@ use sqlx::PgExecutor;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::LedgerError;
+use super::{Cycle, LedgerError};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Subscription {
@@ -48,27 +48,44 @@ impl Subscription {
     }
 }
 
-/// What the customer of a subscription paid for, counted as a registrar counts a registration:
-/// from the order's date, the first invoice's term and then every paid renewal.
+/// What the customer of a subscription paid for its domains, counted as a registrar counts a
+/// registration: from the order's date, the first invoice's term and then every paid renewal that
+/// billed them (with mixed cycles, a monthly subscription's domains are billed once a year).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PaidTerm {
     pub ordered_at: DateTime<Utc>,
-    /// Renewal invoices paid (not void, not refunded).
-    pub renewals_paid: u32,
+    /// The cycle the order's domain products are billed in; None when it has none.
+    pub domain_cycle: Option<Cycle>,
+    /// Renewal invoices paid (not void, not refunded) with a domain product's line.
+    pub domain_renewals_paid: u32,
 }
 
-pub async fn paid_term(db: impl PgExecutor<'_>, sub: &Subscription) -> Result<PaidTerm, LedgerError> {
+pub async fn paid_term(db: &mut sqlx::PgConnection, sub: &Subscription) -> Result<PaidTerm, LedgerError> {
     let (ordered_at, renewals): (DateTime<Utc>, i64) = sqlx::query_as(
         "SELECT o.created_at, (SELECT count(*) FROM invoices i WHERE i.subscription_id = $1 \
-                                AND i.period_start IS NOT NULL AND i.status = 'paid') \
+                                AND i.period_start IS NOT NULL AND i.status = 'paid' \
+                                AND EXISTS (SELECT 1 FROM invoice_lines l JOIN products p ON p.id = l.product_id \
+                                            WHERE l.invoice_id = i.id AND p.type = 'domain')) \
          FROM orders o WHERE o.id = $2",
     )
     .bind(sub.id)
     .bind(sub.order_id)
-    .fetch_optional(db)
+    .fetch_optional(&mut *db)
     .await?
     .ok_or_else(|| LedgerError::NotFound(format!("order {} of subscription {}", sub.order_id, sub.id)))?;
-    Ok(PaidTerm { ordered_at, renewals_paid: u32::try_from(renewals).unwrap_or(u32::MAX) })
+    let cycles: Vec<String> = sqlx::query_scalar(
+        "SELECT oi.cycle FROM order_items oi JOIN products p ON p.id = oi.product_id \
+         WHERE oi.order_id = $1 AND p.type = 'domain'",
+    )
+    .bind(sub.order_id)
+    .fetch_all(&mut *db)
+    .await?;
+    let cycles = cycles.iter().map(|c| c.parse::<Cycle>()).collect::<Result<Vec<_>, _>>()?;
+    Ok(PaidTerm {
+        ordered_at,
+        domain_cycle: crate::periods::shortest(cycles),
+        domain_renewals_paid: u32::try_from(renewals).unwrap_or(u32::MAX),
+    })
 }
 
 pub struct New<'a> {
