@@ -16,7 +16,7 @@ use crate::checkout::ReturnUrls;
 use crate::ledger::charge_attempts::Taken;
 use crate::ledger::pay_links::{self, Session};
 use crate::ledger::payments::{self, Outcome, Report};
-use crate::ledger::{LedgerError, customers, invoices};
+use crate::ledger::{LedgerError, audit, customers, invoices};
 use crate::money;
 use crate::stripe::api::{CheckoutLine, CheckoutRequest, StripeClient, StripeError};
 
@@ -220,4 +220,43 @@ mod tests {
         assert_eq!(PayLinkError::NothingDue("INV-1".into()).code(), "nothing_due");
         assert_eq!(PayLinkError::Ledger(LedgerError::NotFound("x".into())).code(), "NotFound");
     }
+}
+
+/// Sessions of void invoices expired at a time.
+const EXPIRE_BATCH: i64 = 100;
+
+/// Expires at Stripe the pay-link sessions whose invoice was voided after they were made, so the
+/// customer can no longer pay them (what is paid anyway is refunded: `refunds::stray_payments`).
+/// Each gets an audit row `checkout.session.expire` with Stripe's answer; a refusal (the session
+/// completed or expired meanwhile) marks it as well, no answer leaves it for the next pass. The
+/// number of sessions marked.
+pub async fn expire_on_void_invoices(pool: &PgPool, stripe: &StripeClient) -> Result<usize, LedgerError> {
+    let mut marked = 0;
+    for session in pay_links::open_on_void_invoices(pool, EXPIRE_BATCH).await? {
+        let Some(id) = session.session_id.as_deref() else { continue };
+        let answer = match stripe.expire_checkout_session(id).await {
+            Ok(status) => serde_json::json!({"session": id, "status": status}),
+            Err(e @ StripeError::Rejected { .. }) => {
+                serde_json::json!({"session": id, "error": e.reason(), "message": e.to_string()})
+            }
+            Err(e) => {
+                tracing::warn!(session = %id, error = %e, "expiring the pay-link session of a void invoice failed; will retry");
+                continue;
+            }
+        };
+        let mut tx = pool.begin().await?;
+        pay_links::expire(&mut *tx, id, None).await?;
+        audit::record(
+            &mut *tx,
+            "bridge",
+            "checkout.session.expire",
+            "invoice",
+            &session.invoice_id.to_string(),
+            answer,
+        )
+        .await?;
+        tx.commit().await?;
+        marked += 1;
+    }
+    Ok(marked)
 }

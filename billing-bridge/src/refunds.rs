@@ -18,7 +18,7 @@ use crate::ledger::invoices::Invoice;
 use crate::ledger::payments::{self, Payment};
 use crate::ledger::{LedgerError, audit};
 use crate::stripe::api::{StripeClient, StripeError};
-use crate::{money, money_follows};
+use crate::{money, money_follows, pay_links};
 
 /// Why a refund failed after it was found allowed.
 #[derive(Debug, thiserror::Error)]
@@ -178,10 +178,17 @@ pub async fn stray_payments(pool: &PgPool, stripe: &StripeClient) -> Result<usiz
     }
 }
 
-/// Runs until the process ends: refunds stray payments whenever `kick` says one landed, and every
-/// `scan`, so a refund Stripe refused (or a replica that died before asking) is tried again.
+/// Runs until the process ends: keeps void invoices from taking money. Whenever `kick` says a
+/// payment landed on one or one was voided, and every `scan` (so a refund Stripe refused, or a
+/// replica that died before asking, is tried again): expires their pay-link sessions at Stripe,
+/// then refunds what was paid on them.
 pub async fn run_stray(pool: PgPool, stripe: Arc<StripeClient>, kick: Arc<Notify>, scan: Duration) {
     loop {
+        match pay_links::expire_on_void_invoices(&pool, &stripe).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(expired = n, "pay-link sessions of void invoices expired"),
+            Err(e) => tracing::warn!(error = %e, "expiring pay-link sessions of void invoices failed; will retry"),
+        }
         match stray_payments(&pool, &stripe).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(refunded = n, "payments on void invoices refunded"),

@@ -1,8 +1,8 @@
 //! Pay links, against the real ledger, stripe-mock and the webhook path: a renewal whose
 //! off-session charge needs the customer (3-D Secure) stays open, its mails carry its stable pay
 //! address, which leads to a Checkout Session for what is left of it; paying there settles the
-//! invoice once and extends the subscription; an expired session is replaced; a token the ledger
-//! does not know leads nowhere.
+//! invoice once and extends the subscription; an expired session is replaced; voiding the invoice
+//! expires its session at Stripe; a token the ledger does not know leads nowhere.
 //!
 //! A front before stripe-mock keeps what the bridge asked Stripe and answers off-session
 //! PaymentIntents `requires_action` (stripe-mock cannot play a bank that wants the customer).
@@ -355,6 +355,46 @@ fn an_expired_pay_link_session_is_replaced_and_leaves_its_order_alone() -> anyho
     let (status, location, body) = visit(&rt, &link)?;
     assert_eq!((status, body.is_null()), (303, true), "{body}");
     assert!(!location.contains(&invoice), "{location}");
+    ledger.drop_database(&rt);
+    Ok(())
+}
+
+#[test]
+fn voiding_an_invoice_expires_its_pay_link_session_at_stripe() -> anyhow::Result<()> {
+    let rt = support::runtime()?;
+    let tb = Testbed::from_env()?;
+    let ledger = Ledger::fresh(&rt, &tb)?;
+    let kubeconfig: std::path::PathBuf = tb.get("KUBECONFIG")?.into();
+    let bridge = Bridge::start(&rt, &tb, &ledger, &kubeconfig)?;
+    let billing = support::admin_token(&rt, &ledger, Role::Billing)?;
+    let placed = bridge
+        .checkout(&rt, &json!({"product": "cloudpod-mini", "cycle": "monthly", "email": email("paylinkvoid")}))?;
+    let invoice = placed["invoiceId"].as_str().unwrap_or_default().to_owned();
+    let number = placed["invoiceNumber"].as_str().unwrap_or_default().to_owned();
+    let link = format!("{}/v1/pay/{}", bridge.url, token_of(&rt, &ledger, &invoice)?);
+    let (status, _, body) = visit(&rt, &link)?;
+    assert_eq!(status, 303, "{body}");
+    let made = sessions_of(&rt, &ledger, &invoice)?;
+    assert!(made.len() == 1 && made[0].1.starts_with("cs_") && !made[0].2, "{made:?}");
+
+    // staff void the invoice: the open pay-link session is expired at Stripe, with an audit row
+    let (status, body) = bridge.post(&rt, &format!("/v1/admin/invoices/{number}/void"), &json!({}), Some(&billing))?;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        eventually(WAIT, || Ok(sessions_of(&rt, &ledger, &invoice)?.iter().all(|s| s.2)))?,
+        "the pay-link session of the void invoice is still open: {}",
+        bridge.log_tail(20)
+    );
+    let asked = format!(
+        "SELECT count(*) FROM audit_log WHERE action = 'checkout.session.expire' AND entity = 'invoice' \
+         AND entity_id = '{invoice}' AND detail->>'session' = '{}'",
+        made[0].1
+    );
+    assert_eq!(ledger.count(&rt, &asked)?, 1);
+    // and the pay address makes no new session for it
+    let (status, _, body) = visit(&rt, &link)?;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("invoice_not_open")), "{body}");
+    assert_eq!(sessions_of(&rt, &ledger, &invoice)?.len(), 1);
     ledger.drop_database(&rt);
     Ok(())
 }

@@ -213,6 +213,8 @@ async fn invoice_action(
         "void" => {
             let voided = invoices::void(&s.pool, invoice.id).await?;
             money_follows::expire_checkout_of(&s.pool, &s.stripe, &voided, &who.name).await?;
+            // its pay-link sessions are expired by the worker that keeps void invoices from taking money
+            s.refund_stray.notify_one();
             voided
         }
         "mark-paid" => mark_paid(&s, &invoice).await?,

@@ -95,6 +95,19 @@ pub async fn current(db: impl PgExecutor<'_>, invoice: Uuid) -> Result<Option<Se
     .await?)
 }
 
+/// Sessions that may still be paid at Stripe although their invoice is void (voided by staff, a
+/// cancellation or the lifecycle after the session was made), oldest first, `limit` of them.
+pub async fn open_on_void_invoices(db: impl PgExecutor<'_>, limit: i64) -> Result<Vec<Session>, LedgerError> {
+    Ok(sqlx::query_as(sql!(
+        "SELECT {COLUMNS} FROM pay_sessions WHERE session_id IS NOT NULL AND expired_at IS NULL \
+           AND expires_at > now() \
+           AND invoice_id IN (SELECT id FROM invoices WHERE status = 'void') ORDER BY created_at LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}
+
 /// Writes the next session row of the invoice, to ask Stripe for.
 pub async fn open(
     db: impl PgExecutor<'_>,
