@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod capture;
+pub mod operator;
 pub mod stripe_front;
 
 use std::path::PathBuf;
