@@ -16,6 +16,7 @@ pub mod lanes;
 pub mod ledger;
 pub mod ledger_gauges;
 pub mod lifecycle;
+pub mod mailbox_password;
 pub mod metrics;
 pub mod money;
 pub mod money_follows;

@@ -98,6 +98,7 @@ fn chart_installs_and_its_service_account_runs_every_controller() -> anyhow::Res
         format!("validatingadmissionpolicy.admissionregistration.k8s.io/{release}-cloudpod-billing-fields"),
         format!("validatingadmissionpolicy.admissionregistration.k8s.io/{release}-operator-owned-secrets"),
         format!("validatingadmissionpolicybinding.admissionregistration.k8s.io/{release}-bridge-customer-namespaces"),
+        format!("validatingadmissionpolicybinding.admissionregistration.k8s.io/{release}-bridge-owned-secrets"),
     ] {
         assert!(dry.contains(&format!("{object} created (server dry run)")), "{object} missing:\n{dry}");
     }

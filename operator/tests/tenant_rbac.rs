@@ -1,7 +1,8 @@
 //! The chart's tenancy, on the real API server: what a customer bound to `<release>-tenant-edit` or
 //! `<release>-tenant-view` in its own namespace may do (RBAC plus the billing-fields admission
-//! policies), and how far the operator's and the billing bridge's ServiceAccounts reach. Every
-//! refusal is shown both by `kubectl auth can-i` and by an attempted write.
+//! policies), and how far the operator's and the billing bridge's ServiceAccounts reach (the bridge
+//! changes only the Secrets it labelled as its own). Every refusal is shown both by `kubectl auth
+//! can-i` and by an attempted write.
 
 use std::process::Command;
 use std::time::Duration;
@@ -451,6 +452,69 @@ fn the_billing_bridge_reads_no_secret_and_writes_only_in_customer_namespaces() -
     assert_eq!(billed, "Paid");
     assert_refused(&apply(&home.name)?, "writes only in namespaces named customer-*");
     assert_refused(&tb.kubectl_as(&bridge, &["create", "configmap", "x", "-n", &customer], None)?, "forbidden");
+    Ok(())
+}
+
+#[test]
+fn the_billing_bridge_changes_only_secrets_labelled_as_its_own() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let home = tb.namespace("rbac-bridge-secrets")?;
+    let release = Release::install(&tb, &home.name)?;
+    let bridge = release.bridge();
+    let ns = tb.namespace("customer-rbac-br")?;
+    let secret = |ns: &str, name: &str, owner: Option<&str>, password: &str| {
+        let labels = owner.map_or_else(|| json!({}), |o| json!({"app.kubernetes.io/managed-by": o}));
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns, "labels": labels},
+               "stringData": {"mailbox-password": password}})
+    };
+    // a patch as the bridge, by server-side apply (`kubectl patch` reads the object first, which the
+    // bridge may not)
+    let change = |object: Value, dry_run: bool| {
+        let mut args = vec!["apply", "--server-side", "--force-conflicts", "--field-manager=billing-bridge"];
+        if dry_run {
+            args.push("--dry-run=server");
+        }
+        args.extend(["-f", "-"]);
+        tb.kubectl_as(&bridge, &args, Some(&object.to_string()))
+    };
+    let value = |name: &str, ns: &str| {
+        let template = r#"go-template={{index .data "mailbox-password" | base64decode}}"#;
+        tb.kubectl_ok(&["get", "secret", name, "-n", ns, "-o", template], None)
+    };
+    // the customer's own Secret, and one labelled as the bridge's outside customer namespaces
+    tb.kubectl_ok(&["create", "-f", "-"], Some(&secret(&ns.name, "customers", None, "Kept").to_string()))?;
+    let outside = secret(&home.name, "outside", Some("billing-bridge"), "Kept");
+    tb.kubectl_ok(&["create", "-f", "-"], Some(&outside.to_string()))?;
+    wait_policy("bridge-owned-secrets", "changes only Secrets labelled", || {
+        change(secret(&ns.name, "customers", None, "Set-by-the-bridge"), true)
+    })?;
+
+    // RBAC lets it patch Secrets (never read them); the policy confines it to its own
+    assert!(can_i(&tb, &bridge, "patch", "secrets", &ns.name)?);
+    assert!(!can_i(&tb, &bridge, "get", "secrets", &ns.name)?);
+    assert!(!can_i(&tb, &bridge, "update", "secrets", &ns.name)?);
+    assert_refused(
+        &change(secret(&ns.name, "customers", None, "Set-by-the-bridge"), false)?,
+        "changes only Secrets labelled",
+    );
+    assert_refused(
+        &change(secret(&ns.name, "customers", Some("billing-bridge"), "Kept"), false)?,
+        "changes only Secrets labelled",
+    );
+    assert_eq!(value("customers", &ns.name)?, "Kept", "the customer's Secret is unchanged");
+    assert_refused(
+        &change(secret(&home.name, "outside", Some("billing-bridge"), "Set-by-the-bridge"), false)?,
+        "writes only in namespaces named customer-*",
+    );
+    assert_eq!(value("outside", &home.name)?, "Kept");
+
+    // its own: the password changes, the label stays
+    assert_allowed(&apply_as(&tb, &bridge, &secret(&ns.name, "owned", Some("billing-bridge"), "Generated"))?);
+    assert_allowed(&change(secret(&ns.name, "owned", Some("billing-bridge"), "Set-by-the-bridge"), false)?);
+    assert_eq!(value("owned", &ns.name)?, "Set-by-the-bridge");
+    assert_refused(&change(secret(&ns.name, "owned", Some("someone-else"), "Again"), false)?, "keeps the label");
+    assert_eq!(value("owned", &ns.name)?, "Set-by-the-bridge");
+    assert_refused(&tb.kubectl_as(&bridge, &["delete", "secret/owned", "-n", &ns.name], None)?, "forbidden");
     Ok(())
 }
 

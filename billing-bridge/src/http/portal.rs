@@ -3,9 +3,9 @@
 //! customer's); `POST /sessions` opens a session with the link's token, once; the session token
 //! then reads the customer's invoices (and their PDFs) and subscriptions (with live provisioning
 //! status), cancels a subscription at the end of its period and opens a Stripe Billing Portal
-//! session to manage payment methods; `POST /v1/invoices/{number}/pay` (outside `/v1/portal`) gives
-//! a Checkout Session for an open invoice. Whatever is not the session's customer's is a `404`, as if
-//! it did not exist.
+//! session to manage payment methods, and sets the password of a subscription's mailboxes;
+//! `POST /v1/invoices/{number}/pay` (outside `/v1/portal`) gives a Checkout Session for an open
+//! invoice. Whatever is not the session's customer's is a `404`, as if it did not exist.
 
 use std::sync::Arc;
 
@@ -21,10 +21,12 @@ use uuid::Uuid;
 
 use super::{ApiError, AppState, bad_body, bearer, invoice_pdf_reply, provisioning_of};
 use crate::cancellation;
+use crate::ledger::audit;
 use crate::ledger::invoices::{self, Invoice};
 use crate::ledger::portal::{self as sessions, LinkAsked, LinkOpened, SessionPresented};
 use crate::ledger::subscriptions::{self, Subscription};
 use crate::ledger::{LedgerError, customers, tokens};
+use crate::mailbox_password::{self, SetError};
 use crate::pay_links;
 use crate::portal::{LINK_LIFETIME, LINKS_PER_HOUR, SESSION_LIFETIME};
 
@@ -42,6 +44,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/subscriptions", get(list_subscriptions))
         .route("/subscriptions/{id}", get(get_subscription))
         .route("/subscriptions/{id}/cancel", post(cancel_subscription))
+        .route("/subscriptions/{id}/mailbox-password", post(set_mailbox_password))
         .route("/billing-portal", post(billing_portal))
 }
 
@@ -191,6 +194,73 @@ async fn cancel_subscription(State(s): Shared, headers: HeaderMap, Path(id): Pat
     let sub = own_subscription(&s, customer, &id).await?;
     let cancelled = cancellation::cancel(&s.pool, sub.id, true, &format!("customer:{customer}")).await?;
     Ok(Json(json!({"subscription": cancelled})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MailboxPassword {
+    password: String,
+}
+
+/// Sets the password of the subscription's mailboxes (those using its generated credentials): `204`.
+/// `409 NoMailboxCredentials` for a subscription without them, `409 SubscriptionNotInService` for
+/// one cancelled, expired or failed, `409 MailboxNotReady` before its credentials Secret is made,
+/// `422` with the rule's code (`mailbox_password::check`) for a weak password. The password goes
+/// into the Secret only: neither the answer, the audit row nor the log holds it.
+async fn set_mailbox_password(
+    State(s): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<MailboxPassword>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let customer = customers::get(&s.pool, customer(&s, &headers).await?).await?;
+    let sub = own_subscription(&s, customer.id, &id).await?;
+    let Some(secret) = mailbox_password::credentials_of(&sub) else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "NoMailboxCredentials",
+            "this subscription has no mailbox whose password is set here",
+        ));
+    };
+    if matches!(sub.status.as_str(), "cancelled" | "expired" | "provisioning_failed") {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "SubscriptionNotInService",
+            format!("this subscription is {}: it has no mailbox to set a password for", sub.status),
+        ));
+    }
+    let Json(asked) = body.map_err(|_| {
+        // the parser's words could quote the body, and so the password
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "InvalidRequest", "the body is {\"password\": \"...\"}")
+    })?;
+    let addresses = mailbox_password::addresses_using(&sub.resources.0, &secret);
+    mailbox_password::check(&asked.password, &addresses, &customer.email)
+        .map_err(|weak| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, weak.code(), weak.to_string()))?;
+    let Some(client) = s.kube.as_ref() else {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "KubernetesUnavailable", "no cluster to write to"));
+    };
+    // the audit row commits only once the Secret took the password
+    let mut tx = s.pool.begin().await.map_err(LedgerError::from)?;
+    let detail = json!({"namespace": &sub.namespace, "secret": &secret, "mailboxes": addresses});
+    audit::record(&mut *tx, &customer.email, "mailbox.password_set", "subscription", &sub.id.to_string(), detail)
+        .await?;
+    match mailbox_password::set(client, &sub.namespace, &secret, &asked.password).await {
+        Ok(()) => {}
+        Err(SetError::NotMade) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "MailboxNotReady",
+                "the mailbox is not made yet: try again in a few minutes",
+            ));
+        }
+        Err(e @ SetError::Kubernetes(_)) => {
+            tracing::warn!(subscription = %sub.id, error = %e, "mailbox password not set");
+            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "KubernetesUnavailable", e.to_string()));
+        }
+    }
+    tx.commit().await.map_err(LedgerError::from)?;
+    tracing::info!(subscription = %sub.id, secret = %secret, "mailbox password set by the customer");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /v1/invoices/{number}/pay`: a Checkout Session for what is left to pay on the customer's

@@ -92,11 +92,12 @@ fn content(kind: Kind, facts: &Facts<'_>, brand: &Branding) -> Content {
             c.lines = lines(facts);
             c.total = facts.money("total");
             if facts.flag("mailboxPassword") && !facts.flag("renewal") {
-                c.paragraphs.push(
-                    "Your mailbox password is never sent by email: set it in the customer portal, or ask our \
-                     staff to set it for you."
-                        .to_owned(),
-                );
+                let portal = facts.str("portalUrl").map(|url| format!(" at {url}")).unwrap_or_default();
+                c.paragraphs.push(format!(
+                    "Your mailbox password is never sent by email: set it in the customer portal{portal} \
+                     (sign in with this email address, open the subscription and choose a mailbox password), \
+                     or ask our staff to set it for you."
+                ));
             }
         }
         Kind::PaymentFailed => {
@@ -286,7 +287,11 @@ mod tests {
         assert_eq!(mail.subject, "MigraHosting: receipt for invoice INV-2026-000007");
         assert!(mail.text.contains("Email Basic (monthly): 2.99 USD"), "{}", mail.text);
         assert!(mail.text.contains("Total: 12.94 USD"), "{}", mail.text);
-        assert!(mail.text.contains("set it in the customer portal"), "{}", mail.text);
+        assert!(mail.text.contains("set it in the customer portal (sign in"), "{}", mail.text);
+        let mut facts = facts;
+        facts["portalUrl"] = json!("https://panel.example");
+        let mail = render(Kind::Receipt, &facts, &brand());
+        assert!(mail.text.contains("set it in the customer portal at https://panel.example (sign in"), "{}", mail.text);
         assert!(mail.html.contains("<img src=\"https://migrahosting.com/logo.png\""), "{}", mail.html);
         assert!(mail.html.contains("support@migrahosting.com"), "{}", mail.html);
     }

@@ -150,7 +150,7 @@ pub async fn send_next(
     let Some(pending) = notifications::claim_due(&mut tx).await? else { return Ok(false) };
     wakeup.pass_on();
     let kind = Kind::parse(&pending.kind).map_or("unknown", Kind::as_str);
-    let pending = with_sign_in_url(pending, mailer.sign_in.as_ref());
+    let pending = with_portal_urls(pending, mailer.sign_in.as_ref());
     let invoice = match Kind::parse(&pending.kind) {
         Some(Kind::Receipt | Kind::InvoiceIssued) => invoice_pdf::of_notification(&mut tx, pending.id).await?,
         _ => None,
@@ -180,13 +180,22 @@ pub async fn send_next(
     Ok(true)
 }
 
-/// A sign-in mail gets its link here, at sending, from the link's id: the ledger row holds none.
-fn with_sign_in_url(mut pending: Pending, links: Option<&SignInLinks>) -> Pending {
+/// A sign-in mail gets its link here, at sending, from the link's id: the ledger row holds none. A
+/// receipt gets the portal's address (where the customer sets a mailbox password) when customers
+/// can sign in there.
+fn with_portal_urls(mut pending: Pending, links: Option<&SignInLinks>) -> Pending {
     let link = pending.facts.get("link").and_then(|v| v.as_str()).and_then(|s| uuid::Uuid::parse_str(s).ok());
-    if let (Some(Kind::SignInLink), Some(link), Some(links), Some(facts)) =
-        (Kind::parse(&pending.kind), link, links, pending.facts.as_object_mut())
-    {
-        facts.insert("url".to_owned(), links.url(link).into());
+    let kind = Kind::parse(&pending.kind);
+    if let (Some(links), Some(facts)) = (links, pending.facts.as_object_mut()) {
+        match (kind, link) {
+            (Some(Kind::SignInLink), Some(link)) => {
+                facts.insert("url".to_owned(), links.url(link).into());
+            }
+            (Some(Kind::Receipt), _) => {
+                facts.insert("portalUrl".to_owned(), links.portal_url().into());
+            }
+            _ => {}
+        }
     }
     pending
 }
