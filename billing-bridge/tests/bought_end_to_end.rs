@@ -300,8 +300,11 @@ fn cents(amount: &Value) -> i64 {
     support::total_cents(&json!({"total": amount}))
 }
 
+/// The subscription is activated by the real gate (nothing backdated), so the upgrade comes on
+/// the period's first day: the days left, counted in whole days, are the period's (unless the day
+/// turns between activation and asking), billed to the cent.
 #[test]
-fn an_upgrade_paid_mid_period_resizes_the_running_pod_at_proxmox() -> anyhow::Result<()> {
+fn an_upgrade_paid_during_the_period_resizes_the_running_pod_at_proxmox() -> anyhow::Result<()> {
     let rt = support::runtime()?;
     let tb = Testbed::from_env()?;
     let ledger = Ledger::fresh(&rt, &tb)?;
@@ -327,7 +330,7 @@ fn an_upgrade_paid_mid_period_resizes_the_running_pod_at_proxmox() -> anyhow::Re
             let period = ledger.text(
                 &rt,
                 &format!(
-                    "SELECT current_period_start::date::text || ' ' || current_period_end::date::text FROM subscriptions WHERE id = '{id}'"
+                    "SELECT (current_period_start AT TIME ZONE 'UTC')::date::text || ' ' || (current_period_end AT TIME ZONE 'UTC')::date::text FROM subscriptions WHERE id = '{id}'"
                 ),
             )?;
             let period = period.context("no period")?;
