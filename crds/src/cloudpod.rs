@@ -259,6 +259,10 @@ pub struct CloudPodStatus {
     /// What the QEMU guest agent reports from inside the guest; absent when no agent answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guest_agent: Option<GuestAgentStatus>,
+    /// The optional guest config keys (DNS, cloud-init) the operator wrote for the spec. One the
+    /// spec stops asking for is removed from the guest; keys it never wrote (a template's) are left.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_keys: Vec<String>,
     /// Cloned, Configured, Started and Ready.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]

@@ -282,6 +282,75 @@ fn a_vm_gets_its_user_keys_address_dns_and_user_data_through_proxmox_cloud_init(
 }
 
 #[test]
+fn fields_dropped_from_the_spec_leave_the_guest_and_keys_the_operator_never_wrote_stay() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let h = Harness::new(&tb, Pve::testbed(&tb)?, "cpod-boot-drop")?;
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "drop-init", "namespace": h.ns.name},
+                        "stringData": {"user-data": USER_DATA}});
+    tb.kubectl_ok(&["apply", "-f", "-"], Some(&secret.to_string()))?;
+    let _op = h.operator()?;
+    let mut spec = qemu("web-3", "203.0.113.43/24");
+    spec["defaultUser"] = json!("deploy");
+    spec["sshKeys"] = json!([KEY_1]);
+    spec["network"]["dns"] = json!({"nameservers": ["1.1.1.1"], "searchDomains": ["example.net"]});
+    spec["cloudInitSecretRef"] = json!({"name": "drop-init", "key": "user-data"});
+    h.apply("drop", spec.clone())?;
+    let pod = h.wait_ready("drop")?;
+    let id = vmid(&pod)?;
+    let config = h.guest(id)?["config"].clone();
+    for key in ["ciuser", "sshkeys", "cicustom", "nameserver", "searchdomain"] {
+        assert!(config.get(key).is_some(), "{key} not written: {config}");
+    }
+    assert_eq!(pod["status"]["configKeys"], json!(["nameserver", "searchdomain", "sshkeys", "ciuser", "cicustom"]));
+
+    // the user, keys, user data and search domains dropped: deleted from the guest (on a running VM,
+    // as Proxmox does, pending until its next start); the resolver stays
+    let mut fewer = spec.clone();
+    for field in ["defaultUser", "sshKeys", "cloudInitSecretRef"] {
+        fewer.as_object_mut().context("spec")?.remove(field);
+    }
+    fewer["network"]["dns"] = json!({"nameservers": ["1.1.1.1"]});
+    h.apply("drop", fewer)?;
+    let pod =
+        h.wait("drop", "recorded the keys it now writes", |p| p["status"]["configKeys"] == json!(["nameserver"]))?;
+    assert_eq!(condition(&pod, "Ready")["status"], "True");
+    let deleted = |h: &Harness| -> anyhow::Result<Vec<String>> {
+        Ok(h.requests("PUT", id, "/config")?
+            .iter()
+            // the log keeps each body as the JSON text fakepve read
+            .filter_map(|r| serde_json::from_str::<Value>(r["body"].as_str()?).ok())
+            .filter_map(|body| body["delete"].as_str().map(str::to_owned))
+            .collect())
+    };
+    let mut asked: Vec<&str> = Vec::new();
+    let writes = deleted(&h)?;
+    if let [one] = writes.as_slice() {
+        asked = one.split(',').collect();
+        asked.sort_unstable();
+    }
+    assert_eq!(asked, ["cicustom", "ciuser", "searchdomain", "sshkeys"], "the deletes asked of Proxmox: {writes:?}");
+    let node = pod["status"]["node"].as_str().context("no status.node")?.to_owned();
+    let pending = h.pve.call("GET", &format!("/api2/json/nodes/{node}/qemu/{id}/pending"), None)?;
+    let to_delete: Vec<&str> = pending["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|item| item["delete"] == 1)
+        .filter_map(|item| item["key"].as_str())
+        .collect();
+    assert_eq!(to_delete, ["cicustom", "ciuser", "searchdomain", "sshkeys"], "{pending}");
+
+    // a key the operator never wrote (as a template or an administrator sets it) is left alone
+    h.pve.call("PUT", &format!("/api2/json/nodes/{node}/qemu/{id}/config"), Some(json!({"ciuser": "admin"})))?;
+    // two more reconciles read the guest's config after that
+    let reads = h.requests("GET", id, "/config")?.len();
+    let reread = eventually(WAIT, || Ok(h.requests("GET", id, "/config")?.len() >= reads + 2))?;
+    assert!(reread, "the operator did not read the guest's config again");
+    assert_eq!(deleted(&h)?, writes, "the operator deleted a key it never wrote");
+    Ok(())
+}
+
+#[test]
 fn a_container_gets_its_hostname_address_and_dns_and_the_api_refuses_what_containers_cannot_take() -> anyhow::Result<()>
 {
     let tb = Testbed::from_env()?;

@@ -1,6 +1,7 @@
 //! The guest's configuration converged to the spec: cores, memory, name, network, DNS and (QEMU)
 //! cloud-init keys written where they differ (a difference to a configuration that was in sync is
-//! repaired drift), the root disk grown, never shrunk.
+//! repaired drift), DNS and cloud-init keys the operator wrote and the spec dropped deleted (the
+//! keys written are kept in `status.configKeys`), the root disk grown, never shrunk.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -61,11 +62,12 @@ pub(super) async fn configure<P: ProxmoxApi>(
     };
     let want = guest::desired(&pod.spec, &size, ipv4.as_ref(), cicustom.as_deref(), (&ns, &name, &uid));
     let changes = guest::differences(&want, owned.config);
+    let removals = guest::removals(&step.status.config_keys, &want, owned.config);
     let disk = guest::disk_gib(owned.config, guest::root_disk(owned.kind));
     let wanted_disk = u64::from(size.disk_gib);
     if mode == ReconcileMode::ObserveOnly {
-        if !changes.is_empty() || disk.is_some_and(|d| d < wanted_disk) {
-            let keys = changes.keys().cloned().collect::<Vec<_>>().join(", ");
+        if !changes.is_empty() || !removals.is_empty() || disk.is_some_and(|d| d < wanted_disk) {
+            let keys = changes.keys().chain(&removals).cloned().collect::<Vec<_>>().join(", ");
             step.not_ready(
                 None,
                 reasons::OUT_OF_SYNC.name,
@@ -75,27 +77,33 @@ pub(super) async fn configure<P: ProxmoxApi>(
         }
         return Ok(ControlFlow::Break(requeue));
     }
-    if !changes.is_empty()
-        && let Err(e) = write_config(pod, &step, owned, &changes, ctx).await
+    if (!changes.is_empty() || !removals.is_empty())
+        && let Err(e) = write_config(pod, &step, owned, &changes, &removals, ctx).await
     {
         return fail(api, pod, step, Some(CONFIGURED), e, ctx).await.map(ControlFlow::Break);
     }
+    step.status.config_keys = guest::optional_keys(&want);
     converge_disk(api, pod, step, owned, disk, &size, ctx).await
 }
 
-/// Writes the differing keys; a difference to a configuration in sync for this generation is
-/// counted and announced as repaired drift.
+/// Writes the differing keys and deletes the `removals`; a difference to a configuration in sync
+/// for this generation is counted and announced as repaired drift.
 async fn write_config<P: ProxmoxApi>(
     pod: &CloudPod,
     step: &Step,
     owned: &OwnedGuest<'_>,
     changes: &BTreeMap<String, String>,
+    removals: &[String],
     ctx: &Context<P>,
 ) -> Result<(), ProxmoxError> {
     let was_configured = conditions::find(&step.status.conditions, CONFIGURED).is_some_and(|c| c.status == "True")
         && step.status.observed_generation == step.generation;
-    ctx.proxmox.set_config(&owned.found.node, owned.kind, owned.vmid, changes).await?;
-    if was_configured {
+    let mut params = changes.clone();
+    if !removals.is_empty() {
+        params.insert("delete".into(), removals.join(","));
+    }
+    ctx.proxmox.set_config(&owned.found.node, owned.kind, owned.vmid, &params).await?;
+    if was_configured && !changes.is_empty() {
         ctx.metrics.drift_repaired(KIND);
         let keys = changes.keys().cloned().collect::<Vec<_>>().join(", ");
         publish(

@@ -107,6 +107,24 @@ pub fn desired(
     c
 }
 
+/// The config keys a spec may ask for and later stop asking for (DNS and cloud-init).
+const OPTIONAL_KEYS: [&str; 5] = ["nameserver", "searchdomain", "sshkeys", "ciuser", "cicustom"];
+
+/// The optional keys `want` sets: the ones the operator answers for on the guest.
+pub fn optional_keys(want: &BTreeMap<String, String>) -> Vec<String> {
+    OPTIONAL_KEYS.iter().filter(|k| want.contains_key(**k)).map(|k| (*k).to_owned()).collect()
+}
+
+/// Keys the operator wrote before (`written`) that the spec no longer asks for and the guest still
+/// has: to delete. A key the operator never wrote (the template's own) is never among them.
+pub fn removals(written: &[String], want: &BTreeMap<String, String>, have: &BTreeMap<String, Value>) -> Vec<String> {
+    written
+        .iter()
+        .filter(|k| OPTIONAL_KEYS.contains(&k.as_str()) && !want.contains_key(*k) && have.contains_key(*k))
+        .cloned()
+        .collect()
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
