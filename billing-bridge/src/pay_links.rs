@@ -201,27 +201,6 @@ pub async fn customer_must_act(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_token_is_64_lower_case_hex_digits() {
-        assert!(is_token(&"0a".repeat(32)));
-        assert!(!is_token(&"0A".repeat(32)));
-        assert!(!is_token("0a"));
-        assert!(!is_token(&format!("{}/", "0".repeat(63))));
-    }
-
-    #[test]
-    fn codes_are_stable() {
-        let not_open = PayLinkError::NotOpen { number: "INV-1".into(), status: "paid".into() };
-        assert_eq!(not_open.code(), "invoice_not_open");
-        assert_eq!(PayLinkError::NothingDue("INV-1".into()).code(), "nothing_due");
-        assert_eq!(PayLinkError::Ledger(LedgerError::NotFound("x".into())).code(), "NotFound");
-    }
-}
-
 /// Sessions of void invoices expired at a time.
 const EXPIRE_BATCH: i64 = 100;
 
@@ -259,4 +238,25 @@ pub async fn expire_on_void_invoices(pool: &PgPool, stripe: &StripeClient) -> Re
         marked += 1;
     }
     Ok(marked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_64_lower_case_hex_digits() {
+        assert!(is_token(&"0a".repeat(32)));
+        assert!(!is_token(&"0A".repeat(32)));
+        assert!(!is_token("0a"));
+        assert!(!is_token(&format!("{}/", "0".repeat(63))));
+    }
+
+    #[test]
+    fn codes_are_stable() {
+        let not_open = PayLinkError::NotOpen { number: "INV-1".into(), status: "paid".into() };
+        assert_eq!(not_open.code(), "invoice_not_open");
+        assert_eq!(PayLinkError::NothingDue("INV-1".into()).code(), "nothing_due");
+        assert_eq!(PayLinkError::Ledger(LedgerError::NotFound("x".into())).code(), "NotFound");
+    }
 }
