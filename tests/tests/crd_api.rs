@@ -25,12 +25,26 @@ fn resource_of(obj: &Value) -> String {
     format!("{kind}.mpanel.migrahosting.com/{}", obj["metadata"]["name"].as_str().unwrap_or_default())
 }
 
+/// Deletes the examples applied for real when the test ends, however it ends: the shared
+/// apiserver is also other tests', and an example's static address would stand in their way.
+struct AppliedExamples<'a>(&'a Testbed);
+
+impl Drop for AppliedExamples<'_> {
+    fn drop(&mut self) {
+        for file in example_files().unwrap_or_default().iter().filter(|f| !f.ends_with("00-namespaces.yaml")) {
+            let file = file.to_string_lossy();
+            let _ = self.0.kubectl(&["delete", "--ignore-not-found", "--wait=false", "-f", &file], None);
+        }
+    }
+}
+
 #[test]
 fn every_example_is_accepted_by_a_server_dry_run_and_by_a_real_apply() -> anyhow::Result<()> {
     let tb = Testbed::from_env()?;
     let examples = repo_root().join("examples");
     // the dry run of a namespaced object needs its namespace to exist
     tb.kubectl_ok(&["apply", "-f", &examples.join("00-namespaces.yaml").to_string_lossy()], None)?;
+    let _applied = AppliedExamples(&tb);
 
     for file in example_files()? {
         let file = file.to_string_lossy();
