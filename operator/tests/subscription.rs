@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use mpanel_tests::mail::doveadm_auth;
 use mpanel_tests::namesilo::{Account, Namesilo};
-use mpanel_tests::{TestNamespace, Testbed};
+use mpanel_tests::{TestNamespace, Testbed, full_stack};
 use serde_json::{Value, json};
 use support::{Operator, condition, eventually};
 
@@ -32,46 +32,15 @@ impl<'a> Harness<'a> {
         let rt = tokio::runtime::Runtime::new()?;
         let ns = tb.namespace(label)?;
         let account = rt.block_on(Namesilo::from_testbed(tb)?.new_account("100.00"))?;
-        let secrets = [
-            ("powerdns", "api-key", tb.get("PDNS_API_KEY")?.to_owned()),
-            ("mailcore-db", "url", tb.get("MAILCORE_DATABASE_URL")?.to_owned()),
-            ("proxmox", "token", tb.get("PROXMOX_TOKEN")?.to_owned()),
-            ("namesilo", "api-key", account.key().to_owned()),
-            ("admin-password", "password", "Sub-scription-2026".to_owned()),
-        ];
-        for (name, key, value) in secrets {
-            let literal = format!("--from-literal={key}={value}");
-            tb.kubectl_ok(&["create", "secret", "generic", name, "-n", &ns.name, &literal], None)?;
-        }
+        full_stack::provider_secrets(tb, &ns.name, account.key())?;
+        let admin = "--from-literal=password=Sub-scription-2026";
+        tb.kubectl_ok(&["create", "secret", "generic", "admin-password", "-n", &ns.name, admin], None)?;
         let first = 300_000 + (std::process::id() % 100_000) * 10;
         let vmids = (first, first + 9);
         let config = std::env::temp_dir().join(format!("{}.operator.yaml", ns.name));
-        std::fs::write(
-            &config,
-            format!(
-                "resyncInterval: 3s\nwatchNamespace: {ns}\nleaderElection: {{namespace: {ns}, leaseDurationSeconds: 4}}\n\
-                 powerdns:\n  apiUrl: {pdns}\n  serverId: {sid}\n  dnsAddress: {dns}\n  apiKeySecretRef: {{namespace: {ns}, name: powerdns, key: api-key}}\n\
-                 acme:\n  issuers:\n    letsencrypt:\n      directoryUrl: {dir}\n      caBundle: {bundle}\n      accountSecretRef: {{namespace: {ns}, name: acme-account}}\n\
-                 mailcore:\n  databaseUrlSecretRef: {{namespace: {ns}, name: mailcore-db, key: url}}\n  maildirRoot: {vmail}\n\
-                 proxmox:\n  url: {pve}\n  caFile: {pve_ca}\n  storage: ceph-pool\n  vmidRange: {{first: {first}, last: {last}}}\n\
-                 \x20 tokenSecretRef: {{namespace: {ns}, name: proxmox, key: token}}\n\
-                 \x20 ipPools: {{public-v4: {{first: 198.51.100.30, last: 198.51.100.39, prefix: 24, gateway: 198.51.100.1}}}}\n\
-                 namesilo:\n  apiUrl: {namesilo}\n  apiKeySecretRef: {{namespace: {ns}, name: namesilo, key: api-key}}\n\
-                 \x20 nameservers: [ns1.{ns}.net, ns2.{ns}.net]\n",
-                ns = ns.name,
-                pdns = tb.get("PDNS_API_URL")?,
-                sid = tb.get("PDNS_SERVER_ID")?,
-                dns = tb.get("PDNS_DNS_ADDR")?,
-                dir = tb.get("ACME_DIRECTORY")?,
-                bundle = tb.get("ACME_CA_BUNDLE")?,
-                vmail = tb.get("MAILCORE_VMAIL_DIR")?,
-                pve = tb.get("PROXMOX_URL")?,
-                pve_ca = tb.get("PROXMOX_CA")?,
-                first = vmids.0,
-                last = vmids.1,
-                namesilo = tb.get("NAMESILO_URL")?,
-            ),
-        )?;
+        let scope =
+            full_stack::Scope { watch: &ns.name, home: &ns.name, vmids, network: "198.51.100", hosts: (30, 39) };
+        std::fs::write(&config, full_stack::config(tb, &scope)?)?;
         Ok(Self { tb, ns, config, rt, account, vmids })
     }
 

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use anyhow::{Context, bail};
 use serde_json::Value;
 
+pub mod full_stack;
 pub mod mail;
 pub mod manifest;
 pub mod namesilo;

@@ -21,16 +21,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use mpanel_tests::namesilo::Account;
-use mpanel_tests::{TestNamespace, Testbed};
+use mpanel_tests::{TestNamespace, Testbed, full_stack};
 use serde_json::Value;
 
 /// VMIDs the operators of these tests give out: 40 000 000 and up, ten per process. The operator's
 /// own tests use 100 000 to about 30 000 000 (cloudpod, backups, chart, subscription, delivery,
 /// bootstrap, rate_limit).
 const VMID_BASE: u32 = 40_000_000;
-
-/// The address pool the catalog's CloudPods take their address from (`ipv4.pool`).
-pub const POOL: &str = "public-v4";
 
 /// The operator binary of this build, next to the test executable.
 pub fn binary() -> anyhow::Result<PathBuf> {
@@ -71,48 +68,16 @@ impl<'a> Operator<'a> {
         let binary = binary()?;
         let own = tb.namespace("bought-op")?;
         let ns = own.name.clone();
-        let secrets = [
-            ("powerdns", "api-key", tb.get("PDNS_API_KEY")?.to_owned()),
-            ("mailcore-db", "url", tb.get("MAILCORE_DATABASE_URL")?.to_owned()),
-            ("proxmox", "token", tb.get("PROXMOX_TOKEN")?.to_owned()),
-            ("namesilo", "api-key", registrar.key().to_owned()),
-        ];
-        for (name, key, value) in secrets {
-            let literal = format!("--from-literal={key}={value}");
-            tb.kubectl_ok(&["create", "secret", "generic", name, "-n", &ns, &literal], None)?;
-        }
+        full_stack::provider_secrets(tb, &ns, registrar.key())?;
         let pid = std::process::id();
         let first = VMID_BASE + (pid % 100_000) * 10;
         let vmids = (first, first + 9);
         // addresses no other test file gives out (they use 198.51.100/24, 198.18/16 and 100.64/16)
         let network = format!("100.72.{}", pid % 250);
         let config = std::env::temp_dir().join(format!("{ns}.operator.yaml"));
-        std::fs::write(
-            &config,
-            format!(
-                "resyncInterval: 3s\nwatchNamespace: {watched}\nleaderElection: {{namespace: {ns}, leaseDurationSeconds: 4}}\n\
-                 powerdns:\n  apiUrl: {pdns}\n  serverId: {sid}\n  dnsAddress: {dns}\n  apiKeySecretRef: {{namespace: {ns}, name: powerdns, key: api-key}}\n\
-                 acme:\n  issuers:\n    letsencrypt:\n      directoryUrl: {dir}\n      caBundle: {bundle}\n      accountSecretRef: {{namespace: {ns}, name: acme-account}}\n\
-                 mailcore:\n  databaseUrlSecretRef: {{namespace: {ns}, name: mailcore-db, key: url}}\n  maildirRoot: {vmail}\n\
-                 proxmox:\n  url: {pve}\n  caFile: {pve_ca}\n  storage: ceph-pool\n  vmidRange: {{first: {first}, last: {last}}}\n\
-                 \x20 tokenSecretRef: {{namespace: {ns}, name: proxmox, key: token}}\n\
-                 \x20 ipPools: {{{POOL}: {{first: {network}.10, last: {network}.19, prefix: 24, gateway: {network}.1}}}}\n\
-                 namesilo:\n  apiUrl: {namesilo}\n  apiKeySecretRef: {{namespace: {ns}, name: namesilo, key: api-key}}\n\
-                 \x20 nameservers: [ns1.{ns}.net, ns2.{ns}.net]\n",
-                watched = customer_namespace,
-                pdns = tb.get("PDNS_API_URL")?,
-                sid = tb.get("PDNS_SERVER_ID")?,
-                dns = tb.get("PDNS_DNS_ADDR")?,
-                dir = tb.get("ACME_DIRECTORY")?,
-                bundle = tb.get("ACME_CA_BUNDLE")?,
-                vmail = tb.get("MAILCORE_VMAIL_DIR")?,
-                pve = tb.get("PROXMOX_URL")?,
-                pve_ca = tb.get("PROXMOX_CA")?,
-                first = vmids.0,
-                last = vmids.1,
-                namesilo = tb.get("NAMESILO_URL")?,
-            ),
-        )?;
+        let scope =
+            full_stack::Scope { watch: customer_namespace, home: &ns, vmids, network: &network, hosts: (10, 19) };
+        std::fs::write(&config, full_stack::config(tb, &scope)?)?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let health_addr = format!("127.0.0.1:{port}");
         let log = std::env::temp_dir().join(format!("{ns}.operator.log"));
