@@ -188,6 +188,16 @@ impl<'a> Harness<'a> {
             .cloned()
             .collect())
     }
+
+    /// The bodies of the config writes fakepve saw for guest `vmid`, oldest first.
+    fn config_writes(&self, vmid: u64) -> anyhow::Result<Vec<Value>> {
+        Ok(self
+            .requests("PUT", vmid, "/config")?
+            .iter()
+            // the log keeps each body as the JSON text fakepve read
+            .filter_map(|r| serde_json::from_str::<Value>(r["body"].as_str()?).ok())
+            .collect())
+    }
 }
 
 impl Drop for Harness<'_> {
@@ -289,7 +299,8 @@ fn fields_dropped_from_the_spec_leave_the_guest_and_keys_the_operator_never_wrot
                         "stringData": {"user-data": USER_DATA}});
     tb.kubectl_ok(&["apply", "-f", "-"], Some(&secret.to_string()))?;
     let _op = h.operator()?;
-    let mut spec = qemu("web-3", "203.0.113.43/24");
+    // an address no other test of this file uses (the address check spans namespaces)
+    let mut spec = qemu("web-3", "203.0.113.46/24");
     spec["defaultUser"] = json!("deploy");
     spec["sshKeys"] = json!([KEY_1]);
     spec["network"]["dns"] = json!({"nameservers": ["1.1.1.1"], "searchDomains": ["example.net"]});
@@ -315,12 +326,7 @@ fn fields_dropped_from_the_spec_leave_the_guest_and_keys_the_operator_never_wrot
         h.wait("drop", "recorded the keys it now writes", |p| p["status"]["configKeys"] == json!(["nameserver"]))?;
     assert_eq!(condition(&pod, "Ready")["status"], "True");
     let deleted = |h: &Harness| -> anyhow::Result<Vec<String>> {
-        Ok(h.requests("PUT", id, "/config")?
-            .iter()
-            // the log keeps each body as the JSON text fakepve read
-            .filter_map(|r| serde_json::from_str::<Value>(r["body"].as_str()?).ok())
-            .filter_map(|body| body["delete"].as_str().map(str::to_owned))
-            .collect())
+        Ok(h.config_writes(id)?.iter().filter_map(|body| body["delete"].as_str().map(str::to_owned)).collect())
     };
     let mut asked: Vec<&str> = Vec::new();
     let writes = deleted(&h)?;
@@ -347,6 +353,41 @@ fn fields_dropped_from_the_spec_leave_the_guest_and_keys_the_operator_never_wrot
     let reread = eventually(WAIT, || Ok(h.requests("GET", id, "/config")?.len() >= reads + 2))?;
     assert!(reread, "the operator did not read the guest's config again");
     assert_eq!(deleted(&h)?, writes, "the operator deleted a key it never wrote");
+    Ok(())
+}
+
+#[test]
+fn a_cloud_init_change_to_a_running_vm_is_written_once_and_waits_for_its_next_start() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let h = Harness::new(&tb, Pve::testbed(&tb)?, "cpod-boot-pend")?;
+    let _op = h.operator()?;
+    let mut spec = qemu("web-5", "203.0.113.47/24");
+    spec["defaultUser"] = json!("deploy");
+    h.apply("pend", spec.clone())?;
+    let pod = h.wait("pend", "running and Ready", |p| {
+        p["status"]["phase"] == "Running" && condition(p, "Ready")["status"] == "True"
+    })?;
+    let id = vmid(&pod)?;
+    let node = pod["status"]["node"].as_str().context("no status.node")?.to_owned();
+
+    spec["defaultUser"] = json!("ops");
+    h.apply("pend", spec)?;
+    let writes_of_ops = |h: &Harness| -> anyhow::Result<usize> {
+        Ok(h.config_writes(id)?.iter().filter(|body| body["ciuser"] == "ops").count())
+    };
+    assert!(eventually(WAIT, || Ok(writes_of_ops(&h)? == 1))?, "the new user was not written");
+    // Proxmox holds it as pending until the VM starts again, and shows it as the config
+    let pending = h.pve.call("GET", &format!("/api2/json/nodes/{node}/qemu/{id}/pending"), None)?;
+    let ciuser = pending["data"].as_array().into_iter().flatten().find(|item| item["key"] == "ciuser").cloned();
+    assert_eq!(ciuser.as_ref().map(|i| &i["pending"]), Some(&json!("ops")), "{pending}");
+    let shown = h.pve.call("GET", &format!("/api2/json/nodes/{node}/qemu/{id}/config"), None)?;
+    assert_eq!(shown["data"]["ciuser"], "ops", "the config Proxmox answers has the pending value applied");
+
+    // later reconciles read the config and find nothing to write
+    let reads = h.requests("GET", id, "/config")?.len();
+    let reread = eventually(WAIT, || Ok(h.requests("GET", id, "/config")?.len() >= reads + 3))?;
+    assert!(reread, "the operator did not read the guest's config again");
+    assert_eq!(writes_of_ops(&h)?, 1, "the pending change was written again at a resync");
     Ok(())
 }
 

@@ -65,6 +65,11 @@ documented behaviour; it is not PVE):
                        ("can't overwrite running container"); any other create is fakepve's own
   GET  /_ctl/guests    also carries restoredFrom: the archive the guest was last restored from
 
+QEMU config (fakepve 0.5.0 answers a VM's current values only):
+  GET /nodes/{node}/qemu/{vmid}/config: with the pending changes applied (a change to a running VM
+                       that waits for its next start), current=1 for the current values, as PVE
+                       answers it
+
 QEMU disk resize (fakepve 0.5.0 answers it with a task that changes nothing):
   PUT /nodes/{node}/qemu/{vmid}/resize {disk, size}: a 'resize' task that writes the new size= into
                        the disk's entry (size=N sets it, +N adds; a smaller size is refused)
@@ -85,6 +90,7 @@ from fakepve import FakePve
 from fakepve.certs import make_cert
 from fakepve.lxc import FakeCt, format_size, parse_size
 from fakepve.model import FakeVm, PveError, TaskError
+from fakepve.server import ok
 
 GIB = 1024 ** 3
 TOKEN_ID = 'root@pam!operator'
@@ -107,6 +113,25 @@ class TestbedPve(FakePve):
         app.router.add_post(CTL + 'agent', self._ctl_agent)
         app.router.add_get(CTL + 'agent', self._ctl_agent_log)
         return app
+
+    # ------------------------------------------------- qemu config as PVE answers it
+
+    async def _config_get(self, request):
+        """A VM's config with its pending changes applied (a pending delete drops the key) unless
+        current=1, as PVE answers it and as fakepve answers a container's; fakepve 0.5.0 answers a
+        VM's current values only, so a change held for the next start looked not made."""
+        vm = self._vm(request, 'VM.Audit')
+        cfg = dict(vm.config)
+        if request.query.get('current') not in ('1', 'true'):
+            for key, value in vm.pending.items():
+                if value is None:
+                    cfg.pop(key, None)
+                else:
+                    cfg[key] = value
+        if 'memory' in cfg:
+            cfg['memory'] = str(cfg['memory'])  # PVE sends it as a string
+        cfg['digest'] = vm.digest()
+        return ok(cfg)
 
     # ------------------------------------------------------ qemu disk resize
 
