@@ -9,8 +9,7 @@
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::ledger::subscriptions::Subscription;
-use crate::render::{self, FIELD_MANAGER, MAILBOX_PASSWORD_KEY};
+use crate::render::{FIELD_MANAGER, MAILBOX_PASSWORD_KEY};
 
 /// The shortest password taken, in characters.
 pub const MIN_CHARS: usize = 12;
@@ -61,13 +60,6 @@ pub fn check(password: &str, addresses: &[String], email: &str) -> Result<(), We
         return Err(Weak::ContainsName);
     }
     Ok(())
-}
-
-/// The name of the subscription's credentials Secret, if its resources use one (a product whose
-/// template asks for `${credentialsSecret}`).
-pub fn credentials_of(sub: &Subscription) -> Option<String> {
-    let secret = render::credentials_secret(&sub.resource_name);
-    sub.resources.0.to_string().contains(&secret).then_some(secret)
 }
 
 /// The addresses of the mailboxes whose password is in `secret`.

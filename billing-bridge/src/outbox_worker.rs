@@ -183,7 +183,7 @@ async fn carry_out(
                     ensure_namespace(client, &sub.namespace, &customer.handle).await?;
                     known.insert(&sub.namespace);
                 }
-                if sub.resources.0.to_string().contains(&render::credentials_secret(&sub.resource_name)) {
+                if render::credentials_of(&sub).is_some() {
                     ensure_credentials(client, &sub.namespace, &sub.resource_name).await?;
                 }
                 api.patch(&sub.resource_name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&object)).await

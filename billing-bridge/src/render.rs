@@ -66,6 +66,13 @@ pub fn credentials_secret(subscription: &str) -> String {
     format!("{subscription}-credentials")
 }
 
+/// The name of the subscription's credentials Secret, if its resources use one (a product whose
+/// template asks for `${credentialsSecret}`).
+pub fn credentials_of(sub: &subscriptions::Subscription) -> Option<String> {
+    let secret = credentials_secret(&sub.resource_name);
+    sub.resources.0.to_string().contains(&secret).then_some(secret)
+}
+
 /// The Secret holding the EPP auth code of a domain transfer the subscription buys
 /// (`${authCodeSecret}`), written at checkout; the ledger keeps only its name.
 pub fn auth_code_secret(subscription: &str) -> String {

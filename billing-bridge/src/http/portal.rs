@@ -29,6 +29,7 @@ use crate::ledger::{LedgerError, customers, tokens};
 use crate::mailbox_password::{self, SetError};
 use crate::pay_links;
 use crate::portal::{LINK_LIFETIME, LINKS_PER_HOUR, SESSION_LIFETIME};
+use crate::render;
 
 type Shared = State<Arc<AppState>>;
 type Reply = Result<Json<Value>, ApiError>;
@@ -215,7 +216,7 @@ async fn set_mailbox_password(
 ) -> Result<StatusCode, ApiError> {
     let customer = customers::get(&s.pool, customer(&s, &headers).await?).await?;
     let sub = own_subscription(&s, customer.id, &id).await?;
-    let Some(secret) = mailbox_password::credentials_of(&sub) else {
+    let Some(secret) = render::credentials_of(&sub) else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "NoMailboxCredentials",
