@@ -1,0 +1,164 @@
+//! Reading the configuration file and refusing one the operator could not run with, naming the
+//! key at fault.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::{Config, ConfigError};
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        Self::parse(&text).map_err(|message| ConfigError::Invalid { path: path.display().to_string(), message })
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let config: Self = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+        config.resync()?;
+        if let Some(px) = &config.proxmox
+            && (px.vmid_range.first < 100 || px.vmid_range.first > px.vmid_range.last)
+        {
+            return Err("proxmox.vmidRange must have 100 <= first <= last".into());
+        }
+        if let Some(ns) = &config.namesilo
+            && ns.nameservers.len() < 2
+        {
+            return Err("namesilo.nameservers needs at least two nameservers".into());
+        }
+        config.check_rate_limits()?;
+        if let Some(acme) = &config.acme {
+            if config.powerdns.as_ref().and_then(|p| p.dns_address.as_ref()).is_none() {
+                return Err("acme needs powerdns with its dnsAddress: DNS-01 records are written to PowerDNS".into());
+            }
+            if acme.orders_per_registered_domain_per_week == 0 {
+                return Err("acme.ordersPerRegisteredDomainPerWeek must be at least 1".into());
+            }
+        }
+        Ok(config)
+    }
+
+    fn check_rate_limits(&self) -> Result<(), String> {
+        let blocks = [
+            ("powerdns", self.powerdns.as_ref().map(|c| &c.rate_limit)),
+            ("acme", self.acme.as_ref().map(|c| &c.rate_limit)),
+            ("mailcore", self.mailcore.as_ref().map(|c| &c.rate_limit)),
+            ("proxmox", self.proxmox.as_ref().map(|c| &c.rate_limit)),
+            ("namesilo", self.namesilo.as_ref().map(|c| &c.rate_limit)),
+        ];
+        for (provider, limit) in blocks {
+            if let Some(limit) = limit {
+                limit.check(&format!("{provider}.rateLimit"))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn reconcile_timeout(&self) -> Result<Duration, String> {
+        mpanel_crds::formats::parse_duration(&self.reconcile_timeout)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("reconcileTimeout {:?} is not a duration like 30s or 2m", self.reconcile_timeout))
+    }
+
+    pub fn resync(&self) -> Result<Duration, String> {
+        mpanel_crds::formats::parse_duration(&self.resync_interval)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("resyncInterval {:?} is not a duration like 30s or 5m", self.resync_interval))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::NAMESILO_LIMITS;
+    use crate::providers::throttle::Limits;
+
+    #[test]
+    fn a_minimal_file_gets_the_defaults() {
+        let c = Config::parse("{}").unwrap();
+        assert_eq!(c.resync().unwrap(), Duration::from_secs(300));
+        assert!(c.leader_election.enabled);
+        assert_eq!(c.leader_election.lease_duration_seconds, 15);
+        assert_eq!(c.powerdns, None);
+    }
+
+    #[test]
+    fn powerdns_is_read_with_its_secret_reference() {
+        let c = Config::parse(
+            "resyncInterval: 30s\npowerdns:\n  apiUrl: http://127.0.0.1:8081\n  apiKeySecretRef: {namespace: mpanel-system, name: pdns, key: api-key}\n",
+        )
+        .unwrap();
+        let p = c.powerdns.unwrap();
+        assert_eq!(p.server_id, "localhost");
+        assert_eq!(p.api_key_secret_ref.name, "pdns");
+    }
+
+    #[test]
+    fn acme_issuers_are_read_and_need_powerdns_dns_address() {
+        let pdns =
+            "powerdns:\n  apiUrl: http://127.0.0.1:8081\n  apiKeySecretRef: {namespace: s, name: pdns, key: k}\n";
+        let acme = "acme:\n  issuers:\n    letsencrypt:\n      directoryUrl: https://acme.test/dir\n      accountSecretRef: {namespace: s, name: le}\n";
+        let err = Config::parse(&format!("{pdns}{acme}")).unwrap_err();
+        assert!(err.contains("dnsAddress"), "{err}");
+        let c = Config::parse(&format!("{pdns}  dnsAddress: 127.0.0.1:53\n{acme}")).unwrap();
+        let a = c.acme.unwrap();
+        assert_eq!(a.orders_per_registered_domain_per_week, 40);
+        assert_eq!(a.issuers["letsencrypt"].account_secret_ref.name, "le");
+    }
+
+    #[test]
+    fn namesilo_needs_two_default_nameservers() {
+        let key = "  apiKeySecretRef: {namespace: s, name: namesilo, key: api-key}\n";
+        let err = Config::parse(&format!("namesilo:\n{key}  nameservers: [ns1.example.net]\n")).unwrap_err();
+        assert!(err.contains("at least two"), "{err}");
+        let c = Config::parse(&format!(
+            "namesilo:\n{key}  nameservers: [ns1.example.net, ns2.example.net]\n  zoneDefaults: {{a: [192.0.2.1], mx: [{{host: mx.example.net, priority: 10}}]}}\n"
+        ))
+        .unwrap();
+        let n = c.namesilo.unwrap();
+        assert_eq!(n.api_url, "https://www.namesilo.com/api");
+        assert_eq!(n.zone_defaults.mx[0].priority, 10);
+    }
+
+    #[test]
+    fn rate_limits_default_per_provider_and_a_partial_block_keeps_the_other_default() {
+        let key =
+            "  apiKeySecretRef: {namespace: s, name: namesilo, key: api-key}\n  nameservers: [a.example, b.example]\n";
+        let c = Config::parse(&format!("namesilo:\n{key}")).unwrap();
+        assert_eq!(c.namesilo.unwrap().rate_limit.or(NAMESILO_LIMITS), NAMESILO_LIMITS);
+        let c = Config::parse(&format!("namesilo:\n{key}  rateLimit: {{requestsPerSecond: 20}}\n")).unwrap();
+        let limits = c.namesilo.unwrap().rate_limit.or(NAMESILO_LIMITS);
+        assert_eq!(limits, Limits { requests_per_second: 20.0, max_in_flight: NAMESILO_LIMITS.max_in_flight });
+        let c = Config::parse(&format!("namesilo:\n{key}  rateLimit: {{requestsPerSecond: 0.5, maxInFlight: 1}}\n"))
+            .unwrap();
+        assert_eq!(
+            c.namesilo.unwrap().rate_limit.or(NAMESILO_LIMITS),
+            Limits { requests_per_second: 0.5, max_in_flight: 1 }
+        );
+    }
+
+    #[test]
+    fn rate_limits_that_would_stop_every_call_are_refused_naming_the_key() {
+        let pdns =
+            "powerdns:\n  apiUrl: http://127.0.0.1:8081\n  apiKeySecretRef: {namespace: s, name: pdns, key: k}\n";
+        let err = Config::parse(&format!("{pdns}  rateLimit: {{requestsPerSecond: 0}}\n")).unwrap_err();
+        assert!(err.contains("powerdns.rateLimit.requestsPerSecond must be a number of at least 0.001"), "{err}");
+        let err = Config::parse(&format!("{pdns}  rateLimit: {{requestsPerSecond: 0.0001}}\n")).unwrap_err();
+        assert!(err.contains("powerdns.rateLimit.requestsPerSecond"), "slower than one every 1000 s: {err}");
+        let err = Config::parse(&format!("{pdns}  rateLimit: {{requestsPerSecond: -3}}\n")).unwrap_err();
+        assert!(err.contains("powerdns.rateLimit.requestsPerSecond"), "{err}");
+        let err = Config::parse(&format!("{pdns}  rateLimit: {{maxInFlight: 0}}\n")).unwrap_err();
+        assert!(err.contains("powerdns.rateLimit.maxInFlight must be at least 1"), "{err}");
+        let err = Config::parse(&format!("{pdns}  rateLimit: {{rps: 5}}\n")).unwrap_err();
+        assert!(err.contains("rps"), "an unknown key is named: {err}");
+        let proxmox = "proxmox:\n  url: https://pve\n  tokenSecretRef: {namespace: s, name: t, key: k}\n  vmidRange: {first: 100, last: 200}\n";
+        let err = Config::parse(&format!("{proxmox}  rateLimit: {{maxInFlight: 0}}\n")).unwrap_err();
+        assert!(err.contains("proxmox.rateLimit.maxInFlight"), "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_durations_are_refused_with_the_reason() {
+        assert!(Config::parse("resync: 5m").unwrap_err().contains("resync"));
+        assert!(Config::parse("resyncInterval: soon").unwrap_err().contains("soon"));
+    }
+}
