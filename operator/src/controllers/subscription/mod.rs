@@ -6,6 +6,7 @@
 //! deletes the children first (their finalizers deprovision the external systems) and waits for
 //! them to be gone.
 
+mod aggregate;
 pub mod children;
 
 use std::sync::Arc;
@@ -19,12 +20,11 @@ use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use mpanel_crds::certificate::Certificate;
 use mpanel_crds::cloudpod::CloudPod;
-use mpanel_crds::conditions::{Observation, READY};
 use mpanel_crds::dnszone::DnsZone;
 use mpanel_crds::domain::Domain;
 use mpanel_crds::mailbox::Mailbox;
-use mpanel_crds::reasons::{self, Reason, condition_types};
-use mpanel_crds::subscription::{ChildStatus, Subscription, SubscriptionPhase, SubscriptionStatus, SuspensionReason};
+use mpanel_crds::reasons::{self, condition_types};
+use mpanel_crds::subscription::{ChildStatus, Subscription, SubscriptionPhase, SubscriptionStatus};
 
 use super::{
     Backoff, StatusOf, apply_owned, finalizer_reason, measured, publish, reconcile_in_mode, resync_after, retry_later,
@@ -167,123 +167,22 @@ async fn existing_children(client: &Client, sub: &Subscription) -> Result<Vec<(C
 
 async fn apply(api: &Api<Subscription>, sub: &Subscription, ctx: &Context) -> Result<Action, Error> {
     let mut step = Step::new(sub);
-    let ns = sub.namespace().unwrap_or_default();
-    let wanted = children::desired(sub);
-
-    // children dropped from the templates go
-    for (kind, name) in existing_children(&ctx.client, sub).await? {
-        if !wanted.iter().any(|c| c.kind == kind && c.name == name) {
-            dynamic_api(&ctx.client, &ns, kind).delete(&name, &DeleteParams::default()).await?;
-            let note = format!("{} {name} is no longer in the templates; deleted", kind.name());
-            publish(&ctx.recorder, sub, false, reasons::CHILD_DELETED.name, "Delete", note).await;
-        }
-    }
-
-    let mut resources = Vec::new();
-    for child in &wanted {
-        let object = ensure_child(&ctx.client, &ns, child).await?;
-        let r = children::readiness(&object);
-        resources.push(ChildStatus {
-            kind: child.kind.name().to_owned(),
-            name: child.name.clone(),
-            ready: r.ready,
-            reason: r.reason,
-            message: r.message,
-        });
-    }
-    let all_ready = resources.iter().all(|r| r.ready);
-    let first_waiting = resources.iter().find(|r| !r.ready).cloned();
-    let terminal = resources.iter().find(|r| !r.ready && children::is_terminal(r.reason.as_deref())).cloned();
+    let resources = converge_children(sub, ctx).await?;
+    let children = aggregate::Children {
+        all_ready: resources.iter().all(|r| r.ready),
+        first_waiting: resources.iter().find(|r| !r.ready).cloned(),
+        terminal: resources.iter().find(|r| !r.ready && children::is_terminal(r.reason.as_deref())).cloned(),
+    };
     step.status.resources = resources;
 
     let hold = children::suspended(sub);
-    match hold {
-        Some(reason) => step.set(Observation::new(
-            SUSPENDED,
-            true,
-            suspended_for(reason).name,
-            format!("suspended ({reason:?}): CloudPods stopped, Mailboxes disabled"),
-        )),
-        None => step.set(Observation::new(SUSPENDED, false, reasons::NOT_SUSPENDED.name, "not suspended")),
-    };
-    match &first_waiting {
-        None => step.set(Observation::new(
-            CHILDREN_READY,
-            true,
-            reasons::ALL_READY.name,
-            format!("all {} child resources are Ready", step.status.resources.len()),
-        )),
-        Some(c) => step.set(Observation::new(
-            CHILDREN_READY,
-            false,
-            c.reason.clone().unwrap_or_else(|| reasons::NOT_READY.name.into()),
-            format!("{} {}: {}", c.kind, c.name, c.message.clone().unwrap_or_default()),
-        )),
-    };
-
-    // the deadline counts from when provisioning of this generation (or after a relapse) began
-    let was_settled = matches!(step.status.phase, Some(SubscriptionPhase::Active | SubscriptionPhase::Suspended));
-    let new_generation = sub.status.as_ref().and_then(|s| s.observed_generation) != sub.metadata.generation;
-    if all_ready || hold.is_some() {
-        step.status.provisioning_started_at = None;
-    } else if step.status.provisioning_started_at.is_none() || new_generation || was_settled {
-        step.status.provisioning_started_at = Some(step.at.clone());
-    }
-    let timeout =
-        mpanel_crds::formats::parse_duration(&sub.spec.provisioning_timeout).unwrap_or(Duration::from_secs(1800));
-    let deadline = step
-        .status
-        .provisioning_started_at
-        .as_ref()
-        .map(|t| t.0 + jiff::SignedDuration::try_from(timeout).unwrap_or(jiff::SignedDuration::MAX));
+    aggregate::set_conditions(&mut step, hold, children.first_waiting.as_ref());
+    let deadline = aggregate::provisioning_deadline(&mut step, sub, children.all_ready || hold.is_some());
     let now = step.at.0;
     let overdue = deadline.is_some_and(|d| now >= d);
 
     let previous = step.status.phase;
-    let (phase, ready) = match (hold, all_ready, &terminal, overdue) {
-        (Some(_), ..) => (
-            SubscriptionPhase::Suspended,
-            Observation::new(READY, false, reasons::SUSPENDED.name, "the subscription is suspended"),
-        ),
-        (None, true, ..) => {
-            if step.status.activated_at.is_none() {
-                step.status.activated_at = Some(step.at.clone());
-            }
-            (
-                SubscriptionPhase::Active,
-                Observation::new(READY, true, reasons::ACTIVE.name, "every child resource is Ready"),
-            )
-        }
-        (None, false, Some(c), _) => (
-            SubscriptionPhase::Failed,
-            Observation::new(
-                READY,
-                false,
-                reasons::CHILD_FAILED.name,
-                format!("{} {} failed: {}", c.kind, c.name, c.message.clone().unwrap_or_default()),
-            ),
-        ),
-        (None, false, None, true) => (
-            SubscriptionPhase::Failed,
-            Observation::new(
-                READY,
-                false,
-                reasons::PROVISIONING_TIMEOUT.name,
-                format!(
-                    "not every child was Ready within {}; waiting on {}",
-                    sub.spec.provisioning_timeout,
-                    first_waiting
-                        .as_ref()
-                        .map(|c| format!("{} {}: {}", c.kind, c.name, c.message.clone().unwrap_or_default()))
-                        .unwrap_or_default()
-                ),
-            ),
-        ),
-        (None, false, None, false) => (
-            SubscriptionPhase::Provisioning,
-            Observation::new(READY, false, reasons::PROVISIONING.name, "waiting for the child resources to be Ready"),
-        ),
-    };
+    let (phase, ready) = aggregate::phase(&mut step, sub, hold, &children, overdue);
     step.status.phase = Some(phase);
     step.set(ready);
     if previous != Some(phase) {
@@ -299,14 +198,31 @@ async fn apply(api: &Api<Subscription>, sub: &Subscription, ctx: &Context) -> Re
     Ok(Action::requeue(requeue.max(Duration::from_secs(1))))
 }
 
-/// The reason of the Suspended condition for a suspension's reason.
-fn suspended_for(reason: SuspensionReason) -> Reason {
-    match reason {
-        SuspensionReason::Overdue => reasons::OVERDUE,
-        SuspensionReason::Abuse => reasons::ABUSE,
-        SuspensionReason::Manual => reasons::MANUAL,
-        SuspensionReason::Dispute => reasons::DISPUTE,
+/// Deletes the children dropped from the templates, then applies each wanted child; returns what
+/// each wanted child's status says.
+async fn converge_children(sub: &Subscription, ctx: &Context) -> Result<Vec<ChildStatus>, Error> {
+    let ns = sub.namespace().unwrap_or_default();
+    let wanted = children::desired(sub);
+    for (kind, name) in existing_children(&ctx.client, sub).await? {
+        if !wanted.iter().any(|c| c.kind == kind && c.name == name) {
+            dynamic_api(&ctx.client, &ns, kind).delete(&name, &DeleteParams::default()).await?;
+            let note = format!("{} {name} is no longer in the templates; deleted", kind.name());
+            publish(&ctx.recorder, sub, false, reasons::CHILD_DELETED.name, "Delete", note).await;
+        }
     }
+    let mut resources = Vec::new();
+    for child in &wanted {
+        let object = ensure_child(&ctx.client, &ns, child).await?;
+        let r = children::readiness(&object);
+        resources.push(ChildStatus {
+            kind: child.kind.name().to_owned(),
+            name: child.name.clone(),
+            ready: r.ready,
+            reason: r.reason,
+            message: r.message,
+        });
+    }
+    Ok(resources)
 }
 
 /// Deletes the children and keeps the Subscription until they are gone (their finalizers
