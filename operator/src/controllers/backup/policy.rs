@@ -12,7 +12,9 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
-use mpanel_crds::backup::{Archive, BackupPolicy, BackupPolicyPhase, BackupPolicyStatus, CloudPodBackups};
+use mpanel_crds::backup::{
+    Archive, BackupPolicy, BackupPolicyPhase, BackupPolicySpec, BackupPolicyStatus, CloudPodBackups,
+};
 use mpanel_crds::cloudpod::CloudPod;
 use mpanel_crds::common::ReconcileMode;
 use mpanel_crds::conditions::{Condition, Observation, READY};
@@ -202,6 +204,14 @@ async fn apply<P: BackupApi>(
     }
 }
 
+/// The guest of one CloudPod, as a backup turn works on it.
+struct Guest {
+    vmid: u32,
+    node: String,
+    /// The notes this policy's archives of this CloudPod carry.
+    marker: String,
+}
+
 /// One CloudPod's turn: read its vzdump task in flight, start one when due, list the archives
 /// this policy made of it and delete those beyond `keep`.
 async fn back_up<P: BackupApi>(
@@ -227,50 +237,21 @@ async fn back_up<P: BackupApi>(
             error: None,
         };
     };
-    let spec = &policy.spec;
-    let marker = marker(&pod_uid, &policy.uid().unwrap_or_default());
+    let guest = Guest { vmid, node, marker: marker(&pod_uid, &policy.uid().unwrap_or_default()) };
     let now = Timestamp::now();
     let mut outcome = Outcome::default();
     entry.vmid = Some(vmid);
 
-    if let Some(upid) = entry.task.clone() {
-        match ctx.proxmox.task(upid_node(&upid).unwrap_or(&node), &upid).await {
-            Ok(task) if task.running() => outcome.wake = Some(POLL),
-            Ok(task) => {
-                entry.task = None;
-                match task.failure() {
-                    None => {
-                        entry.last_success_at = Some(Time(now));
-                        entry.last_failure = None;
-                    }
-                    Some(failure) => entry.last_failure = Some(format!("vzdump of VMID {vmid} failed: {failure}")),
-                }
-            }
-            Err(e) => {
-                outcome.problem = Some((e.reason(), format!("CloudPod {name}: {e}")));
-                outcome.error = Some(e);
-                return outcome;
-            }
-        }
+    if !follow_task(ctx, &guest, entry, now, &mut outcome).await {
+        return outcome;
     }
-
     let due = entry.last_backup_at.as_ref().map_or(now, |t| after(t, every));
-    if entry.task.is_none() && now >= due && mode == ReconcileMode::Reconcile {
-        let job = Vzdump { vmid, storage: &spec.storage, mode: spec.mode.as_str(), notes: &marker };
-        match ctx.proxmox.vzdump(&node, &job).await {
-            Ok(upid) => {
-                entry.task = Some(upid);
-                entry.last_backup_at = Some(Time(now));
-                outcome.wake = Some(POLL);
-            }
-            Err(e) => {
-                let message = format!("CloudPod {name}: vzdump was refused: {e}");
-                entry.last_failure = Some(message.clone());
-                outcome.problem = Some((e.reason(), message));
-                outcome.error = Some(e);
-                return outcome;
-            }
-        }
+    if entry.task.is_none()
+        && now >= due
+        && mode == ReconcileMode::Reconcile
+        && !start_vzdump(ctx, &policy.spec, &guest, entry, now, &mut outcome).await
+    {
+        return outcome;
     }
     if let Some(last) = &entry.last_backup_at {
         let next = after(last, every);
@@ -279,23 +260,103 @@ async fn back_up<P: BackupApi>(
             outcome.wake = Some(outcome.wake.unwrap_or(Duration::MAX).min(until(now, next)));
         }
     }
+    if !prune(policy, ctx, &guest, entry, mode, &mut outcome).await {
+        return outcome;
+    }
+    if outcome.problem.is_none()
+        && let Some(failure) = &entry.last_failure
+    {
+        outcome.problem = Some((reasons::BACKUP_FAILED.name, format!("CloudPod {name}: {failure}")));
+    }
+    outcome
+}
 
-    let listed = match ctx.proxmox.backups(&node, &spec.storage, vmid).await {
+/// Reads the vzdump task in flight, if any, and records how it ended; false when it could not be
+/// read (the turn ends, `outcome` says why).
+async fn follow_task<P: BackupApi>(
+    ctx: &Context<P>,
+    guest: &Guest,
+    entry: &mut CloudPodBackups,
+    now: Timestamp,
+    outcome: &mut Outcome,
+) -> bool {
+    let Some(upid) = entry.task.clone() else { return true };
+    match ctx.proxmox.task(upid_node(&upid).unwrap_or(&guest.node), &upid).await {
+        Ok(task) if task.running() => outcome.wake = Some(POLL),
+        Ok(task) => {
+            entry.task = None;
+            match task.failure() {
+                None => {
+                    entry.last_success_at = Some(Time(now));
+                    entry.last_failure = None;
+                }
+                Some(failure) => entry.last_failure = Some(format!("vzdump of VMID {} failed: {failure}", guest.vmid)),
+            }
+        }
+        Err(e) => {
+            outcome.problem = Some((e.reason(), format!("CloudPod {}: {e}", entry.name)));
+            outcome.error = Some(e);
+            return false;
+        }
+    }
+    true
+}
+
+/// Starts a vzdump of the guest; false when Proxmox refused it (the turn ends, `outcome` says why).
+async fn start_vzdump<P: BackupApi>(
+    ctx: &Context<P>,
+    spec: &BackupPolicySpec,
+    guest: &Guest,
+    entry: &mut CloudPodBackups,
+    now: Timestamp,
+    outcome: &mut Outcome,
+) -> bool {
+    let job = Vzdump { vmid: guest.vmid, storage: &spec.storage, mode: spec.mode.as_str(), notes: &guest.marker };
+    match ctx.proxmox.vzdump(&guest.node, &job).await {
+        Ok(upid) => {
+            entry.task = Some(upid);
+            entry.last_backup_at = Some(Time(now));
+            outcome.wake = Some(POLL);
+            true
+        }
+        Err(e) => {
+            let message = format!("CloudPod {}: vzdump was refused: {e}", entry.name);
+            entry.last_failure = Some(message.clone());
+            outcome.problem = Some((e.reason(), message));
+            outcome.error = Some(e);
+            false
+        }
+    }
+}
+
+/// Lists this policy's archives of the guest, newest first, deletes those beyond `keep` (when the
+/// policy may write) and records the rest; false when they could not be listed (the turn ends,
+/// `outcome` says why).
+async fn prune<P: BackupApi>(
+    policy: &BackupPolicy,
+    ctx: &Context<P>,
+    guest: &Guest,
+    entry: &mut CloudPodBackups,
+    mode: ReconcileMode,
+    outcome: &mut Outcome,
+) -> bool {
+    let (spec, name) = (&policy.spec, &entry.name);
+    let listed = match ctx.proxmox.backups(&guest.node, &spec.storage, guest.vmid).await {
         Ok(listed) => listed,
         Err(e) => {
             outcome.problem = Some((e.reason(), format!("CloudPod {name}: listing {}: {e}", spec.storage)));
             outcome.error = Some(e);
-            return outcome;
+            return false;
         }
     };
     // this policy's own archives of this CloudPod: its VMID (the listing's) and its marker
     let mut own: Vec<BackupVolume> =
-        listed.into_iter().filter(|v| v.notes.as_deref() == Some(marker.as_str())).collect();
+        listed.into_iter().filter(|v| v.notes.as_deref() == Some(guest.marker.as_str())).collect();
     own.sort_by(|a, b| b.ctime.cmp(&a.ctime).then_with(|| b.volid.cmp(&a.volid)));
     let keep = spec.keep as usize;
     if own.len() > keep && mode == ReconcileMode::Reconcile {
         for old in &own[keep..] {
-            match ctx.proxmox.delete_volume(&node, &spec.storage, &old.volid).await {
+            match ctx.proxmox.delete_volume(&guest.node, &spec.storage, &old.volid).await {
                 Ok(_) => {
                     tracing::info!(policy = %policy.name_any(), volid = %old.volid, "pruned a backup beyond retention")
                 }
@@ -311,10 +372,5 @@ async fn back_up<P: BackupApi>(
         .take(keep)
         .map(|v| Archive { volid: v.volid.clone(), created_at: time_of(v.ctime), size: v.size })
         .collect();
-    if outcome.problem.is_none()
-        && let Some(failure) = &entry.last_failure
-    {
-        outcome.problem = Some((reasons::BACKUP_FAILED.name, format!("CloudPod {name}: {failure}")));
-    }
-    outcome
+    true
 }

@@ -125,6 +125,14 @@ fn kind_of(pod: &CloudPod) -> Kind {
     }
 }
 
+/// The CloudPod's guest a restore works on.
+struct Guest {
+    vmid: u32,
+    node: String,
+    pod_uid: String,
+    kind: Kind,
+}
+
 async fn apply<P: BackupApi>(
     api: &Api<CloudPodRestore>,
     restore: &CloudPodRestore,
@@ -140,20 +148,39 @@ async fn apply<P: BackupApi>(
     let pod = pods.get_opt(&spec.cloud_pod).await?;
     let guest = pod.as_ref().and_then(|p| {
         let s = p.status.as_ref()?;
-        Some((s.vmid?, s.node.clone()?, p.uid()?, kind_of(p)))
+        Some(Guest { vmid: s.vmid?, node: s.node.clone()?, pod_uid: p.uid()?, kind: kind_of(p) })
     });
-    let Some((vmid, node, pod_uid, kind)) = guest else {
+    let Some(guest) = guest else {
         let message = format!("CloudPod {} has no guest yet (or does not exist)", spec.cloud_pod);
         step.not_ready(Some(RestorePhase::Pending), reasons::CLOUD_POD_WITHOUT_GUEST.name, message);
         step.write(api, restore).await?;
         return Ok(Action::requeue(WAIT_FOR_POD));
     };
-    step.status.vmid = Some(vmid);
+    step.status.vmid = Some(guest.vmid);
+    if let Some(refused) = refuse_archive(step.status.phase, restore, &guest, ctx).await? {
+        return end(api, restore, step, ctx, refused).await;
+    }
+    if mode == ReconcileMode::ObserveOnly {
+        let message = format!("would restore {} onto VMID {} (ObserveOnly)", spec.archive, guest.vmid);
+        step.not_ready(Some(RestorePhase::Pending), reasons::NOT_RESTORED.name, message);
+        step.write(api, restore).await?;
+        return Ok(Action::await_change());
+    }
+    restore_guest(api, restore, step, ctx, &guest, pod.as_ref(), &pods).await
+}
 
-    // the archive must be this CloudPod's: its VMID and kind in the name, a policy's marker for it
+/// Why the archive may not be restored onto `guest`, as the outcome to end with; `None` when it
+/// may. The archive must be this CloudPod's: its VMID and kind in the name, a policy's marker for
+/// it (looked up while the restore has not started).
+async fn refuse_archive<P: BackupApi>(
+    phase: Option<RestorePhase>,
+    restore: &CloudPodRestore,
+    guest: &Guest,
+    ctx: &Context<P>,
+) -> Result<Option<(RestorePhase, &'static str, String)>, Error> {
+    let (spec, vmid, kind) = (&restore.spec, guest.vmid, guest.kind);
     let Some((storage, archive_kind, archive_vmid)) = parse_archive(&spec.archive) else {
-        return end(api, restore, step, ctx, failed(reasons::ARCHIVE_NOT_OWNED.name, "not a vzdump archive".into()))
-            .await;
+        return Ok(Some(failed(reasons::ARCHIVE_NOT_OWNED.name, "not a vzdump archive".into())));
     };
     if archive_vmid != vmid || archive_kind != kind {
         let message = format!(
@@ -162,30 +189,38 @@ async fn apply<P: BackupApi>(
             archive_kind.path(),
             kind.path()
         );
-        return end(api, restore, step, ctx, failed(reasons::ARCHIVE_NOT_OWNED.name, message)).await;
+        return Ok(Some(failed(reasons::ARCHIVE_NOT_OWNED.name, message)));
     }
-    if step.status.phase.is_none_or(|p| p == RestorePhase::Pending) {
-        let listed = ctx.proxmox.backups(&node, storage, vmid).await?;
+    if phase.is_none_or(|p| p == RestorePhase::Pending) {
+        let listed = ctx.proxmox.backups(&guest.node, storage, vmid).await?;
         let Some(archive) = listed.iter().find(|v| v.volid == spec.archive) else {
             let message = format!("{} is not in storage {storage}", spec.archive);
-            return end(api, restore, step, ctx, failed(reasons::ARCHIVE_NOT_FOUND.name, message)).await;
+            return Ok(Some(failed(reasons::ARCHIVE_NOT_FOUND.name, message)));
         };
-        if !made_for(archive.notes.as_deref(), &pod_uid) {
+        if !made_for(archive.notes.as_deref(), &guest.pod_uid) {
             let message =
                 format!("{} was not made by a BackupPolicy of this CloudPod; it is left untouched", spec.archive);
-            return end(api, restore, step, ctx, failed(reasons::ARCHIVE_NOT_OWNED.name, message)).await;
+            return Ok(Some(failed(reasons::ARCHIVE_NOT_OWNED.name, message)));
         }
     }
-    if mode == ReconcileMode::ObserveOnly {
-        let message = format!("would restore {} onto VMID {vmid} (ObserveOnly)", spec.archive);
-        step.not_ready(Some(RestorePhase::Pending), reasons::NOT_RESTORED.name, message);
-        step.write(api, restore).await?;
-        return Ok(Action::await_change());
-    }
+    Ok(None)
+}
 
+/// The next step of the restore itself: follow the task in flight (a stop or the restore), pause
+/// the CloudPod, stop the guest, then start the restore.
+async fn restore_guest<P: BackupApi>(
+    api: &Api<CloudPodRestore>,
+    restore: &CloudPodRestore,
+    mut step: Step,
+    ctx: &Context<P>,
+    guest: &Guest,
+    pod: Option<&CloudPod>,
+    pods: &Api<CloudPod>,
+) -> Result<Action, Error> {
+    let (spec, vmid, node, kind) = (&restore.spec, guest.vmid, guest.node.as_str(), guest.kind);
     // the task in flight: a stop or the restore
     if let Some(upid) = step.status.task.clone() {
-        let task = ctx.proxmox.task(upid_node(&upid).unwrap_or(&node), &upid).await?;
+        let task = ctx.proxmox.task(upid_node(&upid).unwrap_or(node), &upid).await?;
         if task.running() {
             return Ok(Action::requeue(POLL));
         }
@@ -203,33 +238,44 @@ async fn apply<P: BackupApi>(
 
     // pause the CloudPod (recorded before it is done, so a crash never leaves it paused for good)
     if step.status.paused_cloud_pod.is_none() {
-        let previous = pod.as_ref().and_then(|p| p.annotations().get(RECONCILE_MODE_ANNOTATION).cloned());
+        let previous = pod.and_then(|p| p.annotations().get(RECONCILE_MODE_ANNOTATION).cloned());
         step.status.paused_cloud_pod = Some(PausedCloudPod { previous_mode: previous });
         let message = format!("pausing CloudPod {} and stopping VMID {vmid}", spec.cloud_pod);
         step.not_ready(Some(RestorePhase::Stopping), reasons::RESTORING.name, message);
         write_changed_status(api, restore, &step.status).await?;
     }
-    set_mode(&pods, &spec.cloud_pod, Some("Paused")).await?;
+    set_mode(pods, &spec.cloud_pod, Some("Paused")).await?;
 
-    if ctx.proxmox.power_state(&node, kind, vmid).await? != "stopped" {
-        let upid = ctx.proxmox.power(&node, kind, vmid, "stop").await?;
+    if ctx.proxmox.power_state(node, kind, vmid).await? != "stopped" {
+        let upid = ctx.proxmox.power(node, kind, vmid, "stop").await?;
         step.status.task = Some(upid);
         let message = format!("stopping VMID {vmid} before the restore");
         step.not_ready(Some(RestorePhase::Stopping), reasons::RESTORING.name, message);
         step.write(api, restore).await?;
         return Ok(Action::requeue(POLL));
     }
+    start_restore(api, restore, step, ctx, guest).await
+}
 
+/// Starts the restore of the stopped guest from the archive.
+async fn start_restore<P: BackupApi>(
+    api: &Api<CloudPodRestore>,
+    restore: &CloudPodRestore,
+    mut step: Step,
+    ctx: &Context<P>,
+    guest: &Guest,
+) -> Result<Action, Error> {
+    let (spec, vmid, node, kind) = (&restore.spec, guest.vmid, guest.node.as_str(), guest.kind);
     // LXC restores put every volume on `storage` ('local' by default): keep them where they are
     let storage = match kind {
         Kind::Lxc => {
-            let config = ctx.proxmox.config(&node, kind, vmid).await?;
+            let config = ctx.proxmox.config(node, kind, vmid).await?;
             config.get("rootfs").and_then(|v| v.as_str()).and_then(|v| v.split_once(':')).map(|(s, _)| s.to_owned())
         }
         Kind::Qemu => None,
     };
     let job = Restore { kind, vmid, archive: &spec.archive, storage: storage.as_deref() };
-    let upid = ctx.proxmox.restore(&node, &job).await?;
+    let upid = ctx.proxmox.restore(node, &job).await?;
     step.status.task = Some(upid);
     step.status.started_at = Some(now());
     let message = format!("restoring VMID {vmid} from {}", spec.archive);
