@@ -269,19 +269,42 @@ pub(super) async fn deliver<P: DnsApi>(
             },
         };
         if let Some(f) = outcome {
-            let news = previous.is_none_or(|p| {
-                p.last_error_reason.as_deref() != Some(f.reason) || p.last_error.as_deref() != Some(f.message.as_str())
-            });
-            if news {
-                let note = format!("CloudPod {}: {}", target.cloud_pod, f.message);
-                publish(&ctx.recorder, cert, true, f.reason, "Deliver", note).await;
-            }
+            announce_failure(cert, previous, &target.cloud_pod, &f, ctx).await;
             failures.push((target.cloud_pod.clone(), f));
         }
         deliveries.push(entry);
     }
     step.status.deliveries = deliveries;
-    let observation = if let Some((_, first)) = failures.first() {
+    step.set(delivered_condition(targets, material, &failures, &observe_only));
+    Ok(next)
+}
+
+/// A Warning Event about a target's failure, unless the target had failed the same way before.
+async fn announce_failure<P: DnsApi>(
+    cert: &Certificate,
+    previous: Option<&Delivery>,
+    cloud_pod: &str,
+    f: &Failure,
+    ctx: &Context<P>,
+) {
+    let news = previous.is_none_or(|p| {
+        p.last_error_reason.as_deref() != Some(f.reason) || p.last_error.as_deref() != Some(f.message.as_str())
+    });
+    if news {
+        let note = format!("CloudPod {cloud_pod}: {}", f.message);
+        publish(&ctx.recorder, cert, true, f.reason, "Deliver", note).await;
+    }
+}
+
+/// The Delivered condition: the failed targets, else the targets left as they are by ObserveOnly,
+/// else every target holding the certificate.
+fn delivered_condition(
+    targets: &[DeliveryTarget],
+    material: &Material,
+    failures: &[(String, Failure)],
+    observe_only: &[String],
+) -> Observation {
+    if let Some((_, first)) = failures.first() {
         let each: Vec<String> = failures.iter().map(|(pod, f)| format!("CloudPod {pod}: {}", f.message)).collect();
         Observation::new(DELIVERED, false, first.reason, each.join("; "))
     } else if !observe_only.is_empty() {
@@ -295,9 +318,7 @@ pub(super) async fn deliver<P: DnsApi>(
         let pods: Vec<&str> = targets.iter().map(|t| t.cloud_pod.as_str()).collect();
         let message = format!("certificate {} is in CloudPod {}", material.serial, pods.join(", "));
         Observation::new(DELIVERED, true, reasons::DELIVERED.name, message)
-    };
-    step.set(observation);
-    Ok(next)
+    }
 }
 
 /// Writes into the guest, and says so in an Event.
