@@ -12,6 +12,9 @@
 //!    time from the moment the burst starts; the clock runs from the webhook delivery until a watch
 //!    on Subscriptions sees that order's resource. Prints p50, p99 and max, over all of them and
 //!    over those paid while the burst's deliveries ran.
+//! 3. The apiserver's own ceiling: the burst's Subscriptions applied again, as they are, into a
+//!    scratch namespace by this program alone (server-side apply, as many at a time as the bridges'
+//!    outbox lanes), without a ledger. The bridges' apply rate is read against this number.
 //!
 //! The bridges run as `tests/support` runs them, with the default scan interval (30 s, as deployed:
 //! the tests' 1 s makes the periodic passes part of the load); their logs are kept in
@@ -31,6 +34,7 @@ use futures::{StreamExt, TryStreamExt};
 use kube::core::PartialObjectMeta;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
+use mpanel_billing_bridge::outbox_worker;
 use mpanel_billing_bridge::render::LEDGER_LABEL;
 use mpanel_crds::subscription::Subscription;
 use mpanel_tests::Testbed;
@@ -159,6 +163,12 @@ fn burst(rt: &Runtime, replicas: &Replicas, ledger: &Ledger, placed: &[Value], e
     )?;
     let window = Window { start: started, end: Instant::now() };
     let wall = window.end - window.start;
+    let of_burst = format!(
+        "FROM outbox o JOIN subscriptions s ON s.id = o.subscription_id JOIN customers c ON c.id = s.customer_id \
+         WHERE c.email = '{email}'"
+    );
+    let applied_while_delivering =
+        ledger.count(rt, &format!("SELECT count(*) {of_burst} AND o.done_at IS NOT NULL"))?;
     let after = rt.block_on(replicas.webhook_outcomes())?;
     let delta = |outcome: &str| {
         after.get(outcome).copied().unwrap_or(0).saturating_sub(before.get(outcome).copied().unwrap_or(0))
@@ -187,10 +197,6 @@ fn burst(rt: &Runtime, replicas: &Replicas, ledger: &Ledger, placed: &[Value], e
     );
 
     // the workers meanwhile: every paid invoice of the burst fulfilled and its resource applied
-    let of_burst = format!(
-        "FROM outbox o JOIN subscriptions s ON s.id = o.subscription_id JOIN customers c ON c.id = s.customer_id \
-         WHERE c.email = '{email}'"
-    );
     let deadline = Instant::now() + Duration::from_secs(600);
     let applied = loop {
         let done = ledger.count(
@@ -231,6 +237,14 @@ fn burst(rt: &Runtime, replicas: &Replicas, ledger: &Ledger, placed: &[Value], e
         orders as f64 / applied.as_secs_f64(),
         orders as f64 / ledger_secs,
     );
+    let after_delivering = (applied - wall).as_secs_f64();
+    println!(
+        "| apply rate | {applied_while_delivering} applied while the deliveries ran, the other {} after them | {:.2} s + {after_delivering:.2} s | {:.0}/s while delivering, {:.0}/s after |",
+        orders as i64 - applied_while_delivering,
+        wall.as_secs_f64(),
+        applied_while_delivering as f64 / wall.as_secs_f64(),
+        (orders as i64 - applied_while_delivering) as f64 / after_delivering,
+    );
     println!("| ledger | {payments} payments of the burst for {orders} orders; {recorded} stripe_events in all | | |");
     // where the time went, by the ledger's clock: payment recorded -> invoice fulfilled -> resource applied
     let stages = ledger
@@ -263,6 +277,13 @@ fn burst(rt: &Runtime, replicas: &Replicas, ledger: &Ledger, placed: &[Value], e
     Ok(window)
 }
 
+/// A client of the testbed's apiserver, as its kubeconfig says.
+async fn kube_client(tb: &Testbed) -> anyhow::Result<kube::Client> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(tb.get("KUBECONFIG")?)?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await?;
+    Ok(kube::Client::try_from(config)?)
+}
+
 /// A Subscription seen by the watch: its name and when.
 enum Seen {
     Listed,
@@ -274,18 +295,9 @@ fn watch_subscriptions(
     rt: &Runtime,
     tb: &Testbed,
 ) -> anyhow::Result<(tokio::task::JoinHandle<()>, mpsc::UnboundedReceiver<Seen>)> {
-    let kubeconfig = kube::config::Kubeconfig::read_from(tb.get("KUBECONFIG")?)?;
+    let client = rt.block_on(kube_client(tb))?;
     let (tx, rx) = mpsc::unbounded();
     let watch = rt.spawn(async move {
-        let config =
-            match kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await {
-                Ok(config) => config,
-                Err(e) => return eprintln!("kube config: {e}"),
-            };
-        let client = match kube::Client::try_from(config) {
-            Ok(client) => client,
-            Err(e) => return eprintln!("kube client: {e}"),
-        };
         let api: Api<PartialObjectMeta<Subscription>> = Api::all(client);
         let mut events = watcher(api, watcher::Config::default().labels(LEDGER_LABEL)).default_backoff().boxed();
         while let Some(event) = events.next().await {
@@ -354,6 +366,57 @@ fn print_latencies(label: &str, mut latencies: Vec<Duration>) {
     );
 }
 
+/// The burst's Subscriptions applied again by this program alone into a scratch namespace, `lanes`
+/// at a time: how fast the apiserver takes them without the bridge.
+fn ceiling(rt: &Runtime, tb: &Testbed, ledger: &Ledger, email: &str, lanes: usize) -> anyhow::Result<()> {
+    let namespace = ledger
+        .text(
+            rt,
+            &format!(
+                "SELECT s.namespace FROM subscriptions s JOIN customers c ON c.id = s.customer_id WHERE c.email = '{email}' LIMIT 1"
+            ),
+        )?
+        .ok_or_else(|| anyhow::anyhow!("the burst has no subscription"))?;
+    let scratch = format!("bench-ceiling-{}", std::process::id());
+    tb.kubectl(&["create", "namespace", &scratch], None)?;
+    let client = rt.block_on(kube_client(tb))?;
+    let outcome = rt.block_on(async {
+        let source: Api<Subscription> = Api::namespaced(client.clone(), &namespace);
+        let objects: Vec<Subscription> = source
+            .list(&Default::default())
+            .await?
+            .items
+            .into_iter()
+            .map(|s| {
+                let mut copy = Subscription::new(&s.name_any(), s.spec);
+                copy.metadata.labels = Some(BTreeMap::from([("bench".to_owned(), "ceiling".to_owned())]));
+                copy
+            })
+            .collect();
+        let target: Api<Subscription> = Api::namespaced(client, &scratch);
+        let params = kube::api::PatchParams::apply("bench-ceiling").force();
+        let started = Instant::now();
+        futures::stream::iter(objects.iter())
+            .map(|o| {
+                let (target, params) = (&target, &params);
+                async move { target.patch(&o.name_any(), params, &kube::api::Patch::Apply(o)).await }
+            })
+            .buffer_unordered(lanes)
+            .try_collect::<Vec<_>>()
+            .await?;
+        let wall = started.elapsed();
+        println!(
+            "| apiserver ceiling | the burst's {} Subscriptions applied again by this program alone, {lanes} at a time | {:.2} s | {:.0} subscriptions/s |",
+            objects.len(),
+            wall.as_secs_f64(),
+            objects.len() as f64 / wall.as_secs_f64()
+        );
+        anyhow::Ok(())
+    });
+    let _ = tb.kubectl(&["delete", "namespace", &scratch, "--wait=false"], None);
+    outcome
+}
+
 fn run(rt: &Runtime, tb: &Testbed, ledger: &Ledger, replicas: &Replicas) -> anyhow::Result<()> {
     let orders = env_usize("BENCH_ORDERS", 1000).max(1);
     let latency_orders = env_usize("BENCH_LATENCY_ORDERS", 1000);
@@ -402,7 +465,7 @@ fn run(rt: &Runtime, tb: &Testbed, ledger: &Ledger, replicas: &Replicas) -> anyh
                 latencies.iter().map(|l| l.1).collect(),
             );
         }
-        Ok(())
+        ceiling(rt, tb, ledger, &email, outbox_worker::PARALLEL * replicas.0.len())
     })();
     watch.abort();
     outcome

@@ -30,7 +30,7 @@ use crate::wakeup::Wakeup;
 pub const CHANNEL: &str = "mpanel_outbox";
 
 /// Entries carried out at once (lanes), each holding its claim (a connection) while Kubernetes answers.
-const PARALLEL: usize = 8;
+pub const PARALLEL: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
