@@ -122,6 +122,39 @@ async fn ledger(database: &Database, max_connections: u32) -> anyhow::Result<PgP
     db::open(&database.url, max_connections).await.context("connecting to the ledger")
 }
 
+/// The links of sign-in mails, when the portal has a key to sign them with.
+fn sign_in_links(cfg: &Serve) -> anyhow::Result<Option<SignInLinks>> {
+    match cfg.portal_key.as_deref() {
+        Some(key) => Ok(Some(SignInLinks::new(key, &cfg.portal_url)?)),
+        None => {
+            tracing::warn!("no MPANEL_BRIDGE_PORTAL_KEY: customers cannot sign in to the portal");
+            Ok(None)
+        }
+    }
+}
+
+/// The mailer of customer notifications, when there is an SMTP server to send them through.
+fn mailer(cfg: &Serve, sign_in: Option<&SignInLinks>) -> anyhow::Result<Option<notify::Mailer>> {
+    let Some(addr) = cfg.notify_smtp_addr.as_deref() else {
+        tracing::warn!("no NOTIFY_SMTP_ADDR: customer notifications are recorded in the ledger, not sent");
+        return Ok(None);
+    };
+    let mailer = notify::Mailer::new(addr)?;
+    Ok(Some(match sign_in {
+        Some(links) => mailer.with_sign_in_links(links.clone()),
+        None => mailer,
+    }))
+}
+
+/// Resolves on Ctrl-C or SIGTERM: the server stops taking requests and finishes those it has.
+async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
 async fn run(cfg: Serve) -> anyhow::Result<()> {
     let pool = ledger(&cfg.database, 20).await?;
     let tenant = catalog::tenant_id(&pool, &cfg.tenant).await?;
@@ -160,22 +193,9 @@ async fn run(cfg: Serve) -> anyhow::Result<()> {
         workers.spawn("lifecycle", lifecycle::run(pool.clone(), every, metrics.clone()));
         workers.spawn("renewal charges", renewal_charges::run(pool.clone(), stripe.clone(), every, metrics.clone()));
     }
-    let sign_in = match cfg.portal_key.as_deref() {
-        Some(key) => Some(SignInLinks::new(key, &cfg.portal_url)?),
-        None => {
-            tracing::warn!("no MPANEL_BRIDGE_PORTAL_KEY: customers cannot sign in to the portal");
-            None
-        }
-    };
-    match cfg.notify_smtp_addr.as_deref() {
-        Some(addr) => {
-            let mut mailer = notify::Mailer::new(addr)?;
-            if let Some(links) = &sign_in {
-                mailer = mailer.with_sign_in_links(links.clone());
-            }
-            workers.spawn("notification", notify::worker::run(pool.clone(), mailer, scan, metrics.clone()));
-        }
-        None => tracing::warn!("no NOTIFY_SMTP_ADDR: customer notifications are recorded in the ledger, not sent"),
+    let sign_in = sign_in_links(&cfg)?;
+    if let Some(mailer) = mailer(&cfg, sign_in.as_ref())? {
+        workers.spawn("notification", notify::worker::run(pool.clone(), mailer, scan, metrics.clone()));
     }
 
     let state = Arc::new(AppState {
@@ -195,13 +215,7 @@ async fn run(cfg: Serve) -> anyhow::Result<()> {
     });
     let listener = TcpListener::bind(cfg.listen).await?;
     tracing::info!(listen = %cfg.listen, "billing bridge serving");
-    let serving = axum::serve(listener, http::router(state)).with_graceful_shutdown(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-        }
-    });
+    let serving = axum::serve(listener, http::router(state)).with_graceful_shutdown(stop_signal());
     tokio::select! {
         served = serving => Ok(served?),
         ended = workers.ended() => {

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::checkout::{self, Expiry};
 use crate::ledger::customers::{self, MethodSaved};
 use crate::ledger::pay_links as ledger_pay_links;
-use crate::ledger::payments::{self, Outcome, Report};
+use crate::ledger::payments::{self, Outcome, Payment, Report};
 use crate::ledger::stripe_events as recorded;
 use crate::ledger::{LedgerError, audit, invoices, orders};
 use crate::money;
@@ -97,21 +97,22 @@ pub async fn apply(pool: &PgPool, event: &Event) -> Result<Applied, LedgerError>
     if !recorded::record(&mut *tx, &event.id, &event.kind, event.created, &event.raw).await? {
         return Ok(Applied::Duplicate);
     }
-    if let Some((stripe_customer, method)) = saved_method(event) {
-        let applied = keep_saved_method(&mut tx, event, stripe_customer, method).await?;
-        tx.commit().await?;
-        return Ok(applied);
-    }
-    if event.kind == "checkout.session.expired" {
-        let applied = expire_session(&mut tx, event).await?;
-        tx.commit().await?;
-        return Ok(applied);
-    }
-    if let Some(dispute) = dispute_of(event) {
-        let applied = follow_dispute(&mut tx, event, dispute).await?;
-        tx.commit().await?;
-        return Ok(applied);
-    }
+    let applied = if let Some((stripe_customer, method)) = saved_method(event) {
+        keep_saved_method(&mut tx, event, stripe_customer, method).await?
+    } else if event.kind == "checkout.session.expired" {
+        expire_session(&mut tx, event).await?
+    } else if let Some(dispute) = dispute_of(event) {
+        follow_dispute(&mut tx, event, dispute).await?
+    } else {
+        follow_payment(&mut tx, event).await?
+    };
+    tx.commit().await?;
+    Ok(applied)
+}
+
+/// An event about a payment: recorded on its payment row and its invoice settled. One that names
+/// no invoice we know, or money in another currency than the invoice's, changes nothing else.
+async fn follow_payment(tx: &mut sqlx::PgConnection, event: &Event) -> Result<Applied, LedgerError> {
     // an invoice we do not know: keep the event (and a refund's payment), change nothing else
     let invoice = match event.invoice_id() {
         Some(id) => invoices::get(&mut *tx, id).await.ok(),
@@ -119,13 +120,7 @@ pub async fn apply(pool: &PgPool, event: &Event) -> Result<Applied, LedgerError>
     };
     // an event that names no currency is in its invoice's
     let currency = event.currency().or_else(|| invoice.as_ref().map(|i| i.currency.to_ascii_lowercase()));
-    let report = match report_of(event, currency.as_deref().unwrap_or("usd")) {
-        Some(report) => report,
-        None => {
-            tx.commit().await?;
-            return Ok(Applied::Ignored);
-        }
-    };
+    let Some(report) = report_of(event, currency.as_deref().unwrap_or("usd")) else { return Ok(Applied::Ignored) };
     // money in another currency than the invoice's does not pay it (nor is it summed toward it):
     // refused into an audit row for staff to follow up
     if let Some(i) = invoice.as_ref().filter(|i| !i.currency.eq_ignore_ascii_case(&report.currency)) {
@@ -134,52 +129,48 @@ pub async fn apply(pool: &PgPool, event: &Event) -> Result<Applied, LedgerError>
             "invoiceCurrency": i.currency, "paymentCurrency": report.currency, "amount": report.amount,
         });
         audit::record(&mut *tx, "stripe", "payment.currency_mismatch", "payment", &report.reference, detail).await?;
-        tx.commit().await?;
         return Ok(Applied::Ignored);
     }
     let linked = Report { invoice: invoice.as_ref().map(|i| i.id), ..report };
     if linked.invoice.is_none() && !matches!(linked.outcome, Outcome::Refunded(_)) {
-        audit::record(
-            &mut *tx,
-            "stripe",
-            "event.unmatched",
-            "stripe_event",
-            &event.id,
-            serde_json::json!({"type": event.kind}),
-        )
-        .await?;
-        tx.commit().await?;
+        let detail = serde_json::json!({"type": event.kind});
+        audit::record(&mut *tx, "stripe", "event.unmatched", "stripe_event", &event.id, detail).await?;
         return Ok(Applied::Ignored);
     }
     let payment = payments::record(&mut *tx, &linked).await?;
-    let mut on_void = false;
-    if let Some(invoice_id) = payment.invoice_id {
-        let invoice = payments::settle_invoice(&mut tx, invoice_id).await?;
-        if let (Some(order), "paid" | "refunded") = (invoice.order_id, invoice.status.as_str()) {
-            orders::set_status(&mut *tx, order, &invoice.status).await?;
-        }
-        if let Some(stripe_customer) = event.str("/customer") {
-            customers::set_stripe_customer(&mut *tx, invoice.customer_id, stripe_customer).await?;
-            // the card a paid checkout saved for later (off-session) charges
-            if let (Some(method), "succeeded") = (event.str("/payment_method"), payment.status.as_str()) {
-                let at = event.created_at();
-                customers::save_payment_method(&mut tx, stripe_customer, Some(invoice.customer_id), method, at).await?;
-            }
-        }
-        on_void = checkout::note_payment_on_void_invoice(&mut tx, &invoice, &payment, &event.id).await?;
-        money_follows::after_refund(&mut tx, &invoice, "stripe", &event.kind).await?;
-    }
-    audit::record(
-        &mut *tx,
-        "stripe",
-        &event.kind,
-        "payment",
-        &payment.reference,
-        serde_json::json!({"event": event.id, "status": payment.status, "invoice": payment.invoice_id}),
-    )
-    .await?;
-    tx.commit().await?;
+    let on_void = match payment.invoice_id {
+        Some(invoice_id) => settle(tx, event, invoice_id, &payment).await?,
+        None => false,
+    };
+    let detail = serde_json::json!({"event": event.id, "status": payment.status, "invoice": payment.invoice_id});
+    audit::record(&mut *tx, "stripe", &event.kind, "payment", &payment.reference, detail).await?;
     Ok(if on_void { Applied::RecordedOnVoidInvoice } else { Applied::Recorded })
+}
+
+/// The invoice a recorded payment is for, settled by what its payments now add up to (and its
+/// order with it); the card a paid checkout saved is kept for later charges, and a refund is
+/// followed to the service. Whether the payment kept money on a void invoice.
+async fn settle(
+    tx: &mut sqlx::PgConnection,
+    event: &Event,
+    invoice_id: Uuid,
+    payment: &Payment,
+) -> Result<bool, LedgerError> {
+    let invoice = payments::settle_invoice(tx, invoice_id).await?;
+    if let (Some(order), "paid" | "refunded") = (invoice.order_id, invoice.status.as_str()) {
+        orders::set_status(&mut *tx, order, &invoice.status).await?;
+    }
+    if let Some(stripe_customer) = event.str("/customer") {
+        customers::set_stripe_customer(&mut *tx, invoice.customer_id, stripe_customer).await?;
+        // the card a paid checkout saved for later (off-session) charges
+        if let (Some(method), "succeeded") = (event.str("/payment_method"), payment.status.as_str()) {
+            let at = event.created_at();
+            customers::save_payment_method(tx, stripe_customer, Some(invoice.customer_id), method, at).await?;
+        }
+    }
+    let on_void = checkout::note_payment_on_void_invoice(tx, &invoice, payment, &event.id).await?;
+    money_follows::after_refund(tx, &invoice, "stripe", &event.kind).await?;
+    Ok(on_void)
 }
 
 /// The Stripe customer and the payment method an event says it keeps for later charges:

@@ -79,50 +79,58 @@ fn lines(facts: &Facts<'_>) -> Vec<(String, String)> {
         .collect()
 }
 
+fn receipt(c: &mut Content, facts: &Facts<'_>, invoice: &str, service: &str) {
+    c.title = format!("receipt for invoice {invoice}");
+    let what = if facts.flag("renewal") { "renewal of your" } else { "order of" };
+    c.paragraphs.push(format!("Thank you: we received your payment for the {what} {service}."));
+    c.lines = lines(facts);
+    c.total = facts.money("total");
+    if facts.flag("mailboxPassword") && !facts.flag("renewal") {
+        let portal = facts.str("portalUrl").map(|url| format!(" at {url}")).unwrap_or_default();
+        c.paragraphs.push(format!(
+            "Your mailbox password is never sent by email: set it in the customer portal{portal} \
+             (sign in with this email address, open the subscription and choose a mailbox password), \
+             or ask our staff to set it for you."
+        ));
+    }
+}
+
+fn payment_failed(c: &mut Content, facts: &Facts<'_>, invoice: &str) {
+    c.title = format!("your payment for invoice {invoice} failed");
+    let amount = facts.money("amount").map(|a| format!(" of {a}")).unwrap_or_default();
+    c.paragraphs.push(format!("Your payment{amount} for invoice {invoice} did not go through."));
+    if let Some(message) = facts.str("message") {
+        c.paragraphs.push(format!("The payment provider said: {message}"));
+    }
+    if facts.str("payUrl").is_none() {
+        c.paragraphs.push("Please pay the invoice again with another payment method.".to_owned());
+    }
+    c.pay = pay(facts, "Pay the invoice here, with this or another card");
+}
+
+/// Why a service is suspended, in the customer's words.
+fn why_suspended(facts: &Facts<'_>) -> String {
+    match facts.str("reason") {
+        Some("Overdue") => "an invoice is unpaid past its due date".to_owned(),
+        Some("Dispute") => "a payment of yours is disputed with your bank".to_owned(),
+        Some("Abuse") => "it was used against our terms of service".to_owned(),
+        Some("Manual") => "our staff suspended it; please contact support".to_owned(),
+        Some(other) => other.to_owned(),
+        None => "of a billing matter".to_owned(),
+    }
+}
+
 fn content(kind: Kind, facts: &Facts<'_>, brand: &Branding) -> Content {
     let service = facts.service();
     let invoice = facts.or("invoice", "your invoice");
     let support = format!("If you have a question, write to {}.", brand.support);
     let mut c = Content::default();
     match kind {
-        Kind::Receipt => {
-            c.title = format!("receipt for invoice {invoice}");
-            let what = if facts.flag("renewal") { "renewal of your" } else { "order of" };
-            c.paragraphs.push(format!("Thank you: we received your payment for the {what} {service}."));
-            c.lines = lines(facts);
-            c.total = facts.money("total");
-            if facts.flag("mailboxPassword") && !facts.flag("renewal") {
-                let portal = facts.str("portalUrl").map(|url| format!(" at {url}")).unwrap_or_default();
-                c.paragraphs.push(format!(
-                    "Your mailbox password is never sent by email: set it in the customer portal{portal} \
-                     (sign in with this email address, open the subscription and choose a mailbox password), \
-                     or ask our staff to set it for you."
-                ));
-            }
-        }
-        Kind::PaymentFailed => {
-            c.title = format!("your payment for invoice {invoice} failed");
-            let amount = facts.money("amount").map(|a| format!(" of {a}")).unwrap_or_default();
-            c.paragraphs.push(format!("Your payment{amount} for invoice {invoice} did not go through."));
-            if let Some(message) = facts.str("message") {
-                c.paragraphs.push(format!("The payment provider said: {message}"));
-            }
-            if facts.str("payUrl").is_none() {
-                c.paragraphs.push("Please pay the invoice again with another payment method.".to_owned());
-            }
-            c.pay = pay(facts, "Pay the invoice here, with this or another card");
-        }
+        Kind::Receipt => receipt(&mut c, facts, invoice, &service),
+        Kind::PaymentFailed => payment_failed(&mut c, facts, invoice),
         Kind::Suspended => {
             c.title = format!("your {service} is suspended");
-            let why = match facts.str("reason") {
-                Some("Overdue") => "an invoice is unpaid past its due date".to_owned(),
-                Some("Dispute") => "a payment of yours is disputed with your bank".to_owned(),
-                Some("Abuse") => "it was used against our terms of service".to_owned(),
-                Some("Manual") => "our staff suspended it; please contact support".to_owned(),
-                Some(other) => other.to_owned(),
-                None => "of a billing matter".to_owned(),
-            };
-            c.paragraphs.push(format!("Your {service} is suspended because {why}."));
+            c.paragraphs.push(format!("Your {service} is suspended because {}.", why_suspended(facts)));
             c.paragraphs
                 .push("It runs again as soon as the matter is settled; your data is kept meanwhile.".to_owned());
         }
