@@ -1,5 +1,5 @@
 //! Writes `docs/reasons.md`, the reference of every condition type and reason, from
-//! `crds/src/reasons.rs`.
+//! `crds/src/reasons/`.
 //! With `--check`, writes nothing and fails if the committed file differs from what it generates
 //! (the test command runs this).
 
