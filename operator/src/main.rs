@@ -13,7 +13,7 @@ use mpanel_operator::config::Config;
 use mpanel_operator::controllers::{backup, certificate, cloudpod, dnszone, domain, mailbox, subscription};
 use mpanel_operator::endpoints::{self, Health};
 use mpanel_operator::leader::Leadership;
-use mpanel_operator::metrics::Metrics;
+use mpanel_operator::metrics::{ApiRequestsLayer, Metrics};
 use mpanel_operator::tls;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -151,7 +151,10 @@ async fn run(config: Config, health_addr: SocketAddr, identity: String) -> anyho
     tracing::info!(%health_addr, "serving /healthz, /readyz and /metrics");
     let server = tokio::spawn(endpoints::serve(listener, health.clone(), metrics.clone(), shutdown()));
 
-    let client = Client::try_default().await?;
+    // every request the controllers send is counted in mpanel_api_requests_total
+    let client = kube::client::ClientBuilder::try_from(kube::Config::infer().await?)?
+        .with_layer(&ApiRequestsLayer::new(metrics.clone()))
+        .build();
     verify_crds_installed(&client).await?;
     health.set_ready();
     let kinds = enabled(&config);

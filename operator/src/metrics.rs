@@ -1,7 +1,12 @@
-//! Prometheus metrics: reconciles, errors by reason, durations, provider calls, drift repairs, and
-//! the objects the controllers watch (see [`crate::inventory`]).
+//! Prometheus metrics: reconciles, errors by reason, durations, provider calls, drift repairs, the
+//! requests the operator sends to the Kubernetes API (see [`ApiRequestsLayer`]), and the objects
+//! the controllers watch (see [`crate::inventory`]).
 
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use axum::http::{HeaderMap, Method, Request, Uri, header};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -48,6 +53,16 @@ pub struct ProviderOperationLabels {
     pub operation: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiRequestLabels {
+    /// `get`, `list`, `watch`, `create`, `update`, `patch`, `apply`, `delete`, `deletecollection`
+    /// or `other`
+    pub verb: &'static str,
+    /// The resource's plural, with its subresource (`cloudpods/status`); the path's first segment
+    /// for requests that name no resource (`version`, `apis`).
+    pub resource: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     /// Objects by kind and phase, and expiries, read from the controllers' watches at each scrape.
@@ -59,6 +74,7 @@ pub struct Metrics {
     provider_call_duration: Family<ProviderOperationLabels, Histogram>,
     provider_throttle_wait: Family<ProviderOnlyLabels, Histogram>,
     drift_repairs: Family<KindLabels, Counter>,
+    api_requests: Family<ApiRequestLabels, Counter>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -97,6 +113,12 @@ impl Default for Metrics {
         );
         let drift_repairs = Family::<KindLabels, Counter>::default();
         registry.register("drift_repairs", "Out-of-band changes found and repaired, by kind", drift_repairs.clone());
+        let api_requests = Family::<ApiRequestLabels, Counter>::default();
+        registry.register(
+            "api_requests",
+            "Requests sent to the Kubernetes API, by verb (a watch is a list with watch=true) and resource",
+            api_requests.clone(),
+        );
         let inventory = crate::inventory::Inventory::default();
         registry.register_collector(Box::new(inventory.clone()));
         Self {
@@ -109,6 +131,7 @@ impl Default for Metrics {
             provider_call_duration,
             provider_throttle_wait,
             drift_repairs,
+            api_requests,
         }
     }
 }
@@ -152,11 +175,186 @@ impl Metrics {
         self.drift_repairs.get_or_create(&KindLabels { kind }).inc();
     }
 
+    /// A request to the Kubernetes API is being sent.
+    pub fn api_request(&self, verb: &'static str, resource: String) {
+        self.api_requests.get_or_create(&ApiRequestLabels { verb, resource }).inc();
+    }
+
     /// The text exposition format served at `/metrics`.
     pub fn render(&self) -> String {
         let mut out = String::new();
         // writing into a String cannot fail
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// A layer of the operator's Kubernetes client that counts each request it sends, by verb and
+/// resource, in `mpanel_api_requests_total`: what the operator asks of the API server, watches
+/// included, measured on the wire rather than from the controllers' own bookkeeping.
+#[derive(Clone)]
+pub struct ApiRequestsLayer {
+    metrics: Arc<Metrics>,
+}
+
+impl ApiRequestsLayer {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self { metrics }
+    }
+}
+
+impl<S> tower::Layer<S> for ApiRequestsLayer {
+    type Service = ApiRequests<S>;
+
+    fn layer(&self, inner: S) -> ApiRequests<S> {
+        ApiRequests { inner, metrics: self.metrics.clone() }
+    }
+}
+
+/// The service [`ApiRequestsLayer`] wraps the client's stack in.
+#[derive(Clone)]
+pub struct ApiRequests<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S, B> tower::Service<Request<B>> for ApiRequests<S>
+where
+    S: tower::Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let (verb, resource) = api_request_kind(request.method(), request.uri(), request.headers());
+        self.metrics.api_request(verb, resource);
+        self.inner.call(request)
+    }
+}
+
+/// The verb and the resource of a request to the Kubernetes API: `/api/v1/namespaces/a/secrets`
+/// with `watch=true` is a `watch` of `secrets`, a PATCH of `.../cloudpods/x/status` in the apply
+/// content type an `apply` of `cloudpods/status`.
+pub fn api_request_kind(method: &Method, uri: &Uri, headers: &HeaderMap) -> (&'static str, String) {
+    let segments: Vec<&str> = uri.path().split('/').filter(|s| !s.is_empty()).collect();
+    // after /api/<version> or /apis/<group>/<version>
+    let rest = match segments.as_slice() {
+        ["api", _, rest @ ..] => rest,
+        ["apis", _, _, rest @ ..] => rest,
+        other => other,
+    };
+    // a namespaced resource: namespaces/<ns>/<plural>/...; the namespace itself otherwise
+    let rest = match rest {
+        ["namespaces", _, resource, tail @ ..] => {
+            let mut r = vec![*resource];
+            r.extend_from_slice(tail);
+            r
+        }
+        other => other.to_vec(),
+    };
+    let resource = match rest.as_slice() {
+        [] => segments.first().copied().unwrap_or_default().to_owned(),
+        [plural] | [plural, _] => (*plural).to_owned(),
+        [plural, _, sub, ..] => format!("{plural}/{sub}"),
+    };
+    let named = rest.len() >= 2;
+    let watch = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .any(|pair| matches!(pair.split_once('='), Some(("watch", "true" | "1"))));
+    let verb = match *method {
+        Method::GET if watch => "watch",
+        Method::GET if named => "get",
+        Method::GET => "list",
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH => {
+            let apply = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("application/apply-patch"));
+            if apply { "apply" } else { "patch" }
+        }
+        Method::DELETE if named => "delete",
+        Method::DELETE => "deletecollection",
+        _ => "other",
+    };
+    (verb, resource)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(method: Method, uri: &str, content_type: Option<&str>) -> (&'static str, String) {
+        let mut headers = HeaderMap::new();
+        if let Some(ct) = content_type {
+            headers.insert(header::CONTENT_TYPE, ct.parse().unwrap_or_else(|_| unreachable!()));
+        }
+        api_request_kind(&method, &uri.parse().unwrap_or_else(|_| unreachable!()), &headers)
+    }
+
+    #[test]
+    fn requests_are_told_apart_by_verb_and_resource() {
+        let cases = [
+            (
+                Method::GET,
+                "/apis/mpanel.migrahosting.com/v1alpha1/namespaces/a/cloudpods?watch=true&timeoutSeconds=290",
+                None,
+                "watch",
+                "cloudpods",
+            ),
+            (
+                Method::GET,
+                "/apis/mpanel.migrahosting.com/v1alpha1/cloudpods?&watch=1&resourceVersion=5",
+                None,
+                "watch",
+                "cloudpods",
+            ),
+            (
+                Method::GET,
+                "/apis/mpanel.migrahosting.com/v1alpha1/dnszones?resourceVersion=0",
+                None,
+                "list",
+                "dnszones",
+            ),
+            (Method::GET, "/api/v1/namespaces/a/secrets?watch=false", None, "list", "secrets"),
+            (Method::GET, "/api/v1/namespaces/a/secrets/dkim-x", None, "get", "secrets"),
+            (
+                Method::PATCH,
+                "/apis/g/v1/namespaces/a/mailboxes/m/status",
+                Some("application/apply-patch+yaml"),
+                "apply",
+                "mailboxes/status",
+            ),
+            (
+                Method::PATCH,
+                "/apis/g/v1/namespaces/a/mailboxes/m",
+                Some("application/merge-patch+json"),
+                "patch",
+                "mailboxes",
+            ),
+            (Method::POST, "/apis/events.k8s.io/v1/namespaces/a/events", None, "create", "events"),
+            (Method::PUT, "/apis/coordination.k8s.io/v1/namespaces/a/leases/l", None, "update", "leases"),
+            (Method::DELETE, "/apis/g/v1/namespaces/a/domains/d", None, "delete", "domains"),
+            (Method::GET, "/api/v1/namespaces/a", None, "get", "namespaces"),
+            (
+                Method::GET,
+                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/x",
+                None,
+                "get",
+                "customresourcedefinitions",
+            ),
+            (Method::GET, "/version", None, "list", "version"),
+        ];
+        for (method, uri, ct, verb, resource) in cases {
+            assert_eq!(kind(method, uri, ct), (verb, resource.to_owned()), "{uri}");
+        }
     }
 }
