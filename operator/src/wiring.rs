@@ -4,19 +4,21 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector;
 use kube::{Api, Client};
 use mpanel_operator::config::{
     Config, MAILCORE_LIMITS, MailCoreConfig, NAMESILO_LIMITS, NamesiloConfig, POWERDNS_LIMITS, PROXMOX_LIMITS,
     PowerDnsConfig, ProxmoxConfig, SecretRef,
 };
 use mpanel_operator::controllers::certificate::{self, budget::Budget, dns01::Dns01, issuers::Issuers};
-use mpanel_operator::controllers::{Backoff, backup, cloudpod, dnszone, domain, mailbox, subscription};
+use mpanel_operator::controllers::{Backoff, Hub, Scope, backup, cloudpod, dnszone, domain, mailbox, subscription};
 use mpanel_operator::leader::Leadership;
 use mpanel_operator::metrics::Metrics;
 use mpanel_operator::names::NameIndex;
@@ -37,6 +39,19 @@ struct Wiring<'a> {
     recorder: Recorder,
     names: NameIndex,
     attempt_bound: Duration,
+    /// The one watch per kind every controller follows its kinds on.
+    hub: &'a Hub,
+}
+
+/// The controllers, built but not yet running: they start once the watches they share are up and
+/// the name index holds its first full list.
+#[derive(Default)]
+struct Pending(Vec<BoxFuture<'static, ()>>);
+
+impl Pending {
+    fn spawn(&mut self, controller: impl Future<Output = ()> + Send + 'static) {
+        self.0.push(controller.boxed());
+    }
 }
 
 impl Wiring<'_> {
@@ -72,34 +87,42 @@ where
         Reporter { controller: "mpanel-operator".into(), instance: Some(identity.to_owned()) },
     );
     let mut controllers = JoinSet::new();
-    release_unmanaged(&mut controllers, config, client, &recorder, shutdown);
+    // every controller below takes the kinds it follows from here: one watch per kind
+    let hub = Hub::new(client.clone(), config.watch_namespace.clone());
+    release_unmanaged(&mut controllers, config, client, &recorder, &hub, shutdown);
     if enabled(config).is_empty() {
+        hub.start();
         shutdown().await;
         return Ok(());
     }
     let attempt_bound = config.reconcile_timeout().map_err(anyhow::Error::msg)?;
-    let names = NameIndex::start(client).await.context("watching DnsZones and Domains for the name index")?;
+    // names are decided cluster-wide, whatever namespace the controllers reconcile
+    let changes = Arc::new(AtomicU64::new(0));
+    let zones = hub.store_counting(Scope::Cluster, Some(changes.clone()));
+    let domains = hub.store_counting(Scope::Cluster, Some(changes.clone()));
+    let names = NameIndex::new(zones.clone(), Some(domains.clone()), changes);
     // CloudPods and certificate delivery share one Proxmox, so one set of limits
     let pve = match &config.proxmox {
         Some(px) => Some(proxmox_connection(client, px, metrics).await?),
         None => None,
     };
-    let w = Wiring { config, client, metrics, recorder, names, attempt_bound };
+    let w = Wiring { config, client, metrics, recorder, names, attempt_bound, hub: &hub };
+    let mut pending = Pending::default();
     if let Some(pdns) = &config.powerdns {
-        start_dns(&w, pdns, pve.as_ref(), &mut controllers, shutdown).await?;
+        start_dns(&w, pdns, pve.as_ref(), &mut pending, shutdown).await?;
     }
     if let Some(mc) = &config.mailcore {
-        start_mailboxes(&w, mc, &mut controllers, shutdown).await?;
+        start_mailboxes(&w, mc, &mut pending, shutdown).await?;
     }
     if let (Some(px), Some(pve)) = (&config.proxmox, &pve) {
-        start_cloudpods(&w, px, pve, &mut controllers, shutdown)?;
+        start_cloudpods(&w, px, pve, &mut pending, shutdown)?;
     }
     // backups and restores of CloudPods: the same Proxmox and its one set of limits
     if let Some(pve) = &pve {
-        start_backups(&w, pve, &mut controllers, shutdown)?;
+        start_backups(&w, pve, &mut pending, shutdown)?;
     }
     if let Some(ns) = &config.namesilo {
-        start_domains(&w, ns, &mut controllers, shutdown).await?;
+        start_domains(&w, ns, &mut pending, shutdown).await?;
     }
     if enabled(config).contains(&subscription::KIND) {
         let ctx = Arc::new(subscription::Context {
@@ -110,7 +133,13 @@ where
             resync: w.resync()?,
             backoff: w.backoff(),
         });
-        controllers.spawn(subscription::run(ctx, shutdown()));
+        pending.spawn(subscription::run(ctx, subscription::Watches::new(&hub), shutdown()));
+    }
+    hub.start();
+    let ready = tokio::join!(zones.wait_until_ready(), domains.wait_until_ready());
+    ready.0.and(ready.1).context("watching DnsZones and Domains for the name index")?;
+    for controller in pending.0 {
+        controllers.spawn(controller);
     }
     run_until_lost(controllers, leadership, shutdown).await
 }
@@ -149,7 +178,7 @@ async fn start_dns<F>(
     w: &Wiring<'_>,
     pdns: &PowerDnsConfig,
     pve: Option<&(proxmox::Config, Throttle)>,
-    controllers: &mut JoinSet<()>,
+    controllers: &mut Pending,
     shutdown: &impl Fn() -> F,
 ) -> anyhow::Result<()>
 where
@@ -166,7 +195,6 @@ where
     // DnsZones and DNS-01 records share one PowerDNS, so one set of limits
     let pdns_throttle = Throttle::new("powerdns", pdns.rate_limit.or(POWERDNS_LIMITS), Some(metrics.clone()));
     let dns = PowerDns::new(pdns_config.clone(), metrics.clone())?.with_throttle(pdns_throttle.clone());
-    let (cloudpods, writer) = reflector::store();
     let ctx = Arc::new(dnszone::Context {
         client: client.clone(),
         names: w.names.clone(),
@@ -176,9 +204,9 @@ where
         recorder: w.recorder.clone(),
         resync: w.resync()?,
         backoff: w.backoff(),
-        cloudpods,
+        cloudpods: w.hub.store(Scope::Operator),
     });
-    controllers.spawn(dnszone::run(ctx, writer, shutdown()));
+    controllers.spawn(dnszone::run(ctx, dnszone::Watches::new(w.hub), shutdown()));
 
     let (Some(acme), Some(dns_address)) = (&config.acme, &pdns.dns_address) else { return Ok(()) };
     let server = tokio::net::lookup_host(dns_address)
@@ -186,7 +214,6 @@ where
         .with_context(|| format!("powerdns.dnsAddress {dns_address}"))?
         .next()
         .with_context(|| format!("powerdns.dnsAddress {dns_address} resolves to nothing"))?;
-    let (dnszones, writer) = reflector::store();
     let ctx = Arc::new(certificate::Context {
         client: client.clone(),
         names: w.names.clone(),
@@ -206,17 +233,17 @@ where
         recorder: w.recorder.clone(),
         resync: w.resync()?,
         backoff: w.backoff(),
-        dnszones,
+        dnszones: w.hub.store(Scope::Operator),
         guest_agent: pve.map(|pve| w.pve_client(pve)).transpose()?,
     });
-    controllers.spawn(certificate::run(ctx, writer, shutdown()));
+    controllers.spawn(certificate::run(ctx, certificate::Watches::new(w.hub), shutdown()));
     Ok(())
 }
 
 async fn start_mailboxes<F>(
     w: &Wiring<'_>,
     mc: &MailCoreConfig,
-    controllers: &mut JoinSet<()>,
+    controllers: &mut Pending,
     shutdown: &impl Fn() -> F,
 ) -> anyhow::Result<()>
 where
@@ -232,7 +259,6 @@ where
         w.metrics.clone(),
     )?
     .with_throttle(Throttle::new("mailcore", mc.rate_limit.or(MAILCORE_LIMITS), Some(w.metrics.clone())));
-    let (dnszones, writer) = reflector::store();
     let ctx = Arc::new(mailbox::Context {
         client: w.client.clone(),
         names: w.names.clone(),
@@ -243,10 +269,10 @@ where
         recorder: w.recorder.clone(),
         resync: w.resync()?,
         backoff: w.backoff(),
-        dnszones,
+        dnszones: w.hub.store(Scope::Operator),
         domain_grants: mc.domain_grants.clone(),
     });
-    controllers.spawn(mailbox::run(ctx, writer, shutdown()));
+    controllers.spawn(mailbox::run(ctx, mailbox::Watches::new(w.hub), shutdown()));
     Ok(())
 }
 
@@ -254,7 +280,7 @@ fn start_cloudpods<F>(
     w: &Wiring<'_>,
     px: &ProxmoxConfig,
     pve: &(proxmox::Config, Throttle),
-    controllers: &mut JoinSet<()>,
+    controllers: &mut Pending,
     shutdown: &impl Fn() -> F,
 ) -> anyhow::Result<()>
 where
@@ -281,7 +307,8 @@ where
         // test-only fault point (crash right after a clone request)
         exit_after_clone: std::env::var("MPANEL_FAULT_EXIT_AFTER").is_ok_and(|v| v == "clone"),
     });
-    controllers.spawn(cloudpod::run(ctx, shutdown()));
+    let watches = cloudpod::Watches::new(w.hub, w.config.watch_namespace.as_deref());
+    controllers.spawn(cloudpod::run(ctx, watches, shutdown()));
     Ok(())
 }
 
@@ -289,7 +316,7 @@ where
 fn start_backups<F>(
     w: &Wiring<'_>,
     pve: &(proxmox::Config, Throttle),
-    controllers: &mut JoinSet<()>,
+    controllers: &mut Pending,
     shutdown: &impl Fn() -> F,
 ) -> anyhow::Result<()>
 where
@@ -307,9 +334,9 @@ where
             backoff: w.backoff(),
         });
         if run_policies {
-            controllers.spawn(backup::policy::run(ctx, shutdown()));
+            controllers.spawn(backup::policy::run(ctx, w.hub.primary(), shutdown()));
         } else {
-            controllers.spawn(backup::restore::run(ctx, shutdown()));
+            controllers.spawn(backup::restore::run(ctx, w.hub.primary(), shutdown()));
         }
     }
     Ok(())
@@ -318,7 +345,7 @@ where
 async fn start_domains<F>(
     w: &Wiring<'_>,
     ns: &NamesiloConfig,
-    controllers: &mut JoinSet<()>,
+    controllers: &mut Pending,
     shutdown: &impl Fn() -> F,
 ) -> anyhow::Result<()>
 where
@@ -344,7 +371,7 @@ where
         // test-only fault point (crash right after a paid call was answered)
         exit_after: domain::fault_point(std::env::var("MPANEL_FAULT_EXIT_AFTER").ok().as_deref()),
     });
-    controllers.spawn(domain::run(ctx, shutdown()));
+    controllers.spawn(domain::run(ctx, domain::Watches::new(w.hub), shutdown()));
     Ok(())
 }
 
@@ -354,6 +381,7 @@ fn release_unmanaged<F>(
     config: &Config,
     client: &Client,
     recorder: &Recorder,
+    hub: &Hub,
     shutdown: &impl Fn() -> F,
 ) where
     F: Future<Output = ()> + Send + Sync + 'static,
@@ -363,7 +391,7 @@ fn release_unmanaged<F>(
     use mpanel_crds::{mailbox::Mailbox, subscription::Subscription};
     use mpanel_operator::controllers::unmanaged::release;
     let on = enabled(config);
-    let (c, ns, r) = (client.clone(), config.watch_namespace.clone(), recorder.clone());
+    let (c, r) = (client.clone(), recorder.clone());
     let backups = [backup::policy::KIND, backup::restore::KIND];
     for kind in [dnszone::KIND, certificate::KIND, mailbox::KIND, cloudpod::KIND, domain::KIND, subscription::KIND]
         .into_iter()
@@ -372,16 +400,30 @@ fn release_unmanaged<F>(
         if on.contains(&kind) {
             continue;
         }
-        let (c, ns, r, stop) = (c.clone(), ns.clone(), r.clone(), shutdown());
+        let (c, r, stop) = (c.clone(), r.clone(), shutdown());
         match kind {
-            dnszone::KIND => controllers.spawn(release::<DnsZone>(c, ns, r, stop)),
-            certificate::KIND => controllers.spawn(release::<Certificate>(c, ns, r, stop)),
-            mailbox::KIND => controllers.spawn(release::<Mailbox>(c, ns, r, stop)),
-            cloudpod::KIND => controllers.spawn(release::<CloudPod>(c, ns, r, stop)),
-            domain::KIND => controllers.spawn(release::<Domain>(c, ns, r, stop)),
-            backup::policy::KIND => controllers.spawn(release::<BackupPolicy>(c, ns, r, stop)),
-            backup::restore::KIND => controllers.spawn(release::<CloudPodRestore>(c, ns, r, stop)),
-            _ => controllers.spawn(release::<Subscription>(c, ns, r, stop)),
+            dnszone::KIND => {
+                controllers.spawn(release::<DnsZone>(c, (hub.changes(), hub.store(Scope::Operator)), r, stop))
+            }
+            certificate::KIND => {
+                controllers.spawn(release::<Certificate>(c, (hub.changes(), hub.store(Scope::Operator)), r, stop))
+            }
+            mailbox::KIND => {
+                controllers.spawn(release::<Mailbox>(c, (hub.changes(), hub.store(Scope::Operator)), r, stop))
+            }
+            cloudpod::KIND => {
+                controllers.spawn(release::<CloudPod>(c, (hub.changes(), hub.store(Scope::Operator)), r, stop))
+            }
+            domain::KIND => {
+                controllers.spawn(release::<Domain>(c, (hub.changes(), hub.store(Scope::Operator)), r, stop))
+            }
+            backup::policy::KIND => {
+                controllers.spawn(release::<BackupPolicy>(c, (hub.changes(), hub.store(Scope::Operator)), r, stop))
+            }
+            backup::restore::KIND => {
+                controllers.spawn(release::<CloudPodRestore>(c, (hub.changes(), hub.store(Scope::Operator)), r, stop))
+            }
+            _ => controllers.spawn(release::<Subscription>(c, (hub.changes(), hub.store(Scope::Operator)), r, stop)),
         };
     }
 }

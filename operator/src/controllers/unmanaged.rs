@@ -8,21 +8,22 @@ use std::time::Duration;
 use futures::StreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::Recorder;
-use kube::runtime::watcher;
+use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
-use super::{publish, release_finalizer, scoped};
+use super::{Changes, publish, release_finalizer};
 
 struct Context {
     client: Client,
     recorder: Recorder,
 }
 
-/// Releases the finalizer of deleted `K`s in `namespace` (all when `None`) until `shutdown`.
+/// Releases the finalizer of deleted `K`s in the operator's namespace until `shutdown`, following
+/// them on the operator's one watch of `K` (`changes` and `store` from the [`super::Hub`]).
 pub async fn release<K>(
     client: Client,
-    namespace: Option<String>,
+    (changes, store): (Changes<K>, Store<K>),
     recorder: Recorder,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) where
@@ -34,8 +35,7 @@ pub async fn release<K>(
         + Sync
         + 'static,
 {
-    let api = scoped::<K>(&client, namespace.as_deref());
-    Controller::new(api, watcher::Config::default())
+    Controller::for_shared_stream(changes, store)
         .graceful_shutdown_on(shutdown)
         .run(reconcile::<K>, |_, _, _| Action::requeue(Duration::from_secs(5)), Arc::new(Context { client, recorder }))
         .for_each(|_| std::future::ready(()))

@@ -1,9 +1,16 @@
-//! What controllers watch: the API of a kind in the operator's scope, stores of related objects kept
-//! filled in the background, Secret changes as metadata, and the filter that drops a controller's
-//! own status writes.
+//! What controllers watch: the API of a kind in the operator's scope, the one watch per kind the
+//! controllers share ([`Hub`]: trigger streams and stores, Secrets as metadata only), and the
+//! filter that drops a controller's own status writes.
 
-use std::sync::Arc;
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
@@ -54,23 +61,6 @@ where
     ready
 }
 
-/// Changes of the Secrets in scope, as metadata only: a controller that follows the Secrets it
-/// refers to reads the one it needs when it reconciles, so tenants' large Secrets never sit in the
-/// operator's memory. A change of a Secret's data changes its metadata (resourceVersion) too.
-pub fn secret_changes(
-    client: &Client,
-    namespace: Option<&str>,
-) -> impl futures::Stream<
-    Item = Result<kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Secret>, kube::runtime::watcher::Error>,
-> + Send
-+ 'static {
-    use kube::core::PartialObjectMeta;
-    use kube::runtime::{WatchStreamExt, watcher};
-    type SecretMeta = PartialObjectMeta<k8s_openapi::api::core::v1::Secret>;
-    // an Api of PartialObjectMeta makes metadata-only requests
-    watcher(scoped::<SecretMeta>(client, namespace), watcher::Config::default()).default_backoff().touched_objects()
-}
-
 /// A watch filter that lets through what a person or GitOps changed (spec, annotations such as the
 /// reconcile mode, finalizers, deletion) and drops the controller's own status writes. For kinds
 /// that spend money, a status write must not start the next attempt early: retries follow the
@@ -84,4 +74,265 @@ pub fn intent<K: Resource>(obj: &K) -> Option<u64> {
     meta.finalizers.hash(&mut hasher);
     meta.deletion_timestamp.as_ref().map(|t| t.0.as_second()).hash(&mut hasher);
     Some(hasher.finish())
+}
+
+/// How much of the cluster a consumer of a kind's watch sees: the namespace the operator
+/// reconciles (all when it is not scoped), or every namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Operator,
+    Cluster,
+}
+
+/// The changes of one kind as a controller's trigger: every object the watch touched (applied,
+/// listed again or deleted), in the order the watch delivered them.
+pub type Changes<K> = futures::channel::mpsc::UnboundedReceiver<Arc<K>>;
+
+/// Where one watch's events go.
+enum Sink<K: Resource<DynamicType = ()> + Clone + 'static> {
+    /// A store kept filled, with the objects of `namespace` only when set; `changes` counts the
+    /// events that reached it.
+    Store {
+        writer: kube::runtime::reflector::store::Writer<K>,
+        namespace: Option<String>,
+        changes: Option<Arc<AtomicU64>>,
+    },
+    /// A stream of the touched objects, of `namespace` only when set.
+    Stream { tx: futures::channel::mpsc::UnboundedSender<Arc<K>>, namespace: Option<String> },
+}
+
+/// What the one watch of a kind serves, gathered before it starts.
+struct Feed<K: Resource<DynamicType = ()> + Clone + 'static> {
+    cluster_wide: bool,
+    any_semantic: bool,
+    sinks: Vec<Sink<K>>,
+}
+
+type Start = Box<dyn FnOnce(&Client, Option<&str>) + Send>;
+
+/// The feed of one kind (an `Arc<Mutex<Feed<K>>>`) and what starts its watch, until it started.
+type Registered = (Box<dyn Any + Send>, Option<Start>);
+
+/// One watch per kind for the whole operator: every controller takes its trigger streams and its
+/// stores of a kind from here, and the kind is watched once, at the widest scope any of them
+/// needs; a kind no one asked for is not watched. Streams and stores are all asked for before
+/// [`Hub::start`]; a stream never blocks the watch (it buffers until its controller polls it), so
+/// a controller that waits for another kind's store before it runs holds up no one.
+pub struct Hub {
+    client: Client,
+    namespace: Option<String>,
+    feeds: Mutex<HashMap<TypeId, Registered>>,
+}
+
+impl Hub {
+    /// Consumers with [`Scope::Operator`] see `namespace` only (everything when `None`).
+    pub fn new(client: Client, namespace: Option<String>) -> Self {
+        Self { client, namespace, feeds: Mutex::default() }
+    }
+
+    fn register<K>(&self, scope: Scope, any_semantic: bool, sink: impl FnOnce(Option<String>) -> Sink<K>)
+    where
+        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        let mut feeds = self.feeds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (feed, _) = feeds.entry(TypeId::of::<K>()).or_insert_with(|| {
+            let feed: Arc<Mutex<Feed<K>>> =
+                Arc::new(Mutex::new(Feed { cluster_wide: false, any_semantic: false, sinks: Vec::new() }));
+            let started = feed.clone();
+            let start: Start = Box::new(move |client, namespace| {
+                let feed = std::mem::replace(
+                    &mut *started.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+                    Feed { cluster_wide: false, any_semantic: false, sinks: Vec::new() },
+                );
+                tokio::spawn(run_feed(client.clone(), namespace.map(str::to_owned), feed));
+            });
+            (Box::new(feed), Some(start))
+        });
+        let Some(feed) = feed.downcast_ref::<Arc<Mutex<Feed<K>>>>() else { return };
+        let mut feed = feed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let namespace = match scope {
+            Scope::Operator => self.namespace.clone(),
+            Scope::Cluster => None,
+        };
+        feed.cluster_wide |= namespace.is_none();
+        feed.any_semantic |= any_semantic;
+        feed.sinks.push(sink(namespace));
+    }
+
+    /// A store of the `K`s in `scope`, filled once the hub started.
+    pub fn store<K>(&self, scope: Scope) -> Store<K>
+    where
+        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.store_counting(scope, None)
+    }
+
+    /// [`Hub::store`], adding one to `changes` after each watch event reached the store, so that a
+    /// reader can tell whether what it derived from the store is still current.
+    pub fn store_counting<K>(&self, scope: Scope, changes: Option<Arc<AtomicU64>>) -> Store<K>
+    where
+        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        let (store, writer) = kube::runtime::reflector::store();
+        self.register::<K>(scope, false, |namespace| Sink::Store { writer, namespace, changes });
+        store
+    }
+
+    /// The changes of the `K`s in the operator's namespace, for a controller that follows `K`.
+    pub fn changes<K>(&self) -> Changes<K>
+    where
+        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        self.register::<K>(Scope::Operator, false, |namespace| Sink::Stream { tx, namespace });
+        rx
+    }
+
+    /// Changes of the Secrets in the operator's namespace, as metadata only: a controller that
+    /// follows the Secrets it refers to reads the one it needs when it reconciles, so tenants'
+    /// large Secrets never sit in the operator's memory nor cross the wire to it. A change of a
+    /// Secret's data changes its metadata (resourceVersion) too.
+    pub fn secret_changes(&self) -> Changes<PartialObjectMeta<Secret>> {
+        // an Api of PartialObjectMeta makes metadata-only requests
+        self.changes()
+    }
+
+    /// What the controller of `K` itself runs on: the changes of the `K`s in the operator's
+    /// namespace and the store of them. Its first list may come from the API server's watch cache
+    /// (any semantic), like a controller's own watch.
+    pub fn primary<K>(&self) -> (Changes<K>, Store<K>)
+    where
+        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        let (store, writer) = kube::runtime::reflector::store();
+        self.register::<K>(Scope::Operator, true, |namespace| Sink::Store { writer, namespace, changes: None });
+        (self.primary_changes(), store)
+    }
+
+    /// The changes of the `K`s in the operator's namespace, with the first list from the watch
+    /// cache (see [`Hub::primary`]).
+    pub fn primary_changes<K>(&self) -> Changes<K>
+    where
+        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        self.register::<K>(Scope::Operator, true, |namespace| Sink::Stream { tx, namespace });
+        rx
+    }
+
+    /// Starts the one watch of each kind asked for so far. Streams and stores asked for later get
+    /// nothing.
+    pub fn start(&self) {
+        let mut feeds = self.feeds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (_, start) in feeds.values_mut() {
+            if let Some(start) = start.take() {
+                start(&self.client, self.namespace.as_deref());
+            }
+        }
+    }
+}
+
+/// The objects of `changes` that carry the label `key` (any value): what a label-selected watch
+/// of the kind would have delivered.
+pub fn labelled<K: Resource + Send + Sync + 'static>(
+    changes: Changes<K>,
+    key: &'static str,
+) -> impl futures::Stream<Item = Arc<K>> + Send + 'static {
+    use futures::StreamExt;
+    changes.filter(move |obj| std::future::ready(obj.meta().labels.as_ref().is_some_and(|l| l.contains_key(key))))
+}
+
+/// Runs the one watch of a kind, at the widest scope its consumers need, until it has no consumer
+/// left: each event reaches the stores first, then the streams.
+async fn run_feed<K>(client: Client, namespace: Option<String>, feed: Feed<K>)
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    use futures::StreamExt;
+    use kube::runtime::WatchStreamExt;
+    let Feed { cluster_wide, any_semantic, mut sinks } = feed;
+    let config = if any_semantic { watcher::Config::default().any_semantic() } else { watcher::Config::default() };
+    let api = scoped::<K>(&client, if cluster_wide { None } else { namespace.as_deref() });
+    let mut events = std::pin::pin!(kube::runtime::watcher(api, config).default_backoff());
+    let within = |obj: &K, namespace: &Option<String>| namespace.is_none() || obj.meta().namespace == *namespace;
+    while let Some(event) = events.next().await {
+        let event = match event {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::debug!(kind = %K::kind(&()), %error, "watch error; retrying after a backoff");
+                continue;
+            }
+        };
+        for sink in &mut sinks {
+            if let Sink::Store { writer, namespace, changes } = sink {
+                let applies = match &event {
+                    watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) | watcher::Event::Delete(obj) => {
+                        within(obj, namespace)
+                    }
+                    watcher::Event::Init | watcher::Event::InitDone => true,
+                };
+                if applies {
+                    writer.apply_watcher_event(&event);
+                }
+                if let Some(changes) = changes {
+                    changes.fetch_add(1, Ordering::Release);
+                }
+            }
+        }
+        let touched = match event {
+            watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) | watcher::Event::Delete(obj) => Arc::new(obj),
+            watcher::Event::Init | watcher::Event::InitDone => continue,
+        };
+        sinks.retain(|sink| match sink {
+            Sink::Stream { tx, namespace } => {
+                !within(&touched, namespace) || tx.unbounded_send(touched.clone()).is_ok()
+            }
+            Sink::Store { .. } => true,
+        });
+        if sinks.is_empty() {
+            return;
+        }
+    }
 }

@@ -10,7 +10,6 @@ use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use mpanel_crds::backup::{
     Archive, BackupPolicy, BackupPolicyPhase, BackupPolicySpec, BackupPolicyStatus, CloudPodBackups,
@@ -21,9 +20,10 @@ use mpanel_crds::conditions::{Condition, Observation, READY};
 use mpanel_crds::reasons;
 
 use super::{Context, Error, POLL, WAIT_FOR_POD, marker};
-use crate::controllers::{StatusOf, measured, publish, reconcile_in_mode, retry_later, scoped};
+use crate::controllers::{Changes, StatusOf, measured, publish, reconcile_in_mode, retry_later};
 use crate::providers::proxmox::{ProxmoxError, upid_node};
 use crate::providers::proxmox_backup::{BackupApi, BackupVolume, Vzdump};
+use kube::runtime::reflector::Store;
 
 pub const KIND: &str = "BackupPolicy";
 const FIELD_MANAGER: &str = "mpanel-backuppolicy";
@@ -50,14 +50,12 @@ type Step = crate::controllers::Step<BackupPolicy>;
 
 pub async fn run<P: BackupApi + 'static>(
     ctx: Arc<Context<P>>,
+    (changes, policies): (Changes<BackupPolicy>, Store<BackupPolicy>),
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let controller = Controller::new(
-        scoped::<BackupPolicy>(&ctx.client, ctx.namespace.as_deref()),
-        watcher::Config::default().any_semantic(),
-    )
-    .with_config(ControllerConfig::default().concurrency(8));
-    ctx.metrics.inventory.watch(KIND, controller.store(), None, |_| None);
+    let controller = Controller::for_shared_stream(changes, policies.clone())
+        .with_config(ControllerConfig::default().concurrency(8));
+    ctx.metrics.inventory.watch(KIND, policies, None, |_| None);
     controller
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::watcher;
+use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
 use mpanel_crds::RECONCILE_MODE_ANNOTATION;
 use mpanel_crds::backup::{CloudPodRestore, CloudPodRestoreStatus, PausedCloudPod, RestorePhase};
@@ -22,7 +22,7 @@ use serde_json::json;
 
 use super::{Context, Error, POLL, WAIT_FOR_POD, made_for};
 use crate::controllers::{
-    StatusOf, measured, now, publish, reconcile_in_mode, retry_later, scoped, write_changed_status,
+    Changes, StatusOf, measured, now, publish, reconcile_in_mode, retry_later, write_changed_status,
 };
 use crate::providers::proxmox::{Kind, upid_node};
 use crate::providers::proxmox_backup::{BackupApi, Restore, parse_archive};
@@ -52,14 +52,12 @@ type Step = crate::controllers::Step<CloudPodRestore>;
 
 pub async fn run<P: BackupApi + 'static>(
     ctx: Arc<Context<P>>,
+    (changes, restores): (Changes<CloudPodRestore>, Store<CloudPodRestore>),
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let controller = Controller::new(
-        scoped::<CloudPodRestore>(&ctx.client, ctx.namespace.as_deref()),
-        watcher::Config::default().any_semantic(),
-    )
-    .with_config(ControllerConfig::default().concurrency(4));
-    ctx.metrics.inventory.watch(KIND, controller.store(), None, |_| None);
+    let controller = Controller::for_shared_stream(changes, restores.clone())
+        .with_config(ControllerConfig::default().concurrency(4));
+    ctx.metrics.inventory.watch(KIND, restores, None, |_| None);
     controller
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)

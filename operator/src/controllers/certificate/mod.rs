@@ -25,10 +25,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::Recorder;
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 use mpanel_crds::certificate::{Certificate, CertificatePhase, CertificateStatus};
 use mpanel_crds::cloudpod::CloudPod;
@@ -38,8 +38,8 @@ use mpanel_crds::dnszone::DnsZone;
 use mpanel_crds::reasons::{self, condition_types};
 
 use super::{
-    Backoff, StatusOf, finalizer_reason, follow, measured, publish, reconcile_in_mode, resync_after, retry_later,
-    scoped,
+    Backoff, Changes, Hub, StatusOf, finalizer_reason, labelled, measured, publish, reconcile_in_mode, resync_after,
+    retry_later,
 };
 use crate::metrics::Metrics;
 use crate::names::Names;
@@ -119,43 +119,61 @@ impl Error {
 }
 
 /// Runs the controller until `shutdown` resolves; `dnszone_writer` feeds `ctx.dnszones`.
+/// What the Certificate controller follows, taken from the operator's one watch per kind.
+pub struct Watches {
+    certificates: (Changes<Certificate>, Store<Certificate>),
+    secrets: Changes<PartialObjectMeta<Secret>>,
+    dnszones: Changes<DnsZone>,
+    cloudpods: Changes<CloudPod>,
+}
+
+impl Watches {
+    pub fn new(hub: &Hub) -> Self {
+        Self {
+            certificates: hub.primary(),
+            secrets: hub.secret_changes(),
+            dnszones: hub.changes(),
+            cloudpods: hub.changes(),
+        }
+    }
+}
+
 pub async fn run<P: DnsApi + 'static>(
     ctx: Arc<Context<P>>,
-    dnszone_writer: reflector::store::Writer<DnsZone>,
+    watches: Watches,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    if !follow(dnszone_writer, scoped::<DnsZone>(&ctx.client, ctx.namespace.as_deref())).await {
+    if ctx.dnszones.wait_until_ready().await.is_err() {
+        tracing::error!(kind = "DnsZone", "the watch ended before it was ready");
         return;
     }
-    let controller = Controller::new(
-        scoped::<Certificate>(&ctx.client, ctx.namespace.as_deref()),
-        watcher::Config::default().any_semantic(),
-    )
-    .with_config(ControllerConfig::default().concurrency(16));
-    let certificates = controller.store();
+    let Watches { certificates: (changes, certificates), secrets, dnszones, cloudpods } = watches;
+    let controller = Controller::for_shared_stream(changes, certificates.clone())
+        .with_config(ControllerConfig::default().concurrency(16));
     let delivering = certificates.clone();
     ctx.metrics.inventory.watch(KIND, certificates.clone(), Some(crate::inventory::CERTIFICATE_EXPIRY), |c| {
         c.status.as_ref()?.not_after.as_ref().map(|t| t.0.as_second())
     });
     controller
-        .owns(
-            scoped::<Secret>(&ctx.client, ctx.namespace.as_deref()),
-            watcher::Config::default().labels(CERTIFICATE_LABEL),
-        )
-        .watches(scoped::<DnsZone>(&ctx.client, ctx.namespace.as_deref()), watcher::Config::default(), move |zone| {
+        // the Secrets it writes carry its label
+        .owns_shared_stream(labelled(secrets, CERTIFICATE_LABEL))
+        .watches_shared_stream(dnszones, move |zone| {
             let ns = zone.namespace();
             certificates
                 .state()
                 .iter()
                 .filter(|c| {
                     c.namespace() == ns
-                        && c.spec.dns_names.iter().any(|n| dns01::zone_for([&zone], &Names::default(), n).is_some())
+                        && c.spec
+                            .dns_names
+                            .iter()
+                            .any(|n| dns01::zone_for([zone.as_ref()], &Names::default(), n).is_some())
                 })
                 .map(|c| ObjectRef::from_obj(c.as_ref()))
                 .collect::<Vec<_>>()
         })
         // a CloudPod of a Certificate's own namespace named in its deliverTo
-        .watches(scoped::<CloudPod>(&ctx.client, ctx.namespace.as_deref()), watcher::Config::default(), move |pod| {
+        .watches_shared_stream(cloudpods, move |pod| {
             let (ns, name) = (pod.namespace(), pod.name_any());
             delivering
                 .state()

@@ -28,7 +28,6 @@ use futures::StreamExt;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use mpanel_crds::cloudpod::{CloudPod, CloudPodPhase, CloudPodStatus, TaskOperation, TaskRef};
 use mpanel_crds::common::ReconcileMode;
@@ -37,7 +36,8 @@ use mpanel_crds::reasons::{self, condition_types};
 use serde_json::Value;
 
 use super::{
-    Backoff, StatusOf, finalizer_reason, measured, publish, reconcile_in_mode, resync_after, retry_later, scoped,
+    Backoff, Changes, Hub, Scope, StatusOf, finalizer_reason, measured, publish, reconcile_in_mode, resync_after,
+    retry_later,
 };
 use crate::metrics::Metrics;
 use crate::providers::proxmox::{Guest, Kind, ProxmoxApi, ProxmoxError, upid_node};
@@ -111,26 +111,39 @@ impl Error {
     }
 }
 
+/// What the CloudPod controller follows, taken from the operator's one watch per kind.
+pub struct Watches {
+    cloudpods: (Changes<CloudPod>, Store<CloudPod>),
+    /// Every CloudPod in the cluster when the controller reconciles one namespace.
+    cluster: Option<Store<CloudPod>>,
+}
+
+impl Watches {
+    /// `namespace` is the one the controller reconciles, if any.
+    pub fn new(hub: &Hub, namespace: Option<&str>) -> Self {
+        Self { cloudpods: hub.primary(), cluster: namespace.map(|_| hub.store(Scope::Cluster)) }
+    }
+}
+
 pub async fn run<P: ProxmoxApi + 'static>(
     ctx: Arc<Context<P>>,
+    watches: Watches,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let controller = Controller::new(
-        scoped::<CloudPod>(&ctx.client, ctx.namespace.as_deref()),
-        watcher::Config::default().any_semantic(),
-    )
-    .with_config(ControllerConfig::default().concurrency(16));
-    ctx.metrics.inventory.watch(KIND, controller.store(), None, |_| None);
+    let Watches { cloudpods: (changes, cloudpods), cluster } = watches;
+    let controller = Controller::for_shared_stream(changes, cloudpods.clone())
+        .with_config(ControllerConfig::default().concurrency(16));
+    ctx.metrics.inventory.watch(KIND, cloudpods.clone(), None, |_| None);
     // VMIDs and addresses are unique across the cluster, whatever namespace this replica reconciles
-    let store = match ctx.namespace {
-        Some(_) => {
-            let (store, writer) = kube::runtime::reflector::store();
-            if !super::follow(writer, Api::<CloudPod>::all(ctx.client.clone())).await {
+    let store = match cluster {
+        Some(store) => {
+            if store.wait_until_ready().await.is_err() {
+                tracing::error!(kind = "CloudPod", "the watch ended before it was ready");
                 return;
             }
             store
         }
-        None => controller.store(),
+        None => cloudpods,
     };
     controller
         .graceful_shutdown_on(shutdown)

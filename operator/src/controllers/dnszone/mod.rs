@@ -19,10 +19,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::Recorder;
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 use mpanel_crds::cloudpod::CloudPod;
 use mpanel_crds::common::ReconcileMode;
@@ -31,7 +32,7 @@ use mpanel_crds::dnszone::{DnsZone, DnsZonePhase, DnsZoneStatus, dkim_secret_nam
 use mpanel_crds::reasons::{self, condition_types};
 
 use super::{
-    Backoff, StatusOf, finalizer_reason, follow, measured, reconcile_in_mode, resync_after, retry_later, scoped,
+    Backoff, Changes, Hub, StatusOf, finalizer_reason, measured, reconcile_in_mode, resync_after, retry_later,
 };
 use crate::metrics::Metrics;
 use crate::providers::powerdns::{DnsApi, PowerDnsError, Zone};
@@ -84,25 +85,36 @@ impl Error {
 }
 
 /// Runs the controller until `shutdown` resolves.
+/// What the DnsZone controller follows, taken from the operator's one watch per kind.
+pub struct Watches {
+    zones: (Changes<DnsZone>, Store<DnsZone>),
+    secrets: Changes<PartialObjectMeta<Secret>>,
+    cloudpods: Changes<CloudPod>,
+}
+
+impl Watches {
+    pub fn new(hub: &Hub) -> Self {
+        Self { zones: hub.primary(), secrets: hub.secret_changes(), cloudpods: hub.changes() }
+    }
+}
+
 pub async fn run<P: DnsApi + 'static>(
     ctx: Arc<Context<P>>,
-    cloudpod_writer: reflector::store::Writer<CloudPod>,
+    watches: Watches,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    if !follow(cloudpod_writer, scoped::<CloudPod>(&ctx.client, ctx.namespace.as_deref())).await {
+    if ctx.cloudpods.wait_until_ready().await.is_err() {
+        tracing::error!(kind = "CloudPod", "the watch ended before it was ready");
         return;
     }
-    let controller = Controller::new(
-        scoped::<DnsZone>(&ctx.client, ctx.namespace.as_deref()),
-        watcher::Config::default().any_semantic(),
-    )
-    .with_config(ControllerConfig::default().concurrency(32));
-    let zones = controller.store();
+    let Watches { zones: (changes, zones), secrets, cloudpods } = watches;
+    let controller =
+        Controller::for_shared_stream(changes, zones.clone()).with_config(ControllerConfig::default().concurrency(32));
     ctx.metrics.inventory.watch(KIND, zones.clone(), None, |_| None);
     let with_dkim_keys = zones.clone();
     controller
         // the DKIM keys the operator makes for a zone's mail domain are in its Secret dkim-<zone>
-        .watches_stream(super::secret_changes(&ctx.client, ctx.namespace.as_deref()), move |secret| {
+        .watches_shared_stream(secrets, move |secret| {
             let (ns, name) = (secret.namespace(), secret.name_any());
             with_dkim_keys
                 .state()
@@ -111,7 +123,7 @@ pub async fn run<P: DnsApi + 'static>(
                 .map(|z| ObjectRef::from_obj(z.as_ref()))
                 .collect::<Vec<_>>()
         })
-        .watches(scoped::<CloudPod>(&ctx.client, ctx.namespace.as_deref()), watcher::Config::default(), move |pod| {
+        .watches_shared_stream(cloudpods, move |pod| {
             let (ns, name) = (pod.namespace(), pod.name_any());
             zones
                 .state()

@@ -23,9 +23,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::Recorder;
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::utils::PredicateConfig;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -38,8 +40,8 @@ use mpanel_crds::domain::{
 use mpanel_crds::reasons::{self, condition_types};
 
 use super::{
-    Backoff, StatusOf, finalizer_reason, intent, measured, publish, reconcile_in_mode, resync_after, retry_later,
-    scoped,
+    Backoff, Changes, Hub, StatusOf, finalizer_reason, intent, measured, publish, reconcile_in_mode, resync_after,
+    retry_later,
 };
 use crate::config::ZoneDefaults;
 use crate::metrics::Metrics;
@@ -113,27 +115,40 @@ pub fn fault_point(value: Option<&str>) -> Option<OrderOperation> {
     }
 }
 
+/// What the Domain controller follows, taken from the operator's one watch per kind.
+pub struct Watches {
+    domains: (Changes<Domain>, Store<Domain>),
+    dnszones: Changes<DnsZone>,
+    secrets: Changes<PartialObjectMeta<Secret>>,
+}
+
+impl Watches {
+    pub fn new(hub: &Hub) -> Self {
+        Self { domains: hub.primary(), dnszones: hub.changes(), secrets: hub.secret_changes() }
+    }
+}
+
 pub async fn run<R: NamesiloApi + 'static>(
     ctx: Arc<Context<R>>,
+    watches: Watches,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let domains_api = scoped::<Domain>(&ctx.client, ctx.namespace.as_deref());
-    let (reader, writer) = reflector::store();
+    let Watches { domains: (changes, reader), dnszones, secrets } = watches;
     // the store sees every change; reconciles start on changes of intent only
-    let domains = reflector::reflector(writer, watcher(domains_api, watcher::Config::default().any_semantic()))
-        .default_backoff()
-        .touched_objects()
-        .predicate_filter(intent, PredicateConfig::default());
+    let domains = changes
+        .map(|d| Ok::<_, watcher::Error>(Domain::clone(&d)))
+        .predicate_filter(intent, PredicateConfig::default())
+        .filter_map(|d| std::future::ready(d.ok().map(Arc::new)));
     let store = reader.clone();
     let by_secret = reader.clone();
     ctx.metrics.inventory.watch(KIND, reader.clone(), Some(crate::inventory::DOMAIN_EXPIRY), |d| {
         let date: jiff::civil::Date = d.status.as_ref()?.expires_at.as_deref()?.parse().ok()?;
         Some(date.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp().as_second())
     });
-    Controller::for_stream(domains, reader)
+    Controller::for_shared_stream(domains, reader)
         .with_config(ControllerConfig::default().concurrency(4))
-        .owns(scoped::<DnsZone>(&ctx.client, ctx.namespace.as_deref()), watcher::Config::default())
-        .watches_stream(super::secret_changes(&ctx.client, ctx.namespace.as_deref()), move |secret| {
+        .owns_shared_stream(dnszones)
+        .watches_shared_stream(secrets, move |secret| {
             let (ns, name) = (secret.namespace(), secret.name_any());
             by_secret
                 .state()

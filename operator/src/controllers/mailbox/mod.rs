@@ -24,10 +24,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::Recorder;
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 use mpanel_crds::common::ReconcileMode;
 use mpanel_crds::conditions::{self, Observation, READY};
@@ -36,8 +37,8 @@ use mpanel_crds::mailbox::{Mailbox, MailboxPhase, MailboxStatus};
 use mpanel_crds::reasons::{self, condition_types};
 
 use super::{
-    Backoff, StatusOf, finalizer_reason, follow, measured, read_secret_key, reconcile_in_mode, resync_after,
-    retry_later, scoped,
+    Backoff, Changes, Hub, StatusOf, finalizer_reason, measured, read_secret_key, reconcile_in_mode, resync_after,
+    retry_later,
 };
 use crate::metrics::Metrics;
 use crate::providers::mailcore::{MailApi, MailCoreError};
@@ -106,24 +107,35 @@ impl Error {
 }
 
 /// Runs the controller until `shutdown` resolves; `dnszone_writer` feeds `ctx.dnszones`.
+/// What the Mailbox controller follows, taken from the operator's one watch per kind.
+pub struct Watches {
+    mailboxes: (Changes<Mailbox>, Store<Mailbox>),
+    secrets: Changes<PartialObjectMeta<Secret>>,
+    dnszones: Changes<DnsZone>,
+}
+
+impl Watches {
+    pub fn new(hub: &Hub) -> Self {
+        Self { mailboxes: hub.primary(), secrets: hub.secret_changes(), dnszones: hub.changes() }
+    }
+}
+
 pub async fn run<M: MailApi + 'static>(
     ctx: Arc<Context<M>>,
-    dnszone_writer: reflector::store::Writer<DnsZone>,
+    watches: Watches,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    if !follow(dnszone_writer, scoped::<DnsZone>(&ctx.client, ctx.namespace.as_deref())).await {
+    if ctx.dnszones.wait_until_ready().await.is_err() {
+        tracing::error!(kind = "DnsZone", "the watch ended before it was ready");
         return;
     }
-    let controller = Controller::new(
-        scoped::<Mailbox>(&ctx.client, ctx.namespace.as_deref()),
-        watcher::Config::default().any_semantic(),
-    )
-    .with_config(ControllerConfig::default().concurrency(16));
-    let mailboxes = controller.store();
+    let Watches { mailboxes: (changes, mailboxes), secrets, dnszones } = watches;
+    let controller = Controller::for_shared_stream(changes, mailboxes.clone())
+        .with_config(ControllerConfig::default().concurrency(16));
     ctx.metrics.inventory.watch(KIND, mailboxes.clone(), None, |_| None);
     let in_zone = mailboxes.clone();
     controller
-        .watches_stream(super::secret_changes(&ctx.client, ctx.namespace.as_deref()), move |secret| {
+        .watches_shared_stream(secrets, move |secret| {
             let (ns, name) = (secret.namespace(), secret.name_any());
             mailboxes
                 .state()
@@ -137,7 +149,7 @@ pub async fn run<M: MailApi + 'static>(
                 .collect::<Vec<_>>()
         })
         // a DnsZone asking for a DKIM key (or no longer) changes what mail-core signs
-        .watches(scoped::<DnsZone>(&ctx.client, ctx.namespace.as_deref()), watcher::Config::default(), move |zone| {
+        .watches_shared_stream(dnszones, move |zone| {
             let (ns, wanted) = (zone.namespace(), canonical(&zone.spec.zone.to_ascii_lowercase()));
             in_zone
                 .state()

@@ -16,7 +16,7 @@ use futures::StreamExt;
 use kube::api::{DeleteParams, DynamicObject};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::Recorder;
-use kube::runtime::watcher;
+use kube::runtime::reflector::Store;
 use kube::{Api, Client, ResourceExt};
 use mpanel_crds::certificate::Certificate;
 use mpanel_crds::cloudpod::CloudPod;
@@ -27,8 +27,8 @@ use mpanel_crds::reasons::{self, condition_types};
 use mpanel_crds::subscription::{ChildStatus, Subscription, SubscriptionPhase, SubscriptionStatus};
 
 use super::{
-    Backoff, StatusOf, apply_owned, finalizer_reason, measured, publish, reconcile_in_mode, resync_after, retry_later,
-    scoped,
+    Backoff, Changes, Hub, StatusOf, apply_owned, finalizer_reason, labelled, measured, publish, reconcile_in_mode,
+    resync_after, retry_later,
 };
 use crate::metrics::Metrics;
 use children::{Child, ChildKind, SUBSCRIPTION_LABEL};
@@ -70,20 +70,56 @@ impl Error {
     }
 }
 
-pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    let ns = ctx.namespace.as_deref();
-    let children = || watcher::Config::default().labels(SUBSCRIPTION_LABEL);
-    let controller =
-        Controller::new(scoped::<Subscription>(&ctx.client, ns), watcher::Config::default().any_semantic());
-    ctx.metrics.inventory.watch(KIND, controller.store(), None, |_| None);
+/// What the Subscription controller follows, taken from the operator's one watch per kind: its
+/// own kind, and the children of each kind (those with its label).
+pub struct Watches {
+    subscriptions: (Changes<Subscription>, Store<Subscription>),
+    cloudpods: Changes<CloudPod>,
+    domains: Changes<Domain>,
+    dnszones: Changes<DnsZone>,
+    mailboxes: Changes<Mailbox>,
+    certificates: Changes<Certificate>,
+    backup_policies: Changes<mpanel_crds::BackupPolicy>,
+}
+
+impl Watches {
+    pub fn new(hub: &Hub) -> Self {
+        Self {
+            subscriptions: hub.primary(),
+            cloudpods: hub.changes(),
+            domains: hub.changes(),
+            dnszones: hub.changes(),
+            mailboxes: hub.changes(),
+            certificates: hub.changes(),
+            backup_policies: hub.changes(),
+        }
+    }
+}
+
+pub async fn run(
+    ctx: Arc<Context>,
+    watches: Watches,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let Watches {
+        subscriptions: (changes, subscriptions),
+        cloudpods,
+        domains,
+        dnszones,
+        mailboxes,
+        certificates,
+        backup_policies,
+    } = watches;
+    let controller = Controller::for_shared_stream(changes, subscriptions.clone());
+    ctx.metrics.inventory.watch(KIND, subscriptions, None, |_| None);
     controller
         .with_config(ControllerConfig::default().concurrency(8))
-        .owns(scoped::<CloudPod>(&ctx.client, ns), children())
-        .owns(scoped::<Domain>(&ctx.client, ns), children())
-        .owns(scoped::<DnsZone>(&ctx.client, ns), children())
-        .owns(scoped::<Mailbox>(&ctx.client, ns), children())
-        .owns(scoped::<Certificate>(&ctx.client, ns), children())
-        .owns(scoped::<mpanel_crds::BackupPolicy>(&ctx.client, ns), children())
+        .owns_shared_stream(labelled(cloudpods, SUBSCRIPTION_LABEL))
+        .owns_shared_stream(labelled(domains, SUBSCRIPTION_LABEL))
+        .owns_shared_stream(labelled(dnszones, SUBSCRIPTION_LABEL))
+        .owns_shared_stream(labelled(mailboxes, SUBSCRIPTION_LABEL))
+        .owns_shared_stream(labelled(certificates, SUBSCRIPTION_LABEL))
+        .owns_shared_stream(labelled(backup_policies, SUBSCRIPTION_LABEL))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
