@@ -456,3 +456,34 @@ fn another_namespace_cannot_take_a_static_address_a_pool_address_or_a_bridge_it_
     }
     Ok(())
 }
+
+#[test]
+fn observe_only_reports_the_guest_as_it_is_at_each_generation_and_never_changes_its_power() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let h = Harness::new(&tb, "cpod-observe")?;
+    let _op = h.operator()?;
+    h.apply("watched", lxc("watched", "203.0.113.90/24", 1, 512, 8))?;
+    let id = vmid(&h.wait_condition("watched", "Ready", "True", None)?)?;
+    let mode = "mpanel.migrahosting.com/reconcile-mode=ObserveOnly";
+    tb.kubectl_ok(&["annotate", "cloudpod", "watched", "-n", &h.ns.name, mode], None)?;
+
+    // a power state the guest is not in: reported at the new generation, not made
+    let mut stopped = lxc("watched", "203.0.113.90/24", 1, 512, 8);
+    stopped["powerState"] = json!("Stopped");
+    h.apply("watched", stopped)?;
+    let differs = h.wait_condition("watched", "Ready", "False", Some("OutOfSync"))?;
+    let message = condition(&differs, "Ready")["message"].as_str().unwrap_or_default().to_owned();
+    assert!(message.contains("ObserveOnly"), "{message}");
+    assert_eq!(differs["status"]["phase"], "Running", "the phase is the guest's: {}", differs["status"]);
+    assert_eq!(h.guest(id)?.context("the guest")?["status"], "running", "ObserveOnly stopped the guest");
+
+    // the spec back to what the guest is: Ready again at that generation, still only observed
+    h.apply("watched", lxc("watched", "203.0.113.90/24", 1, 512, 8))?;
+    let in_sync = h.wait_condition("watched", "Ready", "True", None)?;
+    assert_eq!(in_sync["status"]["observedGeneration"], in_sync["metadata"]["generation"]);
+    assert_eq!(condition(&in_sync, "Configured")["status"], "True", "{}", in_sync["status"]);
+    assert_eq!(condition(&in_sync, "Started")["reason"], "Running", "{}", in_sync["status"]);
+    assert!(condition(&in_sync, "Ready")["message"].as_str().unwrap_or_default().contains("ObserveOnly"));
+    assert_eq!(h.guest(id)?.context("the guest")?["status"], "running");
+    Ok(())
+}

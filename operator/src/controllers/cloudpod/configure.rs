@@ -20,7 +20,7 @@ use super::{CONFIGURED, Context, Error, KIND, OwnedGuest, POLL, Step, fail, gues
 use crate::providers::proxmox::{ProxmoxApi, ProxmoxError};
 
 /// Converges the configuration; breaks with what the reconcile returns when it cannot go on to the
-/// power state (a task started, nothing to write, or ObserveOnly).
+/// power state (a task started, or a difference ObserveOnly does not write).
 pub(super) async fn configure<P: ProxmoxApi>(
     api: &Api<CloudPod>,
     pod: &CloudPod,
@@ -65,8 +65,9 @@ pub(super) async fn configure<P: ProxmoxApi>(
     let removals = guest::removals(&step.status.config_keys, &want, owned.config);
     let disk = guest::disk_gib(owned.config, guest::root_disk(owned.kind));
     let wanted_disk = u64::from(size.disk_gib);
+    let differs = !changes.is_empty() || !removals.is_empty();
     if mode == ReconcileMode::ObserveOnly {
-        if !changes.is_empty() || !removals.is_empty() || disk.is_some_and(|d| d < wanted_disk) {
+        if differs || disk.is_some_and(|d| d < wanted_disk) {
             let keys = changes.keys().chain(&removals).cloned().collect::<Vec<_>>().join(", ");
             step.not_ready(
                 None,
@@ -74,12 +75,13 @@ pub(super) async fn configure<P: ProxmoxApi>(
                 format!("guest {} differs from the spec ({keys}) (ObserveOnly: not written)", owned.vmid),
             );
             step.write(api, pod).await?;
+            return Ok(ControlFlow::Break(requeue));
         }
-        return Ok(ControlFlow::Break(requeue));
+        // in sync: reported as in Reconcile (nothing is written to the guest, and the keys the
+        // operator wrote stay those it wrote)
+        return converge_disk(api, pod, step, owned, disk, &size, ctx).await;
     }
-    if (!changes.is_empty() || !removals.is_empty())
-        && let Err(e) = write_config(pod, &step, owned, &changes, &removals, ctx).await
-    {
+    if differs && let Err(e) = write_config(pod, &step, owned, &changes, &removals, ctx).await {
         return fail(api, pod, step, Some(CONFIGURED), e, ctx).await.map(ControlFlow::Break);
     }
     step.status.config_keys = guest::optional_keys(&want);
