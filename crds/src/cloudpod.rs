@@ -95,7 +95,7 @@ pub struct CloudPodSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reboot_requested_at: Option<Time>,
 
-    /// Where the guest may run. Without it, the operator picks a node of its default cluster.
+    /// Where the guest may run. Without it, the operator picks any node of its Proxmox cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
 
@@ -216,11 +216,7 @@ pub struct Ipv4Config {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Placement {
-    /// Proxmox cluster name from the operator configuration; the default cluster when empty.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 63), pattern(formats::PVE_NODE))]
-    pub cluster: Option<String>,
-    /// Nodes the guest may be placed on; any node of the cluster when empty.
+    /// Nodes the guest may be placed on; any node of the operator's Proxmox cluster when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64), inner(length(min = 1, max = 63), pattern(formats::PVE_NODE)))]
     pub nodes: Vec<String>,

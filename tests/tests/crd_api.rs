@@ -449,6 +449,21 @@ fn invalid_manifests_are_refused_with_a_message_naming_the_field_and_nothing_is_
 }
 
 #[test]
+fn a_field_the_operator_would_not_act_on_is_refused_as_unknown() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let ns = tb.namespace("unknown-field")?;
+    // one Proxmox cluster per operator: a CloudPod cannot name another one
+    let mut pod = place(mpanel_tests::example_of("CloudPod")?, &ns.name, "elsewhere");
+    pod["spec"]["placement"] = json!({"cluster": "other", "nodes": ["pve1"]});
+    let out = tb.kubectl(&["apply", "-f", "-"], Some(&pod.to_string()))?;
+    assert!(!out.success, "accepted: {}", out.stdout);
+    assert!(out.stderr.contains("unknown field \"spec.placement.cluster\""), "{}", out.stderr);
+    let stored = tb.kubectl(&["get", "cloudpod", "elsewhere", "-n", &ns.name], None)?;
+    assert!(!stored.success, "the refused CloudPod was stored");
+    Ok(())
+}
+
+#[test]
 fn kubectl_get_mpanel_lists_every_kind_with_its_columns() -> anyhow::Result<()> {
     let tb = Testbed::from_env()?;
     let ns = tb.namespace("columns")?;
