@@ -8,6 +8,12 @@ use serde::Serialize;
 
 use super::{Backoff, StatusOf, Step, object_key};
 
+/// What the shared reconcile steps (timing and counting an attempt, the backoff after a failure)
+/// need of a controller's error: its stable reason, for the metric, the log and conditions.
+pub trait ReconcileError: std::error::Error + From<Unfinished> {
+    fn reason(&self) -> &'static str;
+}
+
 /// A reconcile that did not finish: it ran past its time bound or panicked. Either fails that
 /// object only; the controller goes on with the others.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +34,7 @@ impl Unfinished {
 }
 
 /// Runs one reconcile of `obj` within the backoff's time bound, catching a panic: times and counts
-/// it as `kind`, with the error's stable reason, and forgets the object's backoff after a success.
+/// it as `kind`, with the error's stable reason ([`ReconcileError`]), and forgets the object's backoff after a success.
 /// A reconcile that did not finish sets the object's Ready condition saying so.
 pub async fn measured<K, E>(
     kind: &'static str,
@@ -36,12 +42,11 @@ pub async fn measured<K, E>(
     obj: &K,
     metrics: &crate::metrics::Metrics,
     backoff: &Backoff,
-    reason: fn(&E) -> &'static str,
     run: impl std::future::Future<Output = Result<kube::runtime::controller::Action, E>>,
 ) -> Result<kube::runtime::controller::Action, E>
 where
     K: StatusOf<Scope = kube::core::NamespaceResourceScope> + Serialize,
-    E: From<Unfinished>,
+    E: ReconcileError,
 {
     use futures::FutureExt;
     let started = std::time::Instant::now();
@@ -52,7 +57,7 @@ where
             Ok(Err(panic)) => Err(unfinished(client, obj, Unfinished::Panicked(panic_text(panic.as_ref()))).await),
             Err(_) => Err(unfinished(client, obj, Unfinished::TimedOut(backoff.attempt_bound)).await),
         };
-    metrics.reconciled(kind, started.elapsed(), result.as_ref().err().map(reason));
+    metrics.reconciled(kind, started.elapsed(), result.as_ref().err().map(E::reason));
     if result.is_ok() {
         backoff.succeeded(&object_key(obj));
     }

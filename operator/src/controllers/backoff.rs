@@ -8,20 +8,19 @@ use std::time::Duration;
 
 use kube::{Resource, ResourceExt};
 
-use super::object_key;
+use super::{ReconcileError, object_key};
 
 /// The retry after a failed reconcile of `obj`: logged with its stable reason and delayed by the
 /// object's own backoff.
-pub fn retry_later<K: ResourceExt>(
+pub fn retry_later<K: ResourceExt, E: ReconcileError>(
     kind: &'static str,
     obj: &K,
-    reason: &'static str,
-    error: &dyn std::fmt::Display,
+    error: &E,
     backoff: &Backoff,
 ) -> kube::runtime::controller::Action {
     let key = object_key(obj);
     let delay = backoff.failed(&key);
-    tracing::warn!(kind, object = %key, reason, error = %error, ?delay, "reconcile failed");
+    tracing::warn!(kind, object = %key, reason = error.reason(), error = %error, ?delay, "reconcile failed");
     kube::runtime::controller::Action::requeue(delay)
 }
 

@@ -22,7 +22,7 @@ mod watches;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
-pub use attempt::{Unfinished, measured};
+pub use attempt::{ReconcileError, Unfinished, measured};
 pub use backoff::{Backoff, resync_after, retry_later};
 pub use child_objects::{APPLIED_ANNOTATION, apply_owned};
 pub use events::publish;

@@ -18,7 +18,7 @@ use kube::Client;
 use kube::runtime::events::Recorder;
 use mpanel_crds::reasons;
 
-use super::{Backoff, finalizer_reason};
+use super::{Backoff, ReconcileError, finalizer_reason};
 use crate::metrics::Metrics;
 use crate::providers::proxmox::ProxmoxError;
 
@@ -49,8 +49,8 @@ pub enum Error {
     Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
-impl Error {
-    pub fn reason(&self) -> &'static str {
+impl ReconcileError for Error {
+    fn reason(&self) -> &'static str {
         match self {
             Self::Unfinished(e) => e.reason(),
             Self::Proxmox(e) => e.reason(),

@@ -68,20 +68,12 @@ pub async fn run<P: BackupApi + 'static>(
 }
 
 async fn reconcile<P: BackupApi>(policy: Arc<BackupPolicy>, ctx: Arc<Context<P>>) -> Result<Action, Error> {
-    measured(
-        KIND,
-        &ctx.client,
-        policy.as_ref(),
-        &ctx.metrics,
-        &ctx.backoff,
-        Error::reason,
-        reconcile_inner(policy.clone(), &ctx),
-    )
-    .await
+    measured(KIND, &ctx.client, policy.as_ref(), &ctx.metrics, &ctx.backoff, reconcile_inner(policy.clone(), &ctx))
+        .await
 }
 
 fn error_policy<P: BackupApi>(policy: Arc<BackupPolicy>, error: &Error, ctx: Arc<Context<P>>) -> Action {
-    retry_later(KIND, policy.as_ref(), error.reason(), error, &ctx.backoff)
+    retry_later(KIND, policy.as_ref(), error, &ctx.backoff)
 }
 
 async fn reconcile_inner<P: BackupApi>(policy: Arc<BackupPolicy>, ctx: &Context<P>) -> Result<Action, Error> {

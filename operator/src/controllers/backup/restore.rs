@@ -70,20 +70,12 @@ pub async fn run<P: BackupApi + 'static>(
 }
 
 async fn reconcile<P: BackupApi>(restore: Arc<CloudPodRestore>, ctx: Arc<Context<P>>) -> Result<Action, Error> {
-    measured(
-        KIND,
-        &ctx.client,
-        restore.as_ref(),
-        &ctx.metrics,
-        &ctx.backoff,
-        Error::reason,
-        reconcile_inner(restore.clone(), &ctx),
-    )
-    .await
+    measured(KIND, &ctx.client, restore.as_ref(), &ctx.metrics, &ctx.backoff, reconcile_inner(restore.clone(), &ctx))
+        .await
 }
 
 fn error_policy<P: BackupApi>(restore: Arc<CloudPodRestore>, error: &Error, ctx: Arc<Context<P>>) -> Action {
-    retry_later(KIND, restore.as_ref(), error.reason(), error, &ctx.backoff)
+    retry_later(KIND, restore.as_ref(), error, &ctx.backoff)
 }
 
 async fn reconcile_inner<P: BackupApi>(restore: Arc<CloudPodRestore>, ctx: &Context<P>) -> Result<Action, Error> {

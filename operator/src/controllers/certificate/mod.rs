@@ -38,8 +38,8 @@ use mpanel_crds::dnszone::DnsZone;
 use mpanel_crds::reasons::{self, condition_types};
 
 use super::{
-    Backoff, Changes, Hub, StatusOf, finalizer_reason, labelled, measured, publish, reconcile_in_mode, resync_after,
-    retry_later,
+    Backoff, Changes, Hub, ReconcileError, StatusOf, finalizer_reason, labelled, measured, publish, reconcile_in_mode,
+    resync_after, retry_later,
 };
 use crate::metrics::Metrics;
 use crate::names::Names;
@@ -104,8 +104,8 @@ pub enum Error {
     Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
-impl Error {
-    pub fn reason(&self) -> &'static str {
+impl ReconcileError for Error {
+    fn reason(&self) -> &'static str {
         match self {
             Self::Unfinished(e) => e.reason(),
             Self::Acme(e) => e.reason(),
@@ -193,20 +193,11 @@ pub async fn run<P: DnsApi + 'static>(
 }
 
 async fn reconcile<P: DnsApi>(cert: Arc<Certificate>, ctx: Arc<Context<P>>) -> Result<Action, Error> {
-    measured(
-        KIND,
-        &ctx.client,
-        cert.as_ref(),
-        &ctx.metrics,
-        &ctx.backoff,
-        Error::reason,
-        reconcile_inner(cert.clone(), &ctx),
-    )
-    .await
+    measured(KIND, &ctx.client, cert.as_ref(), &ctx.metrics, &ctx.backoff, reconcile_inner(cert.clone(), &ctx)).await
 }
 
 fn error_policy<P: DnsApi>(cert: Arc<Certificate>, error: &Error, ctx: Arc<Context<P>>) -> Action {
-    retry_later(KIND, cert.as_ref(), error.reason(), error, &ctx.backoff)
+    retry_later(KIND, cert.as_ref(), error, &ctx.backoff)
 }
 
 async fn reconcile_inner<P: DnsApi>(cert: Arc<Certificate>, ctx: &Context<P>) -> Result<Action, Error> {

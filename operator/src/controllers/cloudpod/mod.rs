@@ -36,8 +36,8 @@ use mpanel_crds::reasons::{self, condition_types};
 use serde_json::Value;
 
 use super::{
-    Backoff, Changes, Hub, Scope, StatusOf, finalizer_reason, measured, publish, reconcile_in_mode, resync_after,
-    retry_later,
+    Backoff, Changes, Hub, ReconcileError, Scope, StatusOf, finalizer_reason, measured, publish, reconcile_in_mode,
+    resync_after, retry_later,
 };
 use crate::metrics::Metrics;
 use crate::providers::proxmox::{Guest, Kind, ProxmoxApi, ProxmoxError, upid_node};
@@ -98,8 +98,8 @@ pub enum Error {
     Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
-impl Error {
-    pub fn reason(&self) -> &'static str {
+impl ReconcileError for Error {
+    fn reason(&self) -> &'static str {
         match self {
             Self::Unfinished(e) => e.reason(),
             Self::Proxmox(e) => e.reason(),
@@ -161,20 +161,12 @@ async fn reconcile<P: ProxmoxApi>(
     ctx: Arc<Context<P>>,
     store: Store<CloudPod>,
 ) -> Result<Action, Error> {
-    measured(
-        KIND,
-        &ctx.client,
-        pod.as_ref(),
-        &ctx.metrics,
-        &ctx.backoff,
-        Error::reason,
-        reconcile_inner(pod.clone(), &ctx, store),
-    )
-    .await
+    measured(KIND, &ctx.client, pod.as_ref(), &ctx.metrics, &ctx.backoff, reconcile_inner(pod.clone(), &ctx, store))
+        .await
 }
 
 fn error_policy<P: ProxmoxApi>(pod: Arc<CloudPod>, error: &Error, ctx: Arc<Context<P>>) -> Action {
-    retry_later(KIND, pod.as_ref(), error.reason(), error, &ctx.backoff)
+    retry_later(KIND, pod.as_ref(), error, &ctx.backoff)
 }
 
 async fn reconcile_inner<P: ProxmoxApi>(

@@ -32,7 +32,8 @@ use mpanel_crds::dnszone::{DnsZone, DnsZonePhase, DnsZoneStatus, dkim_secret_nam
 use mpanel_crds::reasons::{self, condition_types};
 
 use super::{
-    Backoff, Changes, Hub, StatusOf, finalizer_reason, measured, reconcile_in_mode, resync_after, retry_later,
+    Backoff, Changes, Hub, ReconcileError, StatusOf, finalizer_reason, measured, reconcile_in_mode, resync_after,
+    retry_later,
 };
 use crate::metrics::Metrics;
 use crate::providers::powerdns::{DnsApi, PowerDnsError, Zone};
@@ -73,8 +74,8 @@ pub enum Error {
     Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
-impl Error {
-    pub fn reason(&self) -> &'static str {
+impl ReconcileError for Error {
+    fn reason(&self) -> &'static str {
         match self {
             Self::Unfinished(e) => e.reason(),
             Self::PowerDns(e) => e.reason(),
@@ -146,20 +147,11 @@ pub async fn run<P: DnsApi + 'static>(
 }
 
 async fn reconcile<P: DnsApi>(zone: Arc<DnsZone>, ctx: Arc<Context<P>>) -> Result<Action, Error> {
-    measured(
-        KIND,
-        &ctx.client,
-        zone.as_ref(),
-        &ctx.metrics,
-        &ctx.backoff,
-        Error::reason,
-        reconcile_inner(zone.clone(), &ctx),
-    )
-    .await
+    measured(KIND, &ctx.client, zone.as_ref(), &ctx.metrics, &ctx.backoff, reconcile_inner(zone.clone(), &ctx)).await
 }
 
 fn error_policy<P: DnsApi>(zone: Arc<DnsZone>, error: &Error, ctx: Arc<Context<P>>) -> Action {
-    retry_later(KIND, zone.as_ref(), error.reason(), error, &ctx.backoff)
+    retry_later(KIND, zone.as_ref(), error, &ctx.backoff)
 }
 
 async fn reconcile_inner<P: DnsApi>(zone: Arc<DnsZone>, ctx: &Context<P>) -> Result<Action, Error> {

@@ -40,8 +40,8 @@ use mpanel_crds::domain::{
 use mpanel_crds::reasons::{self, condition_types};
 
 use super::{
-    Backoff, Changes, Hub, StatusOf, finalizer_reason, intent, measured, publish, reconcile_in_mode, resync_after,
-    retry_later,
+    Backoff, Changes, Hub, ReconcileError, StatusOf, finalizer_reason, intent, measured, publish, reconcile_in_mode,
+    resync_after, retry_later,
 };
 use crate::config::ZoneDefaults;
 use crate::metrics::Metrics;
@@ -94,8 +94,8 @@ pub enum Error {
     Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
-impl Error {
-    pub fn reason(&self) -> &'static str {
+impl ReconcileError for Error {
+    fn reason(&self) -> &'static str {
         match self {
             Self::Unfinished(e) => e.reason(),
             Self::Registrar(e) => e.reason(),
@@ -181,14 +181,13 @@ async fn reconcile<R: NamesiloApi>(
         domain.as_ref(),
         &ctx.metrics,
         &ctx.backoff,
-        Error::reason,
         reconcile_inner(domain.clone(), &ctx, store),
     )
     .await
 }
 
 fn error_policy<R: NamesiloApi>(domain: Arc<Domain>, error: &Error, ctx: Arc<Context<R>>) -> Action {
-    retry_later(KIND, domain.as_ref(), error.reason(), error, &ctx.backoff)
+    retry_later(KIND, domain.as_ref(), error, &ctx.backoff)
 }
 
 async fn reconcile_inner<R: NamesiloApi>(

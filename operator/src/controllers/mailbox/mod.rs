@@ -37,8 +37,8 @@ use mpanel_crds::mailbox::{Mailbox, MailboxPhase, MailboxStatus};
 use mpanel_crds::reasons::{self, condition_types};
 
 use super::{
-    Backoff, Changes, Hub, StatusOf, finalizer_reason, measured, read_secret_key, reconcile_in_mode, resync_after,
-    retry_later,
+    Backoff, Changes, Hub, ReconcileError, StatusOf, finalizer_reason, measured, read_secret_key, reconcile_in_mode,
+    resync_after, retry_later,
 };
 use crate::metrics::Metrics;
 use crate::providers::mailcore::{MailApi, MailCoreError};
@@ -92,8 +92,8 @@ pub enum Error {
     Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
-impl Error {
-    pub fn reason(&self) -> &'static str {
+impl ReconcileError for Error {
+    fn reason(&self) -> &'static str {
         match self {
             Self::Unfinished(e) => e.reason(),
             Self::MailCore(e) => e.reason(),
@@ -169,20 +169,12 @@ pub async fn run<M: MailApi + 'static>(
 }
 
 async fn reconcile<M: MailApi>(mailbox: Arc<Mailbox>, ctx: Arc<Context<M>>) -> Result<Action, Error> {
-    measured(
-        KIND,
-        &ctx.client,
-        mailbox.as_ref(),
-        &ctx.metrics,
-        &ctx.backoff,
-        Error::reason,
-        reconcile_inner(mailbox.clone(), &ctx),
-    )
-    .await
+    measured(KIND, &ctx.client, mailbox.as_ref(), &ctx.metrics, &ctx.backoff, reconcile_inner(mailbox.clone(), &ctx))
+        .await
 }
 
 fn error_policy<M: MailApi>(mailbox: Arc<Mailbox>, error: &Error, ctx: Arc<Context<M>>) -> Action {
-    retry_later(KIND, mailbox.as_ref(), error.reason(), error, &ctx.backoff)
+    retry_later(KIND, mailbox.as_ref(), error, &ctx.backoff)
 }
 
 async fn reconcile_inner<M: MailApi>(mailbox: Arc<Mailbox>, ctx: &Context<M>) -> Result<Action, Error> {

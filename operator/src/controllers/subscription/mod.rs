@@ -27,8 +27,8 @@ use mpanel_crds::reasons::{self, condition_types};
 use mpanel_crds::subscription::{ChildStatus, Subscription, SubscriptionPhase, SubscriptionStatus};
 
 use super::{
-    Backoff, Changes, Hub, StatusOf, apply_owned, finalizer_reason, labelled, measured, publish, reconcile_in_mode,
-    resync_after, retry_later,
+    Backoff, Changes, Hub, ReconcileError, StatusOf, apply_owned, finalizer_reason, labelled, measured, publish,
+    reconcile_in_mode, resync_after, retry_later,
 };
 use crate::metrics::Metrics;
 use children::{Child, ChildKind, SUBSCRIPTION_LABEL};
@@ -59,8 +59,8 @@ pub enum Error {
     Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
-impl Error {
-    pub fn reason(&self) -> &'static str {
+impl ReconcileError for Error {
+    fn reason(&self) -> &'static str {
         match self {
             Self::Unfinished(e) => e.reason(),
             Self::Kube(_) => reasons::KUBERNETES_API_ERROR.name,
@@ -131,20 +131,11 @@ pub async fn run(
 }
 
 async fn reconcile(sub: Arc<Subscription>, ctx: Arc<Context>) -> Result<Action, Error> {
-    measured(
-        KIND,
-        &ctx.client,
-        sub.as_ref(),
-        &ctx.metrics,
-        &ctx.backoff,
-        Error::reason,
-        reconcile_inner(sub.clone(), &ctx),
-    )
-    .await
+    measured(KIND, &ctx.client, sub.as_ref(), &ctx.metrics, &ctx.backoff, reconcile_inner(sub.clone(), &ctx)).await
 }
 
 fn error_policy(sub: Arc<Subscription>, error: &Error, ctx: Arc<Context>) -> Action {
-    retry_later(KIND, sub.as_ref(), error.reason(), error, &ctx.backoff)
+    retry_later(KIND, sub.as_ref(), error, &ctx.backoff)
 }
 
 async fn reconcile_inner(sub: Arc<Subscription>, ctx: &Context) -> Result<Action, Error> {
