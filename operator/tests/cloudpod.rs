@@ -255,11 +255,14 @@ fn resize_grows_a_shrink_is_refused_suspend_stops_and_resume_starts() -> anyhow:
 fn delete_destroys_only_a_guest_that_carries_the_mark() -> anyhow::Result<()> {
     let tb = Testbed::from_env()?;
     let h = Harness::new(&tb, "cpod-delete")?;
-    let _op = h.operator()?;
+    let op = h.operator()?;
     h.apply("gone", lxc("gone", "203.0.113.50/24", 1, 512, 8))?;
     let id = vmid(&h.wait_condition("gone", "Ready", "True", None)?)?;
     tb.kubectl_ok(&["delete", "cloudpod", "gone", "-n", &h.ns.name, "--timeout=60s"], None)?;
     assert!(h.guest(id)?.is_none(), "the guest is destroyed");
+    // waiting for the stop and destroy tasks is no failure: nothing counted as a reconcile error
+    let errors = mpanel_tests::metric_sum(&op.metrics()?, "mpanel_reconcile_errors_total", &[("kind", "CloudPod")]);
+    assert_eq!(errors, 0.0, "a deletion waiting for Proxmox counted as reconcile errors");
 
     // a foreign guest takes the place of this CloudPod's guest
     h.apply("mine", lxc("mine", "203.0.113.51/24", 1, 512, 8))?;

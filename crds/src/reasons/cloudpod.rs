@@ -192,8 +192,9 @@ pub const PROXMOX_TASK_FAILED: Reason = Reason {
 
 pub const DESTROYING: Reason = Reason {
     name: "Destroying",
-    reported_in: &[(&[CLOUD_POD], ReconcileError)],
-    meaning: "The deletion waits for Proxmox to stop and destroy the guest.",
+    reported_in: &[(&[CLOUD_POD], Waiting)],
+    meaning: "The deletion waits for Proxmox to stop and destroy the guest (status.taskRef); it is looked at again \
+              every second, as no failure.",
     action: "Wait.",
 };
 

@@ -11,7 +11,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use self::ReportedIn::{Conditions, Event, ReconcileError};
+use self::ReportedIn::{Conditions, Event, ReconcileError, Waiting};
 use self::condition_types as types;
 
 mod backup;
@@ -66,6 +66,9 @@ pub enum ReportedIn {
     /// Only as the reason of a failed reconcile (the log and the reconcile error metric); the
     /// status keeps what it said before.
     ReconcileError,
+    /// Only in the operator's log, as a state the reconcile waits in: no failure, no backoff, not
+    /// counted as a reconcile error; the status keeps what it said before.
+    Waiting,
 }
 
 /// A reason: the stable, UpperCamelCase word in a condition's or an Event's `reason`.
@@ -325,7 +328,8 @@ pub fn reference() -> String {
          answered. Most failures are also reported in a Warning Event (`kubectl events --for <kind>/<name>`) \
          when they first appear. Under *condition*, *Event* marks a reason only Events carry, and *reconcile \
          error* one that is only in the operator's log and the `mpanel_reconcile_errors_total{reason}` metric \
-         (a failed reconcile, retried with backoff; the status keeps what it said).\n",
+         (a failed reconcile, retried with backoff; the status keeps what it said), and *waiting (log)* a \
+         state the reconcile waits in, only in the operator's log: no failure, no backoff, not counted.\n",
     );
     for kind in KINDS {
         let _ = write!(out, "\n## {kind}\n\n");
@@ -345,6 +349,7 @@ pub fn reference() -> String {
                 Conditions(conditions) => conditions.iter().map(|c| c.name).collect::<Vec<_>>().join(", "),
                 Event => "*Event*".to_owned(),
                 ReconcileError => "*reconcile error*".to_owned(),
+                Waiting => "*waiting (log)*".to_owned(),
             };
             let stalling = if stalls(reason.name) { " (stalls)" } else { "" };
             let _ = writeln!(out, "| `{}`{stalling} | {place} | {} | {} |", reason.name, reason.meaning, reason.action);

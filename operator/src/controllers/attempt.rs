@@ -12,6 +12,13 @@ use super::{Backoff, StatusOf, Step, object_key};
 /// need of a controller's error: its stable reason, for the metric, the log and conditions.
 pub trait ReconcileError: std::error::Error + From<Unfinished> {
     fn reason(&self) -> &'static str;
+
+    /// A state the reconcile waits in rather than a failure (a Proxmox task still running while a
+    /// finalizer must stay): looked at again after this long, without growing the object's
+    /// backoff and without counting as a reconcile error.
+    fn waiting(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// A reconcile that did not finish: it ran past its time bound or panicked. Either fails that
@@ -57,8 +64,9 @@ where
             Ok(Err(panic)) => Err(unfinished(client, obj, Unfinished::Panicked(panic_text(panic.as_ref()))).await),
             Err(_) => Err(unfinished(client, obj, Unfinished::TimedOut(backoff.attempt_bound)).await),
         };
-    metrics.reconciled(kind, started.elapsed(), result.as_ref().err().map(E::reason));
-    if result.is_ok() {
+    let failed = result.as_ref().err().filter(|e| e.waiting().is_none());
+    metrics.reconciled(kind, started.elapsed(), failed.map(E::reason));
+    if failed.is_none() {
         backoff.succeeded(&object_key(obj));
     }
     result

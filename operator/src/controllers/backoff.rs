@@ -19,6 +19,10 @@ pub fn retry_later<K: ResourceExt, E: ReconcileError>(
     backoff: &Backoff,
 ) -> kube::runtime::controller::Action {
     let key = object_key(obj);
+    if let Some(after) = error.waiting() {
+        tracing::debug!(kind, object = %key, reason = error.reason(), waiting = %error, ?after, "reconcile waits");
+        return kube::runtime::controller::Action::requeue(after);
+    }
     let delay = backoff.failed(&key);
     tracing::warn!(kind, object = %key, reason = error.reason(), error = %error, ?delay, "reconcile failed");
     kube::runtime::controller::Action::requeue(delay)

@@ -26,7 +26,7 @@ pub use attempt::{ReconcileError, Unfinished, measured};
 pub use backoff::{Backoff, resync_after, retry_later};
 pub use child_objects::{APPLIED_ANNOTATION, apply_owned};
 pub use events::publish;
-pub use reconcile_mode::{finalizer_reason, reconcile_in_mode, release_finalizer};
+pub use reconcile_mode::{finalizer_reason, finalizer_waiting, reconcile_in_mode, release_finalizer};
 pub use secret_keys::read_secret_key;
 pub use status::{StatusOf, Step, write_changed_status};
 pub use watches::{Changes, Hub, Scope, follow, follow_counting, intent, labelled, scoped};

@@ -20,6 +20,18 @@ pub fn finalizer_reason<E: std::error::Error + 'static>(
     }
 }
 
+/// Whether the apply or cleanup error inside a finalizer error is a waiting state, and for how long.
+pub fn finalizer_waiting<E: std::error::Error + 'static>(
+    error: &kube::runtime::finalizer::Error<E>,
+    waiting: impl Fn(&E) -> Option<std::time::Duration>,
+) -> Option<std::time::Duration> {
+    use kube::runtime::finalizer::Error as F;
+    match error {
+        F::ApplyFailed(e) | F::CleanupFailed(e) => waiting(e),
+        _ => None,
+    }
+}
+
 /// One reconcile of `obj` as its reconcile-mode annotation says: `Paused` leaves it alone; an
 /// annotation that is not a mode is reported (`invalid` sets the conditions saying so) and waits for
 /// a change; otherwise `apply` or `cleanup` runs under the finalizer.

@@ -36,8 +36,8 @@ use mpanel_crds::reasons::{self, condition_types};
 use serde_json::Value;
 
 use super::{
-    Backoff, Changes, Hub, ReconcileError, Scope, StatusOf, finalizer_reason, measured, publish, reconcile_in_mode,
-    resync_after, retry_later,
+    Backoff, Changes, Hub, ReconcileError, Scope, StatusOf, finalizer_reason, finalizer_waiting, measured, publish,
+    reconcile_in_mode, resync_after, retry_later,
 };
 use crate::metrics::Metrics;
 use crate::providers::proxmox::{Guest, Kind, ProxmoxApi, ProxmoxError, upid_node};
@@ -107,6 +107,14 @@ impl ReconcileError for Error {
             Self::Destroying => reasons::DESTROYING.name,
             Self::Kube(_) => reasons::KUBERNETES_API_ERROR.name,
             Self::Finalizer(inner) => finalizer_reason(inner, Self::reason),
+        }
+    }
+
+    fn waiting(&self) -> Option<Duration> {
+        match self {
+            Self::Destroying => Some(POLL),
+            Self::Finalizer(inner) => finalizer_waiting(inner, Self::waiting),
+            _ => None,
         }
     }
 }
