@@ -111,7 +111,7 @@ fn subscription(h: &Harness, suspension: Value) -> Value {
 fn a_subscription_activates_once_every_child_is_ready_suspends_and_deprovisions_everything() -> anyhow::Result<()> {
     let tb = Testbed::from_env()?;
     let h = Harness::new(&tb, "sub-full")?;
-    let _op = h.operator()?;
+    let op = h.operator()?;
     let (d, ns) = (h.domain(), h.ns.name.clone());
     h.apply(subscription(&h, json!(null)))?;
     let active = h.wait("became Active", |s| s["status"]["phase"] == "Active")?;
@@ -164,6 +164,12 @@ fn a_subscription_activates_once_every_child_is_ready_suspends_and_deprovisions_
     assert!(!doveadm_auth(&tb, &format!("admin@{d}"), "Sub-scription-2026")?, "the mailbox row is gone");
     let secret_gone = eventually(WAIT, || Ok(!tb.kubectl(&["get", "secret", "site-tls", "-n", &ns], None)?.success))?;
     assert!(secret_gone, "the certificate Secret is gone");
+    // waiting for the children and for Proxmox's tasks is no failure
+    let metrics = op.metrics()?;
+    for waiting in ["ChildrenRemaining", "Destroying"] {
+        let counted = mpanel_tests::metric_sum(&metrics, "mpanel_reconcile_errors_total", &[("reason", waiting)]);
+        assert_eq!(counted, 0.0, "{waiting} counted as a reconcile error");
+    }
     Ok(())
 }
 

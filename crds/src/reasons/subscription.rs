@@ -96,7 +96,7 @@ pub const CHILD_DELETED: Reason = Reason {
 
 pub const CHILDREN_REMAINING: Reason = Reason {
     name: "ChildrenRemaining",
-    reported_in: &[(&[SUBSCRIPTION], ReconcileError)],
+    reported_in: &[(&[SUBSCRIPTION], Waiting)],
     meaning: "The deletion waits for child objects to be gone.",
     action: "Wait; if it stays, see why the children are not deleted (their own Ready reasons).",
 };

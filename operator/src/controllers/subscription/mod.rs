@@ -27,8 +27,8 @@ use mpanel_crds::reasons::{self, condition_types};
 use mpanel_crds::subscription::{ChildStatus, Subscription, SubscriptionPhase, SubscriptionStatus};
 
 use super::{
-    Backoff, Changes, Hub, ReconcileError, StatusOf, apply_owned, finalizer_reason, labelled, measured, publish,
-    reconcile_in_mode, resync_after, retry_later,
+    Backoff, Changes, Hub, ReconcileError, StatusOf, apply_owned, finalizer_reason, finalizer_waiting, labelled,
+    measured, publish, reconcile_in_mode, resync_after, retry_later,
 };
 use crate::metrics::Metrics;
 use children::{Child, ChildKind, SUBSCRIPTION_LABEL};
@@ -68,7 +68,19 @@ impl ReconcileError for Error {
             Self::Finalizer(inner) => finalizer_reason(inner, Self::reason),
         }
     }
+
+    fn waiting(&self) -> Option<Duration> {
+        match self {
+            // the children's deletion is watched; this only bounds the wait for a missed event
+            Self::ChildrenRemaining(_) => Some(CHILDREN_LOOKED_AT_AGAIN),
+            Self::Finalizer(inner) => finalizer_waiting(inner, Self::waiting),
+            _ => None,
+        }
+    }
 }
+
+/// How soon a deletion waiting for its children looks at them again without an event.
+const CHILDREN_LOOKED_AT_AGAIN: Duration = Duration::from_secs(5);
 
 /// What the Subscription controller follows, taken from the operator's one watch per kind: its
 /// own kind, and the children of each kind (those with its label).
