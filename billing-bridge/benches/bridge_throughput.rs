@@ -14,7 +14,8 @@
 //!    over those paid while the burst's deliveries ran.
 //! 3. The apiserver's own ceiling: the burst's Subscriptions applied again, as they are, into a
 //!    scratch namespace by this program alone (server-side apply, as many at a time as the bridges'
-//!    outbox lanes), without a ledger. The bridges' apply rate is read against this number.
+//!    outbox lanes, or BENCH_CEILING_LANES), without a ledger. The bridges' apply rate is read
+//!    against this number.
 //!
 //! The bridges run as `tests/support` runs them, with the default scan interval (30 s, as deployed:
 //! the tests' 1 s makes the periodic passes part of the load); their logs are kept in
@@ -465,7 +466,8 @@ fn run(rt: &Runtime, tb: &Testbed, ledger: &Ledger, replicas: &Replicas) -> anyh
                 latencies.iter().map(|l| l.1).collect(),
             );
         }
-        ceiling(rt, tb, ledger, &email, outbox_worker::PARALLEL * replicas.0.len())
+        let lanes = env_usize("BENCH_CEILING_LANES", outbox_worker::PARALLEL * replicas.0.len()).max(1);
+        ceiling(rt, tb, ledger, &email, lanes)
     })();
     watch.abort();
     outcome
