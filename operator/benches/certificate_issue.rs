@@ -5,8 +5,12 @@
 //!    previous one is Ready; the clock runs from `kubectl apply` until `kubectl wait` sees Ready.
 //! 2. At once: CONCURRENT Certificates applied together; the clock runs until all are Ready.
 //!
-//! Prints min, median, p95 and max of the single times, and the wall time of the batch.
+//! Prints min, median, p95 and max of the single times, and the wall time of the batch; then where
+//! the batch's time went: the HTTP requests pebble received by endpoint (its log), the operator's
+//! ACME calls by operation, the time they waited under the client-side rate limit, and the
+//! Certificate reconciles (its `/metrics`). `WAIT_SECONDS` (default 120) bounds the wait for Ready.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -25,7 +29,8 @@ fn certificate(ns: &str, name: &str, host: &str) -> serde_json::Value {
 }
 
 fn wait_ready(tb: &Testbed, ns: &str, what: &[&str]) -> anyhow::Result<()> {
-    let mut args = vec!["wait", "--for=condition=Ready", "--timeout=120s", "-n", ns];
+    let timeout = format!("--timeout={}s", env_usize("WAIT_SECONDS", 120));
+    let mut args = vec!["wait", "--for=condition=Ready", &timeout, "-n", ns];
     args.extend_from_slice(what);
     tb.kubectl_ok(&args, None).map(drop)
 }
@@ -33,6 +38,92 @@ fn wait_ready(tb: &Testbed, ns: &str, what: &[&str]) -> anyhow::Result<()> {
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
+}
+
+/// The operator's `/metrics` exposition.
+fn scrape(port: u16) -> anyhow::Result<String> {
+    let out = std::process::Command::new("curl")
+        .args(["-fsS", &format!("http://127.0.0.1:{port}/metrics")])
+        .output()
+        .context("running curl")?;
+    if !out.status.success() {
+        bail!("reading /metrics: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The samples of `name` (a counter or histogram part) by the value of `label`, for `provider`/`kind`
+/// filters given in `having`.
+fn samples(exposition: &str, name: &str, having: &[(&str, &str)], label: &str) -> BTreeMap<String, f64> {
+    let mut by = BTreeMap::new();
+    for line in exposition.lines().filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' '])) {
+        if !having.iter().all(|(k, v)| line.contains(&format!("{k}=\"{v}\""))) {
+            continue;
+        }
+        let key = line.split(&format!("{label}=\"")).nth(1).and_then(|r| r.split('"').next()).unwrap_or("").to_owned();
+        let value: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        *by.entry(key).or_default() += value;
+    }
+    by
+}
+
+fn delta(after: &BTreeMap<String, f64>, before: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, v)| *v > 0.0)
+        .collect()
+}
+
+/// Requests pebble logged after byte `from` of its log, by method and first path segment.
+fn pebble_requests(log: &str, from: usize) -> BTreeMap<String, usize> {
+    let text = std::fs::read(log).unwrap_or_default();
+    let text = String::from_utf8_lossy(text.get(from..).unwrap_or_default());
+    let mut by = BTreeMap::new();
+    for line in text.lines().filter(|l| l.ends_with("-> calling handler()")) {
+        let mut words = line.split_whitespace().skip(3);
+        let (Some(method), Some(path)) = (words.next(), words.next()) else { continue };
+        let segment = path.trim_start_matches('/').split('/').next().unwrap_or("");
+        *by.entry(format!("{method} /{segment}")).or_default() += 1;
+    }
+    by
+}
+
+fn log_len(log: &str) -> usize {
+    std::fs::metadata(log).map(|m| m.len() as usize).unwrap_or(0)
+}
+
+/// Where the batch's time went, from pebble's log and the operator's metrics.
+fn breakdown(n: usize, requests: &BTreeMap<String, usize>, before: &str, after: &str) {
+    let per = |v: f64| v / n.max(1) as f64;
+    let total: usize = requests.values().sum();
+    println!("  ACME HTTP requests at pebble: {total} ({:.1} per Certificate)", per(total as f64));
+    for (endpoint, count) in requests {
+        println!("    {endpoint:<20} {count:>6} ({:.1} per Certificate)", per(*count as f64));
+    }
+    let calls = |e| samples(e, "mpanel_provider_calls_total", &[("provider", "acme")], "operation");
+    let calls = delta(&calls(after), &calls(before));
+    let total: f64 = calls.values().sum();
+    println!("  the operator's ACME calls (each one throttle turn): {total} ({:.1} per Certificate)", per(total));
+    for (operation, count) in &calls {
+        println!("    {operation:<20} {count:>6} ({:.1} per Certificate)", per(*count));
+    }
+    let wait = |e, part| {
+        samples(e, &format!("mpanel_provider_throttle_wait_seconds_{part}"), &[("provider", "acme")], "provider")
+            .values()
+            .sum::<f64>()
+    };
+    let (sum, count) = (wait(after, "sum") - wait(before, "sum"), wait(after, "count") - wait(before, "count"));
+    println!(
+        "  waited under the ACME rate limit: {sum:.1} s in all over {count} turns (mean {:.3} s)",
+        sum / count.max(1.0)
+    );
+    let reconciles = |e| samples(e, "mpanel_reconciles_total", &[("kind", "Certificate")], "result");
+    let reconciles = delta(&reconciles(after), &reconciles(before));
+    let errors = |e| samples(e, "mpanel_reconcile_errors_total", &[("kind", "Certificate")], "reason");
+    let errors = delta(&errors(after), &errors(before));
+    let total: f64 = reconciles.values().sum();
+    println!("  Certificate reconciles: {total} ({:.1} per Certificate) {reconciles:?}; errors {errors:?}", per(total));
 }
 
 fn main() -> anyhow::Result<()> {
@@ -62,9 +153,13 @@ fn main() -> anyhow::Result<()> {
     let mut operator = std::process::Command::new(env!("CARGO_BIN_EXE_mpanel-operator"))
         .args(["run", "--config", &config.to_string_lossy(), "--health-addr", &format!("127.0.0.1:{port}")])
         .env("KUBECONFIG", Path::new(tb.get("KUBECONFIG")?))
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()))
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        // OPERATOR_LOG=<file> keeps the operator's log (RUST_LOG, default warn)
+        .stderr(match std::env::var_os("OPERATOR_LOG") {
+            Some(path) => std::fs::File::create(path).context("creating OPERATOR_LOG")?.into(),
+            None => std::process::Stdio::null(),
+        })
         .spawn()
         .context("starting the operator")?;
     let outcome = (|| -> anyhow::Result<()> {
@@ -106,10 +201,33 @@ fn main() -> anyhow::Result<()> {
             (0..concurrent).map(|i| certificate(&ns.name, &format!("c{i}"), &format!("c{i}.{zone}"))).collect();
         let list = json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string();
         let names: Vec<String> = (0..concurrent).map(|i| format!("certificate/c{i}")).collect();
+        let pebble_log = tb.get("ACME_LOG")?.to_owned();
+        let (log_from, metrics_before) = (log_len(&pebble_log), scrape(port)?);
         let started = Instant::now();
         tb.kubectl_ok(&["apply", "-f", "-"], Some(&list))?;
-        wait_ready(&tb, &ns.name, &names.iter().map(String::as_str).collect::<Vec<_>>())?;
-        println!("{concurrent} Certificates applied at once, all Ready: {:.2} s", started.elapsed().as_secs_f64());
+        let waited = wait_ready(&tb, &ns.name, &names.iter().map(String::as_str).collect::<Vec<_>>());
+        let took = started.elapsed().as_secs_f64();
+        let requests = pebble_requests(&pebble_log, log_from);
+        let metrics_after = scrape(port)?;
+        if let Err(e) = waited {
+            let ready = tb.kubectl_ok(
+                &[
+                    "get",
+                    "certificates",
+                    "-n",
+                    &ns.name,
+                    "-o",
+                    r#"jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}"#,
+                ],
+                None,
+            )?;
+            let ready = ready.lines().filter(|l| *l == "True").count().saturating_sub(sequential + 1);
+            println!("{concurrent} Certificates applied at once: {ready} Ready after {took:.2} s");
+            breakdown(concurrent, &requests, &metrics_before, &metrics_after);
+            return Err(e);
+        }
+        println!("{concurrent} Certificates applied at once, all Ready: {took:.2} s");
+        breakdown(concurrent, &requests, &metrics_before, &metrics_after);
 
         let txt = tb.dig(&format!("_acme-challenge.c0.{zone}"), "TXT")?;
         if !txt.answers.is_empty() {

@@ -50,10 +50,14 @@ impl RateLimit {
 /// burst of zones is not held back by the cap alone, and 200/s keeps a cold start of thousands of
 /// zones from crowding out the queries.
 pub const POWERDNS_LIMITS: Limits = Limits { requests_per_second: 200.0, max_in_flight: 32 };
-/// Let's Encrypt's overall request limits (letsencrypt.org/docs/rate-limits, per IP): the lowest
-/// is `/acme/new-nonce` at 20/s, and an operation makes its request plus at most one nonce
-/// request, so 10 operations/s stay within it (`/acme/new-account` 5/s is one call per issuer).
-pub const ACME_LIMITS: Limits = Limits { requests_per_second: 10.0, max_in_flight: 4 };
+/// Let's Encrypt's overall request limits (letsencrypt.org/docs/rate-limits, "Overall Requests",
+/// per IP address): 250/s on `/acme/*` (the orders, authorizations, challenges, finalisation and
+/// certificates), 300/s on `/acme/new-order`; 100 requests/s is 40 % of the lower of them. Every
+/// HTTP request counts, nonce requests included; those are kept to 10/s on their own
+/// ([`NEW_NONCE_PER_SECOND`](crate::providers::acme::NEW_NONCE_PER_SECOND), half of the 20/s on
+/// `/acme/new-nonce`; `/acme/new-account`, 5/s, is one request per issuer). Let's Encrypt documents
+/// no limit on requests in flight; 16 is the Certificate controller's concurrency.
+pub const ACME_LIMITS: Limits = Limits { requests_per_second: 100.0, max_in_flight: 16 };
 /// mail-core's PostgreSQL also answers every Postfix and Dovecot lookup (its `max_connections`
 /// defaults to 100 for all of them); the operator keeps to its pool (`maxConnections`, 4: more in
 /// flight would only wait for a connection) and 50 queries/s.

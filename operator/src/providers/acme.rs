@@ -2,12 +2,21 @@
 //! issued chain.
 //!
 //! The client never waits for the CA: every call is one request (or one order with its
-//! authorizations), and the caller polls by reconciling again. The CA's problem documents are kept
-//! verbatim, so a condition shows exactly what the CA said.
+//! authorizations), and the caller polls. The CA's problem documents are kept verbatim, so a
+//! condition shows exactly what the CA said.
+//!
+//! Every HTTP request takes a turn of the issuer's throttle (`requestsPerSecond` counts requests,
+//! nonce requests included). A signed request needs a nonce: the nonces the CA hands out with its
+//! answers are kept and used for the next requests, so `newNonce` is asked only when none is kept
+//! (at the start of a burst), and then also within [`NEW_NONCE_PER_SECOND`]. The order last worked
+//! on is kept too, with its authorizations, so following it does not fetch it again when it cannot
+//! have changed (ready, valid or invalid, or pending with no challenge answered) and a challenge is
+//! answered without fetching its authorization again.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use instant_acme::{
@@ -16,7 +25,7 @@ use instant_acme::{
 };
 use mpanel_crds::reasons;
 
-use super::throttle::Throttle;
+use super::throttle::{Limits, Throttle};
 use crate::metrics::Metrics;
 use crate::tls;
 
@@ -174,12 +183,22 @@ impl OrderView {
     }
 }
 
+/// Requests for a fresh nonce per second, at most: Let's Encrypt allows 20 per second per IP
+/// address on `/acme/new-nonce` (letsencrypt.org/docs/rate-limits, "Overall Requests"), the lowest
+/// of its per-endpoint limits; half of it leaves the rest to other clients on the same address.
+pub const NEW_NONCE_PER_SECOND: f64 = 10.0;
+
+/// How many orders are kept with their nonce at most; more than the Certificates in flight at once.
+const KEPT_AT_MOST: usize = 1024;
+
 /// What the Certificate controller needs from a CA.
 pub trait AcmeApi: Send + Sync {
     /// Places an order for `dns_names`.
     fn new_order(&self, dns_names: &[String]) -> impl Future<Output = Result<OrderView, AcmeError>> + Send;
     /// The order at `url`, with its authorizations.
     fn order(&self, url: &str) -> impl Future<Output = Result<OrderView, AcmeError>> + Send;
+    /// Where the order at `url` stands, without its authorizations: one request at most.
+    fn phase(&self, url: &str) -> impl Future<Output = Result<OrderPhase, AcmeError>> + Send;
     /// Tells the CA that the DNS-01 challenge at `challenge_url` of the order can be validated.
     fn answer(&self, order_url: &str, challenge_url: &str) -> impl Future<Output = Result<(), AcmeError>> + Send;
     /// Sends the CSR of a ready order.
@@ -194,7 +213,109 @@ pub struct Acme {
     account: Account,
     timeout: Duration,
     metrics: Arc<Metrics>,
+    /// The orders last worked on, by URL, each with the nonce of the CA's last answer.
+    orders: Arc<Mutex<HashMap<String, Kept>>>,
+}
+
+/// An order as last seen, with its nonce (inside) and its authorizations once read.
+struct Kept {
+    order: instant_acme::Order,
+    authorizations: Option<Vec<AuthzView>>,
+    /// A challenge of the order was answered: the CA may move it on by itself.
+    asked: bool,
+}
+
+fn nonce_throttle(metrics: &Arc<Metrics>) -> Throttle {
+    let limits = Limits { requests_per_second: NEW_NONCE_PER_SECOND, max_in_flight: 1 };
+    Throttle::new("acme_new_nonce", limits, Some(metrics.clone()))
+}
+
+/// How long a nonce the CA handed out is kept for a later request, at most.
+const NONCE_KEPT_FOR: Duration = Duration::from_secs(30);
+/// How many nonces are kept at most (the freshest).
+const NONCES_KEPT: usize = 64;
+
+/// The HTTP client of one account's calls: every request takes a turn of the issuer's throttle,
+/// and the nonces the CA hands out with its answers are kept and handed to the next requests that
+/// need one, instead of each asking `newNonce` for its own. The ACME client never sees a nonce
+/// other than through a `newNonce` request (answered here from the kept ones when there is one),
+/// so each nonce is used once. Real `newNonce` requests also take a turn of `nonces`.
+#[derive(Clone)]
+struct Transport {
+    http: reqwest::Client,
     throttle: Throttle,
+    nonces: Throttle,
+    /// Unused nonces and when they came, the freshest last.
+    pool: Arc<Mutex<Vec<(String, tokio::time::Instant)>>>,
+}
+
+const REPLAY_NONCE: &str = "replay-nonce";
+
+impl Transport {
+    fn kept_nonce(&self) -> Option<String> {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let now = tokio::time::Instant::now();
+        pool.retain(|(_, at)| now.duration_since(*at) < NONCE_KEPT_FOR);
+        pool.pop().map(|(nonce, _)| nonce)
+    }
+
+    fn keep_nonce(&self, nonce: String) {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() >= NONCES_KEPT {
+            pool.remove(0);
+        }
+        pool.push((nonce, tokio::time::Instant::now()));
+    }
+
+    async fn send(
+        self,
+        request: axum::http::Request<instant_acme::BodyWrapper<axum::body::Bytes>>,
+    ) -> Result<instant_acme::BytesResponse, instant_acme::Error> {
+        let new_nonce = request.method() == axum::http::Method::HEAD;
+        if new_nonce && let Some(nonce) = self.kept_nonce() {
+            let answer = axum::http::Response::builder()
+                .status(axum::http::StatusCode::OK)
+                .header(REPLAY_NONCE, nonce)
+                .body(reqwest::Body::from(Vec::new()))
+                .map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
+            return Ok(answer.into());
+        }
+        let (parts, body) = request.into_parts();
+        let body = reqwest::Body::wrap(body);
+        if new_nonce {
+            drop(self.nonces.turn().await);
+        }
+        let _turn = self.throttle.turn().await;
+        let sent =
+            self.http.request(parts.method, parts.uri.to_string()).headers(parts.headers).body(body).send().await;
+        let mut answer = axum::http::Response::from(sent.map_err(|e| instant_acme::Error::Other(Box::new(e)))?);
+        if !new_nonce
+            && let Some(nonce) = answer.headers_mut().remove(REPLAY_NONCE)
+            && let Ok(nonce) = nonce.to_str()
+        {
+            self.keep_nonce(nonce.to_owned());
+        }
+        Ok(answer.into())
+    }
+}
+
+impl instant_acme::HttpClient for Transport {
+    fn request(
+        &self,
+        request: axum::http::Request<instant_acme::BodyWrapper<axum::body::Bytes>>,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<instant_acme::BytesResponse, instant_acme::Error>> + Send>> {
+        Box::pin(self.clone().send(request))
+    }
+}
+
+fn phase_of(status: OrderStatus) -> OrderPhase {
+    match status {
+        OrderStatus::Pending => OrderPhase::Pending,
+        OrderStatus::Ready => OrderPhase::Ready,
+        OrderStatus::Processing => OrderPhase::Processing,
+        OrderStatus::Valid => OrderPhase::Valid,
+        OrderStatus::Invalid => OrderPhase::Invalid,
+    }
 }
 
 impl std::fmt::Debug for Acme {
@@ -205,13 +326,25 @@ impl std::fmt::Debug for Acme {
 }
 
 impl Acme {
-    fn builder(config: &Config) -> Result<instant_acme::AccountBuilder, AcmeError> {
+    fn builder(
+        config: &Config,
+        metrics: &Arc<Metrics>,
+        throttle: Throttle,
+    ) -> Result<instant_acme::AccountBuilder, AcmeError> {
         tls::install_crypto_provider();
-        match &config.ca_bundle {
-            Some(pem) => Account::builder_with_root(pem)
-                .map_err(|e| AcmeError::Credentials(format!("cannot use the CA bundle {}: {e}", pem.display()))),
-            None => Account::builder().map_err(AcmeError::from),
+        let mut http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(5)));
+        if let Some(pem) = &config.ca_bundle {
+            let unusable =
+                |e: String| AcmeError::Credentials(format!("cannot use the CA bundle {}: {e}", pem.display()));
+            let text = std::fs::read(pem).map_err(|e| unusable(e.to_string()))?;
+            http =
+                http.add_root_certificate(reqwest::Certificate::from_pem(&text).map_err(|e| unusable(e.to_string()))?);
         }
+        let http = http.build().map_err(|e| AcmeError::Unreachable(e.to_string()))?;
+        let transport = Transport { http, throttle, nonces: nonce_throttle(metrics), pool: Arc::default() };
+        Ok(Account::builder_with_http(Box::new(transport)))
     }
 
     /// Registers a new account; returns it with its credentials (JSON, secret: keep them in a Secret).
@@ -221,18 +354,16 @@ impl Acme {
         metrics: Arc<Metrics>,
         throttle: Throttle,
     ) -> Result<(Self, String), AcmeError> {
-        let builder = Self::builder(config)?;
+        let builder = Self::builder(config, &metrics, throttle)?;
         let contact: Vec<&str> = config.contact.iter().map(String::as_str).collect();
         let eab = config.external_account.as_ref().map(|(id, key)| ExternalAccountKey::new(id.clone(), key));
         let new = NewAccount { contact: &contact, terms_of_service_agreed: true, only_return_existing: false };
-        let turn = throttle.turn().await;
         let started = Instant::now();
         let result = timed(config.timeout, builder.create(&new, config.directory_url.clone(), eab.as_ref())).await;
-        drop(turn);
         metrics.provider_call("acme", "new_account", true, result.is_ok(), started.elapsed());
         let (account, credentials) = result?;
         let json = serde_json::to_string(&credentials).map_err(|e| AcmeError::Credentials(e.to_string()))?;
-        Ok((Self { account, timeout: config.timeout, metrics, throttle }, json))
+        Ok((Self { account, timeout: config.timeout, metrics, orders: Arc::default() }, json))
     }
 
     /// The account whose credentials `register` returned; its calls go through `throttle`.
@@ -244,56 +375,116 @@ impl Acme {
     ) -> Result<Self, AcmeError> {
         let credentials =
             serde_json::from_str(credentials).map_err(|e| AcmeError::Credentials(format!("not account JSON: {e}")))?;
-        let builder = Self::builder(config)?;
+        let builder = Self::builder(config, &metrics, throttle)?;
         // reads the directory
-        let account = throttle.run(timed(config.timeout, builder.from_credentials(credentials))).await?;
-        Ok(Self { account, timeout: config.timeout, metrics, throttle })
+        let account = timed(config.timeout, builder.from_credentials(credentials)).await?;
+        Ok(Self { account, timeout: config.timeout, metrics, orders: Arc::default() })
     }
 
+    /// Runs `f` (its requests take their turns in the transport), timed and counted.
     async fn call<T>(
         &self,
         operation: &'static str,
         write: bool,
         f: impl Future<Output = Result<T, instant_acme::Error>>,
     ) -> Result<T, AcmeError> {
-        let _turn = self.throttle.turn().await;
         let started = Instant::now();
         let result = timed(self.timeout, f).await;
         self.metrics.provider_call("acme", operation, write, result.is_ok(), started.elapsed());
         result
     }
 
-    async fn view(&self, mut order: instant_acme::Order) -> Result<OrderView, instant_acme::Error> {
-        let url = order.url().to_owned();
-        let state = order.state();
-        let phase = match state.status {
-            OrderStatus::Pending => OrderPhase::Pending,
-            OrderStatus::Ready => OrderPhase::Ready,
-            OrderStatus::Processing => OrderPhase::Processing,
-            OrderStatus::Valid => OrderPhase::Valid,
-            OrderStatus::Invalid => OrderPhase::Invalid,
-        };
-        let mut problem = state.error.as_ref().map(problem_text);
-        let mut authorizations = Vec::new();
-        let mut stream = order.authorizations();
-        while let Some(authz) = stream.next().await {
-            let mut authz = authz?;
-            let (name, wildcard) = match authz.identifier().identifier {
-                Identifier::Dns(name) => (name.clone(), authz.wildcard),
-                other => (format!("{other:?}"), false),
-            };
-            let settled = authz.status != AuthorizationStatus::Pending;
-            let failed = authz.challenges.iter().find_map(|c| c.error.as_ref().map(problem_text));
-            if problem.is_none() {
-                problem = failed.map(|p| format!("{}{name}: {p}", if wildcard { "*." } else { "" }));
-            }
-            let dns01 = authz.challenge(ChallengeType::Dns01).map(|c| Dns01 {
-                url: c.url.clone(),
-                txt_value: c.key_authorization().dns_value(),
-                answered: c.status != ChallengeStatus::Pending,
-            });
-            authorizations.push(AuthzView { name, wildcard, settled, dns01 });
+    /// The order at `url` as kept, else read from the CA (a fresh nonce and the order); whether it
+    /// was kept.
+    async fn fetch(&self, url: &str) -> Result<(Kept, bool), AcmeError> {
+        let kept = self.orders.lock().unwrap_or_else(|e| e.into_inner()).remove(url);
+        if let Some(kept) = kept {
+            return Ok((kept, true));
         }
+        let order = self.call("get_order", false, self.account.order(url.to_owned())).await?;
+        Ok((Kept { order, authorizations: None, asked: false }, false))
+    }
+
+    /// The order at `url`, asked of the CA again if it was kept and can have changed since: the CA
+    /// moves an order on while it validates (pending, once a challenge was answered) or issues
+    /// (processing); a pending order nobody answered yet, and a ready, valid or invalid one, change
+    /// only by our own calls.
+    async fn current(&self, url: &str) -> Result<Kept, AcmeError> {
+        let (mut kept, was_kept) = self.fetch(url).await?;
+        let status = kept.order.state().status;
+        let moving = match status {
+            OrderStatus::Pending => kept.asked || kept.authorizations.is_none(),
+            OrderStatus::Processing => true,
+            OrderStatus::Ready | OrderStatus::Valid | OrderStatus::Invalid => false,
+        };
+        if was_kept && moving {
+            // the authorizations are read again while pending (the order's own copy is gone); the
+            // values kept are what a ready, processing or valid order is shown with
+            self.call("get_order", false, kept.order.refresh()).await?;
+        }
+        Ok(kept)
+    }
+
+    /// Keeps `kept` for the next call on it.
+    fn keep(&self, kept: Kept) {
+        let mut orders = self.orders.lock().unwrap_or_else(|e| e.into_inner());
+        if orders.len() >= KEPT_AT_MOST
+            && let Some(any) = orders.keys().next().cloned()
+        {
+            orders.remove(&any);
+        }
+        orders.insert(kept.order.url().to_owned(), kept);
+    }
+
+    /// The order's view: its authorizations read unless they are known and cannot have changed
+    /// (an order that is ready or further has every authorization valid).
+    async fn view(&self, kept: &mut Kept) -> Result<OrderView, AcmeError> {
+        let url = kept.order.url().to_owned();
+        let state = kept.order.state();
+        let phase = phase_of(state.status);
+        let mut problem = state.error.as_ref().map(problem_text);
+        let unread = state.authorizations.iter().filter(|a| a.state.is_none()).count();
+        if let (Some(known), OrderPhase::Ready | OrderPhase::Processing | OrderPhase::Valid) =
+            (&kept.authorizations, phase)
+        {
+            let settled = |a: &AuthzView| AuthzView {
+                settled: true,
+                dns01: a.dns01.clone().map(|c| Dns01 { answered: true, ..c }),
+                ..a.clone()
+            };
+            let authorizations = known.iter().map(settled).collect();
+            return Ok(OrderView { url, phase, problem, authorizations });
+        }
+        let order = &mut kept.order;
+        let read = async {
+            let mut authorizations = Vec::new();
+            let mut stream = order.authorizations();
+            while let Some(authz) = stream.next().await {
+                let mut authz = authz?;
+                let (name, wildcard) = match authz.identifier().identifier {
+                    Identifier::Dns(name) => (name.clone(), authz.wildcard),
+                    other => (format!("{other:?}"), false),
+                };
+                let settled = authz.status != AuthorizationStatus::Pending;
+                let failed = authz.challenges.iter().find_map(|c| c.error.as_ref().map(problem_text));
+                if problem.is_none() {
+                    problem = failed.map(|p| format!("{}{name}: {p}", if wildcard { "*." } else { "" }));
+                }
+                let dns01 = authz.challenge(ChallengeType::Dns01).map(|c| Dns01 {
+                    url: c.url.clone(),
+                    txt_value: c.key_authorization().dns_value(),
+                    answered: c.status != ChallengeStatus::Pending,
+                });
+                authorizations.push(AuthzView { name, wildcard, settled, dns01 });
+            }
+            Ok::<_, instant_acme::Error>(authorizations)
+        };
+        // authorizations already read are not asked for again: no request, no turn
+        let authorizations = match unread {
+            0 => timed(self.timeout, read).await?,
+            _ => self.call("get_authorizations", false, read).await?,
+        };
+        kept.authorizations = Some(authorizations.clone());
         Ok(OrderView { url, phase, problem, authorizations })
     }
 }
@@ -302,16 +493,29 @@ impl AcmeApi for Acme {
     async fn new_order(&self, dns_names: &[String]) -> Result<OrderView, AcmeError> {
         let identifiers: Vec<Identifier> = dns_names.iter().map(|n| Identifier::Dns(n.clone())).collect();
         let order = self.call("new_order", true, self.account.new_order(&NewOrder::new(&identifiers))).await?;
-        self.call("get_authorizations", false, self.view(order)).await
+        let mut kept = Kept { order, authorizations: None, asked: false };
+        let view = self.view(&mut kept).await?;
+        self.keep(kept);
+        Ok(view)
     }
 
     async fn order(&self, url: &str) -> Result<OrderView, AcmeError> {
-        let order = self.call("get_order", false, self.account.order(url.to_owned())).await?;
-        self.call("get_authorizations", false, self.view(order)).await
+        let mut kept = self.current(url).await?;
+        let view = self.view(&mut kept).await?;
+        self.keep(kept);
+        Ok(view)
+    }
+
+    async fn phase(&self, url: &str) -> Result<OrderPhase, AcmeError> {
+        let mut kept = self.current(url).await?;
+        let phase = phase_of(kept.order.state().status);
+        self.keep(kept);
+        Ok(phase)
     }
 
     async fn answer(&self, order_url: &str, challenge_url: &str) -> Result<(), AcmeError> {
-        let mut order = self.call("get_order", false, self.account.order(order_url.to_owned())).await?;
+        let (mut kept, _) = self.fetch(order_url).await?;
+        let order = &mut kept.order;
         let answered = async {
             let mut stream = order.authorizations();
             while let Some(authz) = stream.next().await {
@@ -324,7 +528,11 @@ impl AcmeApi for Acme {
             }
             Ok(false)
         };
-        if self.call("answer_challenge", true, answered).await? {
+        let answered = self.call("answer_challenge", true, answered).await?;
+        // the authorizations read are kept for the next answer; the order is asked again next time
+        kept.asked = true;
+        self.keep(kept);
+        if answered {
             Ok(())
         } else {
             Err(AcmeError::BadResponse(format!("order {order_url} has no challenge {challenge_url}")))
@@ -332,15 +540,22 @@ impl AcmeApi for Acme {
     }
 
     async fn finalize(&self, order_url: &str, csr_der: &[u8]) -> Result<(), AcmeError> {
-        let mut order = self.call("get_order", false, self.account.order(order_url.to_owned())).await?;
-        self.call("finalize", true, order.finalize_csr(csr_der)).await
+        let (mut kept, _) = self.fetch(order_url).await?;
+        self.call("finalize", true, kept.order.finalize_csr(csr_der)).await?;
+        self.keep(kept);
+        Ok(())
     }
 
     async fn certificate(&self, order_url: &str) -> Result<String, AcmeError> {
-        let mut order = self.call("get_order", false, self.account.order(order_url.to_owned())).await?;
-        match self.call("get_certificate", false, order.certificate()).await? {
+        let (mut kept, _) = self.fetch(order_url).await?;
+        // a processing order is asked again first
+        match self.call("get_certificate", false, kept.order.certificate()).await? {
+            // the order is done with: not kept
             Some(chain) => Ok(chain),
-            None => Err(AcmeError::BadResponse(format!("order {order_url} has no certificate yet"))),
+            None => {
+                self.keep(kept);
+                Err(AcmeError::BadResponse(format!("order {order_url} has no certificate yet")))
+            }
         }
     }
 }

@@ -12,9 +12,13 @@ use super::{Context, Error};
 use crate::providers::acme::{AcmeApi, OrderView};
 use crate::providers::powerdns::DnsApi;
 
+/// The unanswered challenges of one record: the zone that serves it (if any), and their values and URLs.
+type Pending = (Option<dns01::ServingZone>, Vec<String>, Vec<String>);
+
 /// Places each pending challenge's TXT value and tells the CA once our server serves it. A name
 /// no DnsZone of the namespace serves gets no record: the CA is told anyway and its verdict is
-/// what the status shows. Returns the records still waiting to be served.
+/// what the status shows. The values of one record (an apex and its wildcard) are written together
+/// and asked for together. Returns the records still waiting to be served.
 pub(super) async fn answer_challenges<P: DnsApi, A: AcmeApi>(
     cert: &Certificate,
     view: &OrderView,
@@ -22,22 +26,29 @@ pub(super) async fn answer_challenges<P: DnsApi, A: AcmeApi>(
     ctx: &Context<P>,
 ) -> Result<Vec<String>, Error> {
     let (zones, names) = namespace_zones(cert, ctx);
-    let mut waiting = Vec::new();
+    let mut by_record: BTreeMap<String, Pending> = BTreeMap::new();
     for authz in view.authorizations.iter().filter(|a| !a.settled) {
         let Some(challenge) = &authz.dns01 else { continue };
         if challenge.answered {
             continue;
         }
-        let record = dns01::record_name(&authz.name);
-        let values = [challenge.txt_value.clone()];
-        if let Some(zone) = dns01::zone_for(zones.iter().map(Arc::as_ref), &names, &authz.name) {
+        let zone = dns01::zone_for(zones.iter().map(Arc::as_ref), &names, &authz.name);
+        let entry = by_record.entry(dns01::record_name(&authz.name)).or_insert_with(|| (zone, Vec::new(), Vec::new()));
+        entry.1.push(challenge.txt_value.clone());
+        entry.2.push(challenge.url.clone());
+    }
+    let mut waiting = Vec::new();
+    for (record, (zone, values, urls)) in by_record {
+        if let Some(zone) = zone {
             ctx.dns01.update(&zone, &record, &values, &[]).await?;
             if !ctx.dns01.served(&record, &values).await? {
                 waiting.push(record);
                 continue;
             }
         }
-        acme.answer(&view.url, &challenge.url).await?;
+        for url in urls {
+            acme.answer(&view.url, &url).await?;
+        }
     }
     Ok(waiting)
 }

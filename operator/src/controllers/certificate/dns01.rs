@@ -143,13 +143,32 @@ pub fn merged(record: &str, current: &[String], add: &[String], remove: &[String
 }
 
 /// Writes and removes challenge records; one writer per zone at a time, since a merge is a
-/// read-modify-write of the whole rrset.
+/// read-modify-write of the whole rrset. The changes asked for while a zone is being written are
+/// written together next, with one read of the zone and one PATCH (many Certificates in one zone
+/// do not wait for each other's round trips one by one).
 pub struct Dns01<P> {
     pub dns: P,
     /// PowerDNS's DNS listener, asked directly.
     pub server: SocketAddr,
     pub query_timeout: Duration,
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    locks: Mutex<HashMap<String, Arc<ZoneWrites>>>,
+}
+
+/// The writer's lock of one zone and the changes waiting for it.
+#[derive(Default)]
+struct ZoneWrites {
+    lock: tokio::sync::Mutex<()>,
+    queued: Mutex<Vec<Arc<Change>>>,
+}
+
+/// One caller's change, with its outcome once a writer made it.
+struct Change {
+    zone: ServingZone,
+    record: String,
+    add: Vec<String>,
+    remove: Vec<String>,
+    /// Set by the writer that made the change: whether PowerDNS was written, or why not.
+    outcome: Mutex<Option<Result<bool, Dns01Error>>>,
 }
 
 impl<P: DnsApi> Dns01<P> {
@@ -157,7 +176,7 @@ impl<P: DnsApi> Dns01<P> {
         Self { dns, server, query_timeout, locks: Mutex::default() }
     }
 
-    fn lock(&self, zone: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn writes(&self, zone: &str) -> Arc<ZoneWrites> {
         self.locks.lock().unwrap_or_else(|e| e.into_inner()).entry(zone.to_owned()).or_default().clone()
     }
 
@@ -173,30 +192,97 @@ impl<P: DnsApi> Dns01<P> {
         if !zone.granted && !add.is_empty() {
             return Err(Dns01Error::NotGranted { zone: zone.zone.clone() });
         }
-        let lock = self.lock(&zone.zone);
-        let _held = lock.lock().await;
-        let Some(current) = self.dns.zone(&zone.zone).await? else {
-            return Ok(false);
+        let writes = self.writes(&zone.zone);
+        let ours = Arc::new(Change {
+            zone: zone.clone(),
+            record: record.to_owned(),
+            add: add.to_vec(),
+            remove: remove.to_vec(),
+            outcome: Mutex::default(),
+        });
+        writes.queued.lock().unwrap_or_else(|e| e.into_inner()).push(ours.clone());
+        let _held = writes.lock.lock().await;
+        // the writer before us made our change along with its own
+        if let Some(outcome) = ours.outcome.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return outcome;
+        }
+        let mut batch = std::mem::take(&mut *writes.queued.lock().unwrap_or_else(|e| e.into_inner()));
+        // a writer that was stopped midway took ours without making it
+        if !batch.iter().any(|c| Arc::ptr_eq(c, &ours)) {
+            batch.push(ours.clone());
+        }
+        match self.write(&zone.zone, &batch).await {
+            Ok(outcomes) => {
+                let mut own = Ok(false);
+                for (change, outcome) in batch.iter().zip(outcomes) {
+                    if Arc::ptr_eq(change, &ours) {
+                        own = outcome;
+                    } else {
+                        *change.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+                    }
+                }
+                own
+            }
+            // the others try again on their own, each getting its own error
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes `changes` (all in `zone`) with one read of the zone and at most one PATCH; the
+    /// outcome of each, or the error that stopped them all.
+    async fn write(&self, zone: &str, changes: &[Arc<Change>]) -> Result<Vec<Result<bool, Dns01Error>>, Dns01Error> {
+        let Some(current) = self.dns.zone(zone).await? else {
+            return Ok(changes.iter().map(|_| Ok(false)).collect());
         };
-        if current.account != zone.owner_uid {
-            if add.is_empty() {
-                return Ok(false);
+        // the TXT contents of each record as the changes before leave it
+        let mut records: Vec<(String, Vec<String>, Vec<String>)> = Vec::new();
+        let mut outcomes = Vec::with_capacity(changes.len());
+        for change in changes {
+            if current.account != change.zone.owner_uid {
+                outcomes.push(match change.add.is_empty() {
+                    true => Ok(false),
+                    false => Err(Dns01Error::NotOwned { zone: change.zone.zone.clone() }),
+                });
+                continue;
             }
-            return Err(Dns01Error::NotOwned { zone: zone.zone.clone() });
+            let i = match records.iter().position(|(r, _, _)| *r == change.record) {
+                Some(i) => i,
+                None => {
+                    let contents: Vec<String> = current
+                        .rrsets
+                        .iter()
+                        .filter(|r| r.name == change.record && r.rtype == "TXT")
+                        .flat_map(|r| r.records.iter().map(|d| d.content.clone()))
+                        .collect();
+                    records.push((change.record.clone(), contents.clone(), contents));
+                    records.len() - 1
+                }
+            };
+            let now = &mut records[i].2;
+            match merged(&change.record, now, &change.add, &change.remove) {
+                Some(patch) => {
+                    *now = patch.records.iter().map(|d| d.content.clone()).collect();
+                    outcomes.push(Ok(true));
+                }
+                None => outcomes.push(Ok(false)),
+            }
         }
-        let contents: Vec<String> = current
-            .rrsets
-            .iter()
-            .filter(|r| r.name == record && r.rtype == "TXT")
-            .flat_map(|r| r.records.iter().map(|d| d.content.clone()))
+        let patches: Vec<RrSet> = records
+            .into_iter()
+            .filter_map(|(record, mut before, after)| {
+                let mut sorted = after.clone();
+                sorted.sort();
+                before.sort();
+                (before != sorted).then(|| match after.is_empty() {
+                    true => RrSet::delete(record, "TXT"),
+                    false => RrSet::replace(record, "TXT", TTL, after),
+                })
+            })
             .collect();
-        match merged(record, &contents, add, remove) {
-            Some(patch) => {
-                self.dns.patch_rrsets(&zone.zone, &[patch]).await?;
-                Ok(true)
-            }
-            None => Ok(false),
+        if !patches.is_empty() {
+            self.dns.patch_rrsets(zone, &patches).await?;
         }
+        Ok(outcomes)
     }
 
     /// Whether our authoritative server answers every one of `values` at `record`.
@@ -311,6 +397,91 @@ mod tests {
         let refused = rt.block_on(dns01.update(&zone, "_acme-challenge.shop.example.test.", &["v".into()], &[]));
         assert!(matches!(refused, Err(Dns01Error::NotGranted { .. })), "{refused:?}");
         assert_eq!(refused.unwrap_err().reason(), "NameHeldElsewhere");
+    }
+
+    /// One zone in memory; every read and write takes 50 ms and is counted.
+    struct OneZone {
+        zone: Mutex<crate::providers::powerdns::Zone>,
+        reads: std::sync::atomic::AtomicUsize,
+        patches: std::sync::atomic::AtomicUsize,
+    }
+
+    impl DnsApi for OneZone {
+        async fn zone(&self, _: &str) -> Result<Option<crate::providers::powerdns::Zone>, PowerDnsError> {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok(Some(self.zone.lock().unwrap().clone()))
+        }
+        async fn zones(&self) -> Result<Vec<crate::providers::powerdns::Zone>, PowerDnsError> {
+            unreachable!()
+        }
+        async fn create_zone(
+            &self,
+            _: &crate::providers::powerdns::NewZone,
+        ) -> Result<crate::providers::powerdns::Zone, PowerDnsError> {
+            unreachable!()
+        }
+        async fn patch_rrsets(&self, _: &str, rrsets: &[RrSet]) -> Result<(), PowerDnsError> {
+            self.patches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let mut zone = self.zone.lock().unwrap();
+            for r in rrsets {
+                zone.rrsets.retain(|x| !(x.name == r.name && x.rtype == r.rtype));
+                if !r.records.is_empty() {
+                    zone.rrsets.push(r.clone());
+                }
+            }
+            Ok(())
+        }
+        async fn set_account(&self, _: &str, _: &str) -> Result<(), PowerDnsError> {
+            unreachable!()
+        }
+        async fn delete_zone(&self, _: &str) -> Result<bool, PowerDnsError> {
+            unreachable!()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn changes_asked_for_while_the_zone_is_written_are_written_together_and_none_is_lost() {
+        let zone = crate::providers::powerdns::Zone {
+            id: "example.test.".into(),
+            name: "example.test.".into(),
+            kind: "Native".into(),
+            account: "u1".into(),
+            serial: 1,
+            rrsets: vec![RrSet::replace("_acme-challenge.keep.example.test.", "TXT", 60, ["\"theirs\"".to_owned()])],
+        };
+        let dns = OneZone { zone: Mutex::new(zone), reads: Default::default(), patches: Default::default() };
+        let dns01 = Dns01::new(dns, "127.0.0.1:53".parse().unwrap(), Duration::from_secs(1));
+        let serving =
+            ServingZone { zone: "example.test.".into(), owner_uid: "u1".into(), dns_zone: "z".into(), granted: true };
+        let records: Vec<String> = (0..20).map(|i| format!("_acme-challenge.c{}.example.test.", i % 10)).collect();
+        let writes = records.iter().enumerate().map(|(i, record)| {
+            let (dns01, serving) = (&dns01, &serving);
+            async move { dns01.update(serving, record, &[format!("v{i}")], &[]).await }
+        });
+        let outcomes = futures::future::join_all(writes).await;
+        assert!(outcomes.iter().all(|o| matches!(o, Ok(true))), "{outcomes:?}");
+        let patches = dns01.dns.patches.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(patches <= 2, "20 changes queued behind the first one: {patches} PATCHes");
+        let zone = dns01.dns.zone.lock().unwrap().clone();
+        for (i, record) in records.iter().enumerate() {
+            let rrset = zone.rrsets.iter().find(|r| r.name == *record).expect("the record is served");
+            assert!(rrset.records.iter().any(|d| d.content == format!("\"v{i}\"")), "v{i} is at {record}");
+        }
+        assert!(zone.rrsets.iter().any(|r| r.records.iter().any(|d| d.content == "\"theirs\"")), "others kept");
+        // the values come out again, together as well
+        let removals = records.iter().enumerate().map(|(i, record)| {
+            let (dns01, serving) = (&dns01, &serving);
+            async move { dns01.update(serving, record, &[], &[format!("v{i}")]).await }
+        });
+        assert!(futures::future::join_all(removals).await.iter().all(|o| matches!(o, Ok(true))));
+        let zone = dns01.dns.zone.lock().unwrap().clone();
+        assert_eq!(zone.rrsets.len(), 1, "only the other record is left: {:?}", zone.rrsets);
+        // a zone that is another DnsZone's takes no value, whoever's change it is written with
+        let other = ServingZone { owner_uid: "u2".into(), ..serving.clone() };
+        let refused = dns01.update(&other, "_acme-challenge.x.example.test.", &["x".into()], &[]).await;
+        assert!(matches!(refused, Err(Dns01Error::NotOwned { .. })), "{refused:?}");
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! The order in flight, moved one step on per reconcile: challenges answered while it is pending,
 //! finalised with a CSR once ready, the chain collected once valid, given up once invalid.
+//!
+//! After a step that leaves the order to the CA (challenges answered, CSR sent), the reconcile
+//! follows the order for a few seconds on a short schedule ([`FOLLOW`], one request each) and ends
+//! as soon as the CA has moved it on, so the next step follows at once instead of after `POLL`.
 
 use std::time::Duration;
 
@@ -18,7 +22,37 @@ use super::keys;
 use super::observe::{Current, unserved_names};
 use super::secrets::{delete_next_key, next_key_name, order_key, write_tls_secret};
 use super::{Context, DEFAULT_RENEW_BEFORE, Error, ISSUING, POLL, Step, attempt_failed, publish, resync_after, until};
-use crate::providers::acme::{Acme, AcmeApi, OrderPhase, OrderView};
+use crate::providers::acme::{Acme, AcmeApi, AcmeError, OrderPhase, OrderView};
+
+/// The delays before asking the CA again about an order it works on, within one reconcile: soon
+/// at first (a CA that is not busy validates or issues within a second), then less often; 2.9 s in
+/// all, after which the order is looked at again on `POLL`.
+pub(super) const FOLLOW: [Duration; 6] = [
+    Duration::from_millis(100),
+    Duration::from_millis(200),
+    Duration::from_millis(300),
+    Duration::from_millis(500),
+    Duration::from_millis(800),
+    Duration::from_millis(1000),
+];
+
+/// Follows the order at `url` on the [`FOLLOW`] schedule while it is in `phase`; returns the phase
+/// it moved on to, or `phase` when the schedule ran out.
+pub(super) async fn follow<A: AcmeApi>(acme: &A, url: &str, phase: OrderPhase) -> Result<OrderPhase, AcmeError> {
+    for delay in FOLLOW {
+        tokio::time::sleep(delay).await;
+        let now = acme.phase(url).await?;
+        if now != phase {
+            return Ok(now);
+        }
+    }
+    Ok(phase)
+}
+
+/// Right away when the order moved on from `waited` (the next step is due), else after `POLL`.
+fn next_look(waited: OrderPhase, now: OrderPhase) -> Action {
+    if now == waited { Action::requeue(POLL) } else { Action::requeue(Duration::ZERO) }
+}
 use crate::providers::powerdns::DnsApi;
 
 /// The order in flight and the Certificate it is for.
@@ -62,7 +96,10 @@ pub(super) async fn progress<P: DnsApi>(
     match view.phase {
         OrderPhase::Pending => pending(&order, step, &view, acme.as_ref()).await,
         OrderPhase::Ready => finalise(&order, step, current.as_ref(), acme.as_ref()).await,
-        OrderPhase::Processing => Ok(Action::requeue(POLL)),
+        OrderPhase::Processing => {
+            let now = follow(acme.as_ref(), order_url, OrderPhase::Processing).await?;
+            Ok(next_look(OrderPhase::Processing, now))
+        }
         OrderPhase::Valid => collect(&order, step, &view, current.as_ref(), acme.as_ref()).await,
         OrderPhase::Invalid => invalid(&order, step, &view).await,
     }
@@ -93,7 +130,11 @@ async fn pending<P: DnsApi>(
     step.set(Observation::new(ISSUING, true, reasons::VALIDATING.name, message));
     step.status.phase = Some(CertificatePhase::Issuing);
     step.write(order.api, cert).await?;
-    Ok(Action::requeue(POLL))
+    if !waiting.is_empty() {
+        return Ok(Action::requeue(POLL));
+    }
+    let now = follow(acme, order.order_url, OrderPhase::Pending).await?;
+    Ok(next_look(OrderPhase::Pending, now))
 }
 
 /// Finalises the order with a CSR for the order's key.
@@ -112,7 +153,8 @@ async fn finalise<P: DnsApi>(
     acme.finalize(order_url, &csr).await?;
     step.set(Observation::new(ISSUING, true, reasons::FINALIZING.name, format!("order {order_url} finalised")));
     step.write(order.api, cert).await?;
-    Ok(Action::requeue(POLL))
+    let now = follow(acme, order_url, OrderPhase::Processing).await?;
+    Ok(next_look(OrderPhase::Processing, now))
 }
 
 /// Stores the issued chain with the order's key, then tidies up after the order.
@@ -178,4 +220,57 @@ async fn invalid<P: DnsApi>(order: &InFlight<'_, P>, step: Step, view: &OrderVie
         format!("order {order_url} failed: {problem} (no DnsZone in this namespace serves {})", served.join(", "))
     };
     order.failed(step, reasons::ORDER_FAILED.name, message).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A CA whose order moves on after `asked_until_moved` questions about its phase.
+    struct Ca {
+        asked: Mutex<Vec<tokio::time::Instant>>,
+        moves_after: usize,
+    }
+
+    impl AcmeApi for Ca {
+        async fn new_order(&self, _: &[String]) -> Result<OrderView, AcmeError> {
+            unreachable!()
+        }
+        async fn order(&self, _: &str) -> Result<OrderView, AcmeError> {
+            unreachable!()
+        }
+        async fn phase(&self, _: &str) -> Result<OrderPhase, AcmeError> {
+            let mut asked = self.asked.lock().unwrap();
+            asked.push(tokio::time::Instant::now());
+            Ok(if asked.len() >= self.moves_after { OrderPhase::Ready } else { OrderPhase::Pending })
+        }
+        async fn answer(&self, _: &str, _: &str) -> Result<(), AcmeError> {
+            unreachable!()
+        }
+        async fn finalize(&self, _: &str, _: &[u8]) -> Result<(), AcmeError> {
+            unreachable!()
+        }
+        async fn certificate(&self, _: &str) -> Result<String, AcmeError> {
+            unreachable!()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_order_is_followed_soon_at_first_and_for_a_bounded_time() {
+        let t0 = tokio::time::Instant::now();
+        let quick = Ca { asked: Mutex::default(), moves_after: 2 };
+        assert_eq!(follow(&quick, "o", OrderPhase::Pending).await.unwrap(), OrderPhase::Ready);
+        let asked: Vec<_> = quick.asked.lock().unwrap().iter().map(|t| *t - t0).collect();
+        assert_eq!(asked, [Duration::from_millis(100), Duration::from_millis(300)], "asked at 100 ms, then 300 ms");
+        assert_eq!(next_look(OrderPhase::Pending, OrderPhase::Ready), Action::requeue(Duration::ZERO));
+
+        let t0 = tokio::time::Instant::now();
+        let slow = Ca { asked: Mutex::default(), moves_after: usize::MAX };
+        assert_eq!(follow(&slow, "o", OrderPhase::Pending).await.unwrap(), OrderPhase::Pending);
+        assert_eq!(slow.asked.lock().unwrap().len(), FOLLOW.len(), "one question per delay");
+        assert_eq!(t0.elapsed(), Duration::from_millis(2900), "given up after 2.9 s");
+        assert_eq!(next_look(OrderPhase::Pending, OrderPhase::Pending), Action::requeue(POLL));
+    }
 }
