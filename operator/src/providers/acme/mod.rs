@@ -21,13 +21,18 @@ use std::time::{Duration, Instant};
 
 use instant_acme::{
     Account, AuthorizationStatus, ChallengeStatus, ChallengeType, ExternalAccountKey, Identifier, NewAccount, NewOrder,
-    OrderStatus, Problem,
+    OrderStatus,
 };
-use mpanel_crds::reasons;
 
-use super::throttle::{Limits, Throttle};
+use super::throttle::Throttle;
 use crate::metrics::Metrics;
 use crate::tls;
+
+mod error;
+mod transport;
+
+pub use error::{AcmeError, problem_text};
+use transport::{Transport, nonce_throttle};
 
 /// Where the CA is and who the account is.
 #[derive(Clone)]
@@ -55,81 +60,6 @@ impl std::fmt::Debug for Config {
             .field("external_account", &self.external_account.as_ref().map(|(kid, _)| (kid, super::REDACTED)))
             .field("timeout", &self.timeout)
             .finish()
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum AcmeError {
-    /// The CA answered with a problem document; `detail` is its own text.
-    #[error("the ACME server refused: {detail}")]
-    Problem { kind: String, detail: String },
-    #[error("the ACME server could not be reached: {0}")]
-    Unreachable(String),
-    #[error("the ACME server did not answer within {0:?}")]
-    Timeout(Duration),
-    #[error("the ACME server sent an answer that could not be read: {0}")]
-    BadResponse(String),
-    #[error("the ACME account credentials are unusable: {0}")]
-    Credentials(String),
-}
-
-impl AcmeError {
-    /// Stable reason for conditions, metrics and Events.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Self::Problem { kind, .. } if kind.ends_with(":rateLimited") => reasons::ACME_RATE_LIMITED.name,
-            Self::Problem { kind, .. } if kind.ends_with(":malformed") && is_unknown_order(self) => {
-                reasons::ACME_ORDER_GONE.name
-            }
-            Self::Problem { .. } => reasons::ACME_REJECTED.name,
-            Self::Unreachable(_) => reasons::ACME_UNREACHABLE.name,
-            Self::Timeout(_) => reasons::ACME_TIMEOUT.name,
-            Self::BadResponse(_) => reasons::ACME_BAD_RESPONSE.name,
-            Self::Credentials(_) => reasons::ACME_ACCOUNT_INVALID.name,
-        }
-    }
-
-    /// The CA no longer knows the order (it expired, or a test CA restarted): order again.
-    pub fn is_order_gone(&self) -> bool {
-        match self {
-            Self::Problem { .. } => is_unknown_order(self),
-            _ => false,
-        }
-    }
-}
-
-fn is_unknown_order(e: &AcmeError) -> bool {
-    match e {
-        AcmeError::Problem { detail, .. } => {
-            let d = detail.to_ascii_lowercase();
-            d.contains("no order") || d.contains("order not found") || d.contains("unable to find order")
-        }
-        _ => false,
-    }
-}
-
-/// The problem's own words: its detail, then the subproblems per identifier.
-pub fn problem_text(p: &Problem) -> String {
-    let mut text = p.detail.clone().unwrap_or_else(|| p.r#type.clone().unwrap_or_else(|| "no detail".to_owned()));
-    for sub in &p.subproblems {
-        if let Some(detail) = &sub.detail {
-            text.push_str("; ");
-            text.push_str(detail);
-        }
-    }
-    text
-}
-
-impl From<instant_acme::Error> for AcmeError {
-    fn from(e: instant_acme::Error) -> Self {
-        use instant_acme::Error as E;
-        match e {
-            E::Api(p) => Self::Problem { kind: p.r#type.clone().unwrap_or_default(), detail: problem_text(&p) },
-            E::Json(e) => Self::BadResponse(e.to_string()),
-            E::Str(s) => Self::BadResponse(s.to_owned()),
-            E::Crypto | E::KeyRejected => Self::Credentials(e.to_string()),
-            other => Self::Unreachable(other.to_string()),
-        }
     }
 }
 
@@ -223,89 +153,6 @@ struct Kept {
     authorizations: Option<Vec<AuthzView>>,
     /// A challenge of the order was answered: the CA may move it on by itself.
     asked: bool,
-}
-
-fn nonce_throttle(metrics: &Arc<Metrics>) -> Throttle {
-    let limits = Limits { requests_per_second: NEW_NONCE_PER_SECOND, max_in_flight: 1 };
-    Throttle::new("acme_new_nonce", limits, Some(metrics.clone()))
-}
-
-/// How long a nonce the CA handed out is kept for a later request, at most.
-const NONCE_KEPT_FOR: Duration = Duration::from_secs(30);
-/// How many nonces are kept at most (the freshest).
-const NONCES_KEPT: usize = 64;
-
-/// The HTTP client of one account's calls: every request takes a turn of the issuer's throttle,
-/// and the nonces the CA hands out with its answers are kept and handed to the next requests that
-/// need one, instead of each asking `newNonce` for its own. The ACME client never sees a nonce
-/// other than through a `newNonce` request (answered here from the kept ones when there is one),
-/// so each nonce is used once. Real `newNonce` requests also take a turn of `nonces`.
-#[derive(Clone)]
-struct Transport {
-    http: reqwest::Client,
-    throttle: Throttle,
-    nonces: Throttle,
-    /// Unused nonces and when they came, the freshest last.
-    pool: Arc<Mutex<Vec<(String, tokio::time::Instant)>>>,
-}
-
-const REPLAY_NONCE: &str = "replay-nonce";
-
-impl Transport {
-    fn kept_nonce(&self) -> Option<String> {
-        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-        let now = tokio::time::Instant::now();
-        pool.retain(|(_, at)| now.duration_since(*at) < NONCE_KEPT_FOR);
-        pool.pop().map(|(nonce, _)| nonce)
-    }
-
-    fn keep_nonce(&self, nonce: String) {
-        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-        if pool.len() >= NONCES_KEPT {
-            pool.remove(0);
-        }
-        pool.push((nonce, tokio::time::Instant::now()));
-    }
-
-    async fn send(
-        self,
-        request: axum::http::Request<instant_acme::BodyWrapper<axum::body::Bytes>>,
-    ) -> Result<instant_acme::BytesResponse, instant_acme::Error> {
-        let new_nonce = request.method() == axum::http::Method::HEAD;
-        if new_nonce && let Some(nonce) = self.kept_nonce() {
-            let answer = axum::http::Response::builder()
-                .status(axum::http::StatusCode::OK)
-                .header(REPLAY_NONCE, nonce)
-                .body(reqwest::Body::from(Vec::new()))
-                .map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
-            return Ok(answer.into());
-        }
-        let (parts, body) = request.into_parts();
-        let body = reqwest::Body::wrap(body);
-        if new_nonce {
-            drop(self.nonces.turn().await);
-        }
-        let _turn = self.throttle.turn().await;
-        let sent =
-            self.http.request(parts.method, parts.uri.to_string()).headers(parts.headers).body(body).send().await;
-        let mut answer = axum::http::Response::from(sent.map_err(|e| instant_acme::Error::Other(Box::new(e)))?);
-        if !new_nonce
-            && let Some(nonce) = answer.headers_mut().remove(REPLAY_NONCE)
-            && let Ok(nonce) = nonce.to_str()
-        {
-            self.keep_nonce(nonce.to_owned());
-        }
-        Ok(answer.into())
-    }
-}
-
-impl instant_acme::HttpClient for Transport {
-    fn request(
-        &self,
-        request: axum::http::Request<instant_acme::BodyWrapper<axum::body::Bytes>>,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<instant_acme::BytesResponse, instant_acme::Error>> + Send>> {
-        Box::pin(self.clone().send(request))
-    }
 }
 
 fn phase_of(status: OrderStatus) -> OrderPhase {
@@ -564,43 +411,5 @@ async fn timed<T>(limit: Duration, f: impl Future<Output = Result<T, instant_acm
     match tokio::time::timeout(limit, f).await {
         Ok(result) => result.map_err(AcmeError::from),
         Err(_) => Err(AcmeError::Timeout(limit)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn problem(kind: &str, detail: &str) -> Problem {
-        serde_json::from_value(serde_json::json!({"type": kind, "detail": detail, "status": 400})).unwrap()
-    }
-
-    #[test]
-    fn a_problem_keeps_the_servers_words_and_maps_to_a_stable_reason() {
-        let e = AcmeError::from(instant_acme::Error::Api(problem(
-            "urn:ietf:params:acme:error:rateLimited",
-            "too many certificates already issued for example.com",
-        )));
-        assert_eq!(e.reason(), "AcmeRateLimited");
-        assert!(e.to_string().contains("too many certificates already issued for example.com"));
-        let e = AcmeError::from(instant_acme::Error::Api(problem(
-            "urn:ietf:params:acme:error:malformed",
-            "No order for ID abc",
-        )));
-        assert!(e.is_order_gone());
-        assert_eq!(e.reason(), "AcmeOrderGone");
-        let e = AcmeError::from(instant_acme::Error::Api(problem("urn:ietf:params:acme:error:dns", "NXDOMAIN")));
-        assert!(!e.is_order_gone());
-        assert_eq!(e.reason(), "AcmeRejected");
-    }
-
-    #[test]
-    fn subproblems_are_part_of_the_text() {
-        let p: Problem = serde_json::from_value(serde_json::json!({
-            "type": "urn:ietf:params:acme:error:compound", "detail": "two names failed",
-            "subproblems": [{"type": "urn:ietf:params:acme:error:dns", "detail": "a.test: SERVFAIL"}]
-        }))
-        .unwrap();
-        assert_eq!(problem_text(&p), "two names failed; a.test: SERVFAIL");
     }
 }
