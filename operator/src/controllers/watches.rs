@@ -76,6 +76,29 @@ pub fn intent<K: Resource>(obj: &K) -> Option<u64> {
     Some(hasher.finish())
 }
 
+/// A namespaced kind the hub can watch and hand out.
+pub trait Watchable:
+    Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Watchable for K where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// How much of the cluster a consumer of a kind's watch sees: the namespace the operator
 /// reconciles (all when it is not scoped), or every namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,13 +155,7 @@ impl Hub {
 
     fn register<K>(&self, scope: Scope, any_semantic: bool, sink: impl FnOnce(Option<String>) -> Sink<K>)
     where
-        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'static,
+        K: Watchable,
     {
         let mut feeds = self.feeds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let (feed, _) = feeds.entry(TypeId::of::<K>()).or_insert_with(|| {
@@ -168,13 +185,7 @@ impl Hub {
     /// A store of the `K`s in `scope`, filled once the hub started.
     pub fn store<K>(&self, scope: Scope) -> Store<K>
     where
-        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'static,
+        K: Watchable,
     {
         self.store_counting(scope, None)
     }
@@ -183,13 +194,7 @@ impl Hub {
     /// reader can tell whether what it derived from the store is still current.
     pub fn store_counting<K>(&self, scope: Scope, changes: Option<Arc<AtomicU64>>) -> Store<K>
     where
-        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'static,
+        K: Watchable,
     {
         let (store, writer) = kube::runtime::reflector::store();
         self.register::<K>(scope, false, |namespace| Sink::Store { writer, namespace, changes });
@@ -199,13 +204,7 @@ impl Hub {
     /// The changes of the `K`s in the operator's namespace, for a controller that follows `K`.
     pub fn changes<K>(&self) -> Changes<K>
     where
-        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'static,
+        K: Watchable,
     {
         let (tx, rx) = futures::channel::mpsc::unbounded();
         self.register::<K>(Scope::Operator, false, |namespace| Sink::Stream { tx, namespace });
@@ -226,13 +225,7 @@ impl Hub {
     /// (any semantic), like a controller's own watch.
     pub fn primary<K>(&self) -> (Changes<K>, Store<K>)
     where
-        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'static,
+        K: Watchable,
     {
         let (store, writer) = kube::runtime::reflector::store();
         self.register::<K>(Scope::Operator, true, |namespace| Sink::Store { writer, namespace, changes: None });
@@ -243,13 +236,7 @@ impl Hub {
     /// cache (see [`Hub::primary`]).
     pub fn primary_changes<K>(&self) -> Changes<K>
     where
-        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'static,
+        K: Watchable,
     {
         let (tx, rx) = futures::channel::mpsc::unbounded();
         self.register::<K>(Scope::Operator, true, |namespace| Sink::Stream { tx, namespace });
@@ -282,13 +269,7 @@ pub fn labelled<K: Resource + Send + Sync + 'static>(
 /// left: each event reaches the stores first, then the streams.
 async fn run_feed<K>(client: Client, namespace: Option<String>, feed: Feed<K>)
 where
-    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Watchable,
 {
     use futures::StreamExt;
     use kube::runtime::WatchStreamExt;
