@@ -29,7 +29,7 @@ pub use events::publish;
 pub use reconcile_mode::{finalizer_reason, finalizer_waiting, reconcile_in_mode, release_finalizer};
 pub use secret_keys::read_secret_key;
 pub use status::{StatusOf, Step, write_changed_status};
-pub use watches::{Changes, Hub, Scope, follow, follow_counting, intent, labelled, scoped};
+pub use watches::{Changes, Hub, Scope, Watchable, follow, follow_counting, intent, labelled, scoped};
 
 /// `namespace/name`: how logs and the backoff name an object.
 pub fn object_key<K: ResourceExt>(obj: &K) -> String {

@@ -27,13 +27,7 @@ pub async fn release<K>(
     recorder: Recorder,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) where
-    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: super::Watchable,
 {
     Controller::for_shared_stream(changes, store)
         .graceful_shutdown_on(shutdown)

@@ -301,7 +301,7 @@ async fn apply<P: ProxmoxApi>(
         ControlFlow::Continue(step) => step,
         ControlFlow::Break(action) => return Ok(action),
     };
-    power::power(api, pod, step, &owned, ctx).await
+    power::power(api, pod, step, &owned, mode, ctx).await
 }
 
 /// Reads the task in `status.taskRef`: a running one is looked at again soon; a finished one is

@@ -3,8 +3,8 @@
 
 use std::ops::ControlFlow;
 
+use kube::Api;
 use kube::runtime::controller::Action;
-use kube::{Api, Resource};
 use mpanel_crds::cloudpod::{CloudPod, CloudPodPhase, PowerState, TaskOperation};
 use mpanel_crds::common::ReconcileMode;
 use mpanel_crds::conditions::{Observation, READY};
@@ -19,12 +19,13 @@ pub(super) async fn power<P: ProxmoxApi>(
     pod: &CloudPod,
     mut step: Step,
     owned: &OwnedGuest<'_>,
+    mode: ReconcileMode,
     ctx: &Context<P>,
 ) -> Result<Action, Error> {
     let (found, vmid) = (owned.found, owned.vmid);
     let run = pod.spec.power_state == PowerState::Running && !pod.spec.suspended;
     let running = found.status == "running";
-    if ReconcileMode::of(pod.meta()) == Ok(ReconcileMode::ObserveOnly) {
+    if mode == ReconcileMode::ObserveOnly {
         return observe_only(api, pod, step, owned, run, ctx).await;
     }
     if run != running {
