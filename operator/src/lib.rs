@@ -12,4 +12,6 @@ pub mod metrics;
 pub mod names;
 pub mod precedence;
 pub mod providers;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod tls;
