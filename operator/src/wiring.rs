@@ -18,7 +18,9 @@ use mpanel_operator::config::{
     PowerDnsConfig, ProxmoxConfig, SecretRef,
 };
 use mpanel_operator::controllers::certificate::{self, budget::Budget, dns01::Dns01, issuers::Issuers};
-use mpanel_operator::controllers::{Backoff, Hub, Scope, backup, cloudpod, dnszone, domain, mailbox, subscription};
+use mpanel_operator::controllers::{
+    Backoff, Clock, Context, Hub, Scope, backup, cloudpod, dnszone, domain, mailbox, subscription,
+};
 use mpanel_operator::leader::Leadership;
 use mpanel_operator::metrics::Metrics;
 use mpanel_operator::names::NameIndex;
@@ -59,8 +61,18 @@ impl Wiring<'_> {
         self.config.resync().map_err(anyhow::Error::msg)
     }
 
-    fn backoff(&self) -> Backoff {
-        Backoff::bounded(self.attempt_bound)
+    /// A controller's context: what every controller shares, around the kind's own `state`.
+    fn context<S>(&self, state: S) -> anyhow::Result<Arc<Context<S>>> {
+        Ok(Arc::new(Context {
+            client: self.client.clone(),
+            namespace: self.config.watch_namespace.clone(),
+            metrics: self.metrics.clone(),
+            recorder: self.recorder.clone(),
+            resync: self.resync()?,
+            backoff: Backoff::bounded(self.attempt_bound),
+            clock: Clock::system(),
+            state,
+        }))
     }
 
     /// A client of the one Proxmox, sharing its throttle.
@@ -125,14 +137,7 @@ where
         start_domains(&w, ns, &mut pending, shutdown).await?;
     }
     if enabled(config).contains(&subscription::KIND) {
-        let ctx = Arc::new(subscription::Context {
-            client: client.clone(),
-            namespace: config.watch_namespace.clone(),
-            metrics: metrics.clone(),
-            recorder: w.recorder.clone(),
-            resync: w.resync()?,
-            backoff: w.backoff(),
-        });
+        let ctx = w.context(subscription::State)?;
         pending.spawn(subscription::run(ctx, subscription::Watches::new(&hub), shutdown()));
     }
     hub.start();
@@ -195,17 +200,7 @@ where
     // DnsZones and DNS-01 records share one PowerDNS, so one set of limits
     let pdns_throttle = Throttle::new("powerdns", pdns.rate_limit.or(POWERDNS_LIMITS), Some(metrics.clone()));
     let dns = PowerDns::new(pdns_config.clone(), metrics.clone())?.with_throttle(pdns_throttle.clone());
-    let ctx = Arc::new(dnszone::Context {
-        client: client.clone(),
-        names: w.names.clone(),
-        namespace: config.watch_namespace.clone(),
-        dns,
-        metrics: metrics.clone(),
-        recorder: w.recorder.clone(),
-        resync: w.resync()?,
-        backoff: w.backoff(),
-        cloudpods: w.hub.store(Scope::Operator),
-    });
+    let ctx = w.context(dnszone::State { names: w.names.clone(), dns, cloudpods: w.hub.store(Scope::Operator) })?;
     controllers.spawn(dnszone::run(ctx, dnszone::Watches::new(w.hub), shutdown()));
 
     let (Some(acme), Some(dns_address)) = (&config.acme, &pdns.dns_address) else { return Ok(()) };
@@ -214,10 +209,8 @@ where
         .with_context(|| format!("powerdns.dnsAddress {dns_address}"))?
         .next()
         .with_context(|| format!("powerdns.dnsAddress {dns_address} resolves to nothing"))?;
-    let ctx = Arc::new(certificate::Context {
-        client: client.clone(),
+    let ctx = w.context(certificate::State {
         names: w.names.clone(),
-        namespace: config.watch_namespace.clone(),
         dns01: Dns01::new(
             PowerDns::new(pdns_config, metrics.clone())?.with_throttle(pdns_throttle),
             server,
@@ -229,13 +222,9 @@ where
             name: acme.budget_config_map.clone(),
             limit: acme.orders_per_registered_domain_per_week,
         },
-        metrics: metrics.clone(),
-        recorder: w.recorder.clone(),
-        resync: w.resync()?,
-        backoff: w.backoff(),
         dnszones: w.hub.store(Scope::Operator),
         guest_agent: pve.map(|pve| w.pve_client(pve)).transpose()?,
-    });
+    })?;
     controllers.spawn(certificate::run(ctx, certificate::Watches::new(w.hub), shutdown()));
     Ok(())
 }
@@ -259,19 +248,13 @@ where
         w.metrics.clone(),
     )?
     .with_throttle(Throttle::new("mailcore", mc.rate_limit.or(MAILCORE_LIMITS), Some(w.metrics.clone())));
-    let ctx = Arc::new(mailbox::Context {
-        client: w.client.clone(),
+    let ctx = w.context(mailbox::State {
         names: w.names.clone(),
-        namespace: w.config.watch_namespace.clone(),
         mail,
         maildir_root: mc.maildir_root.as_ref().map(Into::into),
-        metrics: w.metrics.clone(),
-        recorder: w.recorder.clone(),
-        resync: w.resync()?,
-        backoff: w.backoff(),
         dnszones: w.hub.store(Scope::Operator),
         domain_grants: mc.domain_grants.clone(),
-    });
+    })?;
     controllers.spawn(mailbox::run(ctx, mailbox::Watches::new(w.hub), shutdown()));
     Ok(())
 }
@@ -287,9 +270,8 @@ where
     F: Future<Output = ()> + Send + Sync + 'static,
 {
     let proxmox = w.pve_client(pve)?;
-    let ctx = Arc::new(cloudpod::Context {
-        client: w.client.clone(),
-        namespace: w.config.watch_namespace.clone(),
+    let watches = cloudpod::Watches::new(w.hub, w.config.watch_namespace.as_deref());
+    let ctx = w.context(cloudpod::State {
         proxmox,
         vmids: (px.vmid_range.first, px.vmid_range.last),
         storage: px.storage.clone(),
@@ -298,16 +280,12 @@ where
         ip_pools: px.ip_pools.clone(),
         allowed: px.allowed.clone(),
         reserved_addresses: Default::default(),
-        metrics: w.metrics.clone(),
-        recorder: w.recorder.clone(),
-        resync: w.resync()?,
-        backoff: w.backoff(),
+        cloudpods: watches.store(),
         reserved: Default::default(),
         cloning: Default::default(),
         // test-only fault point (crash right after a clone request)
         exit_after_clone: std::env::var("MPANEL_FAULT_EXIT_AFTER").is_ok_and(|v| v == "clone"),
-    });
-    let watches = cloudpod::Watches::new(w.hub, w.config.watch_namespace.as_deref());
+    })?;
     controllers.spawn(cloudpod::run(ctx, watches, shutdown()));
     Ok(())
 }
@@ -324,15 +302,7 @@ where
 {
     let proxmox = Arc::new(w.pve_client(pve)?);
     for run_policies in [true, false] {
-        let ctx = Arc::new(backup::Context {
-            client: w.client.clone(),
-            namespace: w.config.watch_namespace.clone(),
-            proxmox: proxmox.clone(),
-            metrics: w.metrics.clone(),
-            recorder: w.recorder.clone(),
-            resync: w.resync()?,
-            backoff: w.backoff(),
-        });
+        let ctx = w.context(backup::State { proxmox: proxmox.clone() })?;
         if run_policies {
             controllers.spawn(backup::policy::run(ctx, w.hub.primary(), shutdown()));
         } else {
@@ -357,21 +327,17 @@ where
         w.metrics.clone(),
     )?
     .with_throttle(Throttle::new("namesilo", ns.rate_limit.or(NAMESILO_LIMITS), Some(w.metrics.clone())));
-    let ctx = Arc::new(domain::Context {
-        client: w.client.clone(),
+    let watches = domain::Watches::new(w.hub);
+    let ctx = w.context(domain::State {
         names: w.names.clone(),
-        namespace: w.config.watch_namespace.clone(),
         registrar,
         nameservers: ns.nameservers.iter().map(|n| namesilo::normalise_host(n)).collect(),
         zone_defaults: ns.zone_defaults.clone(),
-        metrics: w.metrics.clone(),
-        recorder: w.recorder.clone(),
-        resync: w.resync()?,
-        backoff: w.backoff(),
+        domains: watches.store(),
         // test-only fault point (crash right after a paid call was answered)
         exit_after: domain::fault_point(std::env::var("MPANEL_FAULT_EXIT_AFTER").ok().as_deref()),
-    });
-    controllers.spawn(domain::run(ctx, domain::Watches::new(w.hub), shutdown()));
+    })?;
+    controllers.spawn(domain::run(ctx, watches, shutdown()));
     Ok(())
 }
 

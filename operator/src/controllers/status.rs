@@ -12,8 +12,8 @@ use super::{now, publish};
 
 /// A kind whose status the shared [`Step`] works on.
 pub trait StatusOf: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug {
-    type Status: Clone + Default + PartialEq + Serialize;
-    type Phase;
+    type Status: Clone + Default + PartialEq + Serialize + Send + Sync;
+    type Phase: Send + Sync;
     /// The field manager this kind's controller writes its status as.
     const FIELD_MANAGER: &'static str;
     fn status(&self) -> Option<&Self::Status>;

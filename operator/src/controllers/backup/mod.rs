@@ -14,12 +14,9 @@ pub mod restore;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::Client;
-use kube::runtime::events::Recorder;
 use mpanel_crds::reasons;
 
-use super::{Backoff, ReconcileError, finalizer_reason};
-use crate::metrics::Metrics;
+use super::{ReconcileError, finalizer_reason};
 use crate::providers::proxmox::ProxmoxError;
 
 /// How often a running task is looked at.
@@ -27,15 +24,12 @@ const POLL: Duration = Duration::from_secs(1);
 /// How often a CloudPod that has no guest yet is looked at.
 const WAIT_FOR_POD: Duration = Duration::from_secs(3);
 
-pub struct Context<P> {
-    pub client: Client,
-    pub namespace: Option<String>,
+/// The backup controllers' own state; the rest of their context is shared by every controller.
+pub struct State<P> {
     pub proxmox: Arc<P>,
-    pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
-    pub resync: Duration,
-    pub backoff: Backoff,
 }
+
+pub type Context<P> = super::Context<State<P>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

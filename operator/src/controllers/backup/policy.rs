@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
@@ -19,8 +18,8 @@ use mpanel_crds::common::ReconcileMode;
 use mpanel_crds::conditions::{Condition, Observation, READY};
 use mpanel_crds::reasons;
 
-use super::{Context, Error, POLL, WAIT_FOR_POD, marker};
-use crate::controllers::{Changes, StatusOf, measured, publish, reconcile_in_mode, retry_later};
+use super::{Context, Error, POLL, State, WAIT_FOR_POD, marker};
+use crate::controllers::{Changes, Reconcile, StatusOf, publish, read_again};
 use crate::providers::proxmox::{ProxmoxError, upid_node};
 use crate::providers::proxmox_backup::{BackupApi, BackupVolume, Vzdump};
 use kube::runtime::reflector::Store;
@@ -56,44 +55,39 @@ pub async fn run<P: BackupApi + 'static>(
     let controller = Controller::for_shared_stream(changes, policies.clone())
         .with_config(ControllerConfig::default().concurrency(8));
     ctx.metrics.inventory.watch(KIND, policies, None, |_| None);
-    controller
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "BackupPolicy reconcile ended with an error");
-            }
-        })
-        .await;
+    crate::controllers::run(ctx, controller, shutdown).await;
 }
 
-async fn reconcile<P: BackupApi>(policy: Arc<BackupPolicy>, ctx: Arc<Context<P>>) -> Result<Action, Error> {
-    measured(KIND, &ctx.client, policy.as_ref(), &ctx.metrics, &ctx.backoff, reconcile_inner(policy.clone(), &ctx))
-        .await
-}
+impl<P: BackupApi + 'static> Reconcile<BackupPolicy> for State<P> {
+    type Error = Error;
+    const KIND: &'static str = KIND;
 
-fn error_policy<P: BackupApi>(policy: Arc<BackupPolicy>, error: &Error, ctx: Arc<Context<P>>) -> Action {
-    retry_later(KIND, policy.as_ref(), error, &ctx.backoff)
-}
+    async fn apply(
+        ctx: &Context<P>,
+        api: &Api<BackupPolicy>,
+        policy: Arc<BackupPolicy>,
+        mode: ReconcileMode,
+    ) -> Result<Action, Error> {
+        apply(api, &policy, mode, ctx).await
+    }
 
-async fn reconcile_inner<P: BackupApi>(policy: Arc<BackupPolicy>, ctx: &Context<P>) -> Result<Action, Error> {
-    let api: Api<BackupPolicy> = Api::namespaced(ctx.client.clone(), &policy.namespace().unwrap_or_default());
+    // the archives stay when the policy goes: they are the customer's backups
+    async fn cleanup(
+        _: &Context<P>,
+        _: &Api<BackupPolicy>,
+        _: Arc<BackupPolicy>,
+        _: ReconcileMode,
+    ) -> Result<Action, Error> {
+        Ok(Action::await_change())
+    }
+
     // the cache may lag behind the last status write (a UPID in flight): act on the object itself
-    let Some(policy) = api.get_opt(&policy.name_any()).await?.map(Arc::new) else {
-        return Ok(Action::await_change());
-    };
-    let api = &api;
-    reconcile_in_mode(
-        api,
-        policy,
-        |step, message| {
-            step.not_ready(None, reasons::INVALID_RECONCILE_MODE.name, message);
-        },
-        |policy, mode| async move { apply(api, &policy, mode, ctx).await },
-        // the archives stay when the policy goes: they are the customer's backups
-        |_, _| async { Ok(Action::await_change()) },
-    )
-    .await
+    async fn current(
+        api: &Api<BackupPolicy>,
+        cached: Arc<BackupPolicy>,
+    ) -> Result<Option<Arc<BackupPolicy>>, kube::Error> {
+        read_again(api, cached).await
+    }
 }
 
 fn after(t: &Time, d: Duration) -> Timestamp {
@@ -228,7 +222,7 @@ async fn back_up<P: BackupApi>(
         };
     };
     let guest = Guest { vmid, node, marker: marker(&pod_uid, &policy.uid().unwrap_or_default()) };
-    let now = Timestamp::now();
+    let now = ctx.clock.now();
     let mut outcome = Outcome::default();
     entry.vmid = Some(vmid);
 

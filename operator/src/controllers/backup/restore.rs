@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::Store;
@@ -20,10 +19,8 @@ use mpanel_crds::conditions::{Condition, Observation, READY};
 use mpanel_crds::reasons;
 use serde_json::json;
 
-use super::{Context, Error, POLL, WAIT_FOR_POD, made_for};
-use crate::controllers::{
-    Changes, StatusOf, measured, now, publish, reconcile_in_mode, retry_later, write_changed_status,
-};
+use super::{Context, Error, POLL, State, WAIT_FOR_POD, made_for};
+use crate::controllers::{Changes, Reconcile, StatusOf, now, publish, read_again, write_changed_status};
 use crate::providers::proxmox::{Kind, upid_node};
 use crate::providers::proxmox_backup::{BackupApi, Restore, parse_archive};
 
@@ -58,42 +55,38 @@ pub async fn run<P: BackupApi + 'static>(
     let controller = Controller::for_shared_stream(changes, restores.clone())
         .with_config(ControllerConfig::default().concurrency(4));
     ctx.metrics.inventory.watch(KIND, restores, None, |_| None);
-    controller
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "CloudPodRestore reconcile ended with an error");
-            }
-        })
-        .await;
+    crate::controllers::run(ctx, controller, shutdown).await;
 }
 
-async fn reconcile<P: BackupApi>(restore: Arc<CloudPodRestore>, ctx: Arc<Context<P>>) -> Result<Action, Error> {
-    measured(KIND, &ctx.client, restore.as_ref(), &ctx.metrics, &ctx.backoff, reconcile_inner(restore.clone(), &ctx))
-        .await
-}
+impl<P: BackupApi + 'static> Reconcile<CloudPodRestore> for State<P> {
+    type Error = Error;
+    const KIND: &'static str = KIND;
 
-fn error_policy<P: BackupApi>(restore: Arc<CloudPodRestore>, error: &Error, ctx: Arc<Context<P>>) -> Action {
-    retry_later(KIND, restore.as_ref(), error, &ctx.backoff)
-}
+    async fn apply(
+        ctx: &Context<P>,
+        api: &Api<CloudPodRestore>,
+        restore: Arc<CloudPodRestore>,
+        mode: ReconcileMode,
+    ) -> Result<Action, Error> {
+        apply(api, &restore, mode, ctx).await
+    }
 
-async fn reconcile_inner<P: BackupApi>(restore: Arc<CloudPodRestore>, ctx: &Context<P>) -> Result<Action, Error> {
-    let api: Api<CloudPodRestore> = Api::namespaced(ctx.client.clone(), &restore.namespace().unwrap_or_default());
-    let Some(restore) = api.get_opt(&restore.name_any()).await?.map(Arc::new) else {
-        return Ok(Action::await_change());
-    };
-    let api = &api;
-    reconcile_in_mode(
-        api,
-        restore,
-        |step, message| {
-            step.not_ready(None, reasons::INVALID_RECONCILE_MODE.name, message);
-        },
-        |restore, mode| async move { apply(api, &restore, mode, ctx).await },
-        |restore, _| async move { cleanup(api, &restore, ctx).await },
-    )
-    .await
+    async fn cleanup(
+        ctx: &Context<P>,
+        api: &Api<CloudPodRestore>,
+        restore: Arc<CloudPodRestore>,
+        _: ReconcileMode,
+    ) -> Result<Action, Error> {
+        cleanup(api, &restore, ctx).await
+    }
+
+    // the cache may lag behind the last status write (a UPID in flight): act on the object itself
+    async fn current(
+        api: &Api<CloudPodRestore>,
+        cached: Arc<CloudPodRestore>,
+    ) -> Result<Option<Arc<CloudPodRestore>>, kube::Error> {
+        read_again(api, cached).await
+    }
 }
 
 /// Deleted before it ended: the CloudPod gets its reconciles back.

@@ -218,7 +218,7 @@ pub(super) async fn deliver<P: DnsApi>(
         return Ok(None);
     }
     let ns = cert.namespace().unwrap_or_default();
-    let now = Timestamp::now();
+    let now = ctx.clock.now();
     let mut next: Option<Duration> = None;
     let mut soonest = |d: Duration| next = Some(next.map_or(d, |n| n.min(d)));
     let mut failures: Vec<(String, Failure)> = Vec::new();

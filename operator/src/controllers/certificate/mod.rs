@@ -22,14 +22,12 @@ mod secrets;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use mpanel_crds::certificate::{Certificate, CertificatePhase, CertificateStatus};
 use mpanel_crds::cloudpod::CloudPod;
 use mpanel_crds::common::ReconcileMode;
@@ -38,10 +36,8 @@ use mpanel_crds::dnszone::DnsZone;
 use mpanel_crds::reasons::{self, condition_types};
 
 use super::{
-    Backoff, Changes, Hub, ReconcileError, StatusOf, finalizer_reason, labelled, measured, publish, reconcile_in_mode,
-    resync_after, retry_later,
+    Changes, Hub, Reconcile, ReconcileError, StatusOf, finalizer_reason, labelled, publish, read_again, resync_after,
 };
-use crate::metrics::Metrics;
 use crate::names::Names;
 use crate::providers::acme::AcmeError;
 use crate::providers::powerdns::DnsApi;
@@ -64,27 +60,21 @@ pub const CERTIFICATE_LABEL: &str = "mpanel.migrahosting.com/certificate";
 const POLL: Duration = Duration::from_secs(1);
 const DEFAULT_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
 
-pub struct Context<P> {
-    pub client: Client,
+/// The Certificate controller's own state; the rest of its context is shared by every controller.
+pub struct State<P> {
     /// Which namespace holds which DNS name, decided over the whole cluster.
     pub names: crate::names::NameIndex,
-    /// The only namespace reconciled; all when `None`.
-    pub namespace: Option<String>,
     pub dns01: Dns01<P>,
     pub issuers: Issuers,
     pub budget: Budget,
-    pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
-    /// Drift detection interval.
-    pub resync: Duration,
-    /// Retries after Kubernetes API errors; failed orders back off by `status.failedAttempts`.
-    pub backoff: Backoff,
     /// DnsZones: which one serves a name.
     pub dnszones: Store<DnsZone>,
     /// The Proxmox API, for delivering certificates into CloudPods through the guest agent; `None`
     /// without a `proxmox` configuration.
     pub guest_agent: Option<Proxmox>,
 }
+
+pub type Context<P> = super::Context<State<P>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -154,7 +144,7 @@ pub async fn run<P: DnsApi + 'static>(
     ctx.metrics.inventory.watch(KIND, certificates.clone(), Some(crate::inventory::CERTIFICATE_EXPIRY), |c| {
         c.status.as_ref()?.not_after.as_ref().map(|t| t.0.as_second())
     });
-    controller
+    let controller = controller
         // the Secrets it writes carry its label
         .owns_shared_stream(labelled(secrets, CERTIFICATE_LABEL))
         .watches_shared_stream(dnszones, move |zone| {
@@ -181,44 +171,45 @@ pub async fn run<P: DnsApi + 'static>(
                 .filter(|c| c.namespace() == ns && c.spec.deliver_to.iter().any(|t| t.cloud_pod == name))
                 .map(|c| ObjectRef::from_obj(c.as_ref()))
                 .collect::<Vec<_>>()
-        })
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "Certificate reconcile ended with an error");
-            }
-        })
-        .await;
+        });
+    super::run(ctx, controller, shutdown).await;
 }
 
-async fn reconcile<P: DnsApi>(cert: Arc<Certificate>, ctx: Arc<Context<P>>) -> Result<Action, Error> {
-    measured(KIND, &ctx.client, cert.as_ref(), &ctx.metrics, &ctx.backoff, reconcile_inner(cert.clone(), &ctx)).await
-}
+impl<P: DnsApi + 'static> Reconcile<Certificate> for State<P> {
+    type Error = Error;
+    const KIND: &'static str = KIND;
 
-fn error_policy<P: DnsApi>(cert: Arc<Certificate>, error: &Error, ctx: Arc<Context<P>>) -> Action {
-    retry_later(KIND, cert.as_ref(), error, &ctx.backoff)
-}
+    async fn apply(
+        ctx: &Context<P>,
+        api: &Api<Certificate>,
+        cert: Arc<Certificate>,
+        mode: ReconcileMode,
+    ) -> Result<Action, Error> {
+        apply(api, &cert, mode, ctx).await
+    }
 
-async fn reconcile_inner<P: DnsApi>(cert: Arc<Certificate>, ctx: &Context<P>) -> Result<Action, Error> {
-    let api: Api<Certificate> = Api::namespaced(ctx.client.clone(), &cert.namespace().unwrap_or_default());
+    async fn cleanup(
+        ctx: &Context<P>,
+        _: &Api<Certificate>,
+        cert: Arc<Certificate>,
+        _: ReconcileMode,
+    ) -> Result<Action, Error> {
+        cleanup(&cert, ctx).await
+    }
+
+    fn invalid_mode(step: &mut Step, message: String) {
+        step.not_issued(reasons::INVALID_RECONCILE_MODE.name, message);
+    }
+
     // The cache can lag behind this controller's own last status write (a trigger from the Secret
     // it just wrote may run first), and acting on a stale orderURL would order twice or resume an
     // order already finished: read the object itself.
-    let Some(cert) = api.get_opt(&cert.name_any()).await?.map(Arc::new) else {
-        return Ok(Action::await_change());
-    };
-    let api = &api;
-    reconcile_in_mode(
-        api,
-        cert,
-        |step, message| {
-            step.not_issued(reasons::INVALID_RECONCILE_MODE.name, message);
-        },
-        |cert, mode| async move { apply(api, &cert, mode, ctx).await },
-        |cert, _| async move { cleanup(&cert, ctx).await },
-    )
-    .await
+    async fn current(
+        api: &Api<Certificate>,
+        cached: Arc<Certificate>,
+    ) -> Result<Option<Arc<Certificate>>, kube::Error> {
+        read_again(api, cached).await
+    }
 }
 
 impl StatusOf for Certificate {
@@ -293,7 +284,7 @@ async fn apply<P: DnsApi>(
     {
         return secret_owned_elsewhere(api, cert, step, ctx).await;
     }
-    let observed = observe::observe(secret.as_ref(), cert, &mut step);
+    let observed = observe::observe(secret.as_ref(), cert, &mut step, ctx.clock.now());
     observe::show_readiness(&mut step, &observed);
 
     let Some(order_url) = step.status.order_url.clone() else {

@@ -37,14 +37,13 @@ pub(super) struct Observed {
 }
 
 /// Reads the certificate in `secret` and shows its validity in the status.
-pub(super) fn observe(secret: Option<&Secret>, cert: &Certificate, step: &mut Step) -> Observed {
+pub(super) fn observe(secret: Option<&Secret>, cert: &Certificate, step: &mut Step, t: Timestamp) -> Observed {
     let current = secret.and_then(read_secret);
     let renew_before = parse_duration(&cert.spec.renew_before).unwrap_or(DEFAULT_RENEW_BEFORE);
     let renewal = current.as_ref().map(|c| keys::renewal_time(c.issued.not_before, c.issued.not_after, renew_before));
     step.status.not_before = current.as_ref().map(|c| Time(c.issued.not_before));
     step.status.not_after = current.as_ref().map(|c| Time(c.issued.not_after));
     step.status.renewal_time = renewal.map(Time);
-    let t = Timestamp::now();
     let need = needs_issuing(current.as_ref(), cert, t, renewal);
     let usable = current.as_ref().is_some_and(|c| c.issued.key_matches && t < c.issued.not_after);
     Observed { current, renewal, need, usable, at: t }

@@ -33,7 +33,7 @@ pub(super) async fn order<P: DnsApi>(
     usable: bool,
     ctx: &Context<P>,
 ) -> Result<Action, Error> {
-    let t = Timestamp::now();
+    let t = ctx.clock.now();
     if mode == ReconcileMode::ObserveOnly {
         step.set(Observation::new(
             ISSUING,

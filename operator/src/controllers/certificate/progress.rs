@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Api;
 use kube::runtime::controller::Action;
@@ -203,9 +202,7 @@ async fn collect<P: DnsApi>(
     step.set(Observation::new(ISSUING, false, reasons::ISSUED.name, message.clone()));
     publish(&ctx.recorder, cert, false, reasons::ISSUED.name, "Issue", message).await;
     step.write(order.api, cert).await?;
-    Ok(Action::requeue(
-        until(renewal, Timestamp::now()).min(resync_after(cert, ctx.resync)).max(Duration::from_secs(1)),
-    ))
+    Ok(Action::requeue(until(renewal, ctx.clock.now()).min(resync_after(cert, ctx.resync)).max(Duration::from_secs(1))))
 }
 
 /// The CA refused the order: its challenge records come out and the attempt counts as failed.

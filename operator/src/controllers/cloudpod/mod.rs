@@ -24,11 +24,9 @@ use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use mpanel_crds::cloudpod::{CloudPod, CloudPodPhase, CloudPodStatus, TaskOperation, TaskRef};
 use mpanel_crds::common::ReconcileMode;
 use mpanel_crds::conditions::Observation;
@@ -36,10 +34,9 @@ use mpanel_crds::reasons::{self, condition_types};
 use serde_json::Value;
 
 use super::{
-    Backoff, Changes, Hub, ReconcileError, Scope, StatusOf, finalizer_reason, finalizer_waiting, measured, publish,
-    reconcile_in_mode, resync_after, retry_later,
+    Changes, Hub, Reconcile, ReconcileError, Scope, StatusOf, finalizer_reason, finalizer_waiting, publish, read_again,
+    resync_after,
 };
-use crate::metrics::Metrics;
 use crate::providers::proxmox::{Guest, Kind, ProxmoxApi, ProxmoxError, upid_node};
 use deletion::cleanup;
 use network::Refusal;
@@ -53,9 +50,8 @@ const CONFLICT: &str = condition_types::CONFLICT.name;
 /// How often a running task is looked at.
 const POLL: Duration = Duration::from_secs(1);
 
-pub struct Context<P> {
-    pub client: Client,
-    pub namespace: Option<String>,
+/// The CloudPod controller's own state; the rest of its context is shared by every controller.
+pub struct State<P> {
     pub proxmox: P,
     pub vmids: (u32, u32),
     pub storage: Option<String>,
@@ -69,10 +65,9 @@ pub struct Context<P> {
     pub reserved_addresses: Mutex<BTreeSet<String>>,
     /// Sizes by plan, for CloudPods without `resources`.
     pub plans: BTreeMap<String, mpanel_crds::cloudpod::Resources>,
-    pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
-    pub resync: Duration,
-    pub backoff: Backoff,
+    /// Every CloudPod in the cluster, whatever namespace this replica reconciles: VMIDs and
+    /// addresses are unique across the cluster ([`Watches::store`]).
+    pub cloudpods: Store<CloudPod>,
     /// VMIDs handed out by this process and not yet seen in a status (two reconciles at once must
     /// not pick the same one).
     pub reserved: Mutex<BTreeSet<u32>>,
@@ -81,6 +76,8 @@ pub struct Context<P> {
     /// Test-only fault point: exit the process right after a clone was requested.
     pub exit_after_clone: bool,
 }
+
+pub type Context<P> = super::Context<State<P>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -131,6 +128,11 @@ impl Watches {
     pub fn new(hub: &Hub, namespace: Option<&str>) -> Self {
         Self { cloudpods: hub.primary(), cluster: namespace.map(|_| hub.store(Scope::Cluster)) }
     }
+
+    /// Every CloudPod in the cluster, for the controller's [`State`].
+    pub fn store(&self) -> Store<CloudPod> {
+        self.cluster.clone().unwrap_or_else(|| self.cloudpods.1.clone())
+    }
 }
 
 pub async fn run<P: ProxmoxApi + 'static>(
@@ -143,62 +145,40 @@ pub async fn run<P: ProxmoxApi + 'static>(
         .with_config(ControllerConfig::default().concurrency(16));
     ctx.metrics.inventory.watch(KIND, cloudpods.clone(), None, |_| None);
     // VMIDs and addresses are unique across the cluster, whatever namespace this replica reconciles
-    let store = match cluster {
-        Some(store) => {
-            if store.wait_until_ready().await.is_err() {
-                tracing::error!(kind = "CloudPod", "the watch ended before it was ready");
-                return;
-            }
-            store
-        }
-        None => cloudpods,
-    };
-    controller
-        .graceful_shutdown_on(shutdown)
-        .run(move |pod, ctx| reconcile(pod, ctx, store.clone()), error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "CloudPod reconcile ended with an error");
-            }
-        })
-        .await;
+    if cluster.is_some() && ctx.cloudpods.wait_until_ready().await.is_err() {
+        tracing::error!(kind = "CloudPod", "the watch ended before it was ready");
+        return;
+    }
+    super::run(ctx, controller, shutdown).await;
 }
 
-async fn reconcile<P: ProxmoxApi>(
-    pod: Arc<CloudPod>,
-    ctx: Arc<Context<P>>,
-    store: Store<CloudPod>,
-) -> Result<Action, Error> {
-    measured(KIND, &ctx.client, pod.as_ref(), &ctx.metrics, &ctx.backoff, reconcile_inner(pod.clone(), &ctx, store))
-        .await
-}
+impl<P: ProxmoxApi + 'static> Reconcile<CloudPod> for State<P> {
+    type Error = Error;
+    const KIND: &'static str = KIND;
 
-fn error_policy<P: ProxmoxApi>(pod: Arc<CloudPod>, error: &Error, ctx: Arc<Context<P>>) -> Action {
-    retry_later(KIND, pod.as_ref(), error, &ctx.backoff)
-}
+    async fn apply(
+        ctx: &Context<P>,
+        api: &Api<CloudPod>,
+        pod: Arc<CloudPod>,
+        mode: ReconcileMode,
+    ) -> Result<Action, Error> {
+        apply(api, &pod, mode, ctx, &ctx.cloudpods).await
+    }
 
-async fn reconcile_inner<P: ProxmoxApi>(
-    pod: Arc<CloudPod>,
-    ctx: &Context<P>,
-    store: Store<CloudPod>,
-) -> Result<Action, Error> {
-    let api: Api<CloudPod> = Api::namespaced(ctx.client.clone(), &pod.namespace().unwrap_or_default());
+    async fn cleanup(
+        ctx: &Context<P>,
+        api: &Api<CloudPod>,
+        pod: Arc<CloudPod>,
+        mode: ReconcileMode,
+    ) -> Result<Action, Error> {
+        cleanup(api, &pod, mode, ctx).await
+    }
+
     // the cache may lag behind this controller's last status write (a reserved VMID, a task):
     // act on the object itself
-    let Some(pod) = api.get_opt(&pod.name_any()).await?.map(Arc::new) else {
-        return Ok(Action::await_change());
-    };
-    let api = &api;
-    reconcile_in_mode(
-        api,
-        pod,
-        |step, message| {
-            step.not_ready(None, reasons::INVALID_RECONCILE_MODE.name, message);
-        },
-        |pod, mode| async move { apply(api, &pod, mode, ctx, &store).await },
-        |pod, mode| async move { cleanup(api, &pod, mode, ctx).await },
-    )
-    .await
+    async fn current(api: &Api<CloudPod>, cached: Arc<CloudPod>) -> Result<Option<Arc<CloudPod>>, kube::Error> {
+        read_again(api, cached).await
+    }
 }
 
 impl StatusOf for CloudPod {

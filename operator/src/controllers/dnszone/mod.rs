@@ -16,26 +16,19 @@ mod txt;
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use mpanel_crds::cloudpod::CloudPod;
 use mpanel_crds::common::ReconcileMode;
 use mpanel_crds::conditions::{Observation, READY};
 use mpanel_crds::dnszone::{DnsZone, DnsZonePhase, DnsZoneStatus, dkim_secret_name};
 use mpanel_crds::reasons::{self, condition_types};
 
-use super::{
-    Backoff, Changes, Hub, ReconcileError, StatusOf, finalizer_reason, measured, reconcile_in_mode, resync_after,
-    retry_later,
-};
-use crate::metrics::Metrics;
+use super::{Changes, Hub, Reconcile, ReconcileError, StatusOf, finalizer_reason, resync_after};
 use crate::providers::powerdns::{DnsApi, PowerDnsError, Zone};
 use deletion::cleanup;
 use pass::Pass;
@@ -46,21 +39,16 @@ const FIELD_MANAGER: &str = "mpanel-dnszone";
 const PROGRAMMED: &str = condition_types::PROGRAMMED.name;
 const CONFLICT: &str = condition_types::CONFLICT.name;
 
-pub struct Context<P> {
-    pub client: Client,
+/// The DnsZone controller's own state; the rest of its context is shared by every controller.
+pub struct State<P> {
     /// Which namespace holds which DNS name, decided over the whole cluster.
     pub names: crate::names::NameIndex,
-    /// The only namespace reconciled; all when `None`.
-    pub namespace: Option<String>,
     pub dns: P,
-    pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
-    /// Drift detection interval.
-    pub resync: Duration,
-    pub backoff: Backoff,
     /// CloudPods, for records that follow a CloudPod's address.
     pub cloudpods: Store<CloudPod>,
 }
+
+pub type Context<P> = super::Context<State<P>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -113,7 +101,7 @@ pub async fn run<P: DnsApi + 'static>(
         Controller::for_shared_stream(changes, zones.clone()).with_config(ControllerConfig::default().concurrency(32));
     ctx.metrics.inventory.watch(KIND, zones.clone(), None, |_| None);
     let with_dkim_keys = zones.clone();
-    controller
+    let controller = controller
         // the DKIM keys the operator makes for a zone's mail domain are in its Secret dkim-<zone>
         .watches_shared_stream(secrets, move |secret| {
             let (ns, name) = (secret.namespace(), secret.name_any());
@@ -135,38 +123,35 @@ pub async fn run<P: DnsApi + 'static>(
                 })
                 .map(|z| ObjectRef::from_obj(z.as_ref()))
                 .collect::<Vec<_>>()
-        })
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "DnsZone reconcile ended with an error");
-            }
-        })
-        .await;
+        });
+    super::run(ctx, controller, shutdown).await;
 }
 
-async fn reconcile<P: DnsApi>(zone: Arc<DnsZone>, ctx: Arc<Context<P>>) -> Result<Action, Error> {
-    measured(KIND, &ctx.client, zone.as_ref(), &ctx.metrics, &ctx.backoff, reconcile_inner(zone.clone(), &ctx)).await
-}
+impl<P: DnsApi + 'static> Reconcile<DnsZone> for State<P> {
+    type Error = Error;
+    const KIND: &'static str = KIND;
 
-fn error_policy<P: DnsApi>(zone: Arc<DnsZone>, error: &Error, ctx: Arc<Context<P>>) -> Action {
-    retry_later(KIND, zone.as_ref(), error, &ctx.backoff)
-}
+    async fn apply(
+        ctx: &Context<P>,
+        api: &Api<DnsZone>,
+        zone: Arc<DnsZone>,
+        mode: ReconcileMode,
+    ) -> Result<Action, Error> {
+        apply(api, &zone, mode, ctx).await
+    }
 
-async fn reconcile_inner<P: DnsApi>(zone: Arc<DnsZone>, ctx: &Context<P>) -> Result<Action, Error> {
-    let api: Api<DnsZone> = Api::namespaced(ctx.client.clone(), &zone.namespace().unwrap_or_default());
-    let api = &api;
-    reconcile_in_mode(
-        api,
-        zone,
-        |step, message| {
-            step.set(Observation::new(READY, false, reasons::INVALID_RECONCILE_MODE.name, message));
-        },
-        |zone, mode| async move { apply(api, &zone, mode, ctx).await },
-        |zone, mode| async move { cleanup(&zone, mode, ctx).await },
-    )
-    .await
+    async fn cleanup(
+        ctx: &Context<P>,
+        _: &Api<DnsZone>,
+        zone: Arc<DnsZone>,
+        mode: ReconcileMode,
+    ) -> Result<Action, Error> {
+        cleanup(&zone, mode, ctx).await
+    }
+
+    fn invalid_mode(step: &mut super::Step<DnsZone>, message: String) {
+        step.set(Observation::new(READY, false, reasons::INVALID_RECONCILE_MODE.name, message));
+    }
 }
 
 impl StatusOf for DnsZone {

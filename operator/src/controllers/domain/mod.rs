@@ -26,11 +26,10 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::utils::PredicateConfig;
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use mpanel_crds::common::{DeletionPolicy, ReconcileMode};
 use mpanel_crds::conditions::{self, Observation};
 use mpanel_crds::dnszone::DnsZone;
@@ -40,11 +39,9 @@ use mpanel_crds::domain::{
 use mpanel_crds::reasons::{self, condition_types};
 
 use super::{
-    Backoff, Changes, Hub, ReconcileError, StatusOf, finalizer_reason, intent, measured, publish, reconcile_in_mode,
-    resync_after, retry_later,
+    Changes, Hub, Reconcile, ReconcileError, StatusOf, finalizer_reason, intent, publish, read_again, resync_after,
 };
 use crate::config::ZoneDefaults;
-use crate::metrics::Metrics;
 use crate::providers::namesilo::{DomainInfo, NamesiloApi, NamesiloError};
 use claims::{adoption, earlier_claim, name_granted};
 use registered::registered;
@@ -64,23 +61,22 @@ const NEXT_STEP: Duration = Duration::from_millis(200);
 /// How often a pending transfer is looked at.
 const TRANSFER_POLL: Duration = Duration::from_secs(5);
 
-pub struct Context<R> {
-    pub client: Client,
+/// The Domain controller's own state; the rest of its context is shared by every controller.
+pub struct State<R> {
     /// Which namespace holds which DNS name, decided over the whole cluster.
     pub names: crate::names::NameIndex,
-    pub namespace: Option<String>,
     pub registrar: R,
     /// Delegation for Domains without `spec.nameservers`, normalised.
     pub nameservers: Vec<String>,
     pub zone_defaults: ZoneDefaults,
-    pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
-    pub resync: Duration,
-    pub backoff: Backoff,
+    /// Every Domain this controller reconciles ([`Watches::store`]).
+    pub domains: Store<Domain>,
     /// Test-only fault point: exit the process right after this paid call was answered, before the
     /// answer is recorded.
     pub exit_after: Option<OrderOperation>,
 }
+
+pub type Context<R> = super::Context<State<R>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -126,6 +122,11 @@ impl Watches {
     pub fn new(hub: &Hub) -> Self {
         Self { domains: hub.primary(), dnszones: hub.changes(), secrets: hub.secret_changes() }
     }
+
+    /// The Domains followed, for the controller's [`State`].
+    pub fn store(&self) -> Store<Domain> {
+        self.domains.1.clone()
+    }
 }
 
 pub async fn run<R: NamesiloApi + 'static>(
@@ -139,13 +140,12 @@ pub async fn run<R: NamesiloApi + 'static>(
         .map(|d| Ok::<_, watcher::Error>(Domain::clone(&d)))
         .predicate_filter(intent, PredicateConfig::default())
         .filter_map(|d| std::future::ready(d.ok().map(Arc::new)));
-    let store = reader.clone();
     let by_secret = reader.clone();
     ctx.metrics.inventory.watch(KIND, reader.clone(), Some(crate::inventory::DOMAIN_EXPIRY), |d| {
         let date: jiff::civil::Date = d.status.as_ref()?.expires_at.as_deref()?.parse().ok()?;
         Some(date.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp().as_second())
     });
-    Controller::for_shared_stream(domains, reader)
+    let controller = Controller::for_shared_stream(domains, reader)
         .with_config(ControllerConfig::default().concurrency(4))
         .owns_shared_stream(dnszones)
         .watches_shared_stream(secrets, move |secret| {
@@ -159,58 +159,36 @@ pub async fn run<R: NamesiloApi + 'static>(
                 })
                 .map(|d| ObjectRef::from_obj(d.as_ref()))
                 .collect::<Vec<_>>()
-        })
-        .graceful_shutdown_on(shutdown)
-        .run(move |domain, ctx| reconcile(domain, ctx, store.clone()), error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "Domain reconcile ended with an error");
-            }
-        })
-        .await;
+        });
+    super::run(ctx, controller, shutdown).await;
 }
 
-async fn reconcile<R: NamesiloApi>(
-    domain: Arc<Domain>,
-    ctx: Arc<Context<R>>,
-    store: Store<Domain>,
-) -> Result<Action, Error> {
-    measured(
-        KIND,
-        &ctx.client,
-        domain.as_ref(),
-        &ctx.metrics,
-        &ctx.backoff,
-        reconcile_inner(domain.clone(), &ctx, store),
-    )
-    .await
-}
+impl<R: NamesiloApi + 'static> Reconcile<Domain> for State<R> {
+    type Error = Error;
+    const KIND: &'static str = KIND;
 
-fn error_policy<R: NamesiloApi>(domain: Arc<Domain>, error: &Error, ctx: Arc<Context<R>>) -> Action {
-    retry_later(KIND, domain.as_ref(), error, &ctx.backoff)
-}
+    async fn apply(
+        ctx: &Context<R>,
+        api: &Api<Domain>,
+        domain: Arc<Domain>,
+        mode: ReconcileMode,
+    ) -> Result<Action, Error> {
+        apply(api, &domain, mode, ctx, &ctx.domains).await
+    }
 
-async fn reconcile_inner<R: NamesiloApi>(
-    domain: Arc<Domain>,
-    ctx: &Context<R>,
-    store: Store<Domain>,
-) -> Result<Action, Error> {
-    let api: Api<Domain> = Api::namespaced(ctx.client.clone(), &domain.namespace().unwrap_or_default());
+    async fn cleanup(
+        ctx: &Context<R>,
+        _: &Api<Domain>,
+        domain: Arc<Domain>,
+        mode: ReconcileMode,
+    ) -> Result<Action, Error> {
+        cleanup(&domain, mode, ctx).await
+    }
+
     // the order on record decides what may be paid for: act on the object itself, not the cache
-    let Some(domain) = api.get_opt(&domain.name_any()).await?.map(Arc::new) else {
-        return Ok(Action::await_change());
-    };
-    let api = &api;
-    reconcile_in_mode(
-        api,
-        domain,
-        |step, message| {
-            step.not_ready(None, reasons::INVALID_RECONCILE_MODE.name, message);
-        },
-        |domain, mode| async move { apply(api, &domain, mode, ctx, &store).await },
-        |domain, mode| async move { cleanup(&domain, mode, ctx).await },
-    )
-    .await
+    async fn current(api: &Api<Domain>, cached: Arc<Domain>) -> Result<Option<Arc<Domain>>, kube::Error> {
+        read_again(api, cached).await
+    }
 }
 
 impl StatusOf for Domain {

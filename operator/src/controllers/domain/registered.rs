@@ -62,7 +62,7 @@ pub(super) async fn registered<R: NamesiloApi>(
         (!settings_ok).then_some((SETTINGS_SYNCED, reasons::SETTINGS_SYNCED)),
         (!zone_ok).then_some((ZONE_READY, reasons::ZONE_READY)),
     ];
-    report(&mut step, &spec.name, info, blocking);
+    report(&mut step, &spec.name, info, blocking, renewal::today(&ctx.clock));
     step.write(api, domain).await?;
     Ok(Action::requeue(resync_after(domain, ctx.resync)))
 }
@@ -160,8 +160,14 @@ fn renewal_step(
 
 /// The phase, and Ready: False for an expired domain or the first step condition that is not True
 /// (`blocking`), with its message; True otherwise.
-fn report(step: &mut Step, name: &str, info: &DomainInfo, blocking: [Option<(&'static str, Reason)>; 4]) {
-    let expired = renewal::expired(&info.expires);
+fn report(
+    step: &mut Step,
+    name: &str,
+    info: &DomainInfo,
+    blocking: [Option<(&'static str, Reason)>; 4],
+    today: jiff::civil::Date,
+) {
+    let expired = renewal::expired(&info.expires, today);
     step.status.phase = Some(if expired { DomainPhase::Expired } else { DomainPhase::Active });
     // Ready=False names the first step condition that is not True, with its message
     match blocking.into_iter().flatten().next() {

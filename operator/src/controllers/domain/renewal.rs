@@ -1,9 +1,11 @@
 //! When a Domain is renewed, and for how many years: exactly enough that the registrar's expiry
 //! reaches `paidUntil`, and never twice for one `paidUntil`.
 
+use jiff::ToSpan;
 use jiff::civil::Date;
-use jiff::{ToSpan, Zoned};
 use mpanel_crds::domain::{OrderOperation, OrderState, RegistrarOrder};
+
+use crate::controllers::Clock;
 
 /// The most years a registrar holds a name ahead.
 pub const MAX_YEARS: u8 = 10;
@@ -59,14 +61,14 @@ fn years_needed(expiry: Date, paid: Date) -> u32 {
     years
 }
 
-/// Today (UTC) as `YYYY-MM-DD`, to tell an expired registration from an active one.
-pub fn today() -> Date {
-    Zoned::now().with_time_zone(jiff::tz::TimeZone::UTC).date()
+/// Today (UTC) by `clock`, to tell an expired registration from an active one.
+pub fn today(clock: &Clock) -> Date {
+    clock.now().to_zoned(jiff::tz::TimeZone::UTC).date()
 }
 
-/// Whether the registration has run out.
-pub fn expired(expires: &str) -> bool {
-    expires.parse::<Date>().is_ok_and(|d| d < today())
+/// Whether the registration has run out by `today`.
+pub fn expired(expires: &str, today: Date) -> bool {
+    expires.parse::<Date>().is_ok_and(|d| d < today)
 }
 
 #[cfg(test)]

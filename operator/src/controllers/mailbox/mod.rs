@@ -23,24 +23,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use mpanel_crds::common::ReconcileMode;
 use mpanel_crds::conditions::{self, Observation, READY};
 use mpanel_crds::dnszone::{self, DnsZone};
 use mpanel_crds::mailbox::{Mailbox, MailboxPhase, MailboxStatus};
 use mpanel_crds::reasons::{self, condition_types};
 
-use super::{
-    Backoff, Changes, Hub, ReconcileError, StatusOf, finalizer_reason, measured, read_secret_key, reconcile_in_mode,
-    resync_after, retry_later,
-};
-use crate::metrics::Metrics;
+use super::{Changes, Hub, Reconcile, ReconcileError, StatusOf, finalizer_reason, read_secret_key, resync_after};
 use crate::providers::mailcore::{MailApi, MailCoreError};
 use crate::providers::powerdns::canonical;
 use deletion::cleanup;
@@ -55,24 +49,20 @@ const DKIM_SIGNING: &str = condition_types::DKIM_SIGNING.name;
 const CONFLICT: &str = condition_types::CONFLICT.name;
 const MIB: i64 = 1024 * 1024;
 
-pub struct Context<M> {
-    pub client: Client,
+/// The Mailbox controller's own state; the rest of its context is shared by every controller.
+pub struct State<M> {
     /// Which namespace holds which DNS name, decided over the whole cluster.
     pub names: crate::names::NameIndex,
-    /// The only namespace reconciled; all when `None`.
-    pub namespace: Option<String>,
     pub mail: M,
     /// mail-core's maildir root as mounted here; maildirs of deleted Mailboxes are removed below it.
     pub maildir_root: Option<PathBuf>,
-    pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
-    pub resync: Duration,
-    pub backoff: Backoff,
     /// DnsZones, to say whether the mail domain's MX is published.
     pub dnszones: Store<DnsZone>,
     /// Mail domains made outside the operator, each granted to one namespace (`mailcore.domainGrants`).
     pub domain_grants: std::collections::BTreeMap<String, String>,
 }
+
+pub type Context<M> = super::Context<State<M>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -134,7 +124,7 @@ pub async fn run<M: MailApi + 'static>(
         .with_config(ControllerConfig::default().concurrency(16));
     ctx.metrics.inventory.watch(KIND, mailboxes.clone(), None, |_| None);
     let in_zone = mailboxes.clone();
-    controller
+    let controller = controller
         .watches_shared_stream(secrets, move |secret| {
             let (ns, name) = (secret.namespace(), secret.name_any());
             mailboxes
@@ -157,39 +147,31 @@ pub async fn run<M: MailApi + 'static>(
                 .filter(|m| m.namespace() == ns && mail_domains(m).iter().any(|d| canonical(d) == wanted))
                 .map(|m| ObjectRef::from_obj(m.as_ref()))
                 .collect::<Vec<_>>()
-        })
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "Mailbox reconcile ended with an error");
-            }
-        })
-        .await;
+        });
+    super::run(ctx, controller, shutdown).await;
 }
 
-async fn reconcile<M: MailApi>(mailbox: Arc<Mailbox>, ctx: Arc<Context<M>>) -> Result<Action, Error> {
-    measured(KIND, &ctx.client, mailbox.as_ref(), &ctx.metrics, &ctx.backoff, reconcile_inner(mailbox.clone(), &ctx))
-        .await
-}
+impl<M: MailApi + 'static> Reconcile<Mailbox> for State<M> {
+    type Error = Error;
+    const KIND: &'static str = KIND;
 
-fn error_policy<M: MailApi>(mailbox: Arc<Mailbox>, error: &Error, ctx: Arc<Context<M>>) -> Action {
-    retry_later(KIND, mailbox.as_ref(), error, &ctx.backoff)
-}
+    async fn apply(
+        ctx: &Context<M>,
+        api: &Api<Mailbox>,
+        mailbox: Arc<Mailbox>,
+        mode: ReconcileMode,
+    ) -> Result<Action, Error> {
+        apply(api, &mailbox, mode, ctx).await
+    }
 
-async fn reconcile_inner<M: MailApi>(mailbox: Arc<Mailbox>, ctx: &Context<M>) -> Result<Action, Error> {
-    let api: Api<Mailbox> = Api::namespaced(ctx.client.clone(), &mailbox.namespace().unwrap_or_default());
-    let api = &api;
-    reconcile_in_mode(
-        api,
-        mailbox,
-        |step, message| {
-            step.not_ready(None, reasons::INVALID_RECONCILE_MODE.name, message);
-        },
-        |mailbox, mode| async move { apply(api, &mailbox, mode, ctx).await },
-        |mailbox, mode| async move { cleanup(&mailbox, mode, ctx).await },
-    )
-    .await
+    async fn cleanup(
+        ctx: &Context<M>,
+        _: &Api<Mailbox>,
+        mailbox: Arc<Mailbox>,
+        mode: ReconcileMode,
+    ) -> Result<Action, Error> {
+        cleanup(&mailbox, mode, ctx).await
+    }
 }
 
 impl StatusOf for Mailbox {

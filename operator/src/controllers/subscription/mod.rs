@@ -12,14 +12,13 @@ pub mod children;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use kube::api::{DeleteParams, DynamicObject};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 use kube::{Api, Client, ResourceExt};
 use mpanel_crds::certificate::Certificate;
 use mpanel_crds::cloudpod::CloudPod;
+use mpanel_crds::common::ReconcileMode;
 use mpanel_crds::dnszone::DnsZone;
 use mpanel_crds::domain::Domain;
 use mpanel_crds::mailbox::Mailbox;
@@ -27,10 +26,9 @@ use mpanel_crds::reasons::{self, condition_types};
 use mpanel_crds::subscription::{ChildStatus, Subscription, SubscriptionPhase, SubscriptionStatus};
 
 use super::{
-    Backoff, Changes, Hub, ReconcileError, StatusOf, apply_owned, finalizer_reason, finalizer_waiting, labelled,
-    measured, publish, reconcile_in_mode, resync_after, retry_later,
+    Changes, Hub, Reconcile, ReconcileError, StatusOf, apply_owned, finalizer_reason, finalizer_waiting, labelled,
+    publish, resync_after,
 };
-use crate::metrics::Metrics;
 use children::{Child, ChildKind, SUBSCRIPTION_LABEL};
 
 pub const KIND: &str = "Subscription";
@@ -38,14 +36,10 @@ const FIELD_MANAGER: &str = "mpanel-subscription";
 const CHILDREN_READY: &str = condition_types::CHILDREN_READY.name;
 const SUSPENDED: &str = condition_types::SUSPENDED.name;
 
-pub struct Context {
-    pub client: Client,
-    pub namespace: Option<String>,
-    pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
-    pub resync: Duration,
-    pub backoff: Backoff,
-}
+/// The Subscription controller keeps no state of its own: its context is the one every controller shares.
+pub struct State;
+
+pub type Context = super::Context<State>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -124,45 +118,42 @@ pub async fn run(
     } = watches;
     let controller = Controller::for_shared_stream(changes, subscriptions.clone());
     ctx.metrics.inventory.watch(KIND, subscriptions, None, |_| None);
-    controller
+    let controller = controller
         .with_config(ControllerConfig::default().concurrency(8))
         .owns_shared_stream(labelled(cloudpods, SUBSCRIPTION_LABEL))
         .owns_shared_stream(labelled(domains, SUBSCRIPTION_LABEL))
         .owns_shared_stream(labelled(dnszones, SUBSCRIPTION_LABEL))
         .owns_shared_stream(labelled(mailboxes, SUBSCRIPTION_LABEL))
         .owns_shared_stream(labelled(certificates, SUBSCRIPTION_LABEL))
-        .owns_shared_stream(labelled(backup_policies, SUBSCRIPTION_LABEL))
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "Subscription reconcile ended with an error");
-            }
-        })
-        .await;
+        .owns_shared_stream(labelled(backup_policies, SUBSCRIPTION_LABEL));
+    super::run(ctx, controller, shutdown).await;
 }
 
-async fn reconcile(sub: Arc<Subscription>, ctx: Arc<Context>) -> Result<Action, Error> {
-    measured(KIND, &ctx.client, sub.as_ref(), &ctx.metrics, &ctx.backoff, reconcile_inner(sub.clone(), &ctx)).await
-}
+impl Reconcile<Subscription> for State {
+    type Error = Error;
+    const KIND: &'static str = KIND;
 
-fn error_policy(sub: Arc<Subscription>, error: &Error, ctx: Arc<Context>) -> Action {
-    retry_later(KIND, sub.as_ref(), error, &ctx.backoff)
-}
+    async fn apply(
+        ctx: &Context,
+        api: &Api<Subscription>,
+        sub: Arc<Subscription>,
+        _: ReconcileMode,
+    ) -> Result<Action, Error> {
+        apply(api, &sub, ctx).await
+    }
 
-async fn reconcile_inner(sub: Arc<Subscription>, ctx: &Context) -> Result<Action, Error> {
-    let api: Api<Subscription> = Api::namespaced(ctx.client.clone(), &sub.namespace().unwrap_or_default());
-    let api = &api;
-    reconcile_in_mode(
-        api,
-        sub,
-        |step, message| {
-            step.not_ready(Some(SubscriptionPhase::Pending), reasons::INVALID_RECONCILE_MODE.name, message);
-        },
-        |sub, _mode| async move { apply(api, &sub, ctx).await },
-        |sub, _mode| async move { cleanup(api, &sub, ctx).await },
-    )
-    .await
+    async fn cleanup(
+        ctx: &Context,
+        api: &Api<Subscription>,
+        sub: Arc<Subscription>,
+        _: ReconcileMode,
+    ) -> Result<Action, Error> {
+        cleanup(api, &sub, ctx).await
+    }
+
+    fn invalid_mode(step: &mut super::Step<Subscription>, message: String) {
+        step.not_ready(Some(SubscriptionPhase::Pending), reasons::INVALID_RECONCILE_MODE.name, message);
+    }
 }
 
 impl StatusOf for Subscription {
