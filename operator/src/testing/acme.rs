@@ -24,6 +24,7 @@ use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::FromDer;
 
+use crate::controllers::Clock;
 use crate::providers::acme::{AcmeApi, AcmeError, AuthzView, Dns01, OrderPhase, OrderView};
 
 const BASE: &str = "https://acme.fake";
@@ -142,6 +143,8 @@ struct State {
     auto_validate: bool,
     auto_issue: bool,
     validity: Validity,
+    /// What issuance is dated by; the system clock when unset.
+    clock: Option<Clock>,
     ca_pem: String,
     issuer: Issuer<'static, KeyPair>,
 }
@@ -225,7 +228,7 @@ impl State {
     fn issue(&mut self, url: &str) -> Result<(), AcmeError> {
         let (not_before, not_after) = match self.validity {
             Validity::Days(days) => {
-                let now = jiff::Timestamp::now();
+                let now = self.clock.as_ref().map_or_else(jiff::Timestamp::now, Clock::now);
                 (now, now + jiff::SignedDuration::from_hours(24 * i64::from(days)))
             }
             Validity::Window(from, to) => (from, to),
@@ -271,6 +274,7 @@ impl FakeAcme {
             auto_validate: true,
             auto_issue: true,
             validity: Validity::Days(90),
+            clock: None,
             ca_pem: root.pem(),
             issuer: Issuer::new(params, key),
         };
@@ -284,6 +288,11 @@ impl FakeAcme {
     /// The root certificate (PEM) every issued chain ends with.
     pub fn ca_pem(&self) -> String {
         self.lock().ca_pem.clone()
+    }
+
+    /// Dates issuance by `clock` (the controllers' injectable clock) instead of the system's.
+    pub fn set_clock(&self, clock: Clock) {
+        self.lock().clock = Some(clock);
     }
 
     /// Leaves issued from now on are valid for `days` from the moment they are issued.
@@ -596,5 +605,18 @@ mod tests {
         let issued = keys::inspect(ca.certificate(&order.url).await.unwrap().as_bytes(), &key).unwrap();
         assert_eq!((issued.not_before, issued.not_after), (from, to));
         assert_eq!(ca.orders()[0].csr_names.as_deref(), Some(&names(&["b.test"])[..]));
+
+        // issued by the controllers' clock, for the days set
+        let clock = Clock::fixed(from);
+        ca.set_clock(clock.clone());
+        ca.set_auto_issue(true);
+        ca.set_validity(10);
+        clock.advance(jiff::SignedDuration::from_hours(1));
+        let order = ca.new_order(&names(&["b.test"])).await.unwrap();
+        ca.answer(&order.url, &order.authorizations[0].dns01.as_ref().unwrap().url).await.unwrap();
+        ca.finalize(&order.url, &keys::csr(&names(&["b.test"]), &key).unwrap()).await.unwrap();
+        let issued = keys::inspect(ca.certificate(&order.url).await.unwrap().as_bytes(), &key).unwrap();
+        let hour = from + jiff::SignedDuration::from_hours(1);
+        assert_eq!((issued.not_before, issued.not_after), (hour, hour + jiff::SignedDuration::from_hours(240)));
     }
 }

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
 
+use crate::controllers::Clock;
 use crate::providers::proxmox::{Guest, Kind, Node, ProxmoxApi, ProxmoxError, Task};
 use crate::providers::proxmox_agent::{AgentError, ExecStatus, GuestAgent};
 use crate::providers::proxmox_backup::{BackupApi, BackupVolume, Restore, Vzdump, parse_archive};
@@ -201,8 +202,11 @@ struct State {
     storages: BTreeMap<String, Vec<Archive>>,
     agents: BTreeMap<u32, FakeAgent>,
     next_pid: u64,
-    /// Seconds since the epoch of the next archive (one second apart, so names never collide).
-    clock: i64,
+    /// What archives are dated by; the system clock when unset.
+    clock: Option<Clock>,
+    /// Seconds since the epoch of the last archive (the next is at least one second later, so
+    /// names never collide).
+    last_archive: i64,
 }
 
 /// The in-memory Proxmox VE. Clones share one state: keep one in the test, give one to the
@@ -404,18 +408,20 @@ impl State {
                 let g = self.guests.get(vmid).filter(|g| &g.node == node);
                 let Some(g) = g.cloned() else { return Err(format!("guest {vmid} is not on node {node}")) };
                 self.unlock(*vmid, "backup");
-                self.clock += 1;
+                let now = self.clock.as_ref().map_or_else(jiff::Timestamp::now, Clock::now).as_second();
+                self.last_archive = now.max(self.last_archive + 1);
+                let at = self.last_archive;
                 let (kind, ext) = match g.kind {
                     Kind::Lxc => ("lxc", "tar.zst"),
                     Kind::Qemu => ("qemu", "vma.zst"),
                 };
-                let volid = format!("{storage}:backup/vzdump-{kind}-{vmid}-{}.{ext}", utc_stamp(self.clock));
+                let volid = format!("{storage}:backup/vzdump-{kind}-{vmid}-{}.{ext}", utc_stamp(at));
                 let mut config = g.config.clone();
                 config.remove("lock");
                 let volume = BackupVolume {
                     volid,
                     vmid: Some(*vmid),
-                    ctime: self.clock,
+                    ctime: at,
                     size: 1 << 30,
                     notes: (!notes.is_empty()).then(|| notes.clone()),
                 };
@@ -469,9 +475,7 @@ impl State {
 impl FakeProxmox {
     /// An empty cluster: no node, no guest, no storage; tasks run until finished.
     pub fn new() -> Self {
-        let fake = Self::default();
-        fake.lock().clock = jiff::Timestamp::now().as_second();
-        fake
+        Self::default()
     }
 
     /// The testbed's cluster: pve1 (64 GiB, 48 used) and pve2 (64 GiB, 16 used), LXC template 100
@@ -490,6 +494,11 @@ impl FakeProxmox {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Dates archives by `clock` (the controllers' injectable clock) instead of the system's.
+    pub fn set_clock(&self, clock: Clock) {
+        self.lock().clock = Some(clock);
     }
 
     /// Adds an online node with `maxmem` bytes of which `mem` are used.
@@ -1086,6 +1095,8 @@ mod tests {
                 .with("cores", "2")
                 .with("rootfs", "ceph-pool:vm-1003-disk-0,size=8G"),
         );
+        let at: jiff::Timestamp = "2027-01-15T08:00:00Z".parse().unwrap();
+        pve.set_clock(Clock::fixed(at));
         let job = Vzdump { vmid: 1003, storage: "backups", mode: "snapshot", notes: "mpanel-backup pod=p policy=q" };
         let upid = pve.vzdump("pve1", &job).await.unwrap();
         assert!(pve.backups("pve1", "backups", 1003).await.unwrap().is_empty(), "not while it runs");
@@ -1095,6 +1106,8 @@ mod tests {
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].notes.as_deref(), Some("mpanel-backup pod=p policy=q"));
         assert_eq!(parse_archive(&listed[0].volid), Some(("backups", Kind::Lxc, 1003)));
+        assert_eq!(listed[0].ctime, at.as_second());
+        assert!(listed[0].volid.contains("-1003-2027_01_15-08_00_00."), "{}", listed[0].volid);
         assert!(pve.vzdump("pve1", &Vzdump { storage: "nowhere", ..job.clone() }).await.is_err());
 
         pve.edit_guest(1003, |g| g.set("cores", "8"));
