@@ -643,7 +643,7 @@ impl FakeProxmox {
         let mut state = self.lock();
         state.record(op, node, vmid, params);
         state.injected(op)?;
-        f(&mut *state)
+        f(&mut state)
     }
 }
 
@@ -1028,7 +1028,7 @@ mod tests {
         assert_eq!(cloned.get("description").as_deref(), Some("mpanel CloudPod ns/a uid=u1"));
         assert_eq!(cloned.get("rootfs").as_deref(), Some("local-lvm:vm-1000-disk-0,size=8G"));
         assert_eq!(cloned.lock(), None);
-        assert!(pve.config("pve1", Kind::Lxc, 100).await.unwrap().get("lock").is_none());
+        assert!(!pve.config("pve1", Kind::Lxc, 100).await.unwrap().contains_key("lock"));
 
         let taken = pve.clone_guest("pve1", Kind::Lxc, 100, 1000, &BTreeMap::new()).await.unwrap_err();
         assert_eq!(taken.to_string(), "Proxmox answered 500: CT 1000 already exists on node 'pve1'");
