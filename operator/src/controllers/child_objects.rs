@@ -6,6 +6,8 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::{During, KubeCall};
+
 /// The annotation with a digest of the configuration a controller last applied to an object.
 pub const APPLIED_ANNOTATION: &str = "mpanel.migrahosting.com/applied";
 
@@ -20,7 +22,7 @@ pub async fn apply_owned<K>(
     name: &str,
     field_manager: &str,
     want: &serde_json::Value,
-) -> Result<K, kube::Error>
+) -> Result<K, KubeCall>
 where
     K: Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
@@ -29,7 +31,10 @@ where
     want["metadata"]["annotations"][APPLIED_ANNOTATION] = serde_json::Value::String(digest.clone());
     match existing {
         Some(obj) if obj.annotations().get(APPLIED_ANNOTATION) == Some(&digest) && holds(&obj, &want) => Ok(obj),
-        _ => api.patch(name, &PatchParams::apply(field_manager).force(), &Patch::Apply(&want)).await,
+        _ => api
+            .patch(name, &PatchParams::apply(field_manager).force(), &Patch::Apply(&want))
+            .await
+            .during(format!("applying {}/{name}", api.resource_url())),
     }
 }
 

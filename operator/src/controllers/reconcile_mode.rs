@@ -6,7 +6,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{StatusOf, Step, object_key};
+use super::{During, KubeCall, StatusOf, Step, object_key};
 
 /// The stable reason of a finalizer error: the reason of the apply or cleanup error inside it.
 pub fn finalizer_reason<E: std::error::Error + 'static>(
@@ -44,7 +44,7 @@ pub async fn reconcile_in_mode<K, E, FA, FC>(
 ) -> Result<kube::runtime::controller::Action, E>
 where
     K: StatusOf + Serialize,
-    E: std::error::Error + From<kube::Error> + From<Box<kube::runtime::finalizer::Error<E>>> + 'static,
+    E: std::error::Error + From<KubeCall> + From<Box<kube::runtime::finalizer::Error<E>>> + 'static,
     FA: std::future::Future<Output = Result<kube::runtime::controller::Action, E>>,
     FC: std::future::Future<Output = Result<kube::runtime::controller::Action, E>>,
 {
@@ -84,7 +84,7 @@ where
 
 /// Removes the operator's finalizer from `obj` without touching the external object (which is
 /// left as it is), logging `why`. Other finalizers stay.
-pub async fn release_finalizer<K>(api: &Api<K>, obj: &K, why: &str) -> Result<(), kube::Error>
+pub async fn release_finalizer<K>(api: &Api<K>, obj: &K, why: &str) -> Result<(), KubeCall>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
@@ -95,7 +95,9 @@ where
     let rest: Vec<String> = finalizers.into_iter().filter(|f| f != mpanel_crds::FINALIZER).collect();
     // the resourceVersion makes this fail with a conflict if the list changed since it was read
     let patch = serde_json::json!({"metadata": {"finalizers": rest, "resourceVersion": obj.resource_version()}});
-    api.patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(patch)).await?;
+    api.patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .during("releasing the finalizer")?;
     tracing::info!(kind = %K::kind(&()), object = %object_key(obj), why, "finalizer released; the external object was left");
     Ok(())
 }

@@ -15,7 +15,10 @@ use kube::{Api, Client, ResourceExt};
 use mpanel_crds::common::ReconcileMode;
 use serde::Serialize;
 
-use super::{Backoff, Clock, ReconcileError, StatusOf, Step, Watchable, measured, reconcile_in_mode, retry_later};
+use super::{
+    Backoff, Clock, During, KubeCall, ReconcileError, StatusOf, Step, Watchable, measured, reconcile_in_mode,
+    retry_later,
+};
 use crate::metrics::Metrics;
 
 /// What every controller works with, and the kind's own state `S` (its provider client, caches,
@@ -47,7 +50,7 @@ impl<K: Watchable + StatusOf + Serialize> Kind for K {}
 /// How a kind's state `Self` converges objects of kind `K`.
 pub trait Reconcile<K: Kind>: Sized + Send + Sync + 'static {
     type Error: ReconcileError
-        + From<kube::Error>
+        + From<KubeCall>
         + From<Box<kube::runtime::finalizer::Error<Self::Error>>>
         + Send
         + 'static;
@@ -79,15 +82,15 @@ pub trait Reconcile<K: Kind>: Sized + Send + Sync + 'static {
 
     /// The object to act on. The cached one, unless the kind must see its own last status write at
     /// once (the cache may lag behind it); `None` when it is gone.
-    fn current(api: &Api<K>, cached: Arc<K>) -> impl Future<Output = Result<Option<Arc<K>>, kube::Error>> + Send {
+    fn current(api: &Api<K>, cached: Arc<K>) -> impl Future<Output = Result<Option<Arc<K>>, KubeCall>> + Send {
         let _ = api;
         async move { Ok(Some(cached)) }
     }
 }
 
 /// `obj` as the API server has it now, for [`Reconcile::current`]; `None` when it is gone.
-pub async fn read_again<K: Kind>(api: &Api<K>, cached: Arc<K>) -> Result<Option<Arc<K>>, kube::Error> {
-    Ok(api.get_opt(&cached.name_any()).await?.map(Arc::new))
+pub async fn read_again<K: Kind>(api: &Api<K>, cached: Arc<K>) -> Result<Option<Arc<K>>, KubeCall> {
+    Ok(api.get_opt(&cached.name_any()).await.during("reading the object again")?.map(Arc::new))
 }
 
 /// Runs `controller` (the kind's watches already added) until `shutdown` resolves.

@@ -2,15 +2,18 @@
 
 use kube::{Api, Client, ResourceExt};
 
+use super::{During, KubeCall};
+
 /// The text under `key` of a Secret in `namespace`, with the Secret's resourceVersion (which says
 /// when it changed without keeping its content anywhere); or, for a condition, why there is none.
 pub async fn read_secret_key(
     client: &Client,
     namespace: &str,
     key: &mpanel_crds::common::SecretKeySelector,
-) -> Result<Result<(String, String), String>, kube::Error> {
+) -> Result<Result<(String, String), String>, KubeCall> {
     use k8s_openapi::api::core::v1::Secret;
-    let Some(secret) = Api::<Secret>::namespaced(client.clone(), namespace).get_opt(&key.name).await? else {
+    let secrets = Api::<Secret>::namespaced(client.clone(), namespace);
+    let Some(secret) = secrets.get_opt(&key.name).await.during(format!("reading Secret {}", key.name))? else {
         return Ok(Err(format!("Secret {} does not exist", key.name)));
     };
     let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(&key.key)) else {

@@ -8,7 +8,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{now, publish};
+use super::{During, KubeCall, now, publish};
 
 /// A kind whose status the shared [`Step`] works on.
 pub trait StatusOf: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug {
@@ -58,7 +58,7 @@ impl<K: StatusOf> Step<K> {
         (reason, message): (&'static str, String),
         recorder: &Recorder,
         action: &str,
-    ) -> Result<(), kube::Error> {
+    ) -> Result<(), KubeCall> {
         if let Some(c) = condition {
             self.set(mpanel_crds::conditions::Observation::new(c, false, reason, message.clone()));
         }
@@ -69,19 +69,19 @@ impl<K: StatusOf> Step<K> {
     }
 
     /// Writes the status unless it equals what is stored (a resync that finds nothing new writes nothing).
-    pub async fn write(self, api: &Api<K>, obj: &K) -> Result<(), kube::Error> {
+    pub async fn write(self, api: &Api<K>, obj: &K) -> Result<(), KubeCall> {
         write_changed_status(api, obj, &self.status).await
     }
 }
 
 /// Writes `status` by server-side apply as `K`'s field manager, unless it equals what is stored;
 /// `Stalled` follows Ready (see [`with_stalled`]).
-pub async fn write_changed_status<K: StatusOf>(api: &Api<K>, obj: &K, status: &K::Status) -> Result<(), kube::Error> {
+pub async fn write_changed_status<K: StatusOf>(api: &Api<K>, obj: &K, status: &K::Status) -> Result<(), KubeCall> {
     let status = with_stalled::<K>(status);
     if obj.status() == Some(&status) {
         return Ok(());
     }
-    apply_status(api, obj, K::FIELD_MANAGER, &status).await
+    apply_status(api, obj, K::FIELD_MANAGER, &status).await.during("writing the status")
 }
 
 /// `status` with the kstatus `Stalled` condition: True, with Ready's reason, message and

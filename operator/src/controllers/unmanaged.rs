@@ -36,7 +36,7 @@ pub async fn release<K>(
         .await;
 }
 
-async fn reconcile<K>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, kube::Error>
+async fn reconcile<K>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, super::KubeCall>
 where
     K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
         + Clone

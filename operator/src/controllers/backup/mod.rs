@@ -37,8 +37,8 @@ pub enum Error {
     Unfinished(#[from] super::Unfinished),
     #[error(transparent)]
     Proxmox(#[from] ProxmoxError),
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Kube(#[from] super::KubeCall),
     #[error("{0}")]
     Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
 }

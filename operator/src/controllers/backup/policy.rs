@@ -19,7 +19,7 @@ use mpanel_crds::conditions::{Condition, Observation, READY};
 use mpanel_crds::reasons;
 
 use super::{Context, Error, POLL, State, WAIT_FOR_POD, marker};
-use crate::controllers::{Changes, Reconcile, StatusOf, publish, read_again};
+use crate::controllers::{Changes, During, KubeCall, Reconcile, StatusOf, publish, read_again};
 use crate::providers::proxmox::{ProxmoxError, upid_node};
 use crate::providers::proxmox_backup::{BackupApi, BackupVolume, Vzdump};
 use kube::runtime::reflector::Store;
@@ -85,7 +85,7 @@ impl<P: BackupApi + 'static> Reconcile<BackupPolicy> for State<P> {
     async fn current(
         api: &Api<BackupPolicy>,
         cached: Arc<BackupPolicy>,
-    ) -> Result<Option<Arc<BackupPolicy>>, kube::Error> {
+    ) -> Result<Option<Arc<BackupPolicy>>, KubeCall> {
         read_again(api, cached).await
     }
 }
@@ -140,7 +140,7 @@ async fn apply<P: BackupApi>(
             .find(|e| &e.name == name)
             .cloned()
             .unwrap_or_else(|| CloudPodBackups { name: name.clone(), ..CloudPodBackups::default() });
-        let pod = pods.get_opt(name).await?;
+        let pod = pods.get_opt(name).await.during(format!("reading CloudPod {name}"))?;
         let outcome = back_up(policy, pod.as_ref(), &mut entry, every, mode, ctx).await;
         if let Some(d) = outcome.wake {
             wake = wake.min(d);

@@ -20,7 +20,9 @@ use mpanel_crds::reasons;
 use serde_json::json;
 
 use super::{Context, Error, POLL, State, WAIT_FOR_POD, made_for};
-use crate::controllers::{Changes, Reconcile, StatusOf, now, publish, read_again, write_changed_status};
+use crate::controllers::{
+    Changes, During, KubeCall, Reconcile, StatusOf, now, publish, read_again, write_changed_status,
+};
 use crate::providers::proxmox::{Kind, upid_node};
 use crate::providers::proxmox_backup::{BackupApi, Restore, parse_archive};
 
@@ -84,7 +86,7 @@ impl<P: BackupApi + 'static> Reconcile<CloudPodRestore> for State<P> {
     async fn current(
         api: &Api<CloudPodRestore>,
         cached: Arc<CloudPodRestore>,
-    ) -> Result<Option<Arc<CloudPodRestore>>, kube::Error> {
+    ) -> Result<Option<Arc<CloudPodRestore>>, KubeCall> {
         read_again(api, cached).await
     }
 }
@@ -128,7 +130,7 @@ async fn apply<P: BackupApi>(
     }
     let spec = &restore.spec;
     let pods: Api<CloudPod> = Api::namespaced(ctx.client.clone(), &restore.namespace().unwrap_or_default());
-    let pod = pods.get_opt(&spec.cloud_pod).await?;
+    let pod = pods.get_opt(&spec.cloud_pod).await.during(format!("reading CloudPod {}", spec.cloud_pod))?;
     let guest = pod.as_ref().and_then(|p| {
         let s = p.status.as_ref()?;
         Some(Guest { vmid: s.vmid?, node: s.node.clone()?, pod_uid: p.uid()?, kind: kind_of(p) })
@@ -299,14 +301,22 @@ async fn resume_cloud_pod<P: BackupApi>(
 ) -> Result<(), Error> {
     let Some(paused) = step.status.paused_cloud_pod.take() else { return Ok(()) };
     let pods: Api<CloudPod> = Api::namespaced(ctx.client.clone(), &restore.namespace().unwrap_or_default());
-    if pods.get_opt(&restore.spec.cloud_pod).await?.is_some() {
+    if pods
+        .get_opt(&restore.spec.cloud_pod)
+        .await
+        .during(format!("reading CloudPod {}", restore.spec.cloud_pod))?
+        .is_some()
+    {
         set_mode(&pods, &restore.spec.cloud_pod, paused.previous_mode.as_deref()).await?;
     }
     Ok(())
 }
 
 /// Sets (or, with None, removes) the CloudPod's reconcile-mode annotation.
-async fn set_mode(pods: &Api<CloudPod>, name: &str, mode: Option<&str>) -> Result<(), kube::Error> {
+async fn set_mode(pods: &Api<CloudPod>, name: &str, mode: Option<&str>) -> Result<(), KubeCall> {
     let patch = json!({"metadata": {"annotations": {RECONCILE_MODE_ANNOTATION: mode}}});
-    pods.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await.map(drop)
+    pods.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map(drop)
+        .during(format!("setting the reconcile mode of CloudPod {name}"))
 }

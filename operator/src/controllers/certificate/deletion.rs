@@ -11,6 +11,7 @@ use mpanel_crds::common::DeletionPolicy;
 use super::challenges::remove_challenges;
 use super::issuers::IssuerError;
 use super::{Context, Error, publish};
+use crate::controllers::During;
 use crate::providers::acme::AcmeApi;
 use crate::providers::powerdns::DnsApi;
 
@@ -39,7 +40,9 @@ pub(super) async fn cleanup<P: DnsApi>(cert: &Certificate, ctx: &Context<P>) -> 
 /// On deletion: `Delete` removes the Secret; `Orphan` drops the owner reference so it stays.
 async fn orphan_or_delete_secret<P: DnsApi>(cert: &Certificate, ctx: &Context<P>) -> Result<Action, Error> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &cert.namespace().unwrap_or_default());
-    let Some(secret) = secrets.get_opt(&cert.spec.secret_name).await? else {
+    let Some(secret) =
+        secrets.get_opt(&cert.spec.secret_name).await.during(format!("reading Secret {}", cert.spec.secret_name))?
+    else {
         return Ok(Action::await_change());
     };
     let uid = cert.uid().unwrap_or_default();
@@ -48,13 +51,19 @@ async fn orphan_or_delete_secret<P: DnsApi>(cert: &Certificate, ctx: &Context<P>
     }
     match cert.spec.deletion_policy {
         DeletionPolicy::Delete => {
-            secrets.delete(&cert.spec.secret_name, &DeleteParams::default()).await?;
+            secrets
+                .delete(&cert.spec.secret_name, &DeleteParams::default())
+                .await
+                .during(format!("deleting Secret {}", cert.spec.secret_name))?;
         }
         DeletionPolicy::Orphan => {
             // without the owner reference the garbage collector keeps the Secret
             let kept: Vec<_> = secret.owner_references().iter().filter(|o| o.uid != uid).cloned().collect();
             let patch = serde_json::json!({"metadata": {"ownerReferences": kept}});
-            secrets.patch(&cert.spec.secret_name, &PatchParams::default(), &Patch::Merge(patch)).await?;
+            secrets
+                .patch(&cert.spec.secret_name, &PatchParams::default(), &Patch::Merge(patch))
+                .await
+                .during(format!("releasing Secret {}", cert.spec.secret_name))?;
         }
     }
     Ok(Action::await_change())

@@ -22,6 +22,7 @@ use mpanel_crds::reasons::{self, condition_types};
 
 use super::keys::Issued;
 use super::{Context, Error, Step, publish, until};
+use crate::controllers::During;
 use crate::providers::powerdns::DnsApi;
 use crate::providers::proxmox_agent::{self, AgentError, GuestAgent};
 
@@ -235,7 +236,9 @@ pub(super) async fn deliver<P: DnsApi>(
                 reasons::DELIVERY_UNAVAILABLE.name,
                 "the operator has no proxmox configuration".to_owned(),
             )),
-            Some(_) => resolve(&ctx.client, &ns, &target.cloud_pod).await?,
+            Some(_) => resolve(&ctx.client, &ns, &target.cloud_pod)
+                .await
+                .during(format!("reading CloudPod {}", target.cloud_pod))?,
         };
         let mut entry = previous
             .cloned()

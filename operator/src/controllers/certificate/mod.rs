@@ -38,6 +38,7 @@ use mpanel_crds::reasons::{self, condition_types};
 use super::{
     Changes, Hub, Reconcile, ReconcileError, StatusOf, finalizer_reason, labelled, publish, read_again, resync_after,
 };
+use crate::controllers::During;
 use crate::names::Names;
 use crate::providers::acme::AcmeError;
 use crate::providers::powerdns::DnsApi;
@@ -88,8 +89,8 @@ pub enum Error {
     Key(#[from] KeyError),
     #[error(transparent)]
     Issuer(#[from] IssuerError),
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Kube(#[from] super::KubeCall),
     #[error("{0}")]
     Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
 }
@@ -207,7 +208,7 @@ impl<P: DnsApi + 'static> Reconcile<Certificate> for State<P> {
     async fn current(
         api: &Api<Certificate>,
         cached: Arc<Certificate>,
-    ) -> Result<Option<Arc<Certificate>>, kube::Error> {
+    ) -> Result<Option<Arc<Certificate>>, super::KubeCall> {
         read_again(api, cached).await
     }
 }
@@ -278,7 +279,8 @@ async fn apply<P: DnsApi>(
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
 
     // observe the Secret
-    let secret = secrets.get_opt(&cert.spec.secret_name).await?;
+    let secret =
+        secrets.get_opt(&cert.spec.secret_name).await.during(format!("reading Secret {}", cert.spec.secret_name))?;
     if let Some(s) = &secret
         && !is_ours(s, cert)
     {

@@ -18,6 +18,7 @@ use super::observe::namespace_zones;
 use super::{
     Context, Error, ISSUING, POLL, Step, attempt_failed, failed_step, publish, resync_after, retry_delay, until,
 };
+use crate::controllers::During;
 use crate::names::{Holding, Names};
 use crate::providers::acme::AcmeApi;
 use crate::providers::powerdns::DnsApi;
@@ -69,7 +70,7 @@ pub(super) async fn order<P: DnsApi>(
         _ => Some(names.holders_within(domain)),
     };
     let orderer = budget::Orderer { namespace: &ns, sharing: &sharing };
-    match ctx.budget.reserve(&cert.spec.dns_names, &orderer, t).await? {
+    match ctx.budget.reserve(&cert.spec.dns_names, &orderer, t).await.during("counting the order in the budget")? {
         Verdict::Granted => {}
         Verdict::Exhausted { domain, used, free_at } | Verdict::ShareExhausted { domain, used, free_at, .. } => {
             let share = (orderer.sharing)(&domain).map(|holders| budget::share(ctx.budget.limit, holders));

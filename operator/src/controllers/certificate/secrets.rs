@@ -13,6 +13,7 @@ use rcgen::KeyPair;
 use super::keys::{self, KeyError};
 use super::observe::Current;
 use super::{CERTIFICATE_LABEL, Context, Error, FIELD_MANAGER};
+use crate::controllers::{During, KubeCall};
 use crate::providers::powerdns::DnsApi;
 
 pub(super) fn next_key_name(cert: &Certificate) -> String {
@@ -46,7 +47,7 @@ pub(super) async fn order_key<P: DnsApi>(
         return Ok(Some(keys::load(&current.key.serialize_pem())?));
     }
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &cert.namespace().unwrap_or_default());
-    let stored = secrets.get_opt(next_key).await?;
+    let stored = secrets.get_opt(next_key).await.during(format!("reading Secret {next_key}"))?;
     if let Some(stored) = &stored
         && let Some(pem) = stored.data.as_ref().and_then(|d| d.get("tls.key"))
         && let Ok(key) = keys::load(&String::from_utf8_lossy(&pem.0))
@@ -71,10 +72,13 @@ pub(super) async fn order_key<P: DnsApi>(
         Ok(_) => Ok(Some(key)),
         // a stale key of another size or algorithm: replace it
         Err(kube::Error::Api(s)) if s.code == 409 => {
-            secrets.replace(next_key, &PostParams::default(), &secret).await?;
+            secrets
+                .replace(next_key, &PostParams::default(), &secret)
+                .await
+                .during(format!("replacing Secret {next_key}"))?;
             Ok(Some(key))
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(KubeCall::new(format!("creating Secret {next_key}"), e).into()),
     }
 }
 
@@ -87,7 +91,7 @@ pub(super) async fn delete_next_key<P: DnsApi>(
     match secrets.delete(next_key, &DeleteParams::default()).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(KubeCall::new(format!("deleting Secret {next_key}"), e).into()),
     }
 }
 
@@ -110,6 +114,9 @@ pub(super) async fn write_tls_secret<P: DnsApi>(
     let mut patch = serde_json::to_value(&secret).map_err(|e| KeyError::BadChain(e.to_string()))?;
     patch["apiVersion"] = "v1".into();
     patch["kind"] = "Secret".into();
-    secrets.patch(&cert.spec.secret_name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(patch)).await?;
+    secrets
+        .patch(&cert.spec.secret_name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(patch))
+        .await
+        .during(format!("writing Secret {}", cert.spec.secret_name))?;
     Ok(())
 }

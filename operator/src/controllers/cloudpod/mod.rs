@@ -89,8 +89,8 @@ pub enum Error {
     Task { upid: String, message: String },
     #[error("waiting for Proxmox to finish destroying the guest")]
     Destroying,
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Kube(#[from] super::KubeCall),
     #[error("{0}")]
     Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
 }
@@ -176,7 +176,7 @@ impl<P: ProxmoxApi + 'static> Reconcile<CloudPod> for State<P> {
 
     // the cache may lag behind this controller's last status write (a reserved VMID, a task):
     // act on the object itself
-    async fn current(api: &Api<CloudPod>, cached: Arc<CloudPod>) -> Result<Option<Arc<CloudPod>>, kube::Error> {
+    async fn current(api: &Api<CloudPod>, cached: Arc<CloudPod>) -> Result<Option<Arc<CloudPod>>, super::KubeCall> {
         read_again(api, cached).await
     }
 }

@@ -11,6 +11,7 @@ use mpanel_crds::cloudpod::CloudPod;
 use mpanel_crds::reasons;
 
 use crate::config::SnippetStorage;
+use crate::controllers::During;
 
 /// Why the user data could not be given to the guest.
 #[derive(Debug, thiserror::Error)]
@@ -21,8 +22,8 @@ pub enum UserDataError {
     NoSnippetStorage,
     #[error("the user data snippet {path} could not be written: {error}")]
     Write { path: String, error: std::io::Error },
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Kube(#[from] crate::controllers::KubeCall),
 }
 
 impl UserDataError {
@@ -50,7 +51,11 @@ pub async fn snippet(
     let Some(selector) = &pod.spec.cloud_init_secret_ref else { return Ok(None) };
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
     let missing = || UserDataError::SecretMissing { name: selector.name.clone(), key: selector.key.clone() };
-    let secret = secrets.get_opt(&selector.name).await?.ok_or_else(missing)?;
+    let secret = secrets
+        .get_opt(&selector.name)
+        .await
+        .during(format!("reading Secret {}", selector.name))?
+        .ok_or_else(missing)?;
     let bytes = secret.data.as_ref().and_then(|d| d.get(&selector.key)).ok_or_else(missing)?;
     let text = std::str::from_utf8(&bytes.0).map_err(|_| missing())?;
     let storage = snippets.ok_or(UserDataError::NoSnippetStorage)?;

@@ -9,6 +9,7 @@ use mpanel_crds::reasons;
 
 use super::pass::Pass;
 use super::{CONFLICT, Error};
+use crate::controllers::During;
 use crate::controllers::publish;
 use crate::names::Claim;
 use crate::providers::powerdns::DnsApi;
@@ -32,7 +33,7 @@ pub(super) async fn refused<P: DnsApi>(pass: &mut Pass<'_, P>, requeue: &Action)
     let mut names = ctx.names.names_with([claim]);
     if names.granted(&zone.spec.zone, &uid) && !acted_on {
         // the first write: decided over what the API server holds, not the watches
-        names = ctx.names.names_fresh(&ctx.client).await?;
+        names = ctx.names.names_fresh(&ctx.client).await.during("listing DnsZones and Domains for the name claim")?;
     }
     if names.granted(&zone.spec.zone, &uid) {
         return Ok(None);

@@ -56,8 +56,8 @@ pub enum Error {
     Unfinished(#[from] super::Unfinished),
     #[error(transparent)]
     PowerDns(#[from] PowerDnsError),
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Kube(#[from] super::KubeCall),
     #[error("{0}")]
     Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
 }

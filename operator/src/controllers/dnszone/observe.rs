@@ -10,6 +10,7 @@ use mpanel_crds::reasons;
 use super::pass::Pass;
 use super::records::{self, InvalidRecord, Wanted};
 use super::{CONFLICT, Context, Error};
+use crate::controllers::During;
 use crate::controllers::mailbox::dkim;
 use crate::controllers::publish;
 use crate::providers::powerdns::DnsApi;
@@ -22,7 +23,10 @@ pub(super) async fn generated_dkim_keys(zone: &DnsZone, client: &kube::Client) -
     };
     let secrets: Api<k8s_openapi::api::core::v1::Secret> =
         Api::namespaced(client.clone(), &zone.namespace().unwrap_or_default());
-    let secret = secrets.get_opt(&dkim_secret_name(&zone.spec.zone)).await?;
+    let secret = secrets
+        .get_opt(&dkim_secret_name(&zone.spec.zone))
+        .await
+        .during(format!("reading Secret {}", dkim_secret_name(&zone.spec.zone)))?;
     Ok(dkim::published(&zone.spec.zone, secret.as_ref(), request))
 }
 

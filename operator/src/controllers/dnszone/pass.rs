@@ -45,7 +45,7 @@ impl<'a, P: DnsApi> Pass<'a, P> {
         not_ready(&mut self.status, self.generation, &self.t, phase, reason, message)
     }
 
-    pub async fn write(&self) -> Result<(), kube::Error> {
+    pub async fn write(&self) -> Result<(), crate::controllers::KubeCall> {
         write_changed_status(self.api, self.zone, &self.status).await
     }
 

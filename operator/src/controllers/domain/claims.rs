@@ -7,6 +7,7 @@ use kube::{Resource, ResourceExt};
 use mpanel_crds::domain::{ADOPT_REGISTRATION_ANNOTATION, Adoption, Domain, OrderOperation, OrderState};
 
 use super::{Context, Error};
+use crate::controllers::During;
 use crate::names::Claim;
 
 /// The Domain of the same namespace that claimed the same name first, if it is not this one: only
@@ -31,7 +32,7 @@ pub(super) async fn name_granted<R>(domain: &Domain, ctx: &Context<R>) -> Result
     let uid = domain.uid().unwrap_or_default();
     let mut names = ctx.names.names_with([claim]);
     if names.granted(&domain.spec.name, &uid) && !acted_on {
-        names = ctx.names.names_fresh(&ctx.client).await?;
+        names = ctx.names.names_fresh(&ctx.client).await.during("listing DnsZones and Domains for the name claim")?;
     }
     Ok(names.granted(&domain.spec.name, &uid))
 }

@@ -84,8 +84,8 @@ pub enum Error {
     Unfinished(#[from] super::Unfinished),
     #[error(transparent)]
     Registrar(#[from] NamesiloError),
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Kube(#[from] super::KubeCall),
     #[error("{0}")]
     Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
 }
@@ -186,7 +186,7 @@ impl<R: NamesiloApi + 'static> Reconcile<Domain> for State<R> {
     }
 
     // the order on record decides what may be paid for: act on the object itself, not the cache
-    async fn current(api: &Api<Domain>, cached: Arc<Domain>) -> Result<Option<Arc<Domain>>, kube::Error> {
+    async fn current(api: &Api<Domain>, cached: Arc<Domain>) -> Result<Option<Arc<Domain>>, super::KubeCall> {
         read_again(api, cached).await
     }
 }

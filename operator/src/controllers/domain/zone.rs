@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::config::ZoneDefaults;
 use crate::controllers::apply_owned;
+use crate::controllers::{During, KubeCall};
 
 const FIELD_MANAGER: &str = "mpanel-domain";
 
@@ -48,13 +49,13 @@ pub async fn ensure(
     nameservers: &[String],
     defaults: &ZoneDefaults,
     write: bool,
-) -> Result<ZoneState, kube::Error> {
+) -> Result<ZoneState, KubeCall> {
     let api: Api<DnsZone> = Api::namespaced(client.clone(), &domain.namespace().unwrap_or_default());
     let name = domain.name_any();
     let Some(want) = desired(domain, nameservers, defaults) else {
         return Ok(ZoneState::NotReady("the Domain has no uid yet".into()));
     };
-    let existing = api.get_opt(&name).await?;
+    let existing = api.get_opt(&name).await.during(format!("reading DnsZone {name}"))?;
     if let Some(zone) = &existing {
         let ours =
             zone.owner_references().iter().any(|o| Some(&o.uid) == domain.uid().as_ref() && o.controller == Some(true));

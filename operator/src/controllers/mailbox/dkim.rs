@@ -21,6 +21,7 @@ use mpanel_crds::reasons;
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 
 use crate::controllers::certificate::keys::{MANAGED_BY, MANAGED_BY_LABEL, check_managed, managed_labels};
+use crate::controllers::{During, KubeCall};
 use crate::providers::mailcore::{DkimKeyRow, MailApi};
 use crate::providers::powerdns::canonical;
 
@@ -172,7 +173,7 @@ pub async fn ensure_key(
 ) -> Result<Result<String, KeyRefusal>, super::Error> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let name = dkim_secret_name(domain);
-    let existing = api.get_opt(&name).await?;
+    let existing = api.get_opt(&name).await.during(format!("reading Secret {name}"))?;
     if let Some(secret) = &existing {
         if !is_managed(secret) {
             return Ok(Err(KeyRefusal::SecretNotOwned(name)));
@@ -216,7 +217,7 @@ pub async fn ensure_key(
     match written {
         Ok(_) => Ok(Ok(pair.private_pem)),
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(Err(KeyRefusal::Raced)),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(KubeCall::new("writing the DKIM key Secret", e).into()),
     }
 }
 

@@ -76,8 +76,8 @@ pub enum Error {
     Dkim(#[from] dkim::KeyError),
     #[error("cannot remove the maildir {path}: {message}")]
     Maildir { path: String, message: String },
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Kube(#[from] super::KubeCall),
     #[error("{0}")]
     Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
 }

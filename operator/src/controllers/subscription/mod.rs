@@ -29,6 +29,7 @@ use super::{
     Changes, Hub, Reconcile, ReconcileError, StatusOf, apply_owned, finalizer_reason, finalizer_waiting, labelled,
     publish, resync_after,
 };
+use crate::controllers::During;
 use children::{Child, ChildKind, SUBSCRIPTION_LABEL};
 
 pub const KIND: &str = "Subscription";
@@ -45,8 +46,8 @@ pub type Context = super::Context<State>;
 pub enum Error {
     #[error(transparent)]
     Unfinished(#[from] super::Unfinished),
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Kube(#[from] super::KubeCall),
     #[error("waiting for {0} child object(s) to be deleted")]
     ChildrenRemaining(usize),
     #[error("{0}")]
@@ -181,17 +182,18 @@ fn dynamic_api(client: &Client, namespace: &str, kind: ChildKind) -> Api<Dynamic
 }
 
 /// Applies `child` (see [`apply_owned`]); returns the object as it is now.
-async fn ensure_child(client: &Client, namespace: &str, child: &Child) -> Result<serde_json::Value, kube::Error> {
+async fn ensure_child(client: &Client, namespace: &str, child: &Child) -> Result<serde_json::Value, super::KubeCall> {
     let api = dynamic_api(client, namespace, child.kind);
-    let existing = api.get_opt(&child.name).await?;
+    let existing = api.get_opt(&child.name).await.during(format!("reading {:?} {}", child.kind, child.name))?;
     let now = apply_owned(&api, existing, &child.name, FIELD_MANAGER, &child.object).await?;
     Ok(serde_json::to_value(now).unwrap_or_default())
 }
 
 /// The children of `sub` that exist, by kind and name (only those it controls).
-async fn existing_children(client: &Client, sub: &Subscription) -> Result<Vec<(ChildKind, String)>, kube::Error> {
+async fn existing_children(client: &Client, sub: &Subscription) -> Result<Vec<(ChildKind, String)>, super::KubeCall> {
     let (ns, uid) = (sub.namespace().unwrap_or_default(), sub.uid().unwrap_or_default());
-    let found = children::controlled(client, &ns, &sub.name_any(), &uid).await?;
+    let found =
+        children::controlled(client, &ns, &sub.name_any(), &uid).await.during("listing the Subscription's children")?;
     Ok(found.into_iter().map(|(kind, o)| (kind, o.name_any())).collect())
 }
 
@@ -235,7 +237,10 @@ async fn converge_children(sub: &Subscription, ctx: &Context) -> Result<Vec<Chil
     let wanted = children::desired(sub);
     for (kind, name) in existing_children(&ctx.client, sub).await? {
         if !wanted.iter().any(|c| c.kind == kind && c.name == name) {
-            dynamic_api(&ctx.client, &ns, kind).delete(&name, &DeleteParams::default()).await?;
+            dynamic_api(&ctx.client, &ns, kind)
+                .delete(&name, &DeleteParams::default())
+                .await
+                .during(format!("deleting {kind:?} {name}"))?;
             let note = format!("{} {name} is no longer in the templates; deleted", kind.name());
             publish(&ctx.recorder, sub, false, reasons::CHILD_DELETED.name, "Delete", note).await;
         }
@@ -271,7 +276,10 @@ async fn cleanup(api: &Api<Subscription>, sub: &Subscription, ctx: &Context) -> 
     );
     step.write(api, sub).await?;
     for (kind, name) in &remaining {
-        dynamic_api(&ctx.client, &ns, *kind).delete(name, &DeleteParams::default()).await?;
+        dynamic_api(&ctx.client, &ns, *kind)
+            .delete(name, &DeleteParams::default())
+            .await
+            .during(format!("deleting {kind:?} {name}"))?;
     }
     Err(Error::ChildrenRemaining(remaining.len()))
 }
