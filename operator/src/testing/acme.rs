@@ -382,6 +382,11 @@ impl FakeAcme {
         self.lock().calls.iter().filter(|c| c.op == op).count()
     }
 
+    /// Forgets the calls recorded so far.
+    pub fn clear_calls(&self) {
+        self.lock().calls.clear();
+    }
+
     /// The next call of `op` (a trait method's name) fails with the CA's `serverInternal` problem
     /// and `message` verbatim (queued: call again for the one after).
     pub fn fail_next(&self, op: &str, message: &str) {
