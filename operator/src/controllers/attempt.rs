@@ -29,6 +29,8 @@ pub enum Unfinished {
     TimedOut(Duration),
     #[error("the reconcile failed unexpectedly ({0}); it is retried on the object's backoff")]
     Panicked(String),
+    #[error("the operator's finalizer could not be handled: {0}")]
+    Finalizer(&'static str),
 }
 
 impl Unfinished {
@@ -36,6 +38,7 @@ impl Unfinished {
         match self {
             Self::TimedOut(_) => mpanel_crds::reasons::RECONCILE_TIMED_OUT.name,
             Self::Panicked(_) => mpanel_crds::reasons::RECONCILE_PANICKED.name,
+            Self::Finalizer(_) => mpanel_crds::reasons::FINALIZER_ERROR.name,
         }
     }
 }

@@ -31,9 +31,10 @@ pub use child_objects::{APPLIED_ANNOTATION, apply_owned};
 pub use clock::Clock;
 pub use events::publish;
 pub use kube_call::{During, KubeCall};
-pub use reconcile_mode::{finalizer_reason, finalizer_waiting, reconcile_in_mode, release_finalizer};
+pub use reconcile_mode::{reconcile_in_mode, release_finalizer};
 pub use reconciler::{Context, Kind, Reconcile, error_policy, read_again, reconcile, run};
 pub use secret_keys::read_secret_key;
+pub(crate) use status::status_of;
 pub use status::{StatusOf, Step, write_changed_status};
 pub use watches::{Changes, Hub, Scope, Watchable, follow, follow_counting, intent, labelled, scoped};
 

@@ -6,31 +6,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{During, KubeCall, StatusOf, Step, object_key};
-
-/// The stable reason of a finalizer error: the reason of the apply or cleanup error inside it.
-pub fn finalizer_reason<E: std::error::Error + 'static>(
-    error: &kube::runtime::finalizer::Error<E>,
-    reason: impl Fn(&E) -> &'static str,
-) -> &'static str {
-    use kube::runtime::finalizer::Error as F;
-    match error {
-        F::ApplyFailed(e) | F::CleanupFailed(e) => reason(e),
-        _ => mpanel_crds::reasons::FINALIZER_ERROR.name,
-    }
-}
-
-/// Whether the apply or cleanup error inside a finalizer error is a waiting state, and for how long.
-pub fn finalizer_waiting<E: std::error::Error + 'static>(
-    error: &kube::runtime::finalizer::Error<E>,
-    waiting: impl Fn(&E) -> Option<std::time::Duration>,
-) -> Option<std::time::Duration> {
-    use kube::runtime::finalizer::Error as F;
-    match error {
-        F::ApplyFailed(e) | F::CleanupFailed(e) => waiting(e),
-        _ => None,
-    }
-}
+use super::{During, KubeCall, StatusOf, Step, Unfinished, object_key};
 
 /// One reconcile of `obj` as its reconcile-mode annotation says: `Paused` leaves it alone; an
 /// annotation that is not a mode is reported (`invalid` sets the conditions saying so) and waits for
@@ -44,7 +20,7 @@ pub async fn reconcile_in_mode<K, E, FA, FC>(
 ) -> Result<kube::runtime::controller::Action, E>
 where
     K: StatusOf + Serialize,
-    E: std::error::Error + From<KubeCall> + From<Box<kube::runtime::finalizer::Error<E>>> + 'static,
+    E: std::error::Error + From<KubeCall> + From<Unfinished> + 'static,
     FA: std::future::Future<Output = Result<kube::runtime::controller::Action, E>>,
     FC: std::future::Future<Output = Result<kube::runtime::controller::Action, E>>,
 {
@@ -79,7 +55,23 @@ where
         }
     })
     .await
-    .map_err(|e| E::from(Box::new(e)))
+    .map_err(unwrap_finalizer_error)
+}
+
+/// The error of the apply or cleanup inside a finalizer error, or what kept the finalizer from
+/// being added or removed.
+fn unwrap_finalizer_error<E>(error: kube::runtime::finalizer::Error<E>) -> E
+where
+    E: std::error::Error + From<KubeCall> + From<Unfinished> + 'static,
+{
+    use kube::runtime::finalizer::Error as F;
+    match error {
+        F::ApplyFailed(e) | F::CleanupFailed(e) => e,
+        F::AddFinalizer(e) => KubeCall::new("adding the finalizer", e).into(),
+        F::RemoveFinalizer(e) => KubeCall::new("removing the finalizer", e).into(),
+        F::UnnamedObject => Unfinished::Finalizer("the object has no name").into(),
+        F::InvalidFinalizer => Unfinished::Finalizer("the finalizer name is not valid").into(),
+    }
 }
 
 /// Removes the operator's finalizer from `obj` without touching the external object (which is

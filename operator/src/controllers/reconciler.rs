@@ -49,11 +49,7 @@ impl<K: Watchable + StatusOf + Serialize> Kind for K {}
 
 /// How a kind's state `Self` converges objects of kind `K`.
 pub trait Reconcile<K: Kind>: Sized + Send + Sync + 'static {
-    type Error: ReconcileError
-        + From<KubeCall>
-        + From<Box<kube::runtime::finalizer::Error<Self::Error>>>
-        + Send
-        + 'static;
+    type Error: ReconcileError + From<KubeCall> + Send + 'static;
 
     /// The kind's name in metrics, logs and the backoff.
     const KIND: &'static str;

@@ -22,6 +22,31 @@ pub trait StatusOf: Resource<DynamicType = ()> + Clone + DeserializeOwned + std:
     fn phase(status: &mut Self::Status) -> &mut Option<Self::Phase>;
 }
 
+/// [`StatusOf`] for a kind whose status has `conditions`, `observedGeneration` and `phase`, written
+/// as `$manager`: `status_of!(DnsZone, DnsZoneStatus, DnsZonePhase, "mpanel-dnszone");`
+macro_rules! status_of {
+    ($kind:ty, $status:ty, $phase:ty, $manager:expr) => {
+        impl $crate::controllers::StatusOf for $kind {
+            type Status = $status;
+            type Phase = $phase;
+            const FIELD_MANAGER: &'static str = $manager;
+            fn status(&self) -> Option<&$status> {
+                self.status.as_ref()
+            }
+            fn conditions(status: &mut $status) -> &mut Vec<mpanel_crds::conditions::Condition> {
+                &mut status.conditions
+            }
+            fn observed_generation(status: &mut $status) -> &mut Option<i64> {
+                &mut status.observed_generation
+            }
+            fn phase(status: &mut $status) -> &mut Option<$phase> {
+                &mut status.phase
+            }
+        }
+    };
+}
+pub(crate) use status_of;
+
 /// The status of one object being worked out in one reconcile, written once at the end.
 pub struct Step<K: StatusOf> {
     pub status: K::Status,

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use mpanel_crds::reasons;
 
-use super::{ReconcileError, finalizer_reason};
+use super::ReconcileError;
 use crate::providers::proxmox::ProxmoxError;
 
 /// How often a running task is looked at.
@@ -39,8 +39,6 @@ pub enum Error {
     Proxmox(#[from] ProxmoxError),
     #[error(transparent)]
     Kube(#[from] super::KubeCall),
-    #[error("{0}")]
-    Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
 impl ReconcileError for Error {
@@ -49,7 +47,6 @@ impl ReconcileError for Error {
             Self::Unfinished(e) => e.reason(),
             Self::Proxmox(e) => e.reason(),
             Self::Kube(_) => reasons::KUBERNETES_API_ERROR.name,
-            Self::Finalizer(inner) => finalizer_reason(inner, Self::reason),
         }
     }
 }

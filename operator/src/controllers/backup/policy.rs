@@ -15,11 +15,11 @@ use mpanel_crds::backup::{
 };
 use mpanel_crds::cloudpod::CloudPod;
 use mpanel_crds::common::ReconcileMode;
-use mpanel_crds::conditions::{Condition, Observation, READY};
+use mpanel_crds::conditions::{Observation, READY};
 use mpanel_crds::reasons;
 
 use super::{Context, Error, POLL, State, WAIT_FOR_POD, marker};
-use crate::controllers::{Changes, During, KubeCall, Reconcile, StatusOf, publish, read_again};
+use crate::controllers::{Changes, During, KubeCall, Reconcile, publish, read_again};
 use crate::providers::proxmox::{ProxmoxError, upid_node};
 use crate::providers::proxmox_backup::{BackupApi, BackupVolume, Vzdump};
 use kube::runtime::reflector::Store;
@@ -27,23 +27,7 @@ use kube::runtime::reflector::Store;
 pub const KIND: &str = "BackupPolicy";
 const FIELD_MANAGER: &str = "mpanel-backuppolicy";
 
-impl StatusOf for BackupPolicy {
-    type Status = BackupPolicyStatus;
-    type Phase = BackupPolicyPhase;
-    const FIELD_MANAGER: &'static str = FIELD_MANAGER;
-    fn status(&self) -> Option<&BackupPolicyStatus> {
-        self.status.as_ref()
-    }
-    fn conditions(status: &mut BackupPolicyStatus) -> &mut Vec<Condition> {
-        &mut status.conditions
-    }
-    fn observed_generation(status: &mut BackupPolicyStatus) -> &mut Option<i64> {
-        &mut status.observed_generation
-    }
-    fn phase(status: &mut BackupPolicyStatus) -> &mut Option<BackupPolicyPhase> {
-        &mut status.phase
-    }
-}
+crate::controllers::status_of!(BackupPolicy, BackupPolicyStatus, BackupPolicyPhase, FIELD_MANAGER);
 
 type Step = crate::controllers::Step<BackupPolicy>;
 

@@ -15,37 +15,19 @@ use mpanel_crds::RECONCILE_MODE_ANNOTATION;
 use mpanel_crds::backup::{CloudPodRestore, CloudPodRestoreStatus, PausedCloudPod, RestorePhase};
 use mpanel_crds::cloudpod::{CloudPod, GuestType};
 use mpanel_crds::common::ReconcileMode;
-use mpanel_crds::conditions::{Condition, Observation, READY};
+use mpanel_crds::conditions::{Observation, READY};
 use mpanel_crds::reasons;
 use serde_json::json;
 
 use super::{Context, Error, POLL, State, WAIT_FOR_POD, made_for};
-use crate::controllers::{
-    Changes, During, KubeCall, Reconcile, StatusOf, now, publish, read_again, write_changed_status,
-};
+use crate::controllers::{Changes, During, KubeCall, Reconcile, now, publish, read_again, write_changed_status};
 use crate::providers::proxmox::{Kind, upid_node};
 use crate::providers::proxmox_backup::{BackupApi, Restore, parse_archive};
 
 pub const KIND: &str = "CloudPodRestore";
 const FIELD_MANAGER: &str = "mpanel-cloudpodrestore";
 
-impl StatusOf for CloudPodRestore {
-    type Status = CloudPodRestoreStatus;
-    type Phase = RestorePhase;
-    const FIELD_MANAGER: &'static str = FIELD_MANAGER;
-    fn status(&self) -> Option<&CloudPodRestoreStatus> {
-        self.status.as_ref()
-    }
-    fn conditions(status: &mut CloudPodRestoreStatus) -> &mut Vec<Condition> {
-        &mut status.conditions
-    }
-    fn observed_generation(status: &mut CloudPodRestoreStatus) -> &mut Option<i64> {
-        &mut status.observed_generation
-    }
-    fn phase(status: &mut CloudPodRestoreStatus) -> &mut Option<RestorePhase> {
-        &mut status.phase
-    }
-}
+crate::controllers::status_of!(CloudPodRestore, CloudPodRestoreStatus, RestorePhase, FIELD_MANAGER);
 
 type Step = crate::controllers::Step<CloudPodRestore>;
 

@@ -35,9 +35,7 @@ use mpanel_crds::conditions::{self, Observation, READY};
 use mpanel_crds::dnszone::DnsZone;
 use mpanel_crds::reasons::{self, condition_types};
 
-use super::{
-    Changes, Hub, Reconcile, ReconcileError, StatusOf, finalizer_reason, labelled, publish, read_again, resync_after,
-};
+use super::{Changes, Hub, Reconcile, ReconcileError, labelled, publish, read_again, resync_after};
 use crate::controllers::During;
 use crate::names::Names;
 use crate::providers::acme::AcmeError;
@@ -91,8 +89,6 @@ pub enum Error {
     Issuer(#[from] IssuerError),
     #[error(transparent)]
     Kube(#[from] super::KubeCall),
-    #[error("{0}")]
-    Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
 impl ReconcileError for Error {
@@ -104,7 +100,6 @@ impl ReconcileError for Error {
             Self::Key(e) => e.reason(),
             Self::Issuer(e) => e.reason(),
             Self::Kube(_) => reasons::KUBERNETES_API_ERROR.name,
-            Self::Finalizer(inner) => finalizer_reason(inner, Self::reason),
         }
     }
 }
@@ -213,23 +208,7 @@ impl<P: DnsApi + 'static> Reconcile<Certificate> for State<P> {
     }
 }
 
-impl StatusOf for Certificate {
-    type Status = CertificateStatus;
-    type Phase = CertificatePhase;
-    const FIELD_MANAGER: &'static str = FIELD_MANAGER;
-    fn status(&self) -> Option<&CertificateStatus> {
-        self.status.as_ref()
-    }
-    fn conditions(status: &mut CertificateStatus) -> &mut Vec<mpanel_crds::conditions::Condition> {
-        &mut status.conditions
-    }
-    fn observed_generation(status: &mut CertificateStatus) -> &mut Option<i64> {
-        &mut status.observed_generation
-    }
-    fn phase(status: &mut CertificateStatus) -> &mut Option<CertificatePhase> {
-        &mut status.phase
-    }
-}
+super::status_of!(Certificate, CertificateStatus, CertificatePhase, FIELD_MANAGER);
 
 type Step = super::Step<Certificate>;
 

@@ -33,10 +33,7 @@ use mpanel_crds::conditions::Observation;
 use mpanel_crds::reasons::{self, condition_types};
 use serde_json::Value;
 
-use super::{
-    Changes, Hub, Reconcile, ReconcileError, Scope, StatusOf, finalizer_reason, finalizer_waiting, publish, read_again,
-    resync_after,
-};
+use super::{Changes, Hub, Reconcile, ReconcileError, Scope, publish, read_again, resync_after};
 use crate::providers::proxmox::{Guest, Kind, ProxmoxApi, ProxmoxError, upid_node};
 use deletion::cleanup;
 use network::Refusal;
@@ -91,8 +88,6 @@ pub enum Error {
     Destroying,
     #[error(transparent)]
     Kube(#[from] super::KubeCall),
-    #[error("{0}")]
-    Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
 impl ReconcileError for Error {
@@ -103,14 +98,12 @@ impl ReconcileError for Error {
             Self::Task { .. } => reasons::PROXMOX_TASK_FAILED.name,
             Self::Destroying => reasons::DESTROYING.name,
             Self::Kube(_) => reasons::KUBERNETES_API_ERROR.name,
-            Self::Finalizer(inner) => finalizer_reason(inner, Self::reason),
         }
     }
 
     fn waiting(&self) -> Option<Duration> {
         match self {
             Self::Destroying => Some(POLL),
-            Self::Finalizer(inner) => finalizer_waiting(inner, Self::waiting),
             _ => None,
         }
     }
@@ -181,23 +174,7 @@ impl<P: ProxmoxApi + 'static> Reconcile<CloudPod> for State<P> {
     }
 }
 
-impl StatusOf for CloudPod {
-    type Status = CloudPodStatus;
-    type Phase = CloudPodPhase;
-    const FIELD_MANAGER: &'static str = FIELD_MANAGER;
-    fn status(&self) -> Option<&CloudPodStatus> {
-        self.status.as_ref()
-    }
-    fn conditions(status: &mut CloudPodStatus) -> &mut Vec<mpanel_crds::conditions::Condition> {
-        &mut status.conditions
-    }
-    fn observed_generation(status: &mut CloudPodStatus) -> &mut Option<i64> {
-        &mut status.observed_generation
-    }
-    fn phase(status: &mut CloudPodStatus) -> &mut Option<CloudPodPhase> {
-        &mut status.phase
-    }
-}
+super::status_of!(CloudPod, CloudPodStatus, CloudPodPhase, FIELD_MANAGER);
 
 type Step = super::Step<CloudPod>;
 

@@ -28,7 +28,7 @@ use mpanel_crds::conditions::{Observation, READY};
 use mpanel_crds::dnszone::{DnsZone, DnsZonePhase, DnsZoneStatus, dkim_secret_name};
 use mpanel_crds::reasons::{self, condition_types};
 
-use super::{Changes, Hub, Reconcile, ReconcileError, StatusOf, finalizer_reason, resync_after};
+use super::{Changes, Hub, Reconcile, ReconcileError, resync_after};
 use crate::providers::powerdns::{DnsApi, PowerDnsError, Zone};
 use deletion::cleanup;
 use pass::Pass;
@@ -58,8 +58,6 @@ pub enum Error {
     PowerDns(#[from] PowerDnsError),
     #[error(transparent)]
     Kube(#[from] super::KubeCall),
-    #[error("{0}")]
-    Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
 impl ReconcileError for Error {
@@ -68,7 +66,6 @@ impl ReconcileError for Error {
             Self::Unfinished(e) => e.reason(),
             Self::PowerDns(e) => e.reason(),
             Self::Kube(_) => reasons::KUBERNETES_API_ERROR.name,
-            Self::Finalizer(inner) => finalizer_reason(inner, Self::reason),
         }
     }
 }
@@ -154,23 +151,7 @@ impl<P: DnsApi + 'static> Reconcile<DnsZone> for State<P> {
     }
 }
 
-impl StatusOf for DnsZone {
-    type Status = DnsZoneStatus;
-    type Phase = DnsZonePhase;
-    const FIELD_MANAGER: &'static str = FIELD_MANAGER;
-    fn status(&self) -> Option<&DnsZoneStatus> {
-        self.status.as_ref()
-    }
-    fn conditions(status: &mut DnsZoneStatus) -> &mut Vec<mpanel_crds::conditions::Condition> {
-        &mut status.conditions
-    }
-    fn observed_generation(status: &mut DnsZoneStatus) -> &mut Option<i64> {
-        &mut status.observed_generation
-    }
-    fn phase(status: &mut DnsZoneStatus) -> &mut Option<DnsZonePhase> {
-        &mut status.phase
-    }
-}
+super::status_of!(DnsZone, DnsZoneStatus, DnsZonePhase, FIELD_MANAGER);
 
 async fn apply<P: DnsApi>(
     api: &Api<DnsZone>,

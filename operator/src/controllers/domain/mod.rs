@@ -38,9 +38,7 @@ use mpanel_crds::domain::{
 };
 use mpanel_crds::reasons::{self, condition_types};
 
-use super::{
-    Changes, Hub, Reconcile, ReconcileError, StatusOf, finalizer_reason, intent, publish, read_again, resync_after,
-};
+use super::{Changes, Hub, Reconcile, ReconcileError, intent, publish, read_again, resync_after};
 use crate::config::ZoneDefaults;
 use crate::providers::namesilo::{DomainInfo, NamesiloApi, NamesiloError};
 use claims::{adoption, earlier_claim, name_granted};
@@ -86,8 +84,6 @@ pub enum Error {
     Registrar(#[from] NamesiloError),
     #[error(transparent)]
     Kube(#[from] super::KubeCall),
-    #[error("{0}")]
-    Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
 impl ReconcileError for Error {
@@ -96,7 +92,6 @@ impl ReconcileError for Error {
             Self::Unfinished(e) => e.reason(),
             Self::Registrar(e) => e.reason(),
             Self::Kube(_) => reasons::KUBERNETES_API_ERROR.name,
-            Self::Finalizer(inner) => finalizer_reason(inner, Self::reason),
         }
     }
 }
@@ -191,23 +186,7 @@ impl<R: NamesiloApi + 'static> Reconcile<Domain> for State<R> {
     }
 }
 
-impl StatusOf for Domain {
-    type Status = DomainStatus;
-    type Phase = DomainPhase;
-    const FIELD_MANAGER: &'static str = FIELD_MANAGER;
-    fn status(&self) -> Option<&DomainStatus> {
-        self.status.as_ref()
-    }
-    fn conditions(status: &mut DomainStatus) -> &mut Vec<mpanel_crds::conditions::Condition> {
-        &mut status.conditions
-    }
-    fn observed_generation(status: &mut DomainStatus) -> &mut Option<i64> {
-        &mut status.observed_generation
-    }
-    fn phase(status: &mut DomainStatus) -> &mut Option<DomainPhase> {
-        &mut status.phase
-    }
-}
+super::status_of!(Domain, DomainStatus, DomainPhase, FIELD_MANAGER);
 
 pub type Step = super::Step<Domain>;
 

@@ -34,7 +34,7 @@ use mpanel_crds::dnszone::{self, DnsZone};
 use mpanel_crds::mailbox::{Mailbox, MailboxPhase, MailboxStatus};
 use mpanel_crds::reasons::{self, condition_types};
 
-use super::{Changes, Hub, Reconcile, ReconcileError, StatusOf, finalizer_reason, read_secret_key, resync_after};
+use super::{Changes, Hub, Reconcile, ReconcileError, read_secret_key, resync_after};
 use crate::providers::mailcore::{MailApi, MailCoreError};
 use crate::providers::powerdns::canonical;
 use deletion::cleanup;
@@ -78,8 +78,6 @@ pub enum Error {
     Maildir { path: String, message: String },
     #[error(transparent)]
     Kube(#[from] super::KubeCall),
-    #[error("{0}")]
-    Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
 impl ReconcileError for Error {
@@ -91,7 +89,6 @@ impl ReconcileError for Error {
             Self::Dkim(_) => reasons::KEY_ERROR.name,
             Self::Maildir { .. } => reasons::MAILDIR_NOT_REMOVED.name,
             Self::Kube(_) => reasons::KUBERNETES_API_ERROR.name,
-            Self::Finalizer(inner) => finalizer_reason(inner, Self::reason),
         }
     }
 }
@@ -174,23 +171,7 @@ impl<M: MailApi + 'static> Reconcile<Mailbox> for State<M> {
     }
 }
 
-impl StatusOf for Mailbox {
-    type Status = MailboxStatus;
-    type Phase = MailboxPhase;
-    const FIELD_MANAGER: &'static str = FIELD_MANAGER;
-    fn status(&self) -> Option<&MailboxStatus> {
-        self.status.as_ref()
-    }
-    fn conditions(status: &mut MailboxStatus) -> &mut Vec<mpanel_crds::conditions::Condition> {
-        &mut status.conditions
-    }
-    fn observed_generation(status: &mut MailboxStatus) -> &mut Option<i64> {
-        &mut status.observed_generation
-    }
-    fn phase(status: &mut MailboxStatus) -> &mut Option<MailboxPhase> {
-        &mut status.phase
-    }
-}
+super::status_of!(Mailbox, MailboxStatus, MailboxPhase, FIELD_MANAGER);
 
 type Step = super::Step<Mailbox>;
 

@@ -25,10 +25,7 @@ use mpanel_crds::mailbox::Mailbox;
 use mpanel_crds::reasons::{self, condition_types};
 use mpanel_crds::subscription::{ChildStatus, Subscription, SubscriptionPhase, SubscriptionStatus};
 
-use super::{
-    Changes, Hub, Reconcile, ReconcileError, StatusOf, apply_owned, finalizer_reason, finalizer_waiting, labelled,
-    publish, resync_after,
-};
+use super::{Changes, Hub, Reconcile, ReconcileError, apply_owned, labelled, publish, resync_after};
 use crate::controllers::During;
 use children::{Child, ChildKind, SUBSCRIPTION_LABEL};
 
@@ -50,8 +47,6 @@ pub enum Error {
     Kube(#[from] super::KubeCall),
     #[error("waiting for {0} child object(s) to be deleted")]
     ChildrenRemaining(usize),
-    #[error("{0}")]
-    Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
 impl ReconcileError for Error {
@@ -60,7 +55,6 @@ impl ReconcileError for Error {
             Self::Unfinished(e) => e.reason(),
             Self::Kube(_) => reasons::KUBERNETES_API_ERROR.name,
             Self::ChildrenRemaining(_) => reasons::CHILDREN_REMAINING.name,
-            Self::Finalizer(inner) => finalizer_reason(inner, Self::reason),
         }
     }
 
@@ -68,7 +62,6 @@ impl ReconcileError for Error {
         match self {
             // the children's deletion is watched; this only bounds the wait for a missed event
             Self::ChildrenRemaining(_) => Some(CHILDREN_LOOKED_AT_AGAIN),
-            Self::Finalizer(inner) => finalizer_waiting(inner, Self::waiting),
             _ => None,
         }
     }
@@ -157,23 +150,7 @@ impl Reconcile<Subscription> for State {
     }
 }
 
-impl StatusOf for Subscription {
-    type Status = SubscriptionStatus;
-    type Phase = SubscriptionPhase;
-    const FIELD_MANAGER: &'static str = FIELD_MANAGER;
-    fn status(&self) -> Option<&SubscriptionStatus> {
-        self.status.as_ref()
-    }
-    fn conditions(status: &mut SubscriptionStatus) -> &mut Vec<mpanel_crds::conditions::Condition> {
-        &mut status.conditions
-    }
-    fn observed_generation(status: &mut SubscriptionStatus) -> &mut Option<i64> {
-        &mut status.observed_generation
-    }
-    fn phase(status: &mut SubscriptionStatus) -> &mut Option<SubscriptionPhase> {
-        &mut status.phase
-    }
-}
+super::status_of!(Subscription, SubscriptionStatus, SubscriptionPhase, FIELD_MANAGER);
 
 type Step = super::Step<Subscription>;
 
