@@ -109,6 +109,18 @@ impl FakePowerDns {
         create(&mut state, &new).unwrap_or_else(|e| panic!("insert_zone({name}): {e}"))
     }
 
+    /// Applies `changes` (REPLACE/DELETE entries) out of band, as a hand edit would (the serial
+    /// moves); not a call. Panics when PowerDNS would refuse them.
+    pub fn edit_rrsets(&self, zone: &str, changes: &[RrSet]) {
+        let mut state = self.lock();
+        let stored = state.zones.get_mut(&key(zone)).unwrap_or_else(|| panic!("edit_rrsets: no zone {zone}"));
+        let mut next = patched(&stored.zone, changes).unwrap_or_else(|e| panic!("edit_rrsets({zone}): {e}"));
+        if stored.bump_serial {
+            bump_serial(&mut next);
+        }
+        stored.zone = next;
+    }
+
     /// Every call made so far, in order (failed ones included).
     pub fn calls(&self) -> Vec<Call> {
         self.lock().calls.clone()
@@ -178,8 +190,24 @@ fn check(zone: &str, rrset: &RrSet) -> Result<(), PowerDnsError> {
     if name != zone && !name.ends_with(&format!(".{zone}")) {
         return Err(rejected(422, format!("RRset {} IN {}: Name is out of zone", rrset.name, rrset.rtype)));
     }
-    for record in &rrset.records {
+    for (i, record) in rrset.records.iter().enumerate() {
         let content = record.content.as_str();
+        if rrset.records[..i].iter().any(|r| r.content == record.content) {
+            return Err(rejected(
+                422,
+                format!("Duplicate record in RRset {} IN {} with content \"{content}\"", rrset.name, rrset.rtype),
+            ));
+        }
+        if rrset.rtype == "TXT" && !content.starts_with('"') {
+            return Err(rejected(
+                422,
+                format!(
+                    "Record {}/TXT '{content}': Parsing record content (try 'pdnsutil check-zone'): Data field in DNS \
+                     should start with quote (\") at position 0 of '{content}'",
+                    rrset.name
+                ),
+            ));
+        }
         let valid = match rrset.rtype.as_str() {
             "A" => content.parse::<Ipv4Addr>().is_ok(),
             "AAAA" => content.parse::<Ipv6Addr>().is_ok(),
@@ -424,6 +452,19 @@ mod tests {
         assert_eq!(writes, ["set_account", "delete_zone", "delete_zone"]);
         dns.clear_calls();
         assert!(dns.zone("taken.com").is_none() && dns.calls().is_empty(), "inspection is not a call");
+
+        dns.insert_zone("example.com", "uid-1", vec![]);
+        let serial = dns.zone("example.com").unwrap().serial;
+        dns.edit_rrsets("example.com", &[RrSet::replace("x.example.com.", "TXT", 60, ["\"by hand\"".to_owned()])]);
+        assert_eq!(dns.contents("example.com", "x.example.com", "TXT"), ["\"by hand\""]);
+        assert_eq!(dns.zone("example.com").unwrap().serial, serial + 1);
+        assert!(dns.calls().is_empty(), "a hand edit is not a call");
+        let unquoted = [RrSet::replace("y.example.com.", "TXT", 60, ["v=spf1 -all".to_owned()])];
+        let err = dns.patch_rrsets("example.com", &unquoted).await.unwrap_err();
+        assert!(err.to_string().contains("should start with quote"), "{err}");
+        let twice = [RrSet::replace("y.example.com.", "A", 60, ["192.0.2.1".to_owned(), "192.0.2.1".to_owned()])];
+        let err = dns.patch_rrsets("example.com", &twice).await.unwrap_err();
+        assert!(err.to_string().contains("Duplicate record"), "{err}");
     }
 
     #[tokio::test]
