@@ -209,7 +209,7 @@ where
         .with_context(|| format!("powerdns.dnsAddress {dns_address}"))?
         .next()
         .with_context(|| format!("powerdns.dnsAddress {dns_address} resolves to nothing"))?;
-    let ctx = w.context(certificate::State {
+    let ctx = w.context(certificate::State::<certificate::Live> {
         names: w.names.clone(),
         dns01: Dns01::new(
             PowerDns::new(pdns_config, metrics.clone())?.with_throttle(pdns_throttle),

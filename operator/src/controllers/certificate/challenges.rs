@@ -8,9 +8,8 @@ use mpanel_crds::certificate::Certificate;
 
 use super::dns01;
 use super::observe::namespace_zones;
-use super::{Context, Error};
+use super::{Context, Error, Providers};
 use crate::providers::acme::{AcmeApi, OrderView};
-use crate::providers::powerdns::DnsApi;
 
 /// The unanswered challenges of one record: the zone that serves it (if any), and their values and URLs.
 type Pending = (Option<dns01::ServingZone>, Vec<String>, Vec<String>);
@@ -19,7 +18,7 @@ type Pending = (Option<dns01::ServingZone>, Vec<String>, Vec<String>);
 /// no DnsZone of the namespace serves gets no record: the CA is told anyway and its verdict is
 /// what the status shows. The values of one record (an apex and its wildcard) are written together
 /// and asked for together. Returns the records still waiting to be served.
-pub(super) async fn answer_challenges<P: DnsApi, A: AcmeApi>(
+pub(super) async fn answer_challenges<P: Providers, A: AcmeApi>(
     cert: &Certificate,
     view: &OrderView,
     acme: &A,
@@ -54,7 +53,7 @@ pub(super) async fn answer_challenges<P: DnsApi, A: AcmeApi>(
 }
 
 /// Takes every challenge value of `view` out of PowerDNS.
-pub(super) async fn remove_challenges<P: DnsApi>(
+pub(super) async fn remove_challenges<P: Providers>(
     cert: &Certificate,
     view: &OrderView,
     ctx: &Context<P>,

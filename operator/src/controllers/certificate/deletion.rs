@@ -9,13 +9,13 @@ use mpanel_crds::certificate::Certificate;
 use mpanel_crds::common::DeletionPolicy;
 
 use super::challenges::remove_challenges;
+use super::issuers::AcmeAccounts;
 use super::issuers::IssuerError;
-use super::{Context, Error, publish};
+use super::{Context, Error, Providers, publish};
 use crate::controllers::During;
 use crate::providers::acme::AcmeApi;
-use crate::providers::powerdns::DnsApi;
 
-pub(super) async fn cleanup<P: DnsApi>(cert: &Certificate, ctx: &Context<P>) -> Result<Action, Error> {
+pub(super) async fn cleanup<P: Providers>(cert: &Certificate, ctx: &Context<P>) -> Result<Action, Error> {
     if let Some(url) = cert.status.as_ref().and_then(|s| s.order_url.as_ref()) {
         // the challenge values can only be worked out from the order; an issuer that is no longer
         // configured must not keep the Certificate (and its namespace) from going away
@@ -38,7 +38,7 @@ pub(super) async fn cleanup<P: DnsApi>(cert: &Certificate, ctx: &Context<P>) -> 
 }
 
 /// On deletion: `Delete` removes the Secret; `Orphan` drops the owner reference so it stays.
-async fn orphan_or_delete_secret<P: DnsApi>(cert: &Certificate, ctx: &Context<P>) -> Result<Action, Error> {
+async fn orphan_or_delete_secret<P: Providers>(cert: &Certificate, ctx: &Context<P>) -> Result<Action, Error> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &cert.namespace().unwrap_or_default());
     let Some(secret) =
         secrets.get_opt(&cert.spec.secret_name).await.during(format!("reading Secret {}", cert.spec.secret_name))?

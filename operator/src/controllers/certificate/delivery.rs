@@ -21,9 +21,8 @@ use mpanel_crds::conditions::{self, Observation, READY};
 use mpanel_crds::reasons::{self, condition_types};
 
 use super::keys::Issued;
-use super::{Context, Error, Step, publish, until};
+use super::{Context, Error, Providers, Step, publish, until};
 use crate::controllers::During;
-use crate::providers::powerdns::DnsApi;
 use crate::providers::proxmox_agent::{self, AgentError, GuestAgent};
 
 const DELIVERED: &str = condition_types::DELIVERED.name;
@@ -205,7 +204,7 @@ async fn write_into<A: GuestAgent>(
 
 /// Delivers `material` to every target that does not hold it, records each target in
 /// `status.deliveries` and the Delivered condition. Returns when to look again, if a target waits.
-pub(super) async fn deliver<P: DnsApi>(
+pub(super) async fn deliver<P: Providers>(
     cert: &Certificate,
     material: &Material,
     mode: ReconcileMode,
@@ -283,7 +282,7 @@ pub(super) async fn deliver<P: DnsApi>(
 }
 
 /// A Warning Event about a target's failure, unless the target had failed the same way before.
-async fn announce_failure<P: DnsApi>(
+async fn announce_failure<P: Providers>(
     cert: &Certificate,
     previous: Option<&Delivery>,
     cloud_pod: &str,
@@ -325,7 +324,7 @@ fn delivered_condition(
 }
 
 /// Writes into the guest, and says so in an Event.
-async fn delivered<P: DnsApi>(
+async fn delivered<P: Providers>(
     cert: &Certificate,
     target: &DeliveryTarget,
     guest: &Guest,

@@ -16,7 +16,7 @@ use mpanel_crds::reasons;
 use super::keys;
 use crate::config::{ACME_LIMITS, AcmeConfig, IssuerConfig};
 use crate::metrics::Metrics;
-use crate::providers::acme::{self, Acme, AcmeError};
+use crate::providers::acme::{self, Acme, AcmeApi, AcmeError};
 use crate::providers::throttle::Throttle;
 
 const CREDENTIALS_KEY: &str = "credentials";
@@ -48,6 +48,29 @@ struct Issuer {
     throttle: Throttle,
 }
 
+/// The ACME account of each configured issuer, registered when first needed.
+pub trait AcmeAccounts: Send + Sync + 'static {
+    type Account: AcmeApi + Send + Sync + 'static;
+
+    /// Fails for a name the configuration does not have.
+    fn check(&self, name: &str) -> Result<(), IssuerError>;
+
+    /// The account of issuer `name`.
+    fn account(&self, name: &str) -> impl Future<Output = Result<Arc<Self::Account>, IssuerError>> + Send;
+}
+
+impl AcmeAccounts for Issuers {
+    type Account = Acme;
+
+    fn check(&self, name: &str) -> Result<(), IssuerError> {
+        self.get(name).map(drop)
+    }
+
+    async fn account(&self, name: &str) -> Result<Arc<Acme>, IssuerError> {
+        self.account(name).await
+    }
+}
+
 pub struct Issuers {
     client: Client,
     metrics: Arc<Metrics>,
@@ -74,13 +97,8 @@ impl Issuers {
         })
     }
 
-    /// Fails for a name the configuration does not have.
-    pub fn check(&self, name: &str) -> Result<(), IssuerError> {
-        self.get(name).map(drop)
-    }
-
     /// The account of issuer `name`: from its Secret, or registered now and stored there.
-    pub async fn account(&self, name: &str) -> Result<Arc<Acme>, IssuerError> {
+    async fn account(&self, name: &str) -> Result<Arc<Acme>, IssuerError> {
         let issuer = self.get(name)?;
         let mut cached = issuer.account.lock().await;
         if let Some(acme) = cached.as_ref() {

@@ -40,12 +40,14 @@ use crate::controllers::During;
 use crate::names::Names;
 use crate::providers::acme::AcmeError;
 use crate::providers::powerdns::DnsApi;
+use crate::providers::powerdns::PowerDns;
 use crate::providers::proxmox::Proxmox;
+use crate::providers::proxmox_agent::GuestAgent;
 use budget::Budget;
 use deletion::cleanup;
 use delivery::Material;
 use dns01::{Dns01, Dns01Error};
-use issuers::{IssuerError, Issuers};
+use issuers::{AcmeAccounts, IssuerError, Issuers};
 use keys::KeyError;
 use observe::{Observed, is_ours};
 use progress::progress;
@@ -59,18 +61,38 @@ pub const CERTIFICATE_LABEL: &str = "mpanel.migrahosting.com/certificate";
 const POLL: Duration = Duration::from_secs(1);
 const DEFAULT_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// What a Certificate is issued and delivered through: PowerDNS for the DNS-01 records, the ACME
+/// accounts of the configured issuers, and Proxmox's guest agent for deliveries into CloudPods.
+pub trait Providers: Send + Sync + 'static {
+    type Dns: DnsApi + 'static;
+    type Accounts: AcmeAccounts;
+    type Agent: GuestAgent + 'static;
+}
+
+/// The operator's providers.
+pub struct Live;
+
+impl Providers for Live {
+    type Dns = PowerDns;
+    type Accounts = Issuers;
+    type Agent = Proxmox;
+}
+
+/// The ACME account type `P`'s issuers hand out.
+pub(super) type Account<P> = <<P as Providers>::Accounts as AcmeAccounts>::Account;
+
 /// The Certificate controller's own state; the rest of its context is shared by every controller.
-pub struct State<P> {
+pub struct State<P: Providers> {
     /// Which namespace holds which DNS name, decided over the whole cluster.
     pub names: crate::names::NameIndex,
-    pub dns01: Dns01<P>,
-    pub issuers: Issuers,
+    pub dns01: Dns01<P::Dns>,
+    pub issuers: P::Accounts,
     pub budget: Budget,
     /// DnsZones: which one serves a name.
     pub dnszones: Store<DnsZone>,
     /// The Proxmox API, for delivering certificates into CloudPods through the guest agent; `None`
     /// without a `proxmox` configuration.
-    pub guest_agent: Option<Proxmox>,
+    pub guest_agent: Option<P::Agent>,
 }
 
 pub type Context<P> = super::Context<State<P>>;
@@ -124,7 +146,7 @@ impl Watches {
     }
 }
 
-pub async fn run<P: DnsApi + 'static>(
+pub async fn run<P: Providers>(
     ctx: Arc<Context<P>>,
     watches: Watches,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
@@ -171,7 +193,7 @@ pub async fn run<P: DnsApi + 'static>(
     super::run(ctx, controller, shutdown).await;
 }
 
-impl<P: DnsApi + 'static> Reconcile<Certificate> for State<P> {
+impl<P: Providers> Reconcile<Certificate> for State<P> {
     type Error = Error;
     const KIND: &'static str = KIND;
 
@@ -242,7 +264,7 @@ pub(super) fn until(at: Timestamp, now: Timestamp) -> Duration {
     at.duration_since(now).try_into().unwrap_or(Duration::ZERO)
 }
 
-async fn apply<P: DnsApi>(
+async fn apply<P: Providers>(
     api: &Api<Certificate>,
     cert: &Certificate,
     mode: ReconcileMode,
@@ -292,7 +314,7 @@ async fn apply<P: DnsApi>(
 }
 
 /// The Secret is someone else's: nothing is issued into it.
-async fn secret_owned_elsewhere<P: DnsApi>(
+async fn secret_owned_elsewhere<P: Providers>(
     api: &Api<Certificate>,
     cert: &Certificate,
     mut step: Step,
@@ -309,7 +331,7 @@ async fn secret_owned_elsewhere<P: DnsApi>(
 
 /// No order in flight and none needed: the certificate is looked at again at its renewal time.
 /// It is delivered to the CloudPods of `deliverTo` that do not hold it yet.
-async fn up_to_date<P: DnsApi>(
+async fn up_to_date<P: Providers>(
     api: &Api<Certificate>,
     cert: &Certificate,
     mode: ReconcileMode,
@@ -342,7 +364,7 @@ async fn up_to_date<P: DnsApi>(
 
 /// Records a failed attempt: the message verbatim in Issuing (and Ready, unless a certificate
 /// still serves), one more failure, and a retry after the backoff.
-pub(super) async fn attempt_failed<P: DnsApi>(
+pub(super) async fn attempt_failed<P: Providers>(
     api: &Api<Certificate>,
     cert: &Certificate,
     mut step: Step,
@@ -362,7 +384,7 @@ pub(super) async fn attempt_failed<P: DnsApi>(
 
 /// Like `attempt_failed`, for an error the controller's own backoff retries.
 #[allow(clippy::too_many_arguments)]
-pub(super) async fn failed_step<P: DnsApi>(
+pub(super) async fn failed_step<P: Providers>(
     api: &Api<Certificate>,
     cert: &Certificate,
     mut step: Step,

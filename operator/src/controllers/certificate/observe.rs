@@ -15,9 +15,8 @@ use mpanel_crds::reasons;
 use rcgen::KeyPair;
 
 use super::keys::{self, Issued};
-use super::{CERTIFICATE_LABEL, Context, DEFAULT_RENEW_BEFORE, Step, dns01};
+use super::{CERTIFICATE_LABEL, Context, DEFAULT_RENEW_BEFORE, Providers, Step, dns01};
 use crate::names::{Claim, Names};
-use crate::providers::powerdns::DnsApi;
 
 /// The certificate in the Secret, read with its key.
 pub(super) struct Current {
@@ -117,7 +116,7 @@ fn read_secret(secret: &Secret) -> Option<Current> {
 }
 
 /// Names of the Certificate that no DnsZone of its namespace serves.
-pub(super) fn unserved_names<P: DnsApi>(cert: &Certificate, ctx: &Context<P>) -> Vec<String> {
+pub(super) fn unserved_names<P: Providers>(cert: &Certificate, ctx: &Context<P>) -> Vec<String> {
     let (zones, names) = namespace_zones(cert, ctx);
     cert.spec
         .dns_names
@@ -129,7 +128,7 @@ pub(super) fn unserved_names<P: DnsApi>(cert: &Certificate, ctx: &Context<P>) ->
 
 /// The DnsZones of the Certificate's namespace, and the name index's decision (which sees them
 /// all, also those its own watch has not delivered yet).
-pub(super) fn namespace_zones<P: DnsApi>(cert: &Certificate, ctx: &Context<P>) -> (Vec<Arc<DnsZone>>, Arc<Names>) {
+pub(super) fn namespace_zones<P: Providers>(cert: &Certificate, ctx: &Context<P>) -> (Vec<Arc<DnsZone>>, Arc<Names>) {
     let ns = cert.namespace();
     let zones: Vec<Arc<DnsZone>> = ctx.dnszones.state().into_iter().filter(|z| z.namespace() == ns).collect();
     let names = ctx.names.names_with(zones.iter().map(|z| Claim::of_zone(z)));

@@ -14,18 +14,19 @@ use mpanel_crds::reasons;
 
 use super::budget::{self, Verdict};
 use super::dns01::{self, Unorderable};
+use super::issuers::AcmeAccounts;
 use super::observe::namespace_zones;
 use super::{
-    Context, Error, ISSUING, POLL, Step, attempt_failed, failed_step, publish, resync_after, retry_delay, until,
+    Context, Error, ISSUING, POLL, Providers, Step, attempt_failed, failed_step, publish, resync_after, retry_delay,
+    until,
 };
 use crate::controllers::During;
 use crate::names::{Holding, Names};
 use crate::providers::acme::AcmeApi;
-use crate::providers::powerdns::DnsApi;
 
 /// Places a new order, unless backoff, the budget or the mode says not to.
 #[allow(clippy::too_many_arguments)]
-pub(super) async fn order<P: DnsApi>(
+pub(super) async fn order<P: Providers>(
     api: &Api<Certificate>,
     cert: &Certificate,
     mode: ReconcileMode,
@@ -119,7 +120,7 @@ fn budget_spent(why: &str, domain: &str, used: usize, share: Option<usize>, free
 }
 
 /// Asks the CA for a new order.
-async fn place<P: DnsApi>(
+async fn place<P: Providers>(
     api: &Api<Certificate>,
     cert: &Certificate,
     mut step: Step,

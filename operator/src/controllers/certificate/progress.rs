@@ -17,11 +17,15 @@ use mpanel_crds::reasons;
 
 use super::challenges::{answer_challenges, remove_challenges};
 use super::dns01::Dns01Error;
+use super::issuers::AcmeAccounts;
 use super::keys;
 use super::observe::{Current, unserved_names};
 use super::secrets::{delete_next_key, next_key_name, order_key, write_tls_secret};
-use super::{Context, DEFAULT_RENEW_BEFORE, Error, ISSUING, POLL, Step, attempt_failed, publish, resync_after, until};
-use crate::providers::acme::{Acme, AcmeApi, AcmeError, OrderPhase, OrderView};
+use super::{
+    Account, Context, DEFAULT_RENEW_BEFORE, Error, ISSUING, POLL, Providers, Step, attempt_failed, publish,
+    resync_after, until,
+};
+use crate::providers::acme::{AcmeApi, AcmeError, OrderPhase, OrderView};
 
 /// The delays before asking the CA again about an order it works on, within one reconcile: soon
 /// at first (a CA that is not busy validates or issues within a second), then less often; 2.9 s in
@@ -52,10 +56,9 @@ pub(super) async fn follow<A: AcmeApi>(acme: &A, url: &str, phase: OrderPhase) -
 fn next_look(waited: OrderPhase, now: OrderPhase) -> Action {
     if now == waited { Action::requeue(POLL) } else { Action::requeue(Duration::ZERO) }
 }
-use crate::providers::powerdns::DnsApi;
 
 /// The order in flight and the Certificate it is for.
-struct InFlight<'a, P> {
+struct InFlight<'a, P: Providers> {
     api: &'a Api<Certificate>,
     cert: &'a Certificate,
     ctx: &'a Context<P>,
@@ -64,7 +67,7 @@ struct InFlight<'a, P> {
     usable: bool,
 }
 
-impl<P: DnsApi> InFlight<'_, P> {
+impl<P: Providers> InFlight<'_, P> {
     /// The order is over without a certificate: recorded as a failed attempt.
     async fn failed(&self, mut step: Step, reason: &str, message: String) -> Result<Action, Error> {
         step.status.order_url = None;
@@ -73,7 +76,7 @@ impl<P: DnsApi> InFlight<'_, P> {
 }
 
 /// Moves the order in flight one step on.
-pub(super) async fn progress<P: DnsApi>(
+pub(super) async fn progress<P: Providers>(
     api: &Api<Certificate>,
     cert: &Certificate,
     step: Step,
@@ -105,11 +108,11 @@ pub(super) async fn progress<P: DnsApi>(
 }
 
 /// Answers the challenges, or says what the order waits for.
-async fn pending<P: DnsApi>(
+async fn pending<P: Providers>(
     order: &InFlight<'_, P>,
     mut step: Step,
     view: &OrderView,
-    acme: &Acme,
+    acme: &Account<P>,
 ) -> Result<Action, Error> {
     let (cert, ctx) = (order.cert, order.ctx);
     let waiting = match answer_challenges(cert, view, acme, ctx).await {
@@ -137,11 +140,11 @@ async fn pending<P: DnsApi>(
 }
 
 /// Finalises the order with a CSR for the order's key.
-async fn finalise<P: DnsApi>(
+async fn finalise<P: Providers>(
     order: &InFlight<'_, P>,
     mut step: Step,
     current: Option<&Current>,
-    acme: &Acme,
+    acme: &Account<P>,
 ) -> Result<Action, Error> {
     let (cert, order_url) = (order.cert, order.order_url);
     let key = order_key(cert, current, &next_key_name(cert), order.ctx, true).await?;
@@ -157,12 +160,12 @@ async fn finalise<P: DnsApi>(
 }
 
 /// Stores the issued chain with the order's key, then tidies up after the order.
-async fn collect<P: DnsApi>(
+async fn collect<P: Providers>(
     order: &InFlight<'_, P>,
     mut step: Step,
     view: &OrderView,
     current: Option<&Current>,
-    acme: &Acme,
+    acme: &Account<P>,
 ) -> Result<Action, Error> {
     let (cert, ctx, order_url) = (order.cert, order.ctx, order.order_url);
     let next_key = next_key_name(cert);
@@ -206,7 +209,7 @@ async fn collect<P: DnsApi>(
 }
 
 /// The CA refused the order: its challenge records come out and the attempt counts as failed.
-async fn invalid<P: DnsApi>(order: &InFlight<'_, P>, step: Step, view: &OrderView) -> Result<Action, Error> {
+async fn invalid<P: Providers>(order: &InFlight<'_, P>, step: Step, view: &OrderView) -> Result<Action, Error> {
     let (cert, ctx, order_url) = (order.cert, order.ctx, order.order_url);
     remove_challenges(cert, view, ctx).await?;
     let problem = view.problem.clone().unwrap_or_else(|| "the CA gave no reason".to_owned());

@@ -12,9 +12,8 @@ use rcgen::KeyPair;
 
 use super::keys::{self, KeyError};
 use super::observe::Current;
-use super::{CERTIFICATE_LABEL, Context, Error, FIELD_MANAGER};
+use super::{CERTIFICATE_LABEL, Context, Error, FIELD_MANAGER, Providers};
 use crate::controllers::{During, KubeCall};
-use crate::providers::powerdns::DnsApi;
 
 pub(super) fn next_key_name(cert: &Certificate) -> String {
     format!("{}-next-key", cert.name_any())
@@ -32,7 +31,7 @@ fn owned_meta(cert: &Certificate, name: &str) -> ObjectMeta {
 
 /// The private key the order is finalised with: the Secret's current key when the policy is
 /// `Never` and it fits, else the one kept in `<name>-next-key`, made there when `create`.
-pub(super) async fn order_key<P: DnsApi>(
+pub(super) async fn order_key<P: Providers>(
     cert: &Certificate,
     current: Option<&Current>,
     next_key: &str,
@@ -82,7 +81,7 @@ pub(super) async fn order_key<P: DnsApi>(
     }
 }
 
-pub(super) async fn delete_next_key<P: DnsApi>(
+pub(super) async fn delete_next_key<P: Providers>(
     cert: &Certificate,
     next_key: &str,
     ctx: &Context<P>,
@@ -95,7 +94,7 @@ pub(super) async fn delete_next_key<P: DnsApi>(
     }
 }
 
-pub(super) async fn write_tls_secret<P: DnsApi>(
+pub(super) async fn write_tls_secret<P: Providers>(
     cert: &Certificate,
     chain: &str,
     key: &KeyPair,
