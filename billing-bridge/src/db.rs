@@ -19,10 +19,3 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
 pub async fn open(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
     PgPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(10)).connect(url).await
 }
-
-/// As the tables' owner: grants `role` what the bridge uses at run time, and nothing more
-/// (`grant_bridge_runtime` in the migrations).
-pub async fn grant_runtime(owner: &PgPool, role: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT grant_bridge_runtime($1)").bind(role).execute(owner).await?;
-    Ok(())
-}

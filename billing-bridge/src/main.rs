@@ -11,7 +11,7 @@ use mpanel_billing_bridge::checkout::ReturnUrls;
 use mpanel_billing_bridge::config::{Database, Serve};
 use mpanel_billing_bridge::http::{self, AppState};
 use mpanel_billing_bridge::ledger::tokens::{self, Role};
-use mpanel_billing_bridge::ledger::{catalog, pay_links};
+use mpanel_billing_bridge::ledger::{catalog, pay_links, roles};
 use mpanel_billing_bridge::metrics::Metrics;
 use mpanel_billing_bridge::portal::SignInLinks;
 use mpanel_billing_bridge::recent_events::RecentEvents;
@@ -111,7 +111,7 @@ async fn migrate(database: &Database) -> anyhow::Result<PgPool> {
     let owner_url = database.migration_url.as_deref().unwrap_or(&database.url);
     let owner = db::connect(owner_url, 1).await.context("migrating the ledger")?;
     if let Some(role) = &database.runtime_role {
-        db::grant_runtime(&owner, role).await.with_context(|| format!("granting the runtime role {role}"))?;
+        roles::grant_runtime(&owner, role).await.with_context(|| format!("granting the runtime role {role}"))?;
     }
     Ok(owner)
 }

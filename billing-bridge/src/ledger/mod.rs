@@ -50,6 +50,7 @@ pub mod pay_links;
 pub mod payments;
 pub mod plan_changes;
 pub mod portal;
+pub mod roles;
 pub mod stripe_events;
 pub mod subscriptions;
 pub mod tallies;
