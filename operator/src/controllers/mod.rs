@@ -32,7 +32,7 @@ pub use clock::Clock;
 pub use events::publish;
 pub use kube_call::{During, KubeCall};
 pub use reconcile_mode::{reconcile_in_mode, release_finalizer};
-pub use reconciler::{Context, Kind, Reconcile, error_policy, read_again, reconcile, run};
+pub use reconciler::{Context, Kind, Reconcile, error_policy, read_again, ready, reconcile, run};
 pub use secret_keys::read_secret_key;
 pub(crate) use status::status_of;
 pub use status::{StatusOf, Step, write_changed_status};

@@ -89,6 +89,16 @@ pub async fn read_again<K: Kind>(api: &Api<K>, cached: Arc<K>) -> Result<Option<
     Ok(api.get_opt(&cached.name_any()).await.during("reading the object again")?.map(Arc::new))
 }
 
+/// Waits until `store` holds its first full list, which a controller that reads it needs before it
+/// starts; false, logged, when its watch ended before that.
+pub async fn ready<K: Watchable>(store: &kube::runtime::reflector::Store<K>) -> bool {
+    let ready = store.wait_until_ready().await.is_ok();
+    if !ready {
+        tracing::error!(kind = %K::kind(&()), "the watch ended before it was ready");
+    }
+    ready
+}
+
 /// Runs `controller` (the kind's watches already added) until `shutdown` resolves.
 pub async fn run<K, S>(
     ctx: Arc<Context<S>>,

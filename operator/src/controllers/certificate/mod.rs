@@ -151,8 +151,7 @@ pub async fn run<P: Providers>(
     watches: Watches,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    if ctx.dnszones.wait_until_ready().await.is_err() {
-        tracing::error!(kind = "DnsZone", "the watch ended before it was ready");
+    if !super::ready(&ctx.dnszones).await {
         return;
     }
     let Watches { certificates: (changes, certificates), secrets, dnszones, cloudpods } = watches;

@@ -138,8 +138,7 @@ pub async fn run<P: ProxmoxApi + 'static>(
         .with_config(ControllerConfig::default().concurrency(16));
     ctx.metrics.inventory.watch(KIND, cloudpods.clone(), None, |_| None);
     // VMIDs and addresses are unique across the cluster, whatever namespace this replica reconciles
-    if cluster.is_some() && ctx.cloudpods.wait_until_ready().await.is_err() {
-        tracing::error!(kind = "CloudPod", "the watch ended before it was ready");
+    if cluster.is_some() && !super::ready(&ctx.cloudpods).await {
         return;
     }
     super::run(ctx, controller, shutdown).await;

@@ -89,8 +89,7 @@ pub async fn run<P: DnsApi + 'static>(
     watches: Watches,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    if ctx.cloudpods.wait_until_ready().await.is_err() {
-        tracing::error!(kind = "CloudPod", "the watch ended before it was ready");
+    if !super::ready(&ctx.cloudpods).await {
         return;
     }
     let Watches { zones: (changes, zones), secrets, cloudpods } = watches;

@@ -112,8 +112,7 @@ pub async fn run<M: MailApi + 'static>(
     watches: Watches,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    if ctx.dnszones.wait_until_ready().await.is_err() {
-        tracing::error!(kind = "DnsZone", "the watch ended before it was ready");
+    if !super::ready(&ctx.dnszones).await {
         return;
     }
     let Watches { mailboxes: (changes, mailboxes), secrets, dnszones } = watches;
