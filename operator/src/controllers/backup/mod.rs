@@ -82,3 +82,6 @@ mod tests {
         assert!(!made_for(None, "pod-1"));
     }
 }
+
+#[cfg(test)]
+mod reconcile_tests;

@@ -413,3 +413,6 @@ mod tests {
         assert_eq!(retry_delay(40), Duration::from_secs(8 * 3600));
     }
 }
+
+#[cfg(test)]
+mod reconcile_tests;

@@ -348,3 +348,6 @@ async fn fail<P: ProxmoxApi>(
     step.record_failure(api, pod, condition, said, &ctx.recorder, "Proxmox").await?;
     Err(error.into())
 }
+
+#[cfg(test)]
+mod reconcile_tests;

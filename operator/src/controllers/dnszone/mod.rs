@@ -250,3 +250,6 @@ fn report<P: DnsApi>(pass: &mut Pass<'_, P>, wanted: &Wanted, dkim_waiting: Opti
     pass.status.serial = Some(current.serial);
     pass.status.observed_generation = pass.generation;
 }
+
+#[cfg(test)]
+mod reconcile_tests;

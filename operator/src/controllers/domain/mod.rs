@@ -362,3 +362,6 @@ mod tests {
         assert_eq!(fault_point(Some("clone")), None);
     }
 }
+
+#[cfg(test)]
+mod reconcile_tests;

@@ -325,3 +325,6 @@ mod tests {
         assert_eq!(split("Info@Example.com"), ("info".to_owned(), "example.com".to_owned()));
     }
 }
+
+#[cfg(test)]
+mod reconcile_tests;

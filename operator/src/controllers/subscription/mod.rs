@@ -260,3 +260,6 @@ async fn cleanup(api: &Api<Subscription>, sub: &Subscription, ctx: &Context) -> 
     }
     Err(Error::ChildrenRemaining(remaining.len()))
 }
+
+#[cfg(test)]
+mod reconcile_tests;

@@ -1,0 +1,4 @@
+//! Reconcile-level unit tests of the backup controller: the real reconcile against the in-memory
+//! Kubernetes API and provider fakes of `crate::testing`, no testbed.
+
+use super::*;
