@@ -99,8 +99,12 @@ where
         Reporter { controller: "mpanel-operator".into(), instance: Some(identity.to_owned()) },
     );
     let mut controllers = JoinSet::new();
-    // every controller below takes the kinds it follows from here: one watch per kind
-    let hub = Hub::new(client.clone(), config.watch_namespace.clone());
+    // every controller below takes the kinds it follows from here: one watch per kind, of the
+    // namespaces this operator reconciles (one, its shard's, or all)
+    let hub = match &config.shard {
+        Some(shard) => Hub::sharded(client.clone(), &shard.namespace_selector),
+        None => Hub::new(client.clone(), config.watch_namespace.clone()),
+    };
     release_unmanaged(&mut controllers, config, client, &recorder, &hub, shutdown);
     if enabled(config).is_empty() {
         hub.start();
@@ -270,7 +274,10 @@ where
     F: Future<Output = ()> + Send + Sync + 'static,
 {
     let proxmox = w.pve_client(pve)?;
-    let watches = cloudpod::Watches::new(w.hub, w.config.watch_namespace.as_deref());
+    // one namespace or a shard sees part of the cluster's CloudPods; VMIDs and addresses are
+    // chosen among all of them
+    let part = w.config.watch_namespace.as_deref().or(w.config.shard.as_ref().map(|s| s.namespace_selector.as_str()));
+    let watches = cloudpod::Watches::new(w.hub, part);
     let ctx = w.context(cloudpod::State {
         proxmox,
         vmids: (px.vmid_range.first, px.vmid_range.last),

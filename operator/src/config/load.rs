@@ -14,8 +14,9 @@ impl Config {
     }
 
     pub fn parse(text: &str) -> Result<Self, String> {
-        let config: Self = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+        let mut config: Self = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
         config.resync()?;
+        config.check_shard()?;
         if let Some(px) = &config.proxmox
             && (px.vmid_range.first < 100 || px.vmid_range.first > px.vmid_range.last)
         {
@@ -36,6 +37,25 @@ impl Config {
             }
         }
         Ok(config)
+    }
+
+    /// A shard's selector must be one the operator can watch Namespaces with, the shard cannot be
+    /// narrowed to one namespace as well, and its Lease is its own: with the default Lease name,
+    /// the name is derived from the selector, so two shards never wait on one Lease (replicas of
+    /// one shard do).
+    fn check_shard(&mut self) -> Result<(), String> {
+        let Some(shard) = &self.shard else { return Ok(()) };
+        if self.watch_namespace.is_some() {
+            return Err("watchNamespace and shard exclude each other: a shard reconciles the namespaces its \
+                        namespaceSelector picks; to reconcile one namespace, use watchNamespace alone"
+                .into());
+        }
+        let terms = equality_terms(&shard.namespace_selector)
+            .map_err(|reason| format!("shard.namespaceSelector {:?}: {reason}", shard.namespace_selector))?;
+        if self.leader_election.lease_name == super::default_lease_name() {
+            self.leader_election.lease_name = shard_lease_name(&terms);
+        }
+        Ok(())
     }
 
     fn check_rate_limits(&self) -> Result<(), String> {
@@ -65,6 +85,56 @@ impl Config {
             .filter(|d| !d.is_zero())
             .ok_or_else(|| format!("resyncInterval {:?} is not a duration like 30s or 5m", self.resync_interval))
     }
+}
+
+/// The terms of an equality-based label selector, in a canonical form (`key=value`, `key!=value`,
+/// sorted); a reason when it is empty or has a term that is not one of those.
+fn equality_terms(selector: &str) -> Result<Vec<String>, String> {
+    let mut terms = Vec::new();
+    for term in selector.split(',').map(str::trim) {
+        let (key, op, value) = if let Some((k, v)) = term.split_once("!=") {
+            (k, "!=", v)
+        } else if let Some((k, v)) = term.split_once("==") {
+            (k, "=", v)
+        } else if let Some((k, v)) = term.split_once('=') {
+            (k, "=", v)
+        } else {
+            return Err(format!("{term:?} is not key=value or key!=value (only equality terms are taken)"));
+        };
+        let (key, value) = (key.trim(), value.trim());
+        let name_ok = |s: &str| s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
+        if key.is_empty() || !name_ok(key) || !name_ok(value) || value.contains('/') {
+            return Err(format!("{term:?} is not a label key and value"));
+        }
+        terms.push(format!("{key}{op}{value}"));
+    }
+    if !terms.iter().any(|t| !t.contains("!=")) {
+        return Err("it needs at least one key=value term: a shard of every namespace but some is not a shard".into());
+    }
+    terms.sort();
+    terms.dedup();
+    Ok(terms)
+}
+
+/// The Lease name of the shard with these selector terms: `mpanel-operator-` and the terms made a
+/// name, shortened with a checksum when long, so that shards never share a Lease.
+fn shard_lease_name(terms: &[String]) -> String {
+    let joined = terms.join(",");
+    let mut name: String = joined
+        .chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9') => c,
+            '!' => 'n',
+            _ => '-',
+        })
+        .collect();
+    // the terms' operators and separators become letters and dashes: keep the name distinct
+    // from another selector's that maps to the same letters
+    let checksum =
+        joined.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    name.truncate(38);
+    let name = name.trim_matches('-');
+    format!("{}-{name}-{:08x}", super::default_lease_name(), checksum as u32)
 }
 
 #[cfg(test)]
@@ -154,6 +224,34 @@ mod tests {
         let proxmox = "proxmox:\n  url: https://pve\n  tokenSecretRef: {namespace: s, name: t, key: k}\n  vmidRange: {first: 100, last: 200}\n";
         let err = Config::parse(&format!("{proxmox}  rateLimit: {{maxInFlight: 0}}\n")).unwrap_err();
         assert!(err.contains("proxmox.rateLimit.maxInFlight"), "{err}");
+    }
+
+    #[test]
+    fn a_shard_takes_equality_selectors_and_its_own_lease() {
+        let a = Config::parse("shard: {namespaceSelector: mpanel.migrahosting.com/shard=a}").unwrap();
+        let b = Config::parse("shard: {namespaceSelector: 'mpanel.migrahosting.com/shard==b'}").unwrap();
+        let (lease_a, lease_b) = (&a.leader_election.lease_name, &b.leader_election.lease_name);
+        assert_eq!(lease_a, "mpanel-operator-mpanel-migrahosting-com-shard-a-f6506e82");
+        assert_ne!(lease_a, lease_b, "two shards never share the default Lease");
+        assert!(lease_a.len() <= 63 && lease_a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        let again = Config::parse("shard: {namespaceSelector: ' mpanel.migrahosting.com/shard = a '}").unwrap();
+        assert_eq!(&again.leader_election.lease_name, lease_a, "replicas of one shard share its Lease");
+        let long = format!("shard: {{namespaceSelector: 'team={}, region=eu'}}", "x".repeat(60));
+        let long = Config::parse(&long).unwrap().leader_election.lease_name;
+        assert!(long.len() <= 63, "{long}");
+        let named = Config::parse("shard: {namespaceSelector: s=a}\nleaderElection: {leaseName: mpanel-a}").unwrap();
+        assert_eq!(named.leader_election.lease_name, "mpanel-a", "a Lease name given is kept");
+        assert_eq!(Config::parse("{}").unwrap().leader_election.lease_name, "mpanel-operator");
+    }
+
+    #[test]
+    fn a_shard_selector_that_is_not_equality_terms_or_with_watch_namespace_is_refused() {
+        for selector in ["env in (a,b)", "", "shard", "shard!=a", "a=b=c/d", "!shard"] {
+            let err = Config::parse(&format!("shard: {{namespaceSelector: \"{selector}\"}}")).unwrap_err();
+            assert!(err.contains("shard.namespaceSelector"), "{selector}: {err}");
+        }
+        let err = Config::parse("watchNamespace: shop\nshard: {namespaceSelector: s=a}").unwrap_err();
+        assert!(err.contains("watchNamespace and shard exclude each other"), "{err}");
     }
 
     #[test]

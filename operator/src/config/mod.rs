@@ -35,6 +35,11 @@ pub struct Config {
     /// Reconcile objects in this namespace only; every namespace when absent.
     #[serde(default)]
     pub watch_namespace: Option<String>,
+    /// Reconcile objects only in the namespaces this shard's selector picks (one of several
+    /// operator Deployments, each with its own Lease); every namespace when absent. Not together
+    /// with `watchNamespace`.
+    #[serde(default)]
+    pub shard: Option<Shard>,
     /// Only the holder of this Lease reconciles and writes.
     #[serde(default)]
     pub leader_election: LeaderElection,
@@ -91,6 +96,17 @@ fn default_lease_name() -> String {
 }
 fn default_lease_seconds() -> u64 {
     15
+}
+
+/// The namespaces one operator Deployment reconciles when several share the cluster.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Shard {
+    /// A label selector over Namespaces of equality terms, comma-separated, all of which must
+    /// hold: `key=value` (or `key==value`), `key!=value`; e.g.
+    /// `mpanel.migrahosting.com/shard=a`. A namespace that gains or loses the labels is taken up or
+    /// let go while the operator runs.
+    pub namespace_selector: String,
 }
 
 /// A Secret in a named namespace.

@@ -3,11 +3,11 @@
 //! filter that drops a controller's own status writes.
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
@@ -99,8 +99,8 @@ impl<K> Watchable for K where
 {
 }
 
-/// How much of the cluster a consumer of a kind's watch sees: the namespace the operator
-/// reconciles (all when it is not scoped), or every namespace.
+/// How much of the cluster a consumer of a kind's watch sees: the namespaces the operator
+/// reconciles (its one namespace, its shard's, or all), or every namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scope {
     Operator,
@@ -111,17 +111,39 @@ pub enum Scope {
 /// listed again or deleted), in the order the watch delivered them.
 pub type Changes<K> = futures::channel::mpsc::UnboundedReceiver<Arc<K>>;
 
+/// The namespaces of a shard, as the watch of the Namespaces its selector picks last saw them;
+/// `None` until that watch listed them once.
+pub type ShardNamespaces = tokio::sync::watch::Receiver<Option<Arc<BTreeSet<String>>>>;
+
+/// What keeps [`ShardNamespaces`] current.
+type PublishShard = tokio::sync::watch::Sender<Option<Arc<BTreeSet<String>>>>;
+
+/// Which objects a sink of a watch takes, by their namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Within {
+    All,
+    Namespace(String),
+    /// The namespaces of the operator's shard at the time the watch last listed.
+    Shard,
+}
+
+impl Within {
+    fn holds(&self, namespace: Option<&str>, shard: Option<&BTreeSet<String>>) -> bool {
+        match self {
+            Self::All => true,
+            Self::Namespace(ns) => namespace == Some(ns.as_str()),
+            Self::Shard => namespace.zip(shard).is_some_and(|(ns, members)| members.contains(ns)),
+        }
+    }
+}
+
 /// Where one watch's events go.
 enum Sink<K: Resource<DynamicType = ()> + Clone + 'static> {
-    /// A store kept filled, with the objects of `namespace` only when set; `changes` counts the
-    /// events that reached it.
-    Store {
-        writer: kube::runtime::reflector::store::Writer<K>,
-        namespace: Option<String>,
-        changes: Option<Arc<AtomicU64>>,
-    },
-    /// A stream of the touched objects, of `namespace` only when set.
-    Stream { tx: futures::channel::mpsc::UnboundedSender<Arc<K>>, namespace: Option<String> },
+    /// A store kept filled with the objects `within` takes; `changes` counts the events that
+    /// reached it.
+    Store { writer: kube::runtime::reflector::store::Writer<K>, within: Within, changes: Option<Arc<AtomicU64>> },
+    /// A stream of the touched objects `within` takes.
+    Stream { tx: futures::channel::mpsc::UnboundedSender<Arc<K>>, within: Within },
 }
 
 /// What the one watch of a kind serves, gathered before it starts.
@@ -131,7 +153,7 @@ struct Feed<K: Resource<DynamicType = ()> + Clone + 'static> {
     sinks: Vec<Sink<K>>,
 }
 
-type Start = Box<dyn FnOnce(&Client, Option<&str>) + Send>;
+type Start = Box<dyn FnOnce(&Client, Option<&str>, Option<ShardNamespaces>) + Send>;
 
 /// The feed of one kind (an `Arc<Mutex<Feed<K>>>`) and what starts its watch, until it started.
 type Registered = (Box<dyn Any + Send>, Option<Start>);
@@ -141,19 +163,47 @@ type Registered = (Box<dyn Any + Send>, Option<Start>);
 /// needs; a kind no one asked for is not watched. Streams and stores are all asked for before
 /// [`Hub::start`]; a stream never blocks the watch (it buffers until its controller polls it), so
 /// a controller that waits for another kind's store before it runs holds up no one.
+///
+/// A sharded hub ([`Hub::sharded`]) watches the Namespaces its selector picks, and its
+/// [`Scope::Operator`] consumers see the objects of those namespaces only: when a namespace joins
+/// or leaves the shard, every kind's watch lists again, so the stores gain or lose its objects and
+/// the controllers are handed the objects that joined. An object that left is no longer
+/// reconciled; nothing is deleted for it.
 pub struct Hub {
     client: Client,
     namespace: Option<String>,
+    shard: Option<Shard>,
     feeds: Mutex<HashMap<TypeId, Registered>>,
+}
+
+/// A sharded hub's selector and the namespaces it picks.
+struct Shard {
+    selector: String,
+    namespaces: ShardNamespaces,
+    /// Taken by [`Hub::start`], which starts the watch of the Namespaces.
+    publish: Mutex<Option<PublishShard>>,
 }
 
 impl Hub {
     /// Consumers with [`Scope::Operator`] see `namespace` only (everything when `None`).
     pub fn new(client: Client, namespace: Option<String>) -> Self {
-        Self { client, namespace, feeds: Mutex::default() }
+        Self { client, namespace, shard: None, feeds: Mutex::default() }
     }
 
-    fn register<K>(&self, scope: Scope, any_semantic: bool, sink: impl FnOnce(Option<String>) -> Sink<K>)
+    /// Consumers with [`Scope::Operator`] see the namespaces whose labels match `selector` (a
+    /// label selector, as the API server takes it), as they come and go.
+    pub fn sharded(client: Client, selector: &str) -> Self {
+        let (publish, namespaces) = tokio::sync::watch::channel(None);
+        let shard = Shard { selector: selector.to_owned(), namespaces, publish: Mutex::new(Some(publish)) };
+        Self { client, namespace: None, shard: Some(shard), feeds: Mutex::default() }
+    }
+
+    /// The namespaces of this hub's shard, as they come and go; `None` when it is not sharded.
+    pub fn shard_namespaces(&self) -> Option<ShardNamespaces> {
+        self.shard.as_ref().map(|s| s.namespaces.clone())
+    }
+
+    fn register<K>(&self, scope: Scope, any_semantic: bool, sink: impl FnOnce(Within) -> Sink<K>)
     where
         K: Watchable,
     {
@@ -162,24 +212,25 @@ impl Hub {
             let feed: Arc<Mutex<Feed<K>>> =
                 Arc::new(Mutex::new(Feed { cluster_wide: false, any_semantic: false, sinks: Vec::new() }));
             let started = feed.clone();
-            let start: Start = Box::new(move |client, namespace| {
+            let start: Start = Box::new(move |client, namespace, shard| {
                 let feed = std::mem::replace(
                     &mut *started.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
                     Feed { cluster_wide: false, any_semantic: false, sinks: Vec::new() },
                 );
-                tokio::spawn(run_feed(client.clone(), namespace.map(str::to_owned), feed));
+                tokio::spawn(run_feed(client.clone(), namespace.map(str::to_owned), shard, feed));
             });
             (Box::new(feed), Some(start))
         });
         let Some(feed) = feed.downcast_ref::<Arc<Mutex<Feed<K>>>>() else { return };
         let mut feed = feed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let namespace = match scope {
-            Scope::Operator => self.namespace.clone(),
-            Scope::Cluster => None,
+        let within = match (scope, &self.namespace) {
+            (Scope::Operator, _) if self.shard.is_some() => Within::Shard,
+            (Scope::Operator, Some(ns)) => Within::Namespace(ns.clone()),
+            (Scope::Operator, None) | (Scope::Cluster, _) => Within::All,
         };
-        feed.cluster_wide |= namespace.is_none();
+        feed.cluster_wide |= !matches!(within, Within::Namespace(_));
         feed.any_semantic |= any_semantic;
-        feed.sinks.push(sink(namespace));
+        feed.sinks.push(sink(within));
     }
 
     /// A store of the `K`s in `scope`, filled once the hub started.
@@ -197,7 +248,7 @@ impl Hub {
         K: Watchable,
     {
         let (store, writer) = kube::runtime::reflector::store();
-        self.register::<K>(scope, false, |namespace| Sink::Store { writer, namespace, changes });
+        self.register::<K>(scope, false, |within| Sink::Store { writer, within, changes });
         store
     }
 
@@ -207,7 +258,7 @@ impl Hub {
         K: Watchable,
     {
         let (tx, rx) = futures::channel::mpsc::unbounded();
-        self.register::<K>(Scope::Operator, false, |namespace| Sink::Stream { tx, namespace });
+        self.register::<K>(Scope::Operator, false, |within| Sink::Stream { tx, within });
         rx
     }
 
@@ -228,7 +279,7 @@ impl Hub {
         K: Watchable,
     {
         let (store, writer) = kube::runtime::reflector::store();
-        self.register::<K>(Scope::Operator, true, |namespace| Sink::Store { writer, namespace, changes: None });
+        self.register::<K>(Scope::Operator, true, |within| Sink::Store { writer, within, changes: None });
         (self.primary_changes(), store)
     }
 
@@ -239,17 +290,22 @@ impl Hub {
         K: Watchable,
     {
         let (tx, rx) = futures::channel::mpsc::unbounded();
-        self.register::<K>(Scope::Operator, true, |namespace| Sink::Stream { tx, namespace });
+        self.register::<K>(Scope::Operator, true, |within| Sink::Stream { tx, within });
         rx
     }
 
     /// Starts the one watch of each kind asked for so far. Streams and stores asked for later get
     /// nothing.
     pub fn start(&self) {
+        if let Some(shard) = &self.shard
+            && let Some(publish) = shard.publish.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+        {
+            tokio::spawn(follow_shard(self.client.clone(), shard.selector.clone(), publish));
+        }
         let mut feeds = self.feeds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for (_, start) in feeds.values_mut() {
             if let Some(start) = start.take() {
-                start(&self.client, self.namespace.as_deref());
+                start(&self.client, self.namespace.as_deref(), self.shard_namespaces());
             }
         }
     }
@@ -265,20 +321,118 @@ pub fn labelled<K: Resource + Send + Sync + 'static>(
     changes.filter(move |obj| std::future::ready(obj.meta().labels.as_ref().is_some_and(|l| l.contains_key(key))))
 }
 
+/// Keeps `publish` at the names of the Namespaces `selector` picks, from a watch of their
+/// metadata: a namespace that gains the labels arrives, one that loses them (or is deleted) goes.
+async fn follow_shard(client: Client, selector: String, publish: PublishShard) {
+    use futures::StreamExt;
+    use kube::runtime::WatchStreamExt;
+    // an Api of PartialObjectMeta makes metadata-only requests
+    let api: Api<PartialObjectMeta<Namespace>> = Api::all(client);
+    let mut events =
+        std::pin::pin!(kube::runtime::watcher(api, watcher::Config::default().labels(&selector)).default_backoff());
+    let (mut members, mut listing) = (BTreeSet::new(), None::<BTreeSet<String>>);
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(watcher::Event::Init) => listing = Some(BTreeSet::new()),
+            Ok(watcher::Event::InitApply(ns)) => {
+                listing.get_or_insert_default().insert(ns.metadata.name.unwrap_or_default());
+            }
+            Ok(watcher::Event::InitDone) => members = listing.take().unwrap_or_default(),
+            Ok(watcher::Event::Apply(ns)) => {
+                members.insert(ns.metadata.name.unwrap_or_default());
+            }
+            Ok(watcher::Event::Delete(ns)) => {
+                members.remove(&ns.metadata.name.unwrap_or_default());
+            }
+            Err(error) => {
+                tracing::warn!(%selector, %error, "watching the shard's Namespaces; retrying after a backoff");
+                continue;
+            }
+        }
+        if listing.is_some() {
+            continue;
+        }
+        publish.send_if_modified(|current| {
+            let before = current.as_deref().cloned().unwrap_or_default();
+            if current.is_some() && before == members {
+                return false;
+            }
+            let joined: Vec<&String> = members.difference(&before).collect();
+            let left: Vec<&String> = before.difference(&members).collect();
+            tracing::info!(%selector, ?joined, ?left, namespaces = members.len(), "the shard's namespaces changed");
+            *current = Some(Arc::new(members.clone()));
+            true
+        });
+        if publish.is_closed() {
+            return;
+        }
+    }
+}
+
 /// Runs the one watch of a kind, at the widest scope its consumers need, until it has no consumer
-/// left: each event reaches the stores first, then the streams.
-async fn run_feed<K>(client: Client, namespace: Option<String>, feed: Feed<K>)
+/// left: each event reaches the stores first, then the streams. With a shard, it waits for the
+/// shard's namespaces and lists again whenever they change.
+async fn run_feed<K>(client: Client, namespace: Option<String>, mut shard: Option<ShardNamespaces>, feed: Feed<K>)
 where
     K: Watchable,
 {
-    use futures::StreamExt;
     use kube::runtime::WatchStreamExt;
     let Feed { cluster_wide, any_semantic, mut sinks } = feed;
     let config = if any_semantic { watcher::Config::default().any_semantic() } else { watcher::Config::default() };
     let api = scoped::<K>(&client, if cluster_wide { None } else { namespace.as_deref() });
-    let mut events = std::pin::pin!(kube::runtime::watcher(api, config).default_backoff());
-    let within = |obj: &K, namespace: &Option<String>| namespace.is_none() || obj.meta().namespace == *namespace;
-    while let Some(event) = events.next().await {
+    loop {
+        // the shard's namespaces as of this list; a change starts the next one
+        let members = match &mut shard {
+            None => None,
+            Some(namespaces) => match namespaces.wait_for(Option::is_some).await {
+                Ok(members) => members.clone(),
+                Err(_) => return,
+            },
+        };
+        let changed = async {
+            match &mut shard {
+                Some(namespaces) => namespaces.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
+        let events = kube::runtime::watcher(api.clone(), config.clone()).default_backoff();
+        match deliver(events, &mut sinks, members.as_deref(), changed).await {
+            Delivered::ShardChanged => continue,
+            Delivered::Done => return,
+        }
+    }
+}
+
+enum Delivered {
+    /// The shard's namespaces changed: list again.
+    ShardChanged,
+    /// No consumer is left, the watch ended, or the shard's watch did.
+    Done,
+}
+
+/// Hands each event of `events` to the sinks that take it, until `changed` resolves (true: the
+/// shard's namespaces changed).
+async fn deliver<K>(
+    events: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+    sinks: &mut Vec<Sink<K>>,
+    members: Option<&BTreeSet<String>>,
+    changed: impl std::future::Future<Output = bool>,
+) -> Delivered
+where
+    K: Watchable,
+{
+    use futures::StreamExt;
+    let mut events = std::pin::pin!(events);
+    let mut changed = std::pin::pin!(changed);
+    let within = |obj: &K, within: &Within| within.holds(obj.meta().namespace.as_deref(), members);
+    loop {
+        let event = tokio::select! {
+            event = events.next() => match event {
+                Some(event) => event,
+                None => return Delivered::Done,
+            },
+            still = &mut changed => return if still { Delivered::ShardChanged } else { Delivered::Done },
+        };
         let event = match event {
             Ok(event) => event,
             Err(error) => {
@@ -286,11 +440,11 @@ where
                 continue;
             }
         };
-        for sink in &mut sinks {
-            if let Sink::Store { writer, namespace, changes } = sink {
+        for sink in sinks.iter_mut() {
+            if let Sink::Store { writer, within: takes, changes } = sink {
                 let applies = match &event {
                     watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) | watcher::Event::Delete(obj) => {
-                        within(obj, namespace)
+                        within(obj, takes)
                     }
                     watcher::Event::Init | watcher::Event::InitDone => true,
                 };
@@ -307,13 +461,13 @@ where
             watcher::Event::Init | watcher::Event::InitDone => continue,
         };
         sinks.retain(|sink| match sink {
-            Sink::Stream { tx, namespace } => {
-                !within(&touched, namespace) || tx.unbounded_send(touched.clone()).is_ok()
+            Sink::Stream { tx, within: takes } => {
+                !within(&touched, takes) || tx.unbounded_send(touched.clone()).is_ok()
             }
             Sink::Store { .. } => true,
         });
         if sinks.is_empty() {
-            return;
+            return Delivered::Done;
         }
     }
 }
