@@ -389,3 +389,60 @@ fn chart_upgrades_from_the_previous_version() -> anyhow::Result<()> {
     assert!(uninstall.status.success(), "helm uninstall: {}", String::from_utf8_lossy(&uninstall.stderr));
     Ok(())
 }
+
+/// The documents of a `helm template` output, as JSON.
+fn documents(rendered: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+    let docs = rendered.split("\n---\n").filter(|d| d.lines().any(|l| l.starts_with("kind:")));
+    docs.map(|d| serde_saphyr::from_str::<serde_json::Value>(d).map_err(|e| anyhow::anyhow!("{e}: {d}"))).collect()
+}
+
+#[test]
+fn two_sharded_releases_render_two_operators_each_with_its_own_lease_and_shard() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let chart = repo_root().join("charts/mpanel");
+    let chart = chart.to_string_lossy();
+    let mut leases = Vec::new();
+    for (release, shard) in [("shard-a", "a"), ("shard-b", "b")] {
+        let selector = format!("shard.namespaceSelector=mpanel.migrahosting.com/shard={shard}");
+        let out = helm(&tb, &["template", release, &chart, "--namespace", "mpanel-system", "--set-string", &selector])?;
+        assert!(out.status.success(), "{release}: {}", String::from_utf8_lossy(&out.stderr));
+        let docs = documents(&String::from_utf8(out.stdout)?)?;
+        let named = |kind: &str| {
+            docs.iter().find(|d| d["kind"] == kind && d["metadata"]["name"] == format!("{release}-operator"))
+        };
+        assert!(named("Deployment").is_some(), "{release}: no Deployment {release}-operator");
+        let rules = named("ClusterRole").map(|r| r["rules"].clone()).unwrap_or_default();
+        let namespaces =
+            rules.as_array().into_iter().flatten().find(|r| r["resources"] == serde_json::json!(["namespaces"]));
+        assert_eq!(
+            namespaces.map(|r| r["verbs"].clone()),
+            Some(serde_json::json!(["get", "list", "watch"])),
+            "{release}: the shard's namespaces are watched by label: {rules:#}"
+        );
+        let config_text = named("ConfigMap").and_then(|c| c["data"]["operator.yaml"].as_str().map(str::to_owned));
+        let Some(config_text) = config_text else { bail!("{release}: no operator.yaml") };
+        let config = mpanel_operator::config::Config::parse(&config_text).map_err(anyhow::Error::msg)?;
+        let wanted = format!("mpanel.migrahosting.com/shard={shard}");
+        assert_eq!(config.shard.map(|s| s.namespace_selector), Some(wanted), "{config_text}");
+        leases.push((config.leader_election.namespace, config.leader_election.lease_name));
+    }
+    assert_eq!(
+        leases,
+        [
+            ("mpanel-system".to_owned(), "shard-a-operator".to_owned()),
+            ("mpanel-system".to_owned(), "shard-b-operator".to_owned())
+        ],
+        "each release holds a Lease of its own"
+    );
+
+    // unsharded, the operator does not read namespaces
+    let out = helm(&tb, &["template", "x", &chart])?;
+    let rendered = String::from_utf8(out.stdout)?;
+    assert!(out.status.success() && !rendered.contains("\"namespaces\""), "{rendered}");
+    // a shard narrowed to one namespace as well is refused
+    let both = "shard.namespaceSelector=team=a,config.watchNamespace=shop";
+    let out = helm(&tb, &["template", "x", &chart, "--set-string", both])?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("exclude each other"), "{stderr}");
+    Ok(())
+}
