@@ -682,8 +682,18 @@ fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     obj["metadata"].as_object_mut().expect("metadata is an object")
 }
 
-/// Drops what a real server never keeps: empty finalizer lists, label and annotation maps.
+/// Drops what a real server never keeps: empty finalizer lists, label and annotation maps; a
+/// Secret's `stringData` goes into `data`, base64-encoded.
 fn normalize(obj: &mut Value) {
+    use base64::Engine;
+    if obj["kind"] == "Secret"
+        && let Some(Value::Object(plain)) = obj.as_object_mut().and_then(|o| o.remove("stringData"))
+    {
+        for (k, v) in plain {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(v.as_str().unwrap_or_default());
+            obj["data"][k] = json!(encoded);
+        }
+    }
     let meta = meta_mut(obj);
     for field in ["finalizers", "labels", "annotations", "ownerReferences"] {
         let empty = match meta.get(field) {
@@ -1024,6 +1034,34 @@ mod tests {
         let patched = zones.patch("shop", &PatchParams::default(), &Patch::Merge(fresh)).await.expect("current");
         assert_eq!(patched.annotations().get("note").map(String::as_str), Some("x"));
         assert_eq!(patched.meta().generation, Some(2), "metadata changes never bump the generation");
+    }
+
+    #[tokio::test]
+    async fn replace_checks_the_resource_version_and_keeps_the_server_metadata() {
+        let server = FakeApiServer::new();
+        let secrets: Api<Secret> = Api::namespaced(server.client(), "tenant-a");
+        let secret = |value: &str| -> Secret {
+            serde_json::from_value(
+                json!({"metadata": {"name": "dkim"}, "data": {"k": value}, "stringData": {"plain": "p"}}),
+            )
+            .expect("a Secret")
+        };
+        let created = secrets.create(&PostParams::default(), &secret("YQ==")).await.expect("created");
+        assert_eq!(created.meta().generation, None, "a Secret has no generation");
+        let mut update = secret("Yg==");
+        update.metadata.resource_version = Some("12345".into());
+        let stale = secrets.replace("dkim", &PostParams::default(), &update).await.expect_err("stale");
+        assert_eq!(api_error(stale).0, 409);
+        update.metadata.resource_version = created.resource_version();
+        let replaced = secrets.replace("dkim", &PostParams::default(), &update).await.expect("replaced");
+        assert_eq!(replaced.meta().uid, created.meta().uid);
+        assert_ne!(replaced.resource_version(), created.resource_version());
+        let stored = server.get::<Secret>("tenant-a", "dkim").expect("stored");
+        let data = stored.data.expect("data");
+        assert_eq!((data["k"].0.as_slice(), data["plain"].0.as_slice()), (&b"b"[..], &b"p"[..]));
+        assert!(stored.string_data.is_none(), "stringData is folded into data");
+        let missing = secrets.replace("other", &PostParams::default(), &update).await.expect_err("no such Secret");
+        assert_eq!(api_error(missing).0, 404);
     }
 
     #[tokio::test]
