@@ -145,7 +145,12 @@ where
         pending.spawn(subscription::run(ctx, subscription::Watches::new(&hub), shutdown()));
     }
     hub.start();
-    let ready = tokio::join!(zones.wait_until_ready(), domains.wait_until_ready());
+    // a watch that cannot list (e.g. a shard's Namespaces the operator may not read) must not keep
+    // the process from stopping
+    let ready = tokio::select! {
+        ready = async { tokio::join!(zones.wait_until_ready(), domains.wait_until_ready()) } => ready,
+        () = shutdown() => return Ok(()),
+    };
     ready.0.and(ready.1).context("watching DnsZones and Domains for the name index")?;
     for controller in pending.0 {
         controllers.spawn(controller);

@@ -446,3 +446,86 @@ fn two_sharded_releases_render_two_operators_each_with_its_own_lease_and_shard()
     assert!(!out.status.success() && stderr.contains("exclude each other"), "{stderr}");
     Ok(())
 }
+
+/// A kubeconfig for the testbed's API server that authenticates as the ServiceAccount `account` of
+/// `namespace`.
+fn service_account_kubeconfig(tb: &Testbed, account: &str, namespace: &str) -> anyhow::Result<std::path::PathBuf> {
+    let token = tb.kubectl_ok(&["create", "token", account, "-n", namespace], None)?;
+    let admin = std::fs::read_to_string(tb.get("KUBECONFIG")?)?;
+    let server = admin.lines().find_map(|l| l.split("server: \"").nth(1)).and_then(|s| s.split('"').next());
+    let ca = admin.lines().find_map(|l| l.split("certificate-authority: \"").nth(1)).and_then(|s| s.split('"').next());
+    let (Some(server), Some(ca)) = (server, ca) else { bail!("cannot read the testbed kubeconfig:\n{admin}") };
+    let kubeconfig = std::env::temp_dir().join(format!("{namespace}-{account}.kubeconfig"));
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: t, cluster: {{server: \"{server}\", certificate-authority: \"{ca}\"}}}}]\n\
+             users: [{{name: sa, user: {{token: \"{}\"}}}}]\ncontexts: [{{name: t, context: {{cluster: t, user: sa}}}}]\ncurrent-context: t\n",
+            token.trim()
+        ),
+    )?;
+    Ok(kubeconfig)
+}
+
+#[test]
+fn a_sharded_release_runs_as_its_service_account_and_reconciles_its_labelled_namespace() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let ns = tb.namespace("chart-shard")?;
+    let release = ns.name.clone();
+    let customer = tb.namespace("chart-shard-customer")?;
+    let selector = format!("mpanel.migrahosting.com/shard={release}");
+    let key = format!("--from-literal=api-key={}", tb.get("PDNS_API_KEY")?);
+    tb.kubectl_ok(&["create", "secret", "generic", "powerdns-api", "-n", &ns.name, &key], None)?;
+    let chart = repo_root().join("charts/mpanel");
+    let values = [
+        format!("config.powerdns.apiUrl={}", tb.get("PDNS_API_URL")?),
+        format!("config.powerdns.serverId={}", tb.get("PDNS_SERVER_ID")?),
+        "config.powerdns.apiKeySecret.name=powerdns-api".to_owned(),
+        "config.resyncInterval=5s".to_owned(),
+        format!("shard.namespaceSelector={selector}"),
+    ];
+    let out = Command::new(tb.get("HELM")?)
+        .args(["template", &release, &chart.to_string_lossy(), "--namespace", &ns.name])
+        .args(values.iter().flat_map(|v| ["--set-string", v.as_str()]))
+        .output()?;
+    anyhow::ensure!(out.status.success(), "helm template: {}", String::from_utf8_lossy(&out.stderr));
+    let rendered = String::from_utf8(out.stdout)?;
+    let _cluster_scoped = ClusterScoped { tb: &tb, release: &release };
+    tb.kubectl_ok(&["apply", "-f", "-"], Some(&rendered))?;
+    let kubeconfig = service_account_kubeconfig(&tb, &format!("{release}-operator"), &ns.name)?;
+    let config_text = tb.kubectl_ok(
+        &["get", "configmap", &format!("{release}-operator"), "-n", &ns.name, "-o", "jsonpath={.data.operator\\.yaml}"],
+        None,
+    )?;
+    let config = std::env::temp_dir().join(format!("{release}.operator.yaml"));
+    std::fs::write(&config, config_text)?;
+    tb.kubectl_ok(&["label", "namespace", &customer.name, &selector], None)?;
+
+    let mut operator = Operator::start(&kubeconfig, &["--config", &config.to_string_lossy()])?;
+    let ready = operator.wait_ready(Duration::from_secs(30))?;
+    let zone = format!("{}.mpanel-e2e.", customer.name);
+    let manifest = serde_json::json!({"apiVersion": "mpanel.migrahosting.com/v1alpha1", "kind": "DnsZone",
+        "metadata": {"name": "zone", "namespace": customer.name},
+        "spec": {"zone": zone, "nameservers": ["ns1.migrahosting.com"], "records": [{"name": "www", "type": "A", "values": ["192.0.2.8"]}]}});
+    tb.kubectl_ok(&["apply", "-f", "-"], Some(&manifest.to_string()))?;
+    let zone_ready =
+        tb.kubectl(&["wait", "--for=condition=Ready", "dnszone/zone", "-n", &customer.name, "--timeout=60s"], None)?;
+    let served = tb.dig(&format!("www.{zone}"), "A")?;
+    let lease = tb.kubectl(
+        &["get", "lease", &format!("{release}-operator"), "-n", &ns.name, "-o", "jsonpath={.spec.holderIdentity}"],
+        None,
+    )?;
+    let deleted = tb.kubectl(&["delete", "dnszone/zone", "-n", &customer.name, "--timeout=60s"], None)?;
+    let stopped = operator.stop()?;
+    let _ = std::fs::remove_file(&kubeconfig);
+    let _ = std::fs::remove_file(&config);
+
+    assert!(ready, "the operator did not become ready as the chart's ServiceAccount:\n{}", stopped.logs);
+    assert!(zone_ready.success, "the DnsZone did not become Ready: {}\n{}", zone_ready.stderr, stopped.logs);
+    assert_eq!(served.answers, ["192.0.2.8"]);
+    assert!(lease.success && !lease.stdout.is_empty(), "the release's own Lease is held: {lease:?}");
+    assert!(deleted.success, "the finalizer did not complete: {}\n{}", deleted.stderr, stopped.logs);
+    assert!(!stopped.logs.contains("forbidden"), "the ServiceAccount lacks a permission:\n{}", stopped.logs);
+    assert!(stopped.success, "non-zero exit after SIGTERM:\n{}", stopped.logs);
+    Ok(())
+}
