@@ -108,9 +108,6 @@ fn equality_terms(selector: &str) -> Result<Vec<String>, String> {
         }
         terms.push(format!("{key}{op}{value}"));
     }
-    if !terms.iter().any(|t| !t.contains("!=")) {
-        return Err("it needs at least one key=value term: a shard of every namespace but some is not a shard".into());
-    }
     terms.sort();
     terms.dedup();
     Ok(terms)
@@ -242,11 +239,15 @@ mod tests {
         let named = Config::parse("shard: {namespaceSelector: s=a}\nleaderElection: {leaseName: mpanel-a}").unwrap();
         assert_eq!(named.leader_election.lease_name, "mpanel-a", "a Lease name given is kept");
         assert_eq!(Config::parse("{}").unwrap().leader_election.lease_name, "mpanel-operator");
+        // the shard of every namespace the others do not pick, new unlabelled ones included
+        let rest = Config::parse("shard: {namespaceSelector: 's!=a,s!=b'}").unwrap().leader_election.lease_name;
+        let a = Config::parse("shard: {namespaceSelector: s=a}").unwrap().leader_election.lease_name;
+        assert!(rest.starts_with("mpanel-operator-sn-a-sn-b-") && rest != a, "{rest} {a}");
     }
 
     #[test]
     fn a_shard_selector_that_is_not_equality_terms_or_with_watch_namespace_is_refused() {
-        for selector in ["env in (a,b)", "", "shard", "shard!=a", "a=b=c/d", "!shard"] {
+        for selector in ["env in (a,b)", "", "shard", "a=b=c/d", "!shard", "shard=a,,"] {
             let err = Config::parse(&format!("shard: {{namespaceSelector: \"{selector}\"}}")).unwrap_err();
             assert!(err.contains("shard.namespaceSelector"), "{selector}: {err}");
         }
