@@ -5,6 +5,7 @@
 
 pub mod acme;
 pub mod apiserver;
+pub mod dns_listener;
 pub mod mailcore;
 pub mod namesilo;
 pub mod powerdns;
