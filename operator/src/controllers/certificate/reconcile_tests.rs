@@ -775,3 +775,120 @@ async fn another_namespaces_cloudpod_is_never_delivered_to() {
     assert!(bed.pve.agent(4343).unwrap().files.is_empty());
     assert_eq!(bed.warnings(&cert, reasons::CLOUD_POD_NOT_FOUND.name).len(), 1);
 }
+
+/// Deleting a Certificate whose order is in flight takes its challenge values out of PowerDNS.
+#[tokio::test]
+async fn deleting_during_an_order_removes_its_challenge_records() {
+    let bed = Bed::example().await;
+    let cert = certificate(NS, "example-com", json!({"deletionPolicy": "Delete"}));
+    bed.api.put(&cert);
+    bed.reconcile(&cert).await.unwrap();
+    bed.reconcile(&cert).await.unwrap();
+    bed.listener.set_serving(false);
+    bed.reconcile(&cert).await.unwrap();
+    assert_eq!(bed.challenge_txt().len(), 2);
+    bed.api.delete::<Certificate>(NS, "example-com");
+    bed.reconcile(&cert).await.unwrap();
+    assert!(bed.api.get::<Certificate>(NS, "example-com").is_none(), "the finalizer went");
+    assert!(bed.challenge_txt().is_empty(), "{:?}", bed.challenge_txt());
+}
+
+/// An issuer taken out of the configuration does not keep a Certificate with an order in flight
+/// from going away: the finalizer goes, with a Warning that records may remain.
+#[tokio::test]
+async fn deleting_with_an_issuer_no_longer_configured_still_releases_the_certificate() {
+    let bed = Bed::example().await;
+    let cert = certificate(NS, "example-com", json!({}));
+    bed.api.put(&cert);
+    bed.reconcile(&cert).await.unwrap();
+    bed.reconcile(&cert).await.unwrap();
+    let url = bed.status(&cert).order_url.unwrap();
+    let mut gone = bed.stored(&cert);
+    gone.spec.issuer = "retired".into();
+    bed.api.put(&gone);
+    bed.api.delete::<Certificate>(NS, "example-com");
+    bed.reconcile(&cert).await.unwrap();
+    assert!(bed.api.get::<Certificate>(NS, "example-com").is_none(), "the finalizer went");
+    let warned = bed.warnings(&cert, reasons::UNKNOWN_ISSUER.name);
+    assert_eq!(warned.len(), 1, "{:?}", bed.events(&cert));
+    assert!(warned[0].note.contains(&format!("challenge records of order {url} may remain")), "{warned:?}");
+}
+
+/// A PowerDNS zone of that name that is not the DnsZone's (another account) is never written into:
+/// the order waits with the reason, and the zone keeps its records.
+#[tokio::test]
+async fn a_powerdns_zone_that_is_not_the_dnszones_is_never_written() {
+    let bed = Bed::example().await;
+    let theirs = RrSetOf::txt("_acme-challenge.example.com.", "theirs");
+    bed.dns.insert_zone("example.com.", "someone-else", vec![theirs]);
+    bed.dns.clear_calls();
+    let cert = certificate(NS, "example-com", json!({}));
+    bed.api.put(&cert);
+    bed.reconcile(&cert).await.unwrap();
+    bed.reconcile(&cert).await.unwrap();
+    let refused = bed.reconcile(&cert).await.unwrap_err();
+    assert_eq!(refused.reason(), "ZoneOwnedElsewhere");
+    let (issuing, reason, message) = shown(bed.issuing(&cert));
+    assert_eq!((issuing.as_str(), reason.as_str()), ("True", "ZoneOwnedElsewhere"));
+    assert!(message.contains("zone example.com. in PowerDNS is not the DnsZone's"), "{message}");
+    assert!(!message.contains("someone-else"), "the other account is not shown: {message}");
+    assert!(bed.dns.writes().is_empty(), "{:?}", bed.dns.writes());
+    assert_eq!(bed.challenge_txt(), ["\"theirs\""]);
+    assert_eq!(bed.ca.count("answer"), 0);
+    assert!(bed.events(&cert).iter().any(|e| e.type_ == "Warning" && e.reason == "ZoneOwnedElsewhere"));
+}
+
+/// The Kubernetes API failing to take the Secret: the reconcile fails with its words, and the next
+/// one stores the chain of the same order.
+#[tokio::test]
+async fn a_failed_secret_write_is_retried_with_the_same_order() {
+    let bed = Bed::example().await;
+    let cert = certificate(NS, "example-com", json!({}));
+    bed.api.put(&cert);
+    bed.api.fail_next("PATCH", "secrets/example-com-tls", 500, "etcdserver: request timed out");
+    let mut failure = None;
+    for _ in 0..8 {
+        if let Err(e) = bed.reconcile(&cert).await {
+            failure = Some(e);
+            break;
+        }
+    }
+    let failure = failure.expect("the Secret write failed");
+    assert_eq!(failure.reason(), "KubernetesApiError");
+    assert!(failure.to_string().contains("etcdserver: request timed out"), "{failure}");
+    assert!(bed.secret(NS, "example-com-tls").is_none());
+    bed.issue(&cert).await;
+    assert_eq!(bed.ca.count("new_order"), 1, "the same order");
+    assert!(bed.secret(NS, "example-com-tls").is_some());
+}
+
+/// ObserveOnly after issuance: a CloudPod without the certificate is reported, nothing written
+/// into its guest.
+#[tokio::test]
+async fn observe_only_reports_a_missing_delivery_and_writes_nothing() {
+    let bed = Bed::example().await;
+    bed.api.put(&cloud_pod(NS, "vm-1", 4242));
+    running_guest(&bed.pve, 4242);
+    let cert = certificate(NS, "example-com", json!({}));
+    bed.api.put(&cert);
+    bed.issue(&cert).await;
+    let mut observed = bed.stored(&cert);
+    observed.spec.deliver_to = serde_json::from_value(json!([{"cloudPod": "vm-1"}])).unwrap();
+    observed.metadata.annotations = Some(BTreeMap::from([(MODE.to_owned(), "ObserveOnly".to_owned())]));
+    bed.api.put(&observed);
+    bed.reconcile(&cert).await.unwrap();
+    let (delivered, reason, message) = shown(bed.condition(&cert, "Delivered"));
+    assert_eq!((delivered.as_str(), reason.as_str()), ("False", reasons::OBSERVE_ONLY.name));
+    assert!(message.contains("is not in CloudPod vm-1 (ObserveOnly: nothing written)"), "{message}");
+    assert!(bed.pve.calls().is_empty(), "{:?}", bed.pve.calls());
+    assert!(bed.pve.agent(4242).unwrap().files.is_empty());
+}
+
+/// TXT rrsets for the tests.
+struct RrSetOf;
+
+impl RrSetOf {
+    fn txt(name: &str, value: &str) -> crate::providers::powerdns::RrSet {
+        crate::providers::powerdns::RrSet::replace(name, "TXT", 60, [format!("\"{value}\"")])
+    }
+}
