@@ -6,6 +6,7 @@ pub mod controllers;
 pub mod cpu_bound;
 pub mod describe;
 pub mod endpoints;
+pub mod fresh_read;
 pub mod inventory;
 pub mod leader;
 pub mod metrics;

@@ -22,6 +22,7 @@ use mpanel_crds::dnszone::DnsZone;
 use mpanel_crds::domain::Domain;
 use mpanel_crds::reasons::condition_types;
 
+use crate::fresh_read::FreshRead;
 use crate::precedence::Precedence;
 
 /// One object's claim on a name.
@@ -196,13 +197,15 @@ pub struct NameIndex {
     changes: Arc<AtomicU64>,
     /// The last decision and the count of changes it was made at.
     decided: Arc<Mutex<Option<Decided>>>,
+    /// The decision over a consistent list, shared by the reconciles that ask at once.
+    fresh: Arc<FreshRead<Arc<Names>>>,
 }
 
 impl NameIndex {
     /// `domains` is `None` where Domains are not watched. `changes` counts the watch events that
     /// reached the stores (a decision is made again when it moved).
     pub fn new(zones: Store<DnsZone>, domains: Option<Store<Domain>>, changes: Arc<AtomicU64>) -> Self {
-        Self { zones, domains, changes, decided: Arc::default() }
+        Self { zones, domains, changes, decided: Arc::default(), fresh: Arc::default() }
     }
 
     /// Watches every DnsZone and Domain in the cluster (whatever namespace the controllers
@@ -222,14 +225,19 @@ impl NameIndex {
     /// The decision over the claims as the API server holds them now: a consistent list, not the
     /// watches. Asked before a claim is first acted on, so that a claim made a moment earlier that
     /// the watches have not delivered yet still counts.
+    /// Reconciles that ask while a list is under way share the next one.
     pub async fn names_fresh(&self, client: &kube::Client) -> Result<Arc<Names>, kube::Error> {
-        let zones = list_all(&kube::Api::<DnsZone>::all(client.clone())).await?;
-        let domains = match self.domains {
-            Some(_) => list_all(&kube::Api::<Domain>::all(client.clone())).await?,
-            None => Vec::new(),
-        };
-        let claims = zones.iter().map(Claim::of_zone).chain(domains.iter().map(Claim::of_domain));
-        Ok(Arc::new(Names::decide(claims)))
+        self.fresh
+            .get(|| async {
+                let zones = list_all(&kube::Api::<DnsZone>::all(client.clone())).await?;
+                let domains = match self.domains {
+                    Some(_) => list_all(&kube::Api::<Domain>::all(client.clone())).await?,
+                    None => Vec::new(),
+                };
+                let claims = zones.iter().map(Claim::of_zone).chain(domains.iter().map(Claim::of_domain));
+                Ok(Arc::new(Names::decide(claims)))
+            })
+            .await
     }
 
     /// The decision over the claims as the watches hold them now.
