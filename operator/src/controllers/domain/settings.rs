@@ -51,7 +51,8 @@ pub(super) async fn sync_nameservers<R: NamesiloApi>(
         ctx.registrar.set_nameservers(&domain.spec.name, &want_ns).await?;
         step.status.nameservers = want_ns.clone();
         if drift {
-            repaired(domain, ctx, format!("nameservers were {} at the registrar", info.nameservers.join(", "))).await;
+            let note = format!("nameservers were {} at the registrar", info.nameservers.join(", "));
+            repaired(domain, ctx, "Nameservers", note).await;
         }
     }
     step.set(Observation::new(
@@ -106,7 +107,7 @@ pub(super) async fn sync_settings<R: NamesiloApi>(
         step.status.privacy = Some(registration.privacy);
         step.status.auto_renew = Some(registration.auto_renew);
         if drift {
-            repaired(domain, ctx, format!("{names} changed at the registrar")).await;
+            repaired(domain, ctx, "Settings", format!("{names} changed at the registrar")).await;
         }
     }
     step.set(Observation::new(
@@ -136,8 +137,9 @@ impl Setting {
     }
 }
 
-/// Counts and announces a repaired out-of-band change.
-async fn repaired<R>(domain: &Domain, ctx: &Context<R>, note: String) {
+/// Counts and announces a repaired out-of-band change. Each part (`action`) has its own Event: the
+/// recorder folds an Event of the same reason and action into the earlier one, note and all.
+async fn repaired<R>(domain: &Domain, ctx: &Context<R>, action: &str, note: String) {
     ctx.metrics.drift_repaired(KIND);
-    publish(&ctx.recorder, domain, true, reasons::DRIFT_REPAIRED.name, "Registrar", format!("{note}; restored")).await;
+    publish(&ctx.recorder, domain, true, reasons::DRIFT_REPAIRED.name, action, format!("{note}; restored")).await;
 }
