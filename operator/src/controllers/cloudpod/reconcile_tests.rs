@@ -3,7 +3,7 @@
 
 use super::*;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use mpanel_crds::RECONCILE_MODE_ANNOTATION;
 use serde_json::json;
 
@@ -583,4 +583,51 @@ async fn an_address_another_customers_cloudpod_holds_is_refused_without_naming_i
     );
     assert_eq!(status.vmid, None);
     assert!(px.writes().is_empty(), "{:?}", px.writes());
+}
+
+/// A VM from a QEMU template: the guest agent's view of a running VM goes into the status, and a
+/// reboot is done once for each `rebootRequestedAt` value, however often the CloudPod is looked at.
+#[tokio::test]
+async fn a_vm_shows_its_agents_view_and_reboots_once_per_request() {
+    let mut s = spec();
+    s["type"] = json!("qemu");
+    s["template"] = json!("tmpl-qemu");
+    s["resources"]["diskGiB"] = json!(10);
+    let w = World::new(pod_with(s));
+    w.converge(10).await;
+    let guest = w.px.guest(FIRST).unwrap();
+    assert_eq!(guest.kind, Kind::Qemu);
+    assert_eq!(guest.get("ipconfig0").as_deref(), Some("ip=198.51.100.10/24,gw=198.51.100.1"));
+    assert_eq!(w.status().guest_agent, None, "no agent answers yet");
+
+    let agent = crate::testing::proxmox::FakeAgent::answering(
+        "Debian GNU/Linux 12 (bookworm)",
+        &[("eth0", "198.51.100.10/24")],
+    );
+    w.px.set_agent(FIRST, Some(agent));
+    w.once().await.unwrap();
+    let seen = w.status().guest_agent.expect("the agent's view");
+    assert_eq!(seen.os.as_deref(), Some("Debian GNU/Linux 12 (bookworm)"));
+    let addresses: Vec<String> = seen.addresses.iter().map(|a| format!("{} {}", a.interface, a.address)).collect();
+    assert_eq!(addresses, ["eth0 198.51.100.10/24"]);
+
+    let reboots = |w: &World| {
+        w.px.calls()
+            .into_iter()
+            .filter(|c| c.op == "power" && c.params.get("action").map(String::as_str) == Some("reboot"))
+            .count()
+    };
+    w.px.clear_calls();
+    w.edit_spec(|p| p.spec.reboot_requested_at = Some(Time("2026-06-01T12:30:00Z".parse().unwrap())));
+    w.once().await.unwrap();
+    assert_eq!(reboots(&w), 1);
+    assert_eq!(w.status().task_ref.map(|t| t.operation), Some(TaskOperation::Reboot));
+    assert_eq!(w.status().reboot.map(|r| r.outcome), Some(mpanel_crds::cloudpod::RebootOutcome::Requested));
+    assert!(w.api.events().iter().any(|e| e.reason == "Rebooting" && e.type_ == "Normal"), "{:?}", w.api.events());
+    w.px.finish_all_tasks();
+    for _ in 0..3 {
+        w.once().await.unwrap();
+    }
+    assert_eq!(reboots(&w), 1, "one reboot for one value");
+    assert_eq!(w.condition("Ready").map(|c| c.status), Some("True".into()));
 }
