@@ -546,3 +546,24 @@ async fn a_restore_deleted_midway_hands_the_cloudpod_back() {
     assert!(w.api.get::<CloudPodRestore>(NS, "restore-1").is_none());
     assert_eq!(r.pod_mode(), None);
 }
+
+/// ObserveOnly says what would be restored and does nothing: the CloudPod is not paused, the
+/// guest not stopped.
+#[tokio::test]
+async fn a_restore_in_observe_only_does_nothing() {
+    let w = World::new(true);
+    let archive = own_archive(&w);
+    let r = restore_of(&w, &archive);
+    let mut obj: CloudPodRestore = w.api.get(NS, "restore-1").unwrap();
+    obj.annotations_mut().insert(RECONCILE_MODE_ANNOTATION.into(), "ObserveOnly".into());
+    w.api.put(&obj);
+    r.once().await.unwrap();
+    r.once().await.unwrap();
+    assert_eq!(r.status().phase, Some(RestorePhase::Pending));
+    let ready = r.ready().unwrap();
+    assert_eq!(ready.reason, "NotRestored");
+    assert!(ready.message.contains(&archive), "{}", ready.message);
+    assert!(w.px.writes().is_empty(), "{:?}", w.px.writes());
+    assert_eq!(r.pod_mode(), None);
+    assert_eq!(w.px.guest(VMID).unwrap().status, "running");
+}

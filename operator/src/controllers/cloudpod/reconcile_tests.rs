@@ -73,10 +73,17 @@ struct World {
 
 impl World {
     fn new(pod: CloudPod) -> Self {
+        Self::with(pod, |_| {})
+    }
+
+    /// As [`World::new`], with the operator configuration changed by `configure`.
+    fn with(pod: CloudPod, configure: impl FnOnce(&mut State<FakeProxmox>)) -> Self {
         let api = FakeApiServer::new();
         api.put(&pod);
         let px = FakeProxmox::testbed();
-        let ctx = testing::context(&api, state(&px));
+        let mut st = state(&px);
+        configure(&mut st);
+        let ctx = testing::context(&api, st);
         let pod = api.get(NS, NAME).unwrap();
         Self { api, px, ctx, pod }
     }
@@ -630,4 +637,82 @@ async fn a_vm_shows_its_agents_view_and_reboots_once_per_request() {
     }
     assert_eq!(reboots(&w), 1, "one reboot for one value");
     assert_eq!(w.condition("Ready").map(|c| c.status), Some("True".into()));
+}
+
+/// A CloudPod without `resources` takes its plan's sizes; a plan the configuration lacks is
+/// reported in Configured and the guest is not configured or started.
+#[tokio::test]
+async fn sizes_come_from_the_plan_and_an_unknown_plan_is_reported() {
+    let mut s = spec();
+    s.as_object_mut().unwrap().remove("resources");
+    let small = mpanel_crds::cloudpod::Resources { cores: 3, memory_mib: 768, disk_gib: 8 };
+    let w = World::with(pod_with(s.clone()), |st| st.plans = BTreeMap::from([("pro".to_owned(), small.clone())]));
+    w.converge(10).await;
+    let guest = w.px.guest(FIRST).unwrap();
+    assert_eq!((guest.get("cores").as_deref(), guest.get("memory").as_deref()), (Some("3"), Some("768")));
+    assert_eq!(w.status().applied_resources, Some(small));
+
+    let w = World::new(pod_with(s));
+    for _ in 0..4 {
+        let _ = w.once().await;
+        w.px.finish_all_tasks();
+    }
+    let configured = w.condition(CONFIGURED).expect("a Configured condition");
+    assert_eq!((configured.status.as_str(), configured.reason.as_str()), ("False", "UnknownPlan"));
+    assert!(configured.message.contains("\"pro\""), "{}", configured.message);
+    assert_eq!(w.px.count("set_config") + w.px.count("power"), 0, "{:?}", w.px.writes());
+    assert_eq!(w.px.guest(FIRST).map(|g| g.status), Some("stopped".into()));
+}
+
+/// No free VMID in the range, no online node, no such template: each is reported and nothing is
+/// cloned.
+#[tokio::test]
+async fn no_vmid_no_node_or_no_template_is_reported_and_nothing_cloned() {
+    let w = World::with(pod_with(spec()), |st| st.vmids = (FIRST, FIRST));
+    w.px.insert_guest(FakeGuest::new(FIRST, "pve2", Kind::Lxc));
+    w.once().await.unwrap();
+    w.once().await.unwrap();
+    assert_eq!(w.condition("Ready").map(|c| c.reason), Some("NoFreeVmid".into()));
+    assert_eq!(w.status().phase, Some(CloudPodPhase::Pending));
+    assert_eq!(w.status().vmid, None);
+
+    let w = World::new(pod_with(spec()));
+    w.px.set_node_status("pve1", "offline");
+    w.px.set_node_status("pve2", "offline");
+    for _ in 0..3 {
+        w.once().await.unwrap();
+    }
+    assert_eq!(w.condition("Ready").map(|c| c.reason), Some("NoNode".into()));
+    assert_eq!(w.px.count("clone"), 0);
+
+    let w = World::with(pod_with(spec()), |st| st.allowed.templates.clear());
+    w.edit_spec(|p| p.spec.template = "tmpl-gone".into());
+    for _ in 0..3 {
+        w.once().await.unwrap();
+    }
+    let cloned = w.condition(CLONED).unwrap();
+    assert_eq!((cloned.status.as_str(), cloned.reason.as_str()), ("False", "TemplateNotFound"));
+    assert!(cloned.message.contains("tmpl-gone"), "{}", cloned.message);
+    assert_eq!(w.status().phase, Some(CloudPodPhase::Failed));
+    assert_eq!(w.px.count("clone"), 0);
+}
+
+/// A start task that fails is shown verbatim in Started, with a Warning Event.
+#[tokio::test]
+async fn a_failed_start_is_shown_verbatim_in_started() {
+    let w = World::new(pod_with(spec()));
+    for _ in 0..3 {
+        w.once().await.unwrap();
+    }
+    w.px.finish_all_tasks();
+    w.once().await.unwrap();
+    let task = w.status().task_ref.expect("a start in flight");
+    assert_eq!(task.operation, TaskOperation::Start);
+    let exit = "startup for container '200' failed";
+    assert!(w.px.finish_task(&task.upid, Err(exit)));
+    assert!(w.once().await.is_err());
+    let started = w.condition(STARTED).unwrap();
+    assert_eq!((started.status.as_str(), started.reason.as_str()), ("False", "ProxmoxTaskFailed"));
+    assert!(started.message.contains(exit), "{}", started.message);
+    assert!(w.warnings().iter().any(|(_, note)| note.contains(exit)), "{:?}", w.warnings());
 }
