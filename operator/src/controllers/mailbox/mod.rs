@@ -215,6 +215,24 @@ async fn apply<M: MailApi>(
     mode: ReconcileMode,
     ctx: &Context<M>,
 ) -> Result<Action, Error> {
+    match converge(api, mailbox, mode, ctx).await {
+        // mail-core's own words reach the Mailbox's owner in Ready, with a Warning Event
+        Err(Error::MailCore(e)) => {
+            let failure = (e.reason(), e.to_string());
+            Step::new(mailbox).record_failure(api, mailbox, None, failure, &ctx.recorder, "Converge").await?;
+            Err(e.into())
+        }
+        other => other,
+    }
+}
+
+/// Observes mail-core's rows and writes what differs from `mailbox`.
+async fn converge<M: MailApi>(
+    api: &Api<Mailbox>,
+    mailbox: &Mailbox,
+    mode: ReconcileMode,
+    ctx: &Context<M>,
+) -> Result<Action, Error> {
     let mut step = Step::new(mailbox);
     let requeue = Action::requeue(resync_after(mailbox, ctx.resync));
     let at = Addresses::of(mailbox);
