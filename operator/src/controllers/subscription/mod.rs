@@ -131,9 +131,9 @@ impl Reconcile<Subscription> for State {
         ctx: &Context,
         api: &Api<Subscription>,
         sub: Arc<Subscription>,
-        _: ReconcileMode,
+        mode: ReconcileMode,
     ) -> Result<Action, Error> {
-        apply(api, &sub, ctx).await
+        apply(api, &sub, mode, ctx).await
     }
 
     async fn cleanup(
@@ -158,12 +158,38 @@ fn dynamic_api(client: &Client, namespace: &str, kind: ChildKind) -> Api<Dynamic
     Api::namespaced_with(client.clone(), namespace, &kind.api_resource())
 }
 
-/// Applies `child` (see [`apply_owned`]); returns the object as it is now.
-async fn ensure_child(client: &Client, namespace: &str, child: &Child) -> Result<serde_json::Value, super::KubeCall> {
+/// Where a wanted child stands.
+enum Found {
+    /// The child as it is now.
+    Object(serde_json::Value),
+    /// An object of that kind and name exists and is not this Subscription's: left untouched.
+    NotOurs,
+    /// There is none, and it is not created (ObserveOnly).
+    Missing,
+}
+
+/// Applies `child` (see [`apply_owned`]) unless an object of its name that `owner_uid` does not
+/// control is in the way; only looks, unless `write`.
+async fn ensure_child(
+    client: &Client,
+    namespace: &str,
+    child: &Child,
+    owner_uid: &str,
+    write: bool,
+) -> Result<Found, super::KubeCall> {
     let api = dynamic_api(client, namespace, child.kind);
     let existing = api.get_opt(&child.name).await.during(format!("reading {:?} {}", child.kind, child.name))?;
-    let now = apply_owned(&api, existing, &child.name, FIELD_MANAGER, &child.object).await?;
-    Ok(serde_json::to_value(now).unwrap_or_default())
+    if let Some(obj) = &existing
+        && !obj.owner_references().iter().any(|r| r.controller == Some(true) && r.uid == owner_uid)
+    {
+        return Ok(Found::NotOurs);
+    }
+    let now = match existing {
+        Some(obj) if !write => obj,
+        None if !write => return Ok(Found::Missing),
+        existing => apply_owned(&api, existing, &child.name, FIELD_MANAGER, &child.object).await?,
+    };
+    Ok(Found::Object(serde_json::to_value(now).unwrap_or_default()))
 }
 
 /// The children of `sub` that exist, by kind and name (only those it controls).
@@ -174,9 +200,14 @@ async fn existing_children(client: &Client, sub: &Subscription) -> Result<Vec<(C
     Ok(found.into_iter().map(|(kind, o)| (kind, o.name_any())).collect())
 }
 
-async fn apply(api: &Api<Subscription>, sub: &Subscription, ctx: &Context) -> Result<Action, Error> {
+async fn apply(
+    api: &Api<Subscription>,
+    sub: &Subscription,
+    mode: ReconcileMode,
+    ctx: &Context,
+) -> Result<Action, Error> {
     let mut step = Step::new(sub);
-    let resources = converge_children(sub, ctx).await?;
+    let resources = converge_children(sub, mode, ctx).await?;
     let children = aggregate::Children {
         all_ready: resources.iter().all(|r| r.ready),
         first_waiting: resources.iter().find(|r| !r.ready).cloned(),
@@ -207,13 +238,15 @@ async fn apply(api: &Api<Subscription>, sub: &Subscription, ctx: &Context) -> Re
     Ok(Action::requeue(requeue.max(Duration::from_secs(1))))
 }
 
-/// Deletes the children dropped from the templates, then applies each wanted child; returns what
-/// each wanted child's status says.
-async fn converge_children(sub: &Subscription, ctx: &Context) -> Result<Vec<ChildStatus>, Error> {
+/// Deletes the children dropped from the templates, then applies each wanted child (ObserveOnly:
+/// neither, only looks); returns what each wanted child's status says.
+async fn converge_children(sub: &Subscription, mode: ReconcileMode, ctx: &Context) -> Result<Vec<ChildStatus>, Error> {
     let ns = sub.namespace().unwrap_or_default();
+    let uid = sub.uid().unwrap_or_default();
+    let write = mode != ReconcileMode::ObserveOnly;
     let wanted = children::desired(sub);
     for (kind, name) in existing_children(&ctx.client, sub).await? {
-        if !wanted.iter().any(|c| c.kind == kind && c.name == name) {
+        if write && !wanted.iter().any(|c| c.kind == kind && c.name == name) {
             dynamic_api(&ctx.client, &ns, kind)
                 .delete(&name, &DeleteParams::default())
                 .await
@@ -224,8 +257,20 @@ async fn converge_children(sub: &Subscription, ctx: &Context) -> Result<Vec<Chil
     }
     let mut resources = Vec::new();
     for child in &wanted {
-        let object = ensure_child(&ctx.client, &ns, child).await?;
-        let r = children::readiness(&object);
+        let (kind, name) = (child.kind.name(), &child.name);
+        let r = match ensure_child(&ctx.client, &ns, child, &uid, write).await? {
+            Found::Object(object) => children::readiness(&object),
+            Found::NotOurs => children::Readiness {
+                ready: false,
+                reason: Some(reasons::CONFLICT.name.into()),
+                message: Some(format!("{kind} {name} exists and is not this Subscription's; it is left untouched")),
+            },
+            Found::Missing => children::Readiness {
+                ready: false,
+                reason: Some(reasons::PENDING.name.into()),
+                message: Some(format!("{kind} {name} does not exist (ObserveOnly: not created)")),
+            },
+        };
         resources.push(ChildStatus {
             kind: child.kind.name().to_owned(),
             name: child.name.clone(),
