@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::Store;
@@ -20,7 +21,7 @@ use mpanel_crds::reasons;
 use serde_json::json;
 
 use super::{Context, Error, POLL, State, WAIT_FOR_POD, made_for};
-use crate::controllers::{Changes, During, KubeCall, Reconcile, now, publish, read_again, write_changed_status};
+use crate::controllers::{Changes, During, KubeCall, Reconcile, publish, read_again, write_changed_status};
 use crate::providers::proxmox::{Kind, upid_node};
 use crate::providers::proxmox_backup::{BackupApi, Restore, parse_archive};
 
@@ -244,7 +245,7 @@ async fn start_restore<P: BackupApi>(
     let job = Restore { kind, vmid, archive: &spec.archive, storage: storage.as_deref() };
     let upid = ctx.proxmox.restore(node, &job).await?;
     step.status.task = Some(upid);
-    step.status.started_at = Some(now());
+    step.status.started_at = Some(Time(ctx.clock.now()));
     let message = format!("restoring VMID {vmid} from {}", spec.archive);
     if step.not_ready(Some(RestorePhase::Restoring), reasons::RESTORING.name, message.clone()) {
         publish(&ctx.recorder, restore, false, reasons::RESTORING.name, "Restore", message).await;
@@ -266,7 +267,7 @@ async fn end<P: BackupApi>(
     (phase, reason, message): (RestorePhase, &'static str, String),
 ) -> Result<Action, Error> {
     resume_cloud_pod(restore, &mut step, ctx).await?;
-    step.status.completed_at = Some(now());
+    step.status.completed_at = Some(Time(ctx.clock.now()));
     let ok = phase == RestorePhase::Completed;
     step.status.phase = Some(phase);
     step.set(Observation::new(READY, ok, reason, message.clone()));
