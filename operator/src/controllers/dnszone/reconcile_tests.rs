@@ -526,3 +526,43 @@ async fn an_invalid_record_is_reported_and_nothing_is_written() {
     assert_condition(&s.condition(&z, READY), "False", reasons::INVALID_RECORD.name, "<priority> <host>");
     assert_eq!(s.phase(&z), Some(DnsZonePhase::Failed));
 }
+
+#[tokio::test]
+async fn a_failed_delete_in_powerdns_keeps_the_finalizer_until_a_retry_removes_the_zone() {
+    let s = setup();
+    let z = s.put(&zone(json!({})));
+    s.reconcile(&z, 3).await.unwrap();
+    s.api.delete::<DnsZone>(NS, NAME);
+    s.dns.fail_next("delete_zone", "Deleting domain 'example.com.' failed: backend busy");
+    let err = s.reconcile(&z, 1).await.unwrap_err();
+    assert!(err.to_string().contains("backend busy"), "{err}");
+    assert!(s.dns.zone(ZONE).is_some());
+    let held = s.api.get::<DnsZone>(NS, NAME).expect("the object went while its zone stayed");
+    assert_eq!(held.metadata.finalizers, Some(vec![mpanel_crds::FINALIZER.to_owned()]));
+
+    s.reconcile(&z, 1).await.unwrap();
+    assert_eq!(s.dns.zone(ZONE), None);
+    assert!(s.api.get::<DnsZone>(NS, NAME).is_none(), "the finalizer stayed");
+}
+
+#[tokio::test]
+async fn a_refused_zone_is_served_once_the_other_namespace_lets_the_name_go() {
+    let s = setup();
+    let theirs = holder(&s, ZONE).await;
+    let seen = setup_with(names_of(std::slice::from_ref(&theirs), &[]), &[]);
+    let held = Setup { ctx: seen.ctx_on(&s), ..s };
+    let z = held.put(&zone(json!({})));
+    held.reconcile(&z, 3).await.unwrap();
+    assert_eq!(held.phase(&z), Some(DnsZonePhase::Conflict));
+
+    // the holder is deleted (its zone with it); the index no longer holds its claim
+    held.api.delete::<DnsZone>("rival", "theirs");
+    held.reconcile(&theirs, 1).await.unwrap();
+    assert_eq!(held.dns.zone(ZONE), None);
+    let freed = setup_with(names_of(&[], &[]), &[]);
+    let s = Setup { ctx: freed.ctx_on(&held), ..held };
+    s.reconcile(&z, 1).await.unwrap();
+    assert_eq!(s.dns.zone(ZONE).map(|served| served.account), z.uid(), "the zone is now this object's");
+    assert_condition(&s.condition(&z, CONFLICT), "False", reasons::OWNED.name, "belongs to this object");
+    assert_eq!(s.phase(&z), Some(DnsZonePhase::Ready));
+}

@@ -606,3 +606,55 @@ async fn a_mail_core_failure_is_shown_verbatim_with_a_warning_then_retried() {
     assert!(s.has_event("Warning", err.reason(), "connection refused"));
     assert!(s.mail.mailbox_row(ADDRESS).is_some());
 }
+
+#[tokio::test]
+async fn an_alias_dropped_from_the_spec_is_deleted_and_another_objects_alias_is_a_conflict() {
+    let s = setup("aliases");
+    let m = s.put(&mailbox(json!({"aliases": [ALIAS, "sales@example.com"]})));
+    s.reconcile(&m, 3).await.unwrap();
+    assert!(s.mail.alias_row("sales@example.com").is_some());
+    let mut fewer = s.stored(&m);
+    fewer.spec.aliases = vec![ALIAS.to_owned()];
+    s.api.put(&fewer);
+    s.reconcile(&m, 1).await.unwrap();
+    assert_eq!(s.mail.alias_row("sales@example.com"), None, "the dropped alias still delivers");
+    assert!(s.mail.alias_row(ALIAS).is_some());
+
+    // an alias row of another object is never taken over
+    let theirs = AliasRow {
+        address: "support@example.com".to_owned(),
+        goto: "someone@example.com".to_owned(),
+        domain: DOMAIN.to_owned(),
+        active: true,
+        owner: Some("acme/someone/uid-of-someone".to_owned()),
+    };
+    s.mail.insert_alias(theirs.clone());
+    let mut more = s.stored(&m);
+    more.spec.aliases = vec![ALIAS.to_owned(), "support@example.com".to_owned()];
+    s.api.put(&more);
+    s.mail.clear_calls();
+    s.reconcile(&m, 1).await.unwrap();
+    assert_eq!(s.write_ops(), Vec::<&str>::new());
+    assert_eq!(s.mail.alias_row("support@example.com"), Some(theirs));
+    let conflict = s.condition(&m, CONFLICT);
+    assert_condition(&conflict, "True", reasons::ROW_OWNED_ELSEWHERE.name, "alias support@example.com exists");
+    assert!(!conflict.message.contains("uid-of-someone"), "the other owner is shown: {}", conflict.message);
+}
+
+#[tokio::test]
+async fn a_failed_delete_on_mail_core_keeps_the_finalizer_until_a_retry_removes_the_rows() {
+    let s = setup("delete-failure");
+    let m = s.put(&mailbox(json!({})));
+    s.reconcile(&m, 3).await.unwrap();
+    s.api.delete::<Mailbox>(NS, NAME);
+    s.mail.fail_next("delete_mailbox", "canceling statement due to lock timeout");
+    let err = s.reconcile(&m, 1).await.unwrap_err();
+    assert!(err.to_string().contains("lock timeout"), "{err}");
+    assert!(s.mail.mailbox_row(ADDRESS).is_some());
+    let held = s.api.get::<Mailbox>(NS, NAME).expect("the object went while its mailbox stayed");
+    assert_eq!(held.metadata.finalizers, Some(vec![mpanel_crds::FINALIZER.to_owned()]));
+
+    s.reconcile(&m, 1).await.unwrap();
+    assert_eq!(s.mail.mailbox_row(ADDRESS), None);
+    assert!(s.api.get::<Mailbox>(NS, NAME).is_none(), "the finalizer stayed");
+}
