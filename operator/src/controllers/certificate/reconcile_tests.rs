@@ -11,6 +11,7 @@ use mpanel_crds::conditions::Condition;
 use serde_json::json;
 
 use crate::providers::proxmox::Kind as GuestKind;
+use crate::providers::proxmox_agent::ExecStatus;
 use crate::testing::acme::FakeAcme;
 use crate::testing::apiserver::{FakeApiServer, RecordedEvent};
 use crate::testing::dns_listener::DnsListener;
@@ -891,4 +892,68 @@ impl RrSetOf {
     fn txt(name: &str, value: &str) -> crate::providers::powerdns::RrSet {
         crate::providers::powerdns::RrSet::replace(name, "TXT", 60, [format!("\"{value}\"")])
     }
+}
+
+/// A reload command failing in the guest: its stderr in Delivered and a Warning Event; the target
+/// waits for its backoff, then gets the certificate once the command works.
+#[tokio::test]
+async fn a_failed_delivery_shows_the_guests_words_and_is_retried_after_its_backoff() {
+    let bed = Bed::example().await;
+    // delivery failures are stamped by the wall clock (see `Step::new`): start the clock there
+    bed.ctx.clock.advance(Timestamp::now().duration_since(t0()));
+    bed.api.put(&cloud_pod(NS, "vm-1", 4242));
+    running_guest(&bed.pve, 4242);
+    let stderr = "Job for nginx.service failed because the control process exited with error code.";
+    let mut agent = bed.pve.agent(4242).unwrap();
+    let failing = ExecStatus { exited: true, exitcode: Some(1), signal: None, err_data: Some(stderr.to_owned()) };
+    agent.exec.insert("systemctl reload nginx".into(), failing);
+    bed.pve.set_agent(4242, Some(agent));
+    let reload = ["systemctl", "reload", "nginx"];
+    let cert = certificate(NS, "example-com", json!({"deliverTo": [{"cloudPod": "vm-1", "reloadCommand": reload}]}));
+    bed.api.put(&cert);
+    bed.issue(&cert).await;
+    bed.reconcile(&cert).await.unwrap();
+
+    let (delivered, reason, message) = shown(bed.condition(&cert, "Delivered"));
+    assert_eq!((delivered.as_str(), reason.as_str()), ("False", "GuestCommandFailed"));
+    assert!(message.starts_with("CloudPod vm-1: ") && message.contains(stderr), "{message}");
+    assert_eq!(bed.status(&cert).deliveries[0].failed_attempts, Some(1));
+    let warned = bed.warnings(&cert, "GuestCommandFailed");
+    assert_eq!(warned.len(), 1);
+    assert!(warned[0].note.contains(stderr), "{warned:?}");
+    assert_eq!(shown(bed.ready(&cert)).0, "True", "the certificate itself is fine");
+
+    // within the backoff: the guest is left alone
+    bed.pve.clear_calls();
+    bed.reconcile(&cert).await.unwrap();
+    assert!(bed.pve.calls().is_empty(), "{:?}", bed.pve.calls());
+    // after it, with the service fixed: delivered
+    let mut agent = bed.pve.agent(4242).unwrap();
+    agent.exec.clear();
+    bed.pve.set_agent(4242, Some(agent));
+    bed.ctx.clock.advance(SignedDuration::from_secs(10));
+    bed.reconcile(&cert).await.unwrap();
+    assert_eq!(shown(bed.condition(&cert, "Delivered")).0, "True");
+    assert_eq!(bed.status(&cert).deliveries[0].failed_attempts, None);
+}
+
+/// A change of dnsNames is a new certificate for the new names.
+#[tokio::test]
+async fn changed_dns_names_are_ordered_again() {
+    let bed = Bed::example().await;
+    let cert = certificate(NS, "example-com", json!({}));
+    bed.api.put(&cert);
+    bed.issue(&cert).await;
+    let mut changed = bed.stored(&cert);
+    changed.spec.dns_names = vec!["example.com".into(), "www.example.com".into()];
+    bed.api.put(&changed);
+    bed.reconcile(&cert).await.unwrap();
+    let (_, reason, message) = shown(bed.issuing(&cert));
+    assert_eq!(reason, reasons::ORDER_PLACED.name);
+    assert!(message.contains("the certificate's names differ from dnsNames"), "{message}");
+    bed.issue(&cert).await;
+    let secret = bed.secret(NS, "example-com-tls").unwrap();
+    let issued = keys::inspect(data(&secret, "tls.crt").as_bytes(), &keys::load(&data(&secret, "tls.key")).unwrap());
+    assert_eq!(issued.unwrap().dns_names, ["example.com".to_owned(), "www.example.com".to_owned()].into());
+    assert_eq!(bed.ca.orders()[1].names, ["example.com", "www.example.com"]);
 }
