@@ -36,6 +36,25 @@ impl Clock {
     }
 }
 
+tokio::task_local! {
+    /// The clock of the reconcile running on this task ([`Clock::during`]).
+    static RECONCILING: Clock;
+}
+
+impl Clock {
+    /// Runs `work` with this clock as the one [`now`] reads: the shared reconcile path runs every
+    /// reconcile so, and the status timestamps (`lastTransitionTime`, `activatedAt`, an order's
+    /// `at`) follow the same clock as the decisions.
+    pub async fn during<F: std::future::Future>(self, work: F) -> F::Output {
+        RECONCILING.scope(self, work).await
+    }
+}
+
+/// The time by the clock of the reconcile running on this task; the wall clock outside one.
+pub fn now() -> Timestamp {
+    RECONCILING.try_with(Clock::now).unwrap_or_else(|_| Timestamp::now())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,6 +66,13 @@ mod tests {
         assert_eq!(clock.now(), start);
         clock.clone().advance(SignedDuration::from_hours(24));
         assert_eq!(clock.now(), start + SignedDuration::from_hours(24));
+    }
+
+    #[tokio::test]
+    async fn within_a_reconcile_now_reads_its_clock_and_outside_the_wall_clock() {
+        let start: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        assert_eq!(Clock::fixed(start).during(async { now() }).await, start);
+        assert!(now() > start);
     }
 
     #[test]

@@ -43,7 +43,8 @@ pub fn object_key<K: ResourceExt>(obj: &K) -> String {
     format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
 }
 
-/// The current time as a Kubernetes timestamp.
+/// The current time as a Kubernetes timestamp, by the clock of the reconcile running (see
+/// [`Clock::during`]).
 pub fn now() -> Time {
-    Time(k8s_openapi::jiff::Timestamp::now())
+    Time(clock::now())
 }

@@ -127,7 +127,9 @@ where
     S: Reconcile<K>,
 {
     let attempt = in_mode::<K, S>(obj.clone(), &ctx);
-    measured(S::KIND, &ctx.client, obj.as_ref(), &ctx.metrics, &ctx.backoff, attempt).await
+    // on the heap: a kind's whole reconcile is one large future
+    let measured = Box::pin(measured(S::KIND, &ctx.client, obj.as_ref(), &ctx.metrics, &ctx.backoff, attempt));
+    ctx.clock.clone().during(measured).await
 }
 
 /// When `obj` is looked at again after `error`.

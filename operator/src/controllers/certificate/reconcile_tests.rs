@@ -421,9 +421,6 @@ async fn the_ca_is_told_only_once_the_value_is_served() {
 #[tokio::test]
 async fn an_invalid_order_shows_the_cas_words_and_backs_off() {
     let bed = Bed::example().await;
-    // the status records failure times by the wall clock (see `Step::new`): the backoff is
-    // measured against it, so the controller's clock starts there in this test
-    bed.ctx.clock.advance(Timestamp::now().duration_since(t0()));
     let cert = certificate(NS, "example-com", json!({}));
     bed.api.put(&cert);
     bed.reconcile(&cert).await.unwrap();
@@ -899,8 +896,6 @@ impl RrSetOf {
 #[tokio::test]
 async fn a_failed_delivery_shows_the_guests_words_and_is_retried_after_its_backoff() {
     let bed = Bed::example().await;
-    // delivery failures are stamped by the wall clock (see `Step::new`): start the clock there
-    bed.ctx.clock.advance(Timestamp::now().duration_since(t0()));
     bed.api.put(&cloud_pod(NS, "vm-1", 4242));
     running_guest(&bed.pve, 4242);
     let stderr = "Job for nginx.service failed because the control process exited with error code.";

@@ -211,12 +211,9 @@ async fn provisioning_past_its_deadline_fails_the_subscription() {
     let w = world();
     let sub = w.put(&subscription(two_children(), Value::Null));
     w.run(&sub, 2).await.unwrap();
-    // provisioning of this generation began an hour ago (the deadline is 30 minutes)
-    let mut late = w.get();
-    let started = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
-    late.status.as_mut().unwrap().provisioning_started_at =
-        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(started));
-    let late = w.put(&late);
+    // an hour later (the deadline is 30 minutes) the children are still not Ready
+    w.ctx.clock.advance(jiff::SignedDuration::from_hours(1));
+    let late = w.get();
     w.run(&late, 1).await.unwrap();
 
     let now = w.get();
