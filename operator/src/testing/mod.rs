@@ -5,7 +5,9 @@
 
 pub mod acme;
 pub mod apiserver;
+pub mod calls;
 pub mod dns_listener;
+pub mod harness;
 pub mod mailcore;
 pub mod namesilo;
 pub mod powerdns;
