@@ -11,22 +11,21 @@
 //!
 //! Prints wall times, the ratio, the operator's peak RSS and the writes per idle resync.
 
-use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use futures::StreamExt;
 use mpanel_operator::metrics::Metrics;
 use mpanel_operator::providers::powerdns::{self, DnsApi, NewZone, PowerDns, RrSet};
 use mpanel_tests::Testbed;
 use serde_json::{Value, json};
 
-const CONCURRENCY: usize = 32;
+mod common;
 
-fn env_usize(key: &str, default: usize) -> usize {
-    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
+use common::{env_usize, metric, metrics, peak_rss_mib};
+
+const CONCURRENCY: usize = 32;
 
 fn records(count: usize) -> Vec<(String, String)> {
     (0..count).map(|i| (format!("host{i}"), format!("192.0.2.{}", i % 250 + 1))).collect()
@@ -68,33 +67,6 @@ async fn baseline(pdns: &PowerDns, zones: usize, per_zone: usize, run: &str) -> 
         .collect::<Vec<_>>()
         .await;
     Ok(took)
-}
-
-fn metrics(addr: &str) -> anyhow::Result<String> {
-    use std::io::Write;
-    let mut stream = std::net::TcpStream::connect(addr)?;
-    write!(stream, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
-    let mut out = String::new();
-    stream.read_to_string(&mut out)?;
-    Ok(out)
-}
-
-fn metric(text: &str, name: &str, must_contain: &[&str]) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && must_contain.iter().all(|m| l.contains(m)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-/// Peak resident set size of `pid` in MiB (VmHWM).
-fn peak_rss_mib(pid: u32) -> anyhow::Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .context("no VmHWM")?;
-    Ok(kib / 1024.0)
 }
 
 fn ready_count(tb: &Testbed, ns: &str) -> anyhow::Result<usize> {
