@@ -6,15 +6,14 @@ use super::*;
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
-use mpanel_crds::conditions::Condition;
 use serde_json::{Value, json};
 
 use crate::controllers::certificate::keys::managed_labels;
 use crate::controllers::mailbox::dkim;
 use crate::providers::powerdns::RrSet;
-use crate::testing::apiserver::FakeApiServer;
+use crate::testing::harness::{Harness, assert_condition, with_mode};
 use crate::testing::powerdns::FakePowerDns;
-use crate::testing::{context, names_of, reconcile_once, store_of};
+use crate::testing::{names_of, store_of};
 
 const NS: &str = "acme";
 const NAME: &str = "example";
@@ -42,72 +41,26 @@ fn zone(spec: Value) -> DnsZone {
     zone_in(NS, NAME, spec)
 }
 
-fn with_mode(mut z: DnsZone, mode: &str) -> DnsZone {
-    z.metadata.annotations =
-        Some(BTreeMap::from([(mpanel_crds::RECONCILE_MODE_ANNOTATION.to_owned(), mode.to_owned())]));
-    z
-}
-
 struct Setup {
-    api: FakeApiServer,
+    h: Harness<State<FakePowerDns>>,
     dns: FakePowerDns,
-    ctx: Arc<Context<FakePowerDns>>,
 }
 
 fn setup_with(names: crate::names::NameIndex, pods: &[CloudPod]) -> Setup {
-    let api = FakeApiServer::new();
     let dns = FakePowerDns::new();
-    let ctx = context(&api, State { names, dns: dns.clone(), cloudpods: store_of(pods) });
-    Setup { api, dns, ctx }
+    let h = Harness::new(State { names, dns: dns.clone(), cloudpods: store_of(pods) });
+    Setup { h, dns }
 }
 
 fn setup() -> Setup {
     setup_with(names_of(&[], &[]), &[])
 }
 
-impl Setup {
-    /// Stores `z` and returns it as the API holds it (with its UID).
-    fn put(&self, z: &DnsZone) -> DnsZone {
-        self.api.put(z);
-        self.stored(z)
+impl std::ops::Deref for Setup {
+    type Target = Harness<State<FakePowerDns>>;
+    fn deref(&self) -> &Self::Target {
+        &self.h
     }
-
-    fn stored(&self, z: &DnsZone) -> DnsZone {
-        self.api.get(&z.namespace().unwrap(), &z.name_any()).expect("the zone is stored")
-    }
-
-    /// Reconciles `z` `n` times as the controller would; the last result.
-    async fn reconcile(&self, z: &DnsZone, n: usize) -> Result<Action, Error> {
-        let mut last = None;
-        for _ in 0..n {
-            last = Some(reconcile_once(&self.ctx, &self.api, z).await);
-        }
-        last.expect("at least one reconcile")
-    }
-
-    fn condition(&self, z: &DnsZone, type_: &str) -> Condition {
-        let stored = self.stored(z);
-        let status = stored.status.clone().unwrap_or_default();
-        status
-            .conditions
-            .iter()
-            .find(|c| c.type_ == type_)
-            .cloned()
-            .unwrap_or_else(|| panic!("no {type_} condition in {status:?}"))
-    }
-
-    fn phase(&self, z: &DnsZone) -> Option<DnsZonePhase> {
-        self.stored(z).status.and_then(|s| s.phase)
-    }
-
-    fn has_event(&self, type_: &str, reason: &str, note_contains: &str) -> bool {
-        self.api.events().iter().any(|e| e.type_ == type_ && e.reason == reason && e.note.contains(note_contains))
-    }
-}
-
-fn assert_condition(c: &Condition, status: &str, reason: &str, message_contains: &str) {
-    assert_eq!((c.status.as_str(), c.reason.as_str()), (status, reason), "{c:?}");
-    assert!(c.message.contains(message_contains), "{:?} lacks {message_contains:?}", c.message);
 }
 
 #[tokio::test]
@@ -120,9 +73,9 @@ async fn a_new_zone_is_created_with_its_records_marked_as_this_objects_and_ready
     assert_eq!(served.account, z.uid().unwrap(), "the zone carries this object's UID");
     assert_eq!(s.dns.contents(ZONE, "www.example.com.", "A"), ["192.0.2.10"]);
     assert_eq!(s.dns.contents(ZONE, ZONE, "NS"), ["ns1.migrahosting.com."]);
-    assert_condition(&s.condition(&z, READY), "True", reasons::READY.name, "zone example.com. is served");
-    assert_condition(&s.condition(&z, PROGRAMMED), "True", reasons::SYNCED.name, "rrsets in sync");
-    assert_condition(&s.condition(&z, CONFLICT), "False", reasons::OWNED.name, "belongs to this object");
+    assert_condition(&s.expect_condition(&z, READY), "True", reasons::READY.name, "zone example.com. is served");
+    assert_condition(&s.expect_condition(&z, PROGRAMMED), "True", reasons::SYNCED.name, "rrsets in sync");
+    assert_condition(&s.expect_condition(&z, CONFLICT), "False", reasons::OWNED.name, "belongs to this object");
     assert_eq!(s.phase(&z), Some(DnsZonePhase::Ready));
     let status = s.stored(&z).status.unwrap();
     assert_eq!(status.serial, Some(served.serial));
@@ -164,7 +117,7 @@ async fn a_zone_carrying_this_objects_uid_is_adopted_and_converged_without_creat
     assert_eq!(s.dns.contents(ZONE, "www.example.com.", "A"), ["192.0.2.10"]);
     assert_eq!(s.dns.rrset(ZONE, "old.example.com.", "A"), None, "Sync removes what the spec does not name");
     assert_eq!(s.dns.zone(ZONE).unwrap().account, uid);
-    assert_condition(&s.condition(&z, CONFLICT), "False", reasons::OWNED.name, "belongs to this object");
+    assert_condition(&s.expect_condition(&z, CONFLICT), "False", reasons::OWNED.name, "belongs to this object");
     assert_eq!(s.phase(&z), Some(DnsZonePhase::Ready));
 }
 
@@ -179,10 +132,10 @@ async fn a_zone_of_another_account_is_a_conflict_and_never_written() {
 
     assert_eq!(s.dns.writes(), [], "a zone owned elsewhere was written");
     assert_eq!(s.dns.zone(ZONE), before);
-    let conflict = s.condition(&z, CONFLICT);
+    let conflict = s.expect_condition(&z, CONFLICT);
     assert_condition(&conflict, "True", reasons::ZONE_OWNED_ELSEWHERE.name, "is not this object's");
     assert!(!conflict.message.contains("uid-of-someone-else"), "the other owner is shown: {}", conflict.message);
-    assert_condition(&s.condition(&z, READY), "False", reasons::CONFLICT.name, "left untouched");
+    assert_condition(&s.expect_condition(&z, READY), "False", reasons::CONFLICT.name, "left untouched");
     assert_eq!(s.phase(&z), Some(DnsZonePhase::Conflict));
     assert!(s.has_event("Warning", reasons::CONFLICT.name, "not this object's"));
 
@@ -211,7 +164,7 @@ async fn a_hand_edit_in_powerdns_is_put_back_and_reported_as_drift() {
     let status = s.stored(&z).status.unwrap();
     assert_eq!(status.serial, s.dns.zone(ZONE).map(|z| z.serial), "the status shows the serial served now");
     assert!(status.serial > Some(serial + 1), "the repair moved the serial");
-    assert_condition(&s.condition(&z, READY), "True", reasons::READY.name, "is served");
+    assert_condition(&s.expect_condition(&z, READY), "True", reasons::READY.name, "is served");
 }
 
 #[tokio::test]
@@ -267,23 +220,28 @@ async fn a_record_following_a_cloud_pod_waits_for_its_address_then_serves_it() {
     s.reconcile(&z, 3).await.unwrap();
     assert_eq!(s.dns.rrset(ZONE, "app.example.com.", "A"), None);
     assert_eq!(s.dns.contents(ZONE, "www.example.com.", "A"), ["192.0.2.10"], "the other records are served");
-    assert_condition(&s.condition(&z, READY), "False", reasons::WAITING_FOR_CLOUD_POD.name, "CloudPod web-1");
+    assert_condition(&s.expect_condition(&z, READY), "False", reasons::WAITING_FOR_CLOUD_POD.name, "CloudPod web-1");
     assert_eq!(s.phase(&z), Some(DnsZonePhase::Pending));
 
     // the CloudPod got its address: the same zone, reconciled by a controller whose store has it
     let placed = setup_with(names_of(&[], &[]), &[cloud_pod(Some("203.0.113.7"))]);
-    let placed = Setup { api: s.api.clone(), dns: s.dns.clone(), ctx: placed.ctx_on(&s) };
+    let placed = Setup { h: Harness { api: s.api.clone(), ctx: placed.ctx_on(&s) }, dns: s.dns.clone() };
     placed.reconcile(&z, 1).await.unwrap();
     assert_eq!(placed.dns.contents(ZONE, "app.example.com.", "A"), ["203.0.113.7"]);
-    assert_condition(&placed.condition(&z, READY), "True", reasons::READY.name, "is served");
+    assert_condition(&placed.expect_condition(&z, READY), "True", reasons::READY.name, "is served");
     assert_eq!(placed.phase(&z), Some(DnsZonePhase::Ready));
 }
 
 impl Setup {
+    /// This setup on the same API and PowerDNS with `ctx` instead.
+    fn with_ctx(self, ctx: Arc<Context<FakePowerDns>>) -> Setup {
+        Setup { h: Harness { api: self.h.api.clone(), ctx }, dns: self.dns.clone() }
+    }
+
     /// This setup's state (names, CloudPods) on `other`'s API and PowerDNS.
     fn ctx_on(self, other: &Setup) -> Arc<Context<FakePowerDns>> {
-        let state = Arc::try_unwrap(self.ctx).ok().expect("the context is not shared").state;
-        context(&other.api, State { dns: other.dns.clone(), ..state })
+        let state = Arc::try_unwrap(self.h.ctx).ok().expect("the context is not shared").state;
+        crate::testing::context(&other.api, State { dns: other.dns.clone(), ..state })
     }
 }
 
@@ -301,7 +259,7 @@ async fn the_mail_block_publishes_mx_spf_dmarc_and_the_dkim_key_of_the_zones_sec
     assert_eq!(s.dns.contents(ZONE, ZONE, "TXT"), ["\"v=spf1 mx -all\""]);
     assert_eq!(s.dns.contents(ZONE, "_dmarc.example.com.", "TXT"), ["\"v=DMARC1; p=quarantine\""]);
     assert_eq!(s.dns.rrset(ZONE, "mail2026._domainkey.example.com.", "TXT"), None);
-    assert_condition(&s.condition(&z, READY), "False", reasons::WAITING_FOR_DKIM_KEY.name, "selector mail2026");
+    assert_condition(&s.expect_condition(&z, READY), "False", reasons::WAITING_FOR_DKIM_KEY.name, "selector mail2026");
     assert_eq!(s.phase(&z), Some(DnsZonePhase::Pending));
 
     // the key the operator made for the mail domain (as the Mailbox controller does) is published
@@ -324,7 +282,7 @@ async fn the_mail_block_publishes_mx_spf_dmarc_and_the_dkim_key_of_the_zones_sec
     let published = s.dns.contents(ZONE, "mail2026._domainkey.example.com.", "TXT").concat();
     assert!(published.starts_with("\"v=DKIM1; k=rsa; p="), "{published}");
     assert!(published.contains(&pair.public_key[..120]), "{published} lacks the public key");
-    assert_condition(&s.condition(&z, READY), "True", reasons::READY.name, "is served");
+    assert_condition(&s.expect_condition(&z, READY), "True", reasons::READY.name, "is served");
 }
 
 #[tokio::test]
@@ -345,7 +303,7 @@ async fn a_dkim_secret_without_the_operators_mark_is_not_published() {
     s.reconcile(&z, 3).await.unwrap();
     assert_eq!(s.dns.rrset(ZONE, "mail2026._domainkey.example.com.", "TXT"), None);
     assert_condition(
-        &s.condition(&z, READY),
+        &s.expect_condition(&z, READY),
         "False",
         reasons::WAITING_FOR_DKIM_KEY.name,
         "without the operator's mark",
@@ -368,17 +326,23 @@ async fn a_name_another_namespace_holds_is_refused_and_nothing_is_written() {
         let theirs = holder(&s, held).await;
         let served = s.dns.zone(held);
         let seen = setup_with(names_of(std::slice::from_ref(&theirs), &[]), &[]);
-        let s = Setup { ctx: seen.ctx_on(&s), ..s };
+        let ctx = seen.ctx_on(&s);
+        let s = s.with_ctx(ctx);
         let z = s.put(&zone(json!({"zone": ours})));
         s.dns.clear_calls();
         s.reconcile(&z, 3).await.unwrap();
 
         assert_eq!(s.dns.calls(), [], "{ours}: PowerDNS was touched for a name held elsewhere");
         assert_eq!(s.dns.zone(held), served, "{ours}: the holder's zone changed");
-        let conflict = s.condition(&z, CONFLICT);
+        let conflict = s.expect_condition(&z, CONFLICT);
         assert_condition(&conflict, "True", reasons::NAME_HELD_ELSEWHERE.name, "another namespace holds");
         assert!(!conflict.message.contains("rival"), "the holder's namespace is shown: {}", conflict.message);
-        assert_condition(&s.condition(&z, READY), "False", reasons::NAME_HELD_ELSEWHERE.name, "nothing was written");
+        assert_condition(
+            &s.expect_condition(&z, READY),
+            "False",
+            reasons::NAME_HELD_ELSEWHERE.name,
+            "nothing was written",
+        );
         assert_eq!(s.phase(&z), Some(DnsZonePhase::Conflict));
         assert!(s.has_event("Warning", reasons::NAME_HELD_ELSEWHERE.name, "another namespace holds"));
     }
@@ -390,7 +354,7 @@ async fn a_public_suffix_is_refused() {
     let z = s.put(&zone(json!({"zone": "co.uk.", "records": []})));
     s.reconcile(&z, 3).await.unwrap();
     assert_eq!(s.dns.calls(), []);
-    assert_condition(&s.condition(&z, READY), "False", reasons::PUBLIC_SUFFIX.name, "co.uk is a public suffix");
+    assert_condition(&s.expect_condition(&z, READY), "False", reasons::PUBLIC_SUFFIX.name, "co.uk is a public suffix");
     assert_eq!(s.phase(&z), Some(DnsZonePhase::Failed));
 }
 
@@ -426,7 +390,7 @@ async fn observe_only_reports_a_missing_zone_and_drift_without_writing() {
     let z = s.put(&with_mode(zone(json!({})), "ObserveOnly"));
     s.reconcile(&z, 3).await.unwrap();
     assert_eq!(s.dns.writes(), [], "ObserveOnly created the zone");
-    assert_condition(&s.condition(&z, READY), "False", reasons::ZONE_MISSING.name, "ObserveOnly: not created");
+    assert_condition(&s.expect_condition(&z, READY), "False", reasons::ZONE_MISSING.name, "ObserveOnly: not created");
     assert_eq!(s.phase(&z), Some(DnsZonePhase::Pending));
 
     // the zone exists (this object's) but differs: reported, not written
@@ -438,7 +402,7 @@ async fn observe_only_reports_a_missing_zone_and_drift_without_writing() {
     s.reconcile(&z, 1).await.unwrap();
     assert_eq!(s.dns.writes(), []);
     assert_eq!(s.dns.contents(ZONE, "www.example.com.", "A"), ["192.0.2.66"]);
-    assert_condition(&s.condition(&z, READY), "False", reasons::OUT_OF_SYNC.name, "ObserveOnly: not written");
+    assert_condition(&s.expect_condition(&z, READY), "False", reasons::OUT_OF_SYNC.name, "ObserveOnly: not written");
 
     // and deleting it in ObserveOnly leaves the zone
     s.api.delete::<DnsZone>(NS, NAME);
@@ -476,7 +440,7 @@ async fn an_invalid_reconcile_mode_is_reported_and_nothing_is_done() {
     s.reconcile(&z, 2).await.unwrap();
     assert_eq!(s.dns.calls(), []);
     assert_condition(
-        &s.condition(&z, READY),
+        &s.expect_condition(&z, READY),
         "False",
         reasons::INVALID_RECONCILE_MODE.name,
         "\"Sometimes\"; expected Reconcile, ObserveOnly or Paused",
@@ -492,26 +456,31 @@ async fn a_powerdns_failure_is_shown_verbatim_with_a_warning_then_retried() {
     let err = s.reconcile(&z, 1).await.unwrap_err();
     let reason = err.reason();
     assert_eq!(s.dns.zone(ZONE), None);
-    let ready = s.condition(&z, READY);
+    let ready = s.expect_condition(&z, READY);
     assert_condition(
         &ready,
         "False",
         reason,
         "PowerDNS answered 422: Creation of zone example.com. failed: backend unavailable",
     );
-    assert_condition(&s.condition(&z, PROGRAMMED), "False", reason, "backend unavailable");
+    assert_condition(&s.expect_condition(&z, PROGRAMMED), "False", reason, "backend unavailable");
     assert_eq!(s.phase(&z), Some(DnsZonePhase::Failed));
     assert!(s.has_event("Warning", reason, "backend unavailable"));
 
     s.reconcile(&z, 1).await.unwrap();
     assert!(s.dns.zone(ZONE).is_some());
-    assert_condition(&s.condition(&z, READY), "True", reasons::READY.name, "is served");
+    assert_condition(&s.expect_condition(&z, READY), "True", reasons::READY.name, "is served");
 
     // a refused PATCH of a later repair is shown the same way
     s.dns.edit_rrsets(ZONE, &[RrSet::replace("www.example.com.", "A", 300, ["192.0.2.66".to_owned()])]);
     s.dns.fail_next("patch_rrsets", "RRset www.example.com. IN A: refused by the backend");
     s.reconcile(&z, 1).await.unwrap_err();
-    assert_condition(&s.condition(&z, READY), "False", reason, "RRset www.example.com. IN A: refused by the backend");
+    assert_condition(
+        &s.expect_condition(&z, READY),
+        "False",
+        reason,
+        "RRset www.example.com. IN A: refused by the backend",
+    );
     // the Event recorder counts a repeated reason as a series of the first Event
     let warnings: Vec<_> = s.api.events().into_iter().filter(|e| e.type_ == "Warning" && e.reason == reason).collect();
     assert_eq!(warnings.iter().map(|e| e.count).max(), Some(2), "{warnings:?}");
@@ -523,7 +492,7 @@ async fn an_invalid_record_is_reported_and_nothing_is_written() {
     let z = s.put(&zone(json!({"records": [{"name": "mx", "type": "MX", "values": ["mail.example.com"]}]})));
     s.reconcile(&z, 3).await.unwrap();
     assert_eq!(s.dns.calls(), []);
-    assert_condition(&s.condition(&z, READY), "False", reasons::INVALID_RECORD.name, "<priority> <host>");
+    assert_condition(&s.expect_condition(&z, READY), "False", reasons::INVALID_RECORD.name, "<priority> <host>");
     assert_eq!(s.phase(&z), Some(DnsZonePhase::Failed));
 }
 
@@ -550,7 +519,8 @@ async fn a_refused_zone_is_served_once_the_other_namespace_lets_the_name_go() {
     let s = setup();
     let theirs = holder(&s, ZONE).await;
     let seen = setup_with(names_of(std::slice::from_ref(&theirs), &[]), &[]);
-    let held = Setup { ctx: seen.ctx_on(&s), ..s };
+    let ctx = seen.ctx_on(&s);
+    let held = s.with_ctx(ctx);
     let z = held.put(&zone(json!({})));
     held.reconcile(&z, 3).await.unwrap();
     assert_eq!(held.phase(&z), Some(DnsZonePhase::Conflict));
@@ -560,9 +530,10 @@ async fn a_refused_zone_is_served_once_the_other_namespace_lets_the_name_go() {
     held.reconcile(&theirs, 1).await.unwrap();
     assert_eq!(held.dns.zone(ZONE), None);
     let freed = setup_with(names_of(&[], &[]), &[]);
-    let s = Setup { ctx: freed.ctx_on(&held), ..held };
+    let ctx = freed.ctx_on(&held);
+    let s = held.with_ctx(ctx);
     s.reconcile(&z, 1).await.unwrap();
     assert_eq!(s.dns.zone(ZONE).map(|served| served.account), z.uid(), "the zone is now this object's");
-    assert_condition(&s.condition(&z, CONFLICT), "False", reasons::OWNED.name, "belongs to this object");
+    assert_condition(&s.expect_condition(&z, CONFLICT), "False", reasons::OWNED.name, "belongs to this object");
     assert_eq!(s.phase(&z), Some(DnsZonePhase::Ready));
 }
