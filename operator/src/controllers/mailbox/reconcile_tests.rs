@@ -7,13 +7,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use k8s_openapi::ByteString;
-use mpanel_crds::conditions::Condition;
 use serde_json::{Value, json};
 
 use crate::providers::mailcore::{AliasRow, DomainRow, MailboxRow};
-use crate::testing::apiserver::FakeApiServer;
+use crate::testing::harness::{Harness, assert_condition, with_mode};
 use crate::testing::mailcore::FakeMailCore;
-use crate::testing::{context, names_of, reconcile_once, store_of};
+use crate::testing::{names_of, store_of};
 
 const NS: &str = "acme";
 const NAME: &str = "info";
@@ -47,12 +46,6 @@ fn mailbox(spec: Value) -> Mailbox {
     mailbox_in(NS, NAME, spec)
 }
 
-fn with_mode(mut m: Mailbox, mode: &str) -> Mailbox {
-    m.metadata.annotations =
-        Some(BTreeMap::from([(mpanel_crds::RECONCILE_MODE_ANNOTATION.to_owned(), mode.to_owned())]));
-    m
-}
-
 fn password_secret(ns: &str, password: &str) -> Secret {
     Secret {
         metadata: kube::api::ObjectMeta {
@@ -74,9 +67,8 @@ fn maildir_root(test: &str) -> PathBuf {
 }
 
 struct Setup {
-    api: FakeApiServer,
+    h: Harness<State<FakeMailCore>>,
     mail: FakeMailCore,
-    ctx: Arc<Context<FakeMailCore>>,
     root: PathBuf,
 }
 
@@ -88,7 +80,6 @@ struct Options {
 }
 
 fn setup_with(test: &str, o: Options) -> Setup {
-    let api = FakeApiServer::new();
     let mail = FakeMailCore::new();
     let root = maildir_root(test);
     let state = State {
@@ -98,9 +89,9 @@ fn setup_with(test: &str, o: Options) -> Setup {
         dnszones: store_of(&o.zones),
         domain_grants: o.grants,
     };
-    let ctx = context(&api, state);
-    api.put(&password_secret(NS, PASSWORD));
-    Setup { api, mail, ctx, root }
+    let h = Harness::new(state);
+    h.api.put(&password_secret(NS, PASSWORD));
+    Setup { h, mail, root }
 }
 
 fn setup(test: &str) -> Setup {
@@ -113,50 +104,17 @@ impl Drop for Setup {
     }
 }
 
-impl Setup {
-    fn put(&self, m: &Mailbox) -> Mailbox {
-        self.api.put(m);
-        self.stored(m)
-    }
-
-    fn stored(&self, m: &Mailbox) -> Mailbox {
-        self.api.get(&m.namespace().unwrap(), &m.name_any()).expect("the mailbox is stored")
-    }
-
-    async fn reconcile(&self, m: &Mailbox, n: usize) -> Result<Action, Error> {
-        let mut last = None;
-        for _ in 0..n {
-            last = Some(reconcile_once(&self.ctx, &self.api, m).await);
-        }
-        last.expect("at least one reconcile")
-    }
-
-    fn condition(&self, m: &Mailbox, type_: &str) -> Condition {
-        let status = self.stored(m).status.unwrap_or_default();
-        status
-            .conditions
-            .iter()
-            .find(|c| c.type_ == type_)
-            .cloned()
-            .unwrap_or_else(|| panic!("no {type_} condition in {status:?}"))
-    }
-
-    fn phase(&self, m: &Mailbox) -> Option<MailboxPhase> {
-        self.stored(m).status.and_then(|s| s.phase)
-    }
-
-    fn has_event(&self, type_: &str, reason: &str, note_contains: &str) -> bool {
-        self.api.events().iter().any(|e| e.type_ == type_ && e.reason == reason && e.note.contains(note_contains))
-    }
-
-    fn write_ops(&self) -> Vec<&'static str> {
-        self.mail.writes().iter().map(|c| c.op).collect()
+impl std::ops::Deref for Setup {
+    type Target = Harness<State<FakeMailCore>>;
+    fn deref(&self) -> &Self::Target {
+        &self.h
     }
 }
 
-fn assert_condition(c: &Condition, status: &str, reason: &str, message_contains: &str) {
-    assert_eq!((c.status.as_str(), c.reason.as_str()), (status, reason), "{c:?}");
-    assert!(c.message.contains(message_contains), "{:?} lacks {message_contains:?}", c.message);
+impl Setup {
+    fn write_ops(&self) -> Vec<&'static str> {
+        self.mail.writes().iter().map(|c| c.op).collect()
+    }
 }
 
 /// The owner marker of the stored `m`'s rows.
@@ -196,16 +154,16 @@ async fn a_new_mailbox_gets_its_domain_row_mailbox_and_alias_and_is_active() {
     let alias = s.mail.alias_row(ALIAS).expect("the alias row was made");
     assert_eq!((alias.goto.as_str(), alias.owner), (ADDRESS, Some(marker(&m))));
 
-    assert_condition(&s.condition(&m, READY), "True", reasons::ACTIVE.name, "info@example.com is active");
-    assert_condition(&s.condition(&m, PASSWORD_SYNCED), "True", reasons::SYNCED.name, "matches the Secret");
+    assert_condition(&s.expect_condition(&m, READY), "True", reasons::ACTIVE.name, "info@example.com is active");
+    assert_condition(&s.expect_condition(&m, PASSWORD_SYNCED), "True", reasons::SYNCED.name, "matches the Secret");
     assert_condition(
-        &s.condition(&m, DOMAIN_READY),
+        &s.expect_condition(&m, DOMAIN_READY),
         "True",
         reasons::DOMAIN_ON_MAIL_CORE.name,
         "no DnsZone for example.com in this namespace",
     );
-    assert_condition(&s.condition(&m, CONFLICT), "False", reasons::OWNED.name, "this object's");
-    assert_condition(&s.condition(&m, DKIM_SIGNING), "False", reasons::DKIM_NOT_REQUESTED.name, "not signed");
+    assert_condition(&s.expect_condition(&m, CONFLICT), "False", reasons::OWNED.name, "this object's");
+    assert_condition(&s.expect_condition(&m, DKIM_SIGNING), "False", reasons::DKIM_NOT_REQUESTED.name, "not signed");
     assert_eq!(s.phase(&m), Some(MailboxPhase::Active));
     let status = s.stored(&m).status.unwrap();
     assert_eq!(status.quota_mib, Some(2048));
@@ -240,7 +198,7 @@ async fn rows_carrying_this_objects_marker_are_adopted_and_converged() {
     assert!(s.write_ops().contains(&"change_mailbox"));
     assert_eq!(s.mail.mailbox_row(ADDRESS).unwrap().quota_bytes, 2048 * MIB);
     assert_eq!(s.phase(&m), Some(MailboxPhase::Active));
-    assert_condition(&s.condition(&m, CONFLICT), "False", reasons::OWNED.name, "this object's");
+    assert_condition(&s.expect_condition(&m, CONFLICT), "False", reasons::OWNED.name, "this object's");
 }
 
 #[tokio::test]
@@ -256,10 +214,10 @@ async fn a_mailbox_row_without_this_objects_marker_is_a_conflict_and_untouched()
         assert_eq!(s.write_ops(), Vec::<&str>::new(), "{test}: a row not this object's was written");
         assert_eq!(s.mail.mailbox_row(ADDRESS), before);
         assert_eq!(s.mail.alias_row(ALIAS), None, "{test}: an alias was made for a row not this object's");
-        let conflict = s.condition(&m, CONFLICT);
+        let conflict = s.expect_condition(&m, CONFLICT);
         assert_condition(&conflict, "True", reasons::ROW_OWNED_ELSEWHERE.name, "is not this object's");
         assert!(!conflict.message.contains("uid-of-another"), "the other owner is shown: {}", conflict.message);
-        assert_condition(&s.condition(&m, READY), "False", reasons::CONFLICT.name, "nothing was changed");
+        assert_condition(&s.expect_condition(&m, READY), "False", reasons::CONFLICT.name, "nothing was changed");
         assert_eq!(s.phase(&m), Some(MailboxPhase::Failed));
         assert!(s.has_event("Warning", reasons::CONFLICT.name, "mailbox info@example.com exists on mail-core"));
 
@@ -308,7 +266,7 @@ async fn rotating_the_secret_rehashes_and_suspending_disables_login() {
     s.reconcile(&m, 1).await.unwrap();
     assert!(!s.mail.mailbox_row(ADDRESS).unwrap().active);
     assert_eq!(s.phase(&m), Some(MailboxPhase::Suspended));
-    assert_condition(&s.condition(&m, READY), "True", reasons::SUSPENDED.name, "suspended (login disabled)");
+    assert_condition(&s.expect_condition(&m, READY), "True", reasons::SUSPENDED.name, "suspended (login disabled)");
 }
 
 #[tokio::test]
@@ -318,7 +276,7 @@ async fn a_missing_password_secret_creates_nothing_until_it_exists() {
     s.reconcile(&m, 3).await.unwrap();
     assert_eq!(s.mail.mailbox_row(ADDRESS), None);
     assert_condition(
-        &s.condition(&m, READY),
+        &s.expect_condition(&m, READY),
         "False",
         reasons::PASSWORD_SECRET_MISSING.name,
         "Secret absent does not exist",
@@ -342,11 +300,11 @@ async fn a_mail_domain_of_another_namespace_is_refused_before_anything_is_writte
     s.reconcile(&m, 3).await.unwrap();
     assert_eq!(s.write_ops(), Vec::<&str>::new());
     assert_eq!(s.mail.mailbox_row(ADDRESS), None);
-    let conflict = s.condition(&m, CONFLICT);
+    let conflict = s.expect_condition(&m, CONFLICT);
     assert_condition(&conflict, "True", reasons::MAIL_DOMAIN_HELD_ELSEWHERE.name, "used by another namespace");
     assert!(!conflict.message.contains("rival"), "the other namespace is shown: {}", conflict.message);
     assert_condition(
-        &s.condition(&m, DOMAIN_READY),
+        &s.expect_condition(&m, DOMAIN_READY),
         "False",
         reasons::MAIL_DOMAIN_HELD_ELSEWHERE.name,
         "nothing was written",
@@ -369,7 +327,7 @@ async fn a_mail_domain_of_another_namespace_is_refused_before_anything_is_writte
     assert_eq!(s.write_ops(), Vec::<&str>::new());
     assert_eq!(s.mail.domain_row(DOMAIN), None);
     assert_condition(
-        &s.condition(&m, CONFLICT),
+        &s.expect_condition(&m, CONFLICT),
         "True",
         reasons::MAIL_DOMAIN_HELD_ELSEWHERE.name,
         "used by another namespace",
@@ -389,7 +347,7 @@ async fn an_alias_in_another_namespaces_domain_is_refused() {
     assert_eq!(s.write_ops(), Vec::<&str>::new());
     assert_eq!(s.mail.alias_row("sales@other.net"), None);
     assert_condition(
-        &s.condition(&m, CONFLICT),
+        &s.expect_condition(&m, CONFLICT),
         "True",
         reasons::MAIL_DOMAIN_HELD_ELSEWHERE.name,
         "mail domain other.net",
@@ -404,7 +362,7 @@ async fn a_domain_row_made_outside_the_operator_is_used_only_where_it_is_granted
     s.reconcile(&m, 3).await.unwrap();
     assert_eq!(s.write_ops(), Vec::<&str>::new());
     assert_condition(
-        &s.condition(&m, CONFLICT),
+        &s.expect_condition(&m, CONFLICT),
         "True",
         reasons::MAIL_DOMAIN_HELD_ELSEWHERE.name,
         "not granted to this namespace",
@@ -448,9 +406,9 @@ async fn a_dkim_key_the_zone_asks_for_is_made_kept_in_its_secret_and_signs() {
     let row = s.mail.signing_key(DOMAIN).expect("mail-core signs example.com");
     assert_eq!((row.selector.as_str(), row.owner.as_str()), ("mail2026", "namespace/acme"));
     assert_eq!(row.private_key, pem, "mail-core signs with another key than the Secret's");
-    assert_condition(&s.condition(&m, DKIM_SIGNING), "True", reasons::SIGNING.name, "selector mail2026");
+    assert_condition(&s.expect_condition(&m, DKIM_SIGNING), "True", reasons::SIGNING.name, "selector mail2026");
     assert_condition(
-        &s.condition(&m, DOMAIN_READY),
+        &s.expect_condition(&m, DOMAIN_READY),
         "True",
         reasons::DOMAIN_ON_MAIL_CORE.name,
         "publishes MX 10 mail.migrahosting.com.",
@@ -478,7 +436,12 @@ async fn a_dkim_key_row_of_another_owner_is_left_and_reported() {
     let m = s.put(&mailbox(json!({})));
     s.reconcile(&m, 3).await.unwrap();
     assert_eq!(s.mail.dkim_key_row(DOMAIN), Some(theirs));
-    assert_condition(&s.condition(&m, DKIM_SIGNING), "False", reasons::ROW_OWNED_ELSEWHERE.name, "left untouched");
+    assert_condition(
+        &s.expect_condition(&m, DKIM_SIGNING),
+        "False",
+        reasons::ROW_OWNED_ELSEWHERE.name,
+        "left untouched",
+    );
 }
 
 #[tokio::test]
@@ -536,7 +499,7 @@ async fn observe_only_reports_what_differs_without_writing() {
     let m = s.put(&with_mode(mailbox(json!({})), "ObserveOnly"));
     s.reconcile(&m, 3).await.unwrap();
     assert_eq!(s.write_ops(), Vec::<&str>::new(), "ObserveOnly wrote");
-    assert_condition(&s.condition(&m, READY), "False", reasons::OUT_OF_SYNC.name, "ObserveOnly: not written");
+    assert_condition(&s.expect_condition(&m, READY), "False", reasons::OUT_OF_SYNC.name, "ObserveOnly: not written");
 
     // rows that are this object's and in sync: reported Active, still nothing written
     s.mail.insert_domain(domain_row(Some("namespace/acme")));
@@ -572,7 +535,7 @@ async fn paused_does_nothing_and_an_invalid_mode_is_reported() {
     s.reconcile(&m, 2).await.unwrap();
     assert_eq!(s.mail.calls(), []);
     assert_condition(
-        &s.condition(&m, READY),
+        &s.expect_condition(&m, READY),
         "False",
         mpanel_crds::reasons::INVALID_RECONCILE_MODE.name,
         "expected Reconcile, ObserveOnly or Paused",
@@ -589,19 +552,19 @@ async fn a_mail_core_failure_is_shown_verbatim_with_a_warning_then_retried() {
     let err = s.reconcile(&m, 1).await.unwrap_err();
     let reason = err.reason();
     assert_eq!(s.mail.mailbox_row(ADDRESS), None);
-    assert_condition(&s.condition(&m, READY), "False", reason, refusal);
+    assert_condition(&s.expect_condition(&m, READY), "False", reason, refusal);
     assert!(s.has_event("Warning", reason, refusal), "{:?}", s.api.events());
 
     s.reconcile(&m, 1).await.unwrap();
     assert!(s.mail.mailbox_row(ADDRESS).is_some());
     assert_eq!(s.phase(&m), Some(MailboxPhase::Active));
-    assert_condition(&s.condition(&m, READY), "True", reasons::ACTIVE.name, "is active");
+    assert_condition(&s.expect_condition(&m, READY), "True", reasons::ACTIVE.name, "is active");
 
     // unreachable while reading: shown the same way, nothing changes
     let down = MailCoreError::Unreachable("connection refused (os error 111)".to_owned());
     s.mail.fail_next_with("get_domain", down);
     let err = s.reconcile(&m, 1).await.unwrap_err();
-    let ready = s.condition(&m, READY);
+    let ready = s.expect_condition(&m, READY);
     assert_condition(&ready, "False", err.reason(), "could not be reached: connection refused (os error 111)");
     assert!(s.has_event("Warning", err.reason(), "connection refused"));
     assert!(s.mail.mailbox_row(ADDRESS).is_some());
@@ -636,7 +599,7 @@ async fn an_alias_dropped_from_the_spec_is_deleted_and_another_objects_alias_is_
     s.reconcile(&m, 1).await.unwrap();
     assert_eq!(s.write_ops(), Vec::<&str>::new());
     assert_eq!(s.mail.alias_row("support@example.com"), Some(theirs));
-    let conflict = s.condition(&m, CONFLICT);
+    let conflict = s.expect_condition(&m, CONFLICT);
     assert_condition(&conflict, "True", reasons::ROW_OWNED_ELSEWHERE.name, "alias support@example.com exists");
     assert!(!conflict.message.contains("uid-of-someone"), "the other owner is shown: {}", conflict.message);
 }
