@@ -353,6 +353,14 @@ impl Proxmox {
     }
 }
 
+/// The parameters a full clone into `newid` sends: `params` with `newid` and `full=1`.
+pub(crate) fn clone_params(params: &BTreeMap<String, String>, newid: u32) -> BTreeMap<String, String> {
+    let mut body = params.clone();
+    body.insert("newid".into(), newid.to_string());
+    body.insert("full".into(), "1".into());
+    body
+}
+
 pub(crate) fn json_params(params: &BTreeMap<String, String>) -> Value {
     Value::Object(params.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
 }
@@ -374,9 +382,7 @@ impl ProxmoxApi for Proxmox {
         newid: u32,
         params: &BTreeMap<String, String>,
     ) -> Result<String, ProxmoxError> {
-        let mut body = params.clone();
-        body.insert("newid".into(), newid.to_string());
-        body.insert("full".into(), "1".into());
+        let body = clone_params(params, newid);
         let path = format!("/nodes/{node}/{}/{source}/clone", kind.path());
         Self::upid(self.send("clone", Method::POST, &path, Some(json_params(&body))).await?)
     }

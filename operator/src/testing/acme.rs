@@ -12,7 +12,7 @@
 
 #![allow(dead_code, reason = "helpers for the controllers' tests: not every test uses every one")]
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -26,16 +26,13 @@ use x509_parser::prelude::FromDer;
 
 use crate::controllers::Clock;
 use crate::providers::acme::{AcmeApi, AcmeError, AuthzView, Dns01, OrderPhase, OrderView};
+use crate::testing::calls::{Call, Recorder};
 
 const BASE: &str = "https://acme.fake";
 
 /// One call made to the fake: the trait method's name (`new_order`, `order`, `phase`, `answer`,
 /// `finalize`, `certificate`) and what it was about (the order URL, or the names ordered).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AcmeCall {
-    pub op: &'static str,
-    pub target: String,
-}
+pub type AcmeCall = Call;
 
 /// An order as the fake keeps it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -138,8 +135,7 @@ enum Validity {
 struct State {
     orders: BTreeMap<String, Order>,
     next: u64,
-    calls: Vec<AcmeCall>,
-    failures: BTreeMap<String, VecDeque<AcmeError>>,
+    calls: Recorder<AcmeCall, AcmeError>,
     auto_validate: bool,
     auto_issue: bool,
     validity: Validity,
@@ -213,11 +209,7 @@ impl Order {
 
 impl State {
     fn record(&mut self, op: &'static str, target: &str) -> Result<(), AcmeError> {
-        self.calls.push(AcmeCall { op, target: target.to_owned() });
-        match self.failures.get_mut(op).and_then(VecDeque::pop_front) {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        self.calls.begin(AcmeCall { op, target: target.to_owned() })
     }
 
     fn order(&mut self, url: &str) -> Result<&mut Order, AcmeError> {
@@ -269,8 +261,7 @@ impl FakeAcme {
         let state = State {
             orders: BTreeMap::new(),
             next: 0,
-            calls: Vec::new(),
-            failures: BTreeMap::new(),
+            calls: Recorder::default(),
             auto_validate: true,
             auto_issue: true,
             validity: Validity::Days(90),
@@ -374,17 +365,17 @@ impl FakeAcme {
 
     /// Every call made, oldest first.
     pub fn calls(&self) -> Vec<AcmeCall> {
-        self.lock().calls.clone()
+        self.lock().calls.log.all()
     }
 
     /// How many calls of `op` were made.
     pub fn count(&self, op: &str) -> usize {
-        self.lock().calls.iter().filter(|c| c.op == op).count()
+        self.lock().calls.log.count(op)
     }
 
     /// Forgets the calls recorded so far.
     pub fn clear_calls(&self) {
-        self.lock().calls.clear();
+        self.lock().calls.log.clear();
     }
 
     /// The next call of `op` (a trait method's name) fails with the CA's `serverInternal` problem
@@ -401,7 +392,7 @@ impl FakeAcme {
 
     /// The next call of `op` fails with `error` (e.g. `AcmeError::Unreachable`).
     pub fn fail_next_error(&self, op: &str, error: AcmeError) {
-        self.lock().failures.entry(op.to_owned()).or_default().push_back(error);
+        self.lock().calls.failures.push(op, error);
     }
 }
 

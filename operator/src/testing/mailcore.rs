@@ -6,10 +6,11 @@
 //! existing row only for the same owner and keep that owner; password hashes are stored as given;
 //! deleting a domain row deletes its DKIM key (`ON DELETE CASCADE`).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::providers::mailcore::{AliasRow, DkimKeyRow, DomainRow, MailApi, MailCoreError, MailboxChange, MailboxRow};
+use crate::testing::calls::Recorder;
 
 /// The operations of [`MailApi`], by the names the real client counts them under.
 pub const OPERATIONS: [&str; 13] = [
@@ -33,11 +34,7 @@ const READS: [&str; 4] = ["get_domain", "get_mailbox", "get_aliases", "get_dkim_
 
 /// One call made to the fake: the operation (see [`OPERATIONS`]) and the domain, address or
 /// username it named (the addresses joined by `,` for `get_aliases`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Call {
-    pub op: &'static str,
-    pub target: String,
-}
+pub use crate::testing::calls::Call;
 
 #[derive(Default)]
 struct State {
@@ -45,8 +42,7 @@ struct State {
     mailboxes: BTreeMap<String, MailboxRow>,
     aliases: BTreeMap<String, AliasRow>,
     dkim_keys: BTreeMap<String, DkimKeyRow>,
-    calls: Vec<Call>,
-    failures: BTreeMap<&'static str, VecDeque<MailCoreError>>,
+    calls: Recorder<Call, MailCoreError>,
 }
 
 /// The fake database; clones share one state, so a test keeps a handle while the controller's
@@ -154,17 +150,17 @@ impl FakeMailCore {
 
     /// Every call made so far, in order (failed ones included).
     pub fn calls(&self) -> Vec<Call> {
-        self.lock().calls.clone()
+        self.lock().calls.log.all()
     }
 
     /// The calls that would change something (anything but the `get_*` reads).
     pub fn writes(&self) -> Vec<Call> {
-        self.calls().into_iter().filter(|c| !READS.contains(&c.op)).collect()
+        self.lock().calls.log.writes(&READS)
     }
 
     /// Forgets the calls recorded so far (e.g. after a test's setup).
     pub fn clear_calls(&self) {
-        self.lock().calls.clear();
+        self.lock().calls.log.clear();
     }
 
     /// Makes the next call of `op` fail as a refused statement with the database's `message`,
@@ -175,17 +171,14 @@ impl FakeMailCore {
 
     /// Makes the next call of `op` fail with `error` (e.g. unreachable), changing nothing.
     pub fn fail_next_with(&self, op: &str, error: MailCoreError) {
-        self.lock().failures.entry(operation(op)).or_default().push_back(error);
+        self.lock().calls.failures.push(operation(op), error);
     }
 
     /// Records the call and hands out a failure queued for it.
     fn begin(&self, op: &'static str, target: &str) -> Result<MutexGuard<'_, State>, MailCoreError> {
         let mut state = self.lock();
-        state.calls.push(Call { op, target: target.to_owned() });
-        match state.failures.get_mut(op).and_then(VecDeque::pop_front) {
-            Some(error) => Err(error),
-            None => Ok(state),
-        }
+        state.calls.begin(Call { op, target: target.to_owned() })?;
+        Ok(state)
     }
 }
 

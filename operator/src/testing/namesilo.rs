@@ -8,7 +8,7 @@
 //! test says so; settings already in the asked state change nothing and are success, as the real
 //! client reads codes 250–256. Errors are `NamesiloError::Reply` with Namesilo's code and detail.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use jiff::ToSpan;
@@ -18,6 +18,7 @@ use jiff::tz::TimeZone;
 use crate::providers::namesilo::{
     DomainInfo, NamesiloApi, NamesiloError, OrderOptions, Receipt, Transfer, code, normalise_host,
 };
+use crate::testing::calls::Recorder;
 
 /// The operations of [`NamesiloApi`], by Namesilo's operation names.
 pub const OPERATIONS: [&str; 14] = [
@@ -54,11 +55,7 @@ pub const TRANSFER_CENTS: u64 = 995;
 pub const START_BALANCE_CENTS: u64 = 100_000;
 
 /// One call made to the fake: the Namesilo operation (see [`OPERATIONS`]) and the domain it named.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Call {
-    pub op: &'static str,
-    pub target: String,
-}
+pub use crate::testing::calls::Call;
 
 /// A name registered at another registrar, which can be transferred in.
 #[derive(Clone, Debug)]
@@ -125,8 +122,7 @@ struct State {
     taken: BTreeSet<String>,
     elsewhere: BTreeMap<String, Elsewhere>,
     transfers: BTreeMap<String, InboundTransfer>,
-    calls: Vec<Call>,
-    failures: BTreeMap<&'static str, VecDeque<NamesiloError>>,
+    calls: Recorder<Call, NamesiloError>,
 }
 
 /// The fake account; clones share one state, so a test keeps a handle while the controller's
@@ -190,8 +186,7 @@ impl FakeNamesilo {
             taken: BTreeSet::new(),
             elsewhere: BTreeMap::new(),
             transfers: BTreeMap::new(),
-            calls: Vec::new(),
-            failures: BTreeMap::new(),
+            calls: Recorder::default(),
         };
         Self { state: Arc::new(Mutex::new(state)) }
     }
@@ -296,28 +291,28 @@ impl FakeNamesilo {
 
     /// Every call made so far, in order (failed ones included).
     pub fn calls(&self) -> Vec<Call> {
-        self.lock().calls.clone()
+        self.lock().calls.log.all()
     }
 
     /// The calls that change something or spend money (anything but the reads).
     pub fn writes(&self) -> Vec<Call> {
-        self.calls().into_iter().filter(|c| !READS.contains(&c.op)).collect()
+        self.lock().calls.log.writes(&READS)
     }
 
     /// The calls that spent or tried to spend money (register, renew, transfer).
     pub fn paid(&self) -> Vec<Call> {
-        self.calls().into_iter().filter(|c| PAID.contains(&c.op)).collect()
+        self.lock().calls.log.of(&PAID)
     }
 
     /// How many calls of `op` were made (e.g. `registerDomain`, `renewDomain`).
     pub fn count(&self, op: &str) -> usize {
         let op = operation(op);
-        self.lock().calls.iter().filter(|c| c.op == op).count()
+        self.lock().calls.log.count(op)
     }
 
     /// Forgets the calls recorded so far (e.g. after a test's setup).
     pub fn clear_calls(&self) {
-        self.lock().calls.clear();
+        self.lock().calls.log.clear();
     }
 
     /// Makes the next call of `op` answer reply `code` with `detail` (Namesilo's words), changing
@@ -330,17 +325,14 @@ impl FakeNamesilo {
 
     /// Makes the next call of `op` fail with `error` (e.g. unreachable), changing nothing.
     pub fn fail_next_with(&self, op: &str, error: NamesiloError) {
-        self.lock().failures.entry(operation(op)).or_default().push_back(error);
+        self.lock().calls.failures.push(operation(op), error);
     }
 
     /// Records the call and hands out a failure queued for it.
     fn begin(&self, op: &'static str, target: &str) -> Result<MutexGuard<'_, State>, NamesiloError> {
         let mut state = self.lock();
-        state.calls.push(Call { op, target: normalise_host(target) });
-        match state.failures.get_mut(op).and_then(VecDeque::pop_front) {
-            Some(error) => Err(error),
-            None => Ok(state),
-        }
+        state.calls.begin(Call { op, target: normalise_host(target) })?;
+        Ok(state)
     }
 
     /// A setting of a domain in the account, answered as the real client reads it.

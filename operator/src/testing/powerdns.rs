@@ -6,11 +6,12 @@
 //! moves the SOA serial by one (as `soa_edit_api` does); a new zone gets a SOA and the apex NS rrset
 //! of its nameservers, as PowerDNS makes them.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::providers::powerdns::{ChangeType, DnsApi, NewZone, PowerDnsError, RrSet, Zone, canonical};
+use crate::testing::calls::Recorder;
 
 /// The operations of [`DnsApi`], by the names the real client counts them under.
 pub const OPERATIONS: [&str; 6] =
@@ -24,11 +25,7 @@ pub const DEFAULT_TTL: u32 = 3600;
 
 /// One call made to the fake: the operation (see [`OPERATIONS`]) and the zone it named (empty for
 /// `list_zones`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Call {
-    pub op: &'static str,
-    pub target: String,
-}
+pub use crate::testing::calls::Call;
 
 struct Stored {
     zone: Zone,
@@ -39,8 +36,7 @@ struct Stored {
 #[derive(Default)]
 struct State {
     zones: BTreeMap<String, Stored>,
-    calls: Vec<Call>,
-    failures: BTreeMap<&'static str, VecDeque<PowerDnsError>>,
+    calls: Recorder<Call, PowerDnsError>,
 }
 
 /// The fake server; clones share one state, so a test keeps a handle while the controller's
@@ -123,17 +119,17 @@ impl FakePowerDns {
 
     /// Every call made so far, in order (failed ones included).
     pub fn calls(&self) -> Vec<Call> {
-        self.lock().calls.clone()
+        self.lock().calls.log.all()
     }
 
     /// The calls that would change something (anything but `get_zone` and `list_zones`).
     pub fn writes(&self) -> Vec<Call> {
-        self.calls().into_iter().filter(|c| !READS.contains(&c.op)).collect()
+        self.lock().calls.log.writes(&READS)
     }
 
     /// Forgets the calls recorded so far (e.g. after a test's setup).
     pub fn clear_calls(&self) {
-        self.lock().calls.clear();
+        self.lock().calls.log.clear();
     }
 
     /// Makes the next call of `op` fail with 422 and `message` (PowerDNS's wording), changing
@@ -144,17 +140,14 @@ impl FakePowerDns {
 
     /// Makes the next call of `op` fail with `error` (any status, or unreachable), changing nothing.
     pub fn fail_next_with(&self, op: &str, error: PowerDnsError) {
-        self.lock().failures.entry(operation(op)).or_default().push_back(error);
+        self.lock().calls.failures.push(operation(op), error);
     }
 
     /// Records the call and hands out a failure queued for it.
     fn begin(&self, op: &'static str, target: &str) -> Result<MutexGuard<'_, State>, PowerDnsError> {
         let mut state = self.lock();
-        state.calls.push(Call { op, target: target.to_owned() });
-        match state.failures.get_mut(op).and_then(VecDeque::pop_front) {
-            Some(error) => Err(error),
-            None => Ok(state),
-        }
+        state.calls.begin(Call { op, target: target.to_owned() })?;
+        Ok(state)
     }
 }
 

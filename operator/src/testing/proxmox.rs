@@ -10,15 +10,16 @@
 
 #![allow(dead_code, reason = "helpers for the controllers' tests: not every test uses every one")]
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
 
 use crate::controllers::Clock;
-use crate::providers::proxmox::{Guest, Kind, Node, ProxmoxApi, ProxmoxError, Task};
+use crate::providers::proxmox::{Guest, Kind, Node, ProxmoxApi, ProxmoxError, Task, clone_params};
 use crate::providers::proxmox_agent::{AgentError, ExecStatus, GuestAgent};
 use crate::providers::proxmox_backup::{BackupApi, BackupVolume, Restore, Vzdump, parse_archive};
+use crate::testing::calls::{Op, Recorder};
 
 /// Operations that change something, as [`FakeProxmox::writes`] counts them.
 const WRITES: [&str; 10] = [
@@ -45,6 +46,12 @@ pub struct Call {
     pub node: String,
     pub vmid: Option<u32>,
     pub params: BTreeMap<String, String>,
+}
+
+impl Op for Call {
+    fn op(&self) -> &str {
+        self.op
+    }
 }
 
 /// A guest as the fake keeps it. `config` is what `config()` answers (its `name`/`hostname`,
@@ -197,8 +204,7 @@ struct State {
     guests: BTreeMap<u32, FakeGuest>,
     tasks: BTreeMap<String, (FakeTask, Effect)>,
     auto_complete: bool,
-    calls: Vec<Call>,
-    failures: BTreeMap<String, VecDeque<ProxmoxError>>,
+    calls: Recorder<Call, ProxmoxError>,
     storages: BTreeMap<String, Vec<Archive>>,
     agents: BTreeMap<u32, FakeAgent>,
     next_pid: u64,
@@ -297,18 +303,6 @@ fn utc_stamp(seconds: i64) -> String {
 }
 
 impl State {
-    fn record(&mut self, op: &'static str, node: &str, vmid: Option<u32>, params: BTreeMap<String, String>) {
-        self.calls.push(Call { op, node: node.to_owned(), vmid, params });
-    }
-
-    /// The injected failure for `op`, if one waits.
-    fn injected(&mut self, op: &str) -> Result<(), ProxmoxError> {
-        match self.failures.get_mut(op).and_then(VecDeque::pop_front) {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
-    }
-
     /// The guest `vmid` of `kind` on `node`, or Proxmox's missing-config error.
     fn find(&self, node: &str, kind: Kind, vmid: u32) -> Result<&FakeGuest, ProxmoxError> {
         self.guests.get(&vmid).filter(|g| g.node == node && g.kind == kind).ok_or_else(|| missing(node, kind, vmid))
@@ -567,23 +561,23 @@ impl FakeProxmox {
 
     /// Every call made, oldest first.
     pub fn calls(&self) -> Vec<Call> {
-        self.lock().calls.clone()
+        self.lock().calls.log.all()
     }
 
     /// The calls that change something (clone, set_config, resize, power, destroy, vzdump,
     /// delete_backup, restore, agent_file_write, agent_exec), oldest first.
     pub fn writes(&self) -> Vec<Call> {
-        self.lock().calls.iter().filter(|c| WRITES.contains(&c.op)).cloned().collect()
+        self.lock().calls.log.of(&WRITES)
     }
 
     /// How many calls of `op` were made.
     pub fn count(&self, op: &str) -> usize {
-        self.lock().calls.iter().filter(|c| c.op == op).count()
+        self.lock().calls.log.count(op)
     }
 
     /// Forgets the calls recorded so far.
     pub fn clear_calls(&self) {
-        self.lock().calls.clear();
+        self.lock().calls.log.clear();
     }
 
     /// The next call of `op` fails with Proxmox's 500 and `message` verbatim (queued: call again
@@ -596,7 +590,7 @@ impl FakeProxmox {
 
     /// The next call of `op` fails with `error` (e.g. `Unreachable`, or a 403).
     pub fn fail_next_error(&self, op: &str, error: ProxmoxError) {
-        self.lock().failures.entry(op.to_owned()).or_default().push_back(error);
+        self.lock().calls.failures.push(op, error);
     }
 
     /// Sets (`Some`) or removes (`None`: Proxmox answers "QEMU guest agent is not running") the
@@ -641,8 +635,7 @@ impl FakeProxmox {
         f: impl FnOnce(&mut State) -> Result<T, ProxmoxError>,
     ) -> Result<T, ProxmoxError> {
         let mut state = self.lock();
-        state.record(op, node, vmid, params);
-        state.injected(op)?;
+        state.calls.begin(Call { op, node: node.to_owned(), vmid, params })?;
         f(&mut state)
     }
 }
@@ -664,10 +657,7 @@ impl ProxmoxApi for FakeProxmox {
         newid: u32,
         params: &BTreeMap<String, String>,
     ) -> Result<String, ProxmoxError> {
-        let mut sent = params.clone();
-        sent.insert("newid".into(), newid.to_string());
-        sent.insert("full".into(), "1".into());
-        self.call("clone", node, Some(newid), sent, |s| {
+        self.call("clone", node, Some(newid), clone_params(params, newid), |s| {
             let target = params.get("target").cloned().unwrap_or_else(|| node.to_owned());
             if !s.nodes.iter().any(|n| n.node == target) {
                 return Err(pve(format!("no such cluster node '{target}'")));
