@@ -41,11 +41,11 @@ impl<S> Harness<S> {
     where
         K: Resource<DynamicType = ()> + DeserializeOwned,
     {
-        self.get(&obj.namespace().unwrap_or_default(), &obj.name_any())
+        self.stored_at(&obj.namespace().unwrap_or_default(), &obj.name_any())
     }
 
     /// The stored object `name` in `ns`.
-    pub fn get<K>(&self, ns: &str, name: &str) -> K
+    pub fn stored_at<K>(&self, ns: &str, name: &str) -> K
     where
         K: Resource<DynamicType = ()> + DeserializeOwned,
     {

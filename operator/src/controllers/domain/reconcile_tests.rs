@@ -9,9 +9,10 @@ use mpanel_crds::RECONCILE_MODE_ANNOTATION;
 use mpanel_crds::domain::{Adoption, OrderState};
 use serde_json::{Value, json};
 
+use crate::testing;
 use crate::testing::apiserver::FakeApiServer;
+use crate::testing::harness::{Harness, phase_of, shown, with_annotation};
 use crate::testing::namesilo::FakeNamesilo;
-use crate::testing::{self, reconcile_once};
 
 const NS: &str = "customer-acme";
 /// The registrar's today, the same day as the context's clock ([`testing::T0`]).
@@ -38,14 +39,12 @@ fn register(paid_until: &str) -> Domain {
 }
 
 struct World {
-    api: FakeApiServer,
+    h: Harness<State<FakeNamesilo>>,
     registrar: FakeNamesilo,
-    ctx: Arc<Context<FakeNamesilo>>,
 }
 
 /// The fake API and registrar, with the registrar's today aligned to the context's clock.
 fn world(domains: &[Domain]) -> World {
-    let api = FakeApiServer::new();
     let registrar = FakeNamesilo::new();
     registrar.set_today(TODAY);
     let state = State {
@@ -56,36 +55,23 @@ fn world(domains: &[Domain]) -> World {
         domains: testing::store_of(domains),
         exit_after: None,
     };
-    let ctx = testing::context(&api, state);
-    World { api, registrar, ctx }
+    World { h: Harness::new(state), registrar }
+}
+
+impl std::ops::Deref for World {
+    type Target = Harness<State<FakeNamesilo>>;
+    fn deref(&self) -> &Self::Target {
+        &self.h
+    }
 }
 
 impl World {
-    /// `times` reconciles of `d`; the last one's outcome.
-    async fn run(&self, d: &Domain, times: usize) -> Result<Action, Error> {
-        let mut last = Ok(Action::await_change());
-        for _ in 0..times {
-            last = reconcile_once(&self.ctx, &self.api, d).await;
-        }
-        last
-    }
-
     fn get(&self, name: &str) -> Domain {
-        self.api.get(NS, name).expect("the Domain is stored")
-    }
-
-    /// `put` of `d` and the stored object (uid and creation time assigned).
-    fn put(&self, d: &Domain) -> Domain {
-        self.api.put(d);
-        self.get(&d.name_any())
-    }
-
-    fn warnings(&self, reason: &str) -> Vec<String> {
-        self.api.events().into_iter().filter(|e| e.type_ == "Warning" && e.reason == reason).map(|e| e.note).collect()
+        self.stored_at(NS, name)
     }
 
     fn normals(&self, reason: &str) -> Vec<String> {
-        self.api.events().into_iter().filter(|e| e.type_ == "Normal" && e.reason == reason).map(|e| e.note).collect()
+        self.events("Normal", reason)
     }
 }
 
@@ -93,34 +79,15 @@ fn t0() -> jiff::Timestamp {
     testing::T0.parse().unwrap()
 }
 
-/// (status, reason, message) of condition `type_`.
-fn cond(d: &Domain, type_: &str) -> (String, String, String) {
-    let c = d
-        .status
-        .as_ref()
-        .and_then(|s| conditions::find(&s.conditions, type_))
-        .unwrap_or_else(|| panic!("no {type_} condition in {:?}", d.status));
-    (c.status.clone(), c.reason.clone(), c.message.clone())
-}
-
-fn phase(d: &Domain) -> Option<DomainPhase> {
-    d.status.as_ref().and_then(|s| s.phase)
-}
-
 fn ops(registrar: &FakeNamesilo) -> Vec<&'static str> {
     registrar.writes().into_iter().map(|c| c.op).collect()
-}
-
-fn with_annotation(mut d: Domain, key: &str, value: &str) -> Domain {
-    d.metadata.annotations.get_or_insert_with(Default::default).insert(key.into(), value.into());
-    d
 }
 
 #[tokio::test]
 async fn a_new_domain_is_registered_once_as_the_spec_says_and_is_ready() {
     let w = world(&[]);
     let d = w.put(&register("2027-06-01"));
-    w.run(&d, 4).await.unwrap();
+    w.reconcile(&d, 4).await.unwrap();
 
     let info = w.registrar.domain("example.com").expect("registered");
     assert_eq!(info.nameservers, OUR_NS);
@@ -131,11 +98,11 @@ async fn a_new_domain_is_registered_once_as_the_spec_says_and_is_ready() {
 
     let d = w.get("example-com");
     let status = d.status.clone().unwrap();
-    assert_eq!(phase(&d), Some(DomainPhase::Active));
-    assert_eq!(cond(&d, "Ready").0, "True");
-    assert_eq!(cond(&d, "Ready").1, reasons::ACTIVE.name);
-    assert_eq!(cond(&d, REGISTERED).1, reasons::REGISTERED.name);
-    assert_eq!(cond(&d, RENEWED).1, reasons::COVERED.name);
+    assert_eq!(phase_of(&d), Some(DomainPhase::Active));
+    assert_eq!(shown(&d, "Ready").0, "True");
+    assert_eq!(shown(&d, "Ready").1, reasons::ACTIVE.name);
+    assert_eq!(shown(&d, REGISTERED).1, reasons::REGISTERED.name);
+    assert_eq!(shown(&d, RENEWED).1, reasons::COVERED.name);
     assert_eq!(status.expires_at.as_deref(), Some("2027-06-01"));
     let order = status.last_order.unwrap();
     assert_eq!(
@@ -148,7 +115,7 @@ async fn a_new_domain_is_registered_once_as_the_spec_says_and_is_ready() {
     // an unchanged resync writes nothing, at the registrar or the API
     w.registrar.clear_calls();
     let writes = w.api.writes();
-    w.run(&d, 2).await.unwrap();
+    w.reconcile(&d, 2).await.unwrap();
     assert_eq!(ops(&w.registrar), Vec::<&str>::new());
     assert_eq!(w.api.writes(), writes, "{:?}", w.api.requests());
 }
@@ -173,15 +140,15 @@ async fn an_order_left_sent_by_a_crash_is_settled_by_the_account_not_paid_again(
     let d = w.put(&d);
     let info = w.registrar.registered_info(1, &OUR_NS);
     w.registrar.insert_domain("example.com", info);
-    w.run(&d, 4).await.unwrap();
+    w.reconcile(&d, 4).await.unwrap();
 
     assert_eq!(w.registrar.paid(), vec![], "paid again after a crash");
     let d = w.get("example-com");
     let status = d.status.clone().unwrap();
     assert_eq!(status.last_order.map(|o| o.state), Some(OrderState::Succeeded));
     assert_eq!(status.adopted, Some(Adoption::Ordered), "recognised as its own order");
-    assert_eq!(cond(&d, REGISTERED).0, "True");
-    assert_eq!(cond(&d, "Ready").0, "True");
+    assert_eq!(shown(&d, REGISTERED).0, "True");
+    assert_eq!(shown(&d, "Ready").0, "True");
 }
 
 #[tokio::test]
@@ -191,13 +158,13 @@ async fn a_registration_already_in_the_account_is_adopted_only_when_staff_grant_
     info.locked = false;
     w.registrar.insert_domain("example.com", info);
     let d = w.put(&register("2027-06-01"));
-    w.run(&d, 3).await.unwrap();
+    w.reconcile(&d, 3).await.unwrap();
 
     let d = w.get("example-com");
-    assert_eq!(cond(&d, REGISTERED).0, "False");
-    assert_eq!(cond(&d, REGISTERED).1, reasons::REGISTRATION_NOT_ADOPTED.name);
-    assert!(cond(&d, "Ready").2.contains(ADOPT_REGISTRATION_ANNOTATION), "{:?}", cond(&d, "Ready"));
-    assert_eq!(phase(&d), Some(DomainPhase::Failed));
+    assert_eq!(shown(&d, REGISTERED).0, "False");
+    assert_eq!(shown(&d, REGISTERED).1, reasons::REGISTRATION_NOT_ADOPTED.name);
+    assert!(shown(&d, "Ready").2.contains(ADOPT_REGISTRATION_ANNOTATION), "{:?}", shown(&d, "Ready"));
+    assert_eq!(phase_of(&d), Some(DomainPhase::Failed));
     assert_eq!(w.warnings(reasons::REGISTRATION_NOT_ADOPTED.name).len(), 1);
     assert_eq!(ops(&w.registrar), Vec::<&str>::new(), "an unadopted registration was changed");
     assert_eq!(d.status.as_ref().unwrap().nameservers, Vec::<String>::new(), "its details are not shown");
@@ -205,10 +172,10 @@ async fn a_registration_already_in_the_account_is_adopted_only_when_staff_grant_
     assert!(!before.locked && before.nameservers[0] == "ns1.other.example");
 
     let granted = w.put(&with_annotation(d, ADOPT_REGISTRATION_ANNOTATION, "true"));
-    w.run(&granted, 2).await.unwrap();
+    w.reconcile(&granted, 2).await.unwrap();
     let d = w.get("example-com");
     assert_eq!(d.status.as_ref().unwrap().adopted, Some(Adoption::Granted));
-    assert_eq!(cond(&d, "Ready").0, "True", "{:?}", d.status);
+    assert_eq!(shown(&d, "Ready").0, "True", "{:?}", d.status);
     let after = w.registrar.domain("example.com").unwrap();
     assert_eq!(after.nameservers, OUR_NS);
     assert!(after.locked);
@@ -227,18 +194,18 @@ async fn a_name_held_by_another_namespace_is_refused_and_the_registrar_left_alon
     .unwrap();
     w.api.put(&theirs);
     let d = w.put(&register("2027-06-01"));
-    w.run(&d, 3).await.unwrap();
+    w.reconcile(&d, 3).await.unwrap();
 
     let d = w.get("example-com");
     assert_eq!(
-        cond(&d, REGISTERED),
+        shown(&d, REGISTERED),
         (
             "False".to_owned(),
             reasons::NAME_HELD_ELSEWHERE.name.to_owned(),
             "example.com is held by another namespace; this Domain leaves the registrar alone".to_owned()
         )
     );
-    assert_eq!(phase(&d), Some(DomainPhase::Failed));
+    assert_eq!(phase_of(&d), Some(DomainPhase::Failed));
     assert_eq!(w.warnings(reasons::NAME_HELD_ELSEWHERE.name).len(), 1);
     assert_eq!(w.registrar.calls(), vec![], "the registrar was asked about another namespace's name");
 }
@@ -259,13 +226,13 @@ async fn a_second_domain_for_the_same_name_in_a_namespace_is_a_conflict_and_acts
     let w = world(&[first.clone(), second.clone()]);
     w.api.put(&first);
     w.api.put(&second);
-    w.run(&second, 3).await.unwrap();
+    w.reconcile(&second, 3).await.unwrap();
 
     let d = w.get("example-com");
-    let (status, reason, message) = cond(&d, CONFLICT);
+    let (status, reason, message) = shown(&d, CONFLICT);
     assert_eq!((status.as_str(), reason.as_str()), ("True", reasons::CLAIMED_BY_ANOTHER_DOMAIN.name));
     assert!(message.contains("managed by Domain first"), "{message}");
-    assert_eq!(cond(&d, "Ready").1, reasons::CONFLICT.name);
+    assert_eq!(shown(&d, "Ready").1, reasons::CONFLICT.name);
     assert_eq!(w.warnings(reasons::CONFLICT.name).len(), 1);
     assert_eq!(w.registrar.calls(), vec![]);
 }
@@ -275,12 +242,12 @@ async fn a_name_taken_elsewhere_is_reported_unavailable_and_not_bought() {
     let w = world(&[]);
     w.registrar.insert_taken("example.com");
     let d = w.put(&register("2027-06-01"));
-    w.run(&d, 3).await.unwrap();
+    w.reconcile(&d, 3).await.unwrap();
 
     let d = w.get("example-com");
-    assert_eq!(cond(&d, REGISTERED).1, reasons::UNAVAILABLE.name);
-    assert_eq!(cond(&d, REGISTERED).2, "example.com is not available for registration");
-    assert_eq!(phase(&d), Some(DomainPhase::Failed));
+    assert_eq!(shown(&d, REGISTERED).1, reasons::UNAVAILABLE.name);
+    assert_eq!(shown(&d, REGISTERED).2, "example.com is not available for registration");
+    assert_eq!(phase_of(&d), Some(DomainPhase::Failed));
     assert_eq!(w.warnings(reasons::UNAVAILABLE.name).len(), 1);
     assert_eq!(w.registrar.paid(), vec![]);
     assert_eq!(w.registrar.balance_cents(), testing::namesilo::START_BALANCE_CENTS);
@@ -291,22 +258,22 @@ async fn a_namesilo_refusal_is_shown_verbatim_and_the_retry_registers_once() {
     let w = world(&[]);
     w.registrar.fail_next("registerDomain", 119, "Insufficient account funds for requested transaction");
     let d = w.put(&register("2027-06-01"));
-    w.run(&d, 1).await.unwrap();
-    let failed = w.run(&d, 1).await;
+    w.reconcile(&d, 1).await.unwrap();
+    let failed = w.reconcile(&d, 1).await;
     assert!(failed.is_err(), "a refused order reconciled fine");
 
     let d = w.get("example-com");
     let said = "Namesilo registerDomain: 119 Insufficient account funds for requested transaction";
-    assert_eq!(cond(&d, REGISTERED).0, "False");
-    assert!(cond(&d, REGISTERED).2.contains(said), "{:?}", cond(&d, REGISTERED));
+    assert_eq!(shown(&d, REGISTERED).0, "False");
+    assert!(shown(&d, REGISTERED).2.contains(said), "{:?}", shown(&d, REGISTERED));
     assert!(w.api.events().iter().any(|e| e.type_ == "Warning" && e.note.contains(said)), "{:?}", w.api.events());
     assert_eq!(d.status.as_ref().unwrap().last_order.as_ref().map(|o| o.state), Some(OrderState::Failed));
     assert!(w.registrar.domain("example.com").is_none());
 
-    w.run(&d, 3).await.unwrap();
+    w.reconcile(&d, 3).await.unwrap();
     assert_eq!(w.registrar.count("registerDomain"), 2, "one refused, one that went through");
     assert!(w.registrar.domain("example.com").is_some());
-    assert_eq!(cond(&w.get("example-com"), "Ready").0, "True");
+    assert_eq!(shown(&w.get("example-com"), "Ready").0, "True");
 }
 
 #[tokio::test]
@@ -314,12 +281,12 @@ async fn renewal_reaches_paid_until_once_per_payment_as_time_goes_by() {
     let w = world(&[]);
     // registered today for a year: expiring 2027-06-01, paid until 2027-11-23
     let d = w.put(&register("2027-11-23"));
-    w.run(&d, 6).await.unwrap();
+    w.reconcile(&d, 6).await.unwrap();
     assert_eq!(w.registrar.count("registerDomain"), 1);
     assert_eq!(w.registrar.count("renewDomain"), 1);
     assert_eq!(w.registrar.domain("example.com").unwrap().expires, "2028-06-01");
     let d = w.get("example-com");
-    assert_eq!(cond(&d, RENEWED).1, reasons::COVERED.name);
+    assert_eq!(shown(&d, RENEWED).1, reasons::COVERED.name);
     let order = d.status.as_ref().unwrap().last_order.clone().unwrap();
     assert_eq!(
         (order.operation, order.state, order.for_paid_until.as_deref()),
@@ -330,18 +297,18 @@ async fn renewal_reaches_paid_until_once_per_payment_as_time_goes_by() {
     // a year on, nothing new was paid for: nothing is renewed
     w.ctx.clock.advance(SignedDuration::from_hours(24 * 365));
     w.registrar.set_today("2027-06-01");
-    w.run(&d, 3).await.unwrap();
+    w.reconcile(&d, 3).await.unwrap();
     assert_eq!(w.registrar.count("renewDomain"), 1);
-    assert_eq!(phase(&w.get("example-com")), Some(DomainPhase::Active));
+    assert_eq!(phase_of(&w.get("example-com")), Some(DomainPhase::Active));
 
     // billing pays another year: one more renewal
     let mut paid = w.get("example-com");
     paid.spec.paid_until = Some("2028-11-23".into());
     let paid = w.put(&paid);
-    w.run(&paid, 4).await.unwrap();
+    w.reconcile(&paid, 4).await.unwrap();
     assert_eq!(w.registrar.count("renewDomain"), 2);
     assert_eq!(w.registrar.domain("example.com").unwrap().expires, "2029-06-01");
-    assert_eq!(cond(&w.get("example-com"), "Ready").0, "True");
+    assert_eq!(shown(&w.get("example-com"), "Ready").0, "True");
 }
 
 #[tokio::test]
@@ -362,13 +329,13 @@ async fn a_payment_renewed_once_but_still_short_is_not_renewed_twice() {
     let d = w.put(&d);
     let info = w.registrar.registered_info(1, &OUR_NS);
     w.registrar.insert_domain("example.com", info);
-    w.run(&d, 3).await.unwrap();
+    w.reconcile(&d, 3).await.unwrap();
 
     assert_eq!(w.registrar.count("renewDomain"), 0);
     let d = w.get("example-com");
-    assert_eq!(cond(&d, RENEWED).0, "False");
-    assert_eq!(cond(&d, RENEWED).1, reasons::RENEWED_ONCE.name);
-    assert_eq!(cond(&d, "Ready").1, reasons::RENEWED.name);
+    assert_eq!(shown(&d, RENEWED).0, "False");
+    assert_eq!(shown(&d, RENEWED).1, reasons::RENEWED_ONCE.name);
+    assert_eq!(shown(&d, "Ready").1, reasons::RENEWED.name);
 }
 
 /// An External Domain over a registration in the account that matches its spec.
@@ -388,19 +355,19 @@ fn external(expires: &str) -> (World, Domain) {
 #[tokio::test]
 async fn a_registration_that_ran_out_shows_the_expired_phase() {
     let (w, d) = external("2026-07-01");
-    w.run(&d, 2).await.unwrap();
+    w.reconcile(&d, 2).await.unwrap();
     let d = w.get("example-com");
-    assert_eq!(phase(&d), Some(DomainPhase::Active));
-    assert_eq!(cond(&d, REGISTERED).1, reasons::IN_ACCOUNT.name);
-    assert_eq!(cond(&d, "Ready").0, "True");
+    assert_eq!(phase_of(&d), Some(DomainPhase::Active));
+    assert_eq!(shown(&d, REGISTERED).1, reasons::IN_ACCOUNT.name);
+    assert_eq!(shown(&d, "Ready").0, "True");
 
     w.ctx.clock.advance(SignedDuration::from_hours(24 * 31));
     w.registrar.set_today("2026-07-02");
-    w.run(&d, 1).await.unwrap();
+    w.reconcile(&d, 1).await.unwrap();
     let d = w.get("example-com");
-    assert_eq!(phase(&d), Some(DomainPhase::Expired));
+    assert_eq!(phase_of(&d), Some(DomainPhase::Expired));
     assert_eq!(
-        cond(&d, "Ready"),
+        shown(&d, "Ready"),
         ("False".to_owned(), reasons::EXPIRED.name.to_owned(), "example.com expired on 2026-07-01".to_owned())
     );
     assert_eq!(w.registrar.writes(), vec![], "an External Domain changed the registrar");
@@ -413,11 +380,11 @@ async fn external_and_observe_only_buy_nothing_and_say_so() {
         "ext",
         json!({"name": "example.com", "registration": {"mode": "External"}, "nameservers": OUR_NS}),
     ));
-    w.run(&ext, 3).await.unwrap();
+    w.reconcile(&ext, 3).await.unwrap();
     let ext = w.get("ext");
-    assert_eq!(cond(&ext, REGISTERED).1, reasons::NOT_IN_ACCOUNT.name);
-    assert!(cond(&ext, REGISTERED).2.contains("External: nothing is bought"), "{:?}", cond(&ext, REGISTERED));
-    assert_eq!(phase(&ext), Some(DomainPhase::Pending));
+    assert_eq!(shown(&ext, REGISTERED).1, reasons::NOT_IN_ACCOUNT.name);
+    assert!(shown(&ext, REGISTERED).2.contains("External: nothing is bought"), "{:?}", shown(&ext, REGISTERED));
+    assert_eq!(phase_of(&ext), Some(DomainPhase::Pending));
 
     let w = world(&[]);
     let observed = w.put(&with_annotation(
@@ -425,10 +392,10 @@ async fn external_and_observe_only_buy_nothing_and_say_so() {
         RECONCILE_MODE_ANNOTATION,
         "ObserveOnly",
     ));
-    w.run(&observed, 3).await.unwrap();
+    w.reconcile(&observed, 3).await.unwrap();
     let observed = w.get("obs");
-    assert_eq!(cond(&observed, REGISTERED).1, reasons::NOT_IN_ACCOUNT.name);
-    assert!(cond(&observed, REGISTERED).2.contains("ObserveOnly"));
+    assert_eq!(shown(&observed, REGISTERED).1, reasons::NOT_IN_ACCOUNT.name);
+    assert!(shown(&observed, REGISTERED).2.contains("ObserveOnly"));
     assert_eq!(w.registrar.writes(), vec![]);
     assert!(w.registrar.domain("example.org").is_none());
 }
@@ -441,15 +408,15 @@ async fn observe_only_reports_drift_and_a_due_renewal_without_writing() {
     w.registrar.insert_domain("example.com", info);
     let d = with_annotation(register("2027-11-23"), RECONCILE_MODE_ANNOTATION, "ObserveOnly");
     let d = w.put(&with_annotation(d, ADOPT_REGISTRATION_ANNOTATION, "true"));
-    w.run(&d, 3).await.unwrap();
+    w.reconcile(&d, 3).await.unwrap();
 
     let d = w.get("example-com");
-    assert_eq!(cond(&d, NAMESERVERS_SYNCED).1, reasons::OUT_OF_SYNC.name);
-    assert!(cond(&d, NAMESERVERS_SYNCED).2.contains("ns1.other.example"));
-    assert_eq!(cond(&d, SETTINGS_SYNCED).1, reasons::OUT_OF_SYNC.name);
-    assert!(cond(&d, SETTINGS_SYNCED).2.contains("lock"), "{:?}", cond(&d, SETTINGS_SYNCED));
-    assert_eq!(cond(&d, RENEWED).1, reasons::RENEWAL_DUE.name);
-    assert_eq!(cond(&d, "Ready").0, "False");
+    assert_eq!(shown(&d, NAMESERVERS_SYNCED).1, reasons::OUT_OF_SYNC.name);
+    assert!(shown(&d, NAMESERVERS_SYNCED).2.contains("ns1.other.example"));
+    assert_eq!(shown(&d, SETTINGS_SYNCED).1, reasons::OUT_OF_SYNC.name);
+    assert!(shown(&d, SETTINGS_SYNCED).2.contains("lock"), "{:?}", shown(&d, SETTINGS_SYNCED));
+    assert_eq!(shown(&d, RENEWED).1, reasons::RENEWAL_DUE.name);
+    assert_eq!(shown(&d, "Ready").0, "False");
     assert_eq!(w.registrar.writes(), vec![]);
 }
 
@@ -457,15 +424,15 @@ async fn observe_only_reports_drift_and_a_due_renewal_without_writing() {
 async fn paused_does_nothing_and_an_invalid_mode_is_reported() {
     let w = world(&[]);
     let d = w.put(&with_annotation(register("2027-06-01"), RECONCILE_MODE_ANNOTATION, "Paused"));
-    w.run(&d, 3).await.unwrap();
+    w.reconcile(&d, 3).await.unwrap();
     assert_eq!(w.registrar.calls(), vec![]);
     assert_eq!(w.api.writes(), 0, "{:?}", w.api.requests());
     assert!(w.get("example-com").status.is_none());
 
     let d = w.put(&with_annotation(register("2027-06-01"), RECONCILE_MODE_ANNOTATION, "Sometimes"));
-    w.run(&d, 2).await.unwrap();
+    w.reconcile(&d, 2).await.unwrap();
     let d = w.get("example-com");
-    let (status, reason, message) = cond(&d, "Ready");
+    let (status, reason, message) = shown(&d, "Ready");
     assert_eq!((status.as_str(), reason.as_str()), ("False", reasons::INVALID_RECONCILE_MODE.name));
     assert!(message.contains("Sometimes"), "{message}");
     assert_eq!(w.registrar.calls(), vec![]);
@@ -475,8 +442,8 @@ async fn paused_does_nothing_and_an_invalid_mode_is_reported() {
 async fn nameserver_and_setting_drift_at_the_registrar_is_repaired_and_announced() {
     let w = world(&[]);
     let d = w.put(&register("2027-06-01"));
-    w.run(&d, 4).await.unwrap();
-    assert_eq!(cond(&w.get("example-com"), "Ready").0, "True");
+    w.reconcile(&d, 4).await.unwrap();
+    assert_eq!(shown(&w.get("example-com"), "Ready").0, "True");
 
     // someone changes the delegation and unlocks the domain by hand
     let mut edited = w.registrar.domain("example.com").unwrap();
@@ -484,7 +451,7 @@ async fn nameserver_and_setting_drift_at_the_registrar_is_repaired_and_announced
     edited.locked = false;
     w.registrar.insert_domain("example.com", edited);
     w.registrar.clear_calls();
-    w.run(&d, 1).await.unwrap();
+    w.reconcile(&d, 1).await.unwrap();
 
     let now = w.registrar.domain("example.com").unwrap();
     assert_eq!(now.nameservers, OUR_NS);
@@ -494,12 +461,12 @@ async fn nameserver_and_setting_drift_at_the_registrar_is_repaired_and_announced
     assert_eq!(repaired.len(), 2, "{repaired:?}");
     assert!(repaired.iter().any(|n| n.contains("ns1.evil.example")), "{repaired:?}");
     assert!(repaired.iter().any(|n| n.contains("lock changed at the registrar")), "{repaired:?}");
-    assert_eq!(cond(&w.get("example-com"), "Ready").0, "True");
+    assert_eq!(shown(&w.get("example-com"), "Ready").0, "True");
 
     // and the next resync finds nothing to do
     w.registrar.clear_calls();
     let writes = w.api.writes();
-    w.run(&d, 1).await.unwrap();
+    w.reconcile(&d, 1).await.unwrap();
     assert_eq!(w.registrar.writes(), vec![]);
     assert_eq!(w.api.writes(), writes);
 }
@@ -512,13 +479,13 @@ async fn a_failing_setting_is_shown_verbatim_in_its_condition() {
     w.registrar.insert_domain("example.com", info);
     let d = w.put(&with_annotation(register("2027-06-01"), ADOPT_REGISTRATION_ANNOTATION, "true"));
     w.registrar.fail_next("changeNameServers", 280, "DNS modification error");
-    w.run(&d, 1).await.unwrap();
-    assert!(w.run(&d, 1).await.is_err());
+    w.reconcile(&d, 1).await.unwrap();
+    assert!(w.reconcile(&d, 1).await.is_err());
 
     let d = w.get("example-com");
     let said = "Namesilo changeNameServers: 280 DNS modification error";
-    assert_eq!(cond(&d, NAMESERVERS_SYNCED).0, "False");
-    assert!(cond(&d, NAMESERVERS_SYNCED).2.contains(said), "{:?}", cond(&d, NAMESERVERS_SYNCED));
+    assert_eq!(shown(&d, NAMESERVERS_SYNCED).0, "False");
+    assert!(shown(&d, NAMESERVERS_SYNCED).2.contains(said), "{:?}", shown(&d, NAMESERVERS_SYNCED));
     assert!(w.api.events().iter().any(|e| e.type_ == "Warning" && e.note.contains(said)));
     assert_eq!(w.registrar.domain("example.com").unwrap().nameservers[0], "ns1.other.example");
 }
@@ -542,30 +509,30 @@ async fn a_transfer_is_ordered_once_with_the_secrets_auth_code_and_followed_to_c
         json!({"name": "example.com", "nameservers": OUR_NS,
                "registration": {"mode": "Transfer", "authCodeSecretRef": {"name": "example-com-auth", "key": "code"}}}),
     ));
-    w.run(&d, 4).await.unwrap();
+    w.reconcile(&d, 4).await.unwrap();
 
     assert_eq!(w.registrar.count("transferDomain"), 1);
     let got = w.get("example-com");
-    assert_eq!(phase(&got), Some(DomainPhase::Transferring));
-    assert_eq!(cond(&got, REGISTERED).1, reasons::TRANSFER_AUTH_CODE_REJECTED.name);
-    assert!(cond(&got, REGISTERED).2.contains("Incorrect Authorization Code"), "{:?}", cond(&got, REGISTERED));
+    assert_eq!(phase_of(&got), Some(DomainPhase::Transferring));
+    assert_eq!(shown(&got, REGISTERED).1, reasons::TRANSFER_AUTH_CODE_REJECTED.name);
+    assert!(shown(&got, REGISTERED).2.contains("Incorrect Authorization Code"), "{:?}", shown(&got, REGISTERED));
     assert_eq!(w.warnings(reasons::TRANSFER_AUTH_CODE_REJECTED.name).len(), 1);
 
     // the customer corrects the code: it goes to the pending transfer, free
     w.api.put(&auth_secret("right-code"));
-    w.run(&d, 3).await.unwrap();
+    w.reconcile(&d, 3).await.unwrap();
     assert_eq!(w.registrar.count("transferUpdateChangeEPPCode"), 1);
     assert_eq!(w.registrar.count("transferDomain"), 1);
     let got = w.get("example-com");
-    assert_eq!(cond(&got, REGISTERED).1, reasons::TRANSFER_PENDING.name);
+    assert_eq!(shown(&got, REGISTERED).1, reasons::TRANSFER_PENDING.name);
     assert_eq!(got.status.as_ref().unwrap().transfer.as_ref().map(|t| t.state.as_str()), Some("Pending at Registry"));
     assert_eq!(w.normals(reasons::AUTH_CODE_UPDATED.name).len(), 1);
 
     assert_eq!(w.registrar.complete_transfers(), ["example.com"]);
-    w.run(&d, 2).await.unwrap();
+    w.reconcile(&d, 2).await.unwrap();
     let got = w.get("example-com");
-    assert_eq!(cond(&got, REGISTERED).1, reasons::TRANSFERRED.name);
-    assert_eq!(cond(&got, "Ready").0, "True", "{:?}", got.status);
+    assert_eq!(shown(&got, REGISTERED).1, reasons::TRANSFERRED.name);
+    assert_eq!(shown(&got, "Ready").0, "True", "{:?}", got.status);
     assert_eq!(got.status.as_ref().unwrap().transfer.as_ref().map(|t| t.state.as_str()), Some("Transfer Completed"));
     assert_eq!(w.registrar.count("transferDomain"), 1);
     assert_eq!(w.registrar.paid().len(), 1);
@@ -581,15 +548,15 @@ fn with_zone(d: Domain) -> Domain {
 async fn its_dns_zone_is_created_owned_and_gates_ready() {
     let w = world(&[]);
     let d = w.put(&with_zone(register("2027-06-01")));
-    w.run(&d, 4).await.unwrap();
+    w.reconcile(&d, 4).await.unwrap();
 
     let zone: DnsZone = w.api.get(NS, "example-com").expect("the DnsZone was created");
     let owner = &zone.owner_references()[0];
     assert_eq!((owner.kind.as_str(), Some(&owner.uid), owner.controller), ("Domain", d.uid().as_ref(), Some(true)));
     assert_eq!(zone.spec.zone, "example.com");
     let got = w.get("example-com");
-    assert_eq!(cond(&got, ZONE_READY).1, reasons::WAITING.name);
-    assert_eq!(cond(&got, "Ready").0, "False");
+    assert_eq!(shown(&got, ZONE_READY).1, reasons::WAITING.name);
+    assert_eq!(shown(&got, "Ready").0, "False");
     assert_eq!(got.status.as_ref().unwrap().zone_ref.as_deref(), Some("example-com"));
 
     // the DnsZone controller serves it
@@ -599,10 +566,10 @@ async fn its_dns_zone_is_created_owned_and_gates_ready() {
         "message": "served", "lastTransitionTime": testing::T0, "observedGeneration": zone.metadata.generation}]}))
         .unwrap();
     w.api.put(&served);
-    w.run(&d, 1).await.unwrap();
+    w.reconcile(&d, 1).await.unwrap();
     let got = w.get("example-com");
-    assert_eq!(cond(&got, ZONE_READY).0, "True");
-    assert_eq!(cond(&got, "Ready").0, "True");
+    assert_eq!(shown(&got, ZONE_READY).0, "True");
+    assert_eq!(shown(&got, "Ready").0, "True");
 }
 
 #[tokio::test]
@@ -617,12 +584,12 @@ async fn an_existing_dns_zone_not_its_own_is_reported_and_left_untouched() {
     w.api.put(&foreign);
     let before: Value = serde_json::to_value(w.api.get::<DnsZone>(NS, "example-com").unwrap()).unwrap();
     let d = w.put(&with_zone(register("2027-06-01")));
-    w.run(&d, 4).await.unwrap();
+    w.reconcile(&d, 4).await.unwrap();
 
     let got = w.get("example-com");
-    assert_eq!(cond(&got, ZONE_READY).1, reasons::ZONE_OWNED_ELSEWHERE.name);
-    assert!(cond(&got, ZONE_READY).2.contains("not this Domain's"));
-    assert_eq!(cond(&got, "Ready").0, "False");
+    assert_eq!(shown(&got, ZONE_READY).1, reasons::ZONE_OWNED_ELSEWHERE.name);
+    assert!(shown(&got, ZONE_READY).2.contains("not this Domain's"));
+    assert_eq!(shown(&got, "Ready").0, "False");
     let after: Value = serde_json::to_value(w.api.get::<DnsZone>(NS, "example-com").unwrap()).unwrap();
     assert_eq!(after, before, "a DnsZone that is not the Domain's was changed");
 }
@@ -635,12 +602,12 @@ async fn deleting_with_delete_turns_auto_renew_off_and_orphan_leaves_the_registr
         d.spec.registration.auto_renew = true;
         d.spec.deletion_policy = serde_json::from_value(json!(policy)).unwrap();
         let d = w.put(&d);
-        w.run(&d, 4).await.unwrap();
+        w.reconcile(&d, 4).await.unwrap();
         assert!(w.registrar.domain("example.com").unwrap().auto_renew);
 
         w.registrar.clear_calls();
         w.api.delete::<Domain>(NS, "example-com");
-        w.run(&d, 1).await.unwrap();
+        w.reconcile(&d, 1).await.unwrap();
         assert!(w.api.get::<Domain>(NS, "example-com").is_none(), "{policy}: the finalizer stayed");
         let info = w.registrar.domain("example.com").expect("a registration cannot be undone");
         assert_eq!(info.auto_renew, auto_renew_after, "{policy}");
@@ -661,11 +628,11 @@ async fn deleting_a_domain_that_never_managed_its_registration_changes_nothing()
     let mut d = register("2027-06-01");
     d.spec.deletion_policy = serde_json::from_value(json!("Delete")).unwrap();
     let d = w.put(&d);
-    w.run(&d, 3).await.unwrap();
-    assert_eq!(cond(&w.get("example-com"), REGISTERED).1, reasons::REGISTRATION_NOT_ADOPTED.name);
+    w.reconcile(&d, 3).await.unwrap();
+    assert_eq!(shown(&w.get("example-com"), REGISTERED).1, reasons::REGISTRATION_NOT_ADOPTED.name);
 
     w.api.delete::<Domain>(NS, "example-com");
-    w.run(&d, 1).await.unwrap();
+    w.reconcile(&d, 1).await.unwrap();
     assert!(w.api.get::<Domain>(NS, "example-com").is_none());
     assert!(w.registrar.domain("example.com").unwrap().auto_renew, "someone else's registration was changed");
     assert_eq!(w.registrar.writes(), vec![]);
