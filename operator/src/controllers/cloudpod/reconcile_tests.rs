@@ -8,9 +8,9 @@ use mpanel_crds::RECONCILE_MODE_ANNOTATION;
 use serde_json::json;
 
 use crate::config::{IpPool, ProxmoxAllowed};
-use crate::testing::apiserver::FakeApiServer;
+use crate::testing;
+use crate::testing::harness::Harness;
 use crate::testing::proxmox::{FakeGuest, FakeProxmox};
-use crate::testing::{self, reconcile_once};
 
 const NS: &str = "customer-acme";
 const NAME: &str = "web-1";
@@ -65,10 +65,16 @@ fn state(px: &FakeProxmox) -> State<FakeProxmox> {
 }
 
 struct World {
-    api: FakeApiServer,
+    h: Harness<State<FakeProxmox>>,
     px: FakeProxmox,
-    ctx: Arc<Context<FakeProxmox>>,
     pod: CloudPod,
+}
+
+impl std::ops::Deref for World {
+    type Target = Harness<State<FakeProxmox>>;
+    fn deref(&self) -> &Self::Target {
+        &self.h
+    }
 }
 
 impl World {
@@ -78,18 +84,16 @@ impl World {
 
     /// As [`World::new`], with the operator configuration changed by `configure`.
     fn with(pod: CloudPod, configure: impl FnOnce(&mut State<FakeProxmox>)) -> Self {
-        let api = FakeApiServer::new();
-        api.put(&pod);
         let px = FakeProxmox::testbed();
         let mut st = state(&px);
         configure(&mut st);
-        let ctx = testing::context(&api, st);
-        let pod = api.get(NS, NAME).unwrap();
-        Self { api, px, ctx, pod }
+        let h = Harness::new(st);
+        let pod = h.put(&pod);
+        Self { h, px, pod }
     }
 
     async fn once(&self) -> Result<Action, Error> {
-        reconcile_once(&self.ctx, &self.api, &self.pod).await
+        self.h.reconcile(&self.pod, 1).await
     }
 
     /// Reconciles, finishing every task Proxmox runs, until Ready is True (at most `n` looks).
@@ -105,7 +109,7 @@ impl World {
     }
 
     fn stored(&self) -> CloudPod {
-        self.api.get(NS, NAME).expect("the CloudPod is stored")
+        self.h.stored(&self.pod)
     }
 
     fn status(&self) -> CloudPodStatus {
@@ -113,7 +117,7 @@ impl World {
     }
 
     fn condition(&self, type_: &str) -> Option<Condition> {
-        self.status().conditions.into_iter().find(|c| c.type_ == type_)
+        self.h.condition(&self.pod, type_)
     }
 
     fn set_annotation(&self, value: Option<&str>) {
@@ -539,29 +543,21 @@ async fn a_guest_deleted_out_of_band_is_cloned_again_at_the_same_vmid() {
 /// A VMID taken by another CloudPod's status or by any guest is not handed out again.
 #[tokio::test]
 async fn a_vmid_in_use_is_skipped() {
-    let api = FakeApiServer::new();
     let mut other = pod_with(spec());
     other.metadata.name = Some("other".into());
     other.spec.network.ipv4.address = Some("198.51.100.20/24".into());
     other.status = Some(CloudPodStatus { vmid: Some(FIRST), ..CloudPodStatus::default() });
-    let pod = pod_with(spec());
-    api.put(&pod);
-    let px = FakeProxmox::testbed();
-    px.insert_guest(FakeGuest::new(FIRST + 1, "pve1", Kind::Qemu));
-    let mut st = state(&px);
-    st.cloudpods = testing::store_of(&[other]);
-    let ctx = testing::context(&api, st);
-    reconcile_once(&ctx, &api, &pod).await.unwrap();
-    reconcile_once(&ctx, &api, &pod).await.unwrap();
-    let stored: CloudPod = api.get(NS, NAME).unwrap();
-    assert_eq!(stored.status.unwrap().vmid, Some(FIRST + 2));
+    let w = World::with(pod_with(spec()), |st| st.cloudpods = testing::store_of(&[other]));
+    w.px.insert_guest(FakeGuest::new(FIRST + 1, "pve1", Kind::Qemu));
+    w.once().await.unwrap();
+    w.once().await.unwrap();
+    assert_eq!(w.stored().status.unwrap().vmid, Some(FIRST + 2));
 }
 
 /// A static address another customer's CloudPod already has is refused, without naming that
 /// CloudPod or its namespace, and nothing is made in Proxmox.
 #[tokio::test]
 async fn an_address_another_customers_cloudpod_holds_is_refused_without_naming_it() {
-    let api = FakeApiServer::new();
     let mut theirs = pod_with(spec());
     theirs.metadata.name = Some("their-shop".into());
     theirs.metadata.namespace = Some("customer-other".into());
@@ -571,16 +567,10 @@ async fn an_address_another_customers_cloudpod_holds_is_refused_without_naming_i
         ip_address: Some("198.51.100.10".into()),
         ..CloudPodStatus::default()
     });
-    let pod = pod_with(spec());
-    api.put(&pod);
-    let px = FakeProxmox::testbed();
-    let mut st = state(&px);
-    st.cloudpods = testing::store_of(&[theirs]);
-    let ctx = testing::context(&api, st);
-    reconcile_once(&ctx, &api, &pod).await.unwrap();
-    reconcile_once(&ctx, &api, &pod).await.unwrap();
-    let stored: CloudPod = api.get(NS, NAME).unwrap();
-    let status = stored.status.unwrap();
+    let w = World::with(pod_with(spec()), |st| st.cloudpods = testing::store_of(&[theirs]));
+    w.once().await.unwrap();
+    w.once().await.unwrap();
+    let status = w.stored().status.unwrap();
     let configured = status.conditions.iter().find(|c| c.type_ == CONFIGURED).expect("refused in Configured");
     assert_eq!((configured.status.as_str(), configured.reason.as_str()), ("False", "AddressInUse"));
     assert!(
@@ -589,7 +579,7 @@ async fn an_address_another_customers_cloudpod_holds_is_refused_without_naming_i
         configured.message
     );
     assert_eq!(status.vmid, None);
-    assert!(px.writes().is_empty(), "{:?}", px.writes());
+    assert!(w.px.writes().is_empty(), "{:?}", w.px.writes());
 }
 
 /// A VM from a QEMU template: the guest agent's view of a running VM goes into the status, and a
