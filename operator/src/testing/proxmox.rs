@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::Value;
 
 use crate::controllers::Clock;
+use crate::controllers::cloudpod::guest::size_gib;
 use crate::providers::proxmox::{Guest, Kind, Node, ProxmoxApi, ProxmoxError, Task, clone_params};
 use crate::providers::proxmox_agent::{AgentError, ExecStatus, GuestAgent};
 use crate::providers::proxmox_backup::{BackupApi, BackupVolume, Restore, Vzdump, parse_archive};
@@ -263,21 +264,6 @@ fn missing(node: &str, kind: Kind, vmid: u32) -> ProxmoxError {
     pve(format!("Configuration file 'nodes/{node}/{dir}/{vmid}.conf' does not exist"))
 }
 
-/// `8G`, `512M`, `1T`, `+10G` in GiB (rounded up); `None` when unreadable.
-fn gib(size: &str) -> Option<u64> {
-    let size = size.trim_start_matches('+');
-    let (number, unit) = size.split_at(size.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(size.len()));
-    let n: f64 = number.parse().ok()?;
-    let g = match unit {
-        "T" => n * 1024.0,
-        "G" | "" => n,
-        "M" => n / 1024.0,
-        "K" => n / (1024.0 * 1024.0),
-        _ => return None,
-    };
-    Some(g.ceil() as u64)
-}
-
 /// The disk entry with its `size=` item replaced.
 fn with_size(entry: &str, gib: u64) -> String {
     let mut items: Vec<String> =
@@ -288,7 +274,7 @@ fn with_size(entry: &str, gib: u64) -> String {
 
 /// The size in GiB of a disk entry (`…,size=8G`).
 fn entry_gib(entry: &str) -> Option<u64> {
-    gib(entry.split(',').find_map(|i| i.strip_prefix("size="))?)
+    size_gib(entry.split(',').find_map(|i| i.strip_prefix("size="))?)
 }
 
 /// `{{`/`}}` as the real client writes a vzdump note.
@@ -753,7 +739,7 @@ impl ProxmoxApi for FakeProxmox {
             State::unlocked(guest)?;
             let Some(entry) = guest.get(disk) else { return Err(pve(format!("disk '{disk}' does not exist"))) };
             let current = entry_gib(&entry).unwrap_or(0);
-            let asked = gib(size).ok_or_else(|| pve(format!("unable to parse size '{size}'")))?;
+            let asked = size_gib(size).ok_or_else(|| pve(format!("unable to parse size '{size}'")))?;
             let new = if size.starts_with('+') { current + asked } else { asked };
             if new < current {
                 return Err(pve("shrinking disks is not supported"));

@@ -192,7 +192,13 @@ pub fn root_disk(kind: Kind) -> &'static str {
 
 /// The size in GiB of the disk in `config[key]` (`…,size=8G`), rounded up.
 pub fn disk_gib(config: &BTreeMap<String, Value>, key: &str) -> Option<u64> {
-    let size = items(&text(config.get(key)?)).get("size")?.clone()?;
+    size_gib(&items(&text(config.get(key)?)).get("size")?.clone()?)
+}
+
+/// A Proxmox size (`8G`, `512M`, `1T`, `+10G`; no unit is GiB) in GiB, rounded up; `None` when
+/// unreadable.
+pub fn size_gib(size: &str) -> Option<u64> {
+    let size = size.trim_start_matches('+');
     let (number, unit) = size.split_at(size.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(size.len()));
     let n: f64 = number.parse().ok()?;
     let gib = match unit {
