@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 
 use crate::providers::proxmox::Kind;
 use crate::providers::proxmox_backup::BackupVolume;
-use crate::testing::apiserver::FakeApiServer;
+use crate::testing;
+use crate::testing::harness::Harness;
 use crate::testing::proxmox::{FakeGuest, FakeProxmox};
-use crate::testing::{self, reconcile_once};
 
 const NS: &str = "customer-acme";
 const POD: &str = "web-1";
@@ -61,27 +61,32 @@ fn policy(every: &str, keep: u32) -> BackupPolicy {
 }
 
 struct World {
-    api: FakeApiServer,
+    h: Harness<State<FakeProxmox>>,
     px: FakeProxmox,
-    ctx: Arc<Context<FakeProxmox>>,
+}
+
+impl std::ops::Deref for World {
+    type Target = Harness<State<FakeProxmox>>;
+    fn deref(&self) -> &Self::Target {
+        &self.h
+    }
 }
 
 impl World {
     /// The testbed's Proxmox with the guest, and the CloudPod that owns it (with its guest in the
     /// status unless `with_guest` is false).
     fn new(with_guest: bool) -> Self {
-        let api = FakeApiServer::new();
-        let status = with_guest.then(|| json!({"vmid": VMID, "node": "pve1", "phase": "Running"}));
-        api.put(&cloud_pod(NS, status));
         let px = FakeProxmox::testbed();
         px.insert_guest(guest());
-        let ctx = testing::context(&api, State { proxmox: Arc::new(px.clone()) });
-        px.set_clock(ctx.clock.clone());
-        Self { api, px, ctx }
+        let h = Harness::new(State { proxmox: Arc::new(px.clone()) });
+        let status = with_guest.then(|| json!({"vmid": VMID, "node": "pve1", "phase": "Running"}));
+        h.api.put(&cloud_pod(NS, status));
+        px.set_clock(h.ctx.clock.clone());
+        Self { h, px }
     }
 
     fn pod(&self) -> CloudPod {
-        self.api.get(NS, POD).expect("the CloudPod is stored")
+        self.stored_at(NS, POD)
     }
 
     fn pod_uid(&self) -> String {
@@ -101,10 +106,6 @@ impl World {
     }
 }
 
-fn ready(conditions: &[Condition]) -> Option<Condition> {
-    conditions.iter().find(|c| c.type_ == "Ready").cloned()
-}
-
 // ---- BackupPolicy ----
 
 struct Policy<'w> {
@@ -114,11 +115,11 @@ struct Policy<'w> {
 
 impl Policy<'_> {
     async fn once(&self) -> Result<Action, Error> {
-        reconcile_once(&self.w.ctx, &self.w.api, &self.obj).await
+        self.w.reconcile(&self.obj, 1).await
     }
 
     fn stored(&self) -> BackupPolicy {
-        self.w.api.get(NS, &self.obj.name_any()).expect("the policy is stored")
+        self.w.stored(&self.obj)
     }
 
     fn status(&self) -> mpanel_crds::backup::BackupPolicyStatus {
@@ -126,7 +127,7 @@ impl Policy<'_> {
     }
 
     fn ready(&self) -> Condition {
-        ready(&self.status().conditions).expect("a Ready condition")
+        self.w.expect_condition(&self.obj, "Ready")
     }
 
     fn entry(&self) -> mpanel_crds::backup::CloudPodBackups {
@@ -135,8 +136,7 @@ impl Policy<'_> {
 }
 
 fn policy_in<'w>(w: &'w World, obj: BackupPolicy) -> Policy<'w> {
-    w.api.put(&obj);
-    let obj = w.api.get(NS, &obj.name_any()).unwrap();
+    let obj = w.put(&obj);
     Policy { w, obj }
 }
 
@@ -276,13 +276,11 @@ async fn another_namespaces_cloudpod_is_never_backed_up() {
     let w = World::new(true);
     let mut theirs = policy("24h", 3);
     theirs.metadata.namespace = Some("intruder".into());
-    w.api.put(&theirs);
-    let theirs: BackupPolicy = w.api.get("intruder", "web-1-daily").unwrap();
+    let theirs = w.put(&theirs);
     for _ in 0..2 {
-        reconcile_once(&w.ctx, &w.api, &theirs).await.unwrap();
+        w.reconcile(&theirs, 1).await.unwrap();
     }
-    let stored: BackupPolicy = w.api.get("intruder", "web-1-daily").unwrap();
-    let ready = ready(&stored.status.unwrap().conditions).unwrap();
+    let ready = w.expect_condition(&theirs, "Ready");
     assert_eq!(ready.reason, "CloudPodWithoutGuest");
     assert_eq!(w.px.count("vzdump"), 0);
     assert_eq!(w.px.count("list_backups"), 0);
@@ -377,16 +375,15 @@ struct Restoring<'w> {
 
 impl Restoring<'_> {
     async fn once(&self) -> Result<Action, Error> {
-        reconcile_once(&self.w.ctx, &self.w.api, &self.obj).await
+        self.w.reconcile(&self.obj, 1).await
     }
 
     fn status(&self) -> mpanel_crds::backup::CloudPodRestoreStatus {
-        let stored: CloudPodRestore = self.w.api.get(NS, "restore-1").expect("stored");
-        stored.status.unwrap_or_default()
+        self.w.stored(&self.obj).status.unwrap_or_default()
     }
 
     fn ready(&self) -> Option<Condition> {
-        ready(&self.status().conditions)
+        self.w.condition(&self.obj, "Ready")
     }
 
     fn pod_mode(&self) -> Option<String> {
@@ -401,8 +398,7 @@ fn restore_of<'w>(w: &'w World, archive: &str) -> Restoring<'w> {
         "spec": {"cloudPod": POD, "archive": archive}
     }))
     .unwrap();
-    w.api.put(&obj);
-    Restoring { w, obj: w.api.get(NS, "restore-1").unwrap() }
+    Restoring { w, obj: w.put(&obj) }
 }
 
 /// A restore pauses the CloudPod, stops the guest, restores the archive over it and hands the
