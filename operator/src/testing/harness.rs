@@ -27,6 +27,12 @@ impl<S> Harness<S> {
         Self { api, ctx }
     }
 
+    /// A context around `state` on `api` (for a state that itself talks to `api`).
+    pub fn on(api: FakeApiServer, state: S) -> Self {
+        let ctx = super::context(&api, state);
+        Self { api, ctx }
+    }
+
     /// Stores `obj` and returns it as the API holds it (uid and creation time assigned).
     pub fn put<K>(&self, obj: &K) -> K
     where

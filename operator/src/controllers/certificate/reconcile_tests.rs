@@ -15,6 +15,7 @@ use crate::providers::proxmox_agent::ExecStatus;
 use crate::testing::acme::FakeAcme;
 use crate::testing::apiserver::{FakeApiServer, RecordedEvent};
 use crate::testing::dns_listener::DnsListener;
+use crate::testing::harness::Harness;
 use crate::testing::powerdns::FakePowerDns;
 use crate::testing::proxmox::{FakeAgent, FakeGuest, FakeProxmox};
 use crate::testing::{self, store_of};
@@ -92,13 +93,19 @@ fn certificate(ns: &str, name: &str, spec: serde_json::Value) -> Certificate {
 
 /// The operator around one Certificate controller, on fakes.
 struct Bed {
-    api: FakeApiServer,
+    h: Harness<State<Fakes>>,
     dns: FakePowerDns,
     ca: FakeAcme,
     pve: FakeProxmox,
     listener: DnsListener,
     zones: Vec<DnsZone>,
-    ctx: Arc<Context<Fakes>>,
+}
+
+impl std::ops::Deref for Bed {
+    type Target = Harness<State<Fakes>>;
+    fn deref(&self) -> &Self::Target {
+        &self.h
+    }
 }
 
 impl Bed {
@@ -113,9 +120,9 @@ impl Bed {
         let listener = DnsListener::start(dns.clone()).await;
         let ca = FakeAcme::new();
         let pve = FakeProxmox::new();
-        let ctx = Self::context(&api, &dns, &ca, &pve, &listener, &zones);
-        ca.set_clock(ctx.clock.clone());
-        Self { api, dns, ca, pve, listener, zones, ctx }
+        let h = Harness::on(api.clone(), Self::state(&api, &dns, &ca, &pve, &listener, &zones));
+        ca.set_clock(h.ctx.clock.clone());
+        Self { h, dns, ca, pve, listener, zones }
     }
 
     /// The example's setup: namespace `NS` holds example.com through its DnsZone.
@@ -123,36 +130,40 @@ impl Bed {
         Self::new(vec![zone(NS, "example-com", "example.com", "zone-uid-example")]).await
     }
 
-    fn context(
+    fn state(
         api: &FakeApiServer,
         dns: &FakePowerDns,
         ca: &FakeAcme,
         pve: &FakeProxmox,
         listener: &DnsListener,
         zones: &[DnsZone],
-    ) -> Arc<Context<Fakes>> {
+    ) -> State<Fakes> {
         let client = api.client();
-        let state = State::<Fakes> {
+        State::<Fakes> {
             names: testing::names_of(zones, &[]),
             dns01: Dns01::new(dns.clone(), listener.addr, Duration::from_secs(2)),
             issuers: TestIssuers(BTreeMap::from([(ISSUER.to_owned(), ca.clone())])),
             budget: Budget { api: Api::namespaced(client, BUDGET_NS), name: BUDGET.to_owned(), limit: BUDGET_LIMIT },
             dnszones: store_of(zones),
             guest_agent: Some(pve.clone()),
-        };
-        testing::context(api, state)
+        }
+    }
+
+    /// A fresh context on the same fakes whose cluster holds `zones`.
+    fn context_knowing(&self, zones: &[DnsZone]) -> Arc<Context<Fakes>> {
+        testing::context(&self.api, Self::state(&self.api, &self.dns, &self.ca, &self.pve, &self.listener, zones))
     }
 
     /// A restarted operator: a fresh context on the same fakes, its clock where this one's is.
     fn restarted(&self) -> Arc<Context<Fakes>> {
-        let ctx = Self::context(&self.api, &self.dns, &self.ca, &self.pve, &self.listener, &self.zones);
+        let ctx = self.context_knowing(&self.zones);
         let moved = self.ctx.clock.now().duration_since(ctx.clock.now());
         ctx.clock.advance(moved);
         ctx
     }
 
     async fn reconcile(&self, cert: &Certificate) -> Result<Action, Error> {
-        testing::reconcile_once(&self.ctx, &self.api, cert).await
+        self.h.reconcile(cert, 1).await
     }
 
     /// Reconciles until the Certificate is Ready by a certificate just issued (at most 10 times).
@@ -171,16 +182,8 @@ impl Bed {
         Action::requeue(resync_after(&self.stored(cert), self.ctx.resync))
     }
 
-    fn stored(&self, cert: &Certificate) -> Certificate {
-        self.api.get(&cert.namespace().unwrap(), &cert.name_any()).expect("the Certificate is stored")
-    }
-
     fn status(&self, cert: &Certificate) -> CertificateStatus {
         self.stored(cert).status.unwrap_or_default()
-    }
-
-    fn condition(&self, cert: &Certificate, type_: &str) -> Option<Condition> {
-        conditions::find(&self.status(cert).conditions, type_).cloned()
     }
 
     fn ready(&self, cert: &Certificate) -> Option<Condition> {
@@ -386,7 +389,7 @@ async fn an_order_in_flight_is_resumed_not_ordered_again() {
     assert_eq!(bed.ca.orders().len(), 1);
     assert_eq!(bed.status(&cert).phase, Some(CertificatePhase::Issuing));
 
-    bed.ctx = bed.restarted();
+    bed.h.ctx = bed.restarted();
     bed.ca.clear_calls();
     bed.issue(&cert).await;
     assert_eq!(bed.ca.count("new_order"), 0, "not ordered again");
@@ -524,7 +527,7 @@ async fn another_namespaces_name_is_refused_without_an_order() {
     let bed = Bed::new(vec![victim]).await;
     // the attacker's own DnsZone inside the victim's zone is not granted, and not in PowerDNS
     let inside = new_zone("attacker", "shop", "shop.example.com", "zone-uid-attacker");
-    let ctx = Bed::context(&bed.api, &bed.dns, &bed.ca, &bed.pve, &bed.listener, &[bed.zones[0].clone(), inside]);
+    let ctx = bed.context_knowing(&[bed.zones[0].clone(), inside]);
     let cert = certificate("attacker", "steal", json!({"dnsNames": ["shop.example.com", "www.example.com"]}));
     bed.api.put(&cert);
     for _ in 0..3 {
