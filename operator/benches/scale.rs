@@ -395,5 +395,8 @@ fn main() -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_file(&config_path);
     let _ = std::fs::remove_file(&log_path);
+    // the namespace stays: releasing the finalizers of every object, one kubectl each, would take
+    // longer than the bench, and benches/scale.sh brings this testbed down
+    std::mem::forget(ns);
     outcome
 }
