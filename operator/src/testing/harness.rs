@@ -147,3 +147,35 @@ pub fn with_annotation<K: Resource>(mut obj: K, key: &str, value: &str) -> K {
 pub fn with_mode<K: Resource>(obj: K, mode: &str) -> K {
     with_annotation(obj, mpanel_crds::RECONCILE_MODE_ANNOTATION, mode)
 }
+
+/// `base` with the top-level fields of `over` put over it.
+pub fn merged(mut base: serde_json::Value, over: serde_json::Value) -> serde_json::Value {
+    for (k, v) in over.as_object().cloned().unwrap_or_default() {
+        base[k] = v;
+    }
+    base
+}
+
+/// The mPanel object of `kind` named `name` in `ns` with `spec`.
+pub fn object<K: DeserializeOwned>(kind: &str, ns: &str, name: &str, spec: serde_json::Value) -> K {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "mpanel.migrahosting.com/v1alpha1", "kind": kind,
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec
+    }))
+    .unwrap_or_else(|e| panic!("not a valid {kind}: {e}"))
+}
+
+/// Lets a test's own setup, which wraps the harness in its field `h` beside the kind's fakes, be
+/// used as the harness: `derefs_to_harness!(Setup, State<FakePowerDns>);`.
+macro_rules! derefs_to_harness {
+    ($setup:ty, $state:ty) => {
+        impl std::ops::Deref for $setup {
+            type Target = $crate::testing::harness::Harness<$state>;
+            fn deref(&self) -> &Self::Target {
+                &self.h
+            }
+        }
+    };
+}
+pub(crate) use derefs_to_harness;

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::providers::proxmox::Kind;
 use crate::providers::proxmox_backup::BackupVolume;
 use crate::testing;
-use crate::testing::harness::Harness;
+use crate::testing::harness::{Harness, derefs_to_harness};
 use crate::testing::proxmox::{FakeGuest, FakeProxmox};
 
 const NS: &str = "customer-acme";
@@ -65,12 +65,7 @@ struct World {
     px: FakeProxmox,
 }
 
-impl std::ops::Deref for World {
-    type Target = Harness<State<FakeProxmox>>;
-    fn deref(&self) -> &Self::Target {
-        &self.h
-    }
-}
+derefs_to_harness!(World, State<FakeProxmox>);
 
 impl World {
     /// The testbed's Proxmox with the guest, and the CloudPod that owns it (with its guest in the

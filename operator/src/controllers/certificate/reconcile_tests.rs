@@ -15,7 +15,7 @@ use crate::providers::proxmox_agent::ExecStatus;
 use crate::testing::acme::FakeAcme;
 use crate::testing::apiserver::{FakeApiServer, RecordedEvent};
 use crate::testing::dns_listener::DnsListener;
-use crate::testing::harness::Harness;
+use crate::testing::harness::{Harness, derefs_to_harness};
 use crate::testing::powerdns::FakePowerDns;
 use crate::testing::proxmox::{FakeAgent, FakeGuest, FakeProxmox};
 use crate::testing::{self, store_of};
@@ -101,12 +101,7 @@ struct Bed {
     zones: Vec<DnsZone>,
 }
 
-impl std::ops::Deref for Bed {
-    type Target = Harness<State<Fakes>>;
-    fn deref(&self) -> &Self::Target {
-        &self.h
-    }
-}
+derefs_to_harness!(Bed, State<Fakes>);
 
 impl Bed {
     /// `zones` known to the cluster; those of namespace `NS` (and the first of any other) are in

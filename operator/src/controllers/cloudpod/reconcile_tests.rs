@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::config::{IpPool, ProxmoxAllowed};
 use crate::testing;
-use crate::testing::harness::Harness;
+use crate::testing::harness::{Harness, derefs_to_harness};
 use crate::testing::proxmox::{FakeGuest, FakeProxmox};
 
 const NS: &str = "customer-acme";
@@ -70,12 +70,7 @@ struct World {
     pod: CloudPod,
 }
 
-impl std::ops::Deref for World {
-    type Target = Harness<State<FakeProxmox>>;
-    fn deref(&self) -> &Self::Target {
-        &self.h
-    }
-}
+derefs_to_harness!(World, State<FakeProxmox>);
 
 impl World {
     fn new(pod: CloudPod) -> Self {

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::controllers::certificate::keys::managed_labels;
 use crate::controllers::mailbox::dkim;
 use crate::providers::powerdns::RrSet;
-use crate::testing::harness::{Harness, assert_condition, with_mode};
+use crate::testing::harness::{Harness, assert_condition, derefs_to_harness, merged, object, with_mode};
 use crate::testing::powerdns::FakePowerDns;
 use crate::testing::{names_of, store_of};
 
@@ -21,20 +21,12 @@ const ZONE: &str = "example.com.";
 
 /// A DnsZone `name` in `ns` with `spec` over the plain zone spec (one `www` A record).
 fn zone_in(ns: &str, name: &str, spec: Value) -> DnsZone {
-    let mut full = json!({
+    let plain = json!({
         "zone": ZONE,
         "nameservers": ["ns1.migrahosting.com."],
         "records": [{"name": "www", "type": "A", "ttl": 300, "values": ["192.0.2.10"]}]
     });
-    for (k, v) in spec.as_object().cloned().unwrap_or_default() {
-        full[k] = v;
-    }
-    serde_json::from_value(json!({
-        "apiVersion": "mpanel.migrahosting.com/v1alpha1", "kind": "DnsZone",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": full
-    }))
-    .unwrap()
+    object("DnsZone", ns, name, merged(plain, spec))
 }
 
 fn zone(spec: Value) -> DnsZone {
@@ -56,12 +48,7 @@ fn setup() -> Setup {
     setup_with(names_of(&[], &[]), &[])
 }
 
-impl std::ops::Deref for Setup {
-    type Target = Harness<State<FakePowerDns>>;
-    fn deref(&self) -> &Self::Target {
-        &self.h
-    }
-}
+derefs_to_harness!(Setup, State<FakePowerDns>);
 
 #[tokio::test]
 async fn a_new_zone_is_created_with_its_records_marked_as_this_objects_and_ready() {

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::testing;
 use crate::testing::apiserver::FakeApiServer;
-use crate::testing::harness::{Harness, phase_of, shown, with_annotation};
+use crate::testing::harness::{Harness, derefs_to_harness, phase_of, shown, with_annotation};
 use crate::testing::namesilo::FakeNamesilo;
 
 const NS: &str = "customer-acme";
@@ -58,12 +58,7 @@ fn world(domains: &[Domain]) -> World {
     World { h: Harness::new(state), registrar }
 }
 
-impl std::ops::Deref for World {
-    type Target = Harness<State<FakeNamesilo>>;
-    fn deref(&self) -> &Self::Target {
-        &self.h
-    }
-}
+derefs_to_harness!(World, State<FakeNamesilo>);
 
 impl World {
     fn get(&self, name: &str) -> Domain {

@@ -10,7 +10,7 @@ use k8s_openapi::ByteString;
 use serde_json::{Value, json};
 
 use crate::providers::mailcore::{AliasRow, DomainRow, MailboxRow};
-use crate::testing::harness::{Harness, assert_condition, with_mode};
+use crate::testing::harness::{Harness, assert_condition, derefs_to_harness, merged, object, with_mode};
 use crate::testing::mailcore::FakeMailCore;
 use crate::testing::{names_of, store_of};
 
@@ -24,22 +24,14 @@ const PASSWORD: &str = "correct-horse-2026";
 
 /// The Mailbox `info@example.com` (alias `hello@`, 2 GiB) with `spec` over it.
 fn mailbox_in(ns: &str, name: &str, spec: Value) -> Mailbox {
-    let mut full = json!({
+    let plain = json!({
         "address": ADDRESS,
         "displayName": "Acme Info",
         "quotaMiB": 2048,
         "passwordSecretRef": {"name": SECRET, "key": "password"},
         "aliases": [ALIAS]
     });
-    for (k, v) in spec.as_object().cloned().unwrap_or_default() {
-        full[k] = v;
-    }
-    serde_json::from_value(json!({
-        "apiVersion": "mpanel.migrahosting.com/v1alpha1", "kind": "Mailbox",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": full
-    }))
-    .unwrap()
+    object("Mailbox", ns, name, merged(plain, spec))
 }
 
 fn mailbox(spec: Value) -> Mailbox {
@@ -104,12 +96,7 @@ impl Drop for Setup {
     }
 }
 
-impl std::ops::Deref for Setup {
-    type Target = Harness<State<FakeMailCore>>;
-    fn deref(&self) -> &Self::Target {
-        &self.h
-    }
-}
+derefs_to_harness!(Setup, State<FakeMailCore>);
 
 impl Setup {
     fn write_ops(&self) -> Vec<&'static str> {
