@@ -106,20 +106,7 @@ fn chart_installs_and_its_service_account_runs_every_controller() -> anyhow::Res
     assert_eq!(applied.lines().count(), dry.lines().count(), "the dry run and the apply differ:\n{dry}\n{applied}");
 
     // run the operator with nothing but the chart's ServiceAccount
-    let token = tb.kubectl_ok(&["create", "token", &format!("{release}-operator"), "-n", &ns.name], None)?;
-    let admin = std::fs::read_to_string(tb.get("KUBECONFIG")?)?;
-    let server = admin.lines().find_map(|l| l.split("server: \"").nth(1)).and_then(|s| s.split('"').next());
-    let ca = admin.lines().find_map(|l| l.split("certificate-authority: \"").nth(1)).and_then(|s| s.split('"').next());
-    let (Some(server), Some(ca)) = (server, ca) else { bail!("cannot read the testbed kubeconfig:\n{admin}") };
-    let kubeconfig = std::env::temp_dir().join(format!("{release}.kubeconfig"));
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: t, cluster: {{server: \"{server}\", certificate-authority: \"{ca}\"}}}}]\n\
-             users: [{{name: sa, user: {{token: \"{}\"}}}}]\ncontexts: [{{name: t, context: {{cluster: t, user: sa}}}}]\ncurrent-context: t\n",
-            token.trim()
-        ),
-    )?;
+    let kubeconfig = service_account_kubeconfig(&tb, &format!("{release}-operator"), &ns.name)?;
     // the configuration the chart mounts
     let config_text = tb.kubectl_ok(
         &["get", "configmap", &format!("{release}-operator"), "-n", &ns.name, "-o", "jsonpath={.data.operator\\.yaml}"],
