@@ -10,9 +10,9 @@ use mpanel_crds::conditions::{self, Observation, READY};
 use mpanel_crds::mailbox::Mailbox;
 use mpanel_crds::reasons;
 
-use super::decide::Plan;
+use super::decide::{Plan, secret_version};
 use super::observe::dns_note;
-use super::{Context, DKIM_SIGNING, DOMAIN_READY, Error, KIND, Step, dkim, hash_off_thread, split};
+use super::{Context, DKIM_SIGNING, DOMAIN_READY, Error, KIND, Step, dkim, hash_off_thread, password, split};
 use crate::controllers::publish;
 use crate::providers::mailcore::{AliasRow, MailApi, MailboxChange, MailboxRow};
 
@@ -39,7 +39,7 @@ pub(super) async fn converge<M: MailApi>(
         format!("domain {} is on mail-core; {}", at.domain, dns_note(mailbox, &at.domain, ctx)),
     ));
     let password_written = match (&plan.rows.mailbox, password) {
-        (None, Some((p, _))) => match create_mailbox(mailbox, ctx, plan, p).await? {
+        (None, Some((p, version))) => match create_mailbox(mailbox, ctx, plan, (p, version)).await? {
             Some(()) => true,
             None => return Ok(None),
         },
@@ -64,12 +64,13 @@ async fn create_mailbox<M: MailApi>(
     mailbox: &Mailbox,
     ctx: &Context<M>,
     plan: &Plan<'_>,
-    password: &str,
+    (password, version): (&str, &str),
 ) -> Result<Option<()>, Error> {
     let new = MailboxRow { password: hash_off_thread(password).await?, ..plan.wanted.clone() };
     if !ctx.mail.add_mailbox(&new).await? {
         return Ok(None);
     }
+    remember_written(mailbox, version, &new.password);
     publish(
         &ctx.recorder,
         mailbox,
@@ -105,6 +106,9 @@ async fn change_mailbox<M: MailApi>(
     if !ctx.mail.change_mailbox(address, &plan.at.owner, &change).await? {
         return Ok(None);
     }
+    if let (Some(stored), Some((_, version))) = (&change.password, password) {
+        remember_written(mailbox, version, stored);
+    }
     // the same spec and Secret as last time, yet the row differed: changed out of band
     let same_inputs = step.status.observed_generation == step.generation
         && step.status.password_secret_version == password.map(|(_, version)| version.clone())
@@ -122,6 +126,13 @@ async fn change_mailbox<M: MailApi>(
         .await;
     }
     Ok(Some(change.password.is_some()))
+}
+
+/// Remembers that the hash just written matches the password of the Secret at `version`, so the
+/// next resync needs no bcrypt verify to know it.
+fn remember_written(mailbox: &Mailbox, version: &str, stored: &str) {
+    let uid = mailbox.uid().unwrap_or_default();
+    password::VERIFIED.wrote(&uid, &secret_version(mailbox, version), stored);
 }
 
 /// Puts the aliases that differ and deletes this object's aliases the spec no longer names.

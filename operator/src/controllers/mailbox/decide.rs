@@ -1,6 +1,7 @@
 //! What a reconcile decides from what it observed: the conditions that stop it before anything is
 //! written, and which rows differ from what the Mailbox asks for.
 
+use kube::ResourceExt;
 use mpanel_crds::conditions::Observation;
 use mpanel_crds::mailbox::{Mailbox, MailboxPhase};
 use mpanel_crds::reasons;
@@ -76,10 +77,11 @@ pub(super) async fn plan<'a>(
         },
         None => MailboxChange::default(),
     };
+    // a bcrypt verify only when the Secret or the stored hash changed since the last one
     let password_stale = match (&rows.mailbox, password) {
-        (Some(r), Some((p, _))) => {
-            let (p, stored) = (p.clone(), r.password.clone());
-            !crate::cpu_bound::run(move || password::matches(&p, &stored)).await
+        (Some(r), Some((p, version))) => {
+            let uid = mailbox.uid().unwrap_or_default();
+            !password::VERIFIED.matches(&uid, &secret_version(mailbox, version), p, &r.password).await
         }
         _ => false,
     };
@@ -97,4 +99,10 @@ pub(super) async fn plan<'a>(
         || !alias_changes.is_empty()
         || !stale_aliases.is_empty();
     Plan { at, rows, wanted, change, password_stale, alias_changes, stale_aliases, differs }
+}
+
+/// The password's Secret as [`password::VERIFIED`] names it, at `resource_version`.
+pub(super) fn secret_version(mailbox: &Mailbox, resource_version: &str) -> String {
+    let at = &mailbox.spec.password_secret_ref;
+    password::secret_version(&at.name, &at.key, resource_version)
 }

@@ -3,6 +3,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use mpanel_crds::common::{DeletionPolicy, ReconcileMode};
 use mpanel_crds::mailbox::Mailbox;
@@ -24,6 +25,8 @@ pub(super) async fn cleanup<M: MailApi>(
     mode: ReconcileMode,
     ctx: &Context<M>,
 ) -> Result<Action, Error> {
+    // the object goes, whatever becomes of its rows
+    super::password::VERIFIED.forget(&mailbox.uid().unwrap_or_default());
     if mailbox.spec.deletion_policy == DeletionPolicy::Orphan || mode == ReconcileMode::ObserveOnly {
         return Ok(Action::await_change());
     }
