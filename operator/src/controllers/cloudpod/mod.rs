@@ -24,8 +24,11 @@ use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::StreamExt;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::Store;
+use kube::runtime::utils::PredicateConfig;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use mpanel_crds::cloudpod::{CloudPod, CloudPodPhase, CloudPodStatus, TaskOperation, TaskRef};
 use mpanel_crds::common::ReconcileMode;
@@ -33,7 +36,7 @@ use mpanel_crds::conditions::Observation;
 use mpanel_crds::reasons::{self, condition_types};
 use serde_json::Value;
 
-use super::{Changes, Hub, Reconcile, ReconcileError, Scope, publish, read_again, resync_after};
+use super::{Changes, Hub, Reconcile, ReconcileError, Scope, intent, publish, read_again, resync_after};
 use crate::providers::proxmox::{Guest, Kind, ProxmoxApi, ProxmoxError, upid_node};
 use deletion::cleanup;
 use network::Refusal;
@@ -44,8 +47,22 @@ const CLONED: &str = condition_types::CLONED.name;
 const CONFIGURED: &str = condition_types::CONFIGURED.name;
 const STARTED: &str = condition_types::STARTED.name;
 const CONFLICT: &str = condition_types::CONFLICT.name;
-/// How often a running task is looked at.
+/// How soon a task just started is looked at.
 const POLL: Duration = Duration::from_secs(1);
+/// The longest wait between two looks at a running task.
+const POLL_AT_MOST: Duration = Duration::from_secs(10);
+
+/// When a task started at `started_at` and still running is looked at again: after a quarter of
+/// its age so far, at least [`POLL`] and at most [`POLL_AT_MOST`]. A start or a stop, done in
+/// seconds, is seen about as soon as before; a clone that takes minutes is read a few times a
+/// minute instead of every second, and found done at most a quarter of its time late.
+fn poll_after(
+    started_at: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    now: jiff::Timestamp,
+) -> Duration {
+    let age = started_at.map_or(Duration::ZERO, |t| Duration::try_from(now.duration_since(t.0)).unwrap_or_default());
+    (age / 4).clamp(POLL, POLL_AT_MOST)
+}
 
 /// The CloudPod controller's own state; the rest of its context is shared by every controller.
 pub struct State<P> {
@@ -68,8 +85,8 @@ pub struct State<P> {
     /// VMIDs handed out by this process and not yet seen in a status (two reconciles at once must
     /// not pick the same one).
     pub reserved: Mutex<BTreeSet<u32>>,
-    /// One clone at a time per node.
-    pub cloning: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// One clone at a time per node, and what the last look at a template there found.
+    pub cloning: Mutex<HashMap<String, Arc<tokio::sync::Mutex<provision::NodeClones>>>>,
     /// Test-only fault point: exit the process right after a clone was requested.
     pub exit_after_clone: bool,
 }
@@ -134,6 +151,13 @@ pub async fn run<P: ProxmoxApi + 'static>(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let Watches { cloudpods: (changes, cloudpods), cluster } = watches;
+    // the store sees every change; reconciles start on changes of intent only, not on this
+    // controller's own status writes: each reconcile asks for the next one itself (a task in
+    // flight is read again after its poll delay)
+    let changes = changes
+        .map(|p| Ok::<_, watcher::Error>(CloudPod::clone(&p)))
+        .predicate_filter(intent, PredicateConfig::default())
+        .filter_map(|p| std::future::ready(p.ok().map(Arc::new)));
     let controller = Controller::for_shared_stream(changes, cloudpods.clone())
         .with_config(ControllerConfig::default().concurrency(16));
     ctx.metrics.inventory.watch(KIND, cloudpods.clone(), None, |_| None);
@@ -218,8 +242,15 @@ async fn apply<P: ProxmoxApi>(
         Ok(g) => g,
         Err(e) => return fail(api, pod, step, None, e, ctx).await,
     };
-    let Some(vmid) = step.status.vmid else {
-        return provision::reserve(api, pod, step, mode, ctx, store, &guests).await;
+    let vmid = match step.status.vmid {
+        Some(vmid) => vmid,
+        None => match provision::reserve(api, pod, step, mode, ctx, store, &guests).await? {
+            ControlFlow::Continue((written, vmid)) => {
+                step = written;
+                vmid
+            }
+            ControlFlow::Break(action) => return Ok(action),
+        },
     };
 
     let Some(found) = guests.iter().find(|g| g.vmid == vmid).cloned() else {
@@ -273,7 +304,7 @@ async fn finish_task<P: ProxmoxApi>(
     let node = upid_node(&task.upid).unwrap_or_default().to_owned();
     let state = ctx.proxmox.task(&node, &task.upid).await?;
     if state.running() {
-        return Ok(ControlFlow::Break(Action::requeue(POLL)));
+        return Ok(ControlFlow::Break(Action::requeue(poll_after(task.started_at.as_ref(), step.at.0))));
     }
     step.status.task_ref = None;
     if let Some(failure) = state.failure() {
@@ -347,6 +378,26 @@ async fn fail<P: ProxmoxApi>(
     let said = (error.reason(), error.to_string());
     step.record_failure(api, pod, condition, said, &ctx.recorder, "Proxmox").await?;
     Err(error.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_is_read_again_after_a_quarter_of_its_age_between_one_and_ten_seconds() {
+        let now: jiff::Timestamp = "2026-12-02T10:00:00Z".parse().unwrap();
+        let started = |secs: i64| {
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now - jiff::SignedDuration::from_secs(secs)))
+        };
+        assert_eq!(poll_after(None, now), POLL);
+        assert_eq!(poll_after(started(0).as_ref(), now), POLL);
+        assert_eq!(poll_after(started(2).as_ref(), now), POLL);
+        assert_eq!(poll_after(started(20).as_ref(), now), Duration::from_secs(5));
+        assert_eq!(poll_after(started(600).as_ref(), now), POLL_AT_MOST);
+        // a start time in the future (clocks apart) is no reason to wait long
+        assert_eq!(poll_after(started(-60).as_ref(), now), POLL);
+    }
 }
 
 #[cfg(test)]

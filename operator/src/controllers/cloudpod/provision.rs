@@ -2,8 +2,8 @@
 //! the template cloned to it, one clone per node at a time.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::time::Duration;
 
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
@@ -17,7 +17,9 @@ use super::allocation::reserve_vmid;
 use super::{CLONED, Context, Error, POLL, Step, fail, guest, publish, resync_after};
 use crate::providers::proxmox::{Guest, Kind, ProxmoxApi};
 
-/// Reserves a VMID and writes it to the status before anything is cloned to it.
+/// Reserves a VMID and writes it to the status before anything is cloned to it; continues with
+/// the step as written and the VMID, which the same reconcile clones to (the guests it listed are
+/// still what it knows: looking again would tell it nothing new).
 pub(super) async fn reserve<P: ProxmoxApi>(
     api: &Api<CloudPod>,
     pod: &CloudPod,
@@ -26,8 +28,8 @@ pub(super) async fn reserve<P: ProxmoxApi>(
     ctx: &Context<P>,
     store: &Store<CloudPod>,
     guests: &[Guest],
-) -> Result<Action, Error> {
-    let requeue = Action::requeue(resync_after(pod, ctx.resync));
+) -> Result<ControlFlow<Action, (Step, u32)>, Error> {
+    let requeue = ControlFlow::Break(Action::requeue(resync_after(pod, ctx.resync)));
     if mode == ReconcileMode::ObserveOnly {
         step.not_ready(
             Some(CloudPodPhase::Pending),
@@ -48,11 +50,28 @@ pub(super) async fn reserve<P: ProxmoxApi>(
     step.status.phase = Some(CloudPodPhase::Provisioning);
     step.set(Observation::new(CLONED, false, reasons::VMID_RESERVED.name, format!("VMID {id} reserved")));
     step.not_ready(None, reasons::PROVISIONING.name, format!("VMID {id} reserved"));
+    let written = Step { status: step.status.clone(), generation: step.generation, at: step.at.clone() };
+    // a failed write stops here: nothing is cloned to a VMID the status does not hold
     step.write(api, pod).await?;
-    Ok(Action::requeue(Duration::from_millis(100)))
+    Ok(ControlFlow::Continue((written, id)))
 }
 
-fn node_lock<P>(ctx: &Context<P>, node: &str) -> Arc<tokio::sync::Mutex<()>> {
+/// What the clones of one node share, behind its lock: the template last found locked (a clone
+/// from it running) and when, so that CloudPods waiting for it do not each ask Proxmox again
+/// every second.
+#[derive(Debug, Default)]
+pub struct NodeClones {
+    template_locked: Option<(u32, std::time::Instant)>,
+}
+
+impl NodeClones {
+    /// Whether `template` was found locked less than [`POLL`] ago.
+    fn locked_just_now(&self, template: u32) -> bool {
+        self.template_locked.is_some_and(|(vmid, at)| vmid == template && at.elapsed() < POLL)
+    }
+}
+
+fn node_lock<P>(ctx: &Context<P>, node: &str) -> Arc<tokio::sync::Mutex<NodeClones>> {
     ctx.cloning.lock().unwrap_or_else(|e| e.into_inner()).entry(node.to_owned()).or_default().clone()
 }
 
@@ -88,12 +107,18 @@ pub(super) async fn clone<P: ProxmoxApi>(
         return Ok(Action::requeue(resync_after(pod, ctx.resync)));
     };
     let lock = node_lock(ctx, &template.node);
-    let _one_clone = lock.lock().await;
-    // the template is locked while a clone from it runs: wait for that clone rather than fail
-    let template_config = ctx.proxmox.config(&template.node, kind, template.vmid).await?;
-    if template_config.get("lock").is_some_and(|l| !l.is_null()) {
+    let mut one_clone = lock.lock().await;
+    // the template is locked while a clone from it runs: wait for that clone rather than fail,
+    // looking at the template once per POLL however many CloudPods wait for it
+    if one_clone.locked_just_now(template.vmid) {
         return Ok(Action::requeue(POLL));
     }
+    let template_config = ctx.proxmox.config(&template.node, kind, template.vmid).await?;
+    if template_config.get("lock").is_some_and(|l| !l.is_null()) {
+        one_clone.template_locked = Some((template.vmid, std::time::Instant::now()));
+        return Ok(Action::requeue(POLL));
+    }
+    one_clone.template_locked = None;
     let (ns, name, uid) = (pod.namespace().unwrap_or_default(), pod.name_any(), pod.uid().unwrap_or_default());
     let mut params = BTreeMap::from([("description".to_owned(), guest::marker(&ns, &name, &uid))]);
     params.insert(if kind == Kind::Lxc { "hostname" } else { "name" }.to_owned(), pod.spec.hostname.clone());

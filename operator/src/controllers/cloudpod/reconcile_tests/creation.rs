@@ -3,9 +3,9 @@
 
 use super::*;
 
-/// A creation reserves the VMID in the status before anything is cloned, tracks the clone's task
-/// without waiting for it, then configures and starts the guest; a resync of a converged
-/// CloudPod writes nothing, to Proxmox or to the API.
+/// A creation reserves the VMID in the status before anything is cloned (in the same reconcile
+/// that then asks for the clone), tracks the clone's task without waiting for it, then configures
+/// and starts the guest; a resync of a converged CloudPod writes nothing, to Proxmox or to the API.
 #[tokio::test]
 async fn a_new_cloudpod_gets_a_vmid_first_then_a_clone_that_is_tracked_not_awaited() {
     let w = World::new(pod_with(spec()));
@@ -16,10 +16,6 @@ async fn a_new_cloudpod_gets_a_vmid_first_then_a_clone_that_is_tracked_not_await
     let status = w.status();
     assert_eq!(status.vmid, Some(FIRST), "{status:?}");
     assert_eq!(status.phase, Some(CloudPodPhase::Provisioning));
-    assert_eq!(w.condition(CLONED).map(|c| c.reason), Some("VmidReserved".to_owned()));
-    assert_eq!(w.px.count("clone"), 0, "nothing is cloned before the VMID is in the status");
-
-    w.once().await.unwrap();
     let task = w.status().task_ref.expect("the clone's task is tracked");
     assert_eq!(task.operation, TaskOperation::Clone);
     assert_eq!(w.px.count("clone"), 1);
@@ -61,14 +57,42 @@ async fn a_new_cloudpod_gets_a_vmid_first_then_a_clone_that_is_tracked_not_await
     assert_eq!(w.api.writes(), writes, "{:?}", w.api.requests());
 }
 
+/// The VMID's status write comes before the clone request: when it fails, nothing is cloned, and
+/// the next attempt reserves and clones.
+#[tokio::test]
+async fn nothing_is_cloned_when_the_vmid_cannot_be_written_to_the_status() {
+    let w = World::new(pod_with(spec()));
+    w.once().await.unwrap(); // the finalizer
+    w.api.fail_next("PATCH", "/status", 500, "etcdserver: request timed out");
+    assert!(w.once().await.is_err());
+    assert_eq!(w.status().vmid, None);
+    assert_eq!(w.px.count("clone"), 0, "cloned to a VMID the status does not hold: {:?}", w.px.calls());
+
+    w.once().await.unwrap();
+    let status = w.status();
+    let vmid = status.vmid.expect("a VMID reserved");
+    assert_eq!(status.task_ref.map(|t| t.operation), Some(TaskOperation::Clone));
+    let clones: Vec<_> = w.px.calls().into_iter().filter(|c| c.op == "clone").collect();
+    assert_eq!(clones.iter().map(|c| c.vmid).collect::<Vec<_>>(), [Some(vmid)]);
+}
+
+/// The finalizer, then a VMID reserved in the status whose clone Proxmox refused: a CloudPod with
+/// a VMID and no guest.
+async fn reserved_not_cloned(w: &World) {
+    w.once().await.unwrap();
+    w.px.fail_next("clone", "unable to create CT: storage 'local-lvm' is not online");
+    assert!(w.once().await.is_err());
+    assert_eq!(w.status().vmid, Some(FIRST));
+    assert!(w.px.guest(FIRST).is_none());
+    w.px.clear_calls();
+}
+
 /// Crash safety: a guest at the reserved VMID that carries this CloudPod's marker (a clone whose
 /// task the status never recorded) is adopted, never cloned again.
 #[tokio::test]
 async fn a_guest_with_our_marker_at_the_vmid_is_adopted_not_cloned_again() {
     let w = World::new(pod_with(spec()));
-    w.once().await.unwrap();
-    w.once().await.unwrap();
-    assert_eq!(w.status().vmid, Some(FIRST));
+    reserved_not_cloned(&w).await;
     // the clone was asked for, then the operator died before writing its task
     let marker = guest::marker(NS, NAME, &w.uid());
     let mut guest = FakeGuest::template(FIRST, "pve2", Kind::Lxc, NAME, 8).with("description", &marker);
@@ -89,8 +113,7 @@ async fn a_guest_with_our_marker_at_the_vmid_is_adopted_not_cloned_again() {
 #[tokio::test]
 async fn a_guest_without_our_marker_is_a_conflict_and_never_touched() {
     let w = World::new(pod_with(spec()));
-    w.once().await.unwrap();
-    w.once().await.unwrap();
+    reserved_not_cloned(&w).await;
     let foreign = FakeGuest::new(FIRST, "pve1", Kind::Lxc).with("hostname", "someone-else").with("cores", "7");
     w.px.insert_guest(foreign.clone());
     w.px.clear_calls();
@@ -180,4 +203,40 @@ async fn no_vmid_no_node_or_no_template_is_reported_and_nothing_cloned() {
     assert!(cloned.message.contains("tmpl-gone"), "{}", cloned.message);
     assert_eq!(w.status().phase, Some(CloudPodPhase::Failed));
     assert_eq!(w.px.count("clone"), 0);
+}
+
+/// CloudPods waiting for a template that a running clone locks look at it once per poll between
+/// them, not each every second; once the clone is done, the next one clones.
+#[tokio::test]
+async fn cloudpods_waiting_for_a_locked_template_ask_proxmox_once_between_them() {
+    let w = World::new(pod_with(spec()));
+    w.once().await.unwrap();
+    w.once().await.unwrap();
+    assert_eq!(w.px.count("clone"), 1, "the first clone runs and locks the template");
+    let others: Vec<CloudPod> = (2..5)
+        .map(|i| {
+            let mut other = pod_with(spec());
+            other.metadata.name = Some(format!("web-{i}"));
+            other.spec.network.ipv4.address = Some(format!("198.51.100.{}/24", 10 + i));
+            w.h.put(&other)
+        })
+        .collect();
+    w.px.clear_calls();
+    for other in &others {
+        w.h.reconcile(other, 2).await.unwrap(); // the finalizer, then the wait
+    }
+    let template_reads = || w.px.calls().iter().filter(|c| c.op == "get_config" && c.vmid == Some(100)).count();
+    assert_eq!(template_reads(), 1, "{:?}", w.px.calls());
+    assert_eq!(w.px.count("clone"), 0);
+    for other in &others {
+        assert_eq!(w.h.reconcile(other, 1).await.unwrap(), Action::requeue(POLL));
+    }
+    assert_eq!(template_reads(), 1, "asked again within the poll: {:?}", w.px.calls());
+
+    // the clone is done: after the poll the next CloudPod looks again and clones
+    w.px.finish_all_tasks();
+    tokio::time::sleep(POLL).await;
+    w.h.reconcile(&others[0], 1).await.unwrap();
+    assert_eq!(template_reads(), 2);
+    assert_eq!(w.px.count("clone"), 1);
 }

@@ -29,7 +29,6 @@ async fn a_failed_clone_task_is_shown_verbatim() {
 async fn a_proxmox_error_is_shown_verbatim_in_the_condition() {
     let w = World::new(pod_with(spec()));
     w.once().await.unwrap();
-    w.once().await.unwrap();
     let words = "unable to create CT 200 - storage 'local-lvm' is not online";
     w.px.fail_next("clone", words);
     assert!(w.once().await.is_err());
