@@ -5,9 +5,11 @@
 # (target: < 150 MiB), its CPU seconds and the Lease renewals it missed (target: none).
 #   benches/scale.sh                             # 2,000 each of DnsZone, Mailbox, CloudPod, Domain; 50 Certificates
 #   PER_KIND=50 CERTIFICATES=5 benches/scale.sh
+#   TESTBED_DIR=$PWD/target/testbed-mine benches/scale.sh   # a testbed of its own beside another bench's
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export TESTBED_DIR="$PWD/target/testbed-bench" TESTBED_ENV="$PWD/target/testbed-bench/env"
+export TESTBED_DIR="${TESTBED_DIR:-$PWD/target/testbed-bench}"
+export TESTBED_ENV="${TESTBED_ENV:-$TESTBED_DIR/env}"
 tests/testbed/install-deps
 trap 'tests/testbed/down' EXIT
 tests/testbed/up

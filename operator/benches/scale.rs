@@ -56,6 +56,30 @@ fn api_requests(text: &str) -> BTreeMap<(String, String), f64> {
     out
 }
 
+/// The provider calls of `provider` in `text`, by operation.
+fn provider_calls_by_operation(text: &str, provider: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    let wanted = format!("provider=\"{provider}\"");
+    for line in text.lines().filter(|l| l.starts_with("mpanel_provider_calls_total{") && l.contains(&wanted)) {
+        let Some((labels, value)) = line.rsplit_once(' ') else { continue };
+        let operation =
+            labels.split("operation=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or_default().to_owned();
+        *out.entry(operation).or_default() += value.parse::<f64>().unwrap_or_default();
+    }
+    out
+}
+
+/// What a kind had cost when the last of its objects became Ready: seconds since the operator's
+/// start, provider calls, reconciles, API writes to the kind's resources, provider calls by
+/// operation.
+struct AtReady {
+    seconds: f64,
+    calls: f64,
+    reconciles: f64,
+    api_writes: f64,
+    by_operation: BTreeMap<String, f64>,
+}
+
 /// The requests of `verbs` on `plural` and its subresources between two readings of
 /// [`api_requests`].
 fn requests_between(
@@ -242,7 +266,8 @@ fn main() -> anyhow::Result<()> {
                 std::thread::sleep(Duration::from_millis(100));
             }
             // cold start: until each kind is all Ready, as the operator's watches see it
-            let mut ready_at: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+            let mut ready_at: BTreeMap<&str, AtReady> = BTreeMap::new();
+            let api_at_start = api_requests(&metrics(&addr)?);
             let mut last_progress = (Instant::now(), 0.0);
             while ready_at.len() < kinds.len() {
                 let text = metrics(&addr)?;
@@ -253,7 +278,18 @@ fn main() -> anyhow::Result<()> {
                     if ready >= k.count as f64 && !ready_at.contains_key(k.kind) {
                         let calls =
                             metric(&text, "mpanel_provider_calls_total", &[&format!("provider=\"{}\"", k.provider)]);
-                        ready_at.insert(k.kind, (started.elapsed().as_secs_f64(), calls));
+                        let reconciles = metric(&text, "mpanel_reconciles_total", &[&format!("kind=\"{}\"", k.kind)]);
+                        let api_writes =
+                            requests_between(&api_at_start, &api_requests(&text), &WRITE_VERBS, of_kind(k.plural));
+                        let by_operation = provider_calls_by_operation(&text, k.provider);
+                        let at = AtReady {
+                            seconds: started.elapsed().as_secs_f64(),
+                            calls,
+                            reconciles,
+                            api_writes,
+                            by_operation,
+                        };
+                        ready_at.insert(k.kind, at);
                     }
                 }
                 if total > last_progress.1 {
@@ -311,7 +347,7 @@ fn main() -> anyhow::Result<()> {
             );
             let mut idle_writes_ok = true;
             for k in &kinds {
-                let (ready_s, calls) = ready_at[k.kind];
+                let (ready_s, calls) = (ready_at[k.kind].seconds, ready_at[k.kind].calls);
                 let writes = requests_between(&api0, &api1, &WRITE_VERBS, of_kind(k.plural));
                 let reads = requests_between(&api0, &api1, &READ_VERBS, of_kind(k.plural));
                 let pwrites = provider_writes(&after, k.provider) - provider_writes(&before, k.provider);
@@ -325,6 +361,22 @@ fn main() -> anyhow::Result<()> {
                     calls / k.count.max(1) as f64,
                     format!("{writes} (+{pwrites} {})", k.provider),
                     reads
+                );
+            }
+            println!();
+            println!("cold start, per object until the kind was all Ready:");
+            for k in &kinds {
+                let at = &ready_at[k.kind];
+                let per = |v: f64| v / k.count.max(1) as f64;
+                let operations: Vec<String> =
+                    at.by_operation.iter().map(|(op, v)| format!("{op} {:.2}", per(*v))).collect();
+                println!(
+                    "{:<12} reconciles {:.2}, API writes {:.2}, {} calls: {}",
+                    k.kind,
+                    per(at.reconciles),
+                    per(at.api_writes),
+                    k.provider,
+                    operations.join(", ")
                 );
             }
             for k in &kinds {
