@@ -46,16 +46,11 @@ pub(super) async fn create_zone<P: DnsApi>(pass: &Pass<'_, P>, wanted: &Wanted) 
         rrsets: initial_rrsets(wanted, name),
     };
     ctx.dns.create_zone(&new_zone).await?;
-    publish(
-        &ctx.recorder,
-        zone,
-        false,
-        reasons::CREATED.name,
-        "CreateZone",
-        format!("created zone {name} in PowerDNS"),
-    )
-    .await;
-    ctx.dns.zone(name).await
+    let message = format!("created zone {name} in PowerDNS");
+    let event = publish(&ctx.recorder, zone, false, reasons::CREATED.name, "CreateZone", message);
+    // the Event and the read-back are independent: made at once
+    let ((), created) = tokio::join!(event, ctx.dns.zone(name));
+    created
 }
 
 /// Writes `patch` (rrsets that differ) and reports a repaired drift; returns the zone as PowerDNS

@@ -93,8 +93,10 @@ pub async fn run<P: DnsApi + 'static>(
         return;
     }
     let Watches { zones: (changes, zones), secrets, cloudpods } = watches;
-    let controller =
-        Controller::for_shared_stream(changes, zones.clone()).with_config(ControllerConfig::default().concurrency(32));
+    // the store sees every change; reconciles start on changes of intent only, not on the
+    // controller's own status writes
+    let controller = Controller::for_shared_stream(super::on_intent(changes), zones.clone())
+        .with_config(ControllerConfig::default().concurrency(32));
     ctx.metrics.inventory.watch(KIND, zones.clone(), None, |_| None);
     let with_dkim_keys = zones.clone();
     let controller = controller

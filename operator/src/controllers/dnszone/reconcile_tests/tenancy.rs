@@ -99,3 +99,18 @@ async fn a_refused_zone_is_served_once_the_other_namespace_lets_the_name_go() {
     assert_condition(&s.expect_condition(&z, CONFLICT), "False", reasons::OWNED.name, "belongs to this object");
     assert_eq!(s.phase(&z), Some(DnsZonePhase::Ready));
 }
+
+#[tokio::test]
+async fn a_claim_the_watches_have_not_delivered_yet_still_counts() {
+    // the name index's watches hold nothing: only the first write's read of the API sees theirs
+    let s = setup();
+    holder(&s, "example.com.").await;
+    let z = s.put(&zone(json!({"zone": "shop.example.com."})));
+    s.dns.clear_calls();
+    s.reconcile(&z, 3).await.unwrap();
+
+    assert_eq!(s.dns.calls(), [], "PowerDNS was touched for a name held elsewhere");
+    let conflict = s.expect_condition(&z, CONFLICT);
+    assert_condition(&conflict, "True", reasons::NAME_HELD_ELSEWHERE.name, "another namespace holds");
+    assert_eq!(s.phase(&z), Some(DnsZonePhase::Conflict));
+}
