@@ -76,6 +76,18 @@ pub fn intent<K: Resource>(obj: &K) -> Option<u64> {
     Some(hasher.finish())
 }
 
+/// The objects of `changes` whose [`intent`] changed since the stream last let them through: the
+/// trigger of a controller that must not start again on its own status writes (the store behind
+/// it still sees every change).
+pub fn on_intent<K: Watchable>(changes: Changes<K>) -> impl futures::Stream<Item = Arc<K>> + Send + 'static {
+    use futures::StreamExt;
+    use kube::runtime::WatchStreamExt;
+    changes
+        .map(|obj| Ok::<_, watcher::Error>(K::clone(&obj)))
+        .predicate_filter(intent, kube::runtime::utils::PredicateConfig::default())
+        .filter_map(|obj| std::future::ready(obj.ok().map(Arc::new)))
+}
+
 /// A namespaced kind the hub can watch and hand out.
 pub trait Watchable:
     Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
@@ -139,9 +151,11 @@ impl Within {
 
 /// Where one watch's events go.
 enum Sink<K: Resource<DynamicType = ()> + Clone + 'static> {
-    /// A store kept filled with the objects `within` takes; `changes` counts the events that
-    /// reached it.
-    Store { writer: kube::runtime::reflector::store::Writer<K>, within: Within, changes: Option<Arc<AtomicU64>> },
+    /// A store kept filled with the objects `within` takes, handed to every consumer that asks
+    /// for a store of the same objects (one copy of each object per scope, not per consumer).
+    Store { writer: kube::runtime::reflector::store::Writer<K>, within: Within, reader: Store<K> },
+    /// One added after each event reached the stores.
+    Count(Arc<AtomicU64>),
     /// A stream of the touched objects `within` takes.
     Stream { tx: futures::channel::mpsc::UnboundedSender<Arc<K>>, within: Within },
 }
@@ -203,7 +217,7 @@ impl Hub {
         self.shard.as_ref().map(|s| s.namespaces.clone())
     }
 
-    fn register<K>(&self, scope: Scope, any_semantic: bool, sink: impl FnOnce(Within) -> Sink<K>)
+    fn register<K, R>(&self, scope: Scope, any_semantic: bool, sink: impl FnOnce(Within, &mut Vec<Sink<K>>) -> R) -> R
     where
         K: Watchable,
     {
@@ -221,7 +235,8 @@ impl Hub {
             });
             (Box::new(feed), Some(start))
         });
-        let Some(feed) = feed.downcast_ref::<Arc<Mutex<Feed<K>>>>() else { return };
+        #[allow(clippy::expect_used)]
+        let feed = feed.downcast_ref::<Arc<Mutex<Feed<K>>>>().expect("feeds are keyed by their kind's TypeId");
         let mut feed = feed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let within = match (scope, &self.namespace) {
             (Scope::Operator, _) if self.shard.is_some() => Within::Shard,
@@ -230,7 +245,7 @@ impl Hub {
         };
         feed.cluster_wide |= !matches!(within, Within::Namespace(_));
         feed.any_semantic |= any_semantic;
-        feed.sinks.push(sink(within));
+        sink(within, &mut feed.sinks)
     }
 
     /// A store of the `K`s in `scope`, filled once the hub started.
@@ -247,9 +262,10 @@ impl Hub {
     where
         K: Watchable,
     {
-        let (store, writer) = kube::runtime::reflector::store();
-        self.register::<K>(scope, false, |within| Sink::Store { writer, within, changes });
-        store
+        self.register::<K, _>(scope, false, |within, sinks| {
+            sinks.extend(changes.map(Sink::Count));
+            shared_store(within, sinks)
+        })
     }
 
     /// The changes of the `K`s in the operator's namespace, for a controller that follows `K`.
@@ -258,7 +274,7 @@ impl Hub {
         K: Watchable,
     {
         let (tx, rx) = futures::channel::mpsc::unbounded();
-        self.register::<K>(Scope::Operator, false, |within| Sink::Stream { tx, within });
+        self.register::<K, _>(Scope::Operator, false, |within, sinks| sinks.push(Sink::Stream { tx, within }));
         rx
     }
 
@@ -278,8 +294,7 @@ impl Hub {
     where
         K: Watchable,
     {
-        let (store, writer) = kube::runtime::reflector::store();
-        self.register::<K>(Scope::Operator, true, |within| Sink::Store { writer, within, changes: None });
+        let store = self.register::<K, _>(Scope::Operator, true, shared_store);
         (self.primary_changes(), store)
     }
 
@@ -290,7 +305,7 @@ impl Hub {
         K: Watchable,
     {
         let (tx, rx) = futures::channel::mpsc::unbounded();
-        self.register::<K>(Scope::Operator, true, |within| Sink::Stream { tx, within });
+        self.register::<K, _>(Scope::Operator, true, |within, sinks| sinks.push(Sink::Stream { tx, within }));
         rx
     }
 
@@ -309,6 +324,19 @@ impl Hub {
             }
         }
     }
+}
+
+/// The store of the objects `within` takes among `sinks`, added when there is none yet.
+fn shared_store<K: Watchable>(within: Within, sinks: &mut Vec<Sink<K>>) -> Store<K> {
+    let existing = sinks.iter().find_map(|sink| match sink {
+        Sink::Store { within: takes, reader, .. } if *takes == within => Some(reader.clone()),
+        _ => None,
+    });
+    existing.unwrap_or_else(|| {
+        let (reader, writer) = kube::runtime::reflector::store();
+        sinks.push(Sink::Store { writer, within, reader: reader.clone() });
+        reader
+    })
 }
 
 /// The objects of `changes` that carry the label `key` (any value): what a label-selected watch
@@ -395,7 +423,11 @@ where
                 None => std::future::pending().await,
             }
         };
-        let events = kube::runtime::watcher(api.clone(), config.clone()).default_backoff();
+        // no controller reads managedFields, and they are most of a small object's bytes in every
+        // copy the stores keep
+        let events = kube::runtime::watcher(api.clone(), config.clone())
+            .default_backoff()
+            .modify(|obj: &mut K| obj.meta_mut().managed_fields = None);
         match deliver(events, &mut sinks, members.as_deref(), changed).await {
             Delivered::ShardChanged => continue,
             Delivered::Done => return,
@@ -441,7 +473,7 @@ where
             }
         };
         for sink in sinks.iter_mut() {
-            if let Sink::Store { writer, within: takes, changes } = sink {
+            if let Sink::Store { writer, within: takes, .. } = sink {
                 let applies = match &event {
                     watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) | watcher::Event::Delete(obj) => {
                         within(obj, takes)
@@ -451,9 +483,11 @@ where
                 if applies {
                     writer.apply_watcher_event(&event);
                 }
-                if let Some(changes) = changes {
-                    changes.fetch_add(1, Ordering::Release);
-                }
+            }
+        }
+        for sink in sinks.iter() {
+            if let Sink::Count(changes) = sink {
+                changes.fetch_add(1, Ordering::Release);
             }
         }
         let touched = match event {
@@ -464,7 +498,7 @@ where
             Sink::Stream { tx, within: takes } => {
                 !within(&touched, takes) || tx.unbounded_send(touched.clone()).is_ok()
             }
-            Sink::Store { .. } => true,
+            Sink::Store { .. } | Sink::Count(_) => true,
         });
         if sinks.is_empty() {
             return Delivered::Done;
