@@ -26,6 +26,11 @@ struct Harness<'a> {
 
 impl<'a> Harness<'a> {
     fn new(tb: &'a Testbed, label: &str, orders_per_week: u32) -> anyhow::Result<Self> {
+        Self::with_resync(tb, label, orders_per_week, "30s")
+    }
+
+    /// Like [`Harness::new`], with the operator's `resyncInterval` set to `resync`.
+    fn with_resync(tb: &'a Testbed, label: &str, orders_per_week: u32, resync: &str) -> anyhow::Result<Self> {
         let ns = tb.namespace(label)?;
         let key = tb.get("PDNS_API_KEY")?;
         tb.kubectl_ok(
@@ -36,7 +41,7 @@ impl<'a> Harness<'a> {
         std::fs::write(
             &config,
             format!(
-                "resyncInterval: 30s\nwatchNamespace: {ns}\nleaderElection: {{namespace: {ns}, leaseDurationSeconds: 4}}\n\
+                "resyncInterval: {resync}\nwatchNamespace: {ns}\nleaderElection: {{namespace: {ns}, leaseDurationSeconds: 4}}\n\
                  powerdns:\n  apiUrl: {url}\n  serverId: {sid}\n  dnsAddress: {dns}\n  apiKeySecretRef: {{namespace: {ns}, name: powerdns, key: api-key}}\n\
                  acme:\n  ordersPerRegisteredDomainPerWeek: {orders_per_week}\n  issuers:\n    pebble:\n      directoryUrl: {dir}\n      caBundle: {bundle}\n\
                  \x20     email: hostmaster@{ns}.test\n      accountSecretRef: {{namespace: {ns}, name: acme-account}}\n",
@@ -246,6 +251,54 @@ fn apex_and_wildcard_are_issued_the_chain_verifies_and_no_challenge_record_remai
         "no _acme-challenge TXT remains\n{events}\n{:#}",
         status["status"]
     );
+    Ok(())
+}
+
+/// Writes the operator sent for Certificates (the objects and their status) so far.
+fn certificate_writes(exposition: &str) -> f64 {
+    let verbs = ["create", "update", "patch", "apply", "delete", "deletecollection"];
+    let resources = ["certificates", "certificates/status"];
+    verbs
+        .iter()
+        .flat_map(|v| {
+            resources.map(|r| metric_sum(exposition, "mpanel_api_requests_total", &[("verb", v), ("resource", r)]))
+        })
+        .sum()
+}
+
+#[test]
+fn an_issued_certificate_left_alone_is_not_written_again_as_time_passes() -> anyhow::Result<()> {
+    let tb = Testbed::from_env()?;
+    let h = Harness::with_resync(&tb, "cert-idle", 40, "2s")?;
+    let op = h.operator()?;
+    let zone = h.zone();
+    h.apply_zone()?;
+    h.apply_certificate("idle", &[format!("idle.{zone}")], json!({}))?;
+    h.wait_condition("idle", "Ready", "True", None)?;
+    // the reconciles the issuance itself caused are over
+    std::thread::sleep(Duration::from_secs(3));
+    let before = h.get("certificate", "idle")?;
+    let reconciles = |t: &str| metric_sum(t, "mpanel_reconciles_total", &[("kind", "Certificate")]);
+    let exposition = op.metrics()?;
+    let (writes, acme, reconciled) = (
+        certificate_writes(&exposition),
+        metric_sum(&exposition, "mpanel_provider_calls_total", &[("provider", "acme")]),
+        reconciles(&exposition),
+    );
+    // several resyncs, real seconds apart
+    std::thread::sleep(Duration::from_secs(9));
+    let exposition = op.metrics()?;
+    assert!(reconciles(&exposition) >= reconciled + 3.0, "resynced meanwhile: {exposition}");
+    let after = h.get("certificate", "idle")?;
+    assert_eq!(
+        after["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"],
+        "the Certificate is unchanged: {:#} then {:#}",
+        before["status"], after["status"]
+    );
+    assert_eq!(certificate_writes(&exposition), writes, "no write for an unchanged Certificate");
+    let acme_after = metric_sum(&exposition, "mpanel_provider_calls_total", &[("provider", "acme")]);
+    assert_eq!(acme_after, acme, "no call to the CA for a certificate that is valid");
+    assert_eq!(condition(&after, "Ready")["status"], "True");
     Ok(())
 }
 

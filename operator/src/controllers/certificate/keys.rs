@@ -151,12 +151,15 @@ pub fn inspect(chain_pem: &[u8], key: &KeyPair) -> Result<Issued, KeyError> {
 }
 
 /// When to renew: `renewBefore` ahead of expiry, or at two thirds of the lifetime when
-/// `renewBefore` is not shorter than the lifetime (as cert-manager does).
+/// `renewBefore` is not shorter than the lifetime (as cert-manager does). In whole seconds (the
+/// earlier one), as `status.renewalTime` holds it: a third of a lifetime such as 599 s is not, and
+/// a time that differs from the stored one in its fraction would rewrite the status on every resync.
 pub fn renewal_time(not_before: Timestamp, not_after: Timestamp, renew_before: Duration) -> Timestamp {
     let lifetime = not_after.duration_since(not_before).unsigned_abs();
     let before = if renew_before < lifetime { renew_before } else { lifetime / 3 };
     let at = jiff::SignedDuration::try_from(before).unwrap_or(jiff::SignedDuration::ZERO);
-    not_after.checked_sub(at).unwrap_or(not_before)
+    let at = not_after.checked_sub(at).unwrap_or(not_before);
+    Timestamp::from_second(at.as_second() - i64::from(at.subsec_nanosecond() < 0)).unwrap_or(at)
 }
 
 #[cfg(test)]

@@ -61,6 +61,42 @@ async fn an_unchanged_resync_writes_nothing() {
     assert!(bed.ca.calls().is_empty(), "{:?}", bed.ca.calls());
 }
 
+/// A short-lived certificate (a lifetime one second short of ten days, as CAs issue them, under
+/// the default renewBefore of 720h) renews at two thirds of its lifetime, a time that is not a
+/// whole second: resyncs real minutes apart still write nothing, and the renewal time shown is the
+/// one the operator acts on.
+#[tokio::test]
+async fn a_short_lived_certificate_is_not_written_again_as_resyncs_go_by() {
+    let bed = Bed::example().await;
+    let now = bed.ctx.clock.now();
+    bed.ca.set_validity_window(now, now + days(10) - SignedDuration::from_secs(1));
+    let cert = certificate(NS, "example-com", json!({}));
+    bed.api.put(&cert);
+    bed.issue(&cert).await;
+    bed.reconcile(&cert).await.unwrap();
+    let (writes, events) = (bed.api.writes(), bed.api.events().len());
+    bed.dns.clear_calls();
+    bed.ca.clear_calls();
+    for _ in 0..3 {
+        bed.ctx.clock.advance(SignedDuration::from_secs(61));
+        let next = bed.reconcile(&cert).await.unwrap();
+        assert_eq!(next, bed.on_resync(&cert), "looked at again on the resync");
+    }
+    assert_eq!(bed.api.writes(), writes, "no write to the API: {:?}", bed.api.requests());
+    assert_eq!(bed.api.events().len(), events, "no Event");
+    assert!(bed.dns.writes().is_empty(), "{:?}", bed.dns.writes());
+    assert!(bed.ca.calls().is_empty(), "{:?}", bed.ca.calls());
+    let status = bed.status(&cert);
+    let (not_before, not_after) = (status.not_before.unwrap().0, status.not_after.unwrap().0);
+    let renewal = status.renewal_time.unwrap().0;
+    assert_eq!(renewal.subsec_nanosecond(), 0, "a whole second");
+    let lifetime = not_after.duration_since(not_before);
+    assert!(
+        (not_after.duration_since(renewal) - lifetime / 3).abs() < SignedDuration::from_secs(1),
+        "renewed a third of the lifetime before the end: {not_before} {renewal} {not_after}"
+    );
+}
+
 /// A Secret deleted by hand is issued again; a Secret whose certificate was replaced by hand with
 /// one for another key is too.
 #[tokio::test]
