@@ -12,7 +12,7 @@
 //!
 //! A namespace holds a name when one of its granted claims is that name or a parent of it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -198,14 +198,74 @@ pub struct NameIndex {
     /// The last decision and the count of changes it was made at.
     decided: Arc<Mutex<Option<Decided>>>,
     /// The decision over a consistent list, shared by the reconciles that ask at once.
-    fresh: Arc<FreshRead<Arc<Names>>>,
+    fresh: Arc<FreshRead<Arc<Vec<Claim>>>>,
+    /// Claims this operator granted a first write to whose status may not say so yet, by UID:
+    /// every decision of this operator counts them as acted on.
+    acting: Arc<Mutex<HashMap<String, Claim>>>,
+    /// Whether other operators (shards) grant first writes too: then a first write is decided over
+    /// a consistent list of the API, since their grants are not in this operator's memory.
+    other_operators: bool,
 }
 
 impl NameIndex {
     /// `domains` is `None` where Domains are not watched. `changes` counts the watch events that
     /// reached the stores (a decision is made again when it moved).
     pub fn new(zones: Store<DnsZone>, domains: Option<Store<Domain>>, changes: Arc<AtomicU64>) -> Self {
-        Self { zones, domains, changes, decided: Arc::default(), fresh: Arc::default() }
+        Self {
+            zones,
+            domains,
+            changes,
+            decided: Arc::default(),
+            fresh: Arc::default(),
+            acting: Arc::default(),
+            other_operators: false,
+        }
+    }
+
+    /// This index in an operator that shares the cluster's names with other operators (shards).
+    pub fn with_other_operators(self) -> Self {
+        Self { other_operators: true, ..self }
+    }
+
+    /// Whether the object of `claim` may act on its name now.
+    ///
+    /// A claim already acted on is decided over the watches. A first write is decided together
+    /// with every other first write of this operator, one at a time; a granted one counts as acted
+    /// on from then on, before its status says so, so no two reconciles ever both act on
+    /// conflicting names. Any claim older than this object of its own kind is in the watch that
+    /// delivered the object. With other operators deciding too, or when the watches do not hold
+    /// the object yet, the claims are read from the API server (a consistent list) instead.
+    pub async fn may_act(&self, client: &kube::Client, claim: Claim) -> Result<bool, kube::Error> {
+        let (name, uid) = (claim.name.clone(), claim.uid().to_owned());
+        if !self.names_with([claim.clone()]).granted(&name, &uid) {
+            return Ok(false);
+        }
+        if claim.precedence.acted_on() {
+            return Ok(true);
+        }
+        // the watch that delivered the object holds every older claim of its kind; without the
+        // object in it, or with other operators granting too, the API server is asked
+        let watched = self.watched_claims();
+        let mut claims = match self.other_operators || !watched.iter().any(|c| c.uid() == uid) {
+            true => self.fresh_claims(client).await?,
+            false => watched,
+        };
+        let mut acting = self.acting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let seen: HashMap<String, bool> =
+            claims.iter().map(|c| (c.uid().to_owned(), c.precedence.acted_on())).collect();
+        acting.retain(|uid, _| seen.get(uid) == Some(&false));
+        count_as_acted(&mut claims, &acting);
+        if !seen.contains_key(&uid) {
+            claims.push(claim.clone());
+        }
+        let granted = Names::decide(claims).granted(&name, &uid);
+        if granted {
+            let acted = Claim { precedence: claim.precedence.acting(), ..claim };
+            acting.insert(uid, acted);
+            // decisions made from the watches count it from now on
+            self.changes.fetch_add(1, Ordering::AcqRel);
+        }
+        Ok(granted)
     }
 
     /// Watches every DnsZone and Domain in the cluster (whatever namespace the controllers
@@ -222,12 +282,12 @@ impl NameIndex {
         (zones_ready && domains_ready).then(|| Self::new(zones, Some(domains), changes))
     }
 
-    /// The decision over the claims as the API server holds them now: a consistent list, not the
-    /// watches. Asked before a claim is first acted on, so that a claim made a moment earlier that
-    /// the watches have not delivered yet still counts.
-    /// Reconciles that ask while a list is under way share the next one.
-    pub async fn names_fresh(&self, client: &kube::Client) -> Result<Arc<Names>, kube::Error> {
-        self.fresh
+    /// The claims as the API server holds them now: a consistent list, not the watches, so that a
+    /// claim another operator granted a moment earlier counts. Reconciles that ask while a list
+    /// is under way share the next one.
+    async fn fresh_claims(&self, client: &kube::Client) -> Result<Vec<Claim>, kube::Error> {
+        let claims = self
+            .fresh
             .get(|| async {
                 let zones = list_all(&kube::Api::<DnsZone>::all(client.clone())).await?;
                 let domains = match self.domains {
@@ -235,9 +295,10 @@ impl NameIndex {
                     None => Vec::new(),
                 };
                 let claims = zones.iter().map(Claim::of_zone).chain(domains.iter().map(Claim::of_domain));
-                Ok(Arc::new(Names::decide(claims)))
+                Ok::<_, kube::Error>(Arc::new(claims.collect::<Vec<_>>()))
             })
-            .await
+            .await?;
+        Ok(claims.as_ref().clone())
     }
 
     /// The decision over the claims as the watches hold them now.
@@ -269,7 +330,15 @@ impl NameIndex {
         Arc::new(Names::decide(self.claims().into_iter().chain(unseen)))
     }
 
+    /// The claims as the watches hold them, with the first writes this operator granted counted
+    /// as acted on.
     fn claims(&self) -> Vec<Claim> {
+        let mut claims = self.watched_claims();
+        count_as_acted(&mut claims, &self.acting.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        claims
+    }
+
+    fn watched_claims(&self) -> Vec<Claim> {
         let zones = self.zones.state();
         let domains = self.domains.as_ref().map(Store::state).unwrap_or_default();
         zones
@@ -277,6 +346,18 @@ impl NameIndex {
             .map(|z: &Arc<DnsZone>| Claim::of_zone(z))
             .chain(domains.iter().map(|d: &Arc<Domain>| Claim::of_domain(d)))
             .collect()
+    }
+}
+
+/// Replaces each of `claims` that `acting` holds with its granted, acted-on self.
+fn count_as_acted(claims: &mut [Claim], acting: &HashMap<String, Claim>) {
+    if acting.is_empty() {
+        return;
+    }
+    for c in claims.iter_mut() {
+        if let Some(granted) = acting.get(c.uid()) {
+            *c = granted.clone();
+        }
     }
 }
 
@@ -481,5 +562,78 @@ mod tests {
         let names = Names::decide([claim("myexample.com", "a", 1, "u1"), claim("example.com", "b", 2, "u2")]);
         assert!(names.granted("example.com", "u2"));
         assert!(within("www.example.com", "example.com") && !within("myexample.com", "example.com"));
+    }
+
+    mod first_writes {
+        use super::*;
+        use kube::runtime::reflector::store::Writer;
+        use kube::runtime::watcher::Event;
+
+        fn zone(ns: &str, name: &str, second: i64) -> DnsZone {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "mpanel.migrahosting.com/v1alpha1", "kind": "DnsZone",
+                "metadata": {"name": "z", "namespace": ns, "uid": format!("uid-{ns}"),
+                             "creationTimestamp": at(second).map(|t| t.to_string())},
+                "spec": {"zone": name, "nameservers": ["ns1.example.net."]}
+            }))
+            .expect("a DnsZone")
+        }
+
+        fn listed(objects: &[DnsZone]) -> (Store<DnsZone>, Writer<DnsZone>) {
+            let (reader, mut writer) = kube::runtime::reflector::store();
+            writer.apply_watcher_event(&Event::Init);
+            for obj in objects {
+                writer.apply_watcher_event(&Event::InitApply(obj.clone()));
+            }
+            writer.apply_watcher_event(&Event::InitDone);
+            (reader, writer)
+        }
+
+        /// The index over `zones` and what counts the watch's events, as the hub does.
+        fn index(zones: Store<DnsZone>) -> (NameIndex, Arc<AtomicU64>) {
+            let events = Arc::new(AtomicU64::new(0));
+            (NameIndex::new(zones, None, events.clone()), events)
+        }
+
+        fn deliver(writer: &mut Writer<DnsZone>, events: &AtomicU64, event: Event<DnsZone>) {
+            writer.apply_watcher_event(&event);
+            events.fetch_add(1, Ordering::Release);
+        }
+
+        /// Never called: no consistent list is read without other operators.
+        fn client() -> kube::Client {
+            crate::testing::apiserver::FakeApiServer::new().client()
+        }
+
+        #[tokio::test]
+        async fn of_two_first_writes_at_once_on_conflicting_names_only_the_first_is_granted() {
+            // both are in the watch, neither says it acted: b is older, but a was granted first
+            // while b's object had not arrived (another kind's watch can lag)
+            let a = zone("a", "example.com", 2);
+            let (store, mut writer) = listed(std::slice::from_ref(&a));
+            let (names, events) = index(store);
+            let client = client();
+            assert!(names.may_act(&client, Claim::of_zone(&a)).await.unwrap());
+
+            let b = zone("b", "shop.example.com", 1);
+            deliver(&mut writer, &events, Event::Apply(b.clone()));
+            assert!(!names.may_act(&client, Claim::of_zone(&b)).await.unwrap(), "both act on nested names");
+            assert_eq!(names.names().holding("b", "shop.example.com"), Holding::Elsewhere);
+            assert!(names.names().granted("example.com", "uid-a"));
+        }
+
+        #[tokio::test]
+        async fn a_grant_is_let_go_when_its_object_is_gone() {
+            let a = zone("a", "example.com", 2);
+            let b = zone("b", "example.com", 3);
+            let (store, mut writer) = listed(&[a.clone(), b.clone()]);
+            let (names, events) = index(store);
+            let client = client();
+            assert!(names.may_act(&client, Claim::of_zone(&a)).await.unwrap());
+            assert!(!names.may_act(&client, Claim::of_zone(&b)).await.unwrap());
+
+            deliver(&mut writer, &events, Event::Delete(a));
+            assert!(names.may_act(&client, Claim::of_zone(&b)).await.unwrap(), "a deleted object still holds the name");
+        }
     }
 }

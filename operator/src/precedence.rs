@@ -37,6 +37,11 @@ impl Precedence {
     pub fn acted_on(&self) -> bool {
         !self.not_acted_on
     }
+
+    /// This place once the operator acted on the request.
+    pub fn acting(self) -> Self {
+        Self { not_acted_on: false, ..self }
+    }
 }
 
 #[cfg(test)]

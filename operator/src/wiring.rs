@@ -117,6 +117,8 @@ where
     let zones = hub.store_counting(Scope::Cluster, Some(changes.clone()));
     let domains = hub.store_counting(Scope::Cluster, Some(changes.clone()));
     let names = NameIndex::new(zones.clone(), Some(domains.clone()), changes);
+    // other shards grant first writes on the cluster's names too
+    let names = if config.shard.is_some() { names.with_other_operators() } else { names };
     // CloudPods and certificate delivery share one Proxmox, so one set of limits
     let pve = match &config.proxmox {
         Some(px) => Some(proxmox_connection(client, px, metrics).await?),

@@ -1,7 +1,6 @@
 //! Whether this DnsZone may write its zone at all: never a public suffix, and never a zone inside
 //! or above a name another namespace holds (as the name index decides).
 
-use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use mpanel_crds::conditions::Observation;
 use mpanel_crds::dnszone::DnsZonePhase;
@@ -27,15 +26,8 @@ pub(super) async fn refused<P: DnsApi>(pass: &mut Pass<'_, P>, requeue: &Action)
         }
         return Ok(Some(Action::await_change()));
     }
-    let uid = zone.uid().unwrap_or_default();
-    let claim = Claim::of_zone(zone);
-    let acted_on = claim.precedence.acted_on();
-    let mut names = ctx.names.names_with([claim]);
-    if names.granted(&zone.spec.zone, &uid) && !acted_on {
-        // the first write: decided over what the API server holds, not the watches
-        names = ctx.names.names_fresh(&ctx.client).await.during("listing DnsZones and Domains for the name claim")?;
-    }
-    if names.granted(&zone.spec.zone, &uid) {
+    let may_act = ctx.names.may_act(&ctx.client, Claim::of_zone(zone)).await;
+    if may_act.during("listing DnsZones and Domains for the name claim")? {
         return Ok(None);
     }
     let plain = crate::names::plain(&zone.spec.zone);

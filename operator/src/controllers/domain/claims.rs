@@ -24,17 +24,12 @@ pub(super) fn earlier_claim(domain: &Domain, store: &Store<Domain>) -> Option<St
         .min()
 }
 
-/// Whether this Domain's claim on its name is granted. Before the operator first acts on the claim
-/// it is decided over what the API server holds, not the watches.
+/// Whether this Domain may act on its name, as the name index decides ([`NameIndex::may_act`]).
+///
+/// [`NameIndex::may_act`]: crate::names::NameIndex::may_act
 pub(super) async fn name_granted<R>(domain: &Domain, ctx: &Context<R>) -> Result<bool, Error> {
-    let claim = Claim::of_domain(domain);
-    let acted_on = claim.precedence.acted_on();
-    let uid = domain.uid().unwrap_or_default();
-    let mut names = ctx.names.names_with([claim]);
-    if names.granted(&domain.spec.name, &uid) && !acted_on {
-        names = ctx.names.names_fresh(&ctx.client).await.during("listing DnsZones and Domains for the name claim")?;
-    }
-    Ok(names.granted(&domain.spec.name, &uid))
+    let may_act = ctx.names.may_act(&ctx.client, Claim::of_domain(domain)).await;
+    Ok(may_act.during("listing DnsZones and Domains for the name claim")?)
 }
 
 /// Why this Domain may manage the registration under its name that is in the account, if it may:

@@ -101,10 +101,13 @@ async fn a_refused_zone_is_served_once_the_other_namespace_lets_the_name_go() {
 }
 
 #[tokio::test]
-async fn a_claim_the_watches_have_not_delivered_yet_still_counts() {
-    // the name index's watches hold nothing: only the first write's read of the API sees theirs
+async fn a_name_another_operator_granted_counts_before_this_ones_watches_show_it() {
+    // theirs was served by another shard's operator; this operator's watches do not hold it yet
     let s = setup();
     holder(&s, "example.com.").await;
+    let seen = setup_with(names_of(&[], &[]).with_other_operators(), &[]);
+    let ctx = seen.ctx_on(&s);
+    let s = s.with_ctx(ctx);
     let z = s.put(&zone(json!({"zone": "shop.example.com."})));
     s.dns.clear_calls();
     s.reconcile(&z, 3).await.unwrap();
