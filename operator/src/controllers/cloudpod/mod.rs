@@ -24,11 +24,8 @@ use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::Store;
-use kube::runtime::utils::PredicateConfig;
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use mpanel_crds::cloudpod::{CloudPod, CloudPodPhase, CloudPodStatus, TaskOperation, TaskRef};
 use mpanel_crds::common::ReconcileMode;
@@ -36,7 +33,7 @@ use mpanel_crds::conditions::Observation;
 use mpanel_crds::reasons::{self, condition_types};
 use serde_json::Value;
 
-use super::{Changes, Hub, Reconcile, ReconcileError, Scope, intent, publish, read_again, resync_after};
+use super::{Changes, Hub, Reconcile, ReconcileError, Scope, publish, read_again, resync_after};
 use crate::providers::proxmox::{Guest, Kind, ProxmoxApi, ProxmoxError, upid_node};
 use deletion::cleanup;
 use network::Refusal;
@@ -154,10 +151,7 @@ pub async fn run<P: ProxmoxApi + 'static>(
     // the store sees every change; reconciles start on changes of intent only, not on this
     // controller's own status writes: each reconcile asks for the next one itself (a task in
     // flight is read again after its poll delay)
-    let changes = changes
-        .map(|p| Ok::<_, watcher::Error>(CloudPod::clone(&p)))
-        .predicate_filter(intent, PredicateConfig::default())
-        .filter_map(|p| std::future::ready(p.ok().map(Arc::new)));
+    let changes = super::on_intent(changes);
     let controller = Controller::for_shared_stream(changes, cloudpods.clone())
         .with_config(ControllerConfig::default().concurrency(16));
     ctx.metrics.inventory.watch(KIND, cloudpods.clone(), None, |_| None);

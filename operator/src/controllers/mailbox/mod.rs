@@ -23,13 +23,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::utils::PredicateConfig;
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use mpanel_crds::common::ReconcileMode;
 use mpanel_crds::conditions::{self, Observation, READY};
@@ -37,7 +34,7 @@ use mpanel_crds::dnszone::{self, DnsZone};
 use mpanel_crds::mailbox::{Mailbox, MailboxPhase, MailboxStatus};
 use mpanel_crds::reasons::{self, condition_types};
 
-use super::{Changes, Hub, Reconcile, ReconcileError, intent, read_secret_key, resync_after};
+use super::{Changes, Hub, Reconcile, ReconcileError, read_secret_key, resync_after};
 use crate::providers::mailcore::{MailApi, MailCoreError};
 use crate::providers::powerdns::canonical;
 use deletion::cleanup;
@@ -121,10 +118,7 @@ pub async fn run<M: MailApi + 'static>(
     let Watches { mailboxes: (changes, mailboxes), secrets, dnszones } = watches;
     // the store sees every change; reconciles start on changes of intent only, not on this
     // controller's own status writes (each reconcile asks for the next one itself)
-    let changes = changes
-        .map(|m| Ok::<_, watcher::Error>(Mailbox::clone(&m)))
-        .predicate_filter(intent, PredicateConfig::default())
-        .filter_map(|m| std::future::ready(m.ok().map(Arc::new)));
+    let changes = super::on_intent(changes);
     let controller = Controller::for_shared_stream(changes, mailboxes.clone())
         .with_config(ControllerConfig::default().concurrency(16));
     ctx.metrics.inventory.watch(KIND, mailboxes.clone(), None, |_| None);
