@@ -348,6 +348,7 @@ where
         nameservers: ns.nameservers.iter().map(|n| namesilo::normalise_host(n)).collect(),
         zone_defaults: ns.zone_defaults.clone(),
         domains: watches.store(),
+        sync: domain::RegistrarSync::new(ns.registrar_sync().map_err(anyhow::Error::msg)?),
         // test-only fault point (crash right after a paid call was answered)
         exit_after: domain::fault_point(std::env::var("MPANEL_FAULT_EXIT_AFTER").ok().as_deref()),
     })?;

@@ -42,6 +42,7 @@ impl<'a> Harness<'a> {
                  powerdns:\n  apiUrl: {pdns_url}\n  serverId: {sid}\n  apiKeySecretRef: {{namespace: {ns}, name: powerdns, key: api-key}}\n\
                  namesilo:\n  apiUrl: {url}\n  apiKeySecretRef: {{namespace: {ns}, name: namesilo, key: api-key}}\n\
                  \x20 nameservers: [ns1.{ns}.net, ns2.{ns}.net]\n\
+                 \x20 registrarSyncInterval: 2s\n\
                  \x20 zoneDefaults: {{a: [192.0.2.10], mx: [{{host: mail.{ns}.net, priority: 10}}]}}\n",
                 ns = ns.name,
                 pdns_url = tb.get("PDNS_API_URL")?,

@@ -27,6 +27,9 @@ impl Config {
         {
             return Err("namesilo.nameservers needs at least two nameservers".into());
         }
+        if let Some(ns) = &config.namesilo {
+            ns.registrar_sync()?;
+        }
         config.check_rate_limits()?;
         if let Some(acme) = &config.acme {
             if config.powerdns.as_ref().and_then(|p| p.dns_address.as_ref()).is_none() {
@@ -185,6 +188,20 @@ mod tests {
         let n = c.namesilo.unwrap();
         assert_eq!(n.api_url, "https://www.namesilo.com/api");
         assert_eq!(n.zone_defaults.mx[0].priority, 10);
+    }
+
+    #[test]
+    fn the_registrar_is_synced_hourly_unless_configured_and_a_bad_interval_is_refused() {
+        let key =
+            "  apiKeySecretRef: {namespace: s, name: namesilo, key: api-key}\n  nameservers: [a.example, b.example]\n";
+        let c = Config::parse(&format!("namesilo:\n{key}")).unwrap();
+        assert_eq!(c.namesilo.unwrap().registrar_sync(), Ok(Duration::from_secs(3600)));
+        let c = Config::parse(&format!("namesilo:\n{key}  registrarSyncInterval: 15m\n")).unwrap();
+        assert_eq!(c.namesilo.unwrap().registrar_sync(), Ok(Duration::from_secs(900)));
+        for bad in ["soon", "0s"] {
+            let err = Config::parse(&format!("namesilo:\n{key}  registrarSyncInterval: {bad}\n")).unwrap_err();
+            assert!(err.contains("namesilo.registrarSyncInterval"), "{err}");
+        }
     }
 
     #[test]

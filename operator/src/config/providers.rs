@@ -215,6 +215,11 @@ pub struct NamesiloConfig {
     pub zone_defaults: ZoneDefaults,
     #[serde(default = "default_namesilo_timeout_seconds")]
     pub timeout_seconds: u64,
+    /// How often a Domain's registration (expiry, lock, privacy, auto-renew, nameservers) is read
+    /// when nothing about it is due, e.g. `1h`; a changed spec, an order in flight or a renewal due
+    /// is read at once. Out-of-band changes at the registrar are found and repaired within it.
+    #[serde(default = "default_registrar_sync_interval")]
+    pub registrar_sync_interval: String,
     /// Client-side limits on the calls to Namesilo; [`NAMESILO_LIMITS`](super::NAMESILO_LIMITS) by
     /// default.
     #[serde(default)]
@@ -236,6 +241,21 @@ pub struct ZoneDefaults {
 fn default_namesilo_url() -> String {
     "https://www.namesilo.com/api".to_owned()
 }
+fn default_registrar_sync_interval() -> String {
+    "1h".to_owned()
+}
+
+impl NamesiloConfig {
+    pub fn registrar_sync(&self) -> Result<std::time::Duration, String> {
+        mpanel_crds::formats::parse_duration(&self.registrar_sync_interval).filter(|d| !d.is_zero()).ok_or_else(|| {
+            format!(
+                "namesilo.registrarSyncInterval {:?} is not a duration like 30m or 1h",
+                self.registrar_sync_interval
+            )
+        })
+    }
+}
+
 // registrations wait on the registry: Namesilo answers slower than the other systems
 fn default_namesilo_timeout_seconds() -> u64 {
     60

@@ -17,6 +17,7 @@ pub mod orders;
 mod registered;
 pub mod renewal;
 mod settings;
+mod sync;
 pub mod zone;
 
 use std::sync::Arc;
@@ -44,6 +45,7 @@ use crate::providers::namesilo::{DomainInfo, NamesiloApi, NamesiloError};
 use claims::{adoption, earlier_claim, name_granted};
 use registered::registered;
 use settings::wanted_nameservers;
+pub use sync::RegistrarSync;
 use zone::ZoneState;
 
 pub const KIND: &str = "Domain";
@@ -69,6 +71,8 @@ pub struct State<R> {
     pub zone_defaults: ZoneDefaults,
     /// Every Domain this controller reconciles ([`Watches::store`]).
     pub domains: Store<Domain>,
+    /// When each Domain's registration is read at the registrar (`namesilo.registrarSyncInterval`).
+    pub sync: RegistrarSync,
     /// Test-only fault point: exit the process right after this paid call was answered, before the
     /// answer is recorded.
     pub exit_after: Option<OrderOperation>,
@@ -168,7 +172,12 @@ impl<R: NamesiloApi + 'static> Reconcile<Domain> for State<R> {
         domain: Arc<Domain>,
         mode: ReconcileMode,
     ) -> Result<Action, Error> {
-        apply(api, &domain, mode, ctx, &ctx.domains).await
+        let result = apply(api, &domain, mode, ctx, &ctx.domains).await;
+        if result.is_err() {
+            // a failed step is retried on a fresh look
+            ctx.sync.forget(&domain);
+        }
+        result
     }
 
     async fn cleanup(
@@ -177,6 +186,7 @@ impl<R: NamesiloApi + 'static> Reconcile<Domain> for State<R> {
         domain: Arc<Domain>,
         mode: ReconcileMode,
     ) -> Result<Action, Error> {
+        ctx.sync.forget(&domain);
         cleanup(&domain, mode, ctx).await
     }
 
@@ -219,6 +229,7 @@ async fn apply<R: NamesiloApi>(
     let mut step = Step::new(domain);
     let name = &domain.spec.name;
     if !name_granted(domain, ctx).await? {
+        ctx.sync.forget(domain);
         let message = format!("{name} is held by another namespace; this Domain leaves the registrar alone");
         step.status.registered = None;
         step.set(Observation::new(REGISTERED, false, reasons::NAME_HELD_ELSEWHERE.name, message.clone()));
@@ -229,6 +240,7 @@ async fn apply<R: NamesiloApi>(
         return Ok(Action::requeue(resync_after(domain, ctx.resync)));
     }
     if let Some(other) = earlier_claim(domain, store) {
+        ctx.sync.forget(domain);
         let message = format!("{name} is managed by Domain {other}; this one leaves the registrar alone");
         if step.set(Observation::new(CONFLICT, true, reasons::CLAIMED_BY_ANOTHER_DOMAIN.name, message.clone())) {
             publish(&ctx.recorder, domain, true, reasons::CONFLICT.name, "Observe", message.clone()).await;
@@ -239,20 +251,32 @@ async fn apply<R: NamesiloApi>(
     }
     step.status.conditions.retain(|c| c.type_ != CONFLICT);
 
-    // observe first: the account is the truth about what was bought
-    let info = match ctx.registrar.domain_info(name).await {
-        Ok(info) => info,
-        Err(e) => return fail(api, domain, step, Some(REGISTERED), e, ctx).await,
+    // observe first: the account is the truth about what was bought (a recent look stands in
+    // between the registrar syncs, never for a purchase)
+    let (info, look) = match ctx.sync.recent(domain, mode, &ctx.clock) {
+        Some(info) => (info, Look::Remembered),
+        None => {
+            ctx.sync.forget(domain);
+            match ctx.registrar.domain_info(name).await {
+                Ok(info) => (info, Look::Fresh),
+                Err(e) => return fail(api, domain, step, Some(REGISTERED), e, ctx).await,
+            }
+        }
     };
     match info {
         Some(info) => match (adoption(domain), domain.spec.registration.mode) {
             (Some(adopted), _) => {
                 step.status.adopted = Some(adopted);
-                registered(api, domain, step, &info, mode, ctx).await
+                registered(api, domain, step, &info, mode, look, ctx).await
             }
             // observed only: nothing is changed, nothing is bought
-            (None, RegistrationMode::External) => registered(api, domain, step, &info, mode, ctx).await,
-            (None, _) => not_adopted(api, domain, step, ctx).await,
+            (None, RegistrationMode::External) => registered(api, domain, step, &info, mode, look, ctx).await,
+            (None, _) => {
+                if look == Look::Fresh {
+                    ctx.sync.observed(domain, mode, Some(&info), &ctx.clock);
+                }
+                not_adopted(api, domain, step, ctx).await
+            }
         },
         None => match (domain.spec.registration.mode, mode) {
             (RegistrationMode::External, _) | (_, ReconcileMode::ObserveOnly) => {
@@ -263,12 +287,24 @@ async fn apply<R: NamesiloApi>(
                 zone_step(domain, &mut step, mode, ctx).await?;
                 step.not_ready(Some(DomainPhase::Pending), reasons::NOT_IN_ACCOUNT.name, message);
                 step.write(api, domain).await?;
+                if look == Look::Fresh {
+                    ctx.sync.observed(domain, mode, None, &ctx.clock);
+                }
                 Ok(Action::requeue(resync_after(domain, ctx.resync)))
             }
             (RegistrationMode::Register, _) => orders::register(api, domain, step, ctx).await,
             (RegistrationMode::Transfer, _) => orders::transfer(api, domain, step, ctx).await,
         },
     }
+}
+
+/// Where this reconcile's view of the registration came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Look {
+    /// Read from the registrar now.
+    Fresh,
+    /// The last sync's observation ([`RegistrarSync`]).
+    Remembered,
 }
 
 /// The name is in the account, but nothing shows this Domain bought it: it is not touched (no

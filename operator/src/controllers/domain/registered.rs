@@ -11,7 +11,8 @@ use mpanel_crds::reasons::{self, Reason};
 use super::renewal::{self, Plan};
 use super::settings::{sync_nameservers, sync_settings};
 use super::{
-    Context, Error, NAMESERVERS_SYNCED, REGISTERED, RENEWED, SETTINGS_SYNCED, Step, ZONE_READY, fail, orders, zone_step,
+    Context, Error, Look, NAMESERVERS_SYNCED, REGISTERED, RENEWED, SETTINGS_SYNCED, Step, ZONE_READY, fail, orders,
+    zone_step,
 };
 use crate::controllers::resync_after;
 use crate::providers::namesilo::{DomainInfo, NamesiloApi};
@@ -24,6 +25,7 @@ pub(super) async fn registered<R: NamesiloApi>(
     mut step: Step,
     info: &DomainInfo,
     mode: ReconcileMode,
+    look: Look,
     ctx: &Context<R>,
 ) -> Result<Action, Error> {
     let spec = &domain.spec;
@@ -63,8 +65,25 @@ pub(super) async fn registered<R: NamesiloApi>(
         (!zone_ok).then_some((ZONE_READY, reasons::ZONE_READY)),
     ];
     report(&mut step, &spec.name, info, blocking, renewal::today(&ctx.clock));
+    let unchanged = shows(&step, info);
     step.write(api, domain).await?;
+    // a look that changed nothing at the registrar stands until the next sync; after a change the
+    // next reconcile looks again
+    match (look, unchanged) {
+        (Look::Fresh, true) => ctx.sync.observed(domain, mode, Some(info), &ctx.clock),
+        (_, false) => ctx.sync.forget(domain),
+        (Look::Remembered, true) => {}
+    }
     Ok(Action::requeue(resync_after(domain, ctx.resync)))
+}
+
+/// Whether the status still shows the registration as `info` has it: nothing was changed.
+fn shows(step: &Step, info: &DomainInfo) -> bool {
+    let s = &step.status;
+    s.nameservers == info.nameservers
+        && s.locked == Some(info.locked)
+        && s.privacy == Some(info.private)
+        && s.auto_renew == Some(info.auto_renew)
 }
 
 /// Records what the registrar reports and that the domain is registered.

@@ -19,6 +19,7 @@ mod modes;
 mod registration;
 mod renewal;
 mod settings;
+mod sync;
 mod transfer;
 mod zone;
 
@@ -26,6 +27,13 @@ const NS: &str = "customer-acme";
 /// The registrar's today, the same day as the context's clock ([`testing::T0`]).
 const TODAY: &str = "2026-06-01";
 const OUR_NS: [&str; 2] = ["ns1.migrahosting.com", "ns2.migrahosting.com"];
+/// How often the registrar is read when nothing is due (`namesilo.registrarSyncInterval`).
+const SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Past the registrar sync of every Domain (the interval, spread ±10 % per Domain).
+fn past_the_sync() -> SignedDuration {
+    SignedDuration::from_secs(i64::try_from(SYNC_INTERVAL.as_secs() * 11 / 10 + 1).unwrap())
+}
 
 /// A Domain `name` in [`NS`] with `spec` (registration given in full).
 fn domain(name: &str, spec: Value) -> Domain {
@@ -61,6 +69,7 @@ fn world(domains: &[Domain]) -> World {
         nameservers: OUR_NS.map(String::from).to_vec(),
         zone_defaults: ZoneDefaults::default(),
         domains: testing::store_of(domains),
+        sync: RegistrarSync::new(SYNC_INTERVAL),
         exit_after: None,
     };
     World { h: Harness::new(state), registrar }

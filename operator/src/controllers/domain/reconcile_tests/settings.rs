@@ -15,6 +15,8 @@ async fn nameserver_and_setting_drift_at_the_registrar_is_repaired_and_announced
     edited.locked = false;
     w.registrar.insert_domain("example.com", edited);
     w.registrar.clear_calls();
+    // found at the next registrar sync
+    w.ctx.clock.advance(past_the_sync());
     w.reconcile(&d, 1).await.unwrap();
 
     let now = w.registrar.domain("example.com").unwrap();
