@@ -56,7 +56,8 @@ pub const POWERDNS_LIMITS: Limits = Limits { requests_per_second: 200.0, max_in_
 /// HTTP request counts, nonce requests included; those are kept to 10/s on their own
 /// ([`NEW_NONCE_PER_SECOND`](crate::providers::acme::NEW_NONCE_PER_SECOND), half of the 20/s on
 /// `/acme/new-nonce`; `/acme/new-account`, 5/s, is one request per issuer). Let's Encrypt documents
-/// no limit on requests in flight; 16 is the Certificate controller's concurrency.
+/// no limit on requests in flight; 16 at once keeps one account's load on the CA modest (the
+/// Certificate controller runs more reconciles at once, most of them waiting on DNS or the CA).
 pub const ACME_LIMITS: Limits = Limits { requests_per_second: 100.0, max_in_flight: 16 };
 /// mail-core's PostgreSQL also answers every Postfix and Dovecot lookup (its `max_connections`
 /// defaults to 100 for all of them); the operator keeps to its pool (`maxConnections`, 4: more in

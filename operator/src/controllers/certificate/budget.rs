@@ -140,6 +140,10 @@ impl Budget {
         orderer: &Orderer<'_>,
         now: Timestamp,
     ) -> Result<Verdict, kube::Error> {
+        // one reservation at a time in this process: the Certificates reconciled at once would
+        // otherwise each read the same ConfigMap and all but one lose the write (409) and read again
+        static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _turn = ONE_AT_A_TIME.lock().await;
         let mut attempts = 0;
         loop {
             attempts += 1;

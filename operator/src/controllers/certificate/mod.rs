@@ -22,11 +22,14 @@ mod secrets;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::utils::PredicateConfig;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use mpanel_crds::certificate::{Certificate, CertificatePhase, CertificateStatus};
 use mpanel_crds::cloudpod::CloudPod;
@@ -35,7 +38,7 @@ use mpanel_crds::conditions::{self, Observation, READY};
 use mpanel_crds::dnszone::DnsZone;
 use mpanel_crds::reasons::{self, condition_types};
 
-use super::{Changes, Hub, Reconcile, ReconcileError, labelled, publish, read_again, resync_after};
+use super::{Changes, Hub, Reconcile, ReconcileError, intent, labelled, publish, read_again, resync_after};
 use crate::controllers::During;
 use crate::names::Names;
 use crate::providers::acme::AcmeError;
@@ -60,6 +63,10 @@ pub const CERTIFICATE_LABEL: &str = "mpanel.migrahosting.com/certificate";
 /// How often an order in flight is looked at again.
 const POLL: Duration = Duration::from_secs(1);
 const DEFAULT_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Certificates reconciled at once. A reconcile mostly waits (for PowerDNS to serve a value, for
+/// the CA between the follow delays, for the ACME throttle), so many Certificates applied together
+/// are not held back by the count of slots; the CA sees no more than the ACME limits let through.
+const CONCURRENCY: u16 = 64;
 
 /// What a Certificate is issued and delivered through: PowerDNS for the DNS-01 records, the ACME
 /// accounts of the configured issuers, and Proxmox's guest agent for deliveries into CloudPods.
@@ -155,8 +162,16 @@ pub async fn run<P: Providers>(
         return;
     }
     let Watches { certificates: (changes, certificates), secrets, dnszones, cloudpods } = watches;
+    // the store sees every change; reconciles start on changes of intent only, not on this
+    // controller's own status writes: each reconcile asks for the next one itself (an order in
+    // flight is looked at again at once or after `POLL`), and a status write of one step must not
+    // start another reconcile that asks the CA about the order in between
+    let changes = changes
+        .map(|c| Ok::<_, watcher::Error>(Certificate::clone(&c)))
+        .predicate_filter(intent, PredicateConfig::default())
+        .filter_map(|c| std::future::ready(c.ok().map(Arc::new)));
     let controller = Controller::for_shared_stream(changes, certificates.clone())
-        .with_config(ControllerConfig::default().concurrency(16));
+        .with_config(ControllerConfig::default().concurrency(CONCURRENCY));
     let delivering = certificates.clone();
     ctx.metrics.inventory.watch(KIND, certificates.clone(), Some(crate::inventory::CERTIFICATE_EXPIRY), |c| {
         c.status.as_ref()?.not_after.as_ref().map(|t| t.0.as_second())
