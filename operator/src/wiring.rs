@@ -265,6 +265,7 @@ where
         maildir_root: mc.maildir_root.as_ref().map(Into::into),
         dnszones: w.hub.store(Scope::Operator),
         domain_grants: mc.domain_grants.clone(),
+        verified: Default::default(),
     })?;
     controllers.spawn(mailbox::run(ctx, mailbox::Watches::new(w.hub), shutdown()));
     Ok(())

@@ -22,14 +22,11 @@ mod secrets;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::utils::PredicateConfig;
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use mpanel_crds::certificate::{Certificate, CertificatePhase, CertificateStatus};
 use mpanel_crds::cloudpod::CloudPod;
@@ -38,7 +35,7 @@ use mpanel_crds::conditions::{self, Observation, READY};
 use mpanel_crds::dnszone::DnsZone;
 use mpanel_crds::reasons::{self, condition_types};
 
-use super::{Changes, Hub, Reconcile, ReconcileError, intent, labelled, publish, read_again, resync_after};
+use super::{Changes, Hub, Reconcile, ReconcileError, labelled, publish, read_again, resync_after};
 use crate::controllers::During;
 use crate::names::Names;
 use crate::providers::acme::AcmeError;
@@ -166,11 +163,7 @@ pub async fn run<P: Providers>(
     // controller's own status writes: each reconcile asks for the next one itself (an order in
     // flight is looked at again at once or after `POLL`), and a status write of one step must not
     // start another reconcile that asks the CA about the order in between
-    let changes = changes
-        .map(|c| Ok::<_, watcher::Error>(Certificate::clone(&c)))
-        .predicate_filter(intent, PredicateConfig::default())
-        .filter_map(|c| std::future::ready(c.ok().map(Arc::new)));
-    let controller = Controller::for_shared_stream(changes, certificates.clone())
+    let controller = Controller::for_shared_stream(super::on_intent(changes), certificates.clone())
         .with_config(ControllerConfig::default().concurrency(CONCURRENCY));
     let delivering = certificates.clone();
     ctx.metrics.inventory.watch(KIND, certificates.clone(), Some(crate::inventory::CERTIFICATE_EXPIRY), |c| {

@@ -23,13 +23,10 @@ pub mod zone;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::utils::PredicateConfig;
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use mpanel_crds::common::{DeletionPolicy, ReconcileMode};
 use mpanel_crds::conditions::{self, Observation};
@@ -39,7 +36,7 @@ use mpanel_crds::domain::{
 };
 use mpanel_crds::reasons::{self, condition_types};
 
-use super::{Changes, Hub, Reconcile, ReconcileError, intent, publish, read_again, resync_after};
+use super::{Changes, Hub, Reconcile, ReconcileError, publish, read_again, resync_after};
 use crate::config::ZoneDefaults;
 use crate::providers::namesilo::{DomainInfo, NamesiloApi, NamesiloError};
 use claims::{adoption, earlier_claim, name_granted};
@@ -135,10 +132,7 @@ pub async fn run<R: NamesiloApi + 'static>(
 ) {
     let Watches { domains: (changes, reader), dnszones, secrets } = watches;
     // the store sees every change; reconciles start on changes of intent only
-    let domains = changes
-        .map(|d| Ok::<_, watcher::Error>(Domain::clone(&d)))
-        .predicate_filter(intent, PredicateConfig::default())
-        .filter_map(|d| std::future::ready(d.ok().map(Arc::new)));
+    let domains = super::on_intent(changes);
     let by_secret = reader.clone();
     ctx.metrics.inventory.watch(KIND, reader.clone(), Some(crate::inventory::DOMAIN_EXPIRY), |d| {
         let date: jiff::civil::Date = d.status.as_ref()?.expires_at.as_deref()?.parse().ok()?;

@@ -12,7 +12,7 @@ use mpanel_crds::reasons;
 
 use super::decide::{Plan, secret_version};
 use super::observe::dns_note;
-use super::{Context, DKIM_SIGNING, DOMAIN_READY, Error, KIND, Step, dkim, hash_off_thread, password, split};
+use super::{Context, DKIM_SIGNING, DOMAIN_READY, Error, KIND, Step, dkim, hash_off_thread, split};
 use crate::controllers::publish;
 use crate::providers::mailcore::{AliasRow, MailApi, MailboxChange, MailboxRow};
 
@@ -70,7 +70,7 @@ async fn create_mailbox<M: MailApi>(
     if !ctx.mail.add_mailbox(&new).await? {
         return Ok(None);
     }
-    remember_written(mailbox, version, &new.password);
+    remember_written(mailbox, ctx, version, &new.password);
     publish(
         &ctx.recorder,
         mailbox,
@@ -107,7 +107,7 @@ async fn change_mailbox<M: MailApi>(
         return Ok(None);
     }
     if let (Some(stored), Some((_, version))) = (&change.password, password) {
-        remember_written(mailbox, version, stored);
+        remember_written(mailbox, ctx, version, stored);
     }
     // the same spec and Secret as last time, yet the row differed: changed out of band
     let same_inputs = step.status.observed_generation == step.generation
@@ -130,9 +130,9 @@ async fn change_mailbox<M: MailApi>(
 
 /// Remembers that the hash just written matches the password of the Secret at `version`, so the
 /// next resync needs no bcrypt verify to know it.
-fn remember_written(mailbox: &Mailbox, version: &str, stored: &str) {
+fn remember_written<M>(mailbox: &Mailbox, ctx: &Context<M>, version: &str, stored: &str) {
     let uid = mailbox.uid().unwrap_or_default();
-    password::VERIFIED.wrote(&uid, &secret_version(mailbox, version), stored);
+    ctx.verified.wrote(&uid, &secret_version(mailbox, version), stored);
 }
 
 /// Puts the aliases that differ and deletes this object's aliases the spec no longer names.

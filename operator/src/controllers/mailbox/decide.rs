@@ -55,6 +55,7 @@ pub(super) async fn plan<'a>(
     at: &'a Addresses,
     rows: &'a Rows,
     password: Option<&(String, String)>,
+    verified: &password::Verified,
 ) -> Plan<'a> {
     let (address, owner) = (&at.address, at.owner.as_str());
     let wanted = MailboxRow {
@@ -81,7 +82,7 @@ pub(super) async fn plan<'a>(
     let password_stale = match (&rows.mailbox, password) {
         (Some(r), Some((p, version))) => {
             let uid = mailbox.uid().unwrap_or_default();
-            !password::VERIFIED.matches(&uid, &secret_version(mailbox, version), p, &r.password).await
+            !verified.matches(&uid, &secret_version(mailbox, version), p, &r.password).await
         }
         _ => false,
     };
@@ -101,7 +102,7 @@ pub(super) async fn plan<'a>(
     Plan { at, rows, wanted, change, password_stale, alias_changes, stale_aliases, differs }
 }
 
-/// The password's Secret as [`password::VERIFIED`] names it, at `resource_version`.
+/// The password's Secret as [`password::Verified`] names it, at `resource_version`.
 pub(super) fn secret_version(mailbox: &Mailbox, resource_version: &str) -> String {
     let at = &mailbox.spec.password_secret_ref;
     password::secret_version(&at.name, &at.key, resource_version)

@@ -26,7 +26,7 @@ pub(super) async fn cleanup<M: MailApi>(
     ctx: &Context<M>,
 ) -> Result<Action, Error> {
     // the object goes, whatever becomes of its rows
-    super::password::VERIFIED.forget(&mailbox.uid().unwrap_or_default());
+    ctx.verified.forget(&mailbox.uid().unwrap_or_default());
     if mailbox.spec.deletion_policy == DeletionPolicy::Orphan || mode == ReconcileMode::ObserveOnly {
         return Ok(Action::await_change());
     }

@@ -60,6 +60,8 @@ pub struct State<M> {
     pub dnszones: Store<DnsZone>,
     /// Mail domains made outside the operator, each granted to one namespace (`mailcore.domainGrants`).
     pub domain_grants: std::collections::BTreeMap<String, String>,
+    /// What the password verifies found, so an unchanged password is not verified at every resync.
+    pub verified: password::Verified,
 }
 
 pub type Context<M> = super::Context<State<M>>;
@@ -273,7 +275,7 @@ async fn converge<M: MailApi>(
             None
         }
     };
-    let plan = decide::plan(mailbox, &at, &rows, password.as_ref()).await;
+    let plan = decide::plan(mailbox, &at, &rows, password.as_ref(), &ctx.verified).await;
     if plan.differs && mode == ReconcileMode::ObserveOnly {
         step.not_ready(
             None,

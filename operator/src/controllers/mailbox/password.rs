@@ -7,7 +7,7 @@
 //! password or anything made from it.
 
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::Mutex;
 
 use mpanel_crds::reasons;
 
@@ -70,14 +70,12 @@ struct Entry {
     verifies: u64,
 }
 
-/// Outcomes of password verifies, per Mailbox UID, for this process (one entry per Mailbox,
-/// removed when the Mailbox is deleted).
+/// Outcomes of password verifies, per Mailbox UID, kept by the Mailbox controller (one entry per
+/// Mailbox, removed when the Mailbox is deleted).
+#[derive(Default)]
 pub struct Verified {
     entries: Mutex<HashMap<String, Entry>>,
 }
-
-/// The Mailbox controller's memory (one per process, like the controller).
-pub static VERIFIED: LazyLock<Verified> = LazyLock::new(|| Verified { entries: Mutex::default() });
 
 /// How the Secret holding a password is named in [`Verified`]: its name, key and resourceVersion.
 pub fn secret_version(name: &str, key: &str, resource_version: &str) -> String {
@@ -158,7 +156,7 @@ mod memory_tests {
 
     #[tokio::test]
     async fn an_unchanged_pair_is_verified_once_and_a_changed_one_again() {
-        let memory = Verified { entries: Mutex::default() };
+        let memory = Verified::default();
         let stored = hash("correct horse").unwrap();
         let v1 = secret_version("pw", "password", "7");
         assert!(memory.matches("uid-1", &v1, "correct horse", &stored).await);

@@ -52,7 +52,7 @@ async fn resyncs_verify_an_unchanged_password_once_and_catch_a_hash_changed_in_m
     let uid = m.uid().unwrap();
     s.reconcile(&m, 1).await.unwrap();
     s.reconcile(&m, 1).await.unwrap();
-    assert_eq!(password::VERIFIED.verifies(&uid), 1, "two resyncs of an unchanged mailbox");
+    assert_eq!(s.ctx.verified.verifies(&uid), 1, "two resyncs of an unchanged mailbox");
     assert_condition(&s.expect_condition(&m, PASSWORD_SYNCED), "True", reasons::SYNCED.name, "matches the Secret");
 
     // someone sets another password in mail-core: the next resync sees it and puts the Secret's back
@@ -63,16 +63,16 @@ async fn resyncs_verify_an_unchanged_password_once_and_catch_a_hash_changed_in_m
     s.reconcile(&m, 1).await.unwrap();
     assert!(password::matches(PASSWORD, &s.mail.mailbox_row(ADDRESS).unwrap().password), "the hand-set hash stayed");
     assert_eq!(s.write_ops(), ["change_mailbox"]);
-    assert_eq!(password::VERIFIED.verifies(&uid), 2);
+    assert_eq!(s.ctx.verified.verifies(&uid), 2);
     // the hash just written is known to match: the resyncs after it verify nothing
     s.reconcile(&m, 2).await.unwrap();
-    assert_eq!(password::VERIFIED.verifies(&uid), 2);
+    assert_eq!(s.ctx.verified.verifies(&uid), 2);
 
     // a rotated Secret is verified again and rehashed
     s.api.put(&password_secret(NS, "rotated-password-2027"));
     s.reconcile(&m, 1).await.unwrap();
     assert!(password::matches("rotated-password-2027", &s.mail.mailbox_row(ADDRESS).unwrap().password));
-    assert_eq!(password::VERIFIED.verifies(&uid), 3);
+    assert_eq!(s.ctx.verified.verifies(&uid), 3);
 }
 
 #[tokio::test]
@@ -80,6 +80,6 @@ async fn a_mailbox_the_operator_created_needs_no_verify_at_its_resyncs() {
     let s = setup("verify-none");
     let m = s.put(&mailbox(json!({})));
     s.reconcile(&m, 4).await.unwrap();
-    assert_eq!(password::VERIFIED.verifies(&m.uid().unwrap()), 0, "the hash it wrote was verified again");
+    assert_eq!(s.ctx.verified.verifies(&m.uid().unwrap()), 0, "the hash it wrote was verified again");
     assert_condition(&s.expect_condition(&m, PASSWORD_SYNCED), "True", reasons::SYNCED.name, "matches the Secret");
 }

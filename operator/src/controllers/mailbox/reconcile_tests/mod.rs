@@ -80,6 +80,7 @@ fn setup_with(test: &str, o: Options) -> Setup {
         maildir_root: Some(root.clone()),
         dnszones: store_of(&o.zones),
         domain_grants: o.grants,
+        verified: Default::default(),
     };
     let h = Harness::new(state);
     h.api.put(&password_secret(NS, PASSWORD));
