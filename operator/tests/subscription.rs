@@ -425,7 +425,9 @@ fn what_the_templates_no_longer_say_is_removed_from_the_children_and_the_systems
     assert!(alias_row(&format!("info@{d}"))?, "the kept alias stays");
     let pod_gone = eventually(WAIT, || Ok(h.guests()?.len() == 1))?;
     assert!(pod_gone, "the dropped CloudPod's guest is still there: {:?}", h.guests()?);
-    assert!(!tb.kubectl(&["get", "cloudpod", "extra", "-n", &ns], None)?.success);
+    // the object goes once the operator saw the guest's destruction finish (its task is polled)
+    let object_gone = eventually(WAIT, || Ok(!tb.kubectl(&["get", "cloudpod", "extra", "-n", &ns], None)?.success))?;
+    assert!(object_gone, "the dropped CloudPod object stayed after its guest was destroyed");
     let reissued = eventually(Duration::from_secs(120), || {
         Ok(!certificate_names(&tb, &ns, "site-tls")?.contains(&format!("DNS:www.{d}")))
     })?;
