@@ -197,7 +197,7 @@ pub struct NameIndex {
     changes: Arc<AtomicU64>,
     /// The last decision and the count of changes it was made at.
     decided: Arc<Mutex<Option<Decided>>>,
-    /// The decision over a consistent list, shared by the reconciles that ask at once.
+    /// The claims of a consistent list, shared by the reconciles that ask at once.
     fresh: Arc<FreshRead<Arc<Vec<Claim>>>>,
     /// Claims this operator granted a first write to whose status may not say so yet, by UID:
     /// every decision of this operator counts them as acted on.
@@ -266,20 +266,6 @@ impl NameIndex {
             self.changes.fetch_add(1, Ordering::AcqRel);
         }
         Ok(granted)
-    }
-
-    /// Watches every DnsZone and Domain in the cluster (whatever namespace the controllers
-    /// reconcile: names are decided cluster-wide); `None` when a watch ended before its first list.
-    pub async fn start(client: &kube::Client) -> Option<Self> {
-        use crate::controllers::follow_counting;
-        let (zones, zone_writer) = kube::runtime::reflector::store();
-        let (domains, domain_writer) = kube::runtime::reflector::store();
-        let changes = Arc::new(AtomicU64::new(0));
-        let (zones_ready, domains_ready) = tokio::join!(
-            follow_counting(zone_writer, kube::Api::<DnsZone>::all(client.clone()), changes.clone()),
-            follow_counting(domain_writer, kube::Api::<Domain>::all(client.clone()), changes.clone()),
-        );
-        (zones_ready && domains_ready).then(|| Self::new(zones, Some(domains), changes))
     }
 
     /// The claims as the API server holds them now: a consistent list, not the watches, so that a

@@ -36,7 +36,7 @@ pub use reconciler::{Context, Kind, Reconcile, error_policy, read_again, ready, 
 pub use secret_keys::read_secret_key;
 pub(crate) use status::status_of;
 pub use status::{StatusOf, Step, write_changed_status};
-pub use watches::{Changes, Hub, Scope, Watchable, follow, follow_counting, intent, labelled, on_intent, scoped};
+pub use watches::{Changes, Hub, Scope, Watchable, intent, labelled, on_intent, scoped};
 
 /// `namespace/name`: how logs and the backoff name an object.
 pub fn object_key<K: ResourceExt>(obj: &K) -> String {

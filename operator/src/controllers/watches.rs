@@ -25,42 +25,6 @@ where
     }
 }
 
-/// Keeps the store behind `writer` filled from a watch of `api`, in the background, so a
-/// controller can look up related objects; returns once the store holds the first full list, or
-/// false (logged) when the watch ended before that.
-pub async fn follow<K>(writer: kube::runtime::reflector::store::Writer<K>, api: Api<K>) -> bool
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-{
-    follow_counting(writer, api, Arc::default()).await
-}
-
-/// [`follow`], adding one to `changes` after each watch event reached the store, so that a reader
-/// can tell whether what it derived from the store is still current.
-pub async fn follow_counting<K>(
-    writer: kube::runtime::reflector::store::Writer<K>,
-    api: Api<K>,
-    changes: Arc<std::sync::atomic::AtomicU64>,
-) -> bool
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-{
-    use futures::StreamExt;
-    use kube::runtime::{WatchStreamExt, reflector, watcher};
-    let store = writer.as_reader();
-    let stream =
-        reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff().for_each(move |_| {
-            changes.fetch_add(1, std::sync::atomic::Ordering::Release);
-            std::future::ready(())
-        });
-    tokio::spawn(stream);
-    let ready = store.wait_until_ready().await.is_ok();
-    if !ready {
-        tracing::error!(kind = %K::kind(&()), "the watch ended before it was ready");
-    }
-    ready
-}
-
 /// A watch filter that lets through what a person or GitOps changed (spec, annotations such as the
 /// reconcile mode, finalizers, deletion) and drops the controller's own status writes. For kinds
 /// that spend money, a status write must not start the next attempt early: retries follow the
