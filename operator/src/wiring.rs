@@ -19,7 +19,7 @@ use mpanel_operator::config::{
 };
 use mpanel_operator::controllers::certificate::{self, budget::Budget, dns01::Dns01, issuers::Issuers};
 use mpanel_operator::controllers::{
-    Backoff, Clock, Context, Hub, Scope, backup, cloudpod, dnszone, domain, mailbox, subscription,
+    Backoff, Clock, Context, Hub, Scope, backup, cloudpod, dnszone, domain, mailbox, ready, subscription,
 };
 use mpanel_operator::leader::Leadership;
 use mpanel_operator::metrics::Metrics;
@@ -149,11 +149,11 @@ where
     hub.start();
     // a watch that cannot list (e.g. a shard's Namespaces the operator may not read) must not keep
     // the process from stopping
-    let ready = tokio::select! {
-        ready = async { tokio::join!(zones.wait_until_ready(), domains.wait_until_ready()) } => ready,
+    let listed = tokio::select! {
+        listed = async { tokio::join!(ready(&zones), ready(&domains)) } => listed,
         () = shutdown() => return Ok(()),
     };
-    ready.0.and(ready.1).context("watching DnsZones and Domains for the name index")?;
+    anyhow::ensure!(listed.0 && listed.1, "watching DnsZones and Domains for the name index: the watch ended");
     for controller in pending.0 {
         controllers.spawn(controller);
     }

@@ -89,10 +89,22 @@ pub async fn read_again<K: Kind>(api: &Api<K>, cached: Arc<K>) -> Result<Option<
     Ok(api.get_opt(&cached.name_any()).await.during("reading the object again")?.map(Arc::new))
 }
 
+/// How often [`ready`] looks at a store again while it waits.
+const READY_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Waits until `store` holds its first full list, which a controller that reads it needs before it
 /// starts; false, logged, when its watch ended before that.
+///
+/// The hub's stores are shared by several controllers, and kube's readiness signal wakes only the
+/// waiter that polled it last: a second waiter would sleep forever. So this looks again every
+/// [`READY_POLL`] instead of counting on a wake-up, and [`run`] waits here before it starts a
+/// controller, so that kube's own wait inside it finds the store ready.
 pub async fn ready<K: Watchable>(store: &kube::runtime::reflector::Store<K>) -> bool {
-    let ready = store.wait_until_ready().await.is_ok();
+    let ready = loop {
+        if let Ok(ready) = tokio::time::timeout(READY_POLL, store.wait_until_ready()).await {
+            break ready.is_ok();
+        }
+    };
     if !ready {
         tracing::error!(kind = %K::kind(&()), "the watch ended before it was ready");
     }
@@ -108,6 +120,9 @@ pub async fn run<K, S>(
     K: Kind,
     S: Reconcile<K>,
 {
+    if !ready(&controller.store()).await {
+        return;
+    }
     controller
         .graceful_shutdown_on(shutdown)
         .run(reconcile::<K, S>, error_policy::<K, S>, ctx)
@@ -159,4 +174,33 @@ where
         |obj, mode| async move { S::cleanup(ctx, api, obj, mode).await },
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::runtime::{reflector, watcher};
+
+    use super::ready;
+
+    #[tokio::test]
+    async fn every_controller_waiting_for_a_shared_store_starts_once_it_listed() {
+        let (store, mut writer) = reflector::store::<ConfigMap>();
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { ready(&store).await })
+            })
+            .collect();
+        // every waiter is waiting before the list completes
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        for waiter in waiters {
+            let started = tokio::time::timeout(Duration::from_secs(2), waiter).await;
+            assert!(matches!(started, Ok(Ok(true))), "a waiter never saw the store ready: {started:?}");
+        }
+    }
 }

@@ -29,6 +29,9 @@ pub async fn release<K>(
 ) where
     K: super::Watchable,
 {
+    if !super::ready(&store).await {
+        return;
+    }
     Controller::for_shared_stream(changes, store)
         .graceful_shutdown_on(shutdown)
         .run(reconcile::<K>, |_, _, _| Action::requeue(Duration::from_secs(5)), Arc::new(Context { client, recorder }))
