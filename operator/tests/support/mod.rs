@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -39,11 +39,17 @@ pub use mpanel_tests::metric_sum;
 #[allow(unused_imports)]
 pub use mpanel_tests::eventually;
 
-/// An operator process; killed when dropped if `stop` was not called.
+/// An operator process; killed when dropped if `stop` was not called. Its output goes to a file
+/// (a pipe read only at the end would fill and stop the operator mid-test); a dropped operator
+/// prints the end of it, which the test runner shows when the test failed.
 pub struct Operator {
     child: Option<Child>,
     pub health_addr: String,
+    log: std::path::PathBuf,
 }
+
+/// How much of a dropped operator's log is printed.
+const LOG_TAIL_LINES: usize = 300;
 
 /// How an operator run ended.
 pub struct Stopped {
@@ -61,16 +67,18 @@ impl Operator {
     pub fn start_with_env(kubeconfig: &Path, extra_args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let health_addr = format!("127.0.0.1:{port}");
+        let log = std::env::temp_dir().join(format!("mpanel-operator-{}-{port}.log", std::process::id()));
+        let out = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let child = Command::new(env!("CARGO_BIN_EXE_mpanel-operator"))
             .args(["run", "--health-addr", &health_addr])
             .args(extra_args)
             .env("KUBECONFIG", kubeconfig)
             .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(out.try_clone()?)
+            .stderr(out)
             .spawn()
             .context("starting mpanel-operator")?;
-        Ok(Self { child: Some(child), health_addr })
+        Ok(Self { child: Some(child), health_addr, log })
     }
 
     /// Starts the operator with the configuration file `config` and waits until it is ready;
@@ -134,12 +142,11 @@ impl Operator {
         let child = self.child.take().context("already stopped")?;
         let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
         let sent = Instant::now();
-        let out = child.wait_with_output()?;
-        Ok(Stopped {
-            success: out.status.success(),
-            logs: format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
-            shutdown_took: sent.elapsed(),
-        })
+        let mut child = child;
+        let status = child.wait()?;
+        let shutdown_took = sent.elapsed();
+        let logs = String::from_utf8_lossy(&std::fs::read(&self.log)?).into_owned();
+        Ok(Stopped { success: status.success(), logs, shutdown_took })
     }
 }
 
@@ -148,7 +155,19 @@ impl Drop for Operator {
         if let Some(child) = self.child.as_mut() {
             let _ = child.kill();
             let _ = child.wait();
+            if let Ok(text) = std::fs::read(&self.log) {
+                let text = String::from_utf8_lossy(&text);
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+                eprintln!(
+                    "--- the last {} lines of operator {} ---\n{}",
+                    tail.len(),
+                    self.health_addr,
+                    tail.join("\n")
+                );
+            }
         }
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
