@@ -235,6 +235,7 @@ where
         },
         dnszones: w.hub.store(Scope::Operator),
         guest_agent: pve.map(|pve| w.pve_client(pve)).transpose()?,
+        exit_after_order: std::env::var("MPANEL_FAULT_EXIT_AFTER").is_ok_and(|v| v == "order"),
     })?;
     controllers.spawn(certificate::run(ctx, certificate::Watches::new(w.hub), shutdown()));
     Ok(())

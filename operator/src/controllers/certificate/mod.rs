@@ -97,6 +97,9 @@ pub struct State<P: Providers> {
     /// The Proxmox API, for delivering certificates into CloudPods through the guest agent; `None`
     /// without a `proxmox` configuration.
     pub guest_agent: Option<P::Agent>,
+    /// Test-only fault point (`MPANEL_FAULT_EXIT_AFTER=order`): exit the process right after a new
+    /// order's URL is stored in the status, before anything else is done with the order.
+    pub exit_after_order: bool,
 }
 
 pub type Context<P> = super::Context<State<P>>;

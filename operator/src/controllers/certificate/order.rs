@@ -140,6 +140,10 @@ async fn place<P: Providers>(
             step.set(Observation::new(ISSUING, true, reasons::ORDER_PLACED.name, message.clone()));
             publish(&ctx.recorder, cert, false, reasons::ORDER_PLACED.name, "Order", message).await;
             step.write(api, cert).await?;
+            if ctx.exit_after_order {
+                tracing::error!(order = %view.url, "fault point: exiting right after the order was stored");
+                std::process::exit(3);
+            }
             Ok(Action::requeue(POLL))
         }
         Err(e) => Ok(attempt_failed(api, cert, step, e.reason(), e.to_string(), usable, ctx).await?),

@@ -148,6 +148,7 @@ impl Bed {
             budget: Budget { api: Api::namespaced(client, BUDGET_NS), name: BUDGET.to_owned(), limit: BUDGET_LIMIT },
             dnszones: store_of(zones),
             guest_agent: Some(pve.clone()),
+            exit_after_order: false,
         }
     }
 
