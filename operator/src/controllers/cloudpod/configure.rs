@@ -105,6 +105,7 @@ async fn write_config<P: ProxmoxApi>(
         params.insert("delete".into(), removals.join(","));
     }
     ctx.proxmox.set_config(&owned.found.node, owned.kind, owned.vmid, &params).await?;
+    ctx.cloning.written(&pod.uid().unwrap_or_default(), owned.vmid, &params);
     if was_configured && !changes.is_empty() {
         ctx.metrics.drift_repaired(KIND);
         let keys = changes.keys().cloned().collect::<Vec<_>>().join(", ");
@@ -138,6 +139,7 @@ async fn converge_disk<P: ProxmoxApi>(
         Some(d) if d < wanted_disk => {
             match ctx.proxmox.resize(&owned.found.node, owned.kind, vmid, disk_key, &format!("{wanted_disk}G")).await {
                 Ok(Some(upid)) => {
+                    grown(pod, owned, wanted_disk, ctx);
                     step.track(upid, TaskOperation::Resize);
                     step.set(Observation::new(
                         CONFIGURED,
@@ -148,7 +150,7 @@ async fn converge_disk<P: ProxmoxApi>(
                     step.write(api, pod).await?;
                     return Ok(ControlFlow::Break(Action::requeue(POLL)));
                 }
-                Ok(None) => {}
+                Ok(None) => grown(pod, owned, wanted_disk, ctx),
                 Err(e) => return fail(api, pod, step, Some(CONFIGURED), e, ctx).await.map(ControlFlow::Break),
             }
         }
@@ -171,4 +173,15 @@ async fn converge_disk<P: ProxmoxApi>(
     let in_effect_disk = disk.and_then(|d| u32::try_from(d).ok()).map_or(size.disk_gib, |d| d.max(size.disk_gib));
     step.status.applied_resources = Some(Resources { disk_gib: in_effect_disk, ..size.clone() });
     Ok(ControlFlow::Continue(step))
+}
+
+/// What this process knows of the guest's configuration after its root disk grew to `gib`.
+fn grown<P>(pod: &CloudPod, owned: &OwnedGuest<'_>, gib: u64, ctx: &Context<P>) {
+    let key = guest::root_disk(owned.kind);
+    let Some(entry) = owned.config.get(key).and_then(serde_json::Value::as_str) else { return };
+    let mut items: Vec<String> =
+        entry.split(',').filter(|i| !i.is_empty() && !i.starts_with("size=")).map(str::to_owned).collect();
+    items.push(format!("size={gib}G"));
+    let params = BTreeMap::from([(key.to_owned(), items.join(","))]);
+    ctx.cloning.written(&pod.uid().unwrap_or_default(), owned.vmid, &params);
 }

@@ -17,12 +17,13 @@ pub mod network;
 mod power;
 mod provision;
 mod reboot;
+pub mod shared;
 pub mod user_data;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::Store;
@@ -82,8 +83,10 @@ pub struct State<P> {
     /// VMIDs handed out by this process and not yet seen in a status (two reconciles at once must
     /// not pick the same one).
     pub reserved: Mutex<BTreeSet<u32>>,
-    /// One clone at a time per node, and what the last look at a template there found.
-    pub cloning: Mutex<HashMap<String, Arc<tokio::sync::Mutex<provision::NodeClones>>>>,
+    /// What the reconciles share: one clone at a time per node (and what the last look at a
+    /// template there found), one list of the guests for all that ask at once, and the
+    /// configuration this process last left on each guest.
+    pub cloning: shared::Shared,
     /// Test-only fault point: exit the process right after a clone was requested.
     pub exit_after_clone: bool,
 }
@@ -222,6 +225,7 @@ async fn apply<P: ProxmoxApi>(
     let requeue = Action::requeue(resync_after(pod, ctx.resync));
 
     // a task in flight: read it, never wait for it
+    let followed = step.status.task_ref.is_some();
     if let Some(task) = step.status.task_ref.clone() {
         step = match finish_task(api, pod, step, task, ctx).await? {
             ControlFlow::Continue(step) => step,
@@ -232,13 +236,15 @@ async fn apply<P: ProxmoxApi>(
     if let Err(refusal) = network::check(pod, &ctx.allowed, &ctx.ip_pools, &store.state()) {
         return refuse(api, pod, step, &refusal, ctx).await;
     }
-    let guests = match ctx.proxmox.guests().await {
+    // the guests as listed by a request made after this reconcile got here (after the task it
+    // followed ended), shared with every reconcile that asks while one is under way
+    let listed = match ctx.cloning.guests(Instant::now(), || ctx.proxmox.guests()).await {
         Ok(g) => g,
         Err(e) => return fail(api, pod, step, None, e, ctx).await,
     };
     let vmid = match step.status.vmid {
         Some(vmid) => vmid,
-        None => match provision::reserve(api, pod, step, mode, ctx, store, &guests).await? {
+        None => match provision::reserve(api, pod, step, mode, ctx, store, &listed.guests).await? {
             ControlFlow::Continue((written, vmid)) => {
                 step = written;
                 vmid
@@ -247,6 +253,7 @@ async fn apply<P: ProxmoxApi>(
         },
     };
 
+    let guests = listed.guests;
     let Some(found) = guests.iter().find(|g| g.vmid == vmid).cloned() else {
         if mode == ReconcileMode::ObserveOnly {
             step.not_ready(
@@ -260,14 +267,22 @@ async fn apply<P: ProxmoxApi>(
         return provision::clone(api, pod, step, vmid, kind, &guests, ctx).await;
     };
 
-    // ownership, proved before anything is changed
-    let config = match ctx.proxmox.config(&found.node, kind, vmid).await {
-        Ok(c) => c,
-        Err(e) => return fail(api, pod, step, None, e, ctx).await,
+    // ownership, proved before anything is changed: by the configuration read now, or, right
+    // after a task of this process on the guest ended well, by the one this process left there
+    // (it cloned the guest with this CloudPod's mark, or read the mark, and wrote what it wrote)
+    let known = (followed && mode != ReconcileMode::ObserveOnly).then(|| ctx.cloning.known(&uid, vmid)).flatten();
+    let config = match known {
+        Some(config) => config,
+        None => match ctx.proxmox.config(&found.node, kind, vmid).await {
+            Ok(c) => c,
+            Err(e) => return fail(api, pod, step, None, e, ctx).await,
+        },
     };
     if found.kind != kind || !guest::is_owned(&config, &uid) {
+        ctx.cloning.forget(&uid);
         return not_owned(api, pod, step, &found, vmid, ctx).await;
     }
+    ctx.cloning.remember(&uid, vmid, config.clone());
     step.set(Observation::new(
         CONFLICT,
         false,
@@ -302,6 +317,8 @@ async fn finish_task<P: ProxmoxApi>(
     }
     step.status.task_ref = None;
     if let Some(failure) = state.failure() {
+        // what the task would have left on the guest is not known
+        ctx.cloning.forget(&pod.uid().unwrap_or_default());
         let message = format!("{:?} task failed: {failure}", task.operation);
         let condition = match task.operation {
             TaskOperation::Clone => CLONED,

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
-use std::sync::Arc;
 
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
@@ -71,10 +70,6 @@ impl NodeClones {
     }
 }
 
-fn node_lock<P>(ctx: &Context<P>, node: &str) -> Arc<tokio::sync::Mutex<NodeClones>> {
-    ctx.cloning.lock().unwrap_or_else(|e| e.into_inner()).entry(node.to_owned()).or_default().clone()
-}
-
 /// Requests the clone of the template to `vmid` on the chosen node, one clone per node at a time.
 pub(super) async fn clone<P: ProxmoxApi>(
     api: &Api<CloudPod>,
@@ -106,7 +101,7 @@ pub(super) async fn clone<P: ProxmoxApi>(
         step.write(api, pod).await?;
         return Ok(Action::requeue(resync_after(pod, ctx.resync)));
     };
-    let lock = node_lock(ctx, &template.node);
+    let lock = ctx.cloning.node(&template.node);
     let mut one_clone = lock.lock().await;
     // the template is locked while a clone from it runs: wait for that clone rather than fail,
     // looking at the template once per POLL however many CloudPods wait for it
@@ -135,6 +130,8 @@ pub(super) async fn clone<P: ProxmoxApi>(
                 tracing::error!(vmid, "fault point: exiting right after the clone request");
                 std::process::exit(3);
             }
+            // the clone's configuration: the template's, with the clone's own name and mark
+            ctx.cloning.remember(&uid, vmid, cloned_config(template_config, &params));
             step.track(upid, TaskOperation::Clone);
             step.status.node = Some(target.node.clone());
             step.status.phase = Some(CloudPodPhase::Provisioning);
@@ -158,4 +155,20 @@ pub(super) async fn clone<P: ProxmoxApi>(
         }
         Err(e) => fail(api, pod, step, Some(CLONED), e, ctx).await,
     }
+}
+
+/// The configuration of a full clone of a template whose configuration is `template`, made with
+/// `params`: the template's keys but its template flag, lock, description and tags, and the
+/// clone's name and description (its disk has the template's size).
+fn cloned_config(
+    mut config: BTreeMap<String, serde_json::Value>,
+    params: &BTreeMap<String, String>,
+) -> BTreeMap<String, serde_json::Value> {
+    for key in ["template", "lock", "description", "tags"] {
+        config.remove(key);
+    }
+    for (k, v) in params.iter().filter(|(k, _)| !matches!(k.as_str(), "target" | "storage")) {
+        config.insert(k.clone(), serde_json::Value::from(v.clone()));
+    }
+    config
 }

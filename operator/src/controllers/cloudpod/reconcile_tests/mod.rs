@@ -18,6 +18,7 @@ mod creation;
 mod deletion;
 mod failures;
 mod modes;
+mod scale;
 
 const NS: &str = "customer-acme";
 const NAME: &str = "web-1";
@@ -66,7 +67,7 @@ fn state(px: &FakeProxmox) -> State<FakeProxmox> {
         plans: BTreeMap::new(),
         cloudpods: testing::store_of::<CloudPod>(&[]),
         reserved: Mutex::default(),
-        cloning: Mutex::default(),
+        cloning: Default::default(),
         exit_after_clone: false,
     }
 }

@@ -1,0 +1,156 @@
+//! What the CloudPod reconciles of one process share, so that Proxmox is asked once for what many
+//! of them need: one clone per node at a time, one list of the cluster's guests for every
+//! reconcile that asks while a list is under way, and the configuration this process itself last
+//! left on a guest (so that the reconcile after its own task need not read it back).
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::provision::NodeClones;
+use crate::providers::proxmox::{Guest, ProxmoxError};
+
+/// How long a configuration this process left on a guest is trusted by the reconcile that
+/// follows its own task (a resync always reads it again).
+const KNOWN_FOR: Duration = Duration::from_secs(300);
+
+/// A list of the cluster's guests and when the request that answered it started.
+#[derive(Clone, Debug)]
+pub struct Listed {
+    pub started: Instant,
+    pub guests: Arc<Vec<Guest>>,
+}
+
+/// The configuration this process left on a CloudPod's guest: read by it, or derived from what it
+/// cloned and wrote since.
+#[derive(Clone, Debug)]
+struct Known {
+    vmid: u32,
+    config: BTreeMap<String, Value>,
+    at: Instant,
+}
+
+#[derive(Default)]
+pub struct Shared {
+    nodes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<NodeClones>>>>,
+    guests: tokio::sync::Mutex<Option<Listed>>,
+    known: Mutex<HashMap<String, Known>>,
+}
+
+impl Shared {
+    /// The clone lock of `node`.
+    pub fn node(&self, node: &str) -> Arc<tokio::sync::Mutex<NodeClones>> {
+        self.nodes.lock().unwrap_or_else(|e| e.into_inner()).entry(node.to_owned()).or_default().clone()
+    }
+
+    /// The cluster's guests as listed by a request that started at `since` or later. One request
+    /// runs at a time: a caller that asks while one is under way waits for it, takes it when it
+    /// started late enough, and otherwise makes the next one, which serves every caller that waited
+    /// with it. A failed request is not kept.
+    pub async fn guests<F, Fut>(&self, since: Instant, list: F) -> Result<Listed, ProxmoxError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Vec<Guest>, ProxmoxError>>,
+    {
+        let mut last = self.guests.lock().await;
+        if let Some(listed) = last.as_ref()
+            && listed.started >= since
+        {
+            return Ok(listed.clone());
+        }
+        let started = Instant::now();
+        let listed = Listed { started, guests: Arc::new(list().await?) };
+        *last = Some(listed.clone());
+        Ok(listed)
+    }
+
+    /// The configuration this process last left on `uid`'s guest at `vmid`, if recent.
+    pub fn known(&self, uid: &str, vmid: u32) -> Option<BTreeMap<String, Value>> {
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known.get(uid).filter(|k| k.vmid == vmid && k.at.elapsed() < KNOWN_FOR).map(|k| k.config.clone())
+    }
+
+    /// Remembers the configuration of `uid`'s guest at `vmid` as read or made by this process.
+    pub fn remember(&self, uid: &str, vmid: u32, config: BTreeMap<String, Value>) {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known.retain(|_, k| k.at.elapsed() < KNOWN_FOR);
+        known.insert(uid.to_owned(), Known { vmid, config, at: Instant::now() });
+    }
+
+    /// Applies a config write (`delete` removes keys) to what is known of `uid`'s guest.
+    pub fn written(&self, uid: &str, vmid: u32, params: &BTreeMap<String, String>) {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(k) = known.get_mut(uid).filter(|k| k.vmid == vmid) {
+            for (key, value) in params.iter().filter(|(key, _)| key.as_str() != "delete") {
+                k.config.insert(key.clone(), Value::from(value.clone()));
+            }
+            for key in params.get("delete").into_iter().flat_map(|d| d.split(',')) {
+                k.config.remove(key.trim());
+            }
+            k.at = Instant::now();
+        }
+    }
+
+    /// Forgets what is known of `uid`'s guest (a task of it failed, or it is not this CloudPod's).
+    pub fn forget(&self, uid: &str) {
+        self.known.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Callers that ask while a list is under way share the next one; none gets a list that
+    /// started before the moment it named.
+    #[tokio::test]
+    async fn callers_during_a_list_share_the_next_and_never_get_an_older_one() {
+        let shared = Arc::new(Shared::default());
+        let lists = Arc::new(AtomicUsize::new(0));
+        let list = |lists: Arc<AtomicUsize>| async move {
+            lists.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok(Vec::new())
+        };
+        let first = tokio::spawn({
+            let (shared, lists) = (shared.clone(), lists.clone());
+            async move { shared.guests(Instant::now(), || list(lists)).await.unwrap().started }
+        });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let waiting: Vec<_> = (0..10)
+            .map(|_| {
+                let (shared, lists) = (shared.clone(), lists.clone());
+                tokio::spawn(async move {
+                    let since = Instant::now();
+                    (since, shared.guests(since, || list(lists)).await.unwrap().started)
+                })
+            })
+            .collect();
+        let first = first.await.unwrap();
+        for w in waiting {
+            let (since, started) = w.await.unwrap();
+            assert!(started >= since && started > first, "asked during list 1, so list 2 or later");
+        }
+        assert_eq!(lists.load(Ordering::SeqCst), 2, "ten callers shared one list");
+        let old = Instant::now() - Duration::from_secs(1);
+        shared.guests(old, || list(lists.clone())).await.unwrap();
+        assert_eq!(lists.load(Ordering::SeqCst), 2, "a list recent enough is taken as it is");
+        shared.guests(Instant::now(), || list(lists.clone())).await.unwrap();
+        assert_eq!(lists.load(Ordering::SeqCst), 3, "asked after list 2 started: a new list");
+    }
+
+    #[test]
+    fn a_write_changes_what_is_known_and_another_vmid_is_not_this_one() {
+        let shared = Shared::default();
+        shared.remember("u1", 200, BTreeMap::from([("cores".to_owned(), Value::from(1)), ("x".into(), "y".into())]));
+        shared.written("u1", 200, &BTreeMap::from([("cores".into(), "2".into()), ("delete".into(), "x".into())]));
+        assert_eq!(shared.known("u1", 200), Some(BTreeMap::from([("cores".to_owned(), Value::from("2"))])));
+        assert_eq!(shared.known("u1", 201), None);
+        shared.forget("u1");
+        assert_eq!(shared.known("u1", 200), None);
+    }
+}
