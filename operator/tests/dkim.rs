@@ -78,9 +78,10 @@ fn verify(tb: &Testbed, message: &[u8]) -> anyhow::Result<Verdict> {
 /// controllers for this namespace only.
 struct Tenant<'a> {
     tb: &'a Testbed,
+    // fields drop in this order: the operator stops before the namespace releases what it left
+    _operator: Operator,
     ns: TestNamespace<'a>,
     config: PathBuf,
-    _operator: Operator,
 }
 
 impl<'a> Tenant<'a> {
@@ -107,7 +108,7 @@ impl<'a> Tenant<'a> {
             ),
         )?;
         let operator = Operator::start_ready(Path::new(tb.get("KUBECONFIG")?), &config)?;
-        Ok(Self { tb, ns: namespace, config, _operator: operator })
+        Ok(Self { tb, _operator: operator, ns: namespace, config })
     }
 
     fn name(&self) -> &str {

@@ -23,9 +23,10 @@ const REFUSED: &str = "MailDomainHeldElsewhere";
 /// namespace.
 struct Tenant<'a> {
     tb: &'a Testbed,
+    // fields drop in this order: the operator stops before the namespace releases what it left
+    operator: Option<Operator>,
     customer: Customer<'a>,
     config: PathBuf,
-    operator: Option<Operator>,
 }
 
 impl<'a> Tenant<'a> {

@@ -76,9 +76,10 @@ impl<'a> Platform<'a> {
 /// A customer (acting as its tenant-edit user) with an operator watching its namespace.
 struct Party<'a> {
     p: &'a Platform<'a>,
+    // fields drop in this order: the operator stops before the namespace releases what it left
+    op: Operator,
     customer: Customer<'a>,
     config: PathBuf,
-    op: Operator,
 }
 
 impl<'a> Party<'a> {
