@@ -222,7 +222,6 @@ async fn apply<P: ProxmoxApi>(
     let mut step = Step::new(pod);
     let uid = pod.uid().unwrap_or_default();
     let kind = guest::kind(&pod.spec);
-    let requeue = Action::requeue(resync_after(pod, ctx.resync));
 
     // a task in flight: read it, never wait for it
     let followed = step.status.task_ref.is_some();
@@ -236,53 +235,27 @@ async fn apply<P: ProxmoxApi>(
     if let Err(refusal) = network::check(pod, &ctx.allowed, &ctx.ip_pools, &store.state()) {
         return refuse(api, pod, step, &refusal, ctx).await;
     }
-    // the guests as listed by a request made after this reconcile got here (after the task it
-    // followed ended), shared with every reconcile that asks while one is under way
-    let listed = match ctx.cloning.guests(Instant::now(), || ctx.proxmox.guests()).await {
-        Ok(g) => g,
-        Err(e) => return fail(api, pod, step, None, e, ctx).await,
-    };
-    let vmid = match step.status.vmid {
-        Some(vmid) => vmid,
-        None => match provision::reserve(api, pod, step, mode, ctx, store, &listed.guests).await? {
-            ControlFlow::Continue((written, vmid)) => {
-                step = written;
-                vmid
+    // right after a task of this process on the guest ended well: the guest as this process left
+    // it (it cloned it with this CloudPod's mark, or read the mark, and knows what it wrote and
+    // started since), without asking Proxmox again; otherwise it is listed and read
+    let known = (followed && mode != ReconcileMode::ObserveOnly)
+        .then(|| step.status.vmid.and_then(|vmid| ctx.cloning.known(&uid, vmid)))
+        .flatten()
+        .filter(|(found, _)| found.kind == kind);
+    let (found, vmid, config) = match known {
+        Some((found, config)) => {
+            let vmid = found.vmid;
+            (found, vmid, config)
+        }
+        None => match look(api, pod, step, mode, ctx, store).await? {
+            ControlFlow::Continue((looked, found, config)) => {
+                step = looked;
+                let vmid = found.vmid;
+                (found, vmid, config)
             }
             ControlFlow::Break(action) => return Ok(action),
         },
     };
-
-    let guests = listed.guests;
-    let Some(found) = guests.iter().find(|g| g.vmid == vmid).cloned() else {
-        if mode == ReconcileMode::ObserveOnly {
-            step.not_ready(
-                Some(CloudPodPhase::Pending),
-                reasons::NOT_CREATED.name,
-                format!("no guest at VMID {vmid} (ObserveOnly)"),
-            );
-            step.write(api, pod).await?;
-            return Ok(requeue);
-        }
-        return provision::clone(api, pod, step, vmid, kind, &guests, ctx).await;
-    };
-
-    // ownership, proved before anything is changed: by the configuration read now, or, right
-    // after a task of this process on the guest ended well, by the one this process left there
-    // (it cloned the guest with this CloudPod's mark, or read the mark, and wrote what it wrote)
-    let known = (followed && mode != ReconcileMode::ObserveOnly).then(|| ctx.cloning.known(&uid, vmid)).flatten();
-    let config = match known {
-        Some(config) => config,
-        None => match ctx.proxmox.config(&found.node, kind, vmid).await {
-            Ok(c) => c,
-            Err(e) => return fail(api, pod, step, None, e, ctx).await,
-        },
-    };
-    if found.kind != kind || !guest::is_owned(&config, &uid) {
-        ctx.cloning.forget(&uid);
-        return not_owned(api, pod, step, &found, vmid, ctx).await;
-    }
-    ctx.cloning.remember(&uid, vmid, config.clone());
     step.set(Observation::new(
         CONFLICT,
         false,
@@ -298,6 +271,59 @@ async fn apply<P: ProxmoxApi>(
         ControlFlow::Break(action) => return Ok(action),
     };
     power::power(api, pod, step, &owned, mode, ctx).await
+}
+
+/// The guest at the CloudPod's VMID, listed and its configuration read, proved to be its own
+/// before anything is changed; a VMID is reserved and the clone asked for when there is none.
+async fn look<P: ProxmoxApi>(
+    api: &Api<CloudPod>,
+    pod: &CloudPod,
+    mut step: Step,
+    mode: ReconcileMode,
+    ctx: &Context<P>,
+    store: &Store<CloudPod>,
+) -> Result<ControlFlow<Action, (Step, Guest, BTreeMap<String, Value>)>, Error> {
+    let uid = pod.uid().unwrap_or_default();
+    let kind = guest::kind(&pod.spec);
+    // the guests as listed by a request made after this reconcile got here (after the task it
+    // followed ended), shared with every reconcile that asks while one is under way
+    let listed = match ctx.cloning.guests(Instant::now(), || ctx.proxmox.guests()).await {
+        Ok(g) => g,
+        Err(e) => return fail(api, pod, step, None, e, ctx).await.map(ControlFlow::Break),
+    };
+    let vmid = match step.status.vmid {
+        Some(vmid) => vmid,
+        None => match provision::reserve(api, pod, step, mode, ctx, store, &listed.guests).await? {
+            ControlFlow::Continue((written, vmid)) => {
+                step = written;
+                vmid
+            }
+            ControlFlow::Break(action) => return Ok(ControlFlow::Break(action)),
+        },
+    };
+    let guests = listed.guests;
+    let Some(found) = guests.iter().find(|g| g.vmid == vmid).cloned() else {
+        if mode == ReconcileMode::ObserveOnly {
+            step.not_ready(
+                Some(CloudPodPhase::Pending),
+                reasons::NOT_CREATED.name,
+                format!("no guest at VMID {vmid} (ObserveOnly)"),
+            );
+            step.write(api, pod).await?;
+            return Ok(ControlFlow::Break(Action::requeue(resync_after(pod, ctx.resync))));
+        }
+        return provision::clone(api, pod, step, vmid, kind, &guests, ctx).await.map(ControlFlow::Break);
+    };
+    let config = match ctx.proxmox.config(&found.node, kind, vmid).await {
+        Ok(c) => c,
+        Err(e) => return fail(api, pod, step, None, e, ctx).await.map(ControlFlow::Break),
+    };
+    if found.kind != kind || !guest::is_owned(&config, &uid) {
+        ctx.cloning.forget(&uid);
+        return not_owned(api, pod, step, &found, vmid, ctx).await.map(ControlFlow::Break);
+    }
+    ctx.cloning.remember(&uid, found.clone(), config.clone());
+    Ok(ControlFlow::Continue((step, found, config)))
 }
 
 /// Reads the task in `status.taskRef`: a running one is looked at again soon; a finished one is

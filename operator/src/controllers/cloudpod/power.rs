@@ -3,8 +3,8 @@
 
 use std::ops::ControlFlow;
 
-use kube::Api;
 use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
 use mpanel_crds::cloudpod::{CloudPod, CloudPodPhase, PowerState, TaskOperation};
 use mpanel_crds::common::ReconcileMode;
 use mpanel_crds::conditions::{Observation, READY};
@@ -32,6 +32,7 @@ pub(super) async fn power<P: ProxmoxApi>(
         let action = if run { "start" } else { "stop" };
         match ctx.proxmox.power(&found.node, owned.kind, vmid, action).await {
             Ok(upid) => {
+                ctx.cloning.powered(&pod.uid().unwrap_or_default(), vmid, if run { "running" } else { "stopped" });
                 step.track(upid, if run { TaskOperation::Start } else { TaskOperation::Stop });
                 step.set(Observation::new(
                     STARTED,

@@ -131,7 +131,16 @@ pub(super) async fn clone<P: ProxmoxApi>(
                 std::process::exit(3);
             }
             // the clone's configuration: the template's, with the clone's own name and mark
-            ctx.cloning.remember(&uid, vmid, cloned_config(template_config, &params));
+            let cloned = Guest {
+                vmid,
+                node: target.node.clone(),
+                kind,
+                name: pod.spec.hostname.clone(),
+                status: "stopped".into(),
+                template: false,
+                tags: String::new(),
+            };
+            ctx.cloning.remember(&uid, cloned, cloned_config(template_config, &params));
             step.track(upid, TaskOperation::Clone);
             step.status.node = Some(target.node.clone());
             step.status.phase = Some(CloudPodPhase::Provisioning);

@@ -28,7 +28,8 @@ pub struct Listed {
 /// cloned and wrote since.
 #[derive(Clone, Debug)]
 struct Known {
-    vmid: u32,
+    /// Where the guest is and its power state as this process left it.
+    guest: Guest,
     config: BTreeMap<String, Value>,
     at: Instant,
 }
@@ -67,23 +68,37 @@ impl Shared {
         Ok(listed)
     }
 
-    /// The configuration this process last left on `uid`'s guest at `vmid`, if recent.
-    pub fn known(&self, uid: &str, vmid: u32) -> Option<BTreeMap<String, Value>> {
+    /// The guest (node, power state) and configuration this process last left for `uid` at
+    /// `vmid`, if recent.
+    pub fn known(&self, uid: &str, vmid: u32) -> Option<(Guest, BTreeMap<String, Value>)> {
         let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        known.get(uid).filter(|k| k.vmid == vmid && k.at.elapsed() < KNOWN_FOR).map(|k| k.config.clone())
+        known
+            .get(uid)
+            .filter(|k| k.guest.vmid == vmid && k.at.elapsed() < KNOWN_FOR)
+            .map(|k| (k.guest.clone(), k.config.clone()))
     }
 
-    /// Remembers the configuration of `uid`'s guest at `vmid` as read or made by this process.
-    pub fn remember(&self, uid: &str, vmid: u32, config: BTreeMap<String, Value>) {
+    /// Remembers `uid`'s guest and its configuration as read or made by this process.
+    pub fn remember(&self, uid: &str, guest: Guest, config: BTreeMap<String, Value>) {
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         known.retain(|_, k| k.at.elapsed() < KNOWN_FOR);
-        known.insert(uid.to_owned(), Known { vmid, config, at: Instant::now() });
+        known.insert(uid.to_owned(), Known { guest, config, at: Instant::now() });
+    }
+
+    /// The power state `uid`'s guest at `vmid` has once a start or stop of this process ended
+    /// well (a failed task forgets it all).
+    pub fn powered(&self, uid: &str, vmid: u32, status: &str) {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(k) = known.get_mut(uid).filter(|k| k.guest.vmid == vmid) {
+            status.clone_into(&mut k.guest.status);
+            k.at = Instant::now();
+        }
     }
 
     /// Applies a config write (`delete` removes keys) to what is known of `uid`'s guest.
     pub fn written(&self, uid: &str, vmid: u32, params: &BTreeMap<String, String>) {
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(k) = known.get_mut(uid).filter(|k| k.vmid == vmid) {
+        if let Some(k) = known.get_mut(uid).filter(|k| k.guest.vmid == vmid) {
             for (key, value) in params.iter().filter(|(key, _)| key.as_str() != "delete") {
                 k.config.insert(key.clone(), Value::from(value.clone()));
             }
@@ -146,9 +161,22 @@ mod tests {
     #[test]
     fn a_write_changes_what_is_known_and_another_vmid_is_not_this_one() {
         let shared = Shared::default();
-        shared.remember("u1", 200, BTreeMap::from([("cores".to_owned(), Value::from(1)), ("x".into(), "y".into())]));
+        let guest = Guest {
+            vmid: 200,
+            node: "pve1".into(),
+            kind: crate::providers::proxmox::Kind::Lxc,
+            name: "web".into(),
+            status: "stopped".into(),
+            template: false,
+            tags: String::new(),
+        };
+        let config = BTreeMap::from([("cores".to_owned(), Value::from(1)), ("x".into(), "y".into())]);
+        shared.remember("u1", guest.clone(), config);
         shared.written("u1", 200, &BTreeMap::from([("cores".into(), "2".into()), ("delete".into(), "x".into())]));
-        assert_eq!(shared.known("u1", 200), Some(BTreeMap::from([("cores".to_owned(), Value::from("2"))])));
+        shared.powered("u1", 200, "running");
+        let (known, config) = shared.known("u1", 200).unwrap();
+        assert_eq!((known.node.as_str(), known.status.as_str()), ("pve1", "running"));
+        assert_eq!(config, BTreeMap::from([("cores".to_owned(), Value::from("2"))]));
         assert_eq!(shared.known("u1", 201), None);
         shared.forget("u1");
         assert_eq!(shared.known("u1", 200), None);
