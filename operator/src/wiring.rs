@@ -228,11 +228,11 @@ where
             Duration::from_secs(pdns.timeout_seconds),
         ),
         issuers: Issuers::new(acme, client.clone(), metrics.clone()),
-        budget: Budget {
-            api: Api::namespaced(client.clone(), &config.leader_election.namespace),
-            name: acme.budget_config_map.clone(),
-            limit: acme.orders_per_registered_domain_per_week,
-        },
+        budget: Budget::new(
+            Api::namespaced(client.clone(), &config.leader_election.namespace),
+            acme.budget_config_map.clone(),
+            acme.orders_per_registered_domain_per_week,
+        ),
         dnszones: w.hub.store(Scope::Operator),
         guest_agent: pve.map(|pve| w.pve_client(pve)).transpose()?,
         exit_after_order: std::env::var("MPANEL_FAULT_EXIT_AFTER").is_ok_and(|v| v == "order"),

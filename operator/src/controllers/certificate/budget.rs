@@ -14,6 +14,7 @@
 //! their shares gets its own as their orders leave the window.)
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -129,21 +130,83 @@ pub struct Budget {
     pub api: Api<ConfigMap>,
     pub name: String,
     pub limit: u32,
+    /// One writer of the ConfigMap at a time in this process (the Certificates reconciled at once
+    /// would otherwise each read the same ConfigMap and all but one lose the write with a 409), and
+    /// the reservations asked for meanwhile, decided and written together by the next writer.
+    writes: Writes,
+}
+
+#[derive(Default)]
+struct Writes {
+    lock: tokio::sync::Mutex<()>,
+    queued: std::sync::Mutex<Vec<Arc<Ask>>>,
+}
+
+/// One reservation asked for, with its verdict once a writer stored it.
+struct Ask {
+    dns_names: Vec<String>,
+    namespace: String,
+    /// `Orderer::sharing` of each registered domain of `dns_names`.
+    sharing: BTreeMap<String, Option<usize>>,
+    now: Timestamp,
+    verdict: std::sync::Mutex<Option<Verdict>>,
 }
 
 impl Budget {
+    pub fn new(api: Api<ConfigMap>, name: String, limit: u32) -> Self {
+        Self { api, name, limit, writes: Writes::default() }
+    }
+
     /// Counts an order of `orderer` for `dns_names` if the budget allows it; the count is stored
-    /// before the order is placed, so a crash after ordering can only over-count.
+    /// before the order is placed, so a crash after ordering can only over-count. The reservations
+    /// asked for while one is written are decided one after another on the same copy and stored
+    /// with one write, so many Certificates applied together do not wait for each other's round
+    /// trips to the API server one by one.
     pub async fn reserve(
         &self,
         dns_names: &[String],
         orderer: &Orderer<'_>,
         now: Timestamp,
     ) -> Result<Verdict, kube::Error> {
-        // one reservation at a time in this process: the Certificates reconciled at once would
-        // otherwise each read the same ConfigMap and all but one lose the write (409) and read again
-        static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-        let _turn = ONE_AT_A_TIME.lock().await;
+        let sharing = dns_names.iter().map(|n| registered_domain(n)).map(|d| {
+            let holders = (orderer.sharing)(&d);
+            (d, holders)
+        });
+        let ours = Arc::new(Ask {
+            dns_names: dns_names.to_vec(),
+            namespace: orderer.namespace.to_owned(),
+            sharing: sharing.collect(),
+            now,
+            verdict: std::sync::Mutex::default(),
+        });
+        self.writes.queued.lock().unwrap_or_else(|e| e.into_inner()).push(ours.clone());
+        let _turn = self.writes.lock.lock().await;
+        // the writer before us stored our reservation along with its own
+        if let Some(verdict) = ours.verdict.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return Ok(verdict);
+        }
+        let mut batch = std::mem::take(&mut *self.writes.queued.lock().unwrap_or_else(|e| e.into_inner()));
+        // a writer that failed or was stopped midway took ours without storing it
+        if !batch.iter().any(|a| Arc::ptr_eq(a, &ours)) {
+            batch.push(ours.clone());
+        }
+        // the others get their verdicts only once they are stored; on an error they ask again
+        // themselves, each getting its own error
+        let verdicts = self.store(&batch).await?;
+        let mut own = Verdict::Granted;
+        for (ask, verdict) in batch.iter().zip(verdicts) {
+            if Arc::ptr_eq(ask, &ours) {
+                own = verdict;
+            } else {
+                *ask.verdict.lock().unwrap_or_else(|e| e.into_inner()) = Some(verdict);
+            }
+        }
+        Ok(own)
+    }
+
+    /// Decides `asks` in turn on the ConfigMap's current copy and stores the ones granted with
+    /// one write (none when nothing was granted); the verdict of each.
+    async fn store(&self, asks: &[Arc<Ask>]) -> Result<Vec<Verdict>, kube::Error> {
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -153,9 +216,16 @@ impl Budget {
                 ..ConfigMap::default()
             });
             let mut data = map.data.take().unwrap_or_default();
-            let verdict = spend(&mut data, dns_names, orderer, now, self.limit);
-            if verdict != Verdict::Granted {
-                return Ok(verdict);
+            let verdicts: Vec<Verdict> = asks
+                .iter()
+                .map(|ask| {
+                    let sharing = |domain: &str| ask.sharing.get(domain).copied().flatten();
+                    let orderer = Orderer { namespace: &ask.namespace, sharing: &sharing };
+                    spend(&mut data, &ask.dns_names, &orderer, ask.now, self.limit)
+                })
+                .collect();
+            if !verdicts.contains(&Verdict::Granted) {
+                return Ok(verdicts);
             }
             map.data = Some(data);
             let written = match existing {
@@ -163,8 +233,8 @@ impl Budget {
                 None => self.api.create(&PostParams::default(), &map).await,
             };
             match written {
-                Ok(_) => return Ok(Verdict::Granted),
-                // someone else counted meanwhile: count again on the fresh copy
+                Ok(_) => return Ok(verdicts),
+                // another operator counted meanwhile: decide again on the fresh copy
                 Err(kube::Error::Api(s)) if s.code == 409 && attempts < 5 => continue,
                 Err(e) => return Err(e),
             }

@@ -145,7 +145,7 @@ impl Bed {
             names: testing::names_of(zones, &[]),
             dns01: Dns01::new(dns.clone(), listener.addr, Duration::from_secs(2)),
             issuers: TestIssuers(BTreeMap::from([(ISSUER.to_owned(), ca.clone())])),
-            budget: Budget { api: Api::namespaced(client, BUDGET_NS), name: BUDGET.to_owned(), limit: BUDGET_LIMIT },
+            budget: Budget::new(Api::namespaced(client, BUDGET_NS), BUDGET.to_owned(), BUDGET_LIMIT),
             dnszones: store_of(zones),
             guest_agent: Some(pve.clone()),
             exit_after_order: false,

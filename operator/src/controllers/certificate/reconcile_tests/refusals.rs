@@ -159,3 +159,46 @@ impl RrSetOf {
         crate::providers::powerdns::RrSet::replace(name, "TXT", 60, [format!("\"{value}\"")])
     }
 }
+
+/// Reservations asked for at once are decided one after another on one copy of the budget and
+/// stored together: exactly the budget is granted, with far fewer writes than reservations, and the
+/// reservations of a failed write are not counted while the others of its batch still are.
+#[tokio::test]
+async fn reservations_asked_for_at_once_grant_exactly_the_budget_in_few_writes() {
+    let api = FakeApiServer::new();
+    let budget = Budget::new(Api::namespaced(api.client(), BUDGET_NS), BUDGET.to_owned(), 10);
+    let holds = |_: &str| None;
+    let reserve_all = |names: Vec<Vec<String>>| {
+        let (budget, holds) = (&budget, &holds);
+        futures::future::join_all(names.into_iter().map(move |n| async move {
+            let orderer = budget::Orderer { namespace: NS, sharing: holds };
+            budget.reserve(&n, &orderer, t0()).await
+        }))
+    };
+    let counted = |domain: &str| -> usize {
+        let map = api.get::<ConfigMap>(BUDGET_NS, BUDGET).expect("the budget ConfigMap");
+        map.data.unwrap_or_default().get(domain).map_or(0, |t| t.split_whitespace().count())
+    };
+
+    let verdicts = reserve_all((0..30).map(|i| vec![format!("c{i}.example.com")]).collect()).await;
+    let granted = verdicts.iter().filter(|v| matches!(v, Ok(budget::Verdict::Granted))).count();
+    let refused = verdicts.iter().filter(|v| matches!(v, Ok(budget::Verdict::Exhausted { used: 10, .. }))).count();
+    assert_eq!((granted, refused), (10, 20), "{verdicts:?}");
+    assert_eq!(counted("example.com"), 10, "every granted order is counted, no other");
+    let writes = api.writes();
+    assert!(writes <= 3, "30 reservations stored in {writes} writes");
+
+    // the write of a batch fails: its writer gets the error and its reservation is not counted;
+    // the others of the batch (queued behind a refused one) are decided again and stored
+    api.fail_next("PUT", BUDGET, 500, "etcd is gone");
+    let names = std::iter::once(vec!["x.example.com".to_owned()])
+        .chain((0..5).map(|i| vec![format!("d{i}.other.test")]))
+        .collect();
+    let verdicts = reserve_all(names).await;
+    assert!(matches!(verdicts[0], Ok(budget::Verdict::Exhausted { .. })), "{verdicts:?}");
+    let failed = verdicts.iter().filter(|v| v.is_err()).count();
+    let granted = verdicts.iter().filter(|v| matches!(v, Ok(budget::Verdict::Granted))).count();
+    assert_eq!((failed, granted), (1, 4), "{verdicts:?}");
+    assert_eq!(counted("other.test"), 4, "the failed reservation is not counted");
+    assert_eq!(counted("example.com"), 10);
+}
