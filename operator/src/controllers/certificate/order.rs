@@ -2,6 +2,7 @@
 //! failed attempt or the order budget says not to.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use jiff::Timestamp;
 use kube::runtime::controller::Action;
@@ -17,8 +18,7 @@ use super::dns01::{self, Unorderable};
 use super::issuers::AcmeAccounts;
 use super::observe::namespace_zones;
 use super::{
-    Context, Error, ISSUING, POLL, Providers, Step, attempt_failed, failed_step, publish, resync_after, retry_delay,
-    until,
+    Context, Error, ISSUING, Providers, Step, attempt_failed, failed_step, publish, resync_after, retry_delay, until,
 };
 use crate::controllers::During;
 use crate::names::{Holding, Names};
@@ -144,7 +144,8 @@ async fn place<P: Providers>(
                 tracing::error!(order = %view.url, "fault point: exiting right after the order was stored");
                 std::process::exit(3);
             }
-            Ok(Action::requeue(POLL))
+            // the challenges are due at once: the order is stored, and the next reconcile reads it
+            Ok(Action::requeue(Duration::ZERO))
         }
         Err(e) => Ok(attempt_failed(api, cert, step, e.reason(), e.to_string(), usable, ctx).await?),
     }

@@ -190,7 +190,8 @@ impl Acme {
                 http.add_root_certificate(reqwest::Certificate::from_pem(&text).map_err(|e| unusable(e.to_string()))?);
         }
         let http = http.build().map_err(|e| AcmeError::Unreachable(e.to_string()))?;
-        let transport = Transport { http, throttle, nonces: nonce_throttle(metrics), pool: Arc::default() };
+        let transport =
+            Transport { http, throttle, nonces: nonce_throttle(metrics), pool: Arc::default(), kept: Arc::default() };
         Ok(Account::builder_with_http(Box::new(transport)))
     }
 

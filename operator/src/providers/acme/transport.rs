@@ -22,8 +22,9 @@ const NONCES_KEPT: usize = 64;
 /// The HTTP client of one account's calls: every request takes a turn of the issuer's throttle,
 /// and the nonces the CA hands out with its answers are kept and handed to the next requests that
 /// need one, instead of each asking `newNonce` for its own. The ACME client never sees a nonce
-/// other than through a `newNonce` request (answered here from the kept ones when there is one),
-/// so each nonce is used once. Real `newNonce` requests also take a turn of `nonces`.
+/// other than through a `newNonce` request (answered here from the kept ones when there is one, or
+/// with the next one kept while it waits for its turn), so each nonce is used once. Real
+/// `newNonce` requests also take a turn of `nonces`.
 #[derive(Clone)]
 pub(super) struct Transport {
     pub(super) http: reqwest::Client,
@@ -31,6 +32,10 @@ pub(super) struct Transport {
     pub(super) nonces: Throttle,
     /// Unused nonces and when they came, the freshest last.
     pub(super) pool: Arc<Mutex<Vec<(String, tokio::time::Instant)>>>,
+    /// Woken when a nonce is kept: a request waiting for its turn to ask `newNonce` takes that
+    /// one instead (a burst's first requests would otherwise each wait for a `newNonce` turn while
+    /// the answers to the ones before bring nonces enough).
+    pub(super) kept: Arc<tokio::sync::Notify>,
 }
 
 const REPLAY_NONCE: &str = "replay-nonce";
@@ -49,6 +54,38 @@ impl Transport {
             pool.remove(0);
         }
         pool.push((nonce, tokio::time::Instant::now()));
+        drop(pool);
+        self.kept.notify_one();
+    }
+
+    /// A `newNonce` answer carrying `nonce`, made here.
+    fn nonce_answer(nonce: String) -> Result<instant_acme::BytesResponse, instant_acme::Error> {
+        let answer = axum::http::Response::builder()
+            .status(axum::http::StatusCode::OK)
+            .header(REPLAY_NONCE, nonce)
+            .body(reqwest::Body::from(Vec::new()))
+            .map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
+        Ok(answer.into())
+    }
+
+    /// Waits for a kept nonce or for a turn to ask `newNonce`, whichever comes first; the kept
+    /// nonce, or `None` when it is our turn to ask.
+    async fn kept_or_turn(&self) -> Option<String> {
+        loop {
+            let kept = self.kept.notified();
+            tokio::pin!(kept);
+            kept.as_mut().enable();
+            if let Some(nonce) = self.kept_nonce() {
+                return Some(nonce);
+            }
+            tokio::select! {
+                () = &mut kept => {}
+                turn = self.nonces.turn() => {
+                    drop(turn);
+                    return None;
+                }
+            }
+        }
     }
 
     async fn send(
@@ -56,19 +93,11 @@ impl Transport {
         request: axum::http::Request<instant_acme::BodyWrapper<axum::body::Bytes>>,
     ) -> Result<instant_acme::BytesResponse, instant_acme::Error> {
         let new_nonce = request.method() == axum::http::Method::HEAD;
-        if new_nonce && let Some(nonce) = self.kept_nonce() {
-            let answer = axum::http::Response::builder()
-                .status(axum::http::StatusCode::OK)
-                .header(REPLAY_NONCE, nonce)
-                .body(reqwest::Body::from(Vec::new()))
-                .map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
-            return Ok(answer.into());
+        if new_nonce && let Some(nonce) = self.kept_or_turn().await {
+            return Self::nonce_answer(nonce);
         }
         let (parts, body) = request.into_parts();
         let body = reqwest::Body::wrap(body);
-        if new_nonce {
-            drop(self.nonces.turn().await);
-        }
         let _turn = self.throttle.turn().await;
         let sent =
             self.http.request(parts.method, parts.uri.to_string()).headers(parts.headers).body(body).send().await;
