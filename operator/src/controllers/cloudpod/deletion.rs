@@ -31,8 +31,8 @@ pub(super) async fn cleanup<P: ProxmoxApi>(
     }
     let kind = guest::kind(&pod.spec);
     // a list made after this look began, shared with the reconciles that ask at the same time
-    let listed = ctx.cloning.guests(std::time::Instant::now(), || ctx.proxmox.guests()).await?;
-    let Some(found) = listed.guests.iter().find(|g| g.vmid == vmid).cloned() else {
+    let listed = ctx.cloning.guests(|| ctx.proxmox.guests()).await?;
+    let Some(found) = listed.iter().find(|g| g.vmid == vmid).cloned() else {
         user_data::remove(ctx.snippets.as_ref(), &pod.uid().unwrap_or_default());
         return Ok(Action::await_change());
     };

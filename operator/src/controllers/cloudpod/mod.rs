@@ -23,7 +23,7 @@ pub mod user_data;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::Store;
@@ -287,13 +287,13 @@ async fn look<P: ProxmoxApi>(
     let kind = guest::kind(&pod.spec);
     // the guests as listed by a request made after this reconcile got here (after the task it
     // followed ended), shared with every reconcile that asks while one is under way
-    let listed = match ctx.cloning.guests(Instant::now(), || ctx.proxmox.guests()).await {
+    let listed = match ctx.cloning.guests(|| ctx.proxmox.guests()).await {
         Ok(g) => g,
         Err(e) => return fail(api, pod, step, None, e, ctx).await.map(ControlFlow::Break),
     };
     let vmid = match step.status.vmid {
         Some(vmid) => vmid,
-        None => match provision::reserve(api, pod, step, mode, ctx, store, &listed.guests).await? {
+        None => match provision::reserve(api, pod, step, mode, ctx, store, &listed).await? {
             ControlFlow::Continue((written, vmid)) => {
                 step = written;
                 vmid
@@ -301,7 +301,7 @@ async fn look<P: ProxmoxApi>(
             ControlFlow::Break(action) => return Ok(ControlFlow::Break(action)),
         },
     };
-    let guests = listed.guests;
+    let guests = listed;
     let Some(found) = guests.iter().find(|g| g.vmid == vmid).cloned() else {
         if mode == ReconcileMode::ObserveOnly {
             step.not_ready(

@@ -11,18 +11,12 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::provision::NodeClones;
+use crate::fresh_read::FreshRead;
 use crate::providers::proxmox::{Guest, ProxmoxError};
 
 /// How long a configuration this process left on a guest is trusted by the reconcile that
 /// follows its own task (a resync always reads it again).
 const KNOWN_FOR: Duration = Duration::from_secs(300);
-
-/// A list of the cluster's guests and when the request that answered it started.
-#[derive(Clone, Debug)]
-pub struct Listed {
-    pub started: Instant,
-    pub guests: Arc<Vec<Guest>>,
-}
 
 /// The configuration this process left on a CloudPod's guest: read by it, or derived from what it
 /// cloned and wrote since.
@@ -37,7 +31,7 @@ struct Known {
 #[derive(Default)]
 pub struct Shared {
     nodes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<NodeClones>>>>,
-    guests: tokio::sync::Mutex<Option<Listed>>,
+    guests: FreshRead<Arc<Vec<Guest>>>,
     known: Mutex<HashMap<String, Known>>,
 }
 
@@ -47,25 +41,14 @@ impl Shared {
         self.nodes.lock().unwrap_or_else(|e| e.into_inner()).entry(node.to_owned()).or_default().clone()
     }
 
-    /// The cluster's guests as listed by a request that started at `since` or later. One request
-    /// runs at a time: a caller that asks while one is under way waits for it, takes it when it
-    /// started late enough, and otherwise makes the next one, which serves every caller that waited
-    /// with it. A failed request is not kept.
-    pub async fn guests<F, Fut>(&self, since: Instant, list: F) -> Result<Listed, ProxmoxError>
+    /// The cluster's guests as listed by a request that started after this call: one request runs
+    /// at a time, and every caller that asks while one is under way shares the next.
+    pub async fn guests<F, Fut>(&self, list: F) -> Result<Arc<Vec<Guest>>, ProxmoxError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<Guest>, ProxmoxError>>,
     {
-        let mut last = self.guests.lock().await;
-        if let Some(listed) = last.as_ref()
-            && listed.started >= since
-        {
-            return Ok(listed.clone());
-        }
-        let started = Instant::now();
-        let listed = Listed { started, guests: Arc::new(list().await?) };
-        *last = Some(listed.clone());
-        Ok(listed)
+        self.guests.get(|| async { list().await.map(Arc::new) }).await
     }
 
     /// The guest (node, power state) and configuration this process last left for `uid` at
@@ -118,45 +101,6 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// Callers that ask while a list is under way share the next one; none gets a list that
-    /// started before the moment it named.
-    #[tokio::test]
-    async fn callers_during_a_list_share_the_next_and_never_get_an_older_one() {
-        let shared = Arc::new(Shared::default());
-        let lists = Arc::new(AtomicUsize::new(0));
-        let list = |lists: Arc<AtomicUsize>| async move {
-            lists.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            Ok(Vec::new())
-        };
-        let first = tokio::spawn({
-            let (shared, lists) = (shared.clone(), lists.clone());
-            async move { shared.guests(Instant::now(), || list(lists)).await.unwrap().started }
-        });
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        let waiting: Vec<_> = (0..10)
-            .map(|_| {
-                let (shared, lists) = (shared.clone(), lists.clone());
-                tokio::spawn(async move {
-                    let since = Instant::now();
-                    (since, shared.guests(since, || list(lists)).await.unwrap().started)
-                })
-            })
-            .collect();
-        let first = first.await.unwrap();
-        for w in waiting {
-            let (since, started) = w.await.unwrap();
-            assert!(started >= since && started > first, "asked during list 1, so list 2 or later");
-        }
-        assert_eq!(lists.load(Ordering::SeqCst), 2, "ten callers shared one list");
-        let old = Instant::now() - Duration::from_secs(1);
-        shared.guests(old, || list(lists.clone())).await.unwrap();
-        assert_eq!(lists.load(Ordering::SeqCst), 2, "a list recent enough is taken as it is");
-        shared.guests(Instant::now(), || list(lists.clone())).await.unwrap();
-        assert_eq!(lists.load(Ordering::SeqCst), 3, "asked after list 2 started: a new list");
-    }
 
     #[test]
     fn a_write_changes_what_is_known_and_another_vmid_is_not_this_one() {
