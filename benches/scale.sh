@@ -5,6 +5,7 @@
 # (target: < 150 MiB), its CPU seconds and the Lease renewals it missed (target: none).
 #   benches/scale.sh                             # 2,000 each of DnsZone, Mailbox, CloudPod, Domain; 50 Certificates
 #   PER_KIND=50 CERTIFICATES=5 benches/scale.sh
+#   RESYNC=60 PER_KIND=200 benches/scale.sh     # the operator's resyncInterval in seconds (default 300)
 #   TESTBED_DIR=$PWD/target/testbed-mine benches/scale.sh   # a testbed of its own beside another bench's
 set -euo pipefail
 cd "$(dirname "$0")/.."
