@@ -242,20 +242,17 @@ async fn apply<P: ProxmoxApi>(
         .then(|| step.status.vmid.and_then(|vmid| ctx.cloning.known(&uid, vmid)))
         .flatten()
         .filter(|(found, _)| found.kind == kind);
-    let (found, vmid, config) = match known {
-        Some((found, config)) => {
-            let vmid = found.vmid;
-            (found, vmid, config)
-        }
+    let (found, config) = match known {
+        Some(known) => known,
         None => match look(api, pod, step, mode, ctx, store).await? {
             ControlFlow::Continue((looked, found, config)) => {
                 step = looked;
-                let vmid = found.vmid;
-                (found, vmid, config)
+                (found, config)
             }
             ControlFlow::Break(action) => return Ok(action),
         },
     };
+    let vmid = found.vmid;
     step.set(Observation::new(
         CONFLICT,
         false,
@@ -287,13 +284,13 @@ async fn look<P: ProxmoxApi>(
     let kind = guest::kind(&pod.spec);
     // the guests as listed by a request made after this reconcile got here (after the task it
     // followed ended), shared with every reconcile that asks while one is under way
-    let listed = match ctx.cloning.guests(|| ctx.proxmox.guests()).await {
+    let guests = match ctx.cloning.guests(|| ctx.proxmox.guests()).await {
         Ok(g) => g,
         Err(e) => return fail(api, pod, step, None, e, ctx).await.map(ControlFlow::Break),
     };
     let vmid = match step.status.vmid {
         Some(vmid) => vmid,
-        None => match provision::reserve(api, pod, step, mode, ctx, store, &listed).await? {
+        None => match provision::reserve(api, pod, step, mode, ctx, store, &guests).await? {
             ControlFlow::Continue((written, vmid)) => {
                 step = written;
                 vmid
@@ -301,7 +298,6 @@ async fn look<P: ProxmoxApi>(
             ControlFlow::Break(action) => return Ok(ControlFlow::Break(action)),
         },
     };
-    let guests = listed;
     let Some(found) = guests.iter().find(|g| g.vmid == vmid).cloned() else {
         if mode == ReconcileMode::ObserveOnly {
             step.not_ready(
