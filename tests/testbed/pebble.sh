@@ -34,11 +34,12 @@ pebble_tls() {
 
 up_pebble() {
   command -v pebble >/dev/null || { log "pebble is not installed; run tests/testbed/install-deps"; exit 1; }
-  local d=$TESTBED_DIR/pebble dns_addr
+  local d=$TESTBED_DIR/pebble dns_addr validity=${PEBBLE_CERT_VALIDITY:-600}
   # shellcheck disable=SC1091
   dns_addr=$(source "$TESTBED_DIR/powerdns/env" && echo "$PDNS_DNS_ADDR")
   # a pebble started for an earlier PowerDNS would ask a port nobody listens on any more
-  if is_running pebble && pebble_ready && [ "$(cat "$d/dnsserver" 2>/dev/null)" = "$dns_addr" ]; then
+  if is_running pebble && pebble_ready && [ "$(cat "$d/dnsserver" 2>/dev/null)" = "$dns_addr" ] \
+    && [ "$(cat "$d/validity" 2>/dev/null)" = "$validity" ]; then
     log "pebble already running; reusing it"
   else
     stop_daemon pebble
@@ -47,7 +48,8 @@ up_pebble() {
     pebble_tls "$d"
     acme_port=$(freeport); mgmt_port=$(freeport); http_port=$(freeport); tls_port=$(freeport)
     # httpPort and tlsPort are where the VA would connect for HTTP-01 and TLS-ALPN-01: loopback ports
-    # nothing listens on. Certificates are valid for 600 s (the unit is seconds in pebble 2.4).
+    # nothing listens on. Certificates are valid for PEBBLE_CERT_VALIDITY seconds (default 600, short
+    # enough for the tests to watch a renewal; the unit is seconds in pebble 2.4).
     cat >"$d/pebble.json" <<JSON
 {"pebble": {
   "listenAddress": "127.0.0.1:$acme_port",
@@ -58,12 +60,13 @@ up_pebble() {
   "tlsPort": $tls_port,
   "ocspResponderURL": "",
   "externalAccountBindingRequired": false,
-  "certificateValidityPeriod": 600
+  "certificateValidityPeriod": $validity
 }}
 JSON
     printf '%s\n' "ACME_DIRECTORY=https://127.0.0.1:$acme_port/dir" "ACME_CA_BUNDLE=$d/ca.pem" \
       "ACME_ROOTS_URL=https://127.0.0.1:$mgmt_port/roots/0" "ACME_LOG=$TESTBED_DIR/pebble.log" >"$d/env"
     echo "$dns_addr" >"$d/dnsserver"
+    echo "$validity" >"$d/validity"
     # no random sleep before validating, no nonces rejected at random, no authorization reused
     start_daemon pebble env PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 PEBBLE_AUTHZREUSE=0 \
       pebble -config "$d/pebble.json" -dnsserver "$dns_addr"
