@@ -13,7 +13,6 @@
 //! A namespace holds a name when one of its granted claims is that name or a parent of it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use kube::ResourceExt;
@@ -101,8 +100,25 @@ pub struct Names {
     /// Granted claims by name with its labels reversed (`com.example.www`), so that the names inside
     /// one are a range of keys; one name has claims of one namespace only.
     granted: BTreeMap<String, Vec<Claim>>,
-    /// The UIDs of every claim decided, granted or not.
-    claimed: HashSet<String>,
+}
+
+/// The last two labels of `name` as [`plain`] compares it: the family of names that can decide a
+/// claim on it. A claim conflicts only with granted claims at, above or inside its name; a public
+/// suffix is never granted and every name that is not one has two labels or more, so any two
+/// names that conflict share their last two labels, and deciding one family's claims alone
+/// decides them as deciding every claim would.
+fn family(name: &str) -> &str {
+    let name = name.trim().trim_start_matches("*.").trim_end_matches('.');
+    match name.rmatch_indices('.').nth(1) {
+        Some((dot, _)) => &name[dot + 1..],
+        None => name,
+    }
+}
+
+/// Whether `name` (as written in an object) is of `family`, without allocating: the index scans
+/// every claim's name at each first write.
+fn family_of(name: &str, family_of_claim: &str) -> bool {
+    family(name).eq_ignore_ascii_case(family_of_claim)
 }
 
 /// `www.example.com` as `com.example.www`.
@@ -114,7 +130,7 @@ impl Names {
     pub fn decide(claims: impl IntoIterator<Item = Claim>) -> Self {
         let mut claims: Vec<Claim> = claims.into_iter().filter(|c| !is_public_suffix(&c.name)).collect();
         claims.sort_by(|a, b| a.precedence.cmp(&b.precedence));
-        let mut names = Self { claimed: claims.iter().map(|c| c.uid().to_owned()).collect(), ..Self::default() };
+        let mut names = Self::default();
         for claim in claims {
             if names.conflicting(&claim.namespace, &claim.name).is_none() {
                 names.granted.entry(reversed(&claim.name)).or_default().push(claim);
@@ -184,19 +200,13 @@ impl Names {
     }
 }
 
-/// A decision and the count of watch events it was made at.
-type Decided = (u64, Arc<Names>);
-
-/// The claims of every DnsZone and Domain in the cluster, from watches of both kinds. The decision
-/// is made again only after a watch event changed the claims, not at every reconcile.
+/// The claims of every DnsZone and Domain in the cluster, from watches of both kinds. Each question
+/// is decided over the claims of the names' families only (see [`family`]): a reconcile reads the
+/// few claims that can bear on its names, not every claim in the cluster.
 #[derive(Clone)]
 pub struct NameIndex {
     zones: Store<DnsZone>,
     domains: Option<Store<Domain>>,
-    /// Watch events that reached the stores so far.
-    changes: Arc<AtomicU64>,
-    /// The last decision and the count of changes it was made at.
-    decided: Arc<Mutex<Option<Decided>>>,
     /// The claims of a consistent list, shared by the reconciles that ask at once.
     fresh: Arc<FreshRead<Arc<Vec<Claim>>>>,
     /// Claims this operator granted a first write to whose status may not say so yet, by UID:
@@ -208,18 +218,9 @@ pub struct NameIndex {
 }
 
 impl NameIndex {
-    /// `domains` is `None` where Domains are not watched. `changes` counts the watch events that
-    /// reached the stores (a decision is made again when it moved).
-    pub fn new(zones: Store<DnsZone>, domains: Option<Store<Domain>>, changes: Arc<AtomicU64>) -> Self {
-        Self {
-            zones,
-            domains,
-            changes,
-            decided: Arc::default(),
-            fresh: Arc::default(),
-            acting: Arc::default(),
-            other_operators: false,
-        }
+    /// `domains` is `None` where Domains are not watched.
+    pub fn new(zones: Store<DnsZone>, domains: Option<Store<Domain>>) -> Self {
+        Self { zones, domains, fresh: Arc::default(), acting: Arc::default(), other_operators: false }
     }
 
     /// This index in an operator that shares the cluster's names with other operators (shards).
@@ -237,41 +238,46 @@ impl NameIndex {
     /// the object yet, the claims are read from the API server (a consistent list) instead.
     pub async fn may_act(&self, client: &kube::Client, claim: Claim) -> Result<bool, kube::Error> {
         let (name, uid) = (claim.name.clone(), claim.uid().to_owned());
-        if !self.names_with([claim.clone()]).granted(&name, &uid) {
+        // only the claims of the name's family can decide this one: the rest are not read
+        let family = family(&name).to_owned();
+        let watched = self.watched_claims(&[&family]);
+        if !self.decided(watched.clone(), [claim.clone()]).granted(&name, &uid) {
             return Ok(false);
         }
         if claim.precedence.acted_on() {
+            // grants the watches now show as acted on need no remembering
+            let acted: HashSet<&str> = watched.iter().filter(|c| c.precedence.acted_on()).map(Claim::uid).collect();
+            let mut acting = self.acting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            acting.retain(|uid, _| !acted.contains(uid.as_str()));
             return Ok(true);
         }
         // the watch that delivered the object holds every older claim of its kind; without the
         // object in it, or with other operators granting too, the API server is asked
-        let watched = self.watched_claims();
         let mut claims = match self.other_operators || !watched.iter().any(|c| c.uid() == uid) {
-            true => self.fresh_claims(client).await?,
+            true => self.fresh_claims(client, &family).await?,
             false => watched,
         };
         let mut acting = self.acting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let seen: HashMap<String, bool> =
             claims.iter().map(|c| (c.uid().to_owned(), c.precedence.acted_on())).collect();
-        acting.retain(|uid, _| seen.get(uid) == Some(&false));
+        acting.retain(|uid, c| !family_of(&c.name, &family) || seen.get(uid) == Some(&false));
         count_as_acted(&mut claims, &acting);
         if !seen.contains_key(&uid) {
             claims.push(claim.clone());
         }
         let granted = Names::decide(claims).granted(&name, &uid);
         if granted {
+            // decisions made from the watches count it from now on
             let acted = Claim { precedence: claim.precedence.acting(), ..claim };
             acting.insert(uid, acted);
-            // decisions made from the watches count it from now on
-            self.changes.fetch_add(1, Ordering::AcqRel);
         }
         Ok(granted)
     }
 
-    /// The claims as the API server holds them now: a consistent list, not the watches, so that a
-    /// claim another operator granted a moment earlier counts. Reconciles that ask while a list
-    /// is under way share the next one.
-    async fn fresh_claims(&self, client: &kube::Client) -> Result<Vec<Claim>, kube::Error> {
+    /// The claims of `family` as the API server holds them now: a consistent list, not the
+    /// watches, so that a claim another operator granted a moment earlier counts. Reconciles that
+    /// ask while a list is under way share the next one.
+    async fn fresh_claims(&self, client: &kube::Client, family: &str) -> Result<Vec<Claim>, kube::Error> {
         let claims = self
             .fresh
             .get(|| async {
@@ -284,53 +290,45 @@ impl NameIndex {
                 Ok::<_, kube::Error>(Arc::new(claims.collect::<Vec<_>>()))
             })
             .await?;
-        Ok(claims.as_ref().clone())
+        Ok(claims.iter().filter(|c| family_of(&c.name, family)).cloned().collect())
     }
 
-    /// The decision over the claims as the watches hold them now.
-    pub fn names(&self) -> Arc<Names> {
-        // read before the stores: an event landing in between only makes the next call decide again
-        let at = self.changes.load(Ordering::Acquire);
-        let mut decided = self.decided.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((when, names)) = decided.as_ref()
-            && *when == at
-        {
-            return names.clone();
-        }
-        let names = Arc::new(Names::decide(self.claims()));
-        *decided = Some((at, names.clone()));
-        names
+    /// The decision over the claims of the families of `names` as the watches hold them now, and
+    /// `known`: claims of objects a controller already sees but the index's own watches may not
+    /// yet (a claim whose UID the watches hold is taken from them). Without them a new object
+    /// could be judged without its own claim. It answers for names of those families only.
+    pub fn decision_for<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+        known: impl IntoIterator<Item = Claim>,
+    ) -> Names {
+        let mut families: Vec<String> = names.into_iter().map(|n| family(n).to_ascii_lowercase()).collect();
+        families.sort();
+        families.dedup();
+        let families: Vec<&str> = families.iter().map(String::as_str).collect();
+        let known = known.into_iter().filter(|c| families.iter().any(|f| family_of(&c.name, f)));
+        self.decided(self.watched_claims(&families), known)
     }
 
-    /// The decision over the claims as the watches hold them now plus `known`: claims of objects a
-    /// controller already sees but the index's own watches may not yet (a claim whose UID the
-    /// index holds is taken from the index). Without them a new object could be judged without its
-    /// own claim.
-    pub fn names_with(&self, known: impl IntoIterator<Item = Claim>) -> Arc<Names> {
-        let names = self.names();
-        let unseen: Vec<Claim> =
-            known.into_iter().filter(|c| !c.uid().is_empty() && !names.claimed.contains(c.uid())).collect();
-        if unseen.is_empty() {
-            return names;
-        }
-        Arc::new(Names::decide(self.claims().into_iter().chain(unseen)))
-    }
-
-    /// The claims as the watches hold them, with the first writes this operator granted counted
-    /// as acted on.
-    fn claims(&self) -> Vec<Claim> {
-        let mut claims = self.watched_claims();
+    /// The decision over `watched`, with this operator's first writes counted as acted on and the
+    /// claims of `known` the watches do not hold.
+    fn decided(&self, mut claims: Vec<Claim>, known: impl IntoIterator<Item = Claim>) -> Names {
         count_as_acted(&mut claims, &self.acting.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-        claims
+        let seen: HashSet<String> = claims.iter().map(|c| c.uid().to_owned()).collect();
+        claims.extend(known.into_iter().filter(|c| !c.uid().is_empty() && !seen.contains(c.uid())));
+        Names::decide(claims)
     }
 
-    fn watched_claims(&self) -> Vec<Claim> {
+    /// The claims of `families` as the watches hold them.
+    fn watched_claims(&self, families: &[&str]) -> Vec<Claim> {
         let zones = self.zones.state();
         let domains = self.domains.as_ref().map(Store::state).unwrap_or_default();
+        let takes = |name: &str| families.iter().any(|f| family_of(name, f));
         zones
             .iter()
+            .filter(|z| takes(&z.spec.zone))
             .map(|z: &Arc<DnsZone>| Claim::of_zone(z))
-            .chain(domains.iter().map(|d: &Arc<Domain>| Claim::of_domain(d)))
+            .chain(domains.iter().filter(|d| takes(&d.spec.name)).map(|d: &Arc<Domain>| Claim::of_domain(d)))
             .collect()
     }
 }
@@ -443,31 +441,29 @@ mod tests {
         let (store, mut writer) = kube::runtime::reflector::store::<DnsZone>();
         let victim = dns_zone("victim", "victim.test", 1, "u1");
         writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(victim.clone()));
-        let index = NameIndex::new(store, None, Arc::default());
+        let index = NameIndex::new(store, None);
         // a new zone the controller sees before the index does
         let fresh = dns_zone("ours", "ours.test", 2, "u2");
-        assert!(!index.names().granted("ours.test", "u2"), "the index alone has not seen it");
-        assert!(index.names_with([Claim::of_zone(&fresh)]).granted("ours.test", "u2"));
+        assert!(!index.decision_for(["ours.test"], []).granted("ours.test", "u2"), "the index alone has not seen it");
+        assert!(index.decision_for(["ours.test"], [Claim::of_zone(&fresh)]).granted("ours.test", "u2"));
         // an extra claim cannot jump the queue: an attacker's claim inside the victim's zone stays refused
         let inside = dns_zone("ours", "shop.victim.test", 3, "u3");
-        assert!(!index.names_with([Claim::of_zone(&inside)]).granted("shop.victim.test", "u3"));
+        let names = index.decision_for(["shop.victim.test"], [Claim::of_zone(&inside)]);
+        assert!(!names.granted("shop.victim.test", "u3"));
         // a claim the index holds is taken from the index, not counted twice
-        let names = index.names_with([Claim::of_zone(&victim)]);
+        let names = index.decision_for(["victim.test"], [Claim::of_zone(&victim)]);
         assert_eq!(names.granted.get("test.victim").map(Vec::len), Some(1));
     }
 
     #[test]
-    fn the_decision_is_made_again_after_a_watch_event() {
+    fn each_decision_reads_the_watches_as_they_are() {
         let (store, mut writer) = kube::runtime::reflector::store::<DnsZone>();
-        let changes = Arc::new(AtomicU64::new(0));
-        let index = NameIndex::new(store, None, changes.clone());
+        let index = NameIndex::new(store, None);
         writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(dns_zone("a", "a.test", 1, "u1")));
-        changes.fetch_add(1, Ordering::Release);
-        assert!(index.names().granted("a.test", "u1"));
+        assert!(index.decision_for(["a.test"], []).granted("a.test", "u1"));
         writer.apply_watcher_event(&kube::runtime::watcher::Event::Delete(dns_zone("a", "a.test", 1, "u1")));
         writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(dns_zone("b", "a.test", 2, "u2")));
-        changes.fetch_add(2, Ordering::Release);
-        let names = index.names();
+        let names = index.decision_for(["www.a.test"], []);
         assert!(names.granted("a.test", "u2") && !names.granted("a.test", "u1"));
     }
 
@@ -550,6 +546,38 @@ mod tests {
         assert!(within("www.example.com", "example.com") && !within("myexample.com", "example.com"));
     }
 
+    #[test]
+    fn a_family_is_the_last_two_labels_of_the_plain_name() {
+        assert_eq!(family("*.www.Example.COM."), "Example.COM");
+        assert_eq!(family("shop.example.co.uk"), "co.uk");
+        assert_eq!(family("example.com"), "example.com");
+        assert!(family_of("WWW.example.com.", "example.com") && !family_of("myexample.com", "example.com"));
+    }
+
+    #[test]
+    fn deciding_each_family_alone_grants_what_deciding_every_claim_grants() {
+        // nested names across namespaces, a deeper public suffix (s3.amazonaws.com) under a
+        // registered domain, a public suffix claimed, names sharing only a suffix
+        let all = vec![
+            claim("example.com", "a", 3, "u1"),
+            claim("shop.example.com", "b", 1, "u2"),
+            claim("www.shop.example.com", "b", 2, "u3"),
+            claim("other.example.com", "c", 4, "u4"),
+            claim("amazonaws.com", "a", 5, "u5"),
+            claim("bucket.s3.amazonaws.com", "b", 1, "u6"),
+            claim("s3.amazonaws.com", "c", 0, "u7"),
+            claim("co.uk", "a", 0, "u8"),
+            claim("shop.co.uk", "b", 2, "u9"),
+            claim("myexample.com", "d", 0, "u10"),
+            claim("Example.COM.", "e", 2, "u11"),
+        ];
+        let whole = Names::decide(all.clone());
+        for c in &all {
+            let alone = Names::decide(all.iter().filter(|o| family_of(&o.name, family(&c.name))).cloned());
+            assert_eq!(alone.granted(&c.name, c.uid()), whole.granted(&c.name, c.uid()), "{c:?}");
+        }
+    }
+
     mod first_writes {
         use super::*;
         use kube::runtime::reflector::store::Writer;
@@ -575,17 +603,6 @@ mod tests {
             (reader, writer)
         }
 
-        /// The index over `zones` and what counts the watch's events, as the hub does.
-        fn index(zones: Store<DnsZone>) -> (NameIndex, Arc<AtomicU64>) {
-            let events = Arc::new(AtomicU64::new(0));
-            (NameIndex::new(zones, None, events.clone()), events)
-        }
-
-        fn deliver(writer: &mut Writer<DnsZone>, events: &AtomicU64, event: Event<DnsZone>) {
-            writer.apply_watcher_event(&event);
-            events.fetch_add(1, Ordering::Release);
-        }
-
         /// Never called: no consistent list is read without other operators.
         fn client() -> kube::Client {
             crate::testing::apiserver::FakeApiServer::new().client()
@@ -597,15 +614,32 @@ mod tests {
             // while b's object had not arrived (another kind's watch can lag)
             let a = zone("a", "example.com", 2);
             let (store, mut writer) = listed(std::slice::from_ref(&a));
-            let (names, events) = index(store);
+            let names = NameIndex::new(store, None);
             let client = client();
             assert!(names.may_act(&client, Claim::of_zone(&a)).await.unwrap());
 
             let b = zone("b", "shop.example.com", 1);
-            deliver(&mut writer, &events, Event::Apply(b.clone()));
+            writer.apply_watcher_event(&Event::Apply(b.clone()));
             assert!(!names.may_act(&client, Claim::of_zone(&b)).await.unwrap(), "both act on nested names");
-            assert_eq!(names.names().holding("b", "shop.example.com"), Holding::Elsewhere);
-            assert!(names.names().granted("example.com", "uid-a"));
+            let decision = names.decision_for(["shop.example.com"], []);
+            assert_eq!(decision.holding("b", "shop.example.com"), Holding::Elsewhere);
+            assert!(decision.granted("example.com", "uid-a"));
+        }
+
+        #[tokio::test]
+        async fn a_grant_is_remembered_while_other_families_are_decided() {
+            let a = zone("a", "example.com", 2);
+            let c = zone("c", "other.net", 3);
+            let (store, mut writer) = listed(&[a.clone(), c.clone()]);
+            let names = NameIndex::new(store, None);
+            let client = client();
+            assert!(names.may_act(&client, Claim::of_zone(&a)).await.unwrap());
+            assert!(names.may_act(&client, Claim::of_zone(&c)).await.unwrap(), "an unrelated name");
+
+            // older than a's, but a acted first: still refused after the other family's grant
+            let b = zone("b", "shop.example.com", 1);
+            writer.apply_watcher_event(&Event::Apply(b.clone()));
+            assert!(!names.may_act(&client, Claim::of_zone(&b)).await.unwrap());
         }
 
         #[tokio::test]
@@ -613,12 +647,12 @@ mod tests {
             let a = zone("a", "example.com", 2);
             let b = zone("b", "example.com", 3);
             let (store, mut writer) = listed(&[a.clone(), b.clone()]);
-            let (names, events) = index(store);
+            let names = NameIndex::new(store, None);
             let client = client();
             assert!(names.may_act(&client, Claim::of_zone(&a)).await.unwrap());
             assert!(!names.may_act(&client, Claim::of_zone(&b)).await.unwrap());
 
-            deliver(&mut writer, &events, Event::Delete(a));
+            writer.apply_watcher_event(&Event::Delete(a));
             assert!(names.may_act(&client, Claim::of_zone(&b)).await.unwrap(), "a deleted object still holds the name");
         }
     }

@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -113,10 +112,9 @@ where
     }
     let attempt_bound = config.reconcile_timeout().map_err(anyhow::Error::msg)?;
     // names are decided cluster-wide, whatever namespace the controllers reconcile
-    let changes = Arc::new(AtomicU64::new(0));
-    let zones = hub.store_counting(Scope::Cluster, Some(changes.clone()));
-    let domains = hub.store_counting(Scope::Cluster, Some(changes.clone()));
-    let names = NameIndex::new(zones.clone(), Some(domains.clone()), changes);
+    let zones = hub.store(Scope::Cluster);
+    let domains = hub.store(Scope::Cluster);
+    let names = NameIndex::new(zones.clone(), Some(domains.clone()));
     // other shards grant first writes on the cluster's names too
     let names = if config.shard.is_some() { names.with_other_operators() } else { names };
     // CloudPods and certificate delivery share one Proxmox, so one set of limits

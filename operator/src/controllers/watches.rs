@@ -4,7 +4,6 @@
 
 use std::any::{Any, TypeId};
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
@@ -118,8 +117,6 @@ enum Sink<K: Resource<DynamicType = ()> + Clone + 'static> {
     /// A store kept filled with the objects `within` takes, handed to every consumer that asks
     /// for a store of the same objects (one copy of each object per scope, not per consumer).
     Store { writer: kube::runtime::reflector::store::Writer<K>, within: Within, reader: Store<K> },
-    /// One added after each event reached the stores.
-    Count(Arc<AtomicU64>),
     /// A stream of the touched objects `within` takes.
     Stream { tx: futures::channel::mpsc::UnboundedSender<Arc<K>>, within: Within },
 }
@@ -217,19 +214,7 @@ impl Hub {
     where
         K: Watchable,
     {
-        self.store_counting(scope, None)
-    }
-
-    /// [`Hub::store`], adding one to `changes` after each watch event reached the store, so that a
-    /// reader can tell whether what it derived from the store is still current.
-    pub fn store_counting<K>(&self, scope: Scope, changes: Option<Arc<AtomicU64>>) -> Store<K>
-    where
-        K: Watchable,
-    {
-        self.register::<K, _>(scope, false, |within, sinks| {
-            sinks.extend(changes.map(Sink::Count));
-            shared_store(within, sinks)
-        })
+        self.register::<K, _>(scope, false, shared_store)
     }
 
     /// The changes of the `K`s in the operator's namespace, for a controller that follows `K`.
@@ -449,11 +434,6 @@ where
                 }
             }
         }
-        for sink in sinks.iter() {
-            if let Sink::Count(changes) = sink {
-                changes.fetch_add(1, Ordering::Release);
-            }
-        }
         let touched = match event {
             watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) | watcher::Event::Delete(obj) => Arc::new(obj),
             watcher::Event::Init | watcher::Event::InitDone => continue,
@@ -462,7 +442,7 @@ where
             Sink::Stream { tx, within: takes } => {
                 !within(&touched, takes) || tx.unbounded_send(touched.clone()).is_ok()
             }
-            Sink::Store { .. } | Sink::Count(_) => true,
+            Sink::Store { .. } => true,
         });
         if sinks.is_empty() {
             return Delivered::Done;

@@ -14,7 +14,6 @@ pub mod powerdns;
 pub mod proxmox;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use kube::runtime::events::{Recorder, Reporter};
@@ -61,7 +60,7 @@ pub fn store_of<K: Kind>(objects: &[K]) -> Store<K> {
 
 /// The name index over `zones` and `domains`, as every namespace's claims stand in them.
 pub fn names_of(zones: &[DnsZone], domains: &[Domain]) -> NameIndex {
-    NameIndex::new(store_of(zones), Some(store_of(domains)), Arc::new(AtomicU64::new(0)))
+    NameIndex::new(store_of(zones), Some(store_of(domains)))
 }
 
 /// One reconcile of `obj` as the controller runs it (attempt bound, reconcile mode, finalizer),

@@ -126,11 +126,12 @@ pub(super) fn unserved_names<P: Providers>(cert: &Certificate, ctx: &Context<P>)
         .collect()
 }
 
-/// The DnsZones of the Certificate's namespace, and the name index's decision (which sees them
-/// all, also those its own watch has not delivered yet).
-pub(super) fn namespace_zones<P: Providers>(cert: &Certificate, ctx: &Context<P>) -> (Vec<Arc<DnsZone>>, Arc<Names>) {
+/// The DnsZones of the Certificate's namespace, and the name index's decision on the
+/// Certificate's names (which sees those zones, also those its own watch has not delivered yet).
+pub(super) fn namespace_zones<P: Providers>(cert: &Certificate, ctx: &Context<P>) -> (Vec<Arc<DnsZone>>, Names) {
     let ns = cert.namespace();
     let zones: Vec<Arc<DnsZone>> = ctx.dnszones.state().into_iter().filter(|z| z.namespace() == ns).collect();
-    let names = ctx.names.names_with(zones.iter().map(|z| Claim::of_zone(z)));
+    let dns_names = cert.spec.dns_names.iter().map(String::as_str);
+    let names = ctx.names.decision_for(dns_names, zones.iter().map(|z| Claim::of_zone(z)));
     (zones, names)
 }

@@ -63,7 +63,7 @@ pub(super) fn refused_domains<M>(
     ctx: &Context<M>,
 ) -> Vec<String> {
     let namespace = mailbox.namespace().unwrap_or_default();
-    let names = ctx.names.names();
+    let names = ctx.names.decision_for(domain_rows.iter().map(|(domain, _)| domain.as_str()), []);
     domain_rows
         .iter()
         .filter_map(|(domain, row)| {
