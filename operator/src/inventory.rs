@@ -72,12 +72,12 @@ pub fn sample<K: StatusOf>(obj: &K, expiry: fn(&K) -> Option<i64>) -> Sample
 where
     K::Phase: Serialize,
 {
-    let mut status = obj.status().cloned().unwrap_or_default();
-    let phase = K::phase(&mut status)
-        .as_ref()
+    // read in place: every object is sampled at every scrape
+    let (phase, conditions) = obj.phase_and_conditions();
+    let phase = phase
         .and_then(|p| serde_json::to_value(p).ok()?.as_str().map(str::to_owned))
         .unwrap_or_else(|| "Unknown".to_owned());
-    let ready = mpanel_crds::conditions::is_ready_at(K::conditions(&mut status), obj.meta().generation);
+    let ready = mpanel_crds::conditions::is_ready_at(conditions, obj.meta().generation);
     Sample { namespace: obj.namespace().unwrap_or_default(), name: obj.name_any(), phase, ready, expires: expiry(obj) }
 }
 

@@ -20,6 +20,8 @@ pub trait StatusOf: Resource<DynamicType = ()> + Clone + DeserializeOwned + std:
     fn conditions(status: &mut Self::Status) -> &mut Vec<mpanel_crds::conditions::Condition>;
     fn observed_generation(status: &mut Self::Status) -> &mut Option<i64>;
     fn phase(status: &mut Self::Status) -> &mut Option<Self::Phase>;
+    /// The stored status's phase and conditions, read in place.
+    fn phase_and_conditions(&self) -> (Option<&Self::Phase>, &[mpanel_crds::conditions::Condition]);
 }
 
 /// [`StatusOf`] for a kind whose status has `conditions`, `observedGeneration` and `phase`, written
@@ -41,6 +43,12 @@ macro_rules! status_of {
             }
             fn phase(status: &mut $status) -> &mut Option<$phase> {
                 &mut status.phase
+            }
+            fn phase_and_conditions(&self) -> (Option<&$phase>, &[mpanel_crds::conditions::Condition]) {
+                match &self.status {
+                    Some(status) => (status.phase.as_ref(), &status.conditions),
+                    None => (None, &[]),
+                }
             }
         }
     };
