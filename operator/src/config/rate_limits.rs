@@ -46,9 +46,10 @@ impl RateLimit {
 }
 
 /// PowerDNS documents no API rate limit; every API write is a transaction on its backend database
-/// that also serves the DNS queries. 32 in flight is the DnsZone controller's concurrency, so a
-/// burst of zones is not held back by the cap alone, and 200/s keeps a cold start of thousands of
-/// zones from crowding out the queries.
+/// that also serves the DNS queries. 32 in flight is as many as a program creating zones directly
+/// keeps busy (the DnsZone controller runs twice as many reconciles, half of them on the API
+/// server at any time), and 200/s keeps a cold start of thousands of zones from crowding out the
+/// queries.
 pub const POWERDNS_LIMITS: Limits = Limits { requests_per_second: 200.0, max_in_flight: 32 };
 /// Let's Encrypt's overall request limits (letsencrypt.org/docs/rate-limits, "Overall Requests",
 /// per IP address): 250/s on `/acme/*` (the orders, authorizations, challenges, finalisation and
