@@ -4,6 +4,7 @@
 # idle resync (target: 0).
 #   benches/dnszone-scale.sh                 # 1000 zones x 10 records
 #   ZONES=100 RECORDS=5 benches/dnszone-scale.sh
+#   RESYNC=60 benches/dnszone-scale.sh       # the operator's resyncInterval in seconds (default 300)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TESTBED_DIR="$PWD/target/testbed-bench" TESTBED_ENV="$PWD/target/testbed-bench/env"

@@ -7,7 +7,8 @@
 //! 2. The operator binary from cold: ZONES DnsZones of RECORDS records each are stored first, then
 //!    the operator starts; the clock runs from its start until every one reports Ready (as the
 //!    operator's own watch and its `mpanel_objects` metric see it).
-//! 3. One idle resync of all of them: PowerDNS writes during it (must be 0).
+//! 3. One idle resync of all of them (RESYNC seconds, default 300, the operator's own): PowerDNS
+//!    writes during it (must be 0).
 //!
 //! Prints wall times, the ratio, the operator's peak RSS and the writes per idle resync.
 
@@ -113,7 +114,11 @@ fn main() -> anyhow::Result<()> {
     let ns = tb.namespace("bench")?;
     let key = format!("--from-literal=api-key={}", tb.get("PDNS_API_KEY")?);
     tb.kubectl_ok(&["create", "secret", "generic", "powerdns", "-n", &ns.name, &key], None)?;
-    let resync = 20;
+    // the operator's own default unless RESYNC says otherwise: with a short one the zones Ready
+    // first are read again while the rest are still being made, and those reads share PowerDNS's
+    // in-flight cap with the creations
+    let resync = env_usize("RESYNC", 300) as u64;
+    println!("operator resyncInterval: {resync} s");
     let config = std::env::temp_dir().join(format!("{}.yaml", ns.name));
     std::fs::write(
         &config,
