@@ -83,6 +83,9 @@ fn where_the_time_went(text: &str, zones: usize) {
     for op in ["get_zone", "create_zone", "patch_rrsets"] {
         let label = format!("operation=\"{op}\"");
         let (calls, latency) = mean("mpanel_provider_call_duration_seconds", &["provider=\"powerdns\"", &label]);
+        if calls == 0.0 {
+            continue;
+        }
         println!("  powerdns {op}: {:.2} per zone, {:.0} ms on average", calls / zones as f64, latency * 1000.0);
     }
     let (waits, wait) = mean("mpanel_provider_throttle_wait_seconds", &["provider=\"powerdns\""]);
