@@ -47,7 +47,7 @@ impl RateLimit {
 
 /// PowerDNS documents no API rate limit; every API write is a transaction on its backend database
 /// that also serves the DNS queries. 32 in flight is as many as a program creating zones directly
-/// keeps busy (the DnsZone controller runs twice as many reconciles, half of them on the API
+/// keeps busy (the DnsZone controller runs four times as many reconciles, most of them on the API
 /// server at any time), and 200/s keeps a cold start of thousands of zones from crowding out the
 /// queries.
 pub const POWERDNS_LIMITS: Limits = Limits { requests_per_second: 200.0, max_in_flight: 32 };

@@ -38,10 +38,10 @@ pub const KIND: &str = "DnsZone";
 const FIELD_MANAGER: &str = "mpanel-dnszone";
 const PROGRAMMED: &str = condition_types::PROGRAMMED.name;
 const CONFLICT: &str = condition_types::CONFLICT.name;
-/// Reconciles at once: twice PowerDNS's default in-flight cap, since a reconcile spends part of
-/// its time on the API server (finalizer, status, Event) and the others keep PowerDNS busy
+/// Reconciles at once: four times PowerDNS's default in-flight cap, since a reconcile spends most
+/// of its time on the API server (finalizer, status, Event) and the others keep PowerDNS busy
 /// meanwhile.
-const CONCURRENCY: u16 = 64;
+const CONCURRENCY: u16 = 128;
 
 /// The DnsZone controller's own state; the rest of its context is shared by every controller.
 pub struct State<P> {
